@@ -1,0 +1,5 @@
+import sys
+
+from aperture.cli import main
+
+sys.exit(main())

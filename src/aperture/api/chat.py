@@ -1,0 +1,167 @@
+"""Chat endpoints: ``POST /v1/chat/completions`` and ``POST /c1/chat``.
+
+Each is parse -> pipeline -> dispatch -> render; the dialect decides parse and render.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import AsyncGenerator, Callable
+from typing import NamedTuple
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import Response
+
+from aperture.api.auth import authenticate
+from aperture.api.body import ClientDisconnect, read_body
+from aperture.api.render import error_response
+from aperture.api.streaming import SseResponse
+from aperture.dialects.c1.inbound import parse_c1_request
+from aperture.dialects.locator import FieldLocator
+from aperture.dialects.openai import outbound
+from aperture.dialects.openai.inbound import parse_chat_request
+from aperture.errors import GatewayError
+from aperture.model import ChatRequest, ChatResponse, StreamEvent
+from aperture.pipeline import RequestContext
+from aperture.routing.dispatch import EventStream
+from aperture.services import Services
+
+__all__ = ["C1", "OPENAI", "ClientDialect", "chat_endpoint", "new_request_id"]
+
+log = logging.getLogger("aperture.request")
+
+
+class StreamRenderer(NamedTuple):
+    event: Callable[[StreamEvent], bytes]
+    done: Callable[[], bytes]
+    error: Callable[[GatewayError], bytes]
+
+
+class ClientDialect(NamedTuple):
+    """How one client API shape is parsed and rendered."""
+
+    name: str
+    parse: Callable[[bytes], tuple[ChatRequest, FieldLocator]]
+    render_response: Callable[[ChatResponse, str], bytes]
+    stream_renderer: Callable[[str, int, str, bool], StreamRenderer]
+    render_error: Callable[[GatewayError], bytes]
+
+
+def _openai_stream(id: str, created: int, model: str, include_usage: bool) -> StreamRenderer:
+    renderer = outbound.StreamRenderer(
+        id=id, created=created, model=model, include_usage=include_usage
+    )
+    return StreamRenderer(renderer.event, renderer.done, renderer.error)
+
+
+OPENAI = ClientDialect(
+    "openai", parse_chat_request, outbound.render_response, _openai_stream, outbound.render_error
+)
+# The shortcut answers in the Chat Completions shape, like the gateway it was taken from.
+C1 = ClientDialect(
+    "c1", parse_c1_request, outbound.render_response, _openai_stream, outbound.render_error
+)
+
+
+def new_request_id() -> str:
+    return f"req_{secrets.token_hex(12)}"
+
+
+def chat_endpoint(dialect: ClientDialect) -> Callable[[Request], object]:
+    """A Starlette endpoint serving ``dialect``."""
+
+    async def endpoint(request: Request) -> Response | SseResponse:
+        services: Services = request.app.state.services
+        ctx = RequestContext(new_request_id(), request.url.path)
+        try:
+            authenticate(request, services.settings)
+            body = await read_body(request, services.settings.server.max_body_bytes)
+            chat, ctx.locator = dialect.parse(body)
+            del body  # the raw bytes are no longer needed; big images live in `chat` now
+            chat = await services.pipeline.run(ctx, chat)
+            if chat.stream:
+                return await _stream(services, ctx, chat, dialect)
+            return await _complete(services, ctx, chat, dialect)
+        except GatewayError as error:
+            _log(ctx, error.status_code, error.code)
+            return error_response(error, ctx.request_id, dialect.render_error)
+        except ClientDisconnect:
+            _log(ctx, 499, "client_disconnected")
+            return Response(status_code=499)
+
+    return endpoint
+
+
+async def _complete(
+    services: Services, ctx: RequestContext, chat: ChatRequest, dialect: ClientDialect
+) -> Response:
+    assert ctx.target is not None, "ResolveModel runs first"
+    ctx.attempts += 1
+    response = await services.dispatcher.complete(chat, ctx.target)
+    _log(ctx, 200, None)
+    return Response(
+        dialect.render_response(response, chat.model),
+        headers=_routed_headers(ctx),
+        media_type="application/json",
+    )
+
+
+async def _stream(
+    services: Services, ctx: RequestContext, chat: ChatRequest, dialect: ClientDialect
+) -> SseResponse:
+    assert ctx.target is not None, "ResolveModel runs first"
+    ctx.attempts += 1
+    # Opening waits for the provider's status, so its refusals are still proper HTTP errors.
+    stream = await services.dispatcher.open_stream(chat, ctx.target)
+    renderer = dialect.stream_renderer(
+        f"chatcmpl-{ctx.request_id[4:]}", int(time.time()), chat.model, chat.include_usage
+    )
+    return SseResponse(_relay(stream, renderer, ctx), _routed_headers(ctx))
+
+
+async def _relay(
+    stream: EventStream, renderer: StreamRenderer, ctx: RequestContext
+) -> AsyncGenerator[bytes, None]:
+    status, code = 499, "client_disconnected"
+    try:
+        async for event in stream.events():
+            yield renderer.event(event)
+        yield renderer.done()
+        status, code = 200, None
+    except GatewayError as error:
+        # Headers are sent: one in-band error event, and never a fake [DONE].
+        status, code = error.status_code, error.code
+        yield renderer.error(error)
+    finally:
+        with anyio.CancelScope(shield=True):
+            await stream.aclose()
+        _log(ctx, status, code)
+
+
+def _routed_headers(ctx: RequestContext) -> dict[str, str]:
+    assert ctx.target is not None
+    return {
+        "x-request-id": ctx.request_id,
+        "x-aperture-provider": ctx.target.provider.name,
+        "x-aperture-model": ctx.target.upstream_model,
+        "x-aperture-attempts": str(ctx.attempts),
+    }
+
+
+def _log(ctx: RequestContext, status: int, code: str | None) -> None:
+    # Metadata only: never bodies, images or credentials.
+    log.info(
+        "request",
+        extra={
+            "request_id": ctx.request_id,
+            "endpoint": ctx.endpoint,
+            "model": ctx.entry.name if ctx.entry else None,
+            "provider": ctx.target.provider.name if ctx.target else None,
+            "status": status,
+            "error_code": code,
+            "latency_ms": round((time.perf_counter() - ctx.started) * 1000, 2),
+        },
+    )

@@ -1,0 +1,22 @@
+"""The public API at a glance."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute, Route
+
+from aperture.api.chat import C1, OPENAI, chat_endpoint
+from aperture.api.health import healthz, readyz
+from aperture.api.models import list_models
+
+__all__ = ["public_routes"]
+
+
+def public_routes() -> list[BaseRoute]:
+    return [
+        Route("/v1/chat/completions", chat_endpoint(OPENAI), methods=["POST"]),
+        Route("/chat/completions", chat_endpoint(OPENAI), methods=["POST"]),
+        Route("/c1/chat", chat_endpoint(C1), methods=["POST"]),
+        Route("/v1/models", list_models, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+    ]

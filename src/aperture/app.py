@@ -1,0 +1,80 @@
+"""``create_app``: wiring only. Resources come from the lifespan, never from globals."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount
+
+from aperture.api.middleware import RequestIdMiddleware
+from aperture.api.routes import public_routes
+from aperture.dialects.openai.outbound import render_error
+from aperture.errors import GatewayError, InvalidRequestError
+from aperture.services import Services
+from aperture.settings import Settings
+from aperture.upstream import UpstreamClient
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("aperture")
+
+
+class _RouteNotFoundError(InvalidRequestError):
+    status = 404
+    code = "not_found"
+
+
+class _MethodNotAllowedError(InvalidRequestError):
+    status = 405
+    code = "method_not_allowed"
+
+
+def create_app(settings: Settings) -> Starlette:
+    """The public API for ``settings``; the emulators are mounted when the demo asks."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        client = UpstreamClient.create()
+        app.state.services = Services.build(settings, client)
+        try:
+            yield
+        finally:
+            await client.close()
+
+    routes = public_routes()
+    if settings.server.emulator:
+        from aperture.emulator import create_emulator_app  # the demo only
+
+        routes.append(Mount("/emulator", create_emulator_app()))
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(RequestIdMiddleware)],
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _http_error, Exception: _unexpected_error},
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    error: GatewayError
+    if exc.status_code == 405:
+        error = _MethodNotAllowedError(f"{request.method} is not allowed on {request.url.path}.")
+    elif exc.status_code == 404:
+        error = _RouteNotFoundError(f"There is no endpoint at {request.url.path}.")
+    else:
+        error = InvalidRequestError(str(exc.detail))
+    return Response(render_error(error), error.status_code, media_type="application/json")
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    # A bug, not a bad input: logged with its traceback here, never shown to the client.
+    log.exception("unexpected error on %s", request.url.path)
+    error = GatewayError("The gateway hit an internal error; it has been logged.")
+    return Response(render_error(error), 500, media_type="application/json")

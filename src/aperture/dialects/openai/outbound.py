@@ -1,0 +1,223 @@
+"""Canonical responses and stream events -> OpenAI Chat Completions JSON. Pure."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from aperture.errors import GatewayError
+from aperture.model import ChatResponse, Delta, Finish, StreamEvent, Usage, UsageReport
+
+__all__ = ["StreamRenderer", "render_error", "render_response"]
+
+
+class _Out(msgspec.Struct, kw_only=True, omit_defaults=True):
+    pass
+
+
+class FunctionOut(_Out, kw_only=True):
+    name: str | None = None
+    arguments: str | None = None
+
+
+class ToolCallOut(_Out, kw_only=True):
+    index: int | None = None
+    id: str | None = None
+    type: Literal["function"] | None = None
+    function: FunctionOut
+
+
+class MessageOut(msgspec.Struct, kw_only=True):
+    role: str = "assistant"
+    content: str | None
+    refusal: str | None = None
+    tool_calls: list[ToolCallOut] | None = None
+
+
+class ChoiceOut(msgspec.Struct, kw_only=True):
+    index: int
+    message: MessageOut
+    finish_reason: str | None
+    logprobs: None = None
+
+
+class PromptDetails(_Out, kw_only=True):
+    cached_tokens: int | None = None
+    image_tokens: int | None = None
+
+
+class CompletionDetails(_Out, kw_only=True):
+    reasoning_tokens: int | None = None
+
+
+class UsageOut(_Out, kw_only=True):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    prompt_tokens_details: PromptDetails | None = None
+    completion_tokens_details: CompletionDetails | None = None
+
+
+class ChatCompletion(_Out, kw_only=True):
+    id: str
+    object: str = "chat.completion"
+    created: int
+    model: str
+    choices: list[ChoiceOut]
+    usage: UsageOut | None = None
+    system_fingerprint: str | None = None
+
+
+class DeltaOut(_Out, kw_only=True):
+    role: str | None = None
+    content: str | None = None
+    refusal: str | None = None
+    tool_calls: list[ToolCallOut] | None = None
+
+
+class ChunkChoice(msgspec.Struct, kw_only=True):
+    index: int
+    delta: DeltaOut
+    finish_reason: str | None = None
+    logprobs: None = None
+
+
+class ChatCompletionChunk(_Out, kw_only=True):
+    id: str
+    object: str = "chat.completion.chunk"
+    created: int
+    model: str
+    choices: list[ChunkChoice]
+    usage: UsageOut | None = None
+
+
+class ErrorBody(msgspec.Struct, kw_only=True):
+    type: str
+    code: str
+    message: str
+    param: str | None
+
+
+class ErrorEnvelope(msgspec.Struct):
+    error: ErrorBody
+
+
+_encode = msgspec.json.Encoder().encode
+
+
+def render_response(response: ChatResponse, model: str) -> bytes:
+    """The ``chat.completion`` object, naming the model the client asked for."""
+    choices = [
+        ChoiceOut(
+            index=c.index,
+            message=MessageOut(
+                content=c.content,
+                refusal=c.refusal,
+                tool_calls=[
+                    ToolCallOut(
+                        id=t.id, type="function", function=FunctionOut(name=t.name, arguments=t.arguments)
+                    )
+                    for t in c.tool_calls
+                ]
+                if c.tool_calls
+                else None,
+            ),
+            finish_reason=c.finish_reason,
+        )
+        for c in response.choices
+    ]
+    return _encode(
+        ChatCompletion(
+            id=response.id,
+            created=response.created,
+            model=model,
+            choices=choices,
+            usage=_usage(response.usage) if response.usage is not None else None,
+            system_fingerprint=response.system_fingerprint,
+        )
+    )
+
+
+def _usage(usage: Usage) -> UsageOut:
+    prompt = (
+        PromptDetails(cached_tokens=usage.cached_tokens, image_tokens=usage.image_tokens)
+        if usage.cached_tokens is not None or usage.image_tokens is not None
+        else None
+    )
+    completion = (
+        CompletionDetails(reasoning_tokens=usage.reasoning_tokens)
+        if usage.reasoning_tokens is not None
+        else None
+    )
+    return UsageOut(
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        total_tokens=usage.total_tokens,
+        prompt_tokens_details=prompt,
+        completion_tokens_details=completion,
+    )
+
+
+def render_error(error: GatewayError) -> bytes:
+    """The OpenAI error envelope: ``{"error": {"type", "code", "message", "param"}}``."""
+    return _encode(
+        ErrorEnvelope(
+            ErrorBody(type=error.type, code=error.code, message=error.message, param=error.param)
+        )
+    )
+
+
+class StreamRenderer:
+    """Renders canonical stream events as SSE ``chat.completion.chunk`` lines.
+
+    ``include_usage`` decides whether the final usage chunk is sent, as the client asked.
+    """
+
+    def __init__(self, *, id: str, created: int, model: str, include_usage: bool) -> None:
+        self._id, self._created, self._model = id, created, model
+        self._include_usage = include_usage
+
+    def event(self, event: StreamEvent) -> bytes:
+        match event:
+            case Delta():
+                choice = ChunkChoice(index=event.index, delta=_delta(event))
+            case Finish(index=index, reason=reason):
+                choice = ChunkChoice(index=index, delta=DeltaOut(), finish_reason=reason)
+            case UsageReport(usage=usage):
+                if not self._include_usage:
+                    return b""
+                return self._chunk([], _usage(usage))
+        return self._chunk([choice], None)
+
+    def _chunk(self, choices: list[ChunkChoice], usage: UsageOut | None) -> bytes:
+        chunk = ChatCompletionChunk(
+            id=self._id, created=self._created, model=self._model, choices=choices, usage=usage
+        )
+        return b"data: " + _encode(chunk) + b"\n\n"
+
+    @staticmethod
+    def done() -> bytes:
+        return b"data: [DONE]\n\n"
+
+    @staticmethod
+    def error(error: GatewayError) -> bytes:
+        """The in-band error event after the stream has started; no [DONE] follows it."""
+        return b"data: " + render_error(error) + b"\n\n"
+
+
+def _delta(event: Delta) -> DeltaOut:
+    calls = (
+        [
+            ToolCallOut(
+                index=t.index,
+                id=t.id,
+                type="function" if t.id is not None else None,
+                function=FunctionOut(name=t.name, arguments=t.arguments),
+            )
+            for t in event.tool_calls
+        ]
+        if event.tool_calls
+        else None
+    )
+    return DeltaOut(role=event.role, content=event.content, refusal=event.refusal, tool_calls=calls)

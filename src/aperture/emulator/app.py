@@ -1,0 +1,26 @@
+"""The emulator application: each emulated provider mounted under its own prefix."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+
+from aperture.emulator import openai
+
+__all__ = ["create_emulator_app"]
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+def create_emulator_app() -> Starlette:
+    """A fresh app holding no state: every answer depends only on the request."""
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            Mount("/openai", routes=openai.routes()),
+        ]
+    )

@@ -1,0 +1,291 @@
+"""The OpenAI emulator's routes and wire format: auth, scripted faults, completions, streams.
+
+Mounted under ``/openai`` by the emulator app, so clients use ``<base>/openai/v1``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import BaseRoute, Route
+
+from aperture.emulator.describe import (
+    Seen,
+    describe,
+    describe_json,
+    prompt_tokens,
+    short_hash,
+    stream_pieces,
+    truncate_words,
+    word_count,
+)
+from aperture.emulator.faults import FAULT_HEADER, FaultScript, parse_faults
+from aperture.emulator.openai_errors import OpenAIError
+from aperture.emulator.openai_request import ChatRequest, parse_chat_request
+
+__all__ = ["MODELS", "RECEIVED_HEADER", "routes"]
+
+MODELS = ("emulator-vision", "emulator-text")
+RECEIVED_HEADER = "x-emulator-received"
+FINGERPRINT = "fp_emulator"
+# A tool call has no words to count; a fixed cost keeps usage deterministic.
+TOOL_CALL_TOKENS = 10
+# After a midstream fault the client has seen this many content chunks.
+MIDSTREAM_CHUNKS = 2
+
+NO_API_KEY = (
+    "You didn't provide an API key. You need to provide your API key in an Authorization header "
+    "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), or as the password field (with "
+    "blank username) if you're accessing the API from your browser and are prompted for a "
+    "username and password. You can obtain an API key from "
+    "https://platform.openai.com/account/api-keys."
+)
+SERVER_ERROR = "The server had an error while processing your request. Sorry about that!"
+MIDSTREAM_ERROR = "The server had an error while processing your request."
+RATE_LIMITED = (
+    "Rate limit reached in organization org-emulator on requests per min (RPM): Limit 3, "
+    "Used 3, Requested 1. Please try again in 1s."
+)
+OUT_OF_QUOTA = (
+    "You exceeded your current quota, please check your plan and billing details. For more "
+    "information on this error, read the docs: "
+    "https://platform.openai.com/docs/guides/error-codes/api-errors."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    content: str | None
+    tool_call: ToolCall | None
+    finish_reason: str
+    usage: dict[str, object]
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        Route("/v1/models", list_models, methods=["GET"]),
+        # OpenAI answers unknown paths and wrong methods with its envelope, not a bare 404.
+        Route("/{path:path}", unknown_url, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+    ]
+
+
+async def chat_completions(request: Request) -> Response:
+    try:
+        _authorize(request)
+        faults = _read_faults(request)
+        if faults.delay_ms:
+            await asyncio.sleep(faults.delay_ms / 1000)
+        scripted = _scripted_error(faults)
+        if scripted is not None:
+            raise scripted
+        body = await request.body()
+        chat = parse_chat_request(body)
+    except OpenAIError as error:
+        return error_response(error)
+    reply = build_reply(chat)
+    completion_id = f"chatcmpl-{short_hash(body)}"
+    headers = {RECEIVED_HEADER: received_header(chat), "x-request-id": f"req_{short_hash(body)}"}
+    created = int(time.time())
+    if chat.stream:
+        chunks = stream_chunks(chat, reply, completion_id, created, midstream=faults.midstream)
+        return StreamingResponse(chunks, media_type="text/event-stream", headers=headers)
+    return _json(completion_body(chat, reply, completion_id, created), headers=headers)
+
+
+async def list_models(request: Request) -> Response:
+    try:
+        _authorize(request)
+    except OpenAIError as error:
+        return error_response(error)
+    data = [
+        {"id": name, "object": "model", "created": 0, "owned_by": "emulator"} for name in MODELS
+    ]
+    return _json({"object": "list", "data": data})
+
+
+async def unknown_url(request: Request) -> Response:
+    path = "/" + str(request.path_params.get("path", ""))
+    return error_response(OpenAIError(404, f"Invalid URL ({request.method} {path})"))
+
+
+def build_reply(chat: ChatRequest) -> Reply:
+    """The deterministic answer: a forced tool call, a JSON object or the description."""
+    seen = chat.seen
+    if chat.tool_name is not None:
+        arguments = msgspec.json.encode({"text": seen.asked}).decode()
+        call = ToolCall(f"call_{short_hash(seen.asked)}", chat.tool_name, arguments)
+        return Reply(None, call, "tool_calls", _usage(seen, TOOL_CALL_TOKENS))
+    text = describe_json(seen) if chat.json_mode else describe(seen)
+    text, cut = truncate_words(text, chat.max_words)
+    return Reply(text, None, "length" if cut else "stop", _usage(seen, word_count(text)))
+
+
+def completion_body(
+    chat: ChatRequest, reply: Reply, completion_id: str, created: int
+) -> dict[str, object]:
+    message: dict[str, object] = {"role": "assistant", "content": reply.content, "refusal": None}
+    if reply.tool_call is not None:
+        message["tool_calls"] = [_tool_call_json(reply.tool_call, index=None)]
+    choice = {
+        "index": 0,
+        "message": message,
+        "logprobs": None,
+        "finish_reason": reply.finish_reason,
+    }
+    return {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": created,
+        "model": chat.model,
+        "choices": [choice],
+        "usage": reply.usage,
+        "system_fingerprint": FINGERPRINT,
+    }
+
+
+async def stream_chunks(
+    chat: ChatRequest, reply: Reply, completion_id: str, created: int, *, midstream: bool
+) -> AsyncIterator[bytes]:
+    """SSE events in OpenAI's order: role, one delta per word, finish, usage, ``[DONE]``."""
+
+    def event(choices: list[dict[str, object]], usage: dict[str, object] | None = None) -> bytes:
+        chunk: dict[str, object] = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": chat.model,
+            "system_fingerprint": FINGERPRINT,
+            "choices": choices,
+        }
+        if chat.include_usage:
+            chunk["usage"] = usage
+        return b"data: " + msgspec.json.encode(chunk) + b"\n\n"
+
+    def delta(body: dict[str, object], finish: str | None = None) -> bytes:
+        return event([{"index": 0, "delta": body, "logprobs": None, "finish_reason": finish}])
+
+    first, rest = _deltas(reply)
+    yield delta(first)
+    for sent, body in enumerate(rest):
+        if midstream and sent == MIDSTREAM_CHUNKS:
+            break
+        await asyncio.sleep(0)
+        yield delta(body)
+    if midstream:
+        error = {"message": MIDSTREAM_ERROR, "type": "server_error", "param": None, "code": None}
+        yield b"data: " + msgspec.json.encode({"error": error}) + b"\n\n"
+        return
+    await asyncio.sleep(0)
+    yield delta({}, reply.finish_reason)
+    if chat.include_usage:
+        await asyncio.sleep(0)
+        yield event([], reply.usage)
+    yield b"data: [DONE]\n\n"
+
+
+def _deltas(reply: Reply) -> tuple[dict[str, object], list[dict[str, object]]]:
+    call = reply.tool_call
+    if call is None:
+        pieces = stream_pieces(reply.content or "")
+        return {"role": "assistant", "content": ""}, [{"content": piece} for piece in pieces]
+    head = _tool_call_json(ToolCall(call.id, call.name, ""), index=0)
+    first: dict[str, object] = {"role": "assistant", "content": None, "tool_calls": [head]}
+    rest: list[dict[str, object]] = [
+        {"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}
+        for piece in stream_pieces(call.arguments)
+    ]
+    return first, rest
+
+
+def _tool_call_json(call: ToolCall, *, index: int | None) -> dict[str, object]:
+    body: dict[str, object] = {
+        "id": call.id,
+        "type": "function",
+        "function": {"name": call.name, "arguments": call.arguments},
+    }
+    return body if index is None else {"index": index, **body}
+
+
+def _usage(seen: Seen, completion: int) -> dict[str, object]:
+    prompt = prompt_tokens(seen)
+    image_tokens = sum(image.tokens() for image in seen.images)
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": 0, "image_tokens": image_tokens},
+    }
+
+
+def received_header(chat: ChatRequest) -> str:
+    images = chat.seen.images
+    received = {
+        "images": len(images),
+        "mimes": [image.mime or "url" for image in images],
+        "sizes": [
+            "unknown" if image.is_url else f"{image.width}x{image.height}" for image in images
+        ],
+        "extra_fields": list(chat.extra_fields),
+    }
+    # Header values must be ASCII; stdlib json escapes what msgspec would emit raw.
+    return json.dumps(received, separators=(",", ":"))
+
+
+def error_response(error: OpenAIError) -> Response:
+    return _json(error.body(), status=error.status, headers=error.headers)
+
+
+def _json(body: object, *, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        msgspec.json.encode(body),
+        status_code=status,
+        headers=headers,
+        media_type="application/json",
+    )
+
+
+def _authorize(request: Request) -> None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise OpenAIError(401, NO_API_KEY, code="invalid_api_key")
+
+
+def _read_faults(request: Request) -> FaultScript:
+    try:
+        return parse_faults(request.headers.get(FAULT_HEADER))
+    except ValueError as exc:
+        raise OpenAIError(400, str(exc), param=FAULT_HEADER) from None
+
+
+def _scripted_error(faults: FaultScript) -> OpenAIError | None:
+    if faults.quota:
+        return OpenAIError(429, OUT_OF_QUOTA, type_="insufficient_quota", code="insufficient_quota")
+    status = faults.status
+    if status is None:
+        return None
+    if status == 429:
+        return OpenAIError(
+            429,
+            RATE_LIMITED,
+            type_="requests",
+            code="rate_limit_exceeded",
+            headers={"retry-after": "1"},
+        )
+    if status >= 500:
+        return OpenAIError(status, SERVER_ERROR, type_="server_error")
+    return OpenAIError(status, f"Emulated failure with status {status} ({FAULT_HEADER}).")

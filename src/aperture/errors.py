@@ -1,0 +1,252 @@
+"""The error tree and the error-code catalog.
+
+Every failure a client can see is a ``GatewayError``. Each class carries, as class
+attributes, its HTTP status, its error ``type``, its stable ``code`` and whether a retry
+could help; instances add a message, the ``param`` path of the offending field and any
+headers the response needs (``Retry-After``). Foreign exceptions are translated where they
+enter (``raise ... from``) and rendered once, where they leave, in the client's dialect.
+
+    GatewayError                         500 api_error
+    ├── InvalidRequestError              400 invalid_request          (wrong types, bad fields)
+    │   ├── InvalidJsonError             400 invalid_json             (malformed, deep, duplicate keys)
+    │   ├── ImageUrlNotSupportedError    400 image_url_not_supported
+    │   ├── ImageDecodeError             400 image_decode_error
+    │   ├── UnsupportedImageFormatError  400 unsupported_image_format
+    │   ├── TooManyImagesError           400 too_many_images
+    │   ├── ImageUrlNotAllowedError      400 image_url_not_allowed
+    │   ├── ImageFetchFailedError        400 image_fetch_failed
+    │   ├── UnsupportedCapabilityError   400 unsupported_capability
+    │   ├── MaxTokensBelowMinimumError   400 max_tokens_below_minimum
+    │   ├── PolicyViolationError         400 policy_violation
+    │   └── PiiDetectedError             400 pii_detected
+    ├── ImageTooLargeError               413 image_too_large
+    ├── RequestTooLargeError             413 request_too_large
+    ├── InvalidApiKeyError               401 invalid_api_key
+    ├── ModelNotAllowedError             403 model_not_allowed
+    ├── ModelNotFoundError               404 model_not_found
+    ├── RateLimitExceededError           429 rate_limit_exceeded
+    ├── BudgetExceededError              429 budget_exceeded
+    └── UpstreamError                    502 upstream_error           (the provider failed us)
+        ├── UpstreamRejectedError        4xx, passed through          (the provider refused the request)
+        ├── UpstreamRateLimitedError     429 rate_limit_exceeded      (retryable, honours Retry-After)
+        ├── UpstreamQuotaError           429 insufficient_quota       (never retried)
+        ├── UpstreamUnavailableError     503 upstream_unavailable     (connect errors, 5xx, overload)
+        └── UpstreamTimeoutError         504 upstream_timeout
+
+Retries and failover are decided by class and ``retryable``, never by message text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar
+
+__all__ = [
+    "BudgetExceededError",
+    "GatewayError",
+    "ImageDecodeError",
+    "ImageFetchFailedError",
+    "ImageTooLargeError",
+    "ImageUrlNotAllowedError",
+    "ImageUrlNotSupportedError",
+    "InvalidApiKeyError",
+    "InvalidJsonError",
+    "InvalidRequestError",
+    "MaxTokensBelowMinimumError",
+    "ModelNotAllowedError",
+    "ModelNotFoundError",
+    "PiiDetectedError",
+    "PolicyViolationError",
+    "RateLimitExceededError",
+    "RequestTooLargeError",
+    "TooManyImagesError",
+    "UnsupportedCapabilityError",
+    "UnsupportedImageFormatError",
+    "UpstreamError",
+    "UpstreamQuotaError",
+    "UpstreamRateLimitedError",
+    "UpstreamRejectedError",
+    "UpstreamTimeoutError",
+    "UpstreamUnavailableError",
+]
+
+
+class GatewayError(Exception):
+    """A failure the client sees, with everything needed to render it in any dialect."""
+
+    status: ClassVar[int] = 500
+    type: ClassVar[str] = "api_error"
+    code: ClassVar[str] = "internal_error"
+    retryable: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.headers: dict[str, str] = dict(headers or {})
+
+    @property
+    def status_code(self) -> int:
+        """The HTTP status to answer with; upstream rejections pass the provider's through."""
+        return self.status
+
+    @property
+    def should_retry(self) -> bool:
+        """Whether a client retry could help; deterministic failures say no."""
+        return self.retryable
+
+
+class InvalidRequestError(GatewayError):
+    status = 400
+    type = "invalid_request_error"
+    code = "invalid_request"
+
+
+class InvalidJsonError(InvalidRequestError):
+    code = "invalid_json"
+
+
+class ImageUrlNotSupportedError(InvalidRequestError):
+    code = "image_url_not_supported"
+
+
+class ImageDecodeError(InvalidRequestError):
+    code = "image_decode_error"
+
+
+class UnsupportedImageFormatError(InvalidRequestError):
+    code = "unsupported_image_format"
+
+
+class TooManyImagesError(InvalidRequestError):
+    code = "too_many_images"
+
+
+class ImageUrlNotAllowedError(InvalidRequestError):
+    code = "image_url_not_allowed"
+
+
+class ImageFetchFailedError(InvalidRequestError):
+    code = "image_fetch_failed"
+
+
+class UnsupportedCapabilityError(InvalidRequestError):
+    code = "unsupported_capability"
+
+
+class MaxTokensBelowMinimumError(InvalidRequestError):
+    code = "max_tokens_below_minimum"
+
+
+class PolicyViolationError(InvalidRequestError):
+    code = "policy_violation"
+
+
+class PiiDetectedError(InvalidRequestError):
+    code = "pii_detected"
+
+
+class ImageTooLargeError(GatewayError):
+    status = 413
+    type = "invalid_request_error"
+    code = "image_too_large"
+
+
+class RequestTooLargeError(GatewayError):
+    status = 413
+    type = "invalid_request_error"
+    code = "request_too_large"
+
+
+class InvalidApiKeyError(GatewayError):
+    status = 401
+    type = "authentication_error"
+    code = "invalid_api_key"
+
+
+class ModelNotAllowedError(GatewayError):
+    status = 403
+    type = "permission_error"
+    code = "model_not_allowed"
+
+
+class ModelNotFoundError(GatewayError):
+    status = 404
+    type = "not_found_error"
+    code = "model_not_found"
+
+
+class RateLimitExceededError(GatewayError):
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+    retryable = True
+
+
+class BudgetExceededError(GatewayError):
+    status = 429
+    type = "rate_limit_error"
+    code = "budget_exceeded"
+
+
+class UpstreamError(GatewayError):
+    """The provider failed; ``provider`` names it and ``upstream_status`` is what it said."""
+
+    status = 502
+    type = "api_error"
+    code = "upstream_error"
+    retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str = "",
+        upstream_status: int | None = None,
+        param: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, param=param, headers=headers)
+        self.provider = provider
+        self.upstream_status = upstream_status
+
+
+class UpstreamRejectedError(UpstreamError):
+    """The provider refused the request itself (a 4xx): retrying elsewhere will not help."""
+
+    type = "invalid_request_error"
+    retryable = False
+
+    @property
+    def status_code(self) -> int:
+        status = self.upstream_status
+        return status if status is not None and 400 <= status < 500 else 400
+
+
+class UpstreamRateLimitedError(UpstreamError):
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+
+
+class UpstreamQuotaError(UpstreamError):
+    status = 429
+    type = "insufficient_quota"
+    code = "insufficient_quota"
+    retryable = False
+
+
+class UpstreamUnavailableError(UpstreamError):
+    status = 503
+    code = "upstream_unavailable"
+
+
+class UpstreamTimeoutError(UpstreamError):
+    status = 504
+    code = "upstream_timeout"

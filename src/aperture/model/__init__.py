@@ -1,0 +1,52 @@
+"""Canonical, provider-neutral types: what every dialect parses into and every provider reads."""
+
+from aperture.model.chat import (
+    Audio,
+    ChatRequest,
+    Detail,
+    File,
+    Image,
+    InlineImage,
+    Message,
+    NamedToolChoice,
+    Part,
+    ResponseFormat,
+    Role,
+    Text,
+    Tool,
+    ToolCall,
+    ToolChoice,
+    Video,
+)
+from aperture.model.response import ChatResponse, Choice, FinishReason, Usage
+from aperture.model.target import Target
+from aperture.model.stream import Delta, Finish, StreamEvent, ToolCallDelta, UsageReport
+
+__all__ = [
+    "Audio",
+    "ChatRequest",
+    "ChatResponse",
+    "Choice",
+    "Delta",
+    "Detail",
+    "File",
+    "Finish",
+    "FinishReason",
+    "Image",
+    "InlineImage",
+    "Message",
+    "NamedToolChoice",
+    "Part",
+    "ResponseFormat",
+    "Role",
+    "StreamEvent",
+    "Target",
+    "Text",
+    "Tool",
+    "ToolCall",
+    "ToolCallDelta",
+    "ToolChoice",
+    "Usage",
+    "UsageReport",
+    "Video",
+]

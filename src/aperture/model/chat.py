@@ -1,0 +1,166 @@
+"""The canonical chat request: one shape for every client dialect and every provider."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+__all__ = [
+    "Audio",
+    "ChatRequest",
+    "Detail",
+    "File",
+    "Image",
+    "InlineImage",
+    "Message",
+    "NamedToolChoice",
+    "Part",
+    "ResponseFormat",
+    "Role",
+    "Text",
+    "Tool",
+    "ToolCall",
+    "ToolChoice",
+    "Video",
+]
+
+Role = Literal["system", "developer", "user", "assistant", "tool"]
+Detail = Literal["auto", "low", "high"]
+
+
+class Text(msgspec.Struct, frozen=True, tag="text"):
+    text: str
+
+
+class InlineImage(msgspec.Struct, frozen=True):
+    """What intake learned about an image whose bytes the gateway holds.
+
+    ``Image.url`` is then a canonical data URI with the sniffed MIME type; its base64
+    payload starts at ``payload_offset``, so adapters that need bare base64 slice it once
+    instead of keeping a second copy around.
+    """
+
+    mime: str
+    width: int
+    height: int
+    size_bytes: int
+    frames: int
+    payload_offset: int
+    source: str = "inline"
+
+
+class Image(msgspec.Struct, frozen=True, tag="image"):
+    """An image part: a data URI or an http(s) URL, as the client sent it until intake runs."""
+
+    url: str
+    detail: Detail | None = None
+    inline: InlineImage | None = None
+
+    @property
+    def is_data_uri(self) -> bool:
+        return self.url[:5].lower() == "data:"
+
+    @property
+    def base64(self) -> str:
+        """The bare base64 payload of an inline image (a copy: call once per use)."""
+        if self.inline is None:
+            raise ValueError("not an inline image")
+        return self.url[self.inline.payload_offset :]
+
+
+class Audio(msgspec.Struct, frozen=True, tag="audio"):
+    data: str
+    format: str
+
+
+class Video(msgspec.Struct, frozen=True, tag="video"):
+    url: str
+
+
+class File(msgspec.Struct, frozen=True, tag="file"):
+    file_id: str | None = None
+    file_data: str | None = None
+    filename: str | None = None
+
+
+Part = Text | Image | Audio | Video | File
+
+
+class ToolCall(msgspec.Struct, frozen=True):
+    id: str
+    name: str
+    arguments: str
+
+
+class Message(msgspec.Struct, frozen=True):
+    """One turn. ``content`` keeps a plain string as a string: some servers want it so."""
+
+    role: Role
+    content: str | tuple[Part, ...] | None = None
+    name: str | None = None
+    tool_calls: tuple[ToolCall, ...] | None = None
+    tool_call_id: str | None = None
+
+    def parts(self) -> tuple[Part, ...]:
+        if self.content is None:
+            return ()
+        if isinstance(self.content, str):
+            return (Text(self.content),)
+        return self.content
+
+
+class Tool(msgspec.Struct, frozen=True):
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class NamedToolChoice(msgspec.Struct, frozen=True):
+    name: str
+
+
+ToolChoice = Literal["auto", "none", "required"] | NamedToolChoice
+
+
+class ResponseFormat(msgspec.Struct, frozen=True):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: dict[str, Any] | None = None
+
+
+class ChatRequest(msgspec.Struct, frozen=True):
+    """A chat request after parsing, whatever dialect it arrived in.
+
+    ``extra`` holds top-level fields the dialect does not model, still encoded as JSON, so
+    an OpenAI-compatible upstream receives what the client sent instead of losing it.
+    """
+
+    model: str
+    messages: tuple[Message, ...]
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: tuple[str, ...] | None = None
+    seed: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    n: int | None = None
+    user: str | None = None
+    tools: tuple[Tool, ...] | None = None
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormat | None = None
+    stream: bool = False
+    include_usage: bool = False
+    extra: dict[str, msgspec.Raw] = msgspec.field(default_factory=dict)
+
+    def images(self) -> list[tuple[int, int, Image]]:
+        """Every image with the indexes of its message and part, in request order."""
+        return [
+            (m, p, part)
+            for m, message in enumerate(self.messages)
+            if not isinstance(message.content, str | None)
+            for p, part in enumerate(message.content)
+            if isinstance(part, Image)
+        ]

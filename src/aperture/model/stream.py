@@ -1,0 +1,38 @@
+"""Canonical stream events: what provider stream parsers emit and dialects render."""
+
+from __future__ import annotations
+
+import msgspec
+
+from aperture.model.response import FinishReason, Usage
+
+__all__ = ["Delta", "Finish", "StreamEvent", "ToolCallDelta", "UsageReport"]
+
+
+class ToolCallDelta(msgspec.Struct, frozen=True):
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str | None = None
+
+
+class Delta(msgspec.Struct, frozen=True, tag="delta"):
+    """A piece of one choice's message; the first for a choice carries the role."""
+
+    index: int = 0
+    role: str | None = None
+    content: str | None = None
+    refusal: str | None = None
+    tool_calls: tuple[ToolCallDelta, ...] | None = None
+
+
+class Finish(msgspec.Struct, frozen=True, tag="finish"):
+    index: int
+    reason: FinishReason
+
+
+class UsageReport(msgspec.Struct, frozen=True, tag="usage"):
+    usage: Usage
+
+
+StreamEvent = Delta | Finish | UsageReport

@@ -1,0 +1,14 @@
+"""Where a request goes: a configured provider and the model name it knows."""
+
+from __future__ import annotations
+
+import msgspec
+
+from aperture.settings import ProviderSettings
+
+__all__ = ["Target"]
+
+
+class Target(msgspec.Struct, frozen=True):
+    provider: ProviderSettings
+    upstream_model: str

@@ -1,0 +1,365 @@
+"""OpenAI and any OpenAI-compatible server (vLLM, llama.cpp, Ollama's /v1, LM Studio...).
+
+Pure: builds Chat Completions requests and parses responses, streams and errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+from aperture.errors import (
+    UpstreamError,
+    UpstreamQuotaError,
+    UpstreamRateLimitedError,
+    UpstreamRejectedError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+)
+from aperture.model import (
+    Audio,
+    ChatRequest,
+    ChatResponse,
+    Choice,
+    Delta,
+    File,
+    Finish,
+    Image,
+    Message,
+    NamedToolChoice,
+    Part,
+    StreamEvent,
+    Target,
+    Text,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+    UsageReport,
+    Video,
+)
+from aperture.upstream import SseEvent, UpstreamRequest
+
+__all__ = ["DEFAULT_BASE_URL", "OpenAIProvider"]
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+_FINISH_REASONS = frozenset({"stop", "length", "tool_calls", "content_filter", "function_call"})
+_MAX_MESSAGE = 500
+
+
+class _In(msgspec.Struct, kw_only=True):
+    pass
+
+
+class _Function(_In, kw_only=True):
+    name: str | None = None
+    arguments: str | None = None
+
+
+class _ToolCall(_In, kw_only=True):
+    index: int = 0
+    id: str | None = None
+    function: _Function = msgspec.field(default_factory=_Function)
+
+
+class _Message(_In, kw_only=True):
+    role: str | None = None
+    content: str | None = None
+    refusal: str | None = None
+    tool_calls: list[_ToolCall] | None = None
+
+
+class _Choice(_In, kw_only=True):
+    index: int = 0
+    message: _Message | None = None
+    delta: _Message | None = None
+    finish_reason: str | None = None
+
+
+class _PromptDetails(_In, kw_only=True):
+    cached_tokens: int | None = None
+    image_tokens: int | None = None
+
+
+class _CompletionDetails(_In, kw_only=True):
+    reasoning_tokens: int | None = None
+
+
+class _Usage(_In, kw_only=True):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    prompt_tokens_details: _PromptDetails | None = None
+    completion_tokens_details: _CompletionDetails | None = None
+
+
+class _ErrorObject(_In, kw_only=True):
+    message: str | None = None
+    type: str | None = None
+    code: str | int | None = None
+    param: str | None = None
+
+
+class _Completion(_In, kw_only=True):
+    id: str = ""
+    created: int = 0
+    model: str = ""
+    choices: list[_Choice] = []
+    usage: _Usage | None = None
+    system_fingerprint: str | None = None
+    error: _ErrorObject | None = None
+
+
+class _ErrorEnvelope(_In, kw_only=True):
+    error: _ErrorObject | str | None = None
+
+
+_COMPLETION = msgspec.json.Decoder(_Completion)
+_ERROR = msgspec.json.Decoder(_ErrorEnvelope)
+
+
+class OpenAIProvider:
+    """The ``openai`` provider kind."""
+
+    def build_request(self, request: ChatRequest, target: Target) -> UpstreamRequest:
+        provider = target.provider
+        body: dict[str, Any] = {
+            "model": target.upstream_model,
+            "messages": [_message(m) for m in request.messages],
+        }
+        if request.max_tokens is not None:
+            body[provider.max_tokens_field] = request.max_tokens
+        for field in ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty"):
+            value = getattr(request, field)
+            if value is not None:
+                body[field] = value
+        for field in ("n", "user", "parallel_tool_calls"):
+            value = getattr(request, field)
+            if value is not None:
+                body[field] = value
+        if request.stop is not None:
+            body["stop"] = list(request.stop)
+        if request.tools is not None:
+            body["tools"] = [_tool(t) for t in request.tools]
+        if request.tool_choice is not None:
+            choice = request.tool_choice
+            body["tool_choice"] = (
+                {"type": "function", "function": {"name": choice.name}}
+                if isinstance(choice, NamedToolChoice)
+                else choice
+            )
+        if request.response_format is not None:
+            body["response_format"] = _omit_none(
+                {
+                    "type": request.response_format.type,
+                    "json_schema": request.response_format.json_schema,
+                }
+            )
+        if request.stream:
+            # Always ask for usage: the gateway accounts for it even when the client did not.
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
+        body.update(request.extra)
+        headers = {"Content-Type": "application/json", **provider.headers}
+        if provider.api_key:
+            headers["Authorization"] = f"Bearer {provider.api_key}"
+        base = (provider.base_url or DEFAULT_BASE_URL).rstrip("/")
+        return UpstreamRequest(f"{base}/chat/completions", headers, msgspec.json.encode(body))
+
+    def parse_response(self, body: bytes, target: Target) -> ChatResponse:
+        try:
+            completion = _COMPLETION.decode(body)
+        except msgspec.DecodeError as exc:
+            raise _malformed(target) from exc
+        if completion.error is not None:
+            raise _classify(200, completion.error, {}, target)
+        choices = tuple(_choice(c) for c in completion.choices)
+        return ChatResponse(
+            id=completion.id,
+            model=completion.model,
+            created=completion.created,
+            choices=choices,
+            usage=_usage(completion.usage) if completion.usage is not None else None,
+            system_fingerprint=completion.system_fingerprint,
+        )
+
+    def stream_parser(self, target: Target) -> _StreamParser:
+        return _StreamParser(target)
+
+    def parse_error(
+        self, status: int, body: bytes, headers: Mapping[str, str], target: Target
+    ) -> UpstreamError:
+        try:
+            envelope = _ERROR.decode(body)
+            error = envelope.error
+        except msgspec.DecodeError:
+            error = None
+        if not isinstance(error, _ErrorObject):
+            text = error if isinstance(error, str) else body[:_MAX_MESSAGE].decode(errors="replace")
+            error = _ErrorObject(message=text)
+        return _classify(status, error, headers, target)
+
+
+class _StreamParser:
+    def __init__(self, target: Target) -> None:
+        self._target = target
+        self.done = False
+
+    def feed(self, event: SseEvent) -> list[StreamEvent]:
+        if event.data == "[DONE]":
+            self.done = True
+            return []
+        try:
+            chunk = _COMPLETION.decode(event.data)
+        except msgspec.DecodeError as exc:
+            raise _malformed(self._target) from exc
+        if chunk.error is not None:
+            raise _classify(500, chunk.error, {}, self._target)
+        events: list[StreamEvent] = []
+        for choice in chunk.choices:
+            delta = choice.delta
+            if delta is not None and (
+                delta.role or delta.content or delta.refusal or delta.tool_calls
+            ):
+                events.append(
+                    Delta(
+                        index=choice.index,
+                        role=delta.role,
+                        content=delta.content,
+                        refusal=delta.refusal,
+                        tool_calls=tuple(
+                            ToolCallDelta(t.index, t.id, t.function.name, t.function.arguments)
+                            for t in delta.tool_calls
+                        )
+                        if delta.tool_calls
+                        else None,
+                    )
+                )
+            reason = _finish_reason(choice.finish_reason)
+            if reason is not None:
+                events.append(Finish(choice.index, reason))
+        if chunk.usage is not None:
+            events.append(UsageReport(_usage(chunk.usage)))
+        return events
+
+
+def _message(message: Message) -> dict[str, Any]:
+    out: dict[str, Any] = {"role": message.role}
+    content = message.content
+    if content is None or isinstance(content, str):
+        out["content"] = content
+    else:
+        out["content"] = [_part(p) for p in content]
+    if message.name is not None:
+        out["name"] = message.name
+    if message.tool_calls:
+        out["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in message.tool_calls
+        ]
+    if message.tool_call_id is not None:
+        out["tool_call_id"] = message.tool_call_id
+    return out
+
+
+def _part(part: Part) -> dict[str, Any]:
+    match part:
+        case Text(text=text):
+            return {"type": "text", "text": text}
+        case Image(url=url, detail=detail):
+            image: dict[str, Any] = {"url": url}
+            if detail is not None:
+                image["detail"] = detail
+            return {"type": "image_url", "image_url": image}
+        case Audio(data=data, format=fmt):
+            return {"type": "input_audio", "input_audio": {"data": data, "format": fmt}}
+        case Video(url=url):
+            return {"type": "video_url", "video_url": {"url": url}}
+        case File(file_id=file_id, file_data=file_data, filename=filename):
+            file = _omit_none({"file_id": file_id, "file_data": file_data, "filename": filename})
+            return {"type": "file", "file": file}
+
+
+def _tool(tool: Any) -> dict[str, Any]:
+    function = _omit_none(
+        {
+            "name": tool.name,
+            "description": tool.description,
+            "parameters": tool.parameters,
+            "strict": tool.strict,
+        }
+    )
+    return {"type": "function", "function": function}
+
+
+def _omit_none(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _choice(choice: _Choice) -> Choice:
+    message = choice.message or _Message()
+    calls = (
+        tuple(
+            ToolCall(c.id or "", c.function.name or "", c.function.arguments or "")
+            for c in message.tool_calls
+        )
+        if message.tool_calls
+        else None
+    )
+    return Choice(
+        index=choice.index,
+        content=message.content,
+        tool_calls=calls,
+        refusal=message.refusal,
+        finish_reason=_finish_reason(choice.finish_reason),
+    )
+
+
+def _finish_reason(reason: str | None) -> Any:
+    if reason is None:
+        return None
+    return reason if reason in _FINISH_REASONS else "stop"
+
+
+def _usage(usage: _Usage) -> Usage:
+    prompt = usage.prompt_tokens_details
+    completion = usage.completion_tokens_details
+    return Usage(
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        image_tokens=prompt.image_tokens if prompt else None,
+        cached_tokens=prompt.cached_tokens if prompt else None,
+        reasoning_tokens=completion.reasoning_tokens if completion else None,
+    )
+
+
+def _malformed(target: Target) -> UpstreamError:
+    name = target.provider.name
+    return UpstreamError(f"{name} sent a response that is not valid JSON.", provider=name)
+
+
+def _classify(
+    status: int, error: _ErrorObject, headers: Mapping[str, str], target: Target
+) -> UpstreamError:
+    """Classify by status and the provider's documented codes, never by message text."""
+    name = target.provider.name
+    said = (error.message or "no message")[:_MAX_MESSAGE]
+    code = str(error.code or error.type or "")
+    kwargs: dict[str, Any] = {"provider": name, "upstream_status": status}
+    if status == 429 or code in ("insufficient_quota", "rate_limit_exceeded"):
+        if code == "insufficient_quota" or error.type == "insufficient_quota":
+            return UpstreamQuotaError(f"{name} quota is exhausted: {said}", **kwargs)
+        retry = {k: v for k, v in headers.items() if k.lower() in ("retry-after", "retry-after-ms")}
+        return UpstreamRateLimitedError(f"{name} is rate limiting: {said}", headers=retry, **kwargs)
+    if status in (401, 403):
+        # The gateway's own credentials were refused: the client can do nothing about it,
+        # and the provider's message may describe the key.
+        return UpstreamError(f"{name} refused the gateway's credentials (HTTP {status}).", **kwargs)
+    if status in (408, 504):
+        return UpstreamTimeoutError(f"{name} timed out: {said}", **kwargs)
+    if 400 <= status < 500:
+        param = error.param if isinstance(error.param, str) else None
+        return UpstreamRejectedError(f"{name} rejected the request: {said}", param=param, **kwargs)
+    if status >= 500 or status == 200:
+        return UpstreamUnavailableError(f"{name} failed: {said}", **kwargs)
+    return UpstreamError(f"{name} answered HTTP {status}: {said}", **kwargs)

@@ -1,0 +1,1 @@
+"""Routing: the model catalog (names, aliases, capabilities), targets and dispatch."""

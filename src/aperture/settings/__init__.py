@@ -1,0 +1,34 @@
+"""Settings: the one reader of the config file and the environment.
+
+The file is decoded once at start-up into frozen, typed settings that are passed down;
+nothing reads configuration from anywhere else.
+"""
+
+from aperture.settings.load import ConfigError, Problem, load_settings, parse_settings
+from aperture.settings.schema import (
+    Capability,
+    ImageSettings,
+    ModelConstraints,
+    ModelSettings,
+    ProviderKind,
+    ProviderSettings,
+    ServerSettings,
+    Settings,
+    UrlPolicy,
+)
+
+__all__ = [
+    "Capability",
+    "ConfigError",
+    "ImageSettings",
+    "ModelConstraints",
+    "ModelSettings",
+    "Problem",
+    "ProviderKind",
+    "ProviderSettings",
+    "ServerSettings",
+    "Settings",
+    "UrlPolicy",
+    "load_settings",
+    "parse_settings",
+]

@@ -1,0 +1,247 @@
+"""Read a config file, substitute ``${ENV}``, and report every mistake by its field path."""
+
+from __future__ import annotations
+
+import re
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import msgspec
+import yaml
+
+from aperture.settings.schema import Settings
+
+__all__ = ["ConfigError", "Problem", "load_settings", "parse_settings"]
+
+# Kinds whose adapter ships in this version; the others are named in the schema already so
+# that a config written for them gets a clear message rather than "unknown value".
+AVAILABLE_KINDS = frozenset({"openai"})
+AVAILABLE_URL_POLICIES = frozenset({"reject", "passthrough"})
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_PLACEHOLDER = re.compile(r"__aperture_env_(\d+)__")
+
+
+class Problem(msgspec.Struct, frozen=True):
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path or '<root>'}: {self.message}"
+
+
+class ConfigError(Exception):
+    """The config cannot be used; ``problems`` lists every mistake found, not just the first."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = problems
+
+
+def load_settings(path: Path, env: Mapping[str, str]) -> Settings:
+    """Read, substitute and validate the config file at ``path``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([Problem("", f"cannot read {path}: {exc.strerror}")]) from exc
+    return parse_settings(text, env)
+
+
+def parse_settings(text: str, env: Mapping[str, str]) -> Settings:
+    """Validate YAML text into ``Settings``, raising ``ConfigError`` with every problem."""
+    # References become plain placeholder words before parsing, so `{key: ${VAR}}` is valid
+    # YAML and a variable's value can never inject YAML structure.
+    refs: list[tuple[str, str | None]] = []
+
+    def hold(match: re.Match[str]) -> str:
+        refs.append((match.group(1), match.group(2)))
+        return f"__aperture_env_{len(refs) - 1}__"
+
+    try:
+        tree = yaml.safe_load(_ENV_REF.sub(hold, text))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError([Problem("", f"not valid YAML: {where}{exc}")]) from exc
+    if tree is None:
+        tree = {}
+    problems: list[Problem] = []
+    tree = _substitute(tree, _Environment(refs, env), "", problems)
+    _check_value(tree, Settings, "", problems)
+    if problems:
+        raise ConfigError(problems)
+    settings = msgspec.convert(tree, Settings)
+    problems.extend(_check_meaning(settings))
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+class _Environment:
+    def __init__(self, refs: list[tuple[str, str | None]], env: Mapping[str, str]) -> None:
+        self.refs = refs
+        self.env = env
+
+    def value(self, index: int) -> str | None:
+        name, default = self.refs[index]
+        return self.env.get(name, default)
+
+
+def _substitute(node: Any, env: _Environment, path: str, problems: list[Problem]) -> Any:
+    if isinstance(node, str):
+        whole = _PLACEHOLDER.fullmatch(node)
+
+        def replace(match: re.Match[str]) -> str:
+            value = env.value(int(match.group(1)))
+            if value is None:
+                name = env.refs[int(match.group(1))][0]
+                problems.append(Problem(path, f"environment variable {name} is not set"))
+                return ""
+            return value
+
+        text = _PLACEHOLDER.sub(replace, node)
+        if whole is not None and text:
+            # A value that is only a reference takes the scalar type of what it holds,
+            # so `port: ${PORT}` is a number; structure is never taken from the value.
+            scalar = yaml.safe_load(text) if "\n" not in text else text
+            if isinstance(scalar, bool | int | float):
+                return scalar
+        return text
+    if isinstance(node, dict):
+        return {k: _substitute(v, env, _join(path, str(k)), problems) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_substitute(v, env, f"{path}[{i}]", problems) for i, v in enumerate(node)]
+    return node
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _struct_of(annotation: Any) -> type[msgspec.Struct] | None:
+    if isinstance(annotation, type) and issubclass(annotation, msgspec.Struct):
+        return annotation
+    return None
+
+
+def _check_value(value: Any, annotation: Any, path: str, problems: list[Problem]) -> None:
+    """Check ``value`` against ``annotation``, recording every problem instead of the first."""
+    struct = _struct_of(annotation)
+    if struct is not None:
+        _check_struct(value, struct, path, problems)
+        return
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType) and value is not None:
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) == 1 and _struct_of(inner[0]) is not None:
+            _check_struct(value, inner[0], path, problems)
+            return
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis and _struct_of(args[0]):
+        if not isinstance(value, list):
+            problems.append(Problem(path, f"expected a list, got {_kind_of(value)}"))
+            return
+        for i, item in enumerate(value):
+            _check_value(item, args[0], f"{path}[{i}]", problems)
+        return
+    try:
+        msgspec.convert(value, annotation)
+    except msgspec.ValidationError as exc:
+        detail = str(exc).split(" - at `", 1)
+        where = detail[1].rstrip("`").removeprefix("$") if len(detail) == 2 else ""
+        problems.append(Problem(f"{path}{where}", detail[0]))
+
+
+def _check_struct(
+    value: Any, struct: type[msgspec.Struct], path: str, problems: list[Problem]
+) -> None:
+    if not isinstance(value, dict):
+        problems.append(Problem(path, f"expected a mapping, got {_kind_of(value)}"))
+        return
+    fields = {f.encode_name: f for f in msgspec.structs.fields(struct)}
+    hints = typing.get_type_hints(struct)
+    for key in value:
+        if key not in fields:
+            known = ", ".join(sorted(fields))
+            problems.append(Problem(_join(path, str(key)), f"unknown field (known: {known})"))
+    for key, field in fields.items():
+        if key in value:
+            _check_value(value[key], hints[field.name], _join(path, key), problems)
+        elif field.required:
+            problems.append(Problem(_join(path, key), "missing required field"))
+
+
+def _kind_of(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string"}.get(type(value), repr(value))
+
+
+def _check_meaning(settings: Settings) -> list[Problem]:
+    """Cross-field rules: references resolve, names are unique, values are usable."""
+    problems: list[Problem] = []
+    server = settings.server
+    for field in ("port", "admin_port"):
+        if not 0 <= getattr(server, field) <= 65535:
+            problems.append(Problem(f"server.{field}", "must be between 0 and 65535"))
+    if server.max_body_bytes <= 0:
+        problems.append(Problem("server.max_body_bytes", "must be positive"))
+    images = settings.images
+    for field in ("max_image_bytes", "max_image_pixels", "max_images_per_request"):
+        if getattr(images, field) <= 0:
+            problems.append(Problem(f"images.{field}", "must be positive"))
+    if images.url_policy not in AVAILABLE_URL_POLICIES:
+        problems.append(_policy_problem("images.url_policy", images.url_policy))
+    providers: dict[str, int] = {}
+    for i, provider in enumerate(settings.providers):
+        path = f"providers[{i}]"
+        if provider.name in providers:
+            problems.append(Problem(f"{path}.name", f"duplicate provider name {provider.name!r}"))
+        providers[provider.name] = i
+        if provider.kind not in AVAILABLE_KINDS:
+            problems.append(
+                Problem(f"{path}.kind", f"kind {provider.kind!r} is not available in this version")
+            )
+        if provider.base_url is not None and not _is_http_url(provider.base_url):
+            problems.append(Problem(f"{path}.base_url", "must be an http:// or https:// URL"))
+        if provider.timeout_s <= 0 or provider.connect_timeout_s <= 0:
+            problems.append(Problem(f"{path}.timeout_s", "timeouts must be positive"))
+    problems.extend(_check_models(settings, providers))
+    return problems
+
+
+def _check_models(settings: Settings, providers: Mapping[str, int]) -> list[Problem]:
+    problems: list[Problem] = []
+    names: set[str] = set()
+    for i, model in enumerate(settings.models):
+        path = f"models[{i}]"
+        if model.provider not in providers:
+            known = ", ".join(sorted(providers)) or "none are configured"
+            problems.append(
+                Problem(f"{path}.provider", f"unknown provider {model.provider!r} ({known})")
+            )
+        for j, name in enumerate((model.name, *model.aliases)):
+            where = f"{path}.name" if j == 0 else f"{path}.aliases[{j - 1}]"
+            if not name:
+                problems.append(Problem(where, "must not be empty"))
+            elif name in names:
+                problems.append(Problem(where, f"model name {name!r} is already taken"))
+            names.add(name)
+        minimum = model.constraints.min_max_tokens
+        if minimum is not None and minimum <= 0:
+            problems.append(Problem(f"{path}.constraints.min_max_tokens", "must be positive"))
+        if model.url_policy is not None and model.url_policy not in AVAILABLE_URL_POLICIES:
+            problems.append(_policy_problem(f"{path}.url_policy", model.url_policy))
+    return problems
+
+
+def _policy_problem(path: str, policy: str) -> Problem:
+    return Problem(
+        path, f"url_policy {policy!r} is not available in this version (use reject or passthrough)"
+    )
+
+
+def _is_http_url(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)

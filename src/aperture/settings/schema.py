@@ -1,0 +1,115 @@
+"""The shape of the config file, as frozen Structs; unknown fields are mistakes."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+__all__ = [
+    "AuthSettings",
+    "Capability",
+    "FetchSettings",
+    "ImageSettings",
+    "ModelConstraints",
+    "ModelSettings",
+    "ProviderKind",
+    "ProviderSettings",
+    "ServerSettings",
+    "Settings",
+    "StorageSettings",
+    "UrlPolicy",
+]
+
+UrlPolicy = Literal["reject", "fetch", "passthrough", "auto"]
+Capability = Literal["vision", "audio", "video", "image_output", "tools", "json_mode"]
+ProviderKind = Literal[
+    "openai",
+    "azure",
+    "anthropic",
+    "gemini",
+    "bedrock",
+    "mistral",
+    "cohere",
+    "ollama",
+    "xai",
+    "groq",
+    "deepseek",
+    "qwen",
+    "moonshot",
+    "glm",
+    "vllm",
+]
+
+
+class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    admin_port: int = 8090
+    max_body_bytes: int = 64 * 1024 * 1024
+    # Mounts the provider emulators under /emulator on the public port, for the demo.
+    emulator: bool = False
+
+
+class AuthSettings(_Section):
+    master_key: str | None = None
+
+
+class StorageSettings(_Section):
+    database: str = "sqlite:///aperture.db"
+    redis: str | None = None
+
+
+class FetchSettings(_Section):
+    timeout_s: float = 10.0
+    max_redirects: int = 3
+    allow_private_hosts: tuple[str, ...] = ()
+
+
+class ImageSettings(_Section):
+    url_policy: UrlPolicy = "reject"
+    max_image_bytes: int = 20_000_000
+    max_image_pixels: int = 100_000_000
+    max_images_per_request: int = 100
+    fetch: FetchSettings = FetchSettings()
+
+
+class ProviderSettings(_Section):
+    name: str
+    kind: ProviderKind
+    base_url: str | None = None
+    api_key: str | None = None
+    headers: dict[str, str] = {}
+    timeout_s: float = 600.0
+    connect_timeout_s: float = 10.0
+    # Which field carries the output cap upstream; OpenAI's newer models want the long name.
+    max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
+
+
+class ModelConstraints(_Section):
+    min_max_tokens: int | None = None
+    max_images: int | None = None
+
+
+class ModelSettings(_Section):
+    name: str
+    provider: str
+    upstream_model: str | None = None
+    aliases: tuple[str, ...] = ()
+    # None means "look the model up in the provider kind's table of known models".
+    capabilities: tuple[Capability, ...] | None = None
+    constraints: ModelConstraints = ModelConstraints()
+    url_policy: UrlPolicy | None = None
+
+
+class Settings(_Section):
+    server: ServerSettings = ServerSettings()
+    auth: AuthSettings | None = None
+    storage: StorageSettings = StorageSettings()
+    images: ImageSettings = ImageSettings()
+    providers: tuple[ProviderSettings, ...] = ()
+    models: tuple[ModelSettings, ...] = ()

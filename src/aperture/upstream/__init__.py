@@ -1,0 +1,20 @@
+"""Outbound HTTP: the only package that imports the HTTP client, plus stream framing."""
+
+from aperture.upstream.client import (
+    Timeouts,
+    UpstreamClient,
+    UpstreamRequest,
+    UpstreamResponse,
+    UpstreamStream,
+)
+from aperture.upstream.sse import SseDecoder, SseEvent
+
+__all__ = [
+    "SseDecoder",
+    "SseEvent",
+    "Timeouts",
+    "UpstreamClient",
+    "UpstreamRequest",
+    "UpstreamResponse",
+    "UpstreamStream",
+]
