@@ -12,12 +12,18 @@ import uvicorn
 from starlette.types import ASGIApp
 
 
-@contextmanager
-def serve(app: ASGIApp) -> Iterator[str]:
-    """Serve ``app`` on 127.0.0.1 and yield its base URL until the block ends."""
+def reserve_port() -> socket.socket:
+    """A bound loopback socket, so an app can be told its port before it serves."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+@contextmanager
+def serve(app: ASGIApp, sock: socket.socket | None = None) -> Iterator[str]:
+    """Serve ``app`` on 127.0.0.1 and yield its base URL until the block ends."""
+    sock = sock or reserve_port()
     port = sock.getsockname()[1]
     config = uvicorn.Config(
         app, log_level="warning", access_log=False, lifespan="on", loop="asyncio", http="httptools"

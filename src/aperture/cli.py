@@ -131,9 +131,7 @@ def _emulate(args: argparse.Namespace) -> int:
 
 def _check_config(args: argparse.Namespace) -> int:
     settings = load_settings(args.file, os.environ)
-    print(
-        f"{args.file}: ok ({len(settings.providers)} providers, {len(settings.models)} models)"
-    )
+    print(f"{args.file}: ok ({len(settings.providers)} providers, {len(settings.models)} models)")
     return 0
 
 

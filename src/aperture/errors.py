@@ -8,7 +8,7 @@ enter (``raise ... from``) and rendered once, where they leave, in the client's 
 
     GatewayError                         500 api_error
     ├── InvalidRequestError              400 invalid_request          (wrong types, bad fields)
-    │   ├── InvalidJsonError             400 invalid_json             (malformed, deep, duplicate keys)
+    │   ├── InvalidJsonError             400 invalid_json             (malformed, deep, dup keys)
     │   ├── ImageUrlNotSupportedError    400 image_url_not_supported
     │   ├── ImageDecodeError             400 image_decode_error
     │   ├── UnsupportedImageFormatError  400 unsupported_image_format
@@ -27,10 +27,10 @@ enter (``raise ... from``) and rendered once, where they leave, in the client's 
     ├── RateLimitExceededError           429 rate_limit_exceeded
     ├── BudgetExceededError              429 budget_exceeded
     └── UpstreamError                    502 upstream_error           (the provider failed us)
-        ├── UpstreamRejectedError        4xx, passed through          (the provider refused the request)
-        ├── UpstreamRateLimitedError     429 rate_limit_exceeded      (retryable, honours Retry-After)
+        ├── UpstreamRejectedError        4xx upstream_error           (the provider refused it)
+        ├── UpstreamRateLimitedError     429 rate_limit_exceeded      (retryable, Retry-After)
         ├── UpstreamQuotaError           429 insufficient_quota       (never retried)
-        ├── UpstreamUnavailableError     503 upstream_unavailable     (connect errors, 5xx, overload)
+        ├── UpstreamUnavailableError     503 upstream_unavailable     (connect errors, 5xx)
         └── UpstreamTimeoutError         504 upstream_timeout
 
 Retries and failover are decided by class and ``retryable``, never by message text.

@@ -18,7 +18,9 @@ from aperture.emulator.describe import (
 from aperture.emulator.faults import FaultScript, parse_faults
 
 
-def _seen(*images: SeenImage, asked: str = "Describe this image.", system: str | None = None) -> Seen:
+def _seen(
+    *images: SeenImage, asked: str = "Describe this image.", system: str | None = None
+) -> Seen:
     return Seen(images=images, asked=asked, system=system, text_chars=len(asked))
 
 

@@ -37,7 +37,7 @@ def test_a_wrong_declared_type_is_corrected_to_the_real_one() -> None:
 
 def test_jpg_alias_and_parameters_are_normalised() -> None:
     payload = base64.b64encode(sample_images.jpeg()).decode()
-    canonical, info = inspect_data_uri(
+    canonical, _ = inspect_data_uri(
         f"data:image/jpg;name=x.jpg;base64,{payload}", LIMITS, param=PARAM
     )
     assert canonical == f"data:image/jpeg;base64,{payload}"

@@ -27,8 +27,9 @@ def test_real_format_and_frames_come_from_the_bytes(data: bytes, mime: str, fram
 
 
 def test_apng_frame_count_comes_from_actl() -> None:
-    from PIL import Image
     import io
+
+    from PIL import Image
 
     buffer = io.BytesIO()
     frames = [Image.new("RGB", (4, 4), c) for c in ("red", "green", "blue")]

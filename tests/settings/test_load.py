@@ -124,6 +124,8 @@ def test_check_config_accepts_a_good_file(
     assert load_settings(config, {"PORT": "1", "MASTER_KEY": "k"}).server.port == 1
 
 
-def test_a_missing_file_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_missing_file_is_one_clear_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["check-config", str(tmp_path / "nope.yaml")]) == 2
     assert "cannot read" in capsys.readouterr().err

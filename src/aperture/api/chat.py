@@ -125,7 +125,8 @@ async def _stream(
 async def _relay(
     stream: EventStream, renderer: StreamRenderer, ctx: RequestContext
 ) -> AsyncGenerator[bytes, None]:
-    status, code = 499, "client_disconnected"
+    status: int = 499
+    code: str | None = "client_disconnected"
     try:
         async for event in stream.events():
             yield renderer.event(event)

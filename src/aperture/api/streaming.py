@@ -36,9 +36,7 @@ class SseResponse:
 
             group.start_soon(watch_disconnect)
             try:
-                await send(
-                    {"type": "http.response.start", "status": 200, "headers": self._headers}
-                )
+                await send({"type": "http.response.start", "status": 200, "headers": self._headers})
                 async for chunk in self._body:
                     if chunk:
                         await send({"type": "http.response.body", "body": chunk, "more_body": True})

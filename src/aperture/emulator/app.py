@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Mount, Route
 
 from aperture.emulator import openai
@@ -13,7 +13,7 @@ __all__ = ["create_emulator_app"]
 
 
 async def healthz(request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
+    return Response(b'{"status":"ok"}', media_type="application/json")
 
 
 def create_emulator_app() -> Starlette:

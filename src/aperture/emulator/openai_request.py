@@ -190,11 +190,11 @@ def _read_part(collector: _Collector, at: tuple[int, int], role: str, part: obje
         collector.images.append(_read_image(param, part))
         return None
     payload = required(part, kind, param)
-    if kind == "text":
+    if kind in ("text", "refusal"):
         if not isinstance(payload, str):
-            raise invalid_type(f"{param}.text", "a string", payload)
-        return payload
-    if kind != "refusal" and not isinstance(payload, dict):
+            raise invalid_type(f"{param}.{kind}", "a string", payload)
+        return payload if kind == "text" else None
+    if not isinstance(payload, dict):
         raise invalid_type(f"{param}.{kind}", "an object", payload)
     return None
 

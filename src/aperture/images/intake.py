@@ -99,7 +99,8 @@ def _decode_base64(uri: str, offset: int, param: str) -> bytes:
     if not payload:
         raise ImageDecodeError("The data URI holds no data.", param=param)
     try:
-        return pybase64.b64decode(payload, validate=True)  # type: ignore[no-any-return]
+        decoded: bytes = pybase64.b64decode(payload, validate=True)
+        return decoded
     except (ValueError, TypeError) as exc:
         hint = (
             " It contains line breaks: encode with `base64 -w 0` for a single line."
@@ -107,8 +108,7 @@ def _decode_base64(uri: str, offset: int, param: str) -> bytes:
             else ""
         )
         raise ImageDecodeError(
-            "The image data is not valid base64 (standard alphabet, padded, no whitespace)."
-            + hint,
+            "The image data is not valid base64 (standard alphabet, padded, no whitespace)." + hint,
             param=param,
         ) from exc
 

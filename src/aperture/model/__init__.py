@@ -19,8 +19,8 @@ from aperture.model.chat import (
     Video,
 )
 from aperture.model.response import ChatResponse, Choice, FinishReason, Usage
-from aperture.model.target import Target
 from aperture.model.stream import Delta, Finish, StreamEvent, ToolCallDelta, UsageReport
+from aperture.model.target import Target
 
 __all__ = [
     "Audio",

@@ -59,8 +59,10 @@ class CheckCapabilities:
         self, model: str, capability: str, noun: str, ctx: RequestContext, m: int, p: int
     ) -> UnsupportedCapabilityError:
         able = self._catalog.names_with(capability)
-        others = f"Models that accept {noun}: {', '.join(able)}." if able else (
-            f"No configured model accepts {noun}."
+        others = (
+            f"Models that accept {noun}: {', '.join(able)}."
+            if able
+            else (f"No configured model accepts {noun}.")
         )
         return UnsupportedCapabilityError(
             f"The model {model!r} does not accept {noun} (it lacks the {capability!r} "

@@ -18,8 +18,9 @@ __all__ = ["ACCEPTED_MIME_TYPES", "IntakeImages"]
 # image pipeline's per-target normalisation.
 ACCEPTED_MIME_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 
+# The seed gateway's wording, which its users already know.
 _URL_NOT_SUPPORTED = (
-    "Image URLs are not fetched by this gateway. Encode the image as a base64 data URI "
+    "Cloud providers don't fetch URLs server-side. Encode the image as a base64 data URI "
     "(data:image/jpeg;base64,...) and send it inline."
 )
 

@@ -7,8 +7,8 @@ from collections.abc import Iterable
 import msgspec
 
 from aperture.errors import ModelNotFoundError
-from aperture.routing.known_models import known_capabilities
 from aperture.model.target import Target
+from aperture.routing.known_models import known_capabilities
 from aperture.settings import ModelConstraints, Settings, UrlPolicy
 
 __all__ = ["Catalog", "ModelEntry"]

@@ -6,6 +6,7 @@ nothing reads configuration from anywhere else.
 
 from aperture.settings.load import ConfigError, Problem, load_settings, parse_settings
 from aperture.settings.schema import (
+    AuthSettings,
     Capability,
     ImageSettings,
     ModelConstraints,
@@ -18,6 +19,7 @@ from aperture.settings.schema import (
 )
 
 __all__ = [
+    "AuthSettings",
     "Capability",
     "ConfigError",
     "ImageSettings",

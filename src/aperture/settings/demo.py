@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from aperture.settings.schema import (
+    Capability,
     ModelConstraints,
     ModelSettings,
     ProviderSettings,
@@ -18,7 +19,7 @@ from aperture.settings.schema import (
 
 __all__ = ["demo_settings"]
 
-_VISION = ("vision", "tools", "json_mode")
+_VISION: tuple[Capability, ...] = ("vision", "tools", "json_mode")
 _OPENAI_MODELS = ("gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "gpt-5", "gpt-5-mini")
 
 

@@ -175,22 +175,27 @@ def _check_struct(
 
 
 def _kind_of(value: Any) -> str:
-    return {dict: "a mapping", list: "a list", str: "a string"}.get(type(value), repr(value))
+    names: dict[type, str] = {dict: "a mapping", list: "a list", str: "a string"}
+    return names.get(type(value), repr(value))
 
 
 def _check_meaning(settings: Settings) -> list[Problem]:
     """Cross-field rules: references resolve, names are unique, values are usable."""
     problems: list[Problem] = []
     server = settings.server
-    for field in ("port", "admin_port"):
-        if not 0 <= getattr(server, field) <= 65535:
-            problems.append(Problem(f"server.{field}", "must be between 0 and 65535"))
+    problems.extend(
+        Problem(f"server.{field}", "must be between 0 and 65535")
+        for field in ("port", "admin_port")
+        if not 0 <= getattr(server, field) <= 65535
+    )
     if server.max_body_bytes <= 0:
         problems.append(Problem("server.max_body_bytes", "must be positive"))
     images = settings.images
-    for field in ("max_image_bytes", "max_image_pixels", "max_images_per_request"):
-        if getattr(images, field) <= 0:
-            problems.append(Problem(f"images.{field}", "must be positive"))
+    problems.extend(
+        Problem(f"images.{field}", "must be positive")
+        for field in ("max_image_bytes", "max_image_pixels", "max_images_per_request")
+        if getattr(images, field) <= 0
+    )
     if images.url_policy not in AVAILABLE_URL_POLICIES:
         problems.append(_policy_problem("images.url_policy", images.url_policy))
     providers: dict[str, int] = {}

@@ -46,7 +46,7 @@ class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     pass
 
 
-class ServerSettings(_Section):
+class ServerSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     host: str = "127.0.0.1"
     port: int = 8080
     admin_port: int = 8090
@@ -55,22 +55,22 @@ class ServerSettings(_Section):
     emulator: bool = False
 
 
-class AuthSettings(_Section):
+class AuthSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     master_key: str | None = None
 
 
-class StorageSettings(_Section):
+class StorageSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     database: str = "sqlite:///aperture.db"
     redis: str | None = None
 
 
-class FetchSettings(_Section):
+class FetchSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     timeout_s: float = 10.0
     max_redirects: int = 3
     allow_private_hosts: tuple[str, ...] = ()
 
 
-class ImageSettings(_Section):
+class ImageSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     url_policy: UrlPolicy = "reject"
     max_image_bytes: int = 20_000_000
     max_image_pixels: int = 100_000_000
@@ -78,7 +78,7 @@ class ImageSettings(_Section):
     fetch: FetchSettings = FetchSettings()
 
 
-class ProviderSettings(_Section):
+class ProviderSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     name: str
     kind: ProviderKind
     base_url: str | None = None
@@ -90,12 +90,12 @@ class ProviderSettings(_Section):
     max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
 
 
-class ModelConstraints(_Section):
+class ModelConstraints(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     min_max_tokens: int | None = None
     max_images: int | None = None
 
 
-class ModelSettings(_Section):
+class ModelSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     name: str
     provider: str
     upstream_model: str | None = None
@@ -106,7 +106,7 @@ class ModelSettings(_Section):
     url_policy: UrlPolicy | None = None
 
 
-class Settings(_Section):
+class Settings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     server: ServerSettings = ServerSettings()
     auth: AuthSettings | None = None
     storage: StorageSettings = StorageSettings()

@@ -1,8 +1,8 @@
 """An incremental Server-Sent Events decoder: bytes in, events out, no I/O.
 
 Follows the WHATWG event-stream rules that matter for LLM APIs: lines end in LF or CRLF
-(no provider sends bare CR); ``data`` lines of one event are joined with LF; a blank line dispatches; comments
-(``:`` lines, used as keep-alives) are ignored.
+(no provider sends bare CR); ``data`` lines of one event are joined with LF; a blank line
+dispatches; comments (``:`` lines, used as keep-alives) are ignored.
 """
 
 from __future__ import annotations

@@ -64,9 +64,7 @@ def parse_chat_request(body: bytes) -> tuple[ChatRequest, OpenAILocator]:
     )
 
 
-def extra_fields(
-    body: bytes, keys: list[str], modelled: frozenset[str]
-) -> dict[str, msgspec.Raw]:
+def extra_fields(body: bytes, keys: list[str], modelled: frozenset[str]) -> dict[str, msgspec.Raw]:
     """Top-level fields the wire type does not model, kept as raw JSON for pass-through."""
     unknown = [k for k in keys if k not in modelled]
     if not unknown:

@@ -61,7 +61,7 @@ class UsageOut(_Out, kw_only=True):
 
 class ChatCompletion(_Out, kw_only=True):
     id: str
-    object: str = "chat.completion"
+    object: str
     created: int
     model: str
     choices: list[ChoiceOut]
@@ -85,7 +85,7 @@ class ChunkChoice(msgspec.Struct, kw_only=True):
 
 class ChatCompletionChunk(_Out, kw_only=True):
     id: str
-    object: str = "chat.completion.chunk"
+    object: str
     created: int
     model: str
     choices: list[ChunkChoice]
@@ -116,7 +116,9 @@ def render_response(response: ChatResponse, model: str) -> bytes:
                 refusal=c.refusal,
                 tool_calls=[
                     ToolCallOut(
-                        id=t.id, type="function", function=FunctionOut(name=t.name, arguments=t.arguments)
+                        id=t.id,
+                        type="function",
+                        function=FunctionOut(name=t.name, arguments=t.arguments),
                     )
                     for t in c.tool_calls
                 ]
@@ -130,6 +132,7 @@ def render_response(response: ChatResponse, model: str) -> bytes:
     return _encode(
         ChatCompletion(
             id=response.id,
+            object="chat.completion",
             created=response.created,
             model=model,
             choices=choices,
@@ -179,6 +182,7 @@ class StreamRenderer:
         self._include_usage = include_usage
 
     def event(self, event: StreamEvent) -> bytes:
+        choice: ChunkChoice
         match event:
             case Delta():
                 choice = ChunkChoice(index=event.index, delta=_delta(event))
@@ -192,7 +196,12 @@ class StreamRenderer:
 
     def _chunk(self, choices: list[ChunkChoice], usage: UsageOut | None) -> bytes:
         chunk = ChatCompletionChunk(
-            id=self._id, created=self._created, model=self._model, choices=choices, usage=usage
+            id=self._id,
+            object="chat.completion.chunk",
+            created=self._created,
+            model=self._model,
+            choices=choices,
+            usage=usage,
         )
         return b"data: " + _encode(chunk) + b"\n\n"
 

@@ -1,0 +1,106 @@
+"""Real servers for the suite: the emulator and gateways over loopback HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import openai
+import pytest
+
+from aperture.app import create_app
+from aperture.emulator import create_emulator_app
+from aperture.settings import Settings, parse_settings
+from tests.servers import serve
+from tests.upstreams import Recorder, SlowStream
+
+GATEWAY_CONFIG = """
+server: {max_body_bytes: 3000000}
+images: {max_image_bytes: 1000000, max_image_pixels: 4000000, max_images_per_request: 8}
+providers:
+  - {name: emu, kind: openai, base_url: "${EMULATOR}/openai/v1", api_key: test-key}
+  - {name: recorded, kind: openai, base_url: "${RECORDER}/openai/v1", api_key: rec-key,
+     headers: {x-team: vision}}
+  - {name: slow, kind: openai, base_url: "${SLOW}/v1"}
+  - {name: dead, kind: openai, base_url: "http://127.0.0.1:9/v1"}
+  - {name: emu-503, kind: openai, base_url: "${EMULATOR}/openai/v1", api_key: k,
+     headers: {x-emulator-fault: "status=503"}}
+  - {name: emu-429, kind: openai, base_url: "${EMULATOR}/openai/v1", api_key: k,
+     headers: {x-emulator-fault: "status=429"}}
+  - {name: emu-400, kind: openai, base_url: "${EMULATOR}/openai/v1", api_key: k,
+     headers: {x-emulator-fault: "status=400"}}
+  - {name: emu-quota, kind: openai, base_url: "${EMULATOR}/openai/v1", api_key: k,
+     headers: {x-emulator-fault: quota}}
+  - {name: emu-midstream, kind: openai, base_url: "${EMULATOR}/openai/v1", api_key: k,
+     headers: {x-emulator-fault: midstream}}
+models:
+  - {name: demo-vision, provider: emu, upstream_model: emulator-vision,
+     capabilities: [vision, tools, json_mode], aliases: [vision-alias]}
+  - {name: demo-text, provider: emu, upstream_model: emulator-text, capabilities: [tools]}
+  - {name: gpt-5.5-pro, provider: emu, upstream_model: emulator-vision, capabilities: [vision],
+     constraints: {min_max_tokens: 200}}
+  - {name: url-passthrough, provider: emu, upstream_model: emulator-vision,
+     capabilities: [vision], url_policy: passthrough}
+  - {name: two-images, provider: emu, upstream_model: emulator-vision, capabilities: [vision],
+     constraints: {max_images: 2}}
+  - {name: recorded-vision, provider: recorded, upstream_model: emulator-vision,
+     capabilities: [vision, audio, tools]}
+  - {name: slow-model, provider: slow}
+  - {name: dead-model, provider: dead, capabilities: [vision]}
+  - {name: failing-503, provider: emu-503, upstream_model: emulator-vision,
+     capabilities: [vision]}
+  - {name: failing-429, provider: emu-429, upstream_model: emulator-vision,
+     capabilities: [vision]}
+  - {name: failing-400, provider: emu-400, upstream_model: emulator-vision,
+     capabilities: [vision]}
+  - {name: failing-quota, provider: emu-quota, upstream_model: emulator-vision,
+     capabilities: [vision]}
+  - {name: failing-midstream, provider: emu-midstream, upstream_model: emulator-vision,
+     capabilities: [vision]}
+"""
+
+
+@pytest.fixture(scope="session")
+def emulator_url() -> Iterator[str]:
+    with serve(create_emulator_app()) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def recorder() -> Iterator[tuple[Recorder, str]]:
+    recorder = Recorder(create_emulator_app())
+    with serve(recorder) as url:
+        yield recorder, url
+
+
+@pytest.fixture(scope="session")
+def slow_upstream() -> Iterator[tuple[SlowStream, str]]:
+    slow = SlowStream()
+    with serve(slow.app) as url:
+        yield slow, url
+
+
+@pytest.fixture(scope="session")
+def gateway_settings(
+    emulator_url: str, recorder: tuple[Recorder, str], slow_upstream: tuple[SlowStream, str]
+) -> Settings:
+    env = {"EMULATOR": emulator_url, "RECORDER": recorder[1], "SLOW": slow_upstream[1]}
+    return parse_settings(GATEWAY_CONFIG, env)
+
+
+@pytest.fixture(scope="session")
+def gateway_url(gateway_settings: Settings) -> Iterator[str]:
+    with serve(create_app(gateway_settings)) as url:
+        yield url
+
+
+@pytest.fixture
+def client(gateway_url: str) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=f"{gateway_url}/v1", api_key="unused", max_retries=0) as sdk:
+        yield sdk
+
+
+@pytest.fixture
+def http(gateway_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=gateway_url, timeout=30) as client:
+        yield client

@@ -1,0 +1,50 @@
+"""The embedded default a newcomer gets from ./scripts/serve, served for real."""
+
+from collections.abc import Iterator
+
+import openai
+import pytest
+
+from aperture.app import create_app
+from aperture.settings.demo import demo_settings
+from tests import sample_images
+from tests.servers import reserve_port, serve
+
+
+@pytest.fixture(scope="module")
+def demo_url() -> Iterator[str]:
+    sock = reserve_port()
+    settings = demo_settings({}, host="127.0.0.1", port=sock.getsockname()[1])
+    with serve(create_app(settings), sock) as url:
+        yield url
+
+
+def test_demo_models_answer_offline_through_the_mounted_emulator(demo_url: str) -> None:
+    client = openai.OpenAI(base_url=f"{demo_url}/v1", api_key="unused", max_retries=0)
+    image = sample_images.data_uri(sample_images.jpeg(640, 480), "image/jpeg")
+    completion = client.chat.completions.create(
+        model="qwen3-vl-30b-instruct",
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "Describe this image in one sentence."},
+                    {"type": "image_url", "image_url": {"url": image}},
+                ],
+            }
+        ],
+        max_tokens=200,
+    )
+    assert completion.choices[0].message.content == (
+        "Saw 1 image: #1 image/jpeg 640x480 detail=auto. "
+        'Asked: "Describe this image in one sentence."'
+    )
+    models = {m.id for m in client.models.list()}
+    assert {"demo-vision", "demo-text", "qwen3-vl-30b-instruct", "gpt-5.5-pro"} <= models
+
+
+def test_an_openai_key_in_the_environment_adds_the_real_provider() -> None:
+    settings = demo_settings({"OPENAI_API_KEY": "sk-test"}, host="127.0.0.1", port=8080)
+    openai_provider = next(p for p in settings.providers if p.name == "openai")
+    assert openai_provider.api_key == "sk-test"
+    assert "gpt-4o" in {m.name for m in settings.models}
