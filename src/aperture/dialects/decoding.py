@@ -30,6 +30,8 @@ def decode_request(body: bytes, decoder: msgspec.json.Decoder[T]) -> tuple[T, li
         InvalidJsonError: not JSON, nested too deeply, or a top-level key repeated.
         InvalidRequestError: valid JSON of the wrong shape; ``param`` says where.
     """
+    if not body.strip():
+        raise InvalidJsonError("The request body is empty; send a JSON object.")
     try:
         value = decoder.decode(body)
     except msgspec.ValidationError as exc:
