@@ -41,12 +41,12 @@ def create_app(settings: Settings) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        client = UpstreamClient.create()
-        app.state.services = Services.build(settings, client)
+        services = Services.build(settings, UpstreamClient.create())
+        app.state.services = services
         try:
             yield
         finally:
-            await client.close()
+            await services.close()
 
     routes = public_routes()
     if settings.server.emulator:

@@ -1,4 +1,5 @@
 import base64
+import hashlib
 
 import pytest
 
@@ -20,16 +21,17 @@ PARAM = "messages[0].content[1].image_url.url"
 
 def test_a_correct_uri_is_returned_unchanged_with_its_measurements() -> None:
     uri = sample_images.data_uri(sample_images.png(30, 20), "image/png")
-    canonical, info = inspect_data_uri(uri, LIMITS, param=PARAM)
+    canonical, info, _ = inspect_data_uri(uri, LIMITS, param=PARAM)
     assert canonical is uri
     assert (info.mime, info.width, info.height, info.frames) == ("image/png", 30, 20, 1)
     assert info.size_bytes == len(sample_images.png(30, 20))
+    assert info.sha256 == hashlib.sha256(sample_images.png(30, 20)).hexdigest()
     assert canonical[info.payload_offset :] == uri.split(",", 1)[1]
 
 
 def test_a_wrong_declared_type_is_corrected_to_the_real_one() -> None:
     uri = sample_images.data_uri(sample_images.jpeg(10, 10), "image/png")
-    canonical, info = inspect_data_uri(uri, LIMITS, param=PARAM)
+    canonical, info, _ = inspect_data_uri(uri, LIMITS, param=PARAM)
     assert info.mime == "image/jpeg"
     assert canonical.startswith("data:image/jpeg;base64,")
     assert canonical[info.payload_offset :] == uri.split(",", 1)[1]
@@ -37,7 +39,7 @@ def test_a_wrong_declared_type_is_corrected_to_the_real_one() -> None:
 
 def test_jpg_alias_and_parameters_are_normalised() -> None:
     payload = base64.b64encode(sample_images.jpeg()).decode()
-    canonical, _ = inspect_data_uri(
+    canonical, _, _ = inspect_data_uri(
         f"data:image/jpg;name=x.jpg;base64,{payload}", LIMITS, param=PARAM
     )
     assert canonical == f"data:image/jpeg;base64,{payload}"
@@ -90,7 +92,7 @@ def test_what_is_not_an_accepted_image_is_refused(
 
 
 def test_animated_images_report_their_frames() -> None:
-    _, info = inspect_data_uri(
+    _, info, _ = inspect_data_uri(
         sample_images.data_uri(sample_images.gif(frames=4), "image/gif"), LIMITS, param=PARAM
     )
     assert info.frames == 4

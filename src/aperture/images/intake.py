@@ -1,7 +1,11 @@
-"""Check an inline image before anything leaves: decode strictly, sniff, measure, limit."""
+"""Check an image before anything leaves: decode strictly, sniff, measure, limit.
+
+Everything here is synchronous; the pipeline runs large images in a worker thread.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import warnings
 from typing import NamedTuple
@@ -10,40 +14,41 @@ import pybase64
 from PIL import Image as PILImage
 
 from aperture.errors import ImageDecodeError, ImageTooLargeError, UnsupportedImageFormatError
+from aperture.images._pillow import PILLOW_FORMATS
 from aperture.images.datauri import parse_data_uri
 from aperture.images.sniff import sniff, sniff_non_image
 from aperture.model import InlineImage
 
-__all__ = ["ImageLimits", "inspect_data_uri"]
-
-# The formats Pillow may parse headers of: an explicit allowlist, never its full plugin set.
-_PILLOW_FORMATS = {
-    "image/png": "PNG",
-    "image/jpeg": "JPEG",
-    "image/gif": "GIF",
-    "image/webp": "WEBP",
-    "image/bmp": "BMP",
-    "image/tiff": "TIFF",
-}
+__all__ = ["ImageLimits", "Inspected", "inspect_bytes", "inspect_data_uri"]
 
 
 class ImageLimits(NamedTuple):
     max_bytes: int
     max_pixels: int
     accepted: frozenset[str]
-    """MIME types the target takes; anything else is refused until it can be converted."""
+    """MIME types intake takes; normalisation later converts them for each target."""
+    max_frames: int = 1000
 
 
-def inspect_data_uri(uri: str, limits: ImageLimits, *, param: str) -> tuple[str, InlineImage]:
+class Inspected(NamedTuple):
+    url: str
+    """The canonical data URI: the sniffed MIME type, then the base64 payload."""
+    info: InlineImage
+    data: bytes
+    """The decoded bytes, for normalisation; never logged or stored."""
+
+
+def inspect_data_uri(uri: str, limits: ImageLimits, *, param: str) -> Inspected:
     """Validate a data URI and return it in canonical form with what intake learned.
 
-    The canonical URI carries the sniffed MIME type; when the client already declared it
-    correctly, the client's own string is returned and no copy of the payload is made.
+    When the client already declared the right type, its own string is returned and no
+    copy of the payload is made.
 
     Raises:
         ImageDecodeError: no MIME prefix, invalid base64, or bytes that are not an image.
-        ImageTooLargeError: over the byte limit (checked before decoding) or the pixel limit.
-        UnsupportedImageFormatError: a format the target does not accept (SVG, PDF, HEIC...).
+        ImageTooLargeError: over the byte limit (checked before decoding), the pixel
+            limit or the frame limit (both read from the header).
+        UnsupportedImageFormatError: not a raster image (SVG, PDF) or not accepted.
     """
     declared, offset = parse_data_uri(uri, param=param)
     encoded_len = len(uri) - offset
@@ -53,6 +58,17 @@ def inspect_data_uri(uri: str, limits: ImageLimits, *, param: str) -> tuple[str,
             param=param,
         )
     data = _decode_base64(uri, offset, param)
+    info = inspect_bytes(data, limits, param=param, declared=declared)
+    if uri[5 : 5 + len(info.mime)] != info.mime or offset != len(info.mime) + 13:
+        prefix = f"data:{info.mime};base64,"
+        uri, offset = prefix + uri[offset:], len(prefix)
+    return Inspected(uri, _with_offset(info, offset), data)
+
+
+def inspect_bytes(
+    data: bytes, limits: ImageLimits, *, param: str, declared: str = "", source: str = "inline"
+) -> InlineImage:
+    """What the bytes really are, measured from the header, within the limits."""
     if len(data) > limits.max_bytes:
         raise ImageTooLargeError(
             f"Image is {len(data)} bytes; the limit is {limits.max_bytes} bytes.", param=param
@@ -64,14 +80,17 @@ def inspect_data_uri(uri: str, limits: ImageLimits, *, param: str) -> tuple[str,
             raise UnsupportedImageFormatError(
                 f"{document} is not a raster image; send PNG, JPEG, GIF or WebP.", param=param
             )
-        raise ImageDecodeError(
-            f"The data is not a recognisable image (declared {declared}).", param=param
-        )
+        said = f" (declared {declared})" if declared else ""
+        raise ImageDecodeError(f"The data is not a recognisable image{said}.", param=param)
     mime, frames = sniffed
     if mime not in limits.accepted:
         accepted = ", ".join(sorted(limits.accepted))
         raise UnsupportedImageFormatError(
             f"{mime} images are not accepted here (accepted: {accepted}).", param=param
+        )
+    if frames > limits.max_frames:
+        raise ImageTooLargeError(
+            f"Image has {frames} frames; the limit is {limits.max_frames}.", param=param
         )
     width, height = _measure(data, mime, param)
     if width * height > limits.max_pixels:
@@ -80,18 +99,36 @@ def inspect_data_uri(uri: str, limits: ImageLimits, *, param: str) -> tuple[str,
             f"the limit is {limits.max_pixels} pixels.",
             param=param,
         )
-    if mime != declared or uri[5 : 5 + len(mime)] != mime or offset != len(mime) + 13:
-        prefix = f"data:{mime};base64,"
-        uri, offset = prefix + uri[offset:], len(prefix)
-    info = InlineImage(
+    return InlineImage(
         mime=mime,
         width=width,
         height=height,
         size_bytes=len(data),
         frames=frames,
-        payload_offset=offset,
+        payload_offset=0,
+        sha256=hashlib.sha256(data).hexdigest(),
+        source=source,
     )
-    return uri, info
+
+
+def data_uri_for(data: bytes, info: InlineImage) -> tuple[str, InlineImage]:
+    """A canonical data URI for bytes the gateway produced (fetched or normalised)."""
+    prefix = f"data:{info.mime};base64,"
+    encoded: bytes = pybase64.b64encode(data)
+    return prefix + encoded.decode("ascii"), _with_offset(info, len(prefix))
+
+
+def _with_offset(info: InlineImage, offset: int) -> InlineImage:
+    return InlineImage(
+        mime=info.mime,
+        width=info.width,
+        height=info.height,
+        size_bytes=info.size_bytes,
+        frames=info.frames,
+        payload_offset=offset,
+        sha256=info.sha256,
+        source=info.source,
+    )
 
 
 def _decode_base64(uri: str, offset: int, param: str) -> bytes:
@@ -100,7 +137,6 @@ def _decode_base64(uri: str, offset: int, param: str) -> bytes:
         raise ImageDecodeError("The data URI holds no data.", param=param)
     try:
         decoded: bytes = pybase64.b64decode(payload, validate=True)
-        return decoded
     except (ValueError, TypeError) as exc:
         hint = (
             " It contains line breaks: encode with `base64 -w 0` for a single line."
@@ -111,18 +147,16 @@ def _decode_base64(uri: str, offset: int, param: str) -> bytes:
             "The image data is not valid base64 (standard alphabet, padded, no whitespace)." + hint,
             param=param,
         ) from exc
+    return decoded
 
 
 def _measure(data: bytes, mime: str, param: str) -> tuple[int, int]:
     """Width and height from the header alone; Pillow's open() does not decode pixels."""
-    pillow_format = _PILLOW_FORMATS.get(mime)
-    if pillow_format is None:
-        raise UnsupportedImageFormatError(f"{mime} images are not accepted here.", param=param)
     try:
         with warnings.catch_warnings():
             # Our own pixel limit applies; Pillow's warning would only be noise here.
             warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
-            with PILImage.open(io.BytesIO(data), formats=[pillow_format]) as image:
+            with PILImage.open(io.BytesIO(data), formats=[PILLOW_FORMATS[mime]]) as image:
                 width, height = image.size
     except PILImage.DecompressionBombError as exc:
         raise ImageTooLargeError("Image has too many pixels to process.", param=param) from exc

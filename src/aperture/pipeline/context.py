@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 
 from aperture.dialects.locator import FieldLocator, OpenAILocator
-from aperture.model import Target
+from aperture.model import InlineImage, Target
 from aperture.routing.catalog import ModelEntry
 
 __all__ = ["RequestContext"]
@@ -23,3 +23,10 @@ class RequestContext:
     entry: ModelEntry | None = None
     target: Target | None = None
     attempts: int = 0
+    decoded: dict[tuple[int, int], bytes] = field(default_factory=dict)
+    """Decoded image bytes by (message, part), for normalisation; dropped with the request."""
+    images: list[InlineImage] = field(default_factory=list)
+    """What intake found for each image, as the client sent it: the audit's descriptors."""
+    image_changes: list[str] = field(default_factory=list)
+    image_tokens: int = 0
+    """The estimated input tokens of the images as they were sent to the target."""

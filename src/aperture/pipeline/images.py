@@ -1,37 +1,57 @@
-"""Stage: check every image before anything leaves, and apply the URL policy."""
+"""Stage: check every image before anything leaves, and apply the URL policy.
+
+Data URIs are decoded strictly, sniffed and measured; image URLs are refused, passed on or
+fetched by the gateway according to the model's ``url_policy``. Large images are handled
+in a worker thread so the event loop keeps serving other requests.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
 from urllib.parse import urlsplit
 
+import anyio
 import msgspec
 
 from aperture.errors import ImageDecodeError, ImageUrlNotAllowedError, ImageUrlNotSupportedError
-from aperture.images import ImageLimits, inspect_data_uri
+from aperture.images import ImageLimits, Inspected, data_uri_for, inspect_bytes, inspect_data_uri
+from aperture.images.limits import CONVERTIBLE_MIME_TYPES, TargetImageLimits
 from aperture.model import ChatRequest, Image, Message, Part
 from aperture.pipeline.context import RequestContext
 from aperture.settings import ImageSettings, UrlPolicy
+from aperture.upstream.fetch import ImageFetcher
 
-__all__ = ["ACCEPTED_MIME_TYPES", "IntakeImages"]
+__all__ = ["IntakeImages", "replace_images"]
 
-# What every OpenAI-compatible vision API takes; conversion of the rest comes with the
-# image pipeline's per-target normalisation.
-ACCEPTED_MIME_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+T = TypeVar("T")
 
 # The seed gateway's wording, which its users already know.
 _URL_NOT_SUPPORTED = (
     "Cloud providers don't fetch URLs server-side. Encode the image as a base64 data URI "
     "(data:image/jpeg;base64,...) and send it inline."
 )
+# Below this many base64 characters the thread hop costs more than the work.
+_OFFLOAD_CHARS = 256 * 1024
 
 
 class IntakeImages:
-    def __init__(self, settings: ImageSettings) -> None:
+    def __init__(
+        self,
+        settings: ImageSettings,
+        fetcher: ImageFetcher,
+        limiter: anyio.CapacityLimiter,
+        target_limits: Callable[[RequestContext], TargetImageLimits],
+    ) -> None:
         self._limits = ImageLimits(
             max_bytes=settings.max_image_bytes,
             max_pixels=settings.max_image_pixels,
-            accepted=ACCEPTED_MIME_TYPES,
+            accepted=CONVERTIBLE_MIME_TYPES,
+            max_frames=settings.max_frames,
         )
+        self._fetcher = fetcher
+        self._limiter = limiter
+        self._target_limits = target_limits
 
     async def __call__(self, ctx: RequestContext, request: ChatRequest) -> ChatRequest:
         images = request.images()
@@ -39,27 +59,31 @@ class IntakeImages:
             return request
         assert ctx.entry is not None, "ResolveModel runs first"
         policy = ctx.entry.url_policy
+        if policy == "auto":
+            policy = "passthrough" if self._target_limits(ctx).fetches_urls else "fetch"
         replaced: dict[tuple[int, int], Image] = {}
         for m, p, image in images:
-            checked = self._check(image, policy, ctx.locator.image(m, p))
-            if checked is not image:
-                replaced[m, p] = checked
-        if not replaced:
-            return request
-        messages = tuple(
-            _replace_parts(message, m, replaced) for m, message in enumerate(request.messages)
-        )
-        return msgspec.structs.replace(request, messages=messages)
+            param = ctx.locator.image(m, p)
+            checked = await self._check(image, policy, param)
+            if checked is None:
+                continue
+            replaced[m, p] = Image(checked.url, image.detail, checked.info)
+            ctx.decoded[m, p] = checked.data
+            ctx.images.append(checked.info)
+        return replace_images(request, replaced)
 
-    def _check(self, image: Image, policy: UrlPolicy, param: str) -> Image:
+    async def _check(self, image: Image, policy: UrlPolicy, param: str) -> Inspected | None:
         if image.is_data_uri:
-            url, inline = inspect_data_uri(image.url, self._limits, param=param)
-            return Image(url, image.detail, inline)
+            return await self._offload(
+                len(image.url), inspect_data_uri, image.url, self._limits, param=param
+            )
         scheme = urlsplit(image.url).scheme.lower() if ":" in image.url[:16] else ""
         if scheme in ("http", "https"):
             if policy == "reject":
                 raise ImageUrlNotSupportedError(_URL_NOT_SUPPORTED, param=param)
-            return image
+            if policy == "passthrough":
+                return None
+            return await self._fetch(image.url, param)
         if scheme:
             raise ImageUrlNotAllowedError(
                 f"Image URLs with the {scheme!r} scheme are not allowed; use https or a "
@@ -71,6 +95,37 @@ class IntakeImages:
             "(or data:image/png;base64,...), not bare base64.",
             param=param,
         )
+
+    async def _fetch(self, url: str, param: str) -> Inspected:
+        # The provider never sees the user's URL: only the bytes the gateway checked.
+        fetched = await self._fetcher.fetch(url, param=param)
+        info = await self._offload(
+            len(fetched.data),
+            inspect_bytes,
+            fetched.data,
+            self._limits,
+            param=param,
+            source=fetched.url_host,
+        )
+        uri, info = data_uri_for(fetched.data, info)
+        return Inspected(uri, info, fetched.data)
+
+    async def _offload(self, size: int, work: Callable[..., T], *args: object, **kw: object) -> T:
+        if size < _OFFLOAD_CHARS:
+            return work(*args, **kw)
+        return await anyio.to_thread.run_sync(
+            lambda: work(*args, **kw), limiter=self._limiter, abandon_on_cancel=True
+        )
+
+
+def replace_images(request: ChatRequest, replaced: dict[tuple[int, int], Image]) -> ChatRequest:
+    """``request`` with the images at (message, part) swapped for new ones."""
+    if not replaced:
+        return request
+    messages = tuple(
+        _replace_parts(message, m, replaced) for m, message in enumerate(request.messages)
+    )
+    return msgspec.structs.replace(request, messages=messages)
 
 
 def _replace_parts(message: Message, m: int, replaced: dict[tuple[int, int], Image]) -> Message:

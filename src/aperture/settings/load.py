@@ -20,7 +20,6 @@ __all__ = ["ConfigError", "Problem", "load_settings", "parse_settings"]
 # Kinds whose adapter ships in this version; the others are named in the schema already so
 # that a config written for them gets a clear message rather than "unknown value".
 AVAILABLE_KINDS = frozenset({"openai"})
-AVAILABLE_URL_POLICIES = frozenset({"reject", "passthrough"})
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _PLACEHOLDER = re.compile(r"__aperture_env_(\d+)__")
@@ -193,11 +192,9 @@ def _check_meaning(settings: Settings) -> list[Problem]:
     images = settings.images
     problems.extend(
         Problem(f"images.{field}", "must be positive")
-        for field in ("max_image_bytes", "max_image_pixels", "max_images_per_request")
+        for field in ("max_image_bytes", "max_image_pixels", "max_images_per_request", "max_frames")
         if getattr(images, field) <= 0
     )
-    if images.url_policy not in AVAILABLE_URL_POLICIES:
-        problems.append(_policy_problem("images.url_policy", images.url_policy))
     providers: dict[str, int] = {}
     for i, provider in enumerate(settings.providers):
         path = f"providers[{i}]"
@@ -236,15 +233,7 @@ def _check_models(settings: Settings, providers: Mapping[str, int]) -> list[Prob
         minimum = model.constraints.min_max_tokens
         if minimum is not None and minimum <= 0:
             problems.append(Problem(f"{path}.constraints.min_max_tokens", "must be positive"))
-        if model.url_policy is not None and model.url_policy not in AVAILABLE_URL_POLICIES:
-            problems.append(_policy_problem(f"{path}.url_policy", model.url_policy))
     return problems
-
-
-def _policy_problem(path: str, policy: str) -> Problem:
-    return Problem(
-        path, f"url_policy {policy!r} is not available in this version (use reject or passthrough)"
-    )
 
 
 def _is_http_url(url: str) -> bool:

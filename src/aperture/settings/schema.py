@@ -13,6 +13,7 @@ __all__ = [
     "ImageSettings",
     "ModelConstraints",
     "ModelSettings",
+    "ProviderImageSettings",
     "ProviderKind",
     "ProviderSettings",
     "ServerSettings",
@@ -66,8 +67,12 @@ class StorageSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only
 
 class FetchSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     timeout_s: float = 10.0
+    connect_timeout_s: float = 3.0
     max_redirects: int = 3
+    # Host names or CIDRs (an internal image server) exempt from the private-address ban.
     allow_private_hosts: tuple[str, ...] = ()
+    allow_http: bool = True
+    cache_bytes: int = 64_000_000
 
 
 class ImageSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -75,7 +80,23 @@ class ImageSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=T
     max_image_bytes: int = 20_000_000
     max_image_pixels: int = 100_000_000
     max_images_per_request: int = 100
+    max_frames: int = 1000
+    # Downsize to the resolution each model actually sees: same answer, fewer bytes and tokens.
+    optimize: bool = False
+    strip_metadata: bool = True
     fetch: FetchSettings = FetchSettings()
+
+
+class ProviderImageSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Overrides of the provider kind's built-in image limits (see images/limits.py)."""
+
+    accepted: tuple[str, ...] | None = None
+    max_bytes: int | None = None
+    counts_base64: bool | None = None
+    max_side: int | None = None
+    max_images: int | None = None
+    animated: bool | None = None
+    fetches_urls: bool | None = None
 
 
 class ProviderSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -88,6 +109,7 @@ class ProviderSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_onl
     connect_timeout_s: float = 10.0
     # Which field carries the output cap upstream; OpenAI's newer models want the long name.
     max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
+    images: ProviderImageSettings = ProviderImageSettings()
 
 
 class ModelConstraints(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -1,0 +1,1085 @@
+"""Aperture vs the LiteLLM proxy vs the direct path: one machine, one run, one upstream.
+
+Started by ``bench/run`` (which installs the tools); writes ``bench/results/results.json``
+and then calls ``report.py`` for ``results.md`` and ``chart.png``.
+
+Everything here is orchestration: the throughput and fixed-rate load comes from ``wrk``
+(C, Lua body scripts in ``bench/lua``); only the 100-stream TTFB measurement uses an
+asyncio/aiohttp client, because wrk cannot time the first byte of a body.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import datetime as dt
+import http.client
+import json
+import os
+import platform
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+WORK = BENCH / "work"
+RESULTS = BENCH / "results"
+LUA = BENCH / "lua"
+PIDS_FILE = WORK / "pids"
+
+APERTURE_BIN = Path(os.environ.get("APERTURE_BIN", ROOT / ".venv" / "bin" / "aperture"))
+LITELLM_VENV = BENCH / ".venv-litellm"
+LITELLM_BIN = LITELLM_VENV / "bin" / "litellm"
+TOOLS_VENV = BENCH / ".venv-tools"
+PY_SPY = TOOLS_VENV / "bin" / "py-spy"
+
+HOST = "127.0.0.1"
+# One nginx, one port per upstream behaviour, so every provider has the plain `/v1` base URL.
+UP_FAST = 18090  # canned chat.completion at once
+UP_SLOW = 18091  # the same after 50 ms
+UP_STREAM = 18092  # canned SSE stream at once
+UP_PACED = 18093  # SSE stream: first event after 50 ms, then 10 content events 10 ms apart
+UP_ANTHROPIC = 18094  # canned Anthropic Messages answer at /v1/messages
+APERTURE_PORT = 18100
+LITELLM_PORT = 18200
+UPSTREAM_MODEL = "bench-upstream"
+UPSTREAM_DELAY_S = 0.050
+PACED_CHUNKS = 10
+PACED_GAP_S = 0.010
+
+CONTENDERS = ("direct", "aperture", "litellm")
+
+
+# --------------------------------------------------------------------------- settings
+
+
+@dataclass
+class Plan:
+    throughput_s: int = 15
+    throughput_conns: int = 64
+    throughput_threads: int = 2
+    warmup_s: int = 3
+    paced_rate: int = 100
+    paced_conns: int = 16
+    paced_s: int = 15
+    streams: int = 100
+    stream_rounds: int = 5
+    vision_s: int = 10
+    vision_target_bytes: int = 4_000_000
+    cold_runs: int = 3
+    profile_s: int = 10
+    default_logs: bool = True
+    profile: bool = True
+    litellm: bool = True
+
+    @classmethod
+    def quick(cls) -> Plan:
+        return cls(
+            throughput_s=4, warmup_s=1, paced_s=4, stream_rounds=2, vision_s=3, cold_runs=1,
+            profile_s=3,
+        )
+
+
+def log(message: str) -> None:
+    stamp = time.strftime("%H:%M:%S")
+    print(f"[bench {stamp}] {message}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- processes
+
+
+class Processes:
+    """Every process the bench starts, each in its own session; all stopped on exit."""
+
+    def __init__(self) -> None:
+        self._procs: list[subprocess.Popen[bytes]] = []
+        WORK.mkdir(parents=True, exist_ok=True)
+        PIDS_FILE.write_text("")
+
+    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None,
+              log_name: str | None = None) -> subprocess.Popen[bytes]:
+        out = open(WORK / "logs" / f"{log_name or name}.log", "ab")  # noqa: SIM115
+        out.write(f"\n==== {time.strftime('%H:%M:%S')} {' '.join(argv)}\n".encode())
+        out.flush()
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})}, start_new_session=True, cwd=WORK,
+        )
+        out.close()
+        self._procs.append(proc)
+        with PIDS_FILE.open("a") as f:
+            f.write(f"{proc.pid} {Path(argv[0]).name}\n")
+        return proc
+
+    def stop(self, proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, sig)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+        # Children left in the group (workers) go too.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        if proc in self._procs:
+            self._procs.remove(proc)
+
+    def stop_all(self) -> None:
+        for proc in list(reversed(self._procs)):
+            self.stop(proc)
+        PIDS_FILE.write_text("")
+
+
+# --------------------------------------------------------------------------- /proc memory
+
+
+def _children(pid: int) -> list[int]:
+    kids: list[int] = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == pid:
+            kids.append(int(entry))
+    return kids
+
+
+def tree(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(_children(p))
+    return out
+
+
+def status_kb(pid: int, key: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def tree_kb(pid: int, key: str) -> int:
+    return sum(status_kb(p, key) for p in tree(pid))
+
+
+def reset_peak(pid: int) -> None:
+    """Reset VmHWM to the current RSS (``clear_refs`` 5, Linux >= 4.0)."""
+    for p in tree(pid):
+        with contextlib.suppress(OSError):
+            Path(f"/proc/{p}/clear_refs").write_text("5")
+
+
+class RssSampler:
+    """Samples the RSS of a process tree every 100 ms; keeps the maximum."""
+
+    def __init__(self, pid: int | None) -> None:
+        self.pid = pid
+        self.max_kb = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set() and self.pid:
+            self.max_kb = max(self.max_kb, tree_kb(self.pid, "VmRSS"))
+            self._stop.wait(0.1)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+# --------------------------------------------------------------------------- HTTP helpers
+
+
+def http_request(port: int, method: str, path: str, body: bytes | None = None,
+                 timeout: float = 30.0) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    try:
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex((HOST, port)) != 0
+
+
+def wait_ready(proc: subprocess.Popen[bytes], port: int, path: str, timeout: float = 90.0,
+               started: float | None = None) -> float:
+    """Seconds from ``started`` until ``GET path`` answers 200 (polled every 10 ms)."""
+    t0 = started if started is not None else time.perf_counter()
+    deadline = t0 + timeout
+    while time.perf_counter() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before it was ready")
+        try:
+            status, _ = http_request(port, "GET", path, timeout=1.0)
+            if status == 200:
+                return time.perf_counter() - t0
+        except OSError:
+            pass
+        time.sleep(0.01)
+    raise RuntimeError(f"not ready on :{port}{path} after {timeout:.0f}s")
+
+
+# --------------------------------------------------------------------------- wrk
+
+
+def run_wrk(url: str, script: str, args: list[str], *, threads: int, conns: int,
+            duration_s: float, timeout_s: int = 10) -> dict[str, Any]:
+    argv = [
+        "wrk", f"-t{threads}", f"-c{conns}", f"-d{duration_s}s", f"--timeout={timeout_s}s",
+        "-s", str(LUA / script), url, "--", *args,
+    ]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=duration_s + 60)
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("BENCH_JSON ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk gave no summary: {proc.stdout[-500:]} {proc.stderr[-500:]}")
+    raw = json.loads(line.removeprefix("BENCH_JSON "))
+    seconds = raw["duration_us"] / 1e6
+    lat = {k: v / 1000 for k, v in raw["latency_us"].items()}  # -> ms
+    errors = raw["errors"]
+    return {
+        "tool": " ".join(["wrk", *argv[1:6], "-s", script]),
+        "duration_s": round(seconds, 2),
+        "requests": raw["requests"],
+        "rps": round(raw["requests"] / seconds, 1),
+        "latency_ms": {k: round(v, 3) for k, v in lat.items()},
+        "errors": errors,
+        "error_count": sum(errors.values()),
+    }
+
+
+# --------------------------------------------------------------------------- streams
+
+
+async def _streams(port: int, body: bytes, concurrency: int, rounds: int) -> dict[str, Any]:
+    import aiohttp
+
+    url = f"http://{HOST}:{port}/v1/chat/completions"
+    ttfb: list[float] = []
+    total: list[float] = []
+    failures: list[str] = []
+
+    async def one(session: aiohttp.ClientSession) -> tuple[float, float] | str:
+        t0 = time.perf_counter()
+        first: float | None = None
+        received = bytearray()
+        async with session.post(url, data=body,
+                                headers={"Content-Type": "application/json"}) as response:
+            async for chunk in response.content.iter_any():
+                if first is None and chunk.strip():
+                    first = time.perf_counter()
+                received += chunk
+            end = time.perf_counter()
+            if response.status != 200:
+                return f"HTTP {response.status}: {bytes(received[:200])!r}"
+        if b"[DONE]" not in received or first is None:
+            return f"stream without [DONE]: {bytes(received[-200:])!r}"
+        return first - t0, end - t0
+
+    connector = aiohttp.TCPConnector(limit=0, force_close=False)
+    timeout = aiohttp.ClientTimeout(total=120)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        for round_no in range(rounds + 1):  # round 0 opens the connections and is discarded
+            outcomes = await asyncio.gather(*(one(session) for _ in range(concurrency)),
+                                            return_exceptions=True)
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    failures.append(repr(outcome))
+                elif isinstance(outcome, str):
+                    failures.append(outcome)
+                elif round_no > 0:
+                    ttfb.append(outcome[0] * 1000)
+                    total.append(outcome[1] * 1000)
+            await asyncio.sleep(0.2)
+    return {
+        "tool": f"python asyncio+aiohttp client, {concurrency} concurrent streams x {rounds} rounds",
+        "samples": len(ttfb),
+        "failures": len(failures),
+        "failure_examples": failures[:3],
+        "ttfb_ms": _pcts(ttfb),
+        "total_ms": _pcts(total),
+    }
+
+
+def _pcts(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    ordered = sorted(values)
+
+    def pct(p: float) -> float:
+        return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))]
+
+    return {
+        "p50": round(statistics.median(ordered), 3), "p90": round(pct(90), 3),
+        "p99": round(pct(99), 3), "max": round(ordered[-1], 3),
+        "mean": round(statistics.fmean(ordered), 3),
+    }
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def make_jpeg(target_bytes: int) -> tuple[Path, dict[str, Any]]:
+    """A real JPEG of random noise (incompressible) of about ``target_bytes``."""
+    from PIL import Image
+
+    path = WORK / "vision.jpg"
+    rng = random.Random(20261120)
+    side = 1200
+    for _ in range(8):
+        img = Image.frombytes("RGB", (side, side), rng.randbytes(side * side * 3))
+        img.save(path, "JPEG", quality=90)
+        size = path.stat().st_size
+        if abs(size - target_bytes) / target_bytes < 0.03:
+            break
+        side = max(64, int(side * (target_bytes / size) ** 0.5))
+    return path, {"bytes": path.stat().st_size, "width": side, "height": side, "quality": 90}
+
+
+def chat_body(model: str, *, stream: bool = False, image_b64: str | None = None) -> bytes:
+    content: Any = "Say hello in one short sentence."
+    if image_b64 is not None:
+        content = [
+            {"type": "text", "text": "Describe this image in one sentence."},
+            {"type": "image_url", "image_url": {"url": f"data:image/jpeg;base64,{image_b64}"}},
+        ]
+    body: dict[str, Any] = {
+        "model": model, "messages": [{"role": "user", "content": content}], "max_tokens": 32,
+    }
+    if stream:
+        body["stream"] = True
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def anthropic_body(image_b64: str) -> bytes:
+    return json.dumps({
+        "model": UPSTREAM_MODEL, "max_tokens": 32,
+        "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "Describe this image in one sentence."},
+            {"type": "image", "source": {"type": "base64", "media_type": "image/jpeg",
+                                         "data": image_b64}},
+        ]}],
+    }, separators=(",", ":")).encode()
+
+
+# --------------------------------------------------------------------------- upstream
+
+
+def _completion_json() -> str:
+    return json.dumps({
+        "id": "chatcmpl-bench", "object": "chat.completion", "created": 1763683200,
+        "model": UPSTREAM_MODEL, "system_fingerprint": "fp_bench",
+        "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None, "message": {
+            "role": "assistant", "content": "Hello! How can I help you today?", "refusal": None}}],
+        "usage": {"prompt_tokens": 14, "completion_tokens": 9, "total_tokens": 23},
+    }, separators=(",", ":"))
+
+
+def _sse_events() -> list[str]:
+    def chunk(delta: dict[str, Any], finish: str | None = None, usage: Any = None,
+              choices: bool = True) -> str:
+        payload: dict[str, Any] = {
+            "id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1763683200,
+            "model": UPSTREAM_MODEL, "system_fingerprint": "fp_bench",
+            "choices": [{"index": 0, "delta": delta, "logprobs": None,
+                         "finish_reason": finish}] if choices else [],
+        }
+        if usage is not None:
+            payload["usage"] = usage
+        return "data: " + json.dumps(payload, separators=(",", ":")) + "\\n\\n"
+
+    words = ["Hello", "!", " How", " can", " I", " help", " you", " today", "?", ""]
+    events = [chunk({"role": "assistant", "content": ""})]
+    events += [chunk({"content": w}) for w in words[:PACED_CHUNKS]]
+    events.append(chunk({}, finish="stop"))
+    events.append(chunk({}, usage={"prompt_tokens": 14, "completion_tokens": 10,
+                                   "total_tokens": 24}, choices=False))
+    events.append("data: [DONE]\\n\\n")
+    return events
+
+
+def _anthropic_json() -> str:
+    return json.dumps({
+        "id": "msg_bench", "type": "message", "role": "assistant", "model": UPSTREAM_MODEL,
+        "content": [{"type": "text", "text": "A square of colourful random noise."}],
+        "stop_reason": "end_turn", "stop_sequence": None,
+        "usage": {"input_tokens": 1600, "output_tokens": 9},
+    }, separators=(",", ":"))
+
+
+def nginx_conf() -> str:
+    ngx = WORK / "nginx"
+    for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (ngx / sub).mkdir(parents=True, exist_ok=True)
+    events = _sse_events()
+    role, contents, tail = events[0], events[1:-3], events[-3:]
+    instant = "".join(f"echo -n '{e}'; " for e in events)
+    paced = f"echo_sleep {UPSTREAM_DELAY_S}; echo -n '{role}'; echo_flush; "
+    for e in contents:
+        paced += f"echo_sleep {PACED_GAP_S}; echo -n '{e}'; echo_flush; "
+    paced += "".join(f"echo -n '{e}'; " for e in tail)
+    completion = _completion_json()
+
+    def server(port: int, body: str) -> str:
+        return f"  server {{\n    listen {HOST}:{port} backlog=4096;\n{body}  }}\n"
+
+    return (
+        "load_module /usr/lib/nginx/modules/ngx_http_echo_module.so;\n"
+        "daemon off;\nmaster_process on;\nworker_processes 1;\nuser root;\n"
+        f"pid {ngx}/nginx.pid;\nerror_log {WORK}/logs/nginx-error.log warn;\n"
+        "events { worker_connections 8192; multi_accept on; }\n"
+        "http {\n  access_log off;\n  server_tokens off;\n"
+        f"  client_body_temp_path {ngx}/body;\n  proxy_temp_path {ngx}/proxy;\n"
+        f"  fastcgi_temp_path {ngx}/fastcgi;\n  uwsgi_temp_path {ngx}/uwsgi;\n"
+        f"  scgi_temp_path {ngx}/scgi;\n"
+        "  client_max_body_size 128m;\n  client_body_buffer_size 16m;\n"
+        "  keepalive_requests 10000000;\n  keepalive_timeout 300s;\n"
+        "  tcp_nodelay on;\n"
+        + server(UP_FAST, "    location = /v1/chat/completions {\n"
+                 "      default_type application/json;\n"
+                 f"      return 200 '{completion}';\n    }}\n")
+        + server(UP_SLOW, "    location = /v1/chat/completions {\n"
+                 "      default_type application/json;\n      echo_read_request_body;\n"
+                 f"      echo_sleep {UPSTREAM_DELAY_S};\n      echo -n '{completion}';\n    }}\n")
+        + server(UP_STREAM, "    location = /v1/chat/completions {\n"
+                 "      default_type text/event-stream;\n      echo_read_request_body;\n"
+                 f"      {instant}\n    }}\n")
+        + server(UP_PACED, "    location = /v1/chat/completions {\n"
+                 "      default_type text/event-stream;\n      echo_read_request_body;\n"
+                 f"      {paced}\n    }}\n")
+        + server(UP_ANTHROPIC, "    location = /v1/messages {\n"
+                 "      default_type application/json;\n"
+                 f"      return 200 '{_anthropic_json()}';\n    }}\n")
+        + "}\n"
+    )
+
+
+# --------------------------------------------------------------------------- gateways
+
+
+def aperture_config(with_anthropic: bool) -> dict[str, Any]:
+    def provider(name: str, port: int, kind: str = "openai") -> dict[str, Any]:
+        return {"name": name, "kind": kind, "base_url": f"http://{HOST}:{port}/v1",
+                "api_key": "bench"}
+
+    providers = [provider("up", UP_FAST), provider("up-slow", UP_SLOW),
+                 provider("up-stream", UP_STREAM), provider("up-paced", UP_PACED)]
+    models = [
+        {"name": "bench-text", "provider": "up", "upstream_model": UPSTREAM_MODEL,
+         "capabilities": ["vision"]},
+        {"name": "bench-slow", "provider": "up-slow", "upstream_model": UPSTREAM_MODEL,
+         "capabilities": ["vision"]},
+        {"name": "bench-stream", "provider": "up-stream", "upstream_model": UPSTREAM_MODEL,
+         "capabilities": ["vision"]},
+        {"name": "bench-paced", "provider": "up-paced", "upstream_model": UPSTREAM_MODEL,
+         "capabilities": ["vision"]},
+    ]
+    if with_anthropic:
+        providers.append({"name": "up-anthropic", "kind": "anthropic",
+                          "base_url": f"http://{HOST}:{UP_ANTHROPIC}", "api_key": "bench"})
+        models.append({"name": "bench-claude", "provider": "up-anthropic",
+                       "upstream_model": UPSTREAM_MODEL, "capabilities": ["vision"]})
+    return {
+        "server": {"host": HOST, "port": APERTURE_PORT, "max_body_bytes": 64 * 1024 * 1024},
+        "providers": providers,
+        "models": models,
+    }
+
+
+def litellm_config() -> dict[str, Any]:
+    def entry(name: str, port: int) -> dict[str, Any]:
+        return {"model_name": name, "litellm_params": {
+            "model": f"openai/{UPSTREAM_MODEL}", "api_base": f"http://{HOST}:{port}/v1",
+            "api_key": "bench"}, "model_info": {"supports_vision": True}}
+
+    return {
+        "model_list": [
+            entry("bench-text", UP_FAST), entry("bench-slow", UP_SLOW),
+            entry("bench-stream", UP_STREAM), entry("bench-paced", UP_PACED),
+            {"model_name": "bench-claude", "litellm_params": {
+                "model": "anthropic/claude-sonnet-4-5", "api_base": f"http://{HOST}:{UP_ANTHROPIC}",
+                "api_key": "bench"}},
+        ],
+        # No master_key and no database_url: open proxy on loopback, like Aperture here.
+        "general_settings": {},
+        "litellm_settings": {},
+    }
+
+
+@dataclass
+class Gateway:
+    name: str
+    port: int
+    health: str
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def aperture_gateway(config: Path, log_level: str) -> Gateway:
+    return Gateway("aperture", APERTURE_PORT, "/healthz", [
+        str(APERTURE_BIN), "serve", "--config", str(config), "--host", HOST,
+        "--port", str(APERTURE_PORT), "--log-level", log_level])
+
+
+def litellm_gateway(config: Path, log_level: str | None) -> Gateway:
+    env = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "DISABLE_SCHEMA_UPDATE": "True",
+           "LITELLM_TELEMETRY": "False", "NO_DOCS": "True"}
+    if log_level is not None:
+        env["LITELLM_LOG"] = log_level
+    return Gateway("litellm", LITELLM_PORT, "/health/liveliness", [
+        str(LITELLM_BIN), "--config", str(config), "--host", HOST, "--port", str(LITELLM_PORT),
+        "--num_workers", "1"], env)
+
+
+# --------------------------------------------------------------------------- the run
+
+
+class Bench:
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.procs = Processes()
+        self.results: dict[str, Any] = {"scenarios": {}, "checks": {}, "notes": []}
+        self.bodies: dict[tuple[str, str], Path] = {}
+        self.aperture_anthropic = False
+        self.aperture_anthropic_reason = ""
+
+    # ---- setup
+
+    def body(self, contender: str, scenario: str) -> Path:
+        return self.bodies[(contender, scenario)]
+
+    def prepare(self) -> None:
+        (WORK / "logs").mkdir(parents=True, exist_ok=True)
+        (WORK / "bodies").mkdir(parents=True, exist_ok=True)
+        busy = [p for p in (UP_FAST, UP_SLOW, UP_STREAM, UP_PACED, UP_ANTHROPIC,
+                            APERTURE_PORT, LITELLM_PORT) if not port_free(p)]
+        if busy:
+            raise SystemExit(f"bench: ports already in use on {HOST}: {busy}")
+        jpeg, meta = make_jpeg(self.plan.vision_target_bytes)
+        b64 = base64.b64encode(jpeg.read_bytes()).decode()
+        self.results["vision_image"] = {**meta, "base64_chars": len(b64)}
+        models = {"direct": {"text": UPSTREAM_MODEL, "slow": UPSTREAM_MODEL,
+                             "stream": UPSTREAM_MODEL, "paced": UPSTREAM_MODEL},
+                  "aperture": {"text": "bench-text", "slow": "bench-slow",
+                               "stream": "bench-stream", "paced": "bench-paced"}}
+        models["litellm"] = models["aperture"]
+        for contender, names in models.items():
+            bodies = {
+                "text": chat_body(names["text"]),
+                "slow": chat_body(names["slow"]),
+                "stream": chat_body(names["stream"], stream=True),
+                "paced": chat_body(names["paced"], stream=True),
+                "vision": chat_body(names["text"], image_b64=b64),
+                "vision_anthropic": (anthropic_body(b64) if contender == "direct"
+                                     else chat_body("bench-claude", image_b64=b64)),
+            }
+            for scenario, data in bodies.items():
+                path = WORK / "bodies" / f"{contender}-{scenario}.json"
+                path.write_bytes(data)
+                self.bodies[(contender, scenario)] = path
+        self.results["vision_image"]["body_bytes"] = self.body("aperture", "vision").stat().st_size
+
+        import yaml
+
+        probe = WORK / "aperture-anthropic-probe.yaml"
+        probe.write_text(yaml.safe_dump(aperture_config(with_anthropic=True), sort_keys=False))
+        check = subprocess.run([str(APERTURE_BIN), "check-config", str(probe)],
+                               capture_output=True, text=True)
+        self.aperture_anthropic = check.returncode == 0
+        self.aperture_anthropic_reason = (check.stderr or check.stdout).strip()
+        self.aperture_yaml = WORK / "aperture.yaml"
+        self.aperture_yaml.write_text(yaml.safe_dump(
+            aperture_config(with_anthropic=self.aperture_anthropic), sort_keys=False))
+        self.litellm_yaml = WORK / "litellm.yaml"
+        self.litellm_yaml.write_text(yaml.safe_dump(litellm_config(), sort_keys=False))
+
+        conf = WORK / "nginx.conf"
+        conf.write_text(nginx_conf())
+        test = subprocess.run(["nginx", "-t", "-c", str(conf), "-p", str(WORK / "nginx")],
+                              capture_output=True, text=True)
+        if test.returncode != 0:
+            raise RuntimeError(f"nginx config: {test.stderr}")
+        self.nginx = self.procs.start("nginx", ["nginx", "-c", str(conf), "-p",
+                                                str(WORK / "nginx")])
+        for port in (UP_FAST, UP_SLOW, UP_STREAM, UP_PACED):
+            self._wait_port(port)
+        self._wait_port(UP_ANTHROPIC)
+
+    def _wait_port(self, port: int) -> None:
+        for _ in range(500):
+            if not port_free(port):
+                return
+            time.sleep(0.01)
+        raise RuntimeError(f"upstream :{port} did not open")
+
+    # ---- measurement helpers
+
+    def record(self, scenario: str, contender: str, value: dict[str, Any]) -> None:
+        self.results["scenarios"].setdefault(scenario, {})[contender] = value
+
+    def check(self, contender: str, port: int, scenario: str, path: str) -> str | None:
+        """None when the contender answers 200 (and a whole stream); else the reason."""
+        try:
+            status, data = http_request(port, "POST", path, self.body(contender, scenario).read_bytes())
+        except OSError as exc:
+            reason = f"request failed: {exc!r}"
+        else:
+            stream = scenario in ("stream", "paced")
+            if status == 200 and (not stream or b"[DONE]" in data):
+                self.results["checks"].setdefault(contender, {})[scenario] = "200"
+                return None
+            reason = f"HTTP {status}: {data[:300].decode(errors='replace')}"
+        self.results["checks"].setdefault(contender, {})[scenario] = reason
+        log(f"  {contender} {scenario}: check failed: {reason}")
+        return reason
+
+    def throughput(self, contender: str, port: int, pid: int | None, scenario: str) -> None:
+        p = self.plan
+        url = f"http://{HOST}:{port}/v1/chat/completions"
+        body = str(self.body(contender, "text"))
+        run_wrk(url, "post.lua", [body], threads=p.throughput_threads, conns=p.throughput_conns,
+                duration_s=p.warmup_s)
+        with RssSampler(pid) as rss:
+            result = run_wrk(url, "post.lua", [body], threads=p.throughput_threads,
+                             conns=p.throughput_conns, duration_s=p.throughput_s)
+        if pid:
+            result["rss_max_mb"] = round(rss.max_kb / 1024, 1)
+        log(f"  ({scenario}) {contender}: {result['rps']} req/s, p50 "
+            f"{result['latency_ms']['p50']} ms, p99 {result['latency_ms']['p99']} ms, "
+            f"errors {result['error_count']}")
+        self.record(scenario, contender, result)
+
+    def paced(self, contender: str, port: int) -> None:
+        p = self.plan
+        url = f"http://{HOST}:{port}/v1/chat/completions"
+        args = [str(self.body(contender, "slow")), str(p.paced_rate)]
+        run_wrk(url, "paced.lua", args, threads=1, conns=p.paced_conns, duration_s=p.warmup_s)
+        result = run_wrk(url, "paced.lua", args, threads=1, conns=p.paced_conns,
+                         duration_s=p.paced_s)
+        result["target_rps"] = p.paced_rate
+        log(f"  (b) {contender}: {result['rps']} req/s, p50 {result['latency_ms']['p50']} ms, "
+            f"p99 {result['latency_ms']['p99']} ms, errors {result['error_count']}")
+        self.record("b_paced_50ms", contender, result)
+
+    def streams(self, contender: str, port: int, scenario: str) -> None:
+        kind = "stream" if scenario == "c_stream_instant" else "paced"
+        body = self.body(contender, kind).read_bytes()
+        result = asyncio.run(_streams(port, body, self.plan.streams, self.plan.stream_rounds))
+        log(f"  ({scenario}) {contender}: TTFB p50 {result['ttfb_ms'].get('p50')} ms, "
+            f"total p50 {result['total_ms'].get('p50')} ms, failures {result['failures']}")
+        self.record(scenario, contender, result)
+
+    def vision(self, contender: str, port: int, pid: int | None, scenario: str) -> None:
+        path = "/v1/messages" if (contender == "direct" and scenario == "d_vision_anthropic") \
+            else "/v1/chat/completions"
+        body_kind = "vision_anthropic" if scenario == "d_vision_anthropic" else "vision"
+        url = f"http://{HOST}:{port}{path}"
+        body = str(self.body(contender, body_kind))
+        run_wrk(url, "post.lua", [body], threads=1, conns=1, duration_s=1)
+        if pid:
+            reset_peak(pid)
+        with RssSampler(pid) as rss:
+            result = run_wrk(url, "post.lua", [body], threads=1, conns=1,
+                             duration_s=self.plan.vision_s)
+        if pid:
+            result["rss_max_mb"] = round(rss.max_kb / 1024, 1)
+            result["peak_rss_mb"] = round(tree_kb(pid, "VmHWM") / 1024, 1)
+        log(f"  ({scenario}) {contender}: p50 {result['latency_ms']['p50']} ms over "
+            f"{result['requests']} requests, peak RSS {result.get('peak_rss_mb')} MB, "
+            f"errors {result['error_count']}")
+        self.record(scenario, contender, result)
+
+    # ---- blocks
+
+    def run_direct(self) -> None:
+        log("direct path (client -> nginx upstream)")
+        ports = {"text": UP_FAST, "slow": UP_SLOW, "stream": UP_STREAM, "paced": UP_PACED}
+        for kind, port in ports.items():
+            self.check("direct", port, kind, "/v1/chat/completions")
+        self.check("direct", UP_FAST, "vision", "/v1/chat/completions")
+        self.check("direct", UP_ANTHROPIC, "vision_anthropic", "/v1/messages")
+        self.throughput("direct", UP_FAST, None, "a_throughput")
+        self.paced("direct", UP_SLOW)
+        self._direct_streams()
+        self.vision("direct", UP_FAST, None, "d_vision_openai")
+        self.vision("direct", UP_ANTHROPIC, None, "d_vision_anthropic")
+
+    def _direct_streams(self) -> None:
+        for scenario, port in (("c_stream_instant", UP_STREAM), ("c_stream_paced", UP_PACED)):
+            kind = "stream" if scenario == "c_stream_instant" else "paced"
+            body = self.body("direct", kind).read_bytes()
+            result = asyncio.run(_streams(port, body, self.plan.streams, self.plan.stream_rounds))
+            log(f"  ({scenario}) direct: TTFB p50 {result['ttfb_ms'].get('p50')} ms, "
+                f"total p50 {result['total_ms'].get('p50')} ms, failures {result['failures']}")
+            self.record(scenario, "direct", result)
+
+    def start_gateway(self, gw: Gateway, log_name: str) -> tuple[subprocess.Popen[bytes], float]:
+        t0 = time.perf_counter()
+        proc = self.procs.start(gw.name, gw.argv, gw.env, log_name=log_name)
+        ready_s = wait_ready(proc, gw.port, gw.health, started=t0)
+        return proc, ready_s
+
+    def run_gateway(self, gw: Gateway) -> None:
+        name = gw.name
+        log(f"{name}: starting ({' '.join(gw.argv[1:])})")
+        proc, ready_s = self.start_gateway(gw, name)
+        pid = proc.pid
+        try:
+            memory: dict[str, Any] = {"pid_tree": len(tree(pid)),
+                                      "ready_rss_mb": round(tree_kb(pid, "VmRSS") / 1024, 1),
+                                      "first_start_ready_s": round(ready_s, 3)}
+            usable = {kind: self.check(name, gw.port, kind, "/v1/chat/completions") is None
+                      for kind in ("text", "slow", "stream", "paced", "vision")}
+            time.sleep(2)
+            memory["idle_rss_mb"] = round(tree_kb(pid, "VmRSS") / 1024, 1)
+            if usable["text"]:
+                self.throughput(name, gw.port, pid, "a_throughput")
+                memory["loaded_rss_mb"] = self.results["scenarios"]["a_throughput"][name][
+                    "rss_max_mb"]
+            if usable["slow"]:
+                self.paced(name, gw.port)
+            if usable["stream"]:
+                self.streams(name, gw.port, "c_stream_instant")
+            if usable["paced"]:
+                self.streams(name, gw.port, "c_stream_paced")
+            if usable["vision"]:
+                self.vision(name, gw.port, pid, "d_vision_openai")
+            anthropic_ok = name == "litellm" or self.aperture_anthropic
+            if anthropic_ok:
+                if self.check(name, gw.port, "vision_anthropic", "/v1/chat/completions") is None:
+                    self.vision(name, gw.port, pid, "d_vision_anthropic")
+            else:
+                self.record("d_vision_anthropic", name, {
+                    "na": "n/a (Aperture has no anthropic provider yet)",
+                    "detail": self.aperture_anthropic_reason})
+            peaks = [memory.get("loaded_rss_mb", 0.0), tree_kb(pid, "VmHWM") / 1024]
+            peaks += [self.results["scenarios"].get(s, {}).get(name, {}).get("peak_rss_mb", 0.0)
+                      for s in ("d_vision_openai", "d_vision_anthropic")]
+            # VmHWM is reset before each vision run, so the session peak is the largest of
+            # the sampled RSS under (a) and the VmHWM values read after the vision runs.
+            memory["session_peak_rss_mb"] = round(max(peaks), 1)
+            memory["end_rss_mb"] = round(tree_kb(pid, "VmRSS") / 1024, 1)
+            self.record("f_memory", name, memory)
+            for kind, ok in usable.items():
+                if not ok:
+                    scenario = {"text": "a_throughput", "slow": "b_paced_50ms",
+                                "stream": "c_stream_instant", "paced": "c_stream_paced",
+                                "vision": "d_vision_openai"}[kind]
+                    self.record(scenario, name, {"na": "check failed: "
+                                                 + self.results["checks"][name][kind][:200]})
+        finally:
+            self.procs.stop(proc)
+
+    def run_default_logs(self, gw: Gateway, label: str) -> None:
+        log(f"{gw.name}: default log level ({label})")
+        proc, _ = self.start_gateway(gw, f"{gw.name}-default-logs")
+        try:
+            if self.check(gw.name, gw.port, "text", "/v1/chat/completions") is None:
+                self.throughput(gw.name, gw.port, proc.pid, "a_throughput_default_logs")
+                self.results["scenarios"]["a_throughput_default_logs"][gw.name]["log_level"] = label
+        finally:
+            self.procs.stop(proc)
+
+    def cold_starts(self, gw: Gateway) -> None:
+        runs: list[float] = []
+        rss: list[float] = []
+        first = 0.0
+        for i in range(self.plan.cold_runs + 1):
+            proc, ready_s = self.start_gateway(gw, f"{gw.name}-cold")
+            rss.append(round(tree_kb(proc.pid, "VmRSS") / 1024, 1))
+            self.procs.stop(proc)
+            if i > 0:  # the first spawn warms the page cache and bytecode; not counted
+                runs.append(ready_s * 1000)
+            else:
+                first = ready_s * 1000
+            time.sleep(0.5)
+        result = {"runs_ms": [round(r, 1) for r in runs], "median_ms": round(statistics.median(runs), 1),
+                  "min_ms": round(min(runs), 1), "max_ms": round(max(runs), 1),
+                  "discarded_first_ms": round(first, 1), "rss_at_ready_mb": rss[1:],
+                  "health": gw.health}
+        log(f"  (e) {gw.name}: cold start median {result['median_ms']} ms {result['runs_ms']}")
+        self.record("e_cold_start", gw.name, result)
+
+    def profile(self, gw: Gateway) -> None:
+        if not PY_SPY.exists():
+            self.results["profile"] = {"error": "py-spy not installed"}
+            return
+        log("profile: py-spy on Aperture under scenario (a) load")
+        proc, _ = self.start_gateway(gw, "aperture-profile")
+        try:
+            p = self.plan
+            url = f"http://{HOST}:{gw.port}/v1/chat/completions"
+            body = str(self.body("aperture", "text"))
+            run_wrk(url, "post.lua", [body], threads=p.throughput_threads,
+                    conns=p.throughput_conns, duration_s=p.warmup_s)
+            load_s = 2 * p.profile_s + 6
+            argv = ["wrk", f"-t{p.throughput_threads}", f"-c{p.throughput_conns}", f"-d{load_s}s",
+                    "--timeout=10s", "-s", str(LUA / "post.lua"), url, "--", body]
+            wrk = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            try:
+                time.sleep(1)
+                raw = WORK / "profile.raw.txt"
+                svg = WORK / "profile.svg"
+                rec = subprocess.run([str(PY_SPY), "record", "--pid", str(proc.pid), "-d",
+                                      str(p.profile_s), "-r", "200", "--function", "-f", "raw",
+                                      "-o", str(raw)], capture_output=True, text=True)
+                rec2 = subprocess.run([str(PY_SPY), "record", "--pid", str(proc.pid), "-d",
+                                       str(p.profile_s), "-r", "200", "-f", "flamegraph",
+                                       "-o", str(svg)], capture_output=True, text=True)
+            finally:
+                out, _ = wrk.communicate(timeout=load_s + 30)
+            if rec.returncode != 0 or not raw.exists():
+                self.results["profile"] = {"error": rec.stderr[-500:]}
+                return
+            summary = summarize_profile(raw)
+            summary["svg"] = str(svg.relative_to(ROOT)) if rec2.returncode == 0 else None
+            summary["raw"] = str(raw.relative_to(ROOT))
+            line = next((x for x in out.decode().splitlines() if x.startswith("BENCH_JSON ")), "")
+            if line:
+                data = json.loads(line.removeprefix("BENCH_JSON "))
+                summary["rps_while_profiling"] = round(
+                    data["requests"] / (data["duration_us"] / 1e6), 1)
+            self.results["profile"] = summary
+        finally:
+            self.procs.stop(proc)
+
+    # ---- whole run
+
+    def run(self) -> None:
+        started = time.time()
+        self.results["meta"] = machine_meta(self.plan)
+        self.prepare()
+        self.results["meta"]["aperture_anthropic"] = (
+            "available" if self.aperture_anthropic else self.aperture_anthropic_reason)
+        self.run_direct()
+        ap = aperture_gateway(self.aperture_yaml, "warning")
+        self.run_gateway(ap)
+        if self.plan.default_logs:
+            self.run_default_logs(aperture_gateway(self.aperture_yaml, "info"),
+                                  "info (the CLI default)")
+        lt = litellm_gateway(self.litellm_yaml, "WARNING")
+        if self.plan.litellm:
+            self.run_gateway(lt)
+            if self.plan.default_logs:
+                self.run_default_logs(litellm_gateway(self.litellm_yaml, None),
+                                      "default (uvicorn access log on)")
+        log("cold starts")
+        self.cold_starts(ap)
+        if self.plan.litellm:
+            self.cold_starts(lt)
+        if self.plan.profile:
+            self.profile(ap)
+        self.results["meta"]["nginx_rss_mb"] = round(tree_kb(self.nginx.pid, "VmRSS") / 1024, 1)
+        self.results["meta"]["wall_s"] = round(time.time() - started, 1)
+
+
+# --------------------------------------------------------------------------- profile
+
+
+def summarize_profile(raw: Path, top: int = 15) -> dict[str, Any]:
+    """Self and inclusive sample shares per function from py-spy's collapsed stacks."""
+    self_counts: dict[str, int] = {}
+    incl_counts: dict[str, int] = {}
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = stack.split(";")
+        self_counts[frames[-1]] = self_counts.get(frames[-1], 0) + n
+        for frame in set(frames):
+            incl_counts[frame] = incl_counts.get(frame, 0) + n
+
+    def rows(counts: dict[str, int]) -> list[dict[str, Any]]:
+        ordered = sorted(counts.items(), key=lambda kv: kv[1], reverse=True)[:top]
+        return [{"frame": _short_frame(k), "samples": v,
+                 "share_pct": round(100 * v / total, 1) if total else 0.0} for k, v in ordered]
+
+    by_package: dict[str, int] = {}
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if stack and count.isdigit():
+            by_package[_package(stack.split(";")[-1])] = by_package.get(
+                _package(stack.split(";")[-1]), 0) + int(count)
+    return {
+        "samples": total,
+        "self": rows(self_counts),
+        "inclusive": rows(incl_counts),
+        "self_by_package": [{"package": k, "share_pct": round(100 * v / total, 1)}
+                            for k, v in sorted(by_package.items(), key=lambda kv: -kv[1])[:12]],
+    }
+
+
+def _short_frame(frame: str) -> str:
+    # "func (/abs/path/site-packages/pkg/mod.py)" -> "func (pkg/mod.py)"
+    name, _, where = frame.partition(" (")
+    where = where.rstrip(")")
+    for marker in ("site-packages/", "/src/", "/lib/python3.11/"):
+        if marker in where:
+            where = where.split(marker, 1)[1]
+            break
+    return f"{name} ({where})" if where else name
+
+
+def _package(frame: str) -> str:
+    short = _short_frame(frame)
+    where = short.partition(" (")[2].rstrip(")")
+    if not where:
+        return "(native/unknown)"
+    return where.split("/", 1)[0] if "/" in where else where
+
+
+# --------------------------------------------------------------------------- metadata
+
+
+def _cmd(argv: list[str]) -> str:
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        return (out.stdout or out.stderr).strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+
+
+def _git_head() -> str:
+    # Read the ref files directly (the bench runs no git commands).
+    try:
+        head = (ROOT / ".git" / "HEAD").read_text().strip()
+        if head.startswith("ref: "):
+            ref = head[5:]
+            ref_file = ROOT / ".git" / ref
+            if ref_file.exists():
+                return f"{ref_file.read_text().strip()[:12]} ({ref.rsplit('/', 1)[-1]})"
+            packed = ROOT / ".git" / "packed-refs"
+            for line in packed.read_text().splitlines() if packed.exists() else []:
+                if line.endswith(" " + ref):
+                    return f"{line[:12]} ({ref.rsplit('/', 1)[-1]})"
+        return head[:12]
+    except OSError:
+        return "unknown"
+
+
+def machine_meta(plan: Plan) -> dict[str, Any]:
+    cpu = next((line.split(":", 1)[1].strip() for line in
+                Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), "unknown")
+    mem_kb = status_like("/proc/meminfo", "MemTotal")
+    return {
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gb": round(mem_kb / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "os": _os_name(),
+        "python": platform.python_version(),
+        "aperture": _cmd([str(APERTURE_BIN), "--version"]),
+        "aperture_commit": _git_head(),
+        "litellm": _cmd([str(LITELLM_VENV / "bin" / "python"), "-c",
+                         "import importlib.metadata as m; print('litellm', m.version('litellm'),"
+                         "'| uvicorn', m.version('uvicorn'), '| uvloop', m.version('uvloop'))"]),
+        "wrk": _cmd(["wrk", "-v"]).splitlines()[0] if shutil.which("wrk") else "missing",
+        "nginx": _cmd(["nginx", "-v"]),
+        "plan": plan.__dict__,
+        "upstream": {
+            "server": "nginx (1 worker) with the echo module; canned bodies, loopback",
+            "ports": {"fast": UP_FAST, "slow_50ms": UP_SLOW, "stream_instant": UP_STREAM,
+                      "stream_paced": UP_PACED, "anthropic": UP_ANTHROPIC},
+            "delay_s": UPSTREAM_DELAY_S, "paced_chunks": PACED_CHUNKS, "paced_gap_s": PACED_GAP_S,
+        },
+    }
+
+
+def status_like(path: str, key: str) -> int:
+    for line in Path(path).read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def _os_name() -> str:
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return line.split("=", 1)[1].strip('"')
+    except OSError:
+        pass
+    return platform.platform()
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short smoke run (not for publishing)")
+    parser.add_argument("--no-litellm", action="store_true", help="skip the LiteLLM proxy")
+    parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile")
+    parser.add_argument("--no-default-logs", action="store_true",
+                        help="skip the (a) re-run at each gateway's default log level")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
+    args = parser.parse_args(argv)
+    plan = Plan.quick() if args.quick else Plan()
+    plan.litellm = not args.no_litellm
+    plan.profile = not args.no_profile
+    plan.default_logs = not args.no_default_logs
+
+    def on_signal(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+    bench = Bench(plan)
+    try:
+        bench.run()
+    finally:
+        bench.procs.stop_all()
+        args.out.mkdir(parents=True, exist_ok=True)
+        bench.results["meta"] = bench.results.get("meta", {})
+        bench.results["meta"]["quick"] = args.quick
+        (args.out / "results.json").write_text(json.dumps(bench.results, indent=2) + "\n")
+        log(f"wrote {args.out / 'results.json'}")
+    import report
+
+    report.main([str(args.out / "results.json"), "--out", str(args.out)])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(BENCH))
+    sys.exit(main())
