@@ -12,16 +12,25 @@ from aperture.app import create_app
 from aperture.emulator import create_emulator_app
 from aperture.settings import Settings, parse_settings
 from tests.servers import serve
-from tests.upstreams import Recorder, SlowStream
+from tests.upstreams import Recorder, SlowStream, image_server_app
 
 GATEWAY_CONFIG = """
 server: {max_body_bytes: 3000000}
-images: {max_image_bytes: 1000000, max_image_pixels: 4000000, max_images_per_request: 8}
+images:
+  max_image_bytes: 1000000
+  max_image_pixels: 4000000
+  max_images_per_request: 8
+  max_frames: 50
+  fetch: {allow_private_hosts: ["127.0.0.0/8"], timeout_s: 5}
 providers:
   - {name: emu, kind: openai, base_url: "${EMULATOR}/openai/v1", api_key: test-key}
   - {name: recorded, kind: openai, base_url: "${RECORDER}/openai/v1", api_key: rec-key,
      headers: {x-team: vision}}
   - {name: slow, kind: openai, base_url: "${SLOW}/v1"}
+  - {name: recorded-bytes-only, kind: openai, base_url: "${RECORDER}/openai/v1", api_key: k,
+     images: {fetches_urls: false}}
+  - {name: recorded-small, kind: openai, base_url: "${RECORDER}/openai/v1", api_key: k,
+     images: {max_side: 100, max_bytes: 6000, accepted: [image/jpeg, image/png]}}
   - {name: dead, kind: openai, base_url: "http://127.0.0.1:9/v1"}
   - {name: emu-503, kind: openai, base_url: "${EMULATOR}/openai/v1", api_key: k,
      headers: {x-emulator-fault: "status=503"}}
@@ -46,6 +55,14 @@ models:
   - {name: recorded-vision, provider: recorded, upstream_model: emulator-vision,
      capabilities: [vision, audio, tools]}
   - {name: slow-model, provider: slow}
+  - {name: fetching, provider: recorded, upstream_model: emulator-vision, capabilities: [vision],
+     url_policy: fetch}
+  - {name: auto-bytes, provider: recorded-bytes-only, upstream_model: emulator-vision,
+     capabilities: [vision], url_policy: auto}
+  - {name: auto-urls, provider: recorded, upstream_model: emulator-vision,
+     capabilities: [vision], url_policy: auto}
+  - {name: small-images, provider: recorded-small, upstream_model: emulator-vision,
+     capabilities: [vision]}
   - {name: dead-model, provider: dead, capabilities: [vision]}
   - {name: failing-503, provider: emu-503, upstream_model: emulator-vision,
      capabilities: [vision]}
@@ -78,6 +95,12 @@ def slow_upstream() -> Iterator[tuple[SlowStream, str]]:
     slow = SlowStream()
     with serve(slow.app) as url:
         yield slow, url
+
+
+@pytest.fixture(scope="session")
+def image_server() -> Iterator[str]:
+    with serve(image_server_app()) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import threading
 import anyio
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import StreamingResponse
+from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -75,3 +75,27 @@ class SlowStream:
                 self.closed.set()
 
         return StreamingResponse(chunks(), media_type="text/event-stream")
+
+
+def image_server_app() -> Starlette:
+    """Images on a local web server, for the gateway's fetcher (allowed for 127.0.0.0/8)."""
+    from tests import sample_images
+
+    photo = sample_images.jpeg(300, 200)
+
+    async def image(request: Request) -> Response:
+        return Response(photo, media_type="image/jpeg")
+
+    async def page(request: Request) -> Response:
+        return Response("<html>not an image</html>", media_type="text/html")
+
+    async def to_private(request: Request) -> RedirectResponse:
+        return RedirectResponse("http://10.0.0.1/internal.png", status_code=302)
+
+    return Starlette(
+        routes=[
+            Route("/photo.jpg", image),
+            Route("/page.html", page),
+            Route("/redirect-private", to_private),
+        ]
+    )

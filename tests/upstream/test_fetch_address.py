@@ -75,7 +75,11 @@ SPELLINGS = [
     ("http://[2002:7f00:1::]/", "2002:7f00:1::", False),
     ("http://[2002:a9fe:a9fe::1]/", "2002:a9fe:a9fe::1", False),
     # Teredo: server 65.54.227.120, client (obfuscated) 127.0.0.1.
-    ("http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/", "2001:0:4136:e378:8000:63bf:80ff:fffe", False),
+    (
+        "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/",
+        "2001:0:4136:e378:8000:63bf:80ff:fffe",
+        False,
+    ),
     ("http://[fe80::1]/", "fe80::1", False),
     ("http://[fe80::1%25eth0]/", "fe80::1%eth0", False),
     ("http://[fc00::1]/", "fc00::1", False),
@@ -139,7 +143,9 @@ def _spell(value: int, base: str) -> str:
     st.integers(min_value=1, max_value=4),
     st.lists(_PART_BASES, min_size=4, max_size=4),
 )
-def test_any_legacy_spelling_reads_like_inet_aton(number: int, parts: int, bases: list[str]) -> None:
+def test_any_legacy_spelling_reads_like_inet_aton(
+    number: int, parts: int, bases: list[str]
+) -> None:
     packed = number.to_bytes(4, "big")
     values = [*packed[: parts - 1], int.from_bytes(packed[parts - 1 :], "big")]
     spelling = ".".join(_spell(v, b) for v, b in zip(values, bases, strict=False))

@@ -24,7 +24,7 @@ from aperture.dialects.locator import FieldLocator
 from aperture.dialects.openai import outbound
 from aperture.dialects.openai.inbound import parse_chat_request
 from aperture.errors import GatewayError
-from aperture.model import ChatRequest, ChatResponse, StreamEvent
+from aperture.model import ChatRequest, ChatResponse, StreamEvent, UsageReport
 from aperture.pipeline import RequestContext
 from aperture.routing.dispatch import EventStream
 from aperture.services import Services
@@ -101,6 +101,8 @@ async def _complete(
     assert ctx.target is not None, "ResolveModel runs first"
     ctx.attempts += 1
     response = await services.dispatcher.complete(chat, ctx.target)
+    if response.usage is not None:
+        ctx.reported_image_tokens = response.usage.image_tokens
     _log(ctx, 200, None)
     return Response(
         dialect.render_response(response, chat.model),
@@ -129,6 +131,8 @@ async def _relay(
     code: str | None = "client_disconnected"
     try:
         async for event in stream.events():
+            if isinstance(event, UsageReport):
+                ctx.reported_image_tokens = event.usage.image_tokens
             yield renderer.event(event)
         yield renderer.done()
         status, code = 200, None
@@ -144,12 +148,17 @@ async def _relay(
 
 def _routed_headers(ctx: RequestContext) -> dict[str, str]:
     assert ctx.target is not None
-    return {
+    headers = {
         "x-request-id": ctx.request_id,
         "x-aperture-provider": ctx.target.provider.name,
         "x-aperture-model": ctx.target.upstream_model,
         "x-aperture-attempts": str(ctx.attempts),
     }
+    if ctx.images:
+        headers["x-aperture-image-tokens"] = str(ctx.image_tokens)
+        if ctx.image_changes:
+            headers["x-aperture-image-changes"] = ",".join(ctx.image_changes)
+    return headers
 
 
 def _log(ctx: RequestContext, status: int, code: str | None) -> None:
@@ -164,5 +173,19 @@ def _log(ctx: RequestContext, status: int, code: str | None) -> None:
             "status": status,
             "error_code": code,
             "latency_ms": round((time.perf_counter() - ctx.started) * 1000, 2),
+            "images": [
+                {
+                    "sha256": i.sha256,
+                    "mime": i.mime,
+                    "width": i.width,
+                    "height": i.height,
+                    "bytes": i.size_bytes,
+                    "frames": i.frames,
+                    "source": i.source,
+                }
+                for i in ctx.images
+            ],
+            "image_tokens_estimate": ctx.image_tokens if ctx.images else None,
+            "image_tokens_reported": ctx.reported_image_tokens,
         },
     )

@@ -139,6 +139,8 @@ def _reencode(
     out_mime = _output_mime(mime, image, limits)
     if out_mime != mime:
         changes.append("converted")
+    if limits.wire_size(len(data)) > limits.max_bytes:
+        changes.append("recompressed")
     encoded = _encode(image, out_mime, quality=_JPEG_QUALITIES[0])
     encoded, image = _fit_bytes(encoded, image, out_mime, limits, changes)
     changes.append("metadata_stripped")
@@ -170,7 +172,8 @@ def _fit_bytes(
     """
     if limits.wire_size(len(encoded)) <= limits.max_bytes:
         return encoded, image
-    changes.append("recompressed")
+    if "recompressed" not in changes:
+        changes.append("recompressed")
     edge = limits.effective_long_edge
     if edge is not None and max(image.size) > edge:
         image = _resize(image, _scaled(image.size, edge))

@@ -30,3 +30,5 @@ class RequestContext:
     image_changes: list[str] = field(default_factory=list)
     image_tokens: int = 0
     """The estimated input tokens of the images as they were sent to the target."""
+    reported_image_tokens: int | None = None
+    """What the provider said the images cost, when it says (to compare with the estimate)."""

@@ -15,8 +15,8 @@ import anyio
 from aperture.images import data_uri_for
 from aperture.images.limits import TargetImageLimits
 from aperture.images.normalize import (
-    NormalizeOptions,
     Normalized,
+    NormalizeOptions,
     needs_normalizing,
     normalize,
 )
@@ -41,7 +41,7 @@ class _ResultCache:
         self._max_bytes = max_bytes
         self._bytes = 0
 
-    def get(self, key: _CacheKey) -> _Result | None | bool:
+    def get(self, key: _CacheKey) -> _Result | bool | None:
         if key not in self._items:
             return False
         self._items.move_to_end(key)

@@ -202,15 +202,19 @@ def _first_target(raw: str, policy: FetchPolicy) -> _Target:
 
 @contextmanager
 def _mapped_client_errors() -> Iterator[None]:
-    """Translate aiohttp's errors; their text may carry the URL, so only the class is kept."""
+    """Translate aiohttp's errors, unchained: their text quotes the URL, query string and all."""
     try:
         yield
-    except TimeoutError as exc:  # aiohttp's connect and read timeouts subclass it
-        raise _failed("timeout") from exc
-    except aiohttp.ClientSSLError as exc:
-        raise _failed("the TLS handshake or certificate check failed") from exc
+    except TimeoutError:  # aiohttp's connect and read timeouts subclass it
+        raise _failed("timeout") from None
+    except aiohttp.ClientSSLError:
+        raise _failed("the TLS handshake or certificate check failed") from None
+    except aiohttp.ClientPayloadError:
+        raise _failed("the response body was cut short or malformed") from None
+    except aiohttp.ClientResponseError:
+        raise _failed("the response was malformed") from None
     except aiohttp.ClientError as exc:
-        raise _failed(f"connection failed ({type(exc).__name__})") from exc
+        raise _failed(f"connection failed ({type(exc).__name__})") from None
 
 
 class ImageFetcher:
@@ -340,7 +344,7 @@ class ImageFetcher:
         if named:
             return addresses
         if not all(is_public(ip) or allowance.allows_address(ip) for ip in addresses):
-            raise _not_allowed("it resolves to a private or reserved address")
+            raise _not_allowed("its address is private or reserved")
         if not port_ok and not all(allowance.allows_address(ip) for ip in addresses):
             raise _not_allowed(f"port {target.port} is not allowed")
         return addresses
