@@ -55,6 +55,9 @@ UP_ANTHROPIC = 18094  # canned Anthropic Messages answer at /v1/messages
 APERTURE_PORT = 18100
 LITELLM_PORT = 18200
 UPSTREAM_MODEL = "bench-upstream"
+# LiteLLM refuses to start without a master key, so both gateways get the same one and every
+# client (the direct path too, where nginx ignores it) sends it.
+MASTER_KEY = "sk-bench-" + "5f1c0a7e9d3b4c2a8e6f0b1d7c9a3e5f2b4d6c8a0e1f3a5c7e9b1d3f5a7c9e1b"
 UPSTREAM_DELAY_S = 0.050
 PACED_CHUNKS = 10
 PACED_GAP_S = 0.010
@@ -223,7 +226,9 @@ def http_request(port: int, method: str, path: str, body: bytes | None = None,
                  timeout: float = 30.0) -> tuple[int, bytes]:
     conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
     try:
-        headers = {"Content-Type": "application/json"} if body is not None else {}
+        headers = {"Authorization": f"Bearer {MASTER_KEY}"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
         conn.request(method, path, body=body, headers=headers)
         response = conn.getresponse()
         return response.status, response.read()
@@ -262,7 +267,7 @@ def run_wrk(url: str, script: str, args: list[str], *, threads: int, conns: int,
             duration_s: float, timeout_s: int = 10) -> dict[str, Any]:
     argv = [
         "wrk", f"-t{threads}", f"-c{conns}", f"-d{duration_s}s", f"--timeout={timeout_s}s",
-        "-s", str(LUA / script), url, "--", *args,
+        "-H", f"Authorization: Bearer {MASTER_KEY}", "-s", str(LUA / script), url, "--", *args,
     ]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=duration_s + 60)
     line = next((x for x in proc.stdout.splitlines() if x.startswith("BENCH_JSON ")), None)
@@ -273,7 +278,7 @@ def run_wrk(url: str, script: str, args: list[str], *, threads: int, conns: int,
     lat = {k: v / 1000 for k, v in raw["latency_us"].items()}  # -> ms
     errors = raw["errors"]
     return {
-        "tool": " ".join(["wrk", *argv[1:6], "-s", script]),
+        "tool": " ".join(["wrk", *argv[1:5], "-s", script]),
         "duration_s": round(seconds, 2),
         "requests": raw["requests"],
         "rps": round(raw["requests"] / seconds, 1),
@@ -298,8 +303,8 @@ async def _streams(port: int, body: bytes, concurrency: int, rounds: int) -> dic
         t0 = time.perf_counter()
         first: float | None = None
         received = bytearray()
-        async with session.post(url, data=body,
-                                headers={"Content-Type": "application/json"}) as response:
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {MASTER_KEY}"}
+        async with session.post(url, data=body, headers=headers) as response:
             async for chunk in response.content.iter_any():
                 if first is None and chunk.strip():
                     first = time.perf_counter()
@@ -471,8 +476,8 @@ def nginx_conf() -> str:
         "  keepalive_requests 10000000;\n  keepalive_timeout 300s;\n"
         "  tcp_nodelay on;\n"
         + server(UP_FAST, "    location = /v1/chat/completions {\n"
-                 "      default_type application/json;\n"
-                 f"      return 200 '{completion}';\n    }}\n")
+                 "      default_type application/json;\n      echo_read_request_body;\n"
+                 f"      echo -n '{completion}';\n    }}\n")
         + server(UP_SLOW, "    location = /v1/chat/completions {\n"
                  "      default_type application/json;\n      echo_read_request_body;\n"
                  f"      echo_sleep {UPSTREAM_DELAY_S};\n      echo -n '{completion}';\n    }}\n")
@@ -483,8 +488,8 @@ def nginx_conf() -> str:
                  "      default_type text/event-stream;\n      echo_read_request_body;\n"
                  f"      {paced}\n    }}\n")
         + server(UP_ANTHROPIC, "    location = /v1/messages {\n"
-                 "      default_type application/json;\n"
-                 f"      return 200 '{_anthropic_json()}';\n    }}\n")
+                 "      default_type application/json;\n      echo_read_request_body;\n"
+                 f"      echo -n '{_anthropic_json()}';\n    }}\n")
         + "}\n"
     )
 
@@ -516,6 +521,7 @@ def aperture_config(with_anthropic: bool) -> dict[str, Any]:
                        "upstream_model": UPSTREAM_MODEL, "capabilities": ["vision"]})
     return {
         "server": {"host": HOST, "port": APERTURE_PORT, "max_body_bytes": 64 * 1024 * 1024},
+        "auth": {"master_key": MASTER_KEY},
         "providers": providers,
         "models": models,
     }
@@ -535,8 +541,8 @@ def litellm_config() -> dict[str, Any]:
                 "model": "anthropic/claude-sonnet-4-5", "api_base": f"http://{HOST}:{UP_ANTHROPIC}",
                 "api_key": "bench"}},
         ],
-        # No master_key and no database_url: open proxy on loopback, like Aperture here.
-        "general_settings": {},
+        # The same master key as Aperture, and no database_url: no virtual keys, no spend logs.
+        "general_settings": {"master_key": MASTER_KEY},
         "litellm_settings": {},
     }
 
@@ -849,7 +855,7 @@ class Bench:
                     conns=p.throughput_conns, duration_s=p.warmup_s)
             load_s = 2 * p.profile_s + 6
             argv = ["wrk", f"-t{p.throughput_threads}", f"-c{p.throughput_conns}", f"-d{load_s}s",
-                    "--timeout=10s", "-s", str(LUA / "post.lua"), url, "--", body]
+                    "--timeout=10s", "-H", f"Authorization: Bearer {MASTER_KEY}", "-s", str(LUA / "post.lua"), url, "--", body]
             wrk = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
             try:
                 time.sleep(1)

@@ -223,7 +223,7 @@ process, or added latency is zero by definition).
   Python {meta.get('python')}, uvicorn + uvloop + httptools, **one process**,
   `--log-level warning`.
 - LiteLLM proxy: `{meta.get('litellm')}` (`litellm[proxy]` from PyPI in `bench/.venv-litellm`),
-  `litellm --num_workers 1`, no database, no master key, `LITELLM_LOCAL_MODEL_COST_MAP=True`,
+  `litellm --num_workers 1`, no database, `LITELLM_LOCAL_MODEL_COST_MAP=True`,
   `LITELLM_LOG=WARNING` (the same log level as Aperture; it also silences uvicorn's access log).
   Its default install has no `httptools`, so its uvicorn parses HTTP with `h11`.
 - Load: `{meta.get('wrk')}`; upstream: `{meta.get('nginx')}`.
@@ -237,6 +237,8 @@ process, or added latency is zero by definition).
   {up.get('paced_chunks')} content events {int(1000 * (up.get('paced_gap_s') or 0))} ms apart,
   then finish, usage and `[DONE]`), and a canned Anthropic Messages JSON. nginx in C with one
   worker is far faster than either gateway, so it never is the bottleneck for them.
+- **Auth**: LiteLLM 1.106 refuses to start without a master key, so both gateways get the same
+  `master_key` and every client sends `Authorization: Bearer <key>` (nginx ignores it).
 - **Direct** = the same request bodies sent straight to the upstream (model name changed to the
   upstream's). The gateways are configured with the same providers and `bench-*` model names.
   Aperture and LiteLLM run one at a time (the other is stopped), after a warm-up.
