@@ -1,5 +1,6 @@
 import hashlib
 import logging
+import time
 
 import openai
 import pytest

@@ -1,5 +1,4 @@
 import base64
-import hashlib
 
 import pytest
 
@@ -25,7 +24,6 @@ def test_a_correct_uri_is_returned_unchanged_with_its_measurements() -> None:
     assert canonical is uri
     assert (info.mime, info.width, info.height, info.frames) == ("image/png", 30, 20, 1)
     assert info.size_bytes == len(sample_images.png(30, 20))
-    assert info.sha256 == hashlib.sha256(sample_images.png(30, 20)).hexdigest()
     assert canonical[info.payload_offset :] == uri.split(",", 1)[1]
 
 

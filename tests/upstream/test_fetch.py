@@ -26,7 +26,8 @@ from aperture.errors import (
     ImageTooLargeError,
     ImageUrlNotAllowedError,
 )
-from aperture.upstream.fetch import FetchedImage, FetchPolicy, ImageFetcher, _target
+from aperture.upstream._fetch_url import Refusal, first_target, next_target
+from aperture.upstream.fetch import FetchedImage, FetchPolicy, ImageFetcher
 from tests.sample_images import png
 
 pytestmark = pytest.mark.anyio
@@ -66,7 +67,7 @@ class Origin:
         return f"{scheme}://{host}:{self.port}{path}"
 
     async def __aenter__(self) -> Origin:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self._tls)
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -83,6 +84,10 @@ class Origin:
         assert task is not None
         self._tasks.add(task)
         try:
+            if self._tls is not None:
+                # Upgraded here rather than by the server, so a refused handshake ends in
+                # this handler instead of the loop's exception handler.
+                await writer.start_tls(self._tls)
             head = await reader.readuntil(b"\r\n\r\n")
             line, *fields = head.decode("latin-1").rstrip("\r\n").split("\r\n")
             headers = {}
@@ -504,14 +509,14 @@ async def test_a_redirect_somewhere_not_allowed_is_refused(origin: Origin, locat
     assert [seen.target for seen in origin.seen] == ["/start"]
 
 
-async def test_a_redirect_from_https_to_http_is_refused() -> None:
-    # Reached through the hop check directly: a trusted TLS origin is not available here.
-    fetcher = ImageFetcher(allowed(), resolver=FakeResolver())
-    hop = fetcher._next_hop
-    first = _target(URL("https://images.test/a.png"), allowed())
-    assert hop(first, "https://cdn.test/b.png").url == URL("https://cdn.test/b.png")
-    with pytest.raises(Exception, match="from https to http"):
-        hop(first, "http://cdn.test/b.png")
+def test_a_redirect_from_https_to_http_is_refused() -> None:
+    # Checked on the hop rule itself: no origin here has a certificate the fetcher trusts.
+    first = first_target("https://images.test/a.png", allow_http=True)
+    following = next_target(first, "//cdn.test/b.png", allow_http=True)
+    assert following.url == URL("https://cdn.test/b.png")
+    with pytest.raises(Refusal, match="from https to http") as caught:
+        next_target(first, "http://cdn.test/b.png", allow_http=True)
+    assert caught.value.kind is ImageUrlNotAllowedError
 
 
 @pytest.mark.parametrize("max_redirects", [0, 1, 3])
@@ -755,6 +760,18 @@ async def test_the_cache_is_keyed_by_the_full_url(origin: Origin) -> None:
     await fetcher.fetch(origin.url("/cat.png?sig=1"))
     await fetcher.fetch(origin.url("/cat.png?sig=2"))
     assert len(origin.seen) == 2
+
+
+async def test_the_cache_drops_the_least_recently_used_when_its_bytes_run_out(
+    origin: Origin,
+) -> None:
+    origin.routes["/a.png"] = image()
+    origin.routes["/b.png"] = image()
+    room_for_one = len(PNG) + len(origin.url("/a.png")) + 10
+    fetcher = ImageFetcher(allowed(), resolver=FakeResolver(), cache_bytes=room_for_one)
+    for path in ("/a.png", "/a.png", "/b.png", "/b.png", "/a.png"):
+        await fetcher.fetch(origin.url(path))
+    assert [seen.target for seen in origin.seen] == ["/a.png", "/b.png", "/a.png"]
 
 
 async def test_failures_and_a_zero_budget_are_not_cached(origin: Origin) -> None:

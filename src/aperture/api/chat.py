@@ -5,16 +5,17 @@ Each is parse -> pipeline -> dispatch -> render; the dialect decides parse and r
 
 from __future__ import annotations
 
-import logging
 import secrets
 import time
 from collections.abc import AsyncGenerator, Callable
 from typing import NamedTuple
 
 import anyio
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 
+from aperture.api.accounting import record
 from aperture.api.auth import authenticate
 from aperture.api.body import ClientDisconnect, read_body
 from aperture.api.render import error_response
@@ -30,8 +31,6 @@ from aperture.routing.dispatch import EventStream
 from aperture.services import Services
 
 __all__ = ["C1", "OPENAI", "ClientDialect", "chat_endpoint", "new_request_id"]
-
-log = logging.getLogger("aperture.request")
 
 
 class StreamRenderer(NamedTuple):
@@ -86,10 +85,11 @@ def chat_endpoint(dialect: ClientDialect) -> Callable[[Request], object]:
                 return await _stream(services, ctx, chat, dialect)
             return await _complete(services, ctx, chat, dialect)
         except GatewayError as error:
-            _log(ctx, error.status_code, error.code)
-            return error_response(error, ctx.request_id, dialect.render_error)
+            response = error_response(error, ctx.request_id, dialect.render_error)
+            response.background = BackgroundTask(record, ctx, error.status_code, error.code)
+            return response
         except ClientDisconnect:
-            _log(ctx, 499, "client_disconnected")
+            await record(ctx, 499, "client_disconnected")
             return Response(status_code=499)
 
     return endpoint
@@ -103,11 +103,11 @@ async def _complete(
     response = await services.dispatcher.complete(chat, ctx.target)
     if response.usage is not None:
         ctx.reported_image_tokens = response.usage.image_tokens
-    _log(ctx, 200, None)
     return Response(
         dialect.render_response(response, chat.model),
         headers=_routed_headers(ctx),
         media_type="application/json",
+        background=BackgroundTask(record, ctx, 200, None),
     )
 
 
@@ -143,7 +143,7 @@ async def _relay(
     finally:
         with anyio.CancelScope(shield=True):
             await stream.aclose()
-        _log(ctx, status, code)
+            await record(ctx, status, code)
 
 
 def _routed_headers(ctx: RequestContext) -> dict[str, str]:
@@ -159,33 +159,3 @@ def _routed_headers(ctx: RequestContext) -> dict[str, str]:
         if ctx.image_changes:
             headers["x-aperture-image-changes"] = ",".join(ctx.image_changes)
     return headers
-
-
-def _log(ctx: RequestContext, status: int, code: str | None) -> None:
-    # Metadata only: never bodies, images or credentials.
-    log.info(
-        "request",
-        extra={
-            "request_id": ctx.request_id,
-            "endpoint": ctx.endpoint,
-            "model": ctx.entry.name if ctx.entry else None,
-            "provider": ctx.target.provider.name if ctx.target else None,
-            "status": status,
-            "error_code": code,
-            "latency_ms": round((time.perf_counter() - ctx.started) * 1000, 2),
-            "images": [
-                {
-                    "sha256": i.sha256,
-                    "mime": i.mime,
-                    "width": i.width,
-                    "height": i.height,
-                    "bytes": i.size_bytes,
-                    "frames": i.frames,
-                    "source": i.source,
-                }
-                for i in ctx.images
-            ],
-            "image_tokens_estimate": ctx.image_tokens if ctx.images else None,
-            "image_tokens_reported": ctx.reported_image_tokens,
-        },
-    )

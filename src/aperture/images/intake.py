@@ -5,7 +5,6 @@ Everything here is synchronous; the pipeline runs large images in a worker threa
 
 from __future__ import annotations
 
-import hashlib
 import io
 import warnings
 from typing import NamedTuple
@@ -106,7 +105,6 @@ def inspect_bytes(
         size_bytes=len(data),
         frames=frames,
         payload_offset=0,
-        sha256=hashlib.sha256(data).hexdigest(),
         source=source,
     )
 
@@ -126,7 +124,6 @@ def _with_offset(info: InlineImage, offset: int) -> InlineImage:
         size_bytes=info.size_bytes,
         frames=info.frames,
         payload_offset=offset,
-        sha256=info.sha256,
         source=info.source,
     )
 

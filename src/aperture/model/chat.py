@@ -47,7 +47,6 @@ class InlineImage(msgspec.Struct, frozen=True):
     size_bytes: int
     frames: int
     payload_offset: int
-    sha256: str
     source: str = "inline"
     """``inline`` for data URIs, else the host the gateway fetched the image from."""
 

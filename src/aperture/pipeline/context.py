@@ -25,8 +25,10 @@ class RequestContext:
     attempts: int = 0
     decoded: dict[tuple[int, int], bytes] = field(default_factory=dict)
     """Decoded image bytes by (message, part), for normalisation; dropped with the request."""
-    images: list[InlineImage] = field(default_factory=list)
+    images: dict[tuple[int, int], InlineImage] = field(default_factory=dict)
     """What intake found for each image, as the client sent it: the audit's descriptors."""
+    image_hashes: dict[tuple[int, int], str] = field(default_factory=dict)
+    """sha256 of the images' bytes, computed when first needed (never on the hot path)."""
     image_changes: list[str] = field(default_factory=list)
     image_tokens: int = 0
     """The estimated input tokens of the images as they were sent to the target."""

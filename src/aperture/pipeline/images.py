@@ -69,7 +69,7 @@ class IntakeImages:
                 continue
             replaced[m, p] = Image(checked.url, image.detail, checked.info)
             ctx.decoded[m, p] = checked.data
-            ctx.images.append(checked.info)
+            ctx.images[m, p] = checked.info
         return replace_images(request, replaced)
 
     async def _check(self, image: Image, policy: UrlPolicy, param: str) -> Inspected | None:

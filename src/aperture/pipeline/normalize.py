@@ -7,6 +7,7 @@ and failover reuse it.
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -84,7 +85,7 @@ class NormalizeImages:
         for m, p, image in images:
             if image.inline is not None:
                 options = NormalizeOptions(image.detail, self._optimize, self._strip, len(images))
-                result = await self._normalized(ctx.decoded[m, p], image.inline, limits, options)
+                result = await self._normalized(ctx, (m, p), image.inline, limits, options)
                 if result is not None:
                     url, info, changes = result
                     image = Image(url, image.detail, info)
@@ -102,13 +103,25 @@ class NormalizeImages:
         return replace_images(request, replaced)
 
     async def _normalized(
-        self, data: bytes, info: InlineImage, limits: TargetImageLimits, options: NormalizeOptions
+        self,
+        ctx: RequestContext,
+        at: tuple[int, int],
+        info: InlineImage,
+        limits: TargetImageLimits,
+        options: NormalizeOptions,
     ) -> _Result | None:
+        data = ctx.decoded[at]
         if not needs_normalizing(
             data, info.mime, (info.width, info.height), info.frames, limits, options
         ):
             return None
-        key = (info.sha256, limits, options)
+        # A cryptographic key: one tenant must not be able to plant an image in another's
+        # cache with a crafted collision. Hashing runs only when there is work to cache.
+        digest = ctx.image_hashes.get(at)
+        if digest is None:
+            digest = await anyio.to_thread.run_sync(_sha256, data, limiter=self._limiter)
+            ctx.image_hashes[at] = digest
+        key = (digest, limits, options)
         cached = self._cache.get(key)
         if cached is not False:
             return cached  # type: ignore[return-value]  # False means "not cached"
@@ -127,6 +140,10 @@ class NormalizeImages:
         return value
 
 
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 def _as_inline(result: Normalized, original: InlineImage) -> _Result:
     info = InlineImage(
         mime=result.mime,
@@ -135,8 +152,6 @@ def _as_inline(result: Normalized, original: InlineImage) -> _Result:
         size_bytes=len(result.data),
         frames=1,
         payload_offset=0,
-        # The content hash stays the client's image: it is what audit and caches know it by.
-        sha256=original.sha256,
         source=original.source,
     )
     url, info = data_uri_for(result.data, info)

@@ -1,12 +1,13 @@
 """The safe image fetcher: the only way a user-supplied image URL becomes bytes.
 
-Owns the SSRF defence of security.md §1.3, in its order: parse once (yarl, the parser aiohttp
-itself uses); allow only http(s) and the configured ports; resolve once; refuse if any
-address is not public; connect to exactly the addresses checked (an aiohttp resolver that
-returns them, so Host and TLS SNI keep the hostname); follow redirects by hand, re-checking
-every hop; one deadline over the whole chain; a byte cap counted while reading; no
-decompression, cookies or environment proxies; the body sniffed as an image. Errors name
-the host only: presigned URLs carry credentials in their query strings.
+Owns the SSRF defence of security.md §1.3, in its order: parse once and check the URL's
+shape (``_fetch_url``); allow only the configured ports; resolve once; refuse if any address
+is not public (``_fetch_address``); connect to exactly the addresses checked (an aiohttp
+resolver that returns them, so Host and TLS SNI keep the hostname); follow redirects by
+hand, re-checking every hop; one deadline over the whole chain; a byte cap counted while
+reading; no decompression, cookies or environment proxies; the body sniffed as an image.
+Successes are cached (``_fetch_cache``) and concurrent fetches of one URL share a download.
+Errors name the host only: presigned URLs carry credentials in their query strings.
 
 aiohttp errors never leave this module; they become ``ImageFetchFailedError``.
 """
@@ -23,23 +24,19 @@ from typing import Protocol
 import aiohttp
 import msgspec
 from aiohttp.abc import AbstractResolver, ResolveResult
-from yarl import URL
 
-from aperture.errors import (
-    GatewayError,
-    ImageFetchFailedError,
-    ImageTooLargeError,
-    ImageUrlNotAllowedError,
-)
+from aperture.errors import ImageTooLargeError
 from aperture.images.sniff import sniff, sniff_non_image
-from aperture.upstream._fetch_address import (
-    IPAddress,
-    PrivateAllowance,
-    is_public,
-    is_valid_hostname,
-    parse_ip_literal,
-)
+from aperture.upstream._fetch_address import IPAddress, PrivateAllowance, is_public
 from aperture.upstream._fetch_cache import ExpiringLru, cache_ttl
+from aperture.upstream._fetch_url import (
+    Refusal,
+    Target,
+    failed,
+    first_target,
+    next_target,
+    not_allowed,
+)
 
 __all__ = ["FetchPolicy", "FetchedImage", "ImageFetcher", "Resolver"]
 
@@ -51,7 +48,6 @@ _HEADERS = {
     "Accept-Encoding": "identity",
 }
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
-_MAX_URL_CHARS = 8192  # long enough for presigned URLs with session tokens
 _CHUNK_BYTES = 64 * 1024
 _DEFAULT_TTL_S = 300.0
 _CONTENT_TYPE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789!#$&^_.+-/")
@@ -122,99 +118,21 @@ class _PinnedResolver(AbstractResolver):
         return None
 
 
-class _Refusal(Exception):
-    """A failure decided inside a fetch; each caller gets it as a public error with its param."""
-
-    def __init__(self, kind: type[GatewayError], reason: str) -> None:
-        super().__init__(reason)
-        self.kind = kind
-        self.reason = reason
-
-    def public(self, host: str | None, param: str | None) -> GatewayError:
-        where = f" for host '{host}'" if host else ""
-        if self.kind is ImageUrlNotAllowedError:
-            message = f"The image URL{where} is not allowed: {self.reason}."
-        elif self.kind is ImageTooLargeError:
-            message = f"The image{where} is too large: {self.reason}."
-        else:
-            message = f"The image{where} could not be fetched: {self.reason}."
-        return self.kind(message, param=param)
-
-
-def _not_allowed(reason: str) -> _Refusal:
-    return _Refusal(ImageUrlNotAllowedError, reason)
-
-
-def _failed(reason: str) -> _Refusal:
-    return _Refusal(ImageFetchFailedError, reason)
-
-
-class _Target(msgspec.Struct, frozen=True):
-    """One hop: the URL to request, and the host and port it names."""
-
-    url: URL
-    host: str
-    port: int
-    literal: IPAddress | None
-
-
-def _target(url: URL, policy: FetchPolicy) -> _Target:
-    """Check one URL's shape (scheme, userinfo, host) with the one parser aiohttp uses."""
-    schemes = ("https", "http") if policy.allow_http else ("https",)
-    if url.scheme not in schemes:
-        raise _not_allowed(f"only {' and '.join(schemes)} URLs can be fetched")
-    if url.raw_user is not None or url.raw_password is not None:
-        raise _not_allowed("credentials in the URL are not accepted")
-    host = (url.raw_host or "").lower()
-    if not host:
-        raise _not_allowed("the URL has no host")
-    literal = parse_ip_literal(host)
-    if literal is None and not is_valid_hostname(host):
-        raise _not_allowed("the host is not a valid name or address")
-    if literal is not None:
-        # Canonical spelling, so aiohttp dials exactly the address judged (it refuses the
-        # legacy forms itself) and the audit log shows what was reached.
-        host = str(literal)
-        url = url.with_host(host)
-    if not url.port:
-        raise _not_allowed("port 0 is not allowed")
-    return _Target(url, host.removesuffix("."), url.port, literal)
-
-
-def _first_target(raw: str, policy: FetchPolicy) -> _Target:
-    if len(raw) > _MAX_URL_CHARS:
-        raise _not_allowed("the URL is too long")
-    if any(ord(char) < 0x21 or ord(char) == 0x7F for char in raw):
-        raise _not_allowed("the URL contains whitespace or control characters")
-    # yarl drops an empty userinfo ("http://@host/"); refuse any "@" in the authority.
-    authority = raw.partition("://")[2]
-    for stop in "/?#":
-        authority = authority.partition(stop)[0]
-    if "@" in authority:
-        raise _not_allowed("credentials in the URL are not accepted")
-    try:
-        url = URL(raw)
-    except (ValueError, TypeError):
-        # Not chained: yarl's message may quote the URL, query string and all.
-        raise _not_allowed("the URL is not valid") from None
-    return _target(url, policy)
-
-
 @contextmanager
 def _mapped_client_errors() -> Iterator[None]:
     """Translate aiohttp's errors, unchained: their text quotes the URL, query string and all."""
     try:
         yield
     except TimeoutError:  # aiohttp's connect and read timeouts subclass it
-        raise _failed("timeout") from None
+        raise failed("timeout") from None
     except aiohttp.ClientSSLError:
-        raise _failed("the TLS handshake or certificate check failed") from None
+        raise failed("the TLS handshake or certificate check failed") from None
     except aiohttp.ClientPayloadError:
-        raise _failed("the response body was cut short or malformed") from None
+        raise failed("the response body was cut short or malformed") from None
     except aiohttp.ClientResponseError:
-        raise _failed("the response was malformed") from None
+        raise failed("the response was malformed") from None
     except aiohttp.ClientError as exc:
-        raise _failed(f"connection failed ({type(exc).__name__})") from None
+        raise failed(f"connection failed ({type(exc).__name__})") from None
 
 
 class ImageFetcher:
@@ -232,7 +150,7 @@ class ImageFetcher:
         self._allowance = PrivateAllowance(policy.allow_private_hosts)
         self._cache: ExpiringLru[FetchedImage] = ExpiringLru(cache_bytes)
         # One download per URL at a time; None tells waiters the leader gave up (cancelled).
-        self._inflight: dict[str, asyncio.Future[FetchedImage | _Refusal | None]] = {}
+        self._inflight: dict[str, asyncio.Future[FetchedImage | Refusal | None]] = {}
         self._closed = False
 
     async def fetch(self, url: str, *, param: str | None = None) -> FetchedImage:
@@ -240,8 +158,8 @@ class ImageFetcher:
         if self._closed:
             raise RuntimeError("the image fetcher is closed")
         try:
-            first = _first_target(url, self._policy)
-        except _Refusal as refusal:
+            first = first_target(url, allow_http=self._policy.allow_http)
+        except Refusal as refusal:
             raise refusal.public(None, param) from refusal.__cause__
         while (cached := self._cache.get(url)) is None:
             pending = self._inflight.get(url)
@@ -253,12 +171,12 @@ class ImageFetcher:
                 return _settle(outcome, first.host, param)
         return cached
 
-    async def _lead(self, url: str, first: _Target, param: str | None) -> FetchedImage:
+    async def _lead(self, url: str, first: Target, param: str | None) -> FetchedImage:
         """Download ``url`` on behalf of every caller that asks for it meanwhile."""
-        future: asyncio.Future[FetchedImage | _Refusal | None]
+        future: asyncio.Future[FetchedImage | Refusal | None]
         future = asyncio.get_running_loop().create_future()
         self._inflight[url] = future
-        outcome: FetchedImage | _Refusal | None = None
+        outcome: FetchedImage | Refusal | None = None
         try:
             outcome = await self._download(url, first)
             return _settle(outcome, first.host, param)
@@ -271,7 +189,7 @@ class ImageFetcher:
         self._closed = True
         self._cache.clear()
 
-    async def _download(self, url: str, first: _Target) -> FetchedImage | _Refusal:
+    async def _download(self, url: str, first: Target) -> FetchedImage | Refusal:
         resolver = _PinnedResolver()
         policy = self._policy
         connector = aiohttp.TCPConnector(
@@ -296,15 +214,15 @@ class ImageFetcher:
                 async with asyncio.timeout(policy.timeout_s):
                     image, ttl_s = await self._follow(session, resolver, first)
             except TimeoutError:
-                return _failed("timeout")
-            except _Refusal as refusal:
+                return failed("timeout")
+            except Refusal as refusal:
                 return refusal
         if ttl_s is not None:
             self._cache.put(url, image, size=len(image.data) + len(url), ttl_s=ttl_s)
         return image
 
     async def _follow(
-        self, session: aiohttp.ClientSession, resolver: _PinnedResolver, target: _Target
+        self, session: aiohttp.ClientSession, resolver: _PinnedResolver, target: Target
     ) -> tuple[FetchedImage, float | None]:
         first_host = target.host
         for hop in range(self._policy.max_redirects + 1):
@@ -315,28 +233,17 @@ class ImageFetcher:
                         return await self._accept(response, target.host, first_host)
                     if hop == self._policy.max_redirects:
                         break
-                    target = self._next_hop(target, response.headers.get("Location"))
-        raise _failed("too many redirects")
+                    location = response.headers.get("Location")
+                    target = next_target(target, location, allow_http=self._policy.allow_http)
+        raise failed("too many redirects")
 
-    def _next_hop(self, current: _Target, location: str | None) -> _Target:
-        if not location:
-            raise _failed("a redirect without a location")
-        try:
-            url = current.url.join(URL(location, encoded=False))
-        except (ValueError, TypeError):
-            raise _failed("a redirect to an invalid URL") from None  # may quote the URL
-        following = _target(url, self._policy)
-        if current.url.scheme == "https" and following.url.scheme != "https":
-            raise _not_allowed("a redirect from https to http")
-        return following
-
-    async def _vet(self, target: _Target) -> list[IPAddress]:
+    async def _vet(self, target: Target) -> list[IPAddress]:
         """Resolve once and judge every answer; the result is all the connection may use."""
         allowance, ports = self._allowance, self._policy.allowed_ports
         named = allowance.allows_name(target.host)
         port_ok = named or target.port in ports
         if not port_ok and not allowance.has_networks:
-            raise _not_allowed(f"port {target.port} is not allowed")
+            raise not_allowed(f"port {target.port} is not allowed")
         if target.literal is not None:
             addresses = [target.literal]
         else:
@@ -344,37 +251,37 @@ class ImageFetcher:
         if named:
             return addresses
         if not all(is_public(ip) or allowance.allows_address(ip) for ip in addresses):
-            raise _not_allowed("its address is private or reserved")
+            raise not_allowed("its address is private or reserved")
         if not port_ok and not all(allowance.allows_address(ip) for ip in addresses):
-            raise _not_allowed(f"port {target.port} is not allowed")
+            raise not_allowed(f"port {target.port} is not allowed")
         return addresses
 
-    async def _resolve(self, target: _Target) -> list[IPAddress]:
+    async def _resolve(self, target: Target) -> list[IPAddress]:
         try:
             answers = await self._resolver.resolve(target.host, target.port)
             addresses = [ip_address(answer) for answer in answers]
         except (OSError, ValueError) as exc:
-            raise _failed("the host could not be resolved") from exc
+            raise failed("the host could not be resolved") from exc
         if not addresses:
-            raise _failed("the host could not be resolved")
+            raise failed("the host could not be resolved")
         return addresses
 
     async def _accept(
         self, response: aiohttp.ClientResponse, host: str, url_host: str
     ) -> tuple[FetchedImage, float | None]:
         if not 200 <= response.status < 300:
-            raise _failed(f"upstream status {response.status}")
+            raise failed(f"upstream status {response.status}")
         encoding = response.headers.get("Content-Encoding", "").strip().lower()
         if encoding not in ("", "identity"):
-            raise _failed("compressed responses are not accepted")
+            raise failed("compressed responses are not accepted")
         limit = self._policy.max_bytes
         declared = response.content_length
         if declared is not None and declared > limit:
-            raise _Refusal(ImageTooLargeError, f"more than {limit} bytes")
+            raise Refusal(ImageTooLargeError, f"more than {limit} bytes")
         data = await _read_capped(response, limit)
         content_type = response.headers.get("Content-Type")
         if sniff(data) is None:
-            raise _failed(f"not an image ({_describe(data, content_type)})")
+            raise failed(f"not an image ({_describe(data, content_type)})")
         ttl_s = cache_ttl(",".join(response.headers.getall("Cache-Control", ())), _DEFAULT_TTL_S)
         return FetchedImage(data, content_type, host=host, url_host=url_host), ttl_s
 
@@ -386,7 +293,7 @@ async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
     async for chunk in response.content.iter_chunked(_CHUNK_BYTES):
         total += len(chunk)
         if total > limit:
-            raise _Refusal(ImageTooLargeError, f"more than {limit} bytes")
+            raise Refusal(ImageTooLargeError, f"more than {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -404,7 +311,7 @@ def _describe(data: bytes, content_type: str | None) -> str:
     return "unknown type"
 
 
-def _settle(outcome: FetchedImage | _Refusal, host: str, param: str | None) -> FetchedImage:
+def _settle(outcome: FetchedImage | Refusal, host: str, param: str | None) -> FetchedImage:
     if isinstance(outcome, FetchedImage):
         return outcome
     raise outcome.public(host, param) from outcome.__cause__
