@@ -20,6 +20,11 @@ def test_request_logs_describe_images_without_their_bytes_or_secrets(
                 {"role": "user", "content": [{"type": "image_url", "image_url": {"url": uri}}]}
             ],
         )
+        # The record is written after the response has gone out.
+        deadline = time.monotonic() + 5
+        while not [r for r in caplog.records if r.name == "aperture.request"]:
+            assert time.monotonic() < deadline, "no request log"
+            time.sleep(0.01)
     (record,) = [r for r in caplog.records if r.name == "aperture.request"]
     (image,) = record.images  # type: ignore[attr-defined]
     assert image == {
