@@ -20,6 +20,8 @@ from aperture.api.auth import authenticate
 from aperture.api.body import ClientDisconnect, read_body
 from aperture.api.render import error_response
 from aperture.api.streaming import SseResponse
+from aperture.dialects.anthropic import outbound as anthropic_outbound
+from aperture.dialects.anthropic.inbound import parse_messages_request
 from aperture.dialects.c1.inbound import parse_c1_request
 from aperture.dialects.locator import FieldLocator
 from aperture.dialects.openai import outbound
@@ -30,7 +32,7 @@ from aperture.pipeline import RequestContext
 from aperture.routing.dispatch import EventStream
 from aperture.services import Services
 
-__all__ = ["C1", "OPENAI", "ClientDialect", "chat_endpoint", "new_request_id"]
+__all__ = ["ANTHROPIC", "C1", "OPENAI", "ClientDialect", "chat_endpoint", "new_request_id"]
 
 
 class StreamRenderer(NamedTuple):
@@ -62,6 +64,22 @@ OPENAI = ClientDialect(
 # The shortcut answers in the Chat Completions shape, like the gateway it was taken from.
 C1 = ClientDialect(
     "c1", parse_c1_request, outbound.render_response, _openai_stream, outbound.render_error
+)
+
+
+def _anthropic_stream(id: str, created: int, model: str, include_usage: bool) -> StreamRenderer:
+    renderer = anthropic_outbound.AnthropicStreamRenderer(
+        id=id, created=created, model=model, include_usage=include_usage
+    )
+    return StreamRenderer(renderer.event, renderer.done, renderer.error)
+
+
+ANTHROPIC = ClientDialect(
+    "anthropic",
+    parse_messages_request,
+    anthropic_outbound.render_response,
+    _anthropic_stream,
+    anthropic_outbound.render_error,
 )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Route
 
-from aperture.api.chat import C1, OPENAI, chat_endpoint
+from aperture.api.chat import ANTHROPIC, C1, OPENAI, chat_endpoint
 from aperture.api.health import healthz, readyz
 from aperture.api.models import list_models
 
@@ -16,6 +16,7 @@ def public_routes() -> list[BaseRoute]:
         Route("/v1/chat/completions", chat_endpoint(OPENAI), methods=["POST"]),
         Route("/chat/completions", chat_endpoint(OPENAI), methods=["POST"]),
         Route("/c1/chat", chat_endpoint(C1), methods=["POST"]),
+        Route("/v1/messages", chat_endpoint(ANTHROPIC), methods=["POST"]),
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),

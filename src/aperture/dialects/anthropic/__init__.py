@@ -1,0 +1,1 @@
+"""The Anthropic Messages dialect, for clients that speak it."""

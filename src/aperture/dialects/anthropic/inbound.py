@@ -1,0 +1,167 @@
+"""Anthropic Messages request JSON -> canonical ``ChatRequest``. Pure.
+
+System prompts become a leading system message; ``tool_result`` blocks become tool
+messages (placed before the rest of their user turn, as OpenAI-style APIs expect);
+``thinking`` blocks from earlier turns are dropped, since no other provider can read them.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from aperture.dialects.anthropic import wire
+from aperture.dialects.decoding import decode_request
+from aperture.dialects.openai.inbound import extra_fields
+from aperture.errors import InvalidRequestError
+from aperture.model import (
+    ChatRequest,
+    Image,
+    Message,
+    NamedToolChoice,
+    Part,
+    Text,
+    Tool,
+    ToolCall,
+    ToolChoice,
+)
+
+__all__ = ["MappedLocator", "parse_messages_request"]
+
+_DECODER = msgspec.json.Decoder(wire.MessagesRequest)
+_encode = msgspec.json.Encoder().encode
+
+
+class MappedLocator:
+    """Paths recorded while converting, since canonical and client positions differ."""
+
+    max_tokens = "max_tokens"
+
+    def __init__(self) -> None:
+        self.paths: dict[tuple[int, int], str] = {}
+
+    def image(self, message: int, part: int) -> str:
+        return self.paths.get((message, part), "messages")
+
+    def part(self, message: int, part: int) -> str:
+        path = self.paths.get((message, part), "messages")
+        return path.rsplit(".source", 1)[0]
+
+
+def parse_messages_request(body: bytes) -> tuple[ChatRequest, MappedLocator]:
+    """Decode a Messages body into the canonical request and its field locator."""
+    request, keys = decode_request(body, _DECODER)
+    if request.max_tokens < 1:
+        raise InvalidRequestError("max_tokens must be at least 1.", param="max_tokens")
+    locator = MappedLocator()
+    messages: list[Message] = []
+    if request.system:
+        system = request.system
+        text = system if isinstance(system, str) else "\n\n".join(b.text for b in system)
+        messages.append(Message("system", text))
+    for i, message in enumerate(request.messages):
+        messages.extend(_convert(message, i, len(messages), locator))
+    return (
+        ChatRequest(
+            model=request.model,
+            messages=tuple(messages),
+            max_tokens=request.max_tokens,
+            temperature=request.temperature,
+            top_p=request.top_p,
+            stop=tuple(request.stop_sequences) if request.stop_sequences else None,
+            user=request.metadata.user_id if request.metadata else None,
+            tools=tuple(Tool(t.name, t.description, t.input_schema) for t in request.tools)
+            if request.tools
+            else None,
+            tool_choice=_tool_choice(request.tool_choice),
+            parallel_tool_calls=(
+                not request.tool_choice.disable_parallel_tool_use
+                if request.tool_choice and request.tool_choice.disable_parallel_tool_use is not None
+                else None
+            ),
+            stream=bool(request.stream),
+            # Anthropic streams always end with usage; the renderer needs it.
+            include_usage=True,
+            extra=extra_fields(body, keys, wire.MODELLED_FIELDS),
+        ),
+        locator,
+    )
+
+
+def _convert(
+    message: wire.MessageParam, i: int, start: int, locator: MappedLocator
+) -> list[Message]:
+    if isinstance(message.content, str):
+        return [Message(message.role, message.content)]
+    tool_messages: list[Message] = []
+    parts: list[Part] = []
+    calls: list[ToolCall] = []
+    paths: list[str] = []
+    for j, block in enumerate(message.content):
+        path = f"messages[{i}].content[{j}]"
+        match block:
+            case wire.TextBlock(text=text):
+                parts.append(Text(text))
+                paths.append(path)
+            case wire.ImageBlock(source=source):
+                parts.append(_image(source))
+                paths.append(f"{path}.source.{_field(source)}")
+            case wire.ToolUseBlock(id=id, name=name, input=arguments):
+                calls.append(ToolCall(id, name, _encode(arguments).decode()))
+            case wire.ToolResultBlock():
+                text, images = _tool_result(block, path)
+                tool_messages.append(Message("tool", text, tool_call_id=block.tool_use_id))
+                for image, image_path in images:
+                    parts.append(image)
+                    paths.append(image_path)
+            case wire.ThinkingBlock() | wire.RedactedThinkingBlock():
+                pass
+    converted = list(tool_messages)
+    if parts or calls or not tool_messages:
+        index = start + len(converted)
+        for p, path in enumerate(paths):
+            locator.paths[index, p] = path
+        converted.append(
+            Message(message.role, tuple(parts) if parts else None, tool_calls=tuple(calls) or None)
+        )
+    return converted
+
+
+def _image(source: wire.Base64Source | wire.UrlSource) -> Image:
+    if isinstance(source, wire.UrlSource):
+        return Image(source.url)
+    # Intake checks the bytes and corrects the type; the data URI is its common input.
+    return Image(f"data:{source.media_type};base64,{source.data}")
+
+
+def _field(source: wire.Base64Source | wire.UrlSource) -> str:
+    return "url" if isinstance(source, wire.UrlSource) else "data"
+
+
+def _tool_result(block: wire.ToolResultBlock, path: str) -> tuple[str, list[tuple[Image, str]]]:
+    if isinstance(block.content, str):
+        return block.content, []
+    texts = [b.text for b in block.content if isinstance(b, wire.TextBlock)]
+    images = [
+        (_image(b.source), f"{path}.content[{k}].source.{_field(b.source)}")
+        for k, b in enumerate(block.content)
+        if isinstance(b, wire.ImageBlock)
+    ]
+    return "\n".join(texts), images
+
+
+def _tool_choice(choice: wire.ToolChoiceParam | None) -> ToolChoice | None:
+    if choice is None:
+        return None
+    match choice.type:
+        case "auto":
+            return "auto"
+        case "any":
+            return "required"
+        case "none":
+            return "none"
+        case "tool":
+            if not choice.name:
+                raise InvalidRequestError(
+                    "tool_choice of type tool needs a name.", param="tool_choice.name"
+                )
+            return NamedToolChoice(choice.name)
