@@ -6,7 +6,7 @@ import openai
 import pytest
 
 from aperture.app import create_app
-from aperture.settings.demo import demo_settings
+from aperture.demo import demo_settings
 from tests import sample_images
 from tests.servers import reserve_port, serve
 

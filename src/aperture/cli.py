@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from aperture import __version__
+from aperture.demo import demo_settings
 from aperture.settings import ConfigError, Settings, load_settings
-from aperture.settings.demo import demo_settings
 
 __all__ = ["main"]
 

@@ -39,11 +39,10 @@ from aperture.model import (
     UsageReport,
     Video,
 )
+from aperture.providers.presets import PRESETS
 from aperture.upstream import SseEvent, UpstreamRequest
 
-__all__ = ["DEFAULT_BASE_URL", "OpenAIProvider"]
-
-DEFAULT_BASE_URL = "https://api.openai.com/v1"
+__all__ = ["OpenAIProvider"]
 _FINISH_REASONS = frozenset({"stop", "length", "tool_calls", "content_filter", "function_call"})
 _MAX_MESSAGE = 500
 
@@ -163,7 +162,7 @@ class OpenAIProvider:
         headers = {"Content-Type": "application/json", **provider.headers}
         if provider.api_key:
             headers["Authorization"] = f"Bearer {provider.api_key}"
-        base = (provider.base_url or DEFAULT_BASE_URL).rstrip("/")
+        base = (provider.base_url or PRESETS[provider.kind].base_url).rstrip("/")
         return UpstreamRequest(f"{base}/chat/completions", headers, msgspec.json.encode(body))
 
     def parse_response(self, body: bytes, target: Target) -> ChatResponse:

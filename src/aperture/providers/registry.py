@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from aperture.providers.azure import AzureProvider
 from aperture.providers.base import Provider
 from aperture.providers.openai import OpenAIProvider
+from aperture.providers.presets import PRESETS
 
 __all__ = ["PROVIDERS", "provider_for"]
 
+_OPENAI = OpenAIProvider()
+
 PROVIDERS: Mapping[str, Provider] = {
-    "openai": OpenAIProvider(),
+    **dict.fromkeys(PRESETS, _OPENAI),
+    "azure": AzureProvider(),
 }
 
 

@@ -19,7 +19,9 @@ __all__ = ["ConfigError", "Problem", "load_settings", "parse_settings"]
 
 # Kinds whose adapter ships in this version; the others are named in the schema already so
 # that a config written for them gets a clear message rather than "unknown value".
-AVAILABLE_KINDS = frozenset({"openai"})
+AVAILABLE_KINDS = frozenset(
+    {"openai", "azure", "xai", "groq", "deepseek", "qwen", "moonshot", "glm", "vllm"}
+)
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _PLACEHOLDER = re.compile(r"__aperture_env_(\d+)__")
@@ -207,6 +209,10 @@ def _check_meaning(settings: Settings) -> list[Problem]:
             )
         if provider.base_url is not None and not _is_http_url(provider.base_url):
             problems.append(Problem(f"{path}.base_url", "must be an http:// or https:// URL"))
+        elif provider.base_url is None and provider.kind == "azure":
+            problems.append(
+                Problem(f"{path}.base_url", "azure needs the resource endpoint as base_url")
+            )
         if provider.timeout_s <= 0 or provider.connect_timeout_s <= 0:
             problems.append(Problem(f"{path}.timeout_s", "timeouts must be positive"))
     problems.extend(_check_models(settings, providers))

@@ -109,6 +109,8 @@ class ProviderSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_onl
     connect_timeout_s: float = 10.0
     # Which field carries the output cap upstream; OpenAI's newer models want the long name.
     max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
+    api_version: str | None = None  # Azure OpenAI's api-version
+    region: str | None = None  # AWS Bedrock's region
     images: ProviderImageSettings = ProviderImageSettings()
 
 

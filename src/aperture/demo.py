@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from aperture.providers.presets import PRESETS
 from aperture.settings.schema import (
     Capability,
     ModelConstraints,
@@ -20,10 +21,10 @@ from aperture.settings.schema import (
 __all__ = ["demo_settings"]
 
 _VISION: tuple[Capability, ...] = ("vision", "tools", "json_mode")
-_OPENAI_MODELS = ("gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "gpt-5", "gpt-5-mini")
 
 
 def demo_settings(env: Mapping[str, str], *, host: str, port: int) -> Settings:
+    """The demo's settings, with a real provider for each API key found in ``env``."""
     emulator = ProviderSettings(
         name="emulator",
         kind="openai",
@@ -58,17 +59,20 @@ def demo_settings(env: Mapping[str, str], *, host: str, port: int) -> Settings:
             constraints=ModelConstraints(min_max_tokens=200),
         ),
     ]
-    if env.get("OPENAI_API_KEY"):
+    for kind, preset in PRESETS.items():
+        key = env.get(preset.api_key_env) if preset.api_key_env else None
+        if not key:
+            continue
         providers.append(
             ProviderSettings(
-                name="openai",
-                kind="openai",
-                api_key=env["OPENAI_API_KEY"],
-                base_url=env.get("OPENAI_BASE_URL") or None,
-                max_tokens_field="max_completion_tokens",
+                name=kind,
+                kind=kind,  # type: ignore[arg-type]  # the preset table's keys are kinds
+                api_key=key,
+                # OpenAI's newer models refuse the old name for the output cap.
+                max_tokens_field="max_completion_tokens" if kind == "openai" else "max_tokens",
             )
         )
-        models.extend(ModelSettings(name=m, provider="openai") for m in _OPENAI_MODELS)
+        models.extend(ModelSettings(name=m, provider=kind) for m in preset.demo_models)
     return Settings(
         server=ServerSettings(host=host, port=port, emulator=True),
         providers=tuple(providers),

@@ -1,0 +1,52 @@
+"""OpenAI-compatible providers: where each lives and where its key is found.
+
+These kinds all speak the Chat Completions wire format, so they share the ``openai``
+adapter; a preset only supplies defaults that config can override.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import NamedTuple
+
+__all__ = ["PRESETS", "Preset"]
+
+
+class Preset(NamedTuple):
+    base_url: str
+    api_key_env: str | None
+    """The environment variable the demo reads a key from."""
+    demo_models: tuple[str, ...] = ()
+    """Models the demo offers when the key is present."""
+
+
+PRESETS: Mapping[str, Preset] = {
+    "openai": Preset(
+        "https://api.openai.com/v1",
+        "OPENAI_API_KEY",
+        ("gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "gpt-5", "gpt-5-mini"),
+    ),
+    "xai": Preset("https://api.x.ai/v1", "XAI_API_KEY", ("grok-4", "grok-2-vision-1212")),
+    "groq": Preset(
+        "https://api.groq.com/openai/v1",
+        "GROQ_API_KEY",
+        ("meta-llama/llama-4-scout-17b-16e-instruct", "llama-3.3-70b-versatile"),
+    ),
+    "deepseek": Preset(
+        "https://api.deepseek.com/v1", "DEEPSEEK_API_KEY", ("deepseek-chat", "deepseek-reasoner")
+    ),
+    "qwen": Preset(
+        "https://dashscope-intl.aliyuncs.com/compatible-mode/v1",
+        "DASHSCOPE_API_KEY",
+        ("qwen-vl-max", "qwen-plus"),
+    ),
+    "moonshot": Preset(
+        "https://api.moonshot.ai/v1",
+        "MOONSHOT_API_KEY",
+        ("moonshot-v1-8k-vision-preview", "moonshot-v1-8k"),
+    ),
+    "glm": Preset(
+        "https://open.bigmodel.cn/api/paas/v4", "ZHIPUAI_API_KEY", ("glm-4v-plus", "glm-4-plus")
+    ),
+    "vllm": Preset("http://127.0.0.1:8000/v1", None),
+}
