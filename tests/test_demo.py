@@ -48,3 +48,21 @@ def test_an_openai_key_in_the_environment_adds_the_real_provider() -> None:
     openai_provider = next(p for p in settings.providers if p.name == "openai")
     assert openai_provider.api_key == "sk-test"
     assert "gpt-4o" in {m.name for m in settings.models}
+
+
+def test_the_demo_claude_answers_both_dialects(demo_url: str) -> None:
+    client = openai.OpenAI(base_url=f"{demo_url}/v1", api_key="unused", max_retries=0)
+    image = sample_images.data_uri(sample_images.png(20, 10), "image/png")
+    completion = client.chat.completions.create(
+        model="demo-claude",
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "What?"},
+                    {"type": "image_url", "image_url": {"url": image}},
+                ],
+            }
+        ],
+    )
+    assert "#1 image/png 20x10" in (completion.choices[0].message.content or "")

@@ -25,13 +25,18 @@ _VISION: tuple[Capability, ...] = ("vision", "tools", "json_mode")
 
 def demo_settings(env: Mapping[str, str], *, host: str, port: int) -> Settings:
     """The demo's settings, with a real provider for each API key found in ``env``."""
-    emulator = ProviderSettings(
-        name="emulator",
-        kind="openai",
-        base_url=f"http://127.0.0.1:{port}/emulator/openai/v1",
-        api_key="demo",
-    )
-    providers = [emulator]
+    emulators = f"http://127.0.0.1:{port}/emulator"
+    providers = [
+        ProviderSettings(
+            name="emulator", kind="openai", base_url=f"{emulators}/openai/v1", api_key="demo"
+        ),
+        ProviderSettings(
+            name="emulator-anthropic",
+            kind="anthropic",
+            base_url=f"{emulators}/anthropic",
+            api_key="demo",
+        ),
+    ]
     models = [
         ModelSettings(
             name="demo-vision",
@@ -57,6 +62,10 @@ def demo_settings(env: Mapping[str, str], *, host: str, port: int) -> Settings:
             upstream_model="emulator-vision",
             capabilities=_VISION,
             constraints=ModelConstraints(min_max_tokens=200),
+        ),
+        # Capabilities come from the anthropic kind's table of known models.
+        ModelSettings(
+            name="demo-claude", provider="emulator-anthropic", upstream_model="claude-sonnet-4-5"
         ),
     ]
     for kind, preset in PRESETS.items():

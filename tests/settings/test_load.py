@@ -78,7 +78,7 @@ def test_every_meaning_mistake_is_named_by_its_path() -> None:
         """
 providers:
   - {name: a, kind: openai, base_url: "ftp://example.com"}
-  - {name: a, kind: anthropic}
+  - {name: a, kind: bedrock}
 models:
   - {name: m, provider: nowhere}
   - {name: n, provider: a, aliases: [m], constraints: {min_max_tokens: 0}}
@@ -87,7 +87,7 @@ models:
     assert found == [
         "providers[0].base_url: must be an http:// or https:// URL",
         "providers[1].name: duplicate provider name 'a'",
-        "providers[1].kind: kind 'anthropic' is not available in this version",
+        "providers[1].kind: kind 'bedrock' is not available in this version",
         "models[0].provider: unknown provider 'nowhere' (a)",
         "models[1].aliases[0]: model name 'm' is already taken",
         "models[1].constraints.min_max_tokens: must be positive",

@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
-from aperture.emulator import openai
+from aperture.emulator import anthropic, openai
 
 __all__ = ["create_emulator_app"]
 
@@ -22,5 +22,6 @@ def create_emulator_app() -> Starlette:
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Mount("/openai", routes=openai.routes()),
+            Mount("/anthropic", routes=anthropic.routes()),
         ]
     )

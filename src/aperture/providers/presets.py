@@ -1,7 +1,7 @@
-"""OpenAI-compatible providers: where each lives and where its key is found.
+"""Where each hosted provider lives and where its key is found, for the demo and defaults.
 
-These kinds all speak the Chat Completions wire format, so they share the ``openai``
-adapter; a preset only supplies defaults that config can override.
+Presets whose ``openai_wire`` is true speak the Chat Completions wire format and share the
+``openai`` adapter; a preset only supplies defaults that config can override.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ class Preset(NamedTuple):
     """The environment variable the demo reads a key from."""
     demo_models: tuple[str, ...] = ()
     """Models the demo offers when the key is present."""
+    openai_wire: bool = True
 
 
 PRESETS: Mapping[str, Preset] = {
@@ -49,4 +50,10 @@ PRESETS: Mapping[str, Preset] = {
         "https://open.bigmodel.cn/api/paas/v4", "ZHIPUAI_API_KEY", ("glm-4v-plus", "glm-4-plus")
     ),
     "vllm": Preset("http://127.0.0.1:8000/v1", None),
+    "anthropic": Preset(
+        "https://api.anthropic.com",
+        "ANTHROPIC_API_KEY",
+        ("claude-sonnet-4-5", "claude-opus-4-1", "claude-3-5-haiku-latest"),
+        openai_wire=False,
+    ),
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from aperture.providers.anthropic import AnthropicProvider
 from aperture.providers.azure import AzureProvider
 from aperture.providers.base import Provider
 from aperture.providers.openai import OpenAIProvider
@@ -14,8 +15,9 @@ __all__ = ["PROVIDERS", "provider_for"]
 _OPENAI = OpenAIProvider()
 
 PROVIDERS: Mapping[str, Provider] = {
-    **dict.fromkeys(PRESETS, _OPENAI),
+    **{kind: _OPENAI for kind, preset in PRESETS.items() if preset.openai_wire},
     "azure": AzureProvider(),
+    "anthropic": AnthropicProvider(),
 }
 
 

@@ -1,0 +1,522 @@
+"""Reading a Messages request the way Anthropic does: the body, turns, blocks and images.
+
+Unlike OpenAI, Anthropic refuses unknown fields (``Extra inputs are not permitted``), so a
+gateway that leaks OpenAI-only fields upstream fails here as it would in production.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import msgspec
+
+from aperture.emulator.anthropic_errors import (
+    extra_input,
+    field_required,
+    invalid,
+    unknown_tag,
+    wrong_type,
+)
+from aperture.emulator.describe import URL_IMAGE_TOKENS, Seen, SeenImage, one_line
+from aperture.emulator.images import ImageRejected, Rejection, inspect_base64
+
+__all__ = [
+    "IMAGE_MEDIA_TYPES",
+    "JSON_INSTRUCTION",
+    "MAX_IMAGE_BASE64_CHARS",
+    "MessagesRequest",
+    "image_tokens",
+    "parse_messages_request",
+]
+
+IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+MAX_IMAGE_BASE64_CHARS = 5 * 1024 * 1024
+"""Anthropic measures the 5 MB limit on the base64 string, not on the decoded bytes."""
+MAX_IMAGE_SIDE = 8000
+MANY_IMAGES = 20
+MANY_IMAGES_MAX_SIDE = 2000
+MAX_IMAGES = 100
+JSON_INSTRUCTION = "respond with a single json object"
+"""A system prompt holding this (any case) gets the JSON answer: the emulated model obeys.
+
+Anthropic has no ``response_format``; gateways emulate JSON mode with such an instruction.
+``output_config.format`` (native structured outputs) gets the JSON answer too.
+"""
+
+FIELDS = frozenset(
+    {
+        "model",
+        "messages",
+        "max_tokens",
+        "system",
+        "stop_sequences",
+        "stream",
+        "temperature",
+        "top_p",
+        "top_k",
+        "tools",
+        "tool_choice",
+        "metadata",
+        "thinking",
+        "service_tier",
+        "container",
+        "output_config",
+        "cache_control",
+        "inference_geo",
+        "speed",
+        "diagnostics",
+        "mcp_servers",
+        "context_management",
+    }
+)
+MESSAGE_FIELDS = frozenset({"role", "content"})
+ROLE_BLOCKS: Mapping[str, tuple[str, ...]] = {
+    "user": ("text", "image", "document", "tool_result"),
+    "assistant": ("text", "tool_use", "thinking", "redacted_thinking"),
+}
+TOOL_RESULT_BLOCKS = ("text", "image", "document")
+TOOL_CHOICES = ("auto", "any", "tool", "none")
+MEDIA_TYPES_TEXT = "'image/jpeg', 'image/png', 'image/gif' or 'image/webp'"
+
+
+@dataclass(frozen=True, slots=True)
+class MessagesRequest:
+    model: str
+    seen: Seen
+    input_tokens: int
+    stream: bool
+    max_tokens: int
+    stop_sequences: tuple[str, ...]
+    tool_name: str | None
+    """Set when ``tool_choice`` forces a call (``any`` or ``tool``): the tool the answer calls."""
+    json_mode: bool
+
+
+@dataclass(slots=True)
+class _Collector:
+    images: list[SeenImage] = field(default_factory=list)
+    image_paths: list[str] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    system: list[str] = field(default_factory=list)
+    asked: str = ""
+    pending_tool_uses: tuple[str, ...] = ()
+    """``tool_use`` ids of the previous assistant turn, which the next turn must answer."""
+
+
+def image_tokens(image: SeenImage) -> int:
+    """Anthropic's patch formula, ⌈w/28⌉·⌈h/28⌉; a URL image, never fetched, costs a flat rate."""
+    if image.is_url:
+        return URL_IMAGE_TOKENS
+    return math.ceil(image.width / 28) * math.ceil(image.height / 28)
+
+
+def parse_messages_request(body: bytes) -> MessagesRequest:
+    """Validate a request body.
+
+    Raises:
+        AnthropicError: what Anthropic would answer for the same body.
+    """
+    try:
+        data = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        raise invalid("There was an error parsing the body of your request as JSON.") from None
+    if not isinstance(data, dict):
+        raise wrong_type("body", "a valid dictionary")
+    for key in data:
+        if key not in FIELDS:
+            raise extra_input(key)
+    model = _required(data, "model")
+    if not isinstance(model, str):
+        raise wrong_type("model", "a valid string")
+    max_tokens = _integer(data, "max_tokens", low=0)
+    messages = _required(data, "messages")
+    if not isinstance(messages, list):
+        raise wrong_type("messages", "a valid list")
+    if not messages:
+        raise invalid("messages: at least one message is required")
+    collector = _Collector()
+    _read_system(collector, data.get("system"))
+    for i, message in enumerate(messages):
+        _read_message(collector, messages, i, message)
+    _check_image_limits(collector)
+    _read_sampling(data)
+    seen = Seen(
+        images=tuple(collector.images),
+        asked=collector.asked,
+        system=" ".join(collector.system) if collector.system else None,
+        text_chars=sum(len(text) for text in collector.texts),
+    )
+    input_tokens = math.ceil(seen.text_chars / 4) + sum(image_tokens(i) for i in seen.images)
+    return MessagesRequest(
+        model=model,
+        seen=seen,
+        input_tokens=input_tokens,
+        stream=_boolean(data, "stream"),
+        max_tokens=max_tokens,
+        stop_sequences=_stop_sequences(data),
+        tool_name=_read_tools(data),
+        json_mode=_json_mode(data, seen.system),
+    )
+
+
+def _required(mapping: Mapping[str, object], key: str, parent: str | None = None) -> object:
+    if key not in mapping:
+        raise field_required(f"{parent}.{key}" if parent else key)
+    return mapping[key]
+
+
+def _integer(data: Mapping[str, object], key: str, *, low: int) -> int:
+    value = _required(data, key)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise wrong_type(key, "a valid integer")
+    if value < low:
+        raise wrong_type(key, f"greater than or equal to {low}")
+    return value
+
+
+def _boolean(data: Mapping[str, object], key: str) -> bool:
+    value = data.get(key, False)
+    if not isinstance(value, bool):
+        raise wrong_type(key, "a valid boolean")
+    return value
+
+
+def _number(data: Mapping[str, object], key: str, *, high: float | None) -> None:
+    value = data.get(key)
+    if value is None:
+        return
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise wrong_type(key, "a valid number")
+    if value < 0:
+        raise wrong_type(key, "greater than or equal to 0")
+    if high is not None and value > high:
+        raise wrong_type(key, f"less than or equal to {high:g}")
+
+
+def _read_sampling(data: Mapping[str, object]) -> None:
+    _number(data, "temperature", high=1)
+    _number(data, "top_p", high=1)
+    top_k = data.get("top_k")
+    if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool)):
+        raise wrong_type("top_k", "a valid integer")
+    metadata = data.get("metadata")
+    if metadata is None:
+        return
+    if not isinstance(metadata, dict):
+        raise wrong_type("metadata", "a valid dictionary")
+    for key, value in metadata.items():
+        if key != "user_id":
+            raise extra_input(f"metadata.{key}")
+        if value is not None and not isinstance(value, str):
+            raise wrong_type("metadata.user_id", "a valid string")
+
+
+def _stop_sequences(data: Mapping[str, object]) -> tuple[str, ...]:
+    value = data.get("stop_sequences")
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise wrong_type("stop_sequences", "a valid list")
+    for k, item in enumerate(value):
+        if not isinstance(item, str):
+            raise wrong_type(f"stop_sequences.{k}", "a valid string")
+    return tuple(value)
+
+
+def _read_system(collector: _Collector, system: object) -> None:
+    if system is None:
+        return
+    if isinstance(system, str):
+        texts = [system]
+    elif isinstance(system, list):
+        texts = []
+        for k, block in enumerate(system):
+            path = f"system.{k}"
+            if not isinstance(block, dict):
+                raise wrong_type(path, "a valid dictionary")
+            if block.get("type") != "text":
+                raise unknown_tag(path, block.get("type"), ("text",))
+            texts.append(_text(block, f"{path}.text"))
+    else:
+        raise wrong_type("system", "a valid string")
+    collector.texts.extend(texts)
+    collector.system.extend(text for text in texts if text)
+
+
+def _read_message(
+    collector: _Collector, messages: Sequence[object], i: int, message: object
+) -> None:
+    path = f"messages.{i}"
+    if not isinstance(message, dict):
+        raise wrong_type(path, "a valid dictionary")
+    for key in message:
+        if key not in MESSAGE_FIELDS:
+            raise extra_input(f"{path}.{key}")
+    role = _required(message, "role", path)
+    if role not in ROLE_BLOCKS:
+        raise wrong_type(f"{path}.role", "'user' or 'assistant'")
+    previous = messages[i - 1] if i else None
+    if i == 0 and role != "user":
+        raise invalid('messages: first message must use the "user" role')
+    if isinstance(previous, dict) and previous.get("role") == role:
+        raise invalid(
+            'messages: roles must alternate between "user" and "assistant", but found '
+            f'multiple "{role}" roles in a row'
+        )
+    content = _required(message, "content", path)
+    final_assistant = role == "assistant" and i == len(messages) - 1
+    if isinstance(content, str):
+        blocks: list[object] = [{"type": "text", "text": content}] if content else []
+    elif isinstance(content, list):
+        blocks = content
+    else:
+        raise wrong_type(f"{path}.content", "a valid string")
+    if not blocks and not final_assistant:
+        raise invalid(
+            f"{path}: all messages must have non-empty content except for the optional final "
+            "assistant message"
+        )
+    answered = _read_blocks(collector, path, str(role), blocks)
+    _pair_tools(collector, i, str(role), answered)
+
+
+def _read_blocks(
+    collector: _Collector, path: str, role: str, blocks: Sequence[object]
+) -> tuple[str, ...]:
+    """Read a turn's blocks; the ids its ``tool_use`` (assistant) or ``tool_result`` (user)
+    blocks name."""
+    texts: list[str] = []
+    ids: list[str] = []
+    asks = False
+    for j, block in enumerate(blocks):
+        at = f"{path}.content.{j}"
+        kind, block = _block(block, at, ROLE_BLOCKS[role])
+        tagged = f"{at}.{kind}"
+        if kind == "tool_result":
+            ids.append(_tool_result(collector, tagged, block))
+            continue
+        asks = True
+        if kind == "tool_use":
+            ids.append(_tool_use(tagged, block))
+        elif kind == "text":
+            texts.append(_text(block, f"{tagged}.text", nonempty=True))
+        elif kind == "image":
+            _image(collector, tagged, block)
+        elif kind == "document":
+            _required(block, "source", tagged)
+    collector.texts.extend(texts)
+    if role == "user" and asks:
+        collector.asked = " ".join(texts)
+    return tuple(ids)
+
+
+def _block(block: object, path: str, allowed: Sequence[str]) -> tuple[str, dict[str, object]]:
+    """The block's type, checked against ``allowed``, and the block as a mapping."""
+    if not isinstance(block, dict):
+        raise wrong_type(path, "a valid dictionary")
+    kind = _required(block, "type", path)
+    if not isinstance(kind, str) or kind not in allowed:
+        raise unknown_tag(path, kind, sorted(allowed))
+    return kind, block
+
+
+def _text(block: Mapping[str, object], path: str, *, nonempty: bool = False) -> str:
+    text = _required(block, "text", path.rpartition(".")[0])
+    if not isinstance(text, str):
+        raise wrong_type(path, "a valid string")
+    if nonempty and not text:
+        raise invalid("messages: text content blocks must be non-empty")
+    if nonempty and not text.strip():
+        raise invalid("messages: text content blocks must contain non-whitespace text")
+    return text
+
+
+def _tool_use(path: str, block: Mapping[str, object]) -> str:
+    for key in ("id", "name"):
+        if not isinstance(_required(block, key, path), str):
+            raise wrong_type(f"{path}.{key}", "a valid string")
+    if not isinstance(_required(block, "input", path), dict):
+        raise wrong_type(f"{path}.input", "a valid dictionary")
+    return str(block["id"])
+
+
+def _tool_result(collector: _Collector, path: str, block: Mapping[str, object]) -> str:
+    tool_use_id = _required(block, "tool_use_id", path)
+    if not isinstance(tool_use_id, str):
+        raise wrong_type(f"{path}.tool_use_id", "a valid string")
+    content = block.get("content")
+    if content is None:
+        return tool_use_id
+    if isinstance(content, str):
+        collector.texts.append(content)
+        return tool_use_id
+    if not isinstance(content, list):
+        raise wrong_type(f"{path}.content", "a valid string")
+    for k, item in enumerate(content):
+        at = f"{path}.content.{k}"
+        kind, item = _block(item, at, TOOL_RESULT_BLOCKS)
+        if kind == "text":
+            collector.texts.append(_text(item, f"{at}.text.text", nonempty=True))
+        elif kind == "image":
+            _image(collector, f"{at}.image", item)
+    return tool_use_id
+
+
+def _pair_tools(collector: _Collector, i: int, role: str, ids: tuple[str, ...]) -> None:
+    """Every ``tool_use`` is answered by a ``tool_result`` in the very next turn, and only so."""
+    pending = collector.pending_tool_uses
+    if role == "user":
+        for tool_use_id in ids:
+            if tool_use_id not in pending:
+                raise invalid(
+                    f"messages.{i}: unexpected `tool_use_id` found in `tool_result` blocks: "
+                    f"{tool_use_id}. Each `tool_result` block must have a corresponding "
+                    "`tool_use` block in the previous message."
+                )
+        missing = [tool_use_id for tool_use_id in pending if tool_use_id not in ids]
+        if missing:
+            raise invalid(
+                f"messages.{i - 1}: `tool_use` ids were found without `tool_result` blocks "
+                f"immediately after: {', '.join(missing)}. Each `tool_use` block must have a "
+                "corresponding `tool_result` block in the next message."
+            )
+        collector.pending_tool_uses = ()
+    else:
+        collector.pending_tool_uses = ids
+
+
+def _image(collector: _Collector, path: str, block: Mapping[str, object]) -> None:
+    source = _required(block, "source", path)
+    if not isinstance(source, dict):
+        raise wrong_type(f"{path}.source", "a valid dictionary")
+    kind = _required(source, "type", f"{path}.source")
+    if kind == "url":
+        collector.images.append(_url_image(f"{path}.source.url", source))
+    elif kind == "base64":
+        collector.images.append(_base64_image(f"{path}.source.base64", source))
+    else:
+        raise unknown_tag(f"{path}.source", kind, ("base64", "url"))
+    collector.image_paths.append(f"{path}.source")
+
+
+def _url_image(path: str, source: Mapping[str, object]) -> SeenImage:
+    url = _required(source, "url", path)
+    if not isinstance(url, str):
+        raise wrong_type(f"{path}.url", "a valid string")
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise wrong_type(f"{path}.url", "a valid URL")
+    return SeenImage(detail="auto", host=parts.hostname)
+
+
+def _base64_image(path: str, source: Mapping[str, object]) -> SeenImage:
+    declared = _required(source, "media_type", path)
+    if declared not in IMAGE_MEDIA_TYPES:
+        raise wrong_type(f"{path}.media_type", MEDIA_TYPES_TEXT)
+    data = _required(source, "data", path)
+    if not isinstance(data, str):
+        raise wrong_type(f"{path}.data", "a valid string")
+    if len(data) > MAX_IMAGE_BASE64_CHARS:
+        raise invalid(
+            f"{path}: image exceeds 5 MB maximum: {len(data)} bytes > "
+            f"{MAX_IMAGE_BASE64_CHARS} bytes"
+        )
+    try:
+        # Anthropic reads the first frame of an animated GIF instead of refusing it.
+        image = inspect_base64(
+            str(declared),
+            data,
+            detail="auto",
+            accepted=frozenset(IMAGE_MEDIA_TYPES),
+            allow_animated=True,
+        )
+    except ImageRejected as rejected:
+        if rejected.reason is Rejection.MISMATCH:
+            raise invalid(
+                f"{path}.data: Image does not match the provided media type {declared}"
+            ) from None
+        raise invalid(f"{path}.data: Could not process image") from None
+    if max(image.width, image.height) > MAX_IMAGE_SIDE:
+        raise invalid(
+            f"{path}.data: At least one of the image dimensions exceed max allowed size: "
+            f"{MAX_IMAGE_SIDE} pixels"
+        )
+    return image
+
+
+def _check_image_limits(collector: _Collector) -> None:
+    count = len(collector.images)
+    if count > MAX_IMAGES:
+        raise invalid(f"messages: Too many images in the request: {count} > {MAX_IMAGES}")
+    if count <= MANY_IMAGES:
+        return
+    for image, path in zip(collector.images, collector.image_paths, strict=True):
+        if max(image.width, image.height) > MANY_IMAGES_MAX_SIDE:
+            raise invalid(
+                f"{path}: At least one of the image dimensions exceed max allowed size for "
+                f"many-image requests: {MANY_IMAGES_MAX_SIDE} pixels"
+            )
+
+
+def _read_tools(data: Mapping[str, object]) -> str | None:
+    tools, choice = data.get("tools"), data.get("tool_choice")
+    names = _tool_names(tools) if tools is not None else []
+    if choice is None:
+        return None
+    if not isinstance(choice, dict):
+        raise wrong_type("tool_choice", "a valid dictionary")
+    kind = _required(choice, "type", "tool_choice")
+    if kind not in TOOL_CHOICES:
+        raise unknown_tag("tool_choice", kind, TOOL_CHOICES)
+    disable = choice.get("disable_parallel_tool_use")
+    if disable is not None and not isinstance(disable, bool):
+        raise wrong_type(f"tool_choice.{kind}.disable_parallel_tool_use", "a valid boolean")
+    if kind in ("auto", "none"):
+        return None
+    if not names:
+        raise invalid("tool_choice: tool_choice may only be specified while providing tools")
+    if kind == "any":
+        return names[0]
+    name = _required(choice, "name", "tool_choice.tool")
+    if not isinstance(name, str):
+        raise wrong_type("tool_choice.tool.name", "a valid string")
+    if name not in names:
+        raise invalid(f"tool_choice.tool.name: Tool '{name}' not found in tools")
+    return name
+
+
+def _tool_names(tools: object) -> list[str]:
+    if not isinstance(tools, list):
+        raise wrong_type("tools", "a valid list")
+    names = []
+    for k, tool in enumerate(tools):
+        path = f"tools.{k}"
+        if not isinstance(tool, dict):
+            raise wrong_type(path, "a valid dictionary")
+        name = _required(tool, "name", path)
+        if not isinstance(name, str):
+            raise wrong_type(f"{path}.name", "a valid string")
+        names.append(name)
+        if tool.get("type", "custom") not in ("custom", None):
+            continue  # a server tool (web search, code execution...): no schema of ours
+        schema = _required(tool, "input_schema", path)
+        if not isinstance(schema, dict):
+            raise wrong_type(f"{path}.input_schema", "a valid dictionary")
+        if schema.get("type") != "object":
+            raise wrong_type(f"{path}.input_schema.type", "'object'")
+        description = tool.get("description")
+        if description is not None and not isinstance(description, str):
+            raise wrong_type(f"{path}.description", "a valid string")
+    return names
+
+
+def _json_mode(data: Mapping[str, object], system: str | None) -> bool:
+    config = data.get("output_config")
+    if isinstance(config, dict):
+        spec = config.get("format")
+        if isinstance(spec, dict) and spec.get("type") == "json_schema":
+            return True
+    return system is not None and JSON_INSTRUCTION in one_line(system).lower()
