@@ -28,6 +28,7 @@ providers:
      headers: {x-team: vision}}
   - {name: slow, kind: openai, base_url: "${SLOW}/v1"}
   - {name: claude-emu, kind: anthropic, base_url: "${EMULATOR}/anthropic", api_key: test-key}
+  - {name: gemini-emu, kind: gemini, base_url: "${EMULATOR}/gemini", api_key: test-key}
   - {name: claude-recorded, kind: anthropic, base_url: "${RECORDER}/anthropic", api_key: rec}
   - {name: recorded-bytes-only, kind: openai, base_url: "${RECORDER}/openai/v1", api_key: k,
      images: {fetches_urls: false}}
@@ -60,6 +61,7 @@ models:
   - {name: claude-vision, provider: claude-emu, upstream_model: claude-sonnet-4-5}
   - {name: claude-recorded, provider: claude-recorded, upstream_model: claude-sonnet-4-5}
   - {name: claude-text, provider: claude-emu, upstream_model: claude-2.1}
+  - {name: gemini-vision, provider: gemini-emu, upstream_model: gemini-2.5-flash}
   - {name: fetching, provider: recorded, upstream_model: emulator-vision, capabilities: [vision],
      url_policy: fetch}
   - {name: auto-bytes, provider: recorded-bytes-only, upstream_model: emulator-vision,

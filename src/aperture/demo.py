@@ -36,6 +36,9 @@ def demo_settings(env: Mapping[str, str], *, host: str, port: int) -> Settings:
             base_url=f"{emulators}/anthropic",
             api_key="demo",
         ),
+        ProviderSettings(
+            name="emulator-gemini", kind="gemini", base_url=f"{emulators}/gemini", api_key="demo"
+        ),
     ]
     models = [
         ModelSettings(
@@ -66,6 +69,9 @@ def demo_settings(env: Mapping[str, str], *, host: str, port: int) -> Settings:
         # Capabilities come from the anthropic kind's table of known models.
         ModelSettings(
             name="demo-claude", provider="emulator-anthropic", upstream_model="claude-sonnet-4-5"
+        ),
+        ModelSettings(
+            name="demo-gemini", provider="emulator-gemini", upstream_model="gemini-2.5-flash"
         ),
     ]
     for kind, preset in PRESETS.items():

@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
-from aperture.emulator import anthropic, openai
+from aperture.emulator import anthropic, gemini, openai
 
 __all__ = ["create_emulator_app"]
 
@@ -23,5 +23,6 @@ def create_emulator_app() -> Starlette:
             Route("/healthz", healthz, methods=["GET"]),
             Mount("/openai", routes=openai.routes()),
             Mount("/anthropic", routes=anthropic.routes()),
+            Mount("/gemini", routes=gemini.routes()),
         ]
     )

@@ -32,7 +32,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import msgspec
 
@@ -72,7 +72,7 @@ from aperture.model import (
     UsageReport,
     Video,
 )
-from aperture.upstream import SseEvent, UpstreamRequest
+from aperture.upstream import Framing, SseEvent, UpstreamRequest
 
 __all__ = [
     "ANTHROPIC_VERSION",
@@ -194,6 +194,9 @@ _ERROR = msgspec.json.Decoder(_ErrorEnvelope)
 
 class AnthropicProvider:
     """The ``anthropic`` provider kind."""
+
+    stream_framing: ClassVar[Framing] = "sse"
+    stream_ends_with_body: ClassVar[bool] = False
 
     def build_request(self, request: ChatRequest, target: Target) -> UpstreamRequest:
         provider = target.provider

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Protocol
+from typing import Any, ClassVar, Protocol
 
 from aperture.errors import UpstreamError
 from aperture.model import ChatRequest, ChatResponse, StreamEvent
 from aperture.model.target import Target
-from aperture.upstream import SseEvent, UpstreamRequest
+from aperture.upstream import Framing, UpstreamRequest
 
 __all__ = ["Provider", "StreamParser"]
 
@@ -19,8 +19,10 @@ class StreamParser(Protocol):
     done: bool
     """True once the provider has said the stream is complete."""
 
-    def feed(self, event: SseEvent) -> list[StreamEvent]:
-        """Canonical events for one provider event.
+    def feed(self, event: Any) -> list[StreamEvent]:
+        """Canonical events for one frame of the provider's ``stream_framing``.
+
+        An ``SseEvent`` for SSE, a ``str`` line for NDJSON, an event-stream ``Frame`` for AWS.
 
         Raises:
             UpstreamError: the provider reported an error in-band, after its 200.
@@ -30,6 +32,11 @@ class StreamParser(Protocol):
 
 class Provider(Protocol):
     """Builds requests for one provider kind and parses what comes back. Never does I/O."""
+
+    stream_framing: ClassVar[Framing]
+    """How the provider frames a streamed body."""
+    stream_ends_with_body: ClassVar[bool]
+    """True when a clean end of the body completes a stream (no terminator event)."""
 
     def build_request(self, request: ChatRequest, target: Target) -> UpstreamRequest:
         """The complete HTTP request for ``target``, credentials included."""

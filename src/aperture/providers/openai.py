@@ -6,7 +6,7 @@ Pure: builds Chat Completions requests and parses responses, streams and errors.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import msgspec
 
@@ -40,7 +40,7 @@ from aperture.model import (
     Video,
 )
 from aperture.providers.presets import PRESETS
-from aperture.upstream import SseEvent, UpstreamRequest
+from aperture.upstream import Framing, SseEvent, UpstreamRequest
 
 __all__ = ["OpenAIProvider"]
 _FINISH_REASONS = frozenset({"stop", "length", "tool_calls", "content_filter", "function_call"})
@@ -119,6 +119,9 @@ _ERROR = msgspec.json.Decoder(_ErrorEnvelope)
 
 class OpenAIProvider:
     """The ``openai`` provider kind."""
+
+    stream_framing: ClassVar[Framing] = "sse"
+    stream_ends_with_body: ClassVar[bool] = False
 
     def build_request(self, request: ChatRequest, target: Target) -> UpstreamRequest:
         provider = target.provider

@@ -50,6 +50,12 @@ PRESETS: Mapping[str, Preset] = {
         "https://open.bigmodel.cn/api/paas/v4", "ZHIPUAI_API_KEY", ("glm-4v-plus", "glm-4-plus")
     ),
     "vllm": Preset("http://127.0.0.1:8000/v1", None),
+    "gemini": Preset(
+        "https://generativelanguage.googleapis.com",
+        "GEMINI_API_KEY",
+        ("gemini-2.5-flash", "gemini-2.5-pro"),
+        openai_wire=False,
+    ),
     "anthropic": Preset(
         "https://api.anthropic.com",
         "ANTHROPIC_API_KEY",

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from aperture.providers.anthropic import AnthropicProvider
 from aperture.providers.azure import AzureProvider
 from aperture.providers.base import Provider
+from aperture.providers.gemini import GeminiProvider
 from aperture.providers.openai import OpenAIProvider
 from aperture.providers.presets import PRESETS
 
@@ -18,6 +19,7 @@ PROVIDERS: Mapping[str, Provider] = {
     **{kind: _OPENAI for kind, preset in PRESETS.items() if preset.openai_wire},
     "azure": AzureProvider(),
     "anthropic": AnthropicProvider(),
+    "gemini": GeminiProvider(),
 }
 
 

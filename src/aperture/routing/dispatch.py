@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 
 from aperture.errors import UpstreamUnavailableError
 from aperture.model import ChatRequest, ChatResponse, StreamEvent, Target
-from aperture.providers import StreamParser, provider_for
-from aperture.upstream import SseDecoder, Timeouts, UpstreamClient, UpstreamStream
+from aperture.providers import Provider, StreamParser, provider_for
+from aperture.upstream import Timeouts, UpstreamClient, UpstreamStream, frame_decoder
 
 __all__ = ["Dispatcher", "EventStream"]
 
@@ -15,23 +15,31 @@ __all__ = ["Dispatcher", "EventStream"]
 class EventStream:
     """A provider stream whose status was a success, as canonical events; ``aclose()`` it."""
 
-    def __init__(self, stream: UpstreamStream, parser: StreamParser, provider: str) -> None:
+    def __init__(
+        self, stream: UpstreamStream, parser: StreamParser, provider: Provider, name: str
+    ) -> None:
         self._stream = stream
         self._parser = parser
         self._provider = provider
+        self._name = name
 
     async def events(self) -> AsyncIterator[StreamEvent]:
-        decoder = SseDecoder()
+        decoder = frame_decoder(self._provider.stream_framing)
         async for chunk in self._stream.chunks():
-            for sse in decoder.feed(chunk):
-                for event in self._parser.feed(sse):
+            try:
+                frames = decoder.feed(chunk)
+            except ValueError as exc:
+                raise UpstreamUnavailableError(
+                    f"{self._name} sent a malformed stream.", provider=self._name
+                ) from exc
+            for frame in frames:
+                for event in self._parser.feed(frame):
                     yield event
             if self._parser.done:
                 return
-        if not self._parser.done:
+        if not self._parser.done and not self._provider.stream_ends_with_body:
             raise UpstreamUnavailableError(
-                f"{self._provider} ended the stream before it was complete.",
-                provider=self._provider,
+                f"{self._name} ended the stream before it was complete.", provider=self._name
             )
 
     async def aclose(self) -> None:
@@ -64,7 +72,7 @@ class Dispatcher:
             finally:
                 await stream.aclose()
             raise provider.parse_error(stream.status, body, stream.headers, target)
-        return EventStream(stream, provider.stream_parser(target), name)
+        return EventStream(stream, provider.stream_parser(target), provider, name)
 
 
 def _timeouts(target: Target) -> Timeouts:

@@ -20,7 +20,19 @@ __all__ = ["ConfigError", "Problem", "load_settings", "parse_settings"]
 # Kinds whose adapter ships in this version; the others are named in the schema already so
 # that a config written for them gets a clear message rather than "unknown value".
 AVAILABLE_KINDS = frozenset(
-    {"openai", "azure", "anthropic", "xai", "groq", "deepseek", "qwen", "moonshot", "glm", "vllm"}
+    {
+        "openai",
+        "azure",
+        "anthropic",
+        "gemini",
+        "xai",
+        "groq",
+        "deepseek",
+        "qwen",
+        "moonshot",
+        "glm",
+        "vllm",
+    }
 )
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")

@@ -7,9 +7,12 @@ from aperture.upstream.client import (
     UpstreamResponse,
     UpstreamStream,
 )
+from aperture.upstream.framing import FrameDecoder, Framing, frame_decoder
 from aperture.upstream.sse import SseDecoder, SseEvent
 
 __all__ = [
+    "FrameDecoder",
+    "Framing",
     "SseDecoder",
     "SseEvent",
     "Timeouts",
@@ -17,4 +20,5 @@ __all__ = [
     "UpstreamRequest",
     "UpstreamResponse",
     "UpstreamStream",
+    "frame_decoder",
 ]

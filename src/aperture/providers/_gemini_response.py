@@ -1,0 +1,335 @@
+"""Reading what Gemini answers: responses, stream chunks, usage, stop reasons and errors.
+
+Error classification uses Google's structured fields, never message text:
+
+- ``status`` (``RESOURCE_EXHAUSTED``, ``UNAVAILABLE``...) and ``code`` (the HTTP status
+  inside the body) stand in for the HTTP status when an error arrives inside a 200 stream.
+- ``RESOURCE_EXHAUSTED`` is a quota error (``UpstreamQuotaError``, not retried) when its
+  ``google.rpc.QuotaFailure`` names a per-day quota (``quotaId`` ``...PerDay...``), or when
+  it carries a ``QuotaFailure`` but no ``google.rpc.RetryInfo``; otherwise it is a rate
+  limit (``UpstreamRateLimitedError``), with ``RetryInfo.retryDelay`` as ``Retry-After``.
+  Google attaches a ``QuotaFailure`` to per-minute limits too, so its mere presence is not
+  enough to call the quota spent.
+- Credential problems never echo Google's text: 401/403, ``UNAUTHENTICATED``,
+  ``PERMISSION_DENIED``, and the 400 Google answers for a bad key (``google.rpc.ErrorInfo``
+  reason ``API_KEY_INVALID`` and its siblings).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+from aperture.errors import (
+    UpstreamError,
+    UpstreamQuotaError,
+    UpstreamRateLimitedError,
+    UpstreamRejectedError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+)
+from aperture.model import Choice, FinishReason, Target, ToolCall, Usage
+from aperture.providers._gemini_request import tool_call_id
+
+__all__ = [
+    "GeminiCandidate",
+    "GeminiError",
+    "GeminiFunctionCall",
+    "GeminiResponse",
+    "classify",
+    "decode_error",
+    "decode_response",
+    "finish_reason",
+    "malformed",
+    "to_choice",
+    "to_usage",
+]
+
+_MAX_MESSAGE = 500
+_QUOTA_FAILURE = "type.googleapis.com/google.rpc.QuotaFailure"
+_RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
+_ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
+# google.rpc.ErrorInfo reasons that mean the gateway's own key or project is the problem.
+_CREDENTIAL_REASONS = frozenset({"SERVICE_DISABLED", "CONSUMER_INVALID", "ACCESS_TOKEN_EXPIRED"})
+
+_FINISH: Mapping[str, FinishReason] = {
+    "STOP": "stop",
+    "MAX_TOKENS": "length",
+    "SAFETY": "content_filter",
+    "RECITATION": "stop",
+    "LANGUAGE": "content_filter",
+    "OTHER": "stop",
+    "BLOCKLIST": "content_filter",
+    "PROHIBITED_CONTENT": "content_filter",
+    "SPII": "content_filter",
+    "MALFORMED_FUNCTION_CALL": "stop",
+    "IMAGE_SAFETY": "content_filter",
+    "IMAGE_PROHIBITED_CONTENT": "content_filter",
+    "FINISH_REASON_UNSPECIFIED": "stop",
+}
+
+# google.rpc.Code -> the HTTP status Google maps it to (cloud.google.com/apis/design/errors).
+_STATUS_HTTP: Mapping[str, int] = {
+    "INVALID_ARGUMENT": 400,
+    "FAILED_PRECONDITION": 400,
+    "OUT_OF_RANGE": 400,
+    "UNAUTHENTICATED": 401,
+    "PERMISSION_DENIED": 403,
+    "NOT_FOUND": 404,
+    "ABORTED": 409,
+    "ALREADY_EXISTS": 409,
+    "RESOURCE_EXHAUSTED": 429,
+    "CANCELLED": 499,
+    "DATA_LOSS": 500,
+    "UNKNOWN": 500,
+    "INTERNAL": 500,
+    "NOT_IMPLEMENTED": 501,
+    "UNAVAILABLE": 503,
+    "DEADLINE_EXCEEDED": 504,
+}
+
+
+class _In(msgspec.Struct, kw_only=True, rename="camel"):
+    pass
+
+
+class GeminiFunctionCall(_In, kw_only=True):
+    name: str = ""
+    args: dict[str, Any] | None = None
+
+
+class _Part(_In, kw_only=True):
+    text: str | None = None
+    thought: bool | None = None
+    function_call: GeminiFunctionCall | None = None
+
+
+class _Content(_In, kw_only=True):
+    role: str | None = None
+    parts: list[_Part] = []
+
+
+class GeminiCandidate(_In, kw_only=True):
+    index: int = 0
+    content: _Content | None = None
+    finish_reason: str | None = None
+
+    def texts(self) -> list[str]:
+        """The answer's text pieces; thought summaries (``thought: true``) are not the answer."""
+        parts = self.content.parts if self.content is not None else []
+        return [p.text for p in parts if p.text and not p.thought]
+
+    def calls(self) -> list[GeminiFunctionCall]:
+        parts = self.content.parts if self.content is not None else []
+        return [p.function_call for p in parts if p.function_call is not None]
+
+
+class _ModalityCount(_In, kw_only=True):
+    modality: str = ""
+    token_count: int = 0
+
+
+class _Usage(_In, kw_only=True):
+    prompt_token_count: int = 0
+    candidates_token_count: int = 0
+    thoughts_token_count: int | None = None
+    cached_content_token_count: int | None = None
+    tool_use_prompt_token_count: int | None = None
+    prompt_tokens_details: list[_ModalityCount] | None = None
+
+
+class _PromptFeedback(_In, kw_only=True):
+    block_reason: str | None = None
+
+
+class GeminiError(_In, kw_only=True):
+    code: int | None = None
+    message: str | None = None
+    status: str | None = None
+    details: list[dict[str, Any]] | None = None
+
+
+class GeminiResponse(_In, kw_only=True):
+    candidates: list[GeminiCandidate] = []
+    prompt_feedback: _PromptFeedback | None = None
+    usage_metadata: _Usage | None = None
+    model_version: str | None = None
+    response_id: str | None = None
+    error: GeminiError | None = None
+
+    @property
+    def blocked(self) -> bool:
+        """The prompt itself was blocked: no candidate will come."""
+        feedback = self.prompt_feedback
+        return not self.candidates and feedback is not None and bool(feedback.block_reason)
+
+
+class _Envelope(_In, kw_only=True):
+    error: GeminiError | str | None = None
+
+
+_RESPONSE = msgspec.json.Decoder(GeminiResponse)
+# Vertex sometimes wraps the error object in a one-element array (providers.md §5.6).
+_ERROR = msgspec.json.Decoder(_Envelope | list[_Envelope])
+
+
+def decode_response(body: bytes | str, target: Target) -> GeminiResponse:
+    try:
+        return _RESPONSE.decode(body)
+    except msgspec.DecodeError as exc:
+        raise malformed(target) from exc
+
+
+def decode_error(body: bytes) -> GeminiError:
+    """The error object of an error body, whatever shape it came in."""
+    try:
+        decoded = _ERROR.decode(body)
+    except msgspec.DecodeError:
+        decoded = None
+    envelope = decoded[0] if isinstance(decoded, list) and decoded else decoded
+    error = envelope.error if isinstance(envelope, _Envelope) else None
+    if isinstance(error, GeminiError):
+        return error
+    text = error if isinstance(error, str) else body[:_MAX_MESSAGE].decode(errors="replace")
+    return GeminiError(message=text.strip() or None)
+
+
+def finish_reason(reason: str | None, *, called: bool) -> FinishReason | None:
+    """§16.1's mapping; Gemini says STOP after function calls, which OpenAI calls tool_calls."""
+    if reason is None:
+        return None
+    mapped = _FINISH.get(reason, "stop")
+    return "tool_calls" if mapped == "stop" and reason == "STOP" and called else mapped
+
+
+def to_choice(candidate: GeminiCandidate) -> Choice:
+    texts, calls = candidate.texts(), candidate.calls()
+    tool_calls = tuple(
+        ToolCall(tool_call_id(i, c.name), c.name, compact(c.args)) for i, c in enumerate(calls)
+    )
+    return Choice(
+        index=candidate.index,
+        content="".join(texts) if texts or not calls else None,
+        tool_calls=tool_calls or None,
+        finish_reason=finish_reason(candidate.finish_reason, called=bool(calls)),
+    )
+
+
+def compact(args: dict[str, Any] | None) -> str:
+    return msgspec.json.encode(args if args is not None else {}).decode()
+
+
+def to_usage(usage: _Usage) -> Usage:
+    """OpenAI counts reasoning inside completion tokens; Gemini reports thoughts apart."""
+    thoughts = usage.thoughts_token_count
+    details = usage.prompt_tokens_details or []
+    images = [d.token_count for d in details if d.modality == "IMAGE"]
+    return Usage(
+        prompt_tokens=usage.prompt_token_count + (usage.tool_use_prompt_token_count or 0),
+        completion_tokens=usage.candidates_token_count + (thoughts or 0),
+        image_tokens=sum(images) if images else None,
+        cached_tokens=usage.cached_content_token_count,
+        reasoning_tokens=thoughts,
+    )
+
+
+def malformed(target: Target) -> UpstreamError:
+    name = target.provider.name
+    return UpstreamError(f"{name} sent a response that is not valid JSON.", provider=name)
+
+
+def classify(
+    status: int | None, error: GeminiError, headers: Mapping[str, str], target: Target
+) -> UpstreamError:
+    """The gateway error for a Gemini error; ``status`` is None for one inside a 200 stream."""
+    name = target.provider.name
+    said = (error.message or "no message")[:_MAX_MESSAGE]
+    google = error.status or ""
+    if status is not None and status != 200:
+        effective = status
+    else:
+        effective = error.code or _STATUS_HTTP.get(google, 500)
+    kwargs: dict[str, Any] = {"provider": name, "upstream_status": effective}
+    details = _details(error)
+    if (
+        effective in (401, 403)
+        or google in ("UNAUTHENTICATED", "PERMISSION_DENIED")
+        or _credential_problem(details)
+    ):
+        # The gateway's own credentials were refused: the client can do nothing about it,
+        # and the provider's message may describe the key.
+        return UpstreamError(
+            f"{name} refused the gateway's credentials (HTTP {effective}).", **kwargs
+        )
+    if effective == 429 or google == "RESOURCE_EXHAUSTED":
+        return _exhausted(said, details, headers, kwargs, name)
+    if effective in (408, 504) or google == "DEADLINE_EXCEEDED":
+        return UpstreamTimeoutError(f"{name} timed out: {said}", **kwargs)
+    if effective >= 500 or effective == 499:
+        return UpstreamUnavailableError(f"{name} failed: {said}", **kwargs)
+    if 400 <= effective < 500:
+        # Google's message names a path into ITS body (turns merged, system hoisted), which is
+        # not the client's: no ``param`` is derived from it.
+        return UpstreamRejectedError(f"{name} rejected the request: {said}", **kwargs)
+    return UpstreamError(f"{name} answered HTTP {effective}: {said}", **kwargs)
+
+
+def _details(error: GeminiError) -> dict[str, dict[str, Any]]:
+    """The structured details by ``@type`` (the first of each)."""
+    found: dict[str, dict[str, Any]] = {}
+    for detail in error.details or ():
+        kind = detail.get("@type")
+        if isinstance(kind, str):
+            found.setdefault(kind, detail)
+    return found
+
+
+def _credential_problem(details: Mapping[str, dict[str, Any]]) -> bool:
+    reason = details.get(_ERROR_INFO, {}).get("reason")
+    return isinstance(reason, str) and (
+        reason.startswith("API_KEY_") or reason in _CREDENTIAL_REASONS
+    )
+
+
+def _exhausted(
+    said: str,
+    details: Mapping[str, dict[str, Any]],
+    headers: Mapping[str, str],
+    kwargs: dict[str, Any],
+    name: str,
+) -> UpstreamError:
+    quota = details.get(_QUOTA_FAILURE)
+    delay = _retry_after(details.get(_RETRY_INFO))
+    if quota is not None and (delay is None or _per_day(quota)):
+        return UpstreamQuotaError(f"{name} quota is exhausted: {said}", **kwargs)
+    retry = {k: v for k, v in headers.items() if k.lower() in ("retry-after", "retry-after-ms")}
+    if delay is not None:
+        retry = {"Retry-After": delay}
+    return UpstreamRateLimitedError(f"{name} is rate limiting: {said}", headers=retry, **kwargs)
+
+
+def _per_day(quota: Mapping[str, Any]) -> bool:
+    violations = quota.get("violations")
+    if not isinstance(violations, list):
+        return False
+    return any(isinstance(v, dict) and "PerDay" in str(v.get("quotaId", "")) for v in violations)
+
+
+def _retry_after(info: Mapping[str, Any] | None) -> str | None:
+    """``RetryInfo.retryDelay`` (a protobuf Duration in JSON: ``"37s"``, ``"1.5s"``) in whole
+    seconds, rounded up, as Retry-After wants."""
+    if info is None:
+        return None
+    delay = info.get("retryDelay")
+    if not isinstance(delay, str) or not delay.endswith("s"):
+        return None
+    try:
+        seconds = float(delay[:-1])
+    except ValueError:
+        return None
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    return str(math.ceil(seconds))
