@@ -39,6 +39,19 @@ def demo_settings(env: Mapping[str, str], *, host: str, port: int) -> Settings:
         ProviderSettings(
             name="emulator-gemini", kind="gemini", base_url=f"{emulators}/gemini", api_key="demo"
         ),
+        *(
+            ProviderSettings(
+                name=f"emulator-{kind}", kind=kind, base_url=f"{emulators}/{kind}", api_key="demo"
+            )
+            for kind in ("mistral", "cohere", "ollama")
+        ),
+        ProviderSettings(
+            name="emulator-bedrock",
+            kind="bedrock",
+            base_url=f"{emulators}/bedrock",
+            api_key="demo",
+            region="us-east-1",
+        ),
     ]
     models = [
         ModelSettings(
@@ -72,6 +85,20 @@ def demo_settings(env: Mapping[str, str], *, host: str, port: int) -> Settings:
         ),
         ModelSettings(
             name="demo-gemini", provider="emulator-gemini", upstream_model="gemini-2.5-flash"
+        ),
+        ModelSettings(
+            name="demo-mistral", provider="emulator-mistral", upstream_model="pixtral-large-latest"
+        ),
+        ModelSettings(
+            name="demo-cohere",
+            provider="emulator-cohere",
+            upstream_model="command-a-vision-07-2025",
+        ),
+        ModelSettings(name="demo-ollama", provider="emulator-ollama", upstream_model="llava:13b"),
+        ModelSettings(
+            name="demo-bedrock",
+            provider="emulator-bedrock",
+            upstream_model="us.anthropic.claude-sonnet-4-5-20250929-v1:0",
         ),
     ]
     for kind, preset in PRESETS.items():

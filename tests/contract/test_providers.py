@@ -25,6 +25,10 @@ KINDS = {
     "openai": ("openai/v1", "emulator-vision"),
     "anthropic": ("anthropic", "claude-sonnet-4-5"),
     "gemini": ("gemini", "gemini-2.5-flash"),
+    "bedrock": ("bedrock", "us.anthropic.claude-sonnet-4-5-20250929-v1:0"),
+    "mistral": ("mistral", "pixtral-large-latest"),
+    "cohere": ("cohere", "command-a-vision-07-2025"),
+    "ollama": ("ollama", "llava:13b"),
 }
 FAULTS = {"503": "status=503", "429": "status=429", "quota": "quota", "midstream": "midstream"}
 
@@ -147,6 +151,7 @@ def test_tools(sdk: openai.OpenAI, kind: str) -> None:
         {"role": "tool", "tool_call_id": call.id, "content": "a photo"},
         user("Thanks"),
         tools=tools,
+        tool_choice="none",
     )
     assert 'Asked: "Thanks"' in answer
 

@@ -78,7 +78,8 @@ def test_every_meaning_mistake_is_named_by_its_path() -> None:
         """
 providers:
   - {name: a, kind: openai, base_url: "ftp://example.com"}
-  - {name: a, kind: bedrock}
+  - {name: a, kind: cohere}
+  - {name: c, kind: azure}
 models:
   - {name: m, provider: nowhere}
   - {name: n, provider: a, aliases: [m], constraints: {min_max_tokens: 0}}
@@ -87,8 +88,8 @@ models:
     assert found == [
         "providers[0].base_url: must be an http:// or https:// URL",
         "providers[1].name: duplicate provider name 'a'",
-        "providers[1].kind: kind 'bedrock' is not available in this version",
-        "models[0].provider: unknown provider 'nowhere' (a)",
+        "providers[2].base_url: azure needs the resource endpoint as base_url",
+        "models[0].provider: unknown provider 'nowhere' (a, c)",
         "models[1].aliases[0]: model name 'm' is already taken",
         "models[1].constraints.min_max_tokens: must be positive",
     ]

@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
-from aperture.emulator import anthropic, gemini, openai
+from aperture.emulator import anthropic, bedrock, cohere, gemini, mistral, ollama, openai
 
 __all__ = ["create_emulator_app"]
 
@@ -24,5 +24,9 @@ def create_emulator_app() -> Starlette:
             Mount("/openai", routes=openai.routes()),
             Mount("/anthropic", routes=anthropic.routes()),
             Mount("/gemini", routes=gemini.routes()),
+            Mount("/bedrock", routes=bedrock.routes()),
+            Mount("/mistral", routes=mistral.routes()),
+            Mount("/cohere", routes=cohere.routes()),
+            Mount("/ollama", routes=ollama.routes()),
         ]
     )

@@ -1,7 +1,7 @@
 """Provider adapters: pure translation between the canonical model and each provider's wire
 format. No I/O: ``routing.dispatch`` sends what an adapter builds."""
 
-from aperture.providers.base import Provider, StreamParser
+from aperture.providers.base import Authorizes, Provider, StreamParser
 from aperture.providers.registry import provider_for
 
-__all__ = ["Provider", "StreamParser", "provider_for"]
+__all__ = ["Authorizes", "Provider", "StreamParser", "provider_for"]

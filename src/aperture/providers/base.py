@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from aperture.errors import UpstreamError
 from aperture.model import ChatRequest, ChatResponse, StreamEvent
 from aperture.model.target import Target
 from aperture.upstream import Framing, UpstreamRequest
 
-__all__ = ["Provider", "StreamParser"]
+__all__ = ["Authorizes", "Provider", "StreamParser"]
 
 
 class StreamParser(Protocol):
@@ -58,4 +58,18 @@ class Provider(Protocol):
         self, status: int, body: bytes, headers: Mapping[str, str], target: Target
     ) -> UpstreamError:
         """The gateway error for a non-2xx answer, classified for retries and clients."""
+        ...
+
+
+@runtime_checkable
+class Authorizes(Protocol):
+    """A provider whose requests are signed at send time (credentials need I/O, and a
+    signature expires): dispatch calls ``authorize`` on every attempt."""
+
+    async def authorize(self, request: UpstreamRequest, target: Target) -> UpstreamRequest:
+        """``request`` with its credentials added.
+
+        Raises:
+            UpstreamError: no credentials could be found.
+        """
         ...

@@ -56,6 +56,19 @@ PRESETS: Mapping[str, Preset] = {
         ("gemini-2.5-flash", "gemini-2.5-pro"),
         openai_wire=False,
     ),
+    "mistral": Preset(
+        "https://api.mistral.ai",
+        "MISTRAL_API_KEY",
+        ("pixtral-large-latest", "mistral-small-latest", "mistral-large-latest"),
+        openai_wire=False,
+    ),
+    "cohere": Preset(
+        "https://api.cohere.com",
+        "COHERE_API_KEY",
+        ("command-a-vision-07-2025", "command-a-03-2025"),
+        openai_wire=False,
+    ),
+    "ollama": Preset("http://127.0.0.1:11434", None, openai_wire=False),
     "anthropic": Preset(
         "https://api.anthropic.com",
         "ANTHROPIC_API_KEY",

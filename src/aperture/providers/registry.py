@@ -7,7 +7,11 @@ from collections.abc import Mapping
 from aperture.providers.anthropic import AnthropicProvider
 from aperture.providers.azure import AzureProvider
 from aperture.providers.base import Provider
+from aperture.providers.bedrock import BedrockProvider
+from aperture.providers.cohere import CohereProvider
 from aperture.providers.gemini import GeminiProvider
+from aperture.providers.mistral import MistralProvider
+from aperture.providers.ollama import OllamaProvider
 from aperture.providers.openai import OpenAIProvider
 from aperture.providers.presets import PRESETS
 
@@ -20,9 +24,13 @@ PROVIDERS: Mapping[str, Provider] = {
     "azure": AzureProvider(),
     "anthropic": AnthropicProvider(),
     "gemini": GeminiProvider(),
+    "bedrock": BedrockProvider(),
+    "mistral": MistralProvider(),
+    "cohere": CohereProvider(),
+    "ollama": OllamaProvider(),
 }
 
 
 def provider_for(kind: str) -> Provider:
-    """The adapter for ``kind``; settings validation guarantees it exists."""
+    """The adapter for ``kind``; the settings schema admits only kinds listed here."""
     return PROVIDERS[kind]

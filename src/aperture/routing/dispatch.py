@@ -6,8 +6,14 @@ from collections.abc import AsyncIterator
 
 from aperture.errors import UpstreamUnavailableError
 from aperture.model import ChatRequest, ChatResponse, StreamEvent, Target
-from aperture.providers import Provider, StreamParser, provider_for
-from aperture.upstream import Timeouts, UpstreamClient, UpstreamStream, frame_decoder
+from aperture.providers import Authorizes, Provider, StreamParser, provider_for
+from aperture.upstream import (
+    Timeouts,
+    UpstreamClient,
+    UpstreamRequest,
+    UpstreamStream,
+    frame_decoder,
+)
 
 __all__ = ["Dispatcher", "EventStream"]
 
@@ -54,7 +60,7 @@ class Dispatcher:
 
     async def complete(self, request: ChatRequest, target: Target) -> ChatResponse:
         provider = provider_for(target.provider.kind)
-        upstream = provider.build_request(request, target)
+        upstream = await _built(provider, request, target)
         name = target.provider.name
         response = await self._client.send(upstream, _timeouts(target), provider=name)
         if response.status >= 300:
@@ -63,7 +69,7 @@ class Dispatcher:
 
     async def open_stream(self, request: ChatRequest, target: Target) -> EventStream:
         provider = provider_for(target.provider.kind)
-        upstream = provider.build_request(request, target)
+        upstream = await _built(provider, request, target)
         name = target.provider.name
         stream = await self._client.open_stream(upstream, _timeouts(target), provider=name)
         if stream.status >= 300:
@@ -73,6 +79,14 @@ class Dispatcher:
                 await stream.aclose()
             raise provider.parse_error(stream.status, body, stream.headers, target)
         return EventStream(stream, provider.stream_parser(target), provider, name)
+
+
+async def _built(provider: Provider, request: ChatRequest, target: Target) -> UpstreamRequest:
+    built = provider.build_request(request, target)
+    if isinstance(provider, Authorizes):
+        # Signed per attempt: signatures expire, and credentials may have been refreshed.
+        built = await provider.authorize(built, target)
+    return built
 
 
 def _timeouts(target: Target) -> Timeouts:

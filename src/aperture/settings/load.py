@@ -17,24 +17,6 @@ from aperture.settings.schema import Settings
 
 __all__ = ["ConfigError", "Problem", "load_settings", "parse_settings"]
 
-# Kinds whose adapter ships in this version; the others are named in the schema already so
-# that a config written for them gets a clear message rather than "unknown value".
-AVAILABLE_KINDS = frozenset(
-    {
-        "openai",
-        "azure",
-        "anthropic",
-        "gemini",
-        "xai",
-        "groq",
-        "deepseek",
-        "qwen",
-        "moonshot",
-        "glm",
-        "vllm",
-    }
-)
-
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _PLACEHOLDER = re.compile(r"__aperture_env_(\d+)__")
 
@@ -215,10 +197,6 @@ def _check_meaning(settings: Settings) -> list[Problem]:
         if provider.name in providers:
             problems.append(Problem(f"{path}.name", f"duplicate provider name {provider.name!r}"))
         providers[provider.name] = i
-        if provider.kind not in AVAILABLE_KINDS:
-            problems.append(
-                Problem(f"{path}.kind", f"kind {provider.kind!r} is not available in this version")
-            )
         if provider.base_url is not None and not _is_http_url(provider.base_url):
             problems.append(Problem(f"{path}.base_url", "must be an http:// or https:// URL"))
         elif provider.base_url is None and provider.kind == "azure":

@@ -1,0 +1,341 @@
+"""The Converse request body for a canonical chat request (Bedrock ``Converse``/``ConverseStream``).
+
+Translation choices, in one place:
+
+- ``system`` and ``developer`` messages, wherever they appear, become top-level ``system``
+  blocks, one per message: Converse has no system turn.
+- ``tool`` messages become ``toolResult`` blocks in a user turn; assistant ``tool_calls``
+  become ``toolUse`` blocks whose ``input`` is the parsed JSON arguments.
+- Consecutive turns of the same role are merged (Bedrock wants user/assistant alternation),
+  and inside a user turn the ``toolResult`` blocks come first, answering the previous
+  turn's ``toolUse`` before anything else. Blank text blocks are dropped: Bedrock refuses
+  them ("The text field in the ContentBlock object ... is blank").
+- Images travel as bytes (base64 in JSON) with the lowercase ``format`` Bedrock's enum
+  wants, taken from the sniffed type. Bedrock cannot fetch URLs: the gateway's ``auto``
+  and ``fetch`` URL policies download them first, so a URL that still arrives is refused.
+- Bedrock rejects ``toolUse``/``toolResult`` blocks without a ``toolConfig``: when the
+  history holds tool calls but the request declares no tools, the tools the history used
+  are declared with an open object schema.
+- ``tool_choice: none`` has no Converse equivalent: the tools are left out (unless the
+  history needs them declared). ``required`` is ``any``.
+- ``response_format: json_schema`` becomes ``outputConfig.textFormat`` (native structured
+  output, model-dependent on Bedrock); ``json_object`` has no native form and is emulated
+  with an instruction appended to ``system``.
+- ``seed``, ``presence_penalty``, ``frequency_penalty``, ``user`` and
+  ``parallel_tool_calls`` have no Converse field and are dropped; ``n > 1`` is refused.
+- ``extra`` (top-level fields of the client's OpenAI dialect) is NOT forwarded: Converse
+  is not an OpenAI wire format and answers unknown fields with a ValidationException.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from aperture.errors import (
+    ImageUrlNotSupportedError,
+    InvalidRequestError,
+    UnsupportedCapabilityError,
+    UnsupportedImageFormatError,
+)
+from aperture.images.datauri import parse_data_uri
+from aperture.model import (
+    Audio,
+    ChatRequest,
+    File,
+    Image,
+    Message,
+    NamedToolChoice,
+    Part,
+    ResponseFormat,
+    Text,
+    Tool,
+    Video,
+)
+
+__all__ = ["IMAGE_FORMATS", "JSON_INSTRUCTION", "converse_body"]
+
+IMAGE_FORMATS: Mapping[str, str] = {
+    "image/png": "png",
+    "image/jpeg": "jpeg",
+    "image/gif": "gif",
+    "image/webp": "webp",
+}
+"""Sniffed MIME type -> Bedrock ``ImageFormat``: exactly the lowercase enum values."""
+JSON_INSTRUCTION = (
+    "Respond with a single JSON object and nothing else: no prose before or after it and no "
+    "Markdown code fences."
+)
+"""Appended to ``system`` for ``json_object``, which Converse cannot enforce natively."""
+
+_MIME_ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg", "image/x-png": "image/png"}
+_OPEN_SCHEMA: Mapping[str, Any] = {"type": "object", "properties": {}}
+
+
+@dataclass(slots=True)
+class _Turn:
+    role: str
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _History:
+    system: list[str] = field(default_factory=list)
+    turns: list[_Turn] = field(default_factory=list)
+    tool_names: list[str] = field(default_factory=list)
+    """Names of tools the history called, in order of first use."""
+    has_tool_blocks: bool = False
+
+
+def converse_body(request: ChatRequest) -> dict[str, Any]:
+    """The JSON body (``modelId`` travels in the URL)."""
+    if request.n is not None and request.n > 1:
+        raise UnsupportedCapabilityError(
+            "Bedrock returns one choice per request; n must be 1.", param="n"
+        )
+    history = _conversation(request.messages)
+    if _wants_instruction(request.response_format):
+        history.system.append(JSON_INSTRUCTION)
+    body: dict[str, Any] = {
+        "messages": [{"role": t.role, "content": t.blocks} for t in history.turns]
+    }
+    if history.system:
+        body["system"] = [{"text": text} for text in history.system]
+    inference: dict[str, Any] = {}
+    if request.max_tokens is not None:
+        inference["maxTokens"] = request.max_tokens
+    if request.temperature is not None:
+        inference["temperature"] = request.temperature
+    if request.top_p is not None:
+        inference["topP"] = request.top_p
+    stops = [stop for stop in request.stop or () if stop]  # Bedrock: NonEmptyString
+    if stops:
+        inference["stopSequences"] = stops
+    if inference:
+        body["inferenceConfig"] = inference
+    tool_config = _tool_config(request, history)
+    if tool_config is not None:
+        body["toolConfig"] = tool_config
+    output = _output_config(request.response_format)
+    if output is not None:
+        body["outputConfig"] = output
+    # request.extra is deliberately not forwarded (OpenAI-dialect extras; see module doc).
+    return body
+
+
+# ---------------------------------------------------------------------------------------------
+# Turns
+
+
+def _conversation(messages: tuple[Message, ...]) -> _History:
+    history = _History()
+    for i, message in enumerate(messages):
+        if message.role in ("system", "developer"):
+            text = _system_text(message, i)
+            if text:
+                history.system.append(text)
+            continue
+        if message.role == "assistant":
+            role, blocks = "assistant", _assistant_blocks(message, i, history)
+        elif message.role == "tool":
+            role, blocks = "user", [_tool_result(message, i)]
+            history.has_tool_blocks = True
+        else:
+            role, blocks = "user", _blocks(message.parts(), f"messages[{i}]", allow_images=True)
+        if not blocks:
+            continue
+        if history.turns and history.turns[-1].role == role:
+            history.turns[-1].blocks.extend(blocks)
+        else:
+            history.turns.append(_Turn(role, blocks))
+    if not history.turns:
+        raise InvalidRequestError(
+            "Bedrock needs at least one user message with content.", param="messages"
+        )
+    if history.turns[0].role != "user":
+        raise InvalidRequestError(
+            "Bedrock needs the conversation to start with a user message, after any system "
+            "messages.",
+            param="messages",
+        )
+    for turn in history.turns:
+        if turn.role == "user":
+            # Stable: tool results first, everything else after, each in the client's order.
+            turn.blocks.sort(key=lambda block: "toolResult" not in block)
+    return history
+
+
+def _system_text(message: Message, i: int) -> str:
+    texts = []
+    for j, part in enumerate(message.parts()):
+        if not isinstance(part, Text):
+            raise InvalidRequestError(
+                f"{message.role.capitalize()} messages may only hold text for Bedrock.",
+                param=f"messages[{i}].content[{j}]",
+            )
+        if part.text.strip():
+            texts.append(part.text)
+    return "\n\n".join(texts)
+
+
+def _assistant_blocks(message: Message, i: int, history: _History) -> list[dict[str, Any]]:
+    blocks = _blocks(message.parts(), f"messages[{i}]", allow_images=False)
+    for k, call in enumerate(message.tool_calls or ()):
+        param = f"messages[{i}].tool_calls[{k}].function.arguments"
+        blocks.append(
+            {
+                "toolUse": {
+                    "toolUseId": call.id,
+                    "name": call.name,
+                    "input": _input(call.arguments, param),
+                }
+            }
+        )
+        history.has_tool_blocks = True
+        if call.name not in history.tool_names:
+            history.tool_names.append(call.name)
+    return blocks
+
+
+def _input(arguments: str, param: str) -> dict[str, Any]:
+    if not arguments.strip():
+        return {}  # a call without arguments; Bedrock still wants an object
+    try:
+        value = msgspec.json.decode(arguments)
+    except msgspec.DecodeError:
+        raise InvalidRequestError(
+            "Tool call arguments must be valid JSON to send them to Bedrock.", param=param
+        ) from None
+    if not isinstance(value, dict):
+        raise InvalidRequestError(
+            "Tool call arguments must be a JSON object to send them to Bedrock.", param=param
+        )
+    return value
+
+
+def _tool_result(message: Message, i: int) -> dict[str, Any]:
+    if message.tool_call_id is None:
+        raise InvalidRequestError(
+            "A tool message needs the tool_call_id it answers.", param=f"messages[{i}].tool_call_id"
+        )
+    content = _blocks(message.parts(), f"messages[{i}]", allow_images=True)
+    result = {"toolUseId": message.tool_call_id, "content": content, "status": "success"}
+    return {"toolResult": result}
+
+
+def _blocks(parts: tuple[Part, ...], param: str, *, allow_images: bool) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = []
+    for j, part in enumerate(parts):
+        at = f"{param}.content[{j}]"
+        match part:
+            case Text(text=text):
+                if text.strip():  # Bedrock refuses blank text blocks
+                    blocks.append({"text": text})
+            case Image() if allow_images:
+                blocks.append({"image": _image(part, at)})
+            case Image():
+                raise InvalidRequestError(
+                    "Bedrock accepts images only in user and tool messages.", param=at
+                )
+            case File():
+                raise UnsupportedCapabilityError("Bedrock does not accept files here.", param=at)
+            case Audio():
+                raise UnsupportedCapabilityError("Bedrock does not accept audio here.", param=at)
+            case Video():
+                raise UnsupportedCapabilityError("Bedrock does not accept video here.", param=at)
+    return blocks
+
+
+def _image(image: Image, param: str) -> dict[str, Any]:
+    at = f"{param}.image_url.url"
+    if image.inline is not None:
+        mime, data = image.inline.mime, image.base64
+    elif image.is_data_uri:
+        # Intake normally sets ``inline``; a bare data URI is still translated faithfully.
+        uri = parse_data_uri(image.url, param=at)
+        mime, data = uri.mime, image.url[uri.payload_offset :]
+    else:
+        raise ImageUrlNotSupportedError(
+            "Bedrock cannot fetch image URLs: configure this model with url_policy 'fetch' or "
+            "'auto' so the gateway downloads the image, or send it as a data URI.",
+            param=at,
+        )
+    fmt = IMAGE_FORMATS.get(_MIME_ALIASES.get(mime, mime))
+    if fmt is None:
+        raise UnsupportedImageFormatError(
+            f"Bedrock accepts PNG, JPEG, GIF and WebP images, not {mime}.", param=at
+        )
+    return {"format": fmt, "source": {"bytes": data}}
+
+
+# ---------------------------------------------------------------------------------------------
+# Tools and output
+
+
+def _tool_config(request: ChatRequest, history: _History) -> dict[str, Any] | None:
+    choice = request.tool_choice
+    offered = bool(request.tools) and choice != "none"
+    if request.tools and (offered or history.has_tool_blocks):
+        # With tool_choice none the tools are still declared when the history needs them.
+        tools = [_tool(t) for t in request.tools]
+    elif history.tool_names:
+        # Bedrock refuses tool blocks without a toolConfig: declare what the history used.
+        tools = [_tool(Tool(name)) for name in history.tool_names]
+    else:
+        return None
+    config: dict[str, Any] = {"tools": tools}
+    if offered:
+        if isinstance(choice, NamedToolChoice):
+            config["toolChoice"] = {"tool": {"name": choice.name}}
+        elif choice == "required":
+            config["toolChoice"] = {"any": {}}
+        elif choice == "auto":
+            config["toolChoice"] = {"auto": {}}
+    return config
+
+
+def _tool(tool: Tool) -> dict[str, Any]:
+    spec: dict[str, Any] = {"name": tool.name}
+    if tool.description:  # NonEmptyString
+        spec["description"] = tool.description
+    # Bedrock requires an object schema even for a tool that takes no parameters.
+    spec["inputSchema"] = {"json": tool.parameters or dict(_OPEN_SCHEMA)}
+    if tool.strict:
+        spec["strict"] = True
+    return {"toolSpec": spec}
+
+
+def _wants_instruction(response_format: ResponseFormat | None) -> bool:
+    return (
+        response_format is not None
+        and _schema(response_format) is None
+        and (response_format.type != "text")
+    )
+
+
+def _schema(response_format: ResponseFormat) -> dict[str, Any] | None:
+    spec = response_format.json_schema
+    if response_format.type != "json_schema" or not spec:
+        return None
+    # OpenAI wraps the schema as {"name", "schema", "strict"}; tolerate a bare schema.
+    inner = spec.get("schema")
+    return inner if isinstance(inner, dict) else spec
+
+
+def _output_config(response_format: ResponseFormat | None) -> dict[str, Any] | None:
+    if response_format is None:
+        return None
+    schema = _schema(response_format)
+    if schema is None:
+        return None
+    spec = response_format.json_schema or {}
+    definition: dict[str, Any] = {"schema": msgspec.json.encode(schema).decode()}
+    for key in ("name", "description"):
+        value = spec.get(key)
+        if isinstance(value, str) and value:
+            definition[key] = value
+    structure = {"jsonSchema": definition}
+    return {"textFormat": {"type": "json_schema", "structure": structure}}

@@ -1,0 +1,381 @@
+"""What Bedrock Converse sends back (responses, ConverseStream frames, errors), made canonical.
+
+Errors are classified by the exception name (the ``x-amzn-errortype`` header, a stream
+frame's ``:exception-type`` or ``:error-code``), and by HTTP status only when the name is
+unknown, never by message text (``service-2.json`` documents each exception's status).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from aperture.errors import (
+    UpstreamError,
+    UpstreamQuotaError,
+    UpstreamRateLimitedError,
+    UpstreamRejectedError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+)
+from aperture.model import (
+    ChatResponse,
+    Choice,
+    Delta,
+    Finish,
+    FinishReason,
+    StreamEvent,
+    Target,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+    UsageReport,
+)
+from aperture.upstream.eventstream import Frame
+
+__all__ = ["BedrockStreamParser", "classify", "error_name", "parse_converse_response"]
+
+_MAX_MESSAGE = 500
+
+STOP_REASONS: Mapping[str, FinishReason] = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "guardrail_intervened": "content_filter",
+    "content_filtered": "content_filter",
+}
+
+_RATE_LIMITED = frozenset({"throttlingexception", "toomanyrequestsexception"})
+_QUOTA = frozenset({"servicequotaexceededexception"})
+_CREDENTIALS = frozenset(
+    {
+        "accessdeniedexception",
+        "unrecognizedclientexception",
+        "invalidsignatureexception",
+        "incompletesignatureexception",
+        "missingauthenticationtokenexception",
+        "expiredtokenexception",
+        "signaturedoesnotmatch",
+    }
+)
+_TIMEOUT = frozenset({"modeltimeoutexception"})
+_UNAVAILABLE = frozenset(
+    {
+        "serviceunavailableexception",
+        "internalserverexception",
+        "modelnotreadyexception",
+        "modelstreamerrorexception",
+        "modelerrorexception",
+    }
+)
+_REJECTED = frozenset({"validationexception", "resourcenotfoundexception", "conflictexception"})
+_KNOWN = _RATE_LIMITED | _QUOTA | _CREDENTIALS | _TIMEOUT | _UNAVAILABLE | _REJECTED
+
+
+# ---------------------------------------------------------------------------------------------
+# Wire shapes we read (lenient: unknown fields, like the stream's ``p`` padding, are ignored)
+
+
+class _In(msgspec.Struct, kw_only=True, rename="camel"):
+    pass
+
+
+class _ToolUse(_In, kw_only=True):
+    tool_use_id: str = ""
+    name: str = ""
+    input: Any = None
+
+
+class _Block(_In, kw_only=True):
+    text: str | None = None
+    tool_use: _ToolUse | None = None
+
+
+class _Message(_In, kw_only=True):
+    role: str = "assistant"
+    content: list[_Block] = []
+
+
+class _Output(_In, kw_only=True):
+    message: _Message | None = None
+
+
+class _Usage(_In, kw_only=True):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_input_tokens: int | None = None
+    cache_write_input_tokens: int | None = None
+
+
+class _Response(_In, kw_only=True):
+    output: _Output | None = None
+    stop_reason: str | None = None
+    usage: _Usage | None = None
+
+
+class _Start(_In, kw_only=True):
+    tool_use: _ToolUse | None = None
+
+
+class _ToolDelta(_In, kw_only=True):
+    input: str = ""
+
+
+class _DeltaBody(_In, kw_only=True):
+    text: str | None = None
+    tool_use: _ToolDelta | None = None
+
+
+class _Event(_In, kw_only=True):
+    """The union of every event member's fields: the ``:event-type`` header says which."""
+
+    role: str | None = None
+    content_block_index: int = 0
+    start: _Start | None = None
+    delta: _DeltaBody | None = None
+    stop_reason: str | None = None
+    usage: _Usage | None = None
+
+
+class _Error(_In, kw_only=True):
+    message: str | None = None
+    message_upper: str | None = msgspec.field(default=None, name="Message")
+    code: str | None = None
+    type_: str | None = msgspec.field(default=None, name="__type")
+
+
+_RESPONSE = msgspec.json.Decoder(_Response)
+_EVENT = msgspec.json.Decoder(_Event)
+_ERROR = msgspec.json.Decoder(_Error)
+
+
+# ---------------------------------------------------------------------------------------------
+# Responses
+
+
+def parse_converse_response(body: bytes, target: Target) -> ChatResponse:
+    try:
+        response = _RESPONSE.decode(body)
+    except msgspec.DecodeError as exc:
+        raise _malformed(target) from exc
+    message = response.output.message if response.output is not None else None
+    blocks = message.content if message is not None else []
+    texts = [b.text for b in blocks if b.text is not None]
+    calls = tuple(
+        ToolCall(b.tool_use.tool_use_id, b.tool_use.name, _compact(b.tool_use.input))
+        for b in blocks
+        if b.tool_use is not None
+    )
+    choice = Choice(
+        index=0,
+        content="".join(texts) if texts or not calls else None,
+        tool_calls=calls or None,
+        finish_reason=finish_reason(response.stop_reason),
+    )
+    return ChatResponse(
+        # Converse answers carry no id (the x-amzn-requestid header is not ours to see here)
+        # and no time: both are made up, unique and now.
+        id=f"bedrock-{uuid.uuid4().hex}",
+        model=target.upstream_model,
+        created=int(time.time()),
+        choices=(choice,),
+        usage=_usage(response.usage) if response.usage is not None else None,
+    )
+
+
+def finish_reason(reason: str | None) -> FinishReason | None:
+    if reason is None:
+        return None
+    return STOP_REASONS.get(reason, "stop")
+
+
+def _usage(usage: _Usage) -> Usage:
+    """``inputTokens`` excludes prompt-cache reads and writes: the prompt is the sum."""
+    read, write = usage.cache_read_input_tokens, usage.cache_write_input_tokens
+    return Usage(
+        prompt_tokens=usage.input_tokens + (read or 0) + (write or 0),
+        completion_tokens=usage.output_tokens,
+        cached_tokens=read,
+    )
+
+
+def _compact(value: Any) -> str:
+    return msgspec.json.encode(value if value is not None else {}).decode()
+
+
+def _malformed(target: Target) -> UpstreamError:
+    name = target.provider.name
+    return UpstreamError(f"{name} sent a response that is not valid JSON.", provider=name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Streams
+
+
+@dataclass(slots=True)
+class _ToolBlock:
+    index: int
+    """The canonical tool call index: toolUse blocks counted 0, 1, 2... in stream order."""
+    has_arguments: bool = False
+
+
+class BedrockStreamParser:
+    """ConverseStream frames (decoded by ``upstream.eventstream``) to canonical events.
+
+    ``done`` is set by ``metadata``, the last event, which carries the usage.
+    """
+
+    def __init__(self, target: Target) -> None:
+        self._target = target
+        self.done = False
+        self._started = False
+        self._tools: dict[int, _ToolBlock] = {}
+        self._tool_count = 0
+
+    def feed(self, frame: Frame) -> list[StreamEvent]:
+        kind = frame.headers.get(":message-type", "event")
+        if kind == "exception":
+            name = frame.headers.get(":exception-type", "")
+            raise classify(None, name, _error_message(frame.payload), {}, self._target)
+        if kind == "error":
+            name = frame.headers.get(":error-code", "")
+            message = frame.headers.get(":error-message") or None
+            raise classify(None, name, message, {}, self._target)
+        try:
+            event = _EVENT.decode(frame.payload) if frame.payload.strip() else _Event()
+        except msgspec.DecodeError as exc:
+            raise _malformed(self._target) from exc
+        match frame.headers.get(":event-type"):
+            case "messageStart":
+                return self._role()
+            case "contentBlockStart":
+                return self._block_start(event)
+            case "contentBlockDelta":
+                return self._block_delta(event)
+            case "contentBlockStop":
+                return self._block_stop(event)
+            case "messageStop":
+                return [Finish(0, finish_reason(event.stop_reason) or "stop")]
+            case "metadata":
+                self.done = True
+                return [UsageReport(_usage(event.usage))] if event.usage is not None else []
+        # Event types Bedrock may add later carry nothing for us.
+        return []
+
+    def _role(self) -> list[StreamEvent]:
+        if self._started:
+            return []
+        self._started = True
+        return [Delta(index=0, role="assistant", content="")]
+
+    def _block_start(self, event: _Event) -> list[StreamEvent]:
+        events = self._role()
+        use = event.start.tool_use if event.start is not None else None
+        if use is not None:
+            tool = _ToolBlock(self._tool_count)
+            self._tools[event.content_block_index] = tool
+            self._tool_count += 1
+            call = ToolCallDelta(tool.index, id=use.tool_use_id, name=use.name, arguments="")
+            events.append(Delta(index=0, tool_calls=(call,)))
+        return events
+
+    def _block_delta(self, event: _Event) -> list[StreamEvent]:
+        delta = event.delta
+        if delta is None:
+            return []
+        if delta.text:
+            return [*self._role(), Delta(index=0, content=delta.text)]
+        tool = self._tools.get(event.content_block_index)
+        if delta.tool_use is not None and tool is not None and delta.tool_use.input:
+            tool.has_arguments = True
+            call = ToolCallDelta(tool.index, arguments=delta.tool_use.input)
+            return [Delta(index=0, tool_calls=(call,))]
+        # reasoningContent, citation and image deltas have no canonical home.
+        return []
+
+    def _block_stop(self, event: _Event) -> list[StreamEvent]:
+        tool = self._tools.pop(event.content_block_index, None)
+        if tool is None or tool.has_arguments:
+            return []
+        # A tool called without input streams no JSON at all; clients parse the arguments.
+        return [Delta(index=0, tool_calls=(ToolCallDelta(tool.index, arguments="{}"),))]
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors
+
+
+def error_name(headers: Mapping[str, str], body: bytes) -> tuple[str, str | None]:
+    """The exception name and message of an HTTP error answer.
+
+    The name comes from ``x-amzn-errortype`` (``Name:http://internal...`` decorations and
+    ``namespace#`` prefixes stripped, as botocore does) or the body's ``code``/``__type``.
+    """
+    try:
+        error = _ERROR.decode(body)
+    except msgspec.DecodeError:
+        text = body[:_MAX_MESSAGE].decode(errors="replace").strip()
+        error = _Error(message=text or None)
+    raw = next((v for k, v in headers.items() if k.lower() == "x-amzn-errortype"), None)
+    raw = raw or error.code or error.type_ or ""
+    return raw.split(":", 1)[0].rsplit("#", 1)[-1], error.message or error.message_upper
+
+
+def _error_message(payload: bytes) -> str | None:
+    try:
+        error = _ERROR.decode(payload)
+    except msgspec.DecodeError:
+        return payload[:_MAX_MESSAGE].decode(errors="replace").strip() or None
+    return error.message or error.message_upper
+
+
+def classify(
+    status: int | None,
+    name: str,
+    message: str | None,
+    headers: Mapping[str, str],
+    target: Target,
+) -> UpstreamError:
+    """Classify by Bedrock's exception name, falling back on the HTTP status.
+
+    ``status`` is None for an exception frame inside a 200 stream: the name decides then.
+    """
+    provider = target.provider.name
+    said = (message or "no message")[:_MAX_MESSAGE]
+    key = name.lower()
+    unknown = key not in _KNOWN
+    kwargs: dict[str, Any] = {"provider": provider, "upstream_status": status}
+    if key in _QUOTA:
+        return UpstreamQuotaError(f"{provider} quota is exhausted: {said}", **kwargs)
+    if key in _RATE_LIMITED or (unknown and status == 429):
+        retry = {k: v for k, v in headers.items() if k.lower() in ("retry-after", "retry-after-ms")}
+        return UpstreamRateLimitedError(
+            f"{provider} is rate limiting: {said}", headers=retry, **kwargs
+        )
+    if key in _CREDENTIALS or (unknown and status in (401, 403)):
+        # The gateway's own credentials were refused: the client can do nothing about it,
+        # and the provider's message may describe the key or the signature.
+        shown = status if status is not None else 403
+        return UpstreamError(
+            f"{provider} refused the gateway's credentials (HTTP {shown}).", **kwargs
+        )
+    if key in _TIMEOUT or (unknown and status in (408, 504)):
+        return UpstreamTimeoutError(f"{provider} timed out: {said}", **kwargs)
+    if key in _UNAVAILABLE or (unknown and status is not None and status >= 500):
+        return UpstreamUnavailableError(f"{provider} failed: {said}", **kwargs)
+    if key in _REJECTED or (status is not None and 400 <= status < 500):
+        if status is None or not 400 <= status < 500:
+            kwargs["upstream_status"] = 400
+        return UpstreamRejectedError(f"{provider} rejected the request: {said}", **kwargs)
+    if status is None or status >= 500:
+        return UpstreamUnavailableError(
+            f"{provider} failed ({name or 'unknown'}): {said}", **kwargs
+        )
+    return UpstreamError(f"{provider} answered HTTP {status}: {said}", **kwargs)
