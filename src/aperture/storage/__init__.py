@@ -1,0 +1,63 @@
+"""Where Aperture keeps its state: narrow protocols per role, backends chosen by URL.
+
+``open_storage(database_url, redis_url)`` returns the ``Storage`` bundle; ``migrate`` brings
+a database's schema up to date. Backends (SQLite, PostgreSQL, Redis, memory) are imported
+only when a URL names them, so the drivers of the others need not be installed.
+"""
+
+from __future__ import annotations
+
+from aperture.storage.base import (
+    AuditStore,
+    Counters,
+    DocumentStore,
+    KeyStore,
+    ModelStore,
+    PutMode,
+    RecordExistsError,
+    RecordNotFoundError,
+    RouteStore,
+    Storage,
+    StorageError,
+    UsageLedger,
+)
+from aperture.storage.records import (
+    Admission,
+    ApiKey,
+    AuditEvent,
+    AuditImage,
+    AuditQuery,
+    AuditUsage,
+    Document,
+    UsageRow,
+    UsageTotals,
+    audit_time,
+)
+from aperture.storage.registry import migrate, open_storage
+
+__all__ = [
+    "Admission",
+    "ApiKey",
+    "AuditEvent",
+    "AuditImage",
+    "AuditQuery",
+    "AuditStore",
+    "AuditUsage",
+    "Counters",
+    "Document",
+    "DocumentStore",
+    "KeyStore",
+    "ModelStore",
+    "PutMode",
+    "RecordExistsError",
+    "RecordNotFoundError",
+    "RouteStore",
+    "Storage",
+    "StorageError",
+    "UsageLedger",
+    "UsageRow",
+    "UsageTotals",
+    "audit_time",
+    "migrate",
+    "open_storage",
+]

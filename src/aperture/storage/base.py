@@ -1,0 +1,318 @@
+"""Narrow protocols, one per role, the errors they raise, and the ``Storage`` bundle.
+
+    StorageError            the backend failed (driver, connection, disk, timeout): the
+                            operation may or may not have happened; retry later
+    RecordExistsError       a create met an existing id (or key hash)
+    RecordNotFoundError     a replace met no record
+
+The two record errors are deliberately *not* ``StorageError``s: they are answers about the
+data (409 and 404 at the admin API), while a ``StorageError`` is an outage (503, or spool).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Literal, Protocol
+
+from aperture.storage.records import (
+    Admission,
+    ApiKey,
+    AuditEvent,
+    AuditQuery,
+    Document,
+    UsageRow,
+    UsageTotals,
+)
+
+__all__ = [
+    "AuditStore",
+    "Counters",
+    "Database",
+    "DocumentStore",
+    "KeyStore",
+    "ModelStore",
+    "PutMode",
+    "RecordExistsError",
+    "RecordNotFoundError",
+    "RouteStore",
+    "Storage",
+    "StorageError",
+    "UsageLedger",
+]
+
+PutMode = Literal["upsert", "create", "replace"]
+Closer = Callable[[], Awaitable[None]]
+
+
+class StorageError(Exception):
+    """A storage backend failed; the original driver exception is the ``__cause__``."""
+
+
+class RecordExistsError(Exception):
+    """A create met a record with the same id (or, for keys, the same hash)."""
+
+
+class RecordNotFoundError(LookupError):
+    """A replace met no record with that id."""
+
+
+class KeyStore(Protocol):
+    """API key records, looked up by the keyed hash of the presented secret."""
+
+    async def create(self, key: ApiKey) -> None:
+        """Store a new key and bump the change counter.
+
+        Raises:
+            RecordExistsError: the id or the key hash is already stored.
+            StorageError: the backend failed.
+        """
+        ...
+
+    async def get_by_hash(self, key_hash: bytes) -> ApiKey | None:
+        """The key whose hash is ``key_hash`` (revoked and expired ones included), or None.
+
+        Raises:
+            StorageError: the backend failed.
+        """
+        ...
+
+    async def list(self, *, tenant: str | None = None) -> list[ApiKey]:
+        """Every key (of one tenant if given), oldest first.
+
+        Raises:
+            StorageError: the backend failed.
+        """
+        ...
+
+    async def revoke(self, key_id: str, *, at: datetime) -> ApiKey | None:
+        """Mark a key revoked at ``at`` (an earlier revocation stands); None if unknown.
+
+        Raises:
+            StorageError: the backend failed.
+        """
+        ...
+
+    async def version(self) -> int:
+        """The change counter: grows on every create and revoke, so caches poll it cheaply.
+
+        Raises:
+            StorageError: the backend failed.
+        """
+        ...
+
+
+class DocumentStore(Protocol):
+    """JSON documents by id, with a collection-wide change counter for cheap polling."""
+
+    async def get(self, doc_id: str) -> Document | None:
+        """The document, or None.
+
+        Raises:
+            StorageError: the backend failed.
+        """
+        ...
+
+    async def list(self) -> list[Document]:
+        """Every document, by id.
+
+        Raises:
+            StorageError: the backend failed.
+        """
+        ...
+
+    async def put(self, doc_id: str, body: bytes, *, mode: PutMode = "upsert") -> Document:
+        """Write a JSON object under ``doc_id`` and bump the change counter.
+
+        ``create`` refuses an existing id, ``replace`` a missing one, ``upsert`` neither.
+
+        Raises:
+            ValueError: ``body`` is not a JSON object.
+            RecordExistsError: ``mode`` is ``create`` and the id exists.
+            RecordNotFoundError: ``mode`` is ``replace`` and the id does not exist.
+            StorageError: the backend failed.
+        """
+        ...
+
+    async def delete(self, doc_id: str) -> bool:
+        """Delete the document; True if it existed (only then is the counter bumped).
+
+        Raises:
+            StorageError: the backend failed.
+        """
+        ...
+
+    async def version(self) -> int:
+        """The change counter: strictly grows with every write, never goes back.
+
+        Raises:
+            StorageError: the backend failed.
+        """
+        ...
+
+
+class RouteStore(DocumentStore, Protocol):
+    """Route definitions (``{"id", "model_pattern", "strategy", "providers"}``)."""
+
+
+class ModelStore(DocumentStore, Protocol):
+    """Model definitions (the config file's ``models`` entries)."""
+
+
+class AuditStore(Protocol):
+    """The audit trail: one event per request id, appended in batches, never updated."""
+
+    async def append(self, events: Sequence[AuditEvent]) -> int:
+        """Store the events whose request id is new; return how many were new.
+
+        Idempotent: replaying a batch (after a timeout, from the spool) stores nothing twice.
+
+        Raises:
+            StorageError: the backend failed; none, some or all events may be stored.
+        """
+        ...
+
+    async def query(self, query: AuditQuery) -> list[AuditEvent]:
+        """Events matching every given filter, newest first, at most ``query.limit``.
+
+        Raises:
+            StorageError: the backend failed.
+        """
+        ...
+
+    def export(self, query: AuditQuery) -> AsyncIterator[bytes]:
+        """Matching events oldest first as JSON lines (each ends in a newline), streamed.
+
+        Raises:
+            StorageError: the backend failed (while iterating).
+        """
+        ...
+
+
+class UsageLedger(Protocol):
+    """The append-only usage and spend ledger: the source of truth for budgets."""
+
+    async def append(self, rows: Sequence[UsageRow]) -> int:
+        """Store rows whose ``(request_id, kind)`` is new; return how many were new.
+
+        Raises:
+            StorageError: the backend failed; none, some or all rows may be stored.
+        """
+        ...
+
+    async def for_request(self, request_id: str) -> list[UsageRow]:
+        """Every row of one request, in the order they were written.
+
+        Raises:
+            StorageError: the backend failed.
+        """
+        ...
+
+    async def totals(
+        self,
+        *,
+        key_id: str | None = None,
+        tenant: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> UsageTotals:
+        """Sums of the spend kinds (settle, adjust, refund) over ``[since, until)``.
+
+        Raises:
+            StorageError: the backend failed.
+        """
+        ...
+
+
+class Counters(Protocol):
+    """Shared integer counters and flags; every key carries a TTL, so nothing lives forever."""
+
+    async def incr(
+        self, key: str, amount: int = 1, *, limit: int | None = None, ttl_s: float
+    ) -> Admission:
+        """Atomically add ``amount`` unless the result would pass ``limit``.
+
+        A new key expires ``ttl_s`` seconds after its first increment (a fixed window); a
+        refused increment leaves the counter unchanged. Amounts <= 0 are always admitted.
+
+        Raises:
+            StorageError: the backend failed.
+        """
+        ...
+
+    async def get(self, key: str) -> int | None:
+        """The current value, or None if absent or expired.
+
+        Raises:
+            StorageError: the backend failed.
+        """
+        ...
+
+    async def set(
+        self, key: str, value: int, *, ttl_s: float, only_if_absent: bool = False
+    ) -> bool:
+        """Set the value and its TTL; with ``only_if_absent`` (seeding, markers) only if new.
+
+        Returns whether the value was written.
+
+        Raises:
+            StorageError: the backend failed.
+        """
+        ...
+
+    async def delete(self, key: str) -> None:
+        """Forget the key.
+
+        Raises:
+            StorageError: the backend failed.
+        """
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Database:
+    """What a database backend opens: every role but the counters, and how to close them."""
+
+    keys: KeyStore
+    routes: RouteStore
+    models: ModelStore
+    audit: AuditStore
+    ledger: UsageLedger
+    close: Closer
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Storage:
+    """Every store the gateway uses, opened by ``open_storage``; close it once, at shutdown."""
+
+    keys: KeyStore
+    routes: RouteStore
+    models: ModelStore
+    audit: AuditStore
+    ledger: UsageLedger
+    counters: Counters
+    closers: tuple[Closer, ...] = ()
+
+    async def close(self) -> None:
+        """Release connections and pools; every closer runs even if one fails."""
+        errors: list[Exception] = []
+        for closer in self.closers:
+            try:
+                await closer()
+            except Exception as exc:  # one failing pool must not leak the others
+                errors.append(exc)
+        if errors:
+            raise StorageError("closing storage failed") from errors[0]
+
+    async def __aenter__(self) -> Storage:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

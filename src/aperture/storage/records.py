@@ -1,0 +1,253 @@
+"""The records the stores keep: frozen Structs, metadata only.
+
+Times are timezone-aware UTC ``datetime``s, except ``AuditEvent.time``: audit events leave the
+gateway as JSON (admin API, JSON-lines export, the spool file), so their time is the ISO 8601
+UTC string users read there, e.g. ``2026-11-20T23:33:00.123Z``; ``audit_time()`` makes one.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+import msgspec
+
+from aperture.model.chat import InlineImage
+
+__all__ = [
+    "Admission",
+    "ApiKey",
+    "AuditEvent",
+    "AuditImage",
+    "AuditQuery",
+    "AuditUsage",
+    "BudgetPeriod",
+    "Document",
+    "UsageKind",
+    "UsageRow",
+    "UsageTotals",
+    "audit_time",
+    "check_json_object",
+    "parse_audit_time",
+]
+
+BudgetPeriod = Literal["daily", "weekly", "monthly", "total"]
+UsageKind = Literal["reserve", "settle", "release", "adjust", "refund"]
+
+# Ledger kinds that move money; reserve/release only bracket a request in flight.
+SPEND_KINDS: tuple[UsageKind, ...] = ("settle", "adjust", "refund")
+
+_OBJECT = msgspec.json.Decoder(dict[str, object])
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+# A host name or an IP literal: what survives of a URL once path, query and userinfo are gone.
+_HOST = re.compile(r"[A-Za-z0-9.\-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]")
+
+
+def _require_utc(value: datetime | None, field: str) -> None:
+    if value is not None and value.utcoffset() is None:
+        raise ValueError(f"{field} must be timezone-aware")
+
+
+class ApiKey(msgspec.Struct, frozen=True, kw_only=True):
+    """An API key as stored: never the secret, only its keyed hash (HMAC-SHA256 with a pepper).
+
+    ``models`` ``None`` means every model; budgets and limits ``None`` mean unlimited.
+    """
+
+    id: str
+    name: str
+    key_hash: bytes
+    created_at: datetime
+    tenant: str | None = None
+    models: tuple[str, ...] | None = None
+    rpm: int | None = None
+    tpm: int | None = None
+    budget_usd: float | None = None
+    budget_tokens: int | None = None
+    budget_period: BudgetPeriod | None = None
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        _require_utc(self.created_at, "created_at")
+        _require_utc(self.expires_at, "expires_at")
+        _require_utc(self.revoked_at, "revoked_at")
+
+    def usable_at(self, now: datetime) -> bool:
+        """True unless revoked or expired at ``now``."""
+        if self.revoked_at is not None and self.revoked_at <= now:
+            return False
+        return self.expires_at is None or now < self.expires_at
+
+
+class Document(msgspec.Struct, frozen=True, kw_only=True):
+    """A route or model definition: a JSON object the admin API and routing decode themselves.
+
+    ``version`` is the value of the collection's change counter when this document was last
+    written, so it also orders documents by their last change.
+    """
+
+    id: str
+    body: bytes
+    version: int
+    updated_at: datetime
+
+
+class AuditUsage(msgspec.Struct, frozen=True, kw_only=True):
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    image_tokens_estimate: int | None = None
+    image_tokens_reported: int | None = None
+
+
+class AuditImage(msgspec.Struct, frozen=True, kw_only=True):
+    """What the audit trail may say about an image: never pixels, base64 or the full URL."""
+
+    sha256: str
+    mime: str
+    width: int
+    height: int
+    bytes: int
+    frames: int
+    source: str
+    """``inline`` for data URIs, else the host the image was fetched from (no path, no query)."""
+
+    def __post_init__(self) -> None:
+        if not _SHA256.fullmatch(self.sha256):
+            raise ValueError("sha256 must be 64 lowercase hex digits")
+        if not _HOST.fullmatch(self.source):
+            # Refusing anything but a bare host keeps presigned query strings out of the trail.
+            raise ValueError("source must be 'inline' or a bare host name")
+
+    @classmethod
+    def from_inline(cls, image: InlineImage, sha256: str) -> AuditImage:
+        """The descriptor of an image intake has read; the digest is computed lazily elsewhere."""
+        return cls(
+            sha256=sha256,
+            mime=image.mime,
+            width=image.width,
+            height=image.height,
+            bytes=image.size_bytes,
+            frames=image.frames,
+            source=image.source,
+        )
+
+
+class AuditEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """One ``GATEWAY_RESPONSE`` per request, with exactly the fields of INTERFACES.md.
+
+    ``time`` is an ISO 8601 UTC string (see ``audit_time()``); it is checked here, when the
+    event is made, so one bad event can never poison a batch later. ``text`` holds the text
+    portions after redaction; no field can hold image bytes, headers or credentials.
+    """
+
+    # In the order of INTERFACES.md, which is also the order of the JSON objects users read.
+    event: Literal["GATEWAY_RESPONSE"] = "GATEWAY_RESPONSE"
+    request_id: str
+    time: str
+    key_id: str | None = None
+    tenant: str | None = None
+    endpoint: str
+    model: str | None = None
+    provider: str | None = None
+    upstream_model: str | None = None
+    attempts: int
+    status: int
+    error_code: str | None = None
+    usage: AuditUsage = AuditUsage()
+    latency_ms: float
+    text: tuple[str, ...] = ()
+    images: tuple[AuditImage, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.request_id:
+            raise ValueError("request_id must not be empty")
+        parse_audit_time(self.time)
+
+    @property
+    def timestamp_ms(self) -> int:
+        """Milliseconds since the epoch: the indexed column time-range queries use."""
+        return int(parse_audit_time(self.time).timestamp() * 1000)
+
+
+class AuditQuery(msgspec.Struct, frozen=True, kw_only=True):
+    """Filters for ``AuditStore.query``/``export``; ``since`` is inclusive, ``until`` exclusive.
+
+    ``limit`` ``None`` means no limit (export); the admin API caps it before it gets here.
+    """
+
+    request_id: str | None = None
+    key_id: str | None = None
+    tenant: str | None = None
+    model: str | None = None
+    status: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int | None = 100
+
+    def __post_init__(self) -> None:
+        _require_utc(self.since, "since")
+        _require_utc(self.until, "until")
+        if self.limit is not None and self.limit < 0:
+            raise ValueError("limit must not be negative")
+
+
+class UsageRow(msgspec.Struct, frozen=True, kw_only=True):
+    """One append-only ledger entry; money in integer micro-dollars, never floats.
+
+    Refunds carry negative amounts. ``(request_id, kind)`` is unique, so a retried write is a
+    no-op instead of a double charge.
+    """
+
+    request_id: str
+    kind: UsageKind
+    created_at: datetime
+    key_id: str | None = None
+    tenant: str | None = None
+    model: str | None = None
+    provider: str | None = None
+    amount_micros: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    source: Literal["provider", "estimated"] = "provider"
+
+    def __post_init__(self) -> None:
+        _require_utc(self.created_at, "created_at")
+
+
+class UsageTotals(msgspec.Struct, frozen=True, kw_only=True):
+    """Sums over the spend kinds (settle, adjust, refund) of the ledger."""
+
+    amount_micros: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class Admission(msgspec.Struct, frozen=True):
+    """The answer of ``Counters.incr``: whether the amount fit, and the counter's value after."""
+
+    admitted: bool
+    value: int
+
+
+def audit_time(when: datetime | None = None) -> str:
+    """``when`` (default now) as the ISO 8601 UTC string with milliseconds audit events use."""
+    moment = (when or datetime.now(UTC)).astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def parse_audit_time(value: str) -> datetime:
+    """Parse an audit ``time``; raises ValueError unless it is ISO 8601 in UTC (Z or +00:00)."""
+    moment = datetime.fromisoformat(value)
+    if moment.utcoffset() != timedelta(0):
+        raise ValueError(f"audit time must be UTC, like 2026-11-20T23:33:00.000Z: {value!r}")
+    return moment.astimezone(UTC)
+
+
+def check_json_object(body: bytes) -> None:
+    """Raise ValueError unless ``body`` is a JSON object, as every ``Document.body`` is."""
+    try:
+        _OBJECT.decode(body)
+    except msgspec.DecodeError as exc:
+        raise ValueError(f"a document must be a JSON object: {exc}") from exc

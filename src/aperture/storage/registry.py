@@ -1,0 +1,128 @@
+"""Backends chosen by URL scheme, imported only when a URL asks for them.
+
+    database   sqlite:///aperture.db   postgresql://user@host/db[?schema=s]   memory://
+    counters   redis://host:6379/0     rediss://...                          memory:// (or None)
+
+With no Redis, counters live in the process: right for one instance, per-instance limits for
+several (each instance then enforces the whole limit on its own traffic).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from aperture.storage.base import Closer, Counters, Database, Storage
+
+__all__ = ["migrate", "open_storage"]
+
+
+class _DatabaseBackend(Protocol):
+    """The shape of a database backend module."""
+
+    async def open_database(self, url: str, *, migrate: bool) -> Database: ...
+
+    async def migrate(self, url: str) -> None: ...
+
+
+def _sqlite() -> _DatabaseBackend:
+    from aperture.storage import sqlite
+
+    return sqlite
+
+
+def _postgres() -> _DatabaseBackend:
+    from aperture.storage import postgres
+
+    return postgres
+
+
+def _memory() -> _DatabaseBackend:
+    from aperture.storage import memory
+
+    return memory
+
+
+def _redis_counters(url: str) -> tuple[Counters, Closer]:
+    from aperture.storage.redis_counters import RedisCounters
+
+    counters = RedisCounters.from_url(url)
+    return counters, counters.close
+
+
+def _memory_counters(url: str) -> tuple[Counters, Closer]:
+    from aperture.storage.memory import MemoryCounters
+
+    async def close() -> None:
+        return None
+
+    return MemoryCounters(), close
+
+
+_DATABASES: dict[str, Callable[[], _DatabaseBackend]] = {
+    "sqlite": _sqlite,
+    "postgresql": _postgres,
+    "postgres": _postgres,
+    "memory": _memory,
+}
+_COUNTERS: dict[str, Callable[[str], tuple[Counters, Closer]]] = {
+    "redis": _redis_counters,
+    "rediss": _redis_counters,
+    "memory": _memory_counters,
+}
+
+
+def _scheme(url: str, known: dict[str, object], what: str) -> str:
+    scheme, sep, _ = url.partition("://")
+    scheme = scheme.partition("+")[0].lower()
+    if not sep or scheme not in known:
+        schemes = ", ".join(f"{s}://" for s in known)
+        raise ValueError(f"unsupported {what} URL {url.partition(':')[0]!r}: use {schemes}")
+    return scheme
+
+
+def _database(url: str) -> _DatabaseBackend:
+    return _DATABASES[_scheme(url, dict(_DATABASES), "storage.database")]()
+
+
+async def open_storage(
+    database_url: str, redis_url: str | None = None, *, migrate: bool = False
+) -> Storage:
+    """Open every store; with ``migrate`` first bring the schema up to date.
+
+    Opening does no I/O besides the migration: an unreachable server shows up as a
+    ``StorageError`` from the first operation. Close the result with ``await storage.close()``.
+
+    Raises:
+        ValueError: a URL names no known backend, or is malformed.
+        StorageError: the migration failed.
+    """
+    backend = _database(database_url)
+    counters_url = redis_url or "memory://"
+    counters, close_counters = _COUNTERS[_scheme(counters_url, dict(_COUNTERS), "storage.redis")](
+        counters_url
+    )
+    try:
+        database = await backend.open_database(database_url, migrate=migrate)
+    except BaseException:
+        await close_counters()
+        raise
+    return Storage(
+        keys=database.keys,
+        routes=database.routes,
+        models=database.models,
+        audit=database.audit,
+        ledger=database.ledger,
+        counters=counters,
+        closers=(database.close, close_counters),
+    )
+
+
+async def migrate(database_url: str) -> None:
+    """Bring the database's schema to the newest revision (``aperture migrate``); idempotent.
+
+    Raises:
+        ValueError: the URL names no known backend, or is malformed.
+        StorageError: the database failed.
+    """
+    await _database(database_url).migrate(database_url)

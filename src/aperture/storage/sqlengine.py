@@ -1,0 +1,82 @@
+"""The SQL engines, and the one place driver exceptions become ``StorageError``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from aperture.storage.base import StorageError
+
+__all__ = ["SqlDatabase", "run_migrations"]
+
+# Both dialects spell ON CONFLICT the same way, on their own Insert classes.
+_INSERTS: dict[str, Callable[[sa.Table], Any]] = {
+    "sqlite": sqlite.insert,
+    "postgresql": postgresql.insert,
+}
+
+
+class SqlDatabase:
+    """The engines, and the one place driver exceptions become ``StorageError``.
+
+    SQLite gets a separate single-connection writer engine (one writer, by construction);
+    PostgreSQL passes the same engine twice.
+    """
+
+    def __init__(self, *, reader: AsyncEngine, writer: AsyncEngine) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.dialect = writer.dialect.name
+        # OSError: asyncpg raises refused connections and connect timeouts unwrapped.
+        self._errors = (SQLAlchemyError, OSError)
+
+    def _failed(self, exc: Exception) -> StorageError:
+        detail = exc.orig if isinstance(exc, DBAPIError) else exc
+        return StorageError(f"{self.dialect} failed: {type(detail).__name__}: {detail}")
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        try:
+            async with self.reader.connect() as conn:
+                yield conn
+        except self._errors as exc:
+            raise self._failed(exc) from exc
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """One transaction: committed when the block ends, rolled back if it raises."""
+        try:
+            async with self.writer.begin() as conn:
+                yield conn
+        except self._errors as exc:
+            raise self._failed(exc) from exc
+
+    def insert_ignoring(self, table: sa.Table) -> Any:
+        """``INSERT ... ON CONFLICT DO NOTHING``: how every idempotent append is written."""
+        return _INSERTS[self.dialect](table).on_conflict_do_nothing()
+
+    def upsert(self, table: sa.Table, key: str, values: dict[str, Any]) -> Any:
+        insert = _INSERTS[self.dialect](table).values(values)
+        update = {k: v for k, v in values.items() if k != key}
+        return insert.on_conflict_do_update(index_elements=[key], set_=update)
+
+    async def close(self) -> None:
+        await self.writer.dispose()
+        if self.reader is not self.writer:
+            await self.reader.dispose()
+
+
+async def run_migrations(db: SqlDatabase, *prelude: sa.Executable) -> None:
+    """Upgrade the schema in one transaction on the writer, after the backend's ``prelude``."""
+    from aperture.storage import migrations  # Alembic loads only for a migration
+
+    async with db.write() as conn:
+        for statement in prelude:
+            await conn.execute(statement)
+        await conn.run_sync(migrations.upgrade)

@@ -1,0 +1,84 @@
+"""SQLite, the default backend: one file beside the gateway, WAL, one writer.
+
+``sqlite:///aperture.db`` (relative to the working directory) or ``sqlite:////abs/path.db``.
+Readers get a pool of read-only connections; every write goes through a second engine with a
+single connection that opens its transactions with ``BEGIN IMMEDIATE``, so writers queue in
+the pool instead of failing with "database is locked" when a read transaction upgrades.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from aperture.storage.base import Database
+from aperture.storage.sqlengine import SqlDatabase, run_migrations
+from aperture.storage.sqlstore import open_migrated
+
+__all__ = ["connect", "engine_url", "migrate", "open_database"]
+
+_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",  # readers never block the writer, nor it them
+    "PRAGMA synchronous=NORMAL",  # durable at checkpoints; WAL keeps the file consistent
+    "PRAGMA busy_timeout=10000",  # another process (``aperture keys``) may hold the lock
+    "PRAGMA foreign_keys=ON",
+)
+
+
+def engine_url(url: str) -> sa.URL:
+    """``sqlite:///x.db`` as the SQLAlchemy URL of the aiosqlite driver."""
+    parsed = sa.make_url(url)
+    if parsed.drivername not in ("sqlite", "sqlite+aiosqlite"):
+        raise ValueError(f"not a SQLite URL: {parsed.drivername}://")
+    if parsed.database in (None, "", ":memory:"):
+        # Each pooled connection would see its own empty database.
+        raise ValueError("SQLite needs a file (sqlite:///aperture.db); use memory:// instead")
+    return parsed.set(drivername="sqlite+aiosqlite")
+
+
+def _engine(url: sa.URL, *, writer: bool) -> AsyncEngine:
+    engine = create_async_engine(
+        url,
+        hide_parameters=True,  # error messages must never echo key hashes or audit text
+        pool_size=1 if writer else 4,
+        max_overflow=0 if writer else 4,
+        pool_timeout=60,
+    )
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _configure(dbapi_connection: Any, _record: Any) -> None:
+        # Take BEGIN away from the sqlite3 module, whose legacy mode skips it for reads and DDL.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in _PRAGMAS:
+            cursor.execute(pragma)
+        if not writer:
+            cursor.execute("PRAGMA query_only=ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(connection: sa.Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
+
+    return engine
+
+
+def connect(url: str) -> SqlDatabase:
+    """Engines for the file at ``url``; nothing is opened until first use."""
+    address = engine_url(url)
+    return SqlDatabase(reader=_engine(address, writer=False), writer=_engine(address, writer=True))
+
+
+async def open_database(url: str, *, migrate: bool) -> Database:
+    return await open_migrated(connect(url), migrate=migrate)
+
+
+async def migrate(url: str) -> None:
+    db = connect(url)
+    try:
+        await run_migrations(db)
+    finally:
+        await db.close()
