@@ -16,6 +16,7 @@ from tests.upstreams import Recorder, SlowStream, image_server_app
 
 GATEWAY_CONFIG = """
 server: {max_body_bytes: 3000000}
+storage: {database: "sqlite:///${STATE}/aperture.db", spool_dir: "${STATE}/spool"}
 images:
   max_image_bytes: 1000000
   max_image_pixels: 4000000
@@ -112,9 +113,17 @@ def image_server() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def gateway_settings(
-    emulator_url: str, recorder: tuple[Recorder, str], slow_upstream: tuple[SlowStream, str]
+    emulator_url: str,
+    recorder: tuple[Recorder, str],
+    slow_upstream: tuple[SlowStream, str],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Settings:
-    env = {"EMULATOR": emulator_url, "RECORDER": recorder[1], "SLOW": slow_upstream[1]}
+    env = {
+        "EMULATOR": emulator_url,
+        "RECORDER": recorder[1],
+        "SLOW": slow_upstream[1],
+        "STATE": str(tmp_path_factory.mktemp("gateway-state")),
+    }
     return parse_settings(GATEWAY_CONFIG, env)
 
 

@@ -2,19 +2,25 @@
 
 from collections.abc import Iterator
 
+import msgspec
 import openai
 import pytest
 
 from aperture.app import create_app
 from aperture.demo import demo_settings
+from aperture.settings.schema import StorageSettings
 from tests import sample_images
 from tests.servers import reserve_port, serve
 
 
 @pytest.fixture(scope="module")
-def demo_url() -> Iterator[str]:
+def demo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     sock = reserve_port()
     settings = demo_settings({}, host="127.0.0.1", port=sock.getsockname()[1])
+    # The demo's SQLite file and spool, in a directory of the test's own.
+    state = tmp_path_factory.mktemp("demo-state")
+    storage = StorageSettings(database=f"sqlite:///{state}/aperture.db", spool_dir=str(state))
+    settings = msgspec.structs.replace(settings, storage=storage)
     with serve(create_app(settings), sock) as url:
         yield url
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
+import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -13,22 +14,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount
 
+from aperture.api.admin import create_admin_app
 from aperture.api.middleware import RequestIdMiddleware
 from aperture.api.routes import public_routes
 from aperture.dialects.openai.outbound import render_error
-from aperture.errors import GatewayError, InvalidRequestError
-from aperture.services import Services
+from aperture.errors import GatewayError, InvalidRequestError, NotFoundError
+from aperture.services import open_services
 from aperture.settings import Settings
-from aperture.upstream import UpstreamClient
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "create_apps"]
 
 log = logging.getLogger("aperture")
-
-
-class _RouteNotFoundError(InvalidRequestError):
-    status = 404
-    code = "not_found"
 
 
 class _MethodNotAllowedError(InvalidRequestError):
@@ -37,28 +33,39 @@ class _MethodNotAllowedError(InvalidRequestError):
 
 
 def create_app(settings: Settings) -> Starlette:
-    """The public API for ``settings``; the emulators are mounted when the demo asks."""
+    """The public API alone (tests, and deployments that keep admin elsewhere)."""
+    return create_apps(settings)[0]
+
+
+def create_apps(settings: Settings) -> tuple[Starlette, Starlette]:
+    """The public API and the admin API, sharing one set of services.
+
+    The public app's lifespan owns the services and hands them to the admin app, so both
+    see the same keys, catalog and storage.
+    """
+    admin = create_admin_app()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        services = Services.build(settings, UpstreamClient.create())
-        app.state.services = services
-        try:
-            yield
-        finally:
-            await services.close()
+        async with anyio.create_task_group() as group:
+            async with AsyncExitStack() as stack:
+                services = await open_services(settings, stack, group)
+                app.state.services = admin.state.services = services
+                yield
+            group.cancel_scope.cancel()
 
     routes = public_routes()
     if settings.server.emulator:
         from aperture.emulator import create_emulator_app  # the demo only
 
         routes.append(Mount("/emulator", create_emulator_app()))
-    return Starlette(
+    public = Starlette(
         routes=routes,
         middleware=[Middleware(RequestIdMiddleware)],
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error, Exception: _unexpected_error},
     )
+    return public, admin
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -67,7 +74,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 405:
         error = _MethodNotAllowedError(f"{request.method} is not allowed on {request.url.path}.")
     elif exc.status_code == 404:
-        error = _RouteNotFoundError(f"There is no endpoint at {request.url.path}.")
+        error = NotFoundError(f"There is no endpoint at {request.url.path}.")
     else:
         error = InvalidRequestError(str(exc.detail))
     return Response(render_error(error), error.status_code, media_type="application/json")

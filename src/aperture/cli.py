@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import ipaddress
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from aperture import __version__
 from aperture.demo import demo_settings
-from aperture.settings import ConfigError, Settings, load_settings
+from aperture.settings import ConfigError, Problem, Settings, load_settings
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp
 
 __all__ = ["main"]
 
@@ -51,6 +57,24 @@ def _parser() -> argparse.ArgumentParser:
     emulate.add_argument("--port", type=int, default=8081)
     emulate.set_defaults(run=_emulate)
 
+    migrate = commands.add_parser("migrate", help="bring the database schema up to date")
+    migrate.add_argument("--config", type=Path, help="config file (default: the built-in demo)")
+    migrate.set_defaults(run=_migrate, host=None, port=None)
+
+    keys = commands.add_parser("keys", help="create, list and revoke API keys")
+    keys.add_argument("--config", type=Path, help="config file (default: APERTURE_CONFIG)")
+    keys.set_defaults(run=_keys, host=None, port=None)
+    key_actions = keys.add_subparsers(dest="action", required=True)
+    create = key_actions.add_parser("create", help="issue a key; its secret is shown once")
+    create.add_argument("name")
+    create.add_argument("--tenant")
+    create.add_argument("--models", nargs="*", help="models the key may use (default: all)")
+    create.add_argument("--rpm", type=int, help="requests per minute")
+    listing = key_actions.add_parser("list", help="list keys (never their secrets)")
+    listing.add_argument("--tenant")
+    revoke = key_actions.add_parser("revoke", help="revoke a key by its id")
+    revoke.add_argument("id")
+
     check = commands.add_parser("check-config", help="validate a config file")
     check.add_argument("file", type=Path)
     check.set_defaults(run=_check_config)
@@ -74,9 +98,8 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
 
-    from aperture.app import create_app
+    from aperture.app import create_apps
     from aperture.logs import configure_logging
 
     settings = _settings(args)
@@ -93,22 +116,111 @@ def _serve(args: argparse.Namespace) -> int:
     mode = "demo (built-in emulator)" if server.emulator else "config"
     print(
         f"Aperture {__version__} on http://{server.host}:{server.port} [{mode}]: "
-        f"{len(settings.models)} models from {len(settings.providers)} providers",
+        f"{len(settings.models)} models from {len(settings.providers)} providers; "
+        f"admin API on port {server.admin_port}; storage {_where(settings.storage.database)}",
         file=sys.stderr,
     )
     if open_access:
         print("auth: none - the gateway is open, bound to loopback only", file=sys.stderr)
-    uvicorn.run(
-        create_app(settings),
-        host=server.host,
-        port=server.port,
-        loop="uvloop" if sys.platform != "win32" else "asyncio",
-        http="httptools",
-        access_log=False,
-        log_level="warning",
-        timeout_graceful_shutdown=10,
-    )
+    public, admin = create_apps(settings)
+    _run(_serve_both(public, admin, settings))
     return 0
+
+
+async def _serve_both(public: ASGIApp, admin: ASGIApp, settings: Settings) -> None:
+    """Both APIs in one process and one event loop; a signal stops both."""
+    import signal
+
+    import anyio
+    import uvicorn
+
+    class _Server(uvicorn.Server):
+        # One handler for both servers, installed below, instead of each its own.
+        def capture_signals(self) -> contextlib.nullcontext[None]:  # type: ignore[override]
+            return contextlib.nullcontext()
+
+    server = settings.server
+    common: dict[str, Any] = {
+        "host": server.host,
+        "http": "httptools",
+        "access_log": False,
+        "log_level": "warning",
+        "timeout_graceful_shutdown": 10,
+    }
+    servers = [
+        _Server(uvicorn.Config(public, port=server.port, **common)),
+        _Server(uvicorn.Config(admin, port=server.admin_port, lifespan="off", **common)),
+    ]
+
+    async def stop_on_signal() -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for _ in signals:
+                for each in servers:
+                    each.should_exit = True
+                return
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(stop_on_signal)
+        async with anyio.create_task_group() as both:
+            for each in servers:
+                both.start_soon(each.serve)
+        group.cancel_scope.cancel()
+
+
+def _run(main: Coroutine[Any, Any, None]) -> None:
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
+
+
+def _where(database: str) -> str:
+    # The scheme and path or host only: a database URL may carry a password.
+    scheme, _, rest = database.partition("://")
+    return f"{scheme}://{rest.rpartition('@')[2]}"
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from aperture.storage import migrate
+
+    settings = _settings(args)
+    _run(migrate(settings.storage.database))
+    print(f"migrated {_where(settings.storage.database)}")
+    return 0
+
+
+def _keys(args: argparse.Namespace) -> int:
+    _run(_keys_command(args, _settings(args)))
+    return 0
+
+
+async def _keys_command(args: argparse.Namespace, settings: Settings) -> None:
+    from aperture.governance.keys import KeyRing
+    from aperture.storage import open_storage
+
+    auth = settings.auth
+    master = auth.master_key if auth else None
+    pepper = (auth.key_pepper if auth else None) or master
+    if pepper is None:
+        raise ConfigError([Problem("auth.master_key", "API keys need auth.master_key set")])
+    async with await open_storage(settings.storage.database, migrate=True) as storage:
+        ring = KeyRing(storage.keys, pepper.encode(), master)
+        if args.action == "create":
+            issued = await ring.issue(
+                args.name, tenant=args.tenant, models=args.models or None, rpm=args.rpm
+            )
+            print(f"id:  {issued.record.id}\nkey: {issued.secret}\n(shown once: store it now)")
+        elif args.action == "revoke":
+            if await ring.revoke(args.id) is None:
+                raise ValueError(f"there is no API key {args.id!r}")
+            print(f"revoked {args.id}")
+        else:
+            for key in await ring.list(args.tenant):
+                state = "revoked" if key.revoked_at else "active"
+                models = ",".join(key.models) if key.models is not None else "*"
+                print(f"{key.id}  {state:7}  {key.tenant or '-':12}  {models:20}  {key.name}")
 
 
 def _emulate(args: argparse.Namespace) -> int:

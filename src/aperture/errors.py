@@ -23,7 +23,8 @@ enter (``raise ... from``) and rendered once, where they leave, in the client's 
     ├── RequestTooLargeError             413 request_too_large
     ├── InvalidApiKeyError               401 invalid_api_key
     ├── ModelNotAllowedError             403 model_not_allowed
-    ├── ModelNotFoundError               404 model_not_found
+    ├── NotFoundError                    404 not_found                (no such endpoint or record)
+    │   └── ModelNotFoundError           404 model_not_found
     ├── RateLimitExceededError           429 rate_limit_exceeded
     ├── BudgetExceededError              429 budget_exceeded
     └── UpstreamError                    502 upstream_error           (the provider failed us)
@@ -55,6 +56,7 @@ __all__ = [
     "MaxTokensBelowMinimumError",
     "ModelNotAllowedError",
     "ModelNotFoundError",
+    "NotFoundError",
     "PiiDetectedError",
     "PolicyViolationError",
     "RateLimitExceededError",
@@ -176,9 +178,13 @@ class ModelNotAllowedError(GatewayError):
     code = "model_not_allowed"
 
 
-class ModelNotFoundError(GatewayError):
+class NotFoundError(GatewayError):
     status = 404
     type = "not_found_error"
+    code = "not_found"
+
+
+class ModelNotFoundError(NotFoundError):
     code = "model_not_found"
 
 

@@ -50,13 +50,17 @@ def config(emulator: str) -> str:
                 f"  - {{name: {name}, provider: {name}, upstream_model: {upstream}, "
                 "capabilities: [vision, tools, json_mode]}"
             )
-    return "providers:\n" + "\n".join(providers) + "\nmodels:\n" + "\n".join(models) + "\n"
+    storage = 'storage: {database: "memory://", spool_dir: "${SPOOL}"}\n'
+    return (
+        storage + "providers:\n" + "\n".join(providers) + "\nmodels:\n" + "\n".join(models) + "\n"
+    )
 
 
 @pytest.fixture(scope="module")
-def gateway() -> Iterator[str]:
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with serve(create_emulator_app()) as emulator:
-        settings = parse_settings(config(emulator), {})
+        spool = str(tmp_path_factory.mktemp("spool"))
+        settings = parse_settings(config(emulator), {"SPOOL": spool})
         with serve(create_app(settings)) as url:
             yield url
 

@@ -14,14 +14,31 @@ from typing import Any
 
 import anyio
 
+from aperture.model import ChatRequest, Text
 from aperture.pipeline import RequestContext
+from aperture.storage import AuditEvent, AuditImage, AuditUsage, audit_time
+from aperture.storage.audit_writer import AuditWriter
 
-__all__ = ["image_descriptors", "record"]
+__all__ = ["image_descriptors", "record", "text_portions"]
 
 log = logging.getLogger("aperture.request")
 
 # Hashing a few hundred kilobytes is cheaper than a hop to a worker thread.
 _THREAD_HASH_BYTES = 256 * 1024
+# The audit keeps text, not documents: a bound on what one event may hold.
+_MAX_TEXT_CHARS = 64 * 1024
+
+
+def text_portions(request: ChatRequest) -> tuple[str, ...]:
+    """The text of every message, in order, capped in total size; never image data."""
+    texts: list[str] = []
+    budget = _MAX_TEXT_CHARS
+    for message in request.messages:
+        for part in message.parts():
+            if isinstance(part, Text) and budget > 0:
+                texts.append(part.text[:budget])
+                budget -= len(texts[-1])
+    return tuple(texts)
 
 
 async def image_descriptors(ctx: RequestContext) -> list[dict[str, Any]]:
@@ -50,12 +67,16 @@ async def image_descriptors(ctx: RequestContext) -> list[dict[str, Any]]:
     return descriptors
 
 
-async def record(ctx: RequestContext, status: int, code: str | None) -> None:
-    """Log the request's outcome: metadata only, never bodies, images or credentials."""
+async def record(
+    ctx: RequestContext, status: int, code: str | None, audit: AuditWriter | None = None
+) -> None:
+    """Log and audit the request's outcome: metadata only, never bytes or credentials."""
     latency_ms = round((time.perf_counter() - ctx.started) * 1000, 2)
     with anyio.CancelScope(shield=True):
         images = await image_descriptors(ctx)
         ctx.decoded.clear()
+        if audit is not None:
+            audit.submit(_audit_event(ctx, status, code, latency_ms, images))
         log.info(
             "request",
             extra={
@@ -71,6 +92,38 @@ async def record(ctx: RequestContext, status: int, code: str | None) -> None:
                 "image_tokens_reported": ctx.reported_image_tokens,
             },
         )
+
+
+def _audit_event(
+    ctx: RequestContext,
+    status: int,
+    code: str | None,
+    latency_ms: float,
+    images: list[dict[str, Any]],
+) -> AuditEvent:
+    usage = ctx.usage
+    return AuditEvent(
+        request_id=ctx.request_id,
+        time=audit_time(),
+        key_id=ctx.principal.key_id,
+        tenant=ctx.principal.tenant,
+        endpoint=ctx.endpoint,
+        model=ctx.entry.name if ctx.entry else None,
+        provider=ctx.target.provider.name if ctx.target else None,
+        upstream_model=ctx.target.upstream_model if ctx.target else None,
+        attempts=ctx.attempts,
+        status=status,
+        error_code=code,
+        usage=AuditUsage(
+            prompt_tokens=usage.prompt_tokens if usage else 0,
+            completion_tokens=usage.completion_tokens if usage else 0,
+            image_tokens_estimate=ctx.image_tokens if ctx.images else None,
+            image_tokens_reported=ctx.reported_image_tokens,
+        ),
+        latency_ms=latency_ms,
+        text=ctx.texts,
+        images=tuple(AuditImage(**image) for image in images),
+    )
 
 
 def _sha256(data: bytes) -> str:

@@ -1,31 +1,34 @@
-"""Who may call the public API: with ``auth.master_key`` set, only holders of a key."""
+"""Who is calling: with ``auth.master_key`` set, every public request needs a key."""
 
 from __future__ import annotations
 
-import hmac
-
 from starlette.requests import Request
 
-from aperture.errors import InvalidApiKeyError
-from aperture.settings import Settings
+from aperture.governance.keys import Principal
+from aperture.services import Services
 
-__all__ = ["authenticate"]
+__all__ = ["authenticate", "presented_key"]
 
-_INVALID = "Invalid API key. Send it as `Authorization: Bearer <key>` or `x-api-key: <key>`."
+_OPEN = Principal()
 
 
-def authenticate(request: Request, settings: Settings) -> None:
-    """Accept the request or raise one uniform 401, whatever was wrong with the key.
+def presented_key(request: Request) -> str | None:
+    """The key from ``x-api-key`` or ``Authorization: Bearer``, if any."""
+    key = request.headers.get("x-api-key")
+    if key:
+        return key
+    header = request.headers.get("authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip() or None
+    return None
+
+
+def authenticate(request: Request, services: Services) -> Principal:
+    """The caller's principal; one uniform 401 for missing, unknown, revoked or expired keys.
 
     Raises:
-        InvalidApiKeyError: missing or wrong key.
+        InvalidApiKeyError: a key is required and the one presented is not valid.
     """
-    auth = settings.auth
-    if auth is None or auth.master_key is None:
-        return
-    presented = request.headers.get("x-api-key") or ""
-    header = request.headers.get("authorization", "")
-    if not presented and header[:7].lower() == "bearer ":
-        presented = header[7:].strip()
-    if not hmac.compare_digest(presented.encode(), auth.master_key.encode()):
-        raise InvalidApiKeyError(_INVALID)
+    if not services.auth_required:
+        return _OPEN
+    return services.keys.authenticate(presented_key(request))

@@ -15,7 +15,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 
-from aperture.api.accounting import record
+from aperture.api.accounting import record, text_portions
 from aperture.api.auth import authenticate
 from aperture.api.body import ClientDisconnect, read_body
 from aperture.api.render import error_response
@@ -31,6 +31,7 @@ from aperture.model import ChatRequest, ChatResponse, StreamEvent, UsageReport
 from aperture.pipeline import RequestContext
 from aperture.routing.dispatch import EventStream
 from aperture.services import Services
+from aperture.storage.audit_writer import AuditWriter
 
 __all__ = ["ANTHROPIC", "C1", "OPENAI", "ClientDialect", "chat_endpoint", "new_request_id"]
 
@@ -94,9 +95,10 @@ def chat_endpoint(dialect: ClientDialect) -> Callable[[Request], object]:
         services: Services = request.app.state.services
         ctx = RequestContext(new_request_id(), request.url.path)
         try:
-            authenticate(request, services.settings)
+            ctx.principal = authenticate(request, services)
             body = await read_body(request, services.settings.server.max_body_bytes)
             chat, ctx.locator = dialect.parse(body)
+            ctx.texts = text_portions(chat)
             del body  # the raw bytes are no longer needed; big images live in `chat` now
             chat = await services.pipeline.run(ctx, chat)
             if chat.stream:
@@ -104,10 +106,12 @@ def chat_endpoint(dialect: ClientDialect) -> Callable[[Request], object]:
             return await _complete(services, ctx, chat, dialect)
         except GatewayError as error:
             response = error_response(error, ctx.request_id, dialect.render_error)
-            response.background = BackgroundTask(record, ctx, error.status_code, error.code)
+            response.background = BackgroundTask(
+                record, ctx, error.status_code, error.code, services.audit
+            )
             return response
         except ClientDisconnect:
-            await record(ctx, 499, "client_disconnected")
+            await record(ctx, 499, "client_disconnected", services.audit)
             return Response(status_code=499)
 
     return endpoint
@@ -119,13 +123,14 @@ async def _complete(
     assert ctx.target is not None, "ResolveModel runs first"
     ctx.attempts += 1
     response = await services.dispatcher.complete(chat, ctx.target)
+    ctx.usage = response.usage
     if response.usage is not None:
         ctx.reported_image_tokens = response.usage.image_tokens
     return Response(
         dialect.render_response(response, chat.model),
         headers=_routed_headers(ctx),
         media_type="application/json",
-        background=BackgroundTask(record, ctx, 200, None),
+        background=BackgroundTask(record, ctx, 200, None, services.audit),
     )
 
 
@@ -139,17 +144,18 @@ async def _stream(
     renderer = dialect.stream_renderer(
         f"chatcmpl-{ctx.request_id[4:]}", int(time.time()), chat.model, chat.include_usage
     )
-    return SseResponse(_relay(stream, renderer, ctx), _routed_headers(ctx))
+    return SseResponse(_relay(stream, renderer, ctx, services.audit), _routed_headers(ctx))
 
 
 async def _relay(
-    stream: EventStream, renderer: StreamRenderer, ctx: RequestContext
+    stream: EventStream, renderer: StreamRenderer, ctx: RequestContext, audit: AuditWriter
 ) -> AsyncGenerator[bytes, None]:
     status: int = 499
     code: str | None = "client_disconnected"
     try:
         async for event in stream.events():
             if isinstance(event, UsageReport):
+                ctx.usage = event.usage
                 ctx.reported_image_tokens = event.usage.image_tokens
             yield renderer.event(event)
         yield renderer.done()
@@ -161,7 +167,7 @@ async def _relay(
     finally:
         with anyio.CancelScope(shield=True):
             await stream.aclose()
-            await record(ctx, status, code)
+            await record(ctx, status, code, audit)
 
 
 def _routed_headers(ctx: RequestContext) -> dict[str, str]:

@@ -15,7 +15,7 @@ from aperture.errors import GatewayError
 from aperture.routing.catalog import ModelEntry
 from aperture.services import Services
 
-__all__ = ["list_models"]
+__all__ = ["list_models", "model_entry"]
 
 _CAPABILITIES = ("vision", "audio", "video", "image_output", "tools", "json_mode")
 
@@ -23,17 +23,18 @@ _CAPABILITIES = ("vision", "audio", "video", "image_output", "tools", "json_mode
 async def list_models(request: Request) -> Response:
     services: Services = request.app.state.services
     try:
-        authenticate(request, services.settings)
+        authenticate(request, services)
     except GatewayError as error:
         return error_response(error, "", render_error)
     include_meta = request.query_params.get("include_meta", "").lower() in ("true", "1", "yes")
-    data = [_model(entry, services, include_meta) for entry in services.catalog.entries]
+    data = [model_entry(entry, services, include_meta) for entry in services.catalog.entries]
     return Response(
         msgspec.json.encode({"object": "list", "data": data}), media_type="application/json"
     )
 
 
-def _model(entry: ModelEntry, services: Services, include_meta: bool) -> dict[str, Any]:
+def model_entry(entry: ModelEntry, services: Services, include_meta: bool) -> dict[str, Any]:
+    """One model in the OpenAI list shape, with ``_meta`` when asked."""
     model: dict[str, Any] = {
         "id": entry.name,
         "object": "model",

@@ -6,7 +6,8 @@ import time
 from dataclasses import dataclass, field
 
 from aperture.dialects.locator import FieldLocator, OpenAILocator
-from aperture.model import InlineImage, Target
+from aperture.governance.keys import Principal
+from aperture.model import InlineImage, Target, Usage
 from aperture.routing.catalog import ModelEntry
 
 __all__ = ["RequestContext"]
@@ -19,10 +20,14 @@ class RequestContext:
     request_id: str
     endpoint: str
     locator: FieldLocator = field(default_factory=OpenAILocator)
+    principal: Principal = field(default_factory=Principal)
     started: float = field(default_factory=time.perf_counter)
     entry: ModelEntry | None = None
     target: Target | None = None
     attempts: int = 0
+    usage: Usage | None = None
+    texts: tuple[str, ...] = ()
+    """The request's text portions, for the audit trail."""
     decoded: dict[tuple[int, int], bytes] = field(default_factory=dict)
     """Decoded image bytes by (message, part), for normalisation; dropped with the request."""
     images: dict[tuple[int, int], InlineImage] = field(default_factory=dict)

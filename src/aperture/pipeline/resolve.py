@@ -1,4 +1,4 @@
-"""Stage: find the model the client named, and the target that serves it."""
+"""Stage: find the model the client named, check the key may use it, pick its target."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ class ResolveModel:
 
     async def __call__(self, ctx: RequestContext, request: ChatRequest) -> ChatRequest:
         entry = self._catalog.resolve(request.model)
+        ctx.principal.check_model(entry.name, request.model)
         ctx.entry = entry
         ctx.target = entry.target
         return request

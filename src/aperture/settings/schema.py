@@ -58,11 +58,16 @@ class ServerSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=
 
 class AuthSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     master_key: str | None = None
+    # Keyed-hash secret for stored API keys; defaults to the master key, so set it before
+    # rotating the master key or every issued key stops working.
+    key_pepper: str | None = None
 
 
 class StorageSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     database: str = "sqlite:///aperture.db"
     redis: str | None = None
+    # Where audit events wait while the database is unreachable (one directory per process).
+    spool_dir: str = ".aperture-spool"
 
 
 class FetchSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -1,0 +1,208 @@
+"""The admin API (``server.admin_port``): keys, audit and models, for the master key only.
+
+Admin bodies reject unknown fields: a typo in a key's limits must fail, not be ignored.
+"""
+
+from __future__ import annotations
+
+import hmac
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from aperture.api.auth import presented_key
+from aperture.api.body import read_body
+from aperture.api.models import model_entry
+from aperture.dialects.decoding import decode_request
+from aperture.dialects.openai.outbound import render_error
+from aperture.errors import (
+    GatewayError,
+    InvalidApiKeyError,
+    InvalidRequestError,
+    NotFoundError,
+)
+from aperture.governance.keys import INVALID_KEY_MESSAGE
+from aperture.services import Services
+from aperture.storage import ApiKey, AuditQuery
+from aperture.storage.records import BudgetPeriod
+
+__all__ = ["create_admin_app"]
+
+_MAX_ADMIN_BODY = 1024 * 1024
+_MAX_AUDIT_LIMIT = 1000
+
+
+class BudgetBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    usd: float | None = None
+    tokens: int | None = None
+    period: BudgetPeriod = "monthly"
+
+
+class KeyBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    name: str
+    tenant: str | None = None
+    models: list[str] | None = None
+    rpm: int | None = None
+    tpm: int | None = None
+    budget: BudgetBody | None = None
+    expires_at: datetime | None = None
+
+
+_KEY_BODY = msgspec.json.Decoder(KeyBody)
+_encode = msgspec.json.Encoder().encode
+
+
+def create_admin_app() -> Starlette:
+    """The admin API; ``app.state.services`` is set by the public app's lifespan."""
+    return Starlette(
+        routes=[
+            Route("/v1/admin/keys", _keys, methods=["GET", "POST"]),
+            Route("/v1/admin/keys/{key_id}", _key, methods=["GET", "DELETE"]),
+            Route("/v1/admin/audit", _audit, methods=["GET"]),
+            Route("/v1/admin/models", _models, methods=["GET"]),
+        ],
+        exception_handlers={HTTPException: _http_error},
+    )
+
+
+def _services(request: Request) -> Services:
+    services: Services | None = getattr(request.app.state, "services", None)
+    if services is None:
+        raise GatewayError("The gateway is starting; try again in a moment.")
+    master = services.settings.auth.master_key if services.settings.auth else None
+    presented = presented_key(request) or ""
+    if master is None or not hmac.compare_digest(presented.encode(), master.encode()):
+        raise InvalidApiKeyError(INVALID_KEY_MESSAGE)
+    return services
+
+
+def _json(value: Any, status: int = 200) -> Response:
+    return Response(_encode(value), status, media_type="application/json")
+
+
+def _error(error: GatewayError) -> Response:
+    return Response(render_error(error), error.status_code, media_type="application/json")
+
+
+def _key_view(key: ApiKey) -> dict[str, Any]:
+    view: dict[str, Any] = msgspec.structs.asdict(key)
+    del view["key_hash"]  # never leaves the store, not even hashed
+    return view
+
+
+async def _keys(request: Request) -> Response:
+    try:
+        services = _services(request)
+        if request.method == "GET":
+            keys = await services.keys.list(request.query_params.get("tenant"))
+            return _json({"data": [_key_view(k) for k in keys]})
+        body, _ = decode_request(await read_body(request, _MAX_ADMIN_BODY), _KEY_BODY)
+        budget = body.budget
+        issued = await services.keys.issue(
+            body.name,
+            tenant=body.tenant,
+            models=body.models,
+            rpm=body.rpm,
+            tpm=body.tpm,
+            budget_usd=budget.usd if budget else None,
+            budget_tokens=budget.tokens if budget else None,
+            budget_period=budget.period if budget else None,
+            expires_at=body.expires_at.astimezone(UTC) if body.expires_at else None,
+        )
+        return _json({**_key_view(issued.record), "key": issued.secret}, 201)
+    except GatewayError as error:
+        return _error(error)
+
+
+async def _key(request: Request) -> Response:
+    try:
+        services = _services(request)
+        key_id = request.path_params["key_id"]
+        if request.method == "DELETE":
+            revoked = await services.keys.revoke(key_id)
+            if revoked is None:
+                raise _key_not_found(key_id)
+            return _json(_key_view(revoked))
+        found = next((k for k in await services.keys.list() if k.id == key_id), None)
+        if found is None:
+            raise _key_not_found(key_id)
+        return _json(_key_view(found))
+    except GatewayError as error:
+        return _error(error)
+
+
+def _key_not_found(key_id: str) -> GatewayError:
+    return NotFoundError(f"There is no API key {key_id!r}.", param="key_id")
+
+
+async def _audit(request: Request) -> Response:
+    try:
+        services = _services(request)
+        query = _audit_query(request)
+        if request.query_params.get("format") == "jsonl":
+            export = services.storage.audit.export(msgspec.structs.replace(query, limit=None))
+            return StreamingResponse(export, media_type="application/x-ndjson")
+        events = await services.storage.audit.query(query)
+        return _json({"data": events})
+    except GatewayError as error:
+        return _error(error)
+
+
+def _audit_query(request: Request) -> AuditQuery:
+    params = request.query_params
+    try:
+        limit = int(params.get("limit", "100"))
+        status = int(params["status"]) if "status" in params else None
+        since = _time(params.get("since"))
+        until = _time(params.get("until"))
+    except ValueError as exc:
+        raise InvalidRequestError(f"Invalid audit filter: {exc}") from exc
+    unknown = set(params) - {
+        "request_id",
+        "key_id",
+        "tenant",
+        "model",
+        "status",
+        "since",
+        "until",
+        "limit",
+        "format",
+    }
+    if unknown:
+        raise InvalidRequestError(f"Unknown audit filter {sorted(unknown)[0]!r}.")
+    return AuditQuery(
+        request_id=params.get("request_id"),
+        key_id=params.get("key_id"),
+        tenant=params.get("tenant"),
+        model=params.get("model"),
+        status=status,
+        since=since,
+        until=until,
+        limit=max(0, min(limit, _MAX_AUDIT_LIMIT)),
+    )
+
+
+def _time(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+async def _models(request: Request) -> Response:
+    try:
+        services = _services(request)
+        return _json({"data": [model_entry(e, services, True) for e in services.catalog.entries]})
+    except GatewayError as error:
+        return _error(error)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return _error(InvalidRequestError(f"{request.method} {request.url.path}: {exc.detail}"))

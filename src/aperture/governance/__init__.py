@@ -1,0 +1,1 @@
+"""Governance: who may call, with which keys, on which models, and what is recorded."""
