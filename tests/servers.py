@@ -42,3 +42,44 @@ def serve(app: ASGIApp, sock: socket.socket | None = None) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+@contextmanager
+def serve_together(*apps: ASGIApp) -> Iterator[list[str]]:
+    """Serve several apps in one thread and one event loop, as the CLI serves the public
+    and admin APIs (they share services bound to that loop), and yield their base URLs."""
+    import asyncio
+
+    socks = [reserve_port() for _ in apps]
+    servers = [
+        uvicorn.Server(
+            uvicorn.Config(
+                app,
+                log_level="warning",
+                access_log=False,
+                lifespan="on" if i == 0 else "off",
+                loop="asyncio",
+                http="httptools",
+            )
+        )
+        for i, app in enumerate(apps)
+    ]
+
+    async def run_all() -> None:
+        await asyncio.gather(*(s.serve(sockets=[k]) for s, k in zip(servers, socks, strict=True)))
+
+    thread = threading.Thread(target=lambda: asyncio.run(run_all()), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not all(s.started for s in servers):
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("test servers did not start")
+        time.sleep(0.01)
+    try:
+        yield [f"http://127.0.0.1:{k.getsockname()[1]}" for k in socks]
+    finally:
+        for server in servers:
+            server.should_exit = True
+        thread.join(timeout=10)
+        for sock in socks:
+            sock.close()

@@ -8,8 +8,10 @@ the pool instead of failing with "database is locked" when a read transaction up
 
 from __future__ import annotations
 
-from typing import Any
+import fcntl
+from typing import IO, Any
 
+import anyio
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -77,8 +79,21 @@ async def open_database(url: str, *, migrate: bool) -> Database:
 
 
 async def migrate(url: str) -> None:
-    db = connect(url)
+    # Processes (and tasks) starting together take turns: SQLite cannot switch a new file to
+    # WAL or create its tables under two writers at once, and would time out instead.
+    lock_path = f"{engine_url(url).database}.migrate.lock"
+    lock = await anyio.to_thread.run_sync(_lock, lock_path)
     try:
-        await run_migrations(db)
+        db = connect(url)
+        try:
+            await run_migrations(db)
+        finally:
+            await db.close()
     finally:
-        await db.close()
+        lock.close()
+
+
+def _lock(path: str) -> IO[bytes]:
+    handle = open(path, "ab")  # noqa: SIM115 - held until the migration ends
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    return handle

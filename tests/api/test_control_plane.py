@@ -1,0 +1,244 @@
+"""API keys, the admin API and the audit trail, through real servers and real databases."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+
+from aperture.app import create_apps
+from aperture.governance.keys import INVALID_KEY_MESSAGE
+from aperture.settings import AuthSettings, Settings
+from aperture.settings.schema import StorageSettings
+from tests import sample_images
+from tests.contract.services import fresh_postgres_url, postgres_server  # noqa: F401
+from tests.servers import serve_together
+
+MASTER = {"authorization": "Bearer sk-master"}
+JPEG = sample_images.jpeg(64, 48)
+
+
+class Gateway(msgspec.Struct):
+    public: str
+    admin: str
+
+    def chat(self, key: str | None, model: str = "demo-vision", **extra: Any) -> httpx.Response:
+        headers = {"authorization": f"Bearer {key}"} if key else {}
+        body = {
+            "model": model,
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "Describe the secret plan"},
+                        {
+                            "type": "image_url",
+                            "image_url": {"url": sample_images.data_uri(JPEG, "image/jpeg")},
+                        },
+                    ],
+                }
+            ],
+            **extra,
+        }
+        return httpx.post(
+            f"{self.public}/v1/chat/completions", json=body, headers=headers, timeout=30
+        )
+
+    def admin_call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return httpx.request(method, f"{self.admin}{path}", headers=MASTER, timeout=30, **kwargs)
+
+
+def locked(settings: Settings, database: str, spool: Path) -> Settings:
+    return msgspec.structs.replace(
+        settings,
+        auth=AuthSettings(master_key="sk-master", key_pepper="pepper"),
+        storage=StorageSettings(database=database, spool_dir=str(spool)),
+    )
+
+
+def run_gateway(settings: Settings) -> Iterator[Gateway]:
+    with serve_together(*create_apps(settings)) as (public_url, admin_url):
+        yield Gateway(public_url, admin_url)
+
+
+@pytest.fixture(scope="module")
+def gateway(
+    gateway_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gateway]:
+    state = tmp_path_factory.mktemp("control-plane")
+    yield from run_gateway(
+        locked(gateway_settings, f"sqlite:///{state}/db.sqlite", state / "spool")
+    )
+
+
+def eventually(check: Callable[[], bool], timeout_s: float = 5) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+def test_a_key_is_shown_once_and_stored_only_as_a_hash(gateway: Gateway) -> None:
+    created = gateway.admin_call("POST", "/v1/admin/keys", json={"name": "ci", "tenant": "acme"})
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert body["key"].startswith(f"ap_{body['id']}_")
+    assert "key_hash" not in body
+    listed = gateway.admin_call("GET", "/v1/admin/keys").json()["data"]
+    mine = next(k for k in listed if k["id"] == body["id"])
+    assert "key" not in mine and "key_hash" not in mine
+    assert body["key"] not in gateway.admin_call("GET", "/v1/admin/keys").text
+    assert gateway.chat(body["key"]).status_code == 200
+
+
+@pytest.mark.parametrize("key", [None, "wrong", "ap_000000000000_nope", "Bearer"])
+def test_bad_keys_get_one_uniform_401(gateway: Gateway, key: str | None) -> None:
+    response = gateway.chat(key)
+    assert response.status_code == 401
+    assert response.json()["error"] == {
+        "type": "authentication_error",
+        "code": "invalid_api_key",
+        "message": INVALID_KEY_MESSAGE,
+        "param": None,
+    }
+
+
+def test_revoked_and_expired_keys_are_refused_like_unknown_ones(gateway: Gateway) -> None:
+    key = gateway.admin_call("POST", "/v1/admin/keys", json={"name": "temp"}).json()
+    assert gateway.chat(key["key"]).status_code == 200
+    revoked = gateway.admin_call("DELETE", f"/v1/admin/keys/{key['id']}")
+    assert revoked.json()["revoked_at"] is not None
+    assert gateway.chat(key["key"]).status_code == 401
+    past = gateway.admin_call(
+        "POST", "/v1/admin/keys", json={"name": "old", "expires_at": "2020-01-01T00:00:00Z"}
+    ).json()
+    assert gateway.chat(past["key"]).status_code == 401
+
+
+def test_a_key_may_be_limited_to_models(gateway: Gateway) -> None:
+    key = gateway.admin_call(
+        "POST", "/v1/admin/keys", json={"name": "narrow", "models": ["vision-alias"]}
+    ).json()["key"]
+    assert gateway.chat(key, model="vision-alias").status_code == 200
+    refused = gateway.chat(key, model="gpt-5.5-pro", max_tokens=300)
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "model_not_allowed"
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"name": "x", "rpm_limit": 5}, None),
+        ({"name": "x", "budget": {"usd": 1, "currency": "eur"}}, None),
+        ({"tenant": "x"}, "name"),
+        ({"name": "x", "rpm": "many"}, "rpm"),
+    ],
+)
+def test_admin_bodies_reject_unknown_and_wrong_fields(
+    gateway: Gateway, body: dict[str, Any], param: str | None
+) -> None:
+    response = gateway.admin_call("POST", "/v1/admin/keys", json=body)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["param"] == param or "unknown field" in error["message"].lower()
+
+
+def test_the_admin_api_needs_the_master_key(gateway: Gateway) -> None:
+    assert httpx.get(f"{gateway.admin}/v1/admin/keys").status_code == 401
+    key = gateway.admin_call("POST", "/v1/admin/keys", json={"name": "user"}).json()["key"]
+    response = httpx.get(
+        f"{gateway.admin}/v1/admin/keys", headers={"authorization": f"Bearer {key}"}
+    )
+    assert response.status_code == 401
+
+
+def test_every_request_leaves_one_audit_event_without_bytes_or_secrets(gateway: Gateway) -> None:
+    key = gateway.admin_call(
+        "POST", "/v1/admin/keys", json={"name": "audited", "tenant": "t1"}
+    ).json()
+    response = gateway.chat(key["key"])
+    request_id = response.headers["x-request-id"]
+
+    def found() -> list[dict[str, Any]]:
+        return gateway.admin_call("GET", f"/v1/admin/audit?request_id={request_id}").json()["data"]
+
+    eventually(lambda: bool(found()))
+    (event,) = found()
+    assert event["event"] == "GATEWAY_RESPONSE"
+    assert (event["key_id"], event["tenant"], event["status"]) == (key["id"], "t1", 200)
+    assert (event["model"], event["provider"], event["upstream_model"]) == (
+        "demo-vision",
+        "emu",
+        "emulator-vision",
+    )
+    assert event["text"] == ["Describe the secret plan"]
+    (image,) = event["images"]
+    assert (image["mime"], image["width"], image["height"], image["source"]) == (
+        "image/jpeg",
+        64,
+        48,
+        "inline",
+    )
+    assert event["usage"]["prompt_tokens"] > 0
+    assert event["usage"]["image_tokens_estimate"] > 0
+    everything = gateway.admin_call("GET", "/v1/admin/audit?format=jsonl&tenant=t1").text
+    assert request_id in everything
+    assert sample_images.data_uri(JPEG, "image/jpeg").split(",")[1][:32] not in everything
+    assert key["key"] not in everything
+
+
+def test_refused_requests_are_audited_too(gateway: Gateway) -> None:
+    response = gateway.chat(None)
+    request_id = response.headers["x-request-id"]
+    # A 401 never reaches the pipeline; it is still one event with its code.
+    eventually(
+        lambda: bool(
+            gateway.admin_call("GET", f"/v1/admin/audit?request_id={request_id}").json()["data"]
+        )
+    )
+    (event,) = gateway.admin_call("GET", f"/v1/admin/audit?request_id={request_id}").json()["data"]
+    assert (event["status"], event["error_code"]) == (401, "invalid_api_key")
+
+
+def test_a_client_that_disconnects_mid_stream_is_still_audited(gateway: Gateway) -> None:
+    key = gateway.admin_call("POST", "/v1/admin/keys", json={"name": "leaver"}).json()["key"]
+    body = {
+        "model": "slow-model",
+        "messages": [{"role": "user", "content": "count"}],
+        "stream": True,
+    }
+    headers = {"authorization": f"Bearer {key}"}
+    with httpx.stream(
+        "POST", f"{gateway.public}/v1/chat/completions", json=body, headers=headers
+    ) as r:
+        request_id = r.headers["x-request-id"]
+        next(r.iter_lines())
+
+    def event() -> list[dict[str, Any]]:
+        return gateway.admin_call("GET", f"/v1/admin/audit?request_id={request_id}").json()["data"]
+
+    eventually(lambda: bool(event()))
+    assert event()[0]["status"] == 499
+
+
+def test_two_instances_sharing_postgres_see_each_others_keys(
+    gateway_settings: Settings,
+    fresh_postgres_url: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    first = run_gateway(locked(gateway_settings, fresh_postgres_url, tmp_path / "a"))
+    second = run_gateway(locked(gateway_settings, fresh_postgres_url, tmp_path / "b"))
+    one, two = next(first), next(second)
+    try:
+        key = one.admin_call("POST", "/v1/admin/keys", json={"name": "shared"}).json()
+        eventually(lambda: two.chat(key["key"]).status_code == 200, timeout_s=2)
+        two.admin_call("DELETE", f"/v1/admin/keys/{key['id']}")
+        eventually(lambda: one.chat(key["key"]).status_code == 401, timeout_s=2)
+    finally:
+        for generator in (first, second):
+            generator.close()
