@@ -7,12 +7,15 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+import anyio
 from anyio.abc import TaskGroup
 
 from aperture.governance.keys import KeyRing
-from aperture.pipeline import Pipeline, build_pipeline
+from aperture.pipeline import ImagePreparer, Pipeline, TargetLimits, build_pipeline
 from aperture.routing.catalog import Catalog
 from aperture.routing.dispatch import Dispatcher
+from aperture.routing.live import LiveCatalog
+from aperture.routing.router import Router
 from aperture.settings import Settings
 from aperture.storage import Storage, open_storage
 from aperture.storage.audit_writer import AuditWriter
@@ -25,9 +28,10 @@ __all__ = ["Services", "open_services"]
 @dataclass(frozen=True, slots=True)
 class Services:
     settings: Settings
-    catalog: Catalog
+    catalog: LiveCatalog
     pipeline: Pipeline
-    dispatcher: Dispatcher
+    images: ImagePreparer
+    router: Router
     client: UpstreamClient
     fetcher: ImageFetcher
     storage: Storage
@@ -58,12 +62,15 @@ async def open_services(settings: Settings, stack: AsyncExitStack, group: TaskGr
     await audit.start(group)
     stack.push_async_callback(audit.stop)
     group.start_soon(keys.watch)
-    catalog = Catalog.from_settings(settings)
+    catalog = LiveCatalog(Catalog.from_settings(settings))
+    limiter = anyio.CapacityLimiter(os.cpu_count() or 1)
+    target_limits = TargetLimits(settings.providers)
     return Services(
         settings=settings,
         catalog=catalog,
-        pipeline=build_pipeline(catalog, settings.images, fetcher, os.cpu_count() or 1),
-        dispatcher=Dispatcher(client),
+        pipeline=build_pipeline(catalog, settings.images, fetcher, limiter, target_limits),
+        images=ImagePreparer(settings.images, limiter, target_limits),
+        router=Router(Dispatcher(client)),
         client=client,
         fetcher=fetcher,
         storage=storage,

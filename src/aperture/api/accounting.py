@@ -82,7 +82,7 @@ async def record(
             extra={
                 "request_id": ctx.request_id,
                 "endpoint": ctx.endpoint,
-                "model": ctx.entry.name if ctx.entry else None,
+                "model": ctx.resolution.name if ctx.resolution else None,
                 "provider": ctx.target.provider.name if ctx.target else None,
                 "status": status,
                 "error_code": code,
@@ -108,7 +108,7 @@ def _audit_event(
         key_id=ctx.principal.key_id,
         tenant=ctx.principal.tenant,
         endpoint=ctx.endpoint,
-        model=ctx.entry.name if ctx.entry else None,
+        model=ctx.resolution.name if ctx.resolution else None,
         provider=ctx.target.provider.name if ctx.target else None,
         upstream_model=ctx.target.upstream_model if ctx.target else None,
         attempts=ctx.attempts,

@@ -198,7 +198,9 @@ def _time(value: str | None) -> datetime | None:
 async def _models(request: Request) -> Response:
     try:
         services = _services(request)
-        return _json({"data": [model_entry(e, services, True) for e in services.catalog.entries]})
+        return _json(
+            {"data": [model_entry(e, services, True) for e in services.catalog.current.entries]}
+        )
     except GatewayError as error:
         return _error(error)
 

@@ -28,7 +28,7 @@ from aperture.dialects.openai import outbound
 from aperture.dialects.openai.inbound import parse_chat_request
 from aperture.errors import GatewayError
 from aperture.model import ChatRequest, ChatResponse, StreamEvent, UsageReport
-from aperture.pipeline import RequestContext
+from aperture.pipeline import RequestAttempts, RequestContext
 from aperture.routing.dispatch import EventStream
 from aperture.services import Services
 from aperture.storage.audit_writer import AuditWriter
@@ -120,9 +120,9 @@ def chat_endpoint(dialect: ClientDialect) -> Callable[[Request], object]:
 async def _complete(
     services: Services, ctx: RequestContext, chat: ChatRequest, dialect: ClientDialect
 ) -> Response:
-    assert ctx.target is not None, "ResolveModel runs first"
-    ctx.attempts += 1
-    response = await services.dispatcher.complete(chat, ctx.target)
+    assert ctx.resolution is not None, "ResolveModel runs first"
+    attempts = RequestAttempts(ctx, services.images)
+    response = await services.router.complete(chat, ctx.resolution, ctx.options, attempts)
     ctx.usage = response.usage
     if response.usage is not None:
         ctx.reported_image_tokens = response.usage.image_tokens
@@ -137,10 +137,11 @@ async def _complete(
 async def _stream(
     services: Services, ctx: RequestContext, chat: ChatRequest, dialect: ClientDialect
 ) -> SseResponse:
-    assert ctx.target is not None, "ResolveModel runs first"
-    ctx.attempts += 1
-    # Opening waits for the provider's status, so its refusals are still proper HTTP errors.
-    stream = await services.dispatcher.open_stream(chat, ctx.target)
+    assert ctx.resolution is not None, "ResolveModel runs first"
+    attempts = RequestAttempts(ctx, services.images)
+    # Opening waits for the provider's status and first event, so early failures are still
+    # proper HTTP errors (or fail over to the next target).
+    stream = await services.router.open_stream(chat, ctx.resolution, ctx.options, attempts)
     renderer = dialect.stream_renderer(
         f"chatcmpl-{ctx.request_id[4:]}", int(time.time()), chat.model, chat.include_usage
     )

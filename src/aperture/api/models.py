@@ -27,7 +27,9 @@ async def list_models(request: Request) -> Response:
     except GatewayError as error:
         return error_response(error, "", render_error)
     include_meta = request.query_params.get("include_meta", "").lower() in ("true", "1", "yes")
-    data = [model_entry(entry, services, include_meta) for entry in services.catalog.entries]
+    data = [
+        model_entry(entry, services, include_meta) for entry in services.catalog.current.entries
+    ]
     return Response(
         msgspec.json.encode({"object": "list", "data": data}), media_type="application/json"
     )

@@ -6,22 +6,31 @@ or raises a ``GatewayError`` to reject it. The order in ``build_pipeline`` is th
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 import anyio
 
 from aperture.images.limits import TargetImageLimits, limits_for_provider
-from aperture.model import ChatRequest
+from aperture.model import ChatRequest, Target
+from aperture.pipeline.attempts import RequestAttempts
 from aperture.pipeline.capabilities import CheckCapabilities
 from aperture.pipeline.context import RequestContext
 from aperture.pipeline.images import IntakeImages
-from aperture.pipeline.normalize import NormalizeImages
+from aperture.pipeline.normalize import ImagePreparer
 from aperture.pipeline.resolve import ResolveModel
-from aperture.routing.catalog import Catalog
-from aperture.settings import ImageSettings
+from aperture.routing.live import LiveCatalog
+from aperture.settings import ImageSettings, ProviderSettings
 from aperture.upstream.fetch import ImageFetcher
 
-__all__ = ["Pipeline", "RequestContext", "Stage", "build_pipeline"]
+__all__ = [
+    "ImagePreparer",
+    "Pipeline",
+    "RequestAttempts",
+    "RequestContext",
+    "Stage",
+    "TargetLimits",
+    "build_pipeline",
+]
 
 Stage = Callable[[RequestContext, ChatRequest], Awaitable[ChatRequest]]
 
@@ -36,29 +45,28 @@ class Pipeline:
         return request
 
 
-class _TargetLimits:
-    """Image limits of the request's target, computed once per provider."""
+class TargetLimits:
+    """Image limits of a target's provider, computed once per provider."""
 
-    def __init__(self, catalog: Catalog) -> None:
-        self._by_provider = {
-            e.target.provider.name: limits_for_provider(e.target.provider) for e in catalog.entries
-        }
+    def __init__(self, providers: Iterable[ProviderSettings]) -> None:
+        self._by_provider = {p.name: limits_for_provider(p) for p in providers}
 
-    def __call__(self, ctx: RequestContext) -> TargetImageLimits:
-        assert ctx.target is not None, "ResolveModel runs first"
-        return self._by_provider[ctx.target.provider.name]
+    def __call__(self, target: Target) -> TargetImageLimits:
+        return self._by_provider[target.provider.name]
 
 
 def build_pipeline(
-    catalog: Catalog, images: ImageSettings, fetcher: ImageFetcher, cpu_workers: int
+    catalog: LiveCatalog,
+    images: ImageSettings,
+    fetcher: ImageFetcher,
+    limiter: anyio.CapacityLimiter,
+    target_limits: TargetLimits,
 ) -> Pipeline:
-    limiter = anyio.CapacityLimiter(cpu_workers)
-    target_limits = _TargetLimits(catalog)
+    """The stages before dispatch; per-target image preparation runs at each attempt."""
     return Pipeline(
         (
-            ResolveModel(catalog),  # unknown models fail before any work is done
-            CheckCapabilities(catalog, images),  # cheap checks before images are decoded
-            IntakeImages(images, fetcher, limiter, target_limits),  # decode, sniff, measure, fetch
-            NormalizeImages(images, limiter, target_limits),  # what the target accepts; tokens
+            ResolveModel(catalog),  # unknown or forbidden models fail before any work
+            CheckCapabilities(catalog, images),  # keep targets that can take the inputs
+            IntakeImages(images, fetcher, limiter, target_limits),  # decode, sniff, fetch
         )
     )

@@ -1,4 +1,9 @@
-"""Stage: never send a model input it cannot take; reject before any upstream call."""
+"""Stage: never send a model input it cannot take; reject before any upstream call.
+
+A request needing vision, audio, video or tools keeps only the targets whose model has the
+capability; when none is left, the client gets ``unsupported_capability`` naming the models
+that have it.
+"""
 
 from __future__ import annotations
 
@@ -9,43 +14,53 @@ from aperture.errors import (
 )
 from aperture.model import Audio, ChatRequest, Image, Video
 from aperture.pipeline.context import RequestContext
-from aperture.routing.catalog import Catalog
+from aperture.routing.live import LiveCatalog
 from aperture.settings import ImageSettings
 
-__all__ = ["CheckCapabilities"]
+__all__ = ["CheckCapabilities", "needed_capabilities"]
 
-_NEEDS = ((Image, "vision", "images"), (Audio, "audio", "audio"), (Video, "video", "video"))
+_NEEDS = {Image: ("vision", "images"), Audio: ("audio", "audio"), Video: ("video", "video")}
+
+
+def needed_capabilities(request: ChatRequest) -> dict[str, tuple[str, str]]:
+    """Capability -> (what it is called for people, the param path hint of its first use)."""
+    needed: dict[str, tuple[str, str]] = {}
+    for m, message in enumerate(request.messages):
+        if message.content is None or isinstance(message.content, str):
+            continue
+        for p, part in enumerate(message.content):
+            need = _NEEDS.get(type(part))
+            if need is not None and need[0] not in needed:
+                needed[need[0]] = (need[1], f"{m}:{p}")
+    if request.tools and request.tool_choice != "none":
+        needed["tools"] = ("tools", "tools")
+    return needed
 
 
 class CheckCapabilities:
-    def __init__(self, catalog: Catalog, images: ImageSettings) -> None:
+    def __init__(self, catalog: LiveCatalog, images: ImageSettings) -> None:
         self._catalog = catalog
         self._max_images = images.max_images_per_request
 
     async def __call__(self, ctx: RequestContext, request: ChatRequest) -> ChatRequest:
-        entry = ctx.entry
-        assert entry is not None, "ResolveModel runs first"
-        seen: set[type] = set()
-        for m, message in enumerate(request.messages):
-            if message.content is None or isinstance(message.content, str):
-                continue
-            for p, part in enumerate(message.content):
-                kind = type(part)
-                if kind in seen:
-                    continue
-                seen.add(kind)
-                for part_type, capability, noun in _NEEDS:
-                    if kind is part_type and not entry.can(capability):
-                        raise self._unsupported(request.model, capability, noun, ctx, m, p)
-        if Image in seen:
-            count = len(request.images())
-            limit = min(self._max_images, entry.constraints.max_images or self._max_images)
-            if count > limit:
+        resolution = ctx.resolution
+        assert resolution is not None, "ResolveModel runs first"
+        options = ctx.options
+        for capability, (noun, where) in needed_capabilities(request).items():
+            able = tuple(o for o in options if o.can(capability))
+            if not able:
+                raise self._unsupported(ctx, capability, noun, where)
+            options = able
+        ctx.options = options
+        images = len(request.images())
+        if images:
+            limit = min(self._max_images, resolution.constraints.max_images or self._max_images)
+            if images > limit:
                 raise TooManyImagesError(
-                    f"The request has {count} images; {request.model!r} takes at most {limit}.",
+                    f"The request has {images} images; {request.model!r} takes at most {limit}.",
                     param="messages",
                 )
-        minimum = entry.constraints.min_max_tokens
+        minimum = resolution.constraints.min_max_tokens
         if minimum is not None and request.max_tokens is not None and request.max_tokens < minimum:
             field = ctx.locator.max_tokens
             raise MaxTokensBelowMinimumError(
@@ -56,16 +71,26 @@ class CheckCapabilities:
         return request
 
     def _unsupported(
-        self, model: str, capability: str, noun: str, ctx: RequestContext, m: int, p: int
+        self, ctx: RequestContext, capability: str, noun: str, where: str
     ) -> UnsupportedCapabilityError:
-        able = self._catalog.names_with(capability)
+        assert ctx.resolution is not None
+        able = self._catalog.current.names_with(capability)
         others = (
             f"Models that accept {noun}: {', '.join(able)}."
             if able
-            else (f"No configured model accepts {noun}.")
+            else f"No configured model accepts {noun}."
         )
+        route = ctx.resolution.route_id
+        subject = (
+            f"No target of the route {route!r} for {ctx.resolution.name!r} accepts {noun}"
+            if route
+            else f"The model {ctx.resolution.name!r} does not accept {noun}"
+        )
+        if ":" in where:
+            m, p = (int(x) for x in where.split(":"))
+            param = ctx.locator.part(m, p)
+        else:
+            param = where
         return UnsupportedCapabilityError(
-            f"The model {model!r} does not accept {noun} (it lacks the {capability!r} "
-            f"capability). {others}",
-            param=ctx.locator.part(m, p),
+            f"{subject} (it lacks the {capability!r} capability). {others}", param=param
         )

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from aperture.dialects.locator import FieldLocator, OpenAILocator
 from aperture.governance.keys import Principal
 from aperture.model import InlineImage, Target, Usage
-from aperture.routing.catalog import ModelEntry
+from aperture.routing.catalog import Resolution, TargetOption
 
 __all__ = ["RequestContext"]
 
@@ -22,8 +22,11 @@ class RequestContext:
     locator: FieldLocator = field(default_factory=OpenAILocator)
     principal: Principal = field(default_factory=Principal)
     started: float = field(default_factory=time.perf_counter)
-    entry: ModelEntry | None = None
+    resolution: Resolution | None = None
+    options: tuple[TargetOption, ...] = ()
+    """The targets able to serve this request, before the strategy orders them."""
     target: Target | None = None
+    """The target of the current (or last) attempt."""
     attempts: int = 0
     usage: Usage | None = None
     texts: tuple[str, ...] = ()

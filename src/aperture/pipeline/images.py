@@ -17,7 +17,7 @@ import msgspec
 from aperture.errors import ImageDecodeError, ImageUrlNotAllowedError, ImageUrlNotSupportedError
 from aperture.images import ImageLimits, Inspected, data_uri_for, inspect_bytes, inspect_data_uri
 from aperture.images.limits import CONVERTIBLE_MIME_TYPES, TargetImageLimits
-from aperture.model import ChatRequest, Image, Message, Part
+from aperture.model import ChatRequest, Image, Message, Part, Target
 from aperture.pipeline.context import RequestContext
 from aperture.settings import ImageSettings, UrlPolicy
 from aperture.upstream.fetch import ImageFetcher
@@ -41,7 +41,7 @@ class IntakeImages:
         settings: ImageSettings,
         fetcher: ImageFetcher,
         limiter: anyio.CapacityLimiter,
-        target_limits: Callable[[RequestContext], TargetImageLimits],
+        target_limits: Callable[[Target], TargetImageLimits],
     ) -> None:
         self._limits = ImageLimits(
             max_bytes=settings.max_image_bytes,
@@ -57,10 +57,12 @@ class IntakeImages:
         images = request.images()
         if not images:
             return request
-        assert ctx.entry is not None, "ResolveModel runs first"
-        policy = ctx.entry.url_policy
+        assert ctx.resolution is not None, "ResolveModel runs first"
+        policy = ctx.resolution.url_policy
         if policy == "auto":
-            policy = "passthrough" if self._target_limits(ctx).fetches_urls else "fetch"
+            # One fetch serves every target; it is needed as soon as one of them wants bytes.
+            fetches = all(self._target_limits(o.target).fetches_urls for o in ctx.options)
+            policy = "passthrough" if fetches else "fetch"
         replaced: dict[tuple[int, int], Image] = {}
         for m, p, image in images:
             param = ctx.locator.image(m, p)

@@ -1,8 +1,9 @@
-"""Stage: turn every image into what the target accepts, and estimate what it costs.
+"""Per attempt: turn every image into what the attempt's target accepts, and estimate what
+it costs there.
 
 The work (first frame, conversion, orientation, downscale, recompression) runs once per
 image and target family in a bounded worker pool, and is cached by content hash so retries
-and failover reuse it.
+and failover to a target of the same family reuse it.
 """
 
 from __future__ import annotations
@@ -22,12 +23,12 @@ from aperture.images.normalize import (
     normalize,
 )
 from aperture.images.tokens import estimate_image_tokens, token_family
-from aperture.model import ChatRequest, Image, InlineImage
+from aperture.model import ChatRequest, Image, InlineImage, Target
 from aperture.pipeline.context import RequestContext
 from aperture.pipeline.images import replace_images
 from aperture.settings import ImageSettings
 
-__all__ = ["NormalizeImages"]
+__all__ = ["ImagePreparer"]
 
 _CacheKey = tuple[str, TargetImageLimits, NormalizeOptions]
 _Result = tuple[str, InlineImage, tuple[str, ...]]
@@ -60,12 +61,12 @@ class _ResultCache:
             self._bytes -= self._sizes.pop(old)
 
 
-class NormalizeImages:
+class ImagePreparer:
     def __init__(
         self,
         settings: ImageSettings,
         limiter: anyio.CapacityLimiter,
-        target_limits: Callable[[RequestContext], TargetImageLimits],
+        target_limits: Callable[[Target], TargetImageLimits],
         cache_bytes: int = 128_000_000,
     ) -> None:
         self._optimize = settings.optimize
@@ -74,13 +75,15 @@ class NormalizeImages:
         self._target_limits = target_limits
         self._cache = _ResultCache(cache_bytes)
 
-    async def __call__(self, ctx: RequestContext, request: ChatRequest) -> ChatRequest:
+    async def __call__(
+        self, ctx: RequestContext, request: ChatRequest, target: Target
+    ) -> ChatRequest:
         images = request.images()
         if not images:
             return request
-        assert ctx.target is not None, "ResolveModel runs first"
-        limits = self._target_limits(ctx)
-        family = token_family(ctx.target.provider.kind, ctx.target.upstream_model)
+        limits = self._target_limits(target)
+        family = token_family(target.provider.kind, target.upstream_model)
+        ctx.image_tokens = 0
         replaced: dict[tuple[int, int], Image] = {}
         for m, p, image in images:
             if image.inline is not None:
@@ -98,7 +101,7 @@ class NormalizeImages:
                     inline.width,
                     inline.height,
                     image.detail,
-                    model=ctx.target.upstream_model,
+                    model=target.upstream_model,
                 )
         return replace_images(request, replaced)
 

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from aperture.model import ChatRequest
 from aperture.pipeline.context import RequestContext
-from aperture.routing.catalog import Catalog
+from aperture.routing.live import LiveCatalog
 
 __all__ = ["ResolveModel"]
 
 
 class ResolveModel:
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: LiveCatalog) -> None:
         self._catalog = catalog
 
     async def __call__(self, ctx: RequestContext, request: ChatRequest) -> ChatRequest:
-        entry = self._catalog.resolve(request.model)
-        ctx.principal.check_model(entry.name, request.model)
-        ctx.entry = entry
-        ctx.target = entry.target
+        resolution = self._catalog.current.resolve(request.model)
+        ctx.principal.check_model(resolution.name, request.model)
+        ctx.resolution = resolution
+        ctx.options = resolution.options
         return request

@@ -28,8 +28,23 @@ class EventStream:
         self._parser = parser
         self._provider = provider
         self._name = name
+        self._events = self._read()
+        self._first: list[StreamEvent] = []
+
+    async def prime(self) -> None:
+        """Read the first event now, so an early failure raises before anything is relayed."""
+        async for event in self._events:
+            self._first.append(event)
+            return
 
     async def events(self) -> AsyncIterator[StreamEvent]:
+        for event in self._first:
+            yield event
+        self._first = []
+        async for event in self._events:
+            yield event
+
+    async def _read(self) -> AsyncIterator[StreamEvent]:
         decoder = frame_decoder(self._provider.stream_framing)
         async for chunk in self._stream.chunks():
             try:
@@ -49,7 +64,10 @@ class EventStream:
             )
 
     async def aclose(self) -> None:
-        await self._stream.aclose()
+        try:
+            await self._events.aclose()  # type: ignore[attr-defined]  # an async generator
+        finally:
+            await self._stream.aclose()
 
 
 class Dispatcher:

@@ -206,6 +206,32 @@ def _check_meaning(settings: Settings) -> list[Problem]:
         if provider.timeout_s <= 0 or provider.connect_timeout_s <= 0:
             problems.append(Problem(f"{path}.timeout_s", "timeouts must be positive"))
     problems.extend(_check_models(settings, providers))
+    problems.extend(_check_routes(settings, providers))
+    return problems
+
+
+def _check_routes(settings: Settings, providers: Mapping[str, int]) -> list[Problem]:
+    problems: list[Problem] = []
+    ids: set[str] = set()
+    for i, route in enumerate(settings.routes):
+        path = f"routes[{i}]"
+        if route.id in ids:
+            problems.append(Problem(f"{path}.id", f"duplicate route id {route.id!r}"))
+        ids.add(route.id)
+        if not route.providers:
+            problems.append(Problem(f"{path}.providers", "a route needs at least one provider"))
+        for j, target in enumerate(route.providers):
+            if target.provider not in providers:
+                problems.append(
+                    Problem(
+                        f"{path}.providers[{j}].provider",
+                        f"unknown provider {target.provider!r}",
+                    )
+                )
+            if target.weight < 0:
+                problems.append(Problem(f"{path}.providers[{j}].weight", "must not be negative"))
+        if route.strategy == "canary" and not any(t.canary for t in route.providers):
+            problems.append(Problem(f"{path}.providers", "a canary route marks one canary"))
     return problems
 
 

@@ -16,9 +16,12 @@ __all__ = [
     "ProviderImageSettings",
     "ProviderKind",
     "ProviderSettings",
+    "RouteSettings",
+    "RouteTarget",
     "ServerSettings",
     "Settings",
     "StorageSettings",
+    "Strategy",
     "UrlPolicy",
 ]
 
@@ -135,6 +138,31 @@ class ModelSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=T
     url_policy: UrlPolicy | None = None
 
 
+Strategy = Literal["weighted", "priority", "latency", "least-busy", "canary"]
+
+
+class RouteTarget(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    provider: str
+    # The model name at that provider; defaults to the name the client asked for.
+    model: str | None = None
+    weight: float = 1.0
+    canary: bool = False
+    # Used when neither the catalog nor the kind's table of known models knows the model.
+    capabilities: tuple[Capability, ...] | None = None
+
+
+class RouteSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The seed's route shape: requests whose model matches ``model_pattern`` go to
+    ``providers`` by ``strategy``."""
+
+    id: str
+    model_pattern: str
+    strategy: Strategy = "priority"
+    providers: tuple[RouteTarget, ...]
+    url_policy: UrlPolicy | None = None
+    canary_percent: float = 5.0
+
+
 class Settings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     server: ServerSettings = ServerSettings()
     auth: AuthSettings | None = None
@@ -142,3 +170,4 @@ class Settings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     images: ImageSettings = ImageSettings()
     providers: tuple[ProviderSettings, ...] = ()
     models: tuple[ModelSettings, ...] = ()
+    routes: tuple[RouteSettings, ...] = ()

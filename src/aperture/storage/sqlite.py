@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from aperture.storage.base import Database
+from aperture.storage.base import Database, StorageError
 from aperture.storage.sqlengine import SqlDatabase, run_migrations
 from aperture.storage.sqlstore import open_migrated
 
@@ -82,7 +82,10 @@ async def migrate(url: str) -> None:
     # Processes (and tasks) starting together take turns: SQLite cannot switch a new file to
     # WAL or create its tables under two writers at once, and would time out instead.
     lock_path = f"{engine_url(url).database}.migrate.lock"
-    lock = await anyio.to_thread.run_sync(_lock, lock_path)
+    try:
+        lock = await anyio.to_thread.run_sync(_lock, lock_path)
+    except OSError as exc:
+        raise StorageError(f"sqlite failed: cannot use {lock_path}: {exc.strerror}") from exc
     try:
         db = connect(url)
         try:
