@@ -12,9 +12,11 @@ from anyio.abc import TaskGroup
 
 from aperture.governance.keys import KeyRing
 from aperture.pipeline import ImagePreparer, Pipeline, TargetLimits, build_pipeline
+from aperture.routing.breaker import SharedBreakers
 from aperture.routing.catalog import Catalog
 from aperture.routing.dispatch import Dispatcher
 from aperture.routing.live import LiveCatalog
+from aperture.routing.retry import RetryPolicy
 from aperture.routing.router import Router
 from aperture.settings import Settings
 from aperture.storage import Storage, open_storage
@@ -70,7 +72,7 @@ async def open_services(settings: Settings, stack: AsyncExitStack, group: TaskGr
         catalog=catalog,
         pipeline=build_pipeline(catalog, settings.images, fetcher, limiter, target_limits),
         images=ImagePreparer(settings.images, limiter, target_limits),
-        router=Router(Dispatcher(client)),
+        router=Router(Dispatcher(client), SharedBreakers(storage.counters), RetryPolicy()),
         client=client,
         fetcher=fetcher,
         storage=storage,

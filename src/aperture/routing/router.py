@@ -1,23 +1,31 @@
-"""Try a request's targets in the order its route's strategy chooses, failing over on
-errors that another target could fix.
+"""Try a request's targets in the order its route's strategy chooses, with retries inside a
+deadline and a budget, open circuit breakers skipped, and failover only before the first
+byte reaches the client.
 
-Failover happens only before the first byte reaches the client: a stream is opened and its
-first event read before the response starts, so a provider that fails early is replaced,
-and one that fails later ends the stream with one in-band error.
+A stream is opened and its first event read before the response starts, so a provider that
+fails early is replaced; one that fails later ends the stream with one in-band error.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
-from typing import Protocol
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol, TypeVar
 
-from aperture.errors import GatewayError, UnsupportedCapabilityError
+import anyio
+
+from aperture.errors import GatewayError, UpstreamError, UpstreamUnavailableError
 from aperture.model import ChatRequest, ChatResponse, Target
+from aperture.routing.breaker import Breakers
 from aperture.routing.catalog import Resolution, TargetOption
 from aperture.routing.dispatch import Dispatcher, EventStream
+from aperture.routing.retry import RetryBudget, RetryPolicy, retryable
+from aperture.routing.strategies import Candidate, TargetStats, strategy_for
 
 __all__ = ["AttemptHooks", "Router"]
+
+T = TypeVar("T")
 
 
 class AttemptHooks(Protocol):
@@ -33,21 +41,31 @@ class AttemptHooks(Protocol):
 
 
 class Router:
-    def __init__(self, dispatcher: Dispatcher, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        breakers: Breakers,
+        retry: RetryPolicy,
+        *,
+        stats: TargetStats | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
         self._dispatcher = dispatcher
+        self._breakers = breakers
+        self._retry = retry
+        self._budget: RetryBudget = retry.new_budget()
+        self.stats = stats or TargetStats()
         self._rng = rng or random.Random()
 
     def order(self, resolution: Resolution, options: Sequence[TargetOption]) -> list[TargetOption]:
         """The attempt order: the first is tried first, the rest are the failover order."""
-        if resolution.strategy == "weighted":
-            return _weighted_order(options, self._rng)
-        if resolution.strategy == "canary":
-            canary = [o for o in options if o.canary]
-            stable = [o for o in options if not o.canary]
-            if canary and self._rng.random() * 100 < resolution.canary_percent:
-                return canary + stable
-            return stable + canary
-        return list(options)
+        by_key = {o.key: o for o in options}
+        candidates = [
+            Candidate(o.key, weight=o.weight, priority=i, canary=o.canary)
+            for i, o in enumerate(options)
+        ]
+        strategy = strategy_for(resolution.strategy, canary_percent=resolution.canary_percent)
+        return [by_key[c.key] for c in strategy.order(candidates, self.stats, self._rng)]
 
     async def complete(
         self,
@@ -56,17 +74,10 @@ class Router:
         options: Sequence[TargetOption],
         hooks: AttemptHooks,
     ) -> ChatResponse:
-        last: GatewayError | None = None
-        for option in self.order(resolution, options):
-            hooks.started(option.target)
-            prepared = await hooks.prepare(request, option.target)
-            try:
-                return await self._dispatcher.complete(prepared, option.target)
-            except GatewayError as error:
-                if not error.retryable:
-                    raise
-                last = error
-        raise last or _no_target(resolution)
+        async def attempt(prepared: ChatRequest, target: Target) -> ChatResponse:
+            return await self._dispatcher.complete(prepared, target)
+
+        return await self._run(request, resolution, options, hooks, attempt)
 
     async def open_stream(
         self,
@@ -75,47 +86,68 @@ class Router:
         options: Sequence[TargetOption],
         hooks: AttemptHooks,
     ) -> EventStream:
-        last: GatewayError | None = None
-        for option in self.order(resolution, options):
-            hooks.started(option.target)
-            prepared = await hooks.prepare(request, option.target)
-            try:
-                stream = await self._dispatcher.open_stream(prepared, option.target)
-            except GatewayError as error:
-                if not error.retryable:
-                    raise
-                last = error
-                continue
+        async def attempt(prepared: ChatRequest, target: Target) -> EventStream:
+            stream = await self._dispatcher.open_stream(prepared, target)
             try:
                 # Nothing has reached the client yet: an early failure can still fail over.
                 await stream.prime()
-            except GatewayError as error:
-                await stream.aclose()
-                if not error.retryable:
-                    raise
-                last = error
-                continue
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await stream.aclose()
+                raise
             return stream
-        raise last or _no_target(resolution)
 
+        return await self._run(request, resolution, options, hooks, attempt)
 
-def _weighted_order(options: Sequence[TargetOption], rng: random.Random) -> list[TargetOption]:
-    # Weighted random without replacement: the first pick follows the weights exactly, and
-    # the rest form the failover order.
-    remaining = [o for o in options if o.weight > 0]
-    ordered: list[TargetOption] = []
-    while remaining:
-        pick = rng.uniform(0, sum(o.weight for o in remaining))
-        for option in remaining:
-            pick -= option.weight
-            if pick <= 0:
+    async def _run(
+        self,
+        request: ChatRequest,
+        resolution: Resolution,
+        options: Sequence[TargetOption],
+        hooks: AttemptHooks,
+        attempt: Callable[[ChatRequest, Target], Awaitable[T]],
+    ) -> T:
+        ordered = self.order(resolution, options)
+        started = time.monotonic()
+        self._budget.record_request()
+        last: GatewayError | None = None
+        tries = max(self._retry.max_attempts, len(ordered))
+        for number in range(1, tries + 1):
+            option = await self._next_allowed(ordered, number)
+            if option is None:
                 break
-        ordered.append(option)
-        remaining.remove(option)
-    return ordered + [o for o in options if o.weight <= 0]
+            if number > len(ordered) and last is not None:
+                # Every target was tried once; back off before going round again.
+                await anyio.sleep(self._retry.delay_s(last, number - 1, self._rng))
+            hooks.started(option.target)
+            prepared = await hooks.prepare(request, option.target)
+            try:
+                with self.stats.track(option.key):
+                    result = await attempt(prepared, option.target)
+            except GatewayError as error:
+                await self._record(option, error)
+                last = error
+                elapsed = time.monotonic() - started
+                if not self._retry.should_retry(error, number, elapsed):
+                    raise
+                if not self._budget.try_spend():
+                    raise
+                continue
+            await self._breakers.record(option.key, ok=True)
+            return result
+        raise last or UpstreamUnavailableError(
+            f"Every target for {resolution.name!r} is failing (circuit open); try again shortly."
+        )
 
+    async def _next_allowed(self, ordered: list[TargetOption], number: int) -> TargetOption | None:
+        # Go round the order from this attempt's place, skipping targets whose circuit is open.
+        for offset in range(len(ordered)):
+            option = ordered[(number - 1 + offset) % len(ordered)]
+            if await self._breakers.allow(option.key):
+                return option
+        return None
 
-def _no_target(resolution: Resolution) -> GatewayError:
-    return UnsupportedCapabilityError(
-        f"No target is available for {resolution.name!r}.", param="model"
-    )
+    async def _record(self, option: TargetOption, error: GatewayError) -> None:
+        # Only failures another moment could fix count against a target: not its refusals.
+        if isinstance(error, UpstreamError) and retryable(error):
+            await self._breakers.record(option.key, ok=False)
