@@ -83,6 +83,11 @@ class Plan:
     vision_target_bytes: int = 4_000_000
     cold_runs: int = 3
     profile_s: int = 10
+    gateway_warmup_s: int = 8
+    quiet_threshold: float = 0.3  # CPUs used by other processes that count as "busy"
+    quiet_max_wait_s: float = 15  # per measurement
+    quiet_budget_s: float = 60  # for the whole run, so a busy machine cannot stretch it forever
+    stream_cap_s: float = 25  # per stream scenario: stop adding rounds after this (min 2 rounds)
     default_logs: bool = True
     profile: bool = True
     litellm: bool = True
@@ -91,7 +96,7 @@ class Plan:
     def quick(cls) -> Plan:
         return cls(
             throughput_s=4, warmup_s=1, paced_s=4, stream_rounds=2, vision_s=3, cold_runs=1,
-            profile_s=3,
+            profile_s=3, gateway_warmup_s=2, quiet_max_wait_s=3, quiet_budget_s=20,
         )
 
 
@@ -219,6 +224,64 @@ class RssSampler:
         self._thread.join()
 
 
+# --------------------------------------------------------------------------- CPU of others
+
+HZ = os.sysconf("SC_CLK_TCK")
+
+
+def _machine_busy() -> int:
+    v = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return v[0] + v[1] + v[2] + v[5] + v[6] + v[7]  # user nice system irq softirq steal
+
+
+def _our_busy() -> int:
+    """CPU ticks of this harness and every process it started (live or reaped)."""
+    total = 0
+    for pid in tree(os.getpid()):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+    return total
+
+
+class CpuMeter:
+    """How much CPU the rest of the machine (not the bench) used during a measurement.
+
+    The bench shares 2 CPUs with whatever else runs; this makes that visible per scenario.
+    """
+
+    def __enter__(self) -> CpuMeter:
+        self._t = time.monotonic()
+        self._busy = _machine_busy()
+        self._ours = _our_busy()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        seconds = max(time.monotonic() - self._t, 1e-3)
+        busy = _machine_busy() - self._busy
+        ours = _our_busy() - self._ours
+        self.other_cores = round(max(0, busy - ours) / HZ / seconds, 2)
+        self.bench_cores = round(ours / HZ / seconds, 2)
+
+
+def wait_quiet(threshold: float, max_wait: float) -> dict[str, float]:
+    """Wait (at most ``max_wait`` s) until other processes use < ``threshold`` CPUs for 1 s."""
+    t0 = time.monotonic()
+    level = 0.0
+    while True:
+        with CpuMeter() as meter:
+            time.sleep(1.0)
+        level = meter.other_cores
+        waited = time.monotonic() - t0
+        if level < threshold or waited >= max_wait:
+            if waited > 1.5:
+                log(f"  waited {waited:.0f}s for the machine to be quiet "
+                    f"(other processes now at {level:.2f} CPUs)")
+            return {"waited_s": round(waited - 1.0, 1), "other_cores_before": level}
+
+
 # --------------------------------------------------------------------------- HTTP helpers
 
 
@@ -291,7 +354,8 @@ def run_wrk(url: str, script: str, args: list[str], *, threads: int, conns: int,
 # --------------------------------------------------------------------------- streams
 
 
-async def _streams(port: int, body: bytes, concurrency: int, rounds: int) -> dict[str, Any]:
+async def _streams(port: int, body: bytes, concurrency: int, rounds: int,
+                   cap_s: float = 1e9) -> dict[str, Any]:
     import aiohttp
 
     url = f"http://{HOST}:{port}/v1/chat/completions"
@@ -319,7 +383,12 @@ async def _streams(port: int, body: bytes, concurrency: int, rounds: int) -> dic
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
     timeout = aiohttp.ClientTimeout(total=120)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        t_start = time.perf_counter()
+        done_rounds = 0
         for round_no in range(rounds + 1):  # round 0 opens the connections and is discarded
+            if done_rounds >= 2 and time.perf_counter() - t_start > cap_s:
+                break
+            done_rounds = round_no
             outcomes = await asyncio.gather(*(one(session) for _ in range(concurrency)),
                                             return_exceptions=True)
             for outcome in outcomes:
@@ -332,7 +401,9 @@ async def _streams(port: int, body: bytes, concurrency: int, rounds: int) -> dic
                     total.append(outcome[1] * 1000)
             await asyncio.sleep(0.2)
     return {
-        "tool": f"python asyncio+aiohttp client, {concurrency} concurrent streams x {rounds} rounds",
+        "tool": f"python asyncio+aiohttp client, {concurrency} concurrent streams x "
+                f"{done_rounds} rounds",
+        "rounds": done_rounds,
         "samples": len(ttfb),
         "failures": len(failures),
         "failure_examples": failures[:3],
@@ -583,6 +654,7 @@ class Bench:
         self.bodies: dict[tuple[str, str], Path] = {}
         self.aperture_anthropic = False
         self.aperture_anthropic_reason = ""
+        self.quiet_spent = 0.0
 
     # ---- setup
 
@@ -592,6 +664,11 @@ class Bench:
     def prepare(self) -> None:
         (WORK / "logs").mkdir(parents=True, exist_ok=True)
         (WORK / "bodies").mkdir(parents=True, exist_ok=True)
+        # Aperture's default storage (sqlite:///aperture.db and its spool, relative to the
+        # working directory bench/work) starts empty every run.
+        for leftover in WORK.glob("aperture.db*"):
+            leftover.unlink()
+        shutil.rmtree(WORK / ".aperture-spool", ignore_errors=True)
         busy = [p for p in (UP_FAST, UP_SLOW, UP_STREAM, UP_PACED, UP_ANTHROPIC,
                             APERTURE_PORT, LITELLM_PORT) if not port_free(p)]
         if busy:
@@ -655,6 +732,22 @@ class Bench:
 
     # ---- measurement helpers
 
+    def quiet(self) -> dict[str, float]:
+        left = self.plan.quiet_budget_s - self.quiet_spent
+        gate = wait_quiet(self.plan.quiet_threshold, max(1.0, min(self.plan.quiet_max_wait_s, left)))
+        self.quiet_spent += gate["waited_s"]
+        return gate
+
+    def measured(self, run: Any) -> dict[str, Any]:
+        """Run ``run()`` once the machine is quiet; note the CPU other processes used."""
+        gate = self.quiet()
+        with CpuMeter() as meter:
+            result: dict[str, Any] = run()
+        result["other_cpu_cores"] = meter.other_cores
+        result["bench_cpu_cores"] = meter.bench_cores
+        result["quiet_wait_s"] = gate["waited_s"]
+        return result
+
     def record(self, scenario: str, contender: str, value: dict[str, Any]) -> None:
         self.results["scenarios"].setdefault(scenario, {})[contender] = value
 
@@ -681,8 +774,9 @@ class Bench:
         run_wrk(url, "post.lua", [body], threads=p.throughput_threads, conns=p.throughput_conns,
                 duration_s=p.warmup_s)
         with RssSampler(pid) as rss:
-            result = run_wrk(url, "post.lua", [body], threads=p.throughput_threads,
-                             conns=p.throughput_conns, duration_s=p.throughput_s)
+            result = self.measured(lambda: run_wrk(
+                url, "post.lua", [body], threads=p.throughput_threads,
+                conns=p.throughput_conns, duration_s=p.throughput_s))
         if pid:
             result["rss_max_mb"] = round(rss.max_kb / 1024, 1)
         log(f"  ({scenario}) {contender}: {result['rps']} req/s, p50 "
@@ -695,8 +789,8 @@ class Bench:
         url = f"http://{HOST}:{port}/v1/chat/completions"
         args = [str(self.body(contender, "slow")), str(p.paced_rate)]
         run_wrk(url, "paced.lua", args, threads=1, conns=p.paced_conns, duration_s=p.warmup_s)
-        result = run_wrk(url, "paced.lua", args, threads=1, conns=p.paced_conns,
-                         duration_s=p.paced_s)
+        result = self.measured(lambda: run_wrk(url, "paced.lua", args, threads=1,
+                                               conns=p.paced_conns, duration_s=p.paced_s))
         result["target_rps"] = p.paced_rate
         log(f"  (b) {contender}: {result['rps']} req/s, p50 {result['latency_ms']['p50']} ms, "
             f"p99 {result['latency_ms']['p99']} ms, errors {result['error_count']}")
@@ -705,7 +799,9 @@ class Bench:
     def streams(self, contender: str, port: int, scenario: str) -> None:
         kind = "stream" if scenario == "c_stream_instant" else "paced"
         body = self.body(contender, kind).read_bytes()
-        result = asyncio.run(_streams(port, body, self.plan.streams, self.plan.stream_rounds))
+        result = self.measured(lambda: asyncio.run(
+            _streams(port, body, self.plan.streams, self.plan.stream_rounds,
+                     self.plan.stream_cap_s)))
         log(f"  ({scenario}) {contender}: TTFB p50 {result['ttfb_ms'].get('p50')} ms, "
             f"total p50 {result['total_ms'].get('p50')} ms, failures {result['failures']}")
         self.record(scenario, contender, result)
@@ -717,11 +813,15 @@ class Bench:
         url = f"http://{HOST}:{port}{path}"
         body = str(self.body(contender, body_kind))
         run_wrk(url, "post.lua", [body], threads=1, conns=1, duration_s=1)
+        gate = self.quiet()
         if pid:
             reset_peak(pid)
-        with RssSampler(pid) as rss:
+        with RssSampler(pid) as rss, CpuMeter() as meter:
             result = run_wrk(url, "post.lua", [body], threads=1, conns=1,
                              duration_s=self.plan.vision_s)
+        result["other_cpu_cores"] = meter.other_cores
+        result["bench_cpu_cores"] = meter.bench_cores
+        result["quiet_wait_s"] = gate["waited_s"]
         if pid:
             result["rss_max_mb"] = round(rss.max_kb / 1024, 1)
             result["peak_rss_mb"] = round(tree_kb(pid, "VmHWM") / 1024, 1)
@@ -749,7 +849,9 @@ class Bench:
         for scenario, port in (("c_stream_instant", UP_STREAM), ("c_stream_paced", UP_PACED)):
             kind = "stream" if scenario == "c_stream_instant" else "paced"
             body = self.body("direct", kind).read_bytes()
-            result = asyncio.run(_streams(port, body, self.plan.streams, self.plan.stream_rounds))
+            result = self.measured(lambda port=port, body=body: asyncio.run(
+                _streams(port, body, self.plan.streams, self.plan.stream_rounds,
+                         self.plan.stream_cap_s)))
             log(f"  ({scenario}) direct: TTFB p50 {result['ttfb_ms'].get('p50')} ms, "
                 f"total p50 {result['total_ms'].get('p50')} ms, failures {result['failures']}")
             self.record(scenario, "direct", result)
@@ -771,6 +873,7 @@ class Bench:
                                       "first_start_ready_s": round(ready_s, 3)}
             usable = {kind: self.check(name, gw.port, kind, "/v1/chat/completions") is None
                       for kind in ("text", "slow", "stream", "paced", "vision")}
+            self.warm(name, gw.port, usable)
             time.sleep(2)
             memory["idle_rss_mb"] = round(tree_kb(pid, "VmRSS") / 1024, 1)
             if usable["text"]:
@@ -811,33 +914,53 @@ class Bench:
         finally:
             self.procs.stop(proc)
 
+    def warm(self, name: str, port: int, usable: dict[str, bool]) -> None:
+        """Lazy imports, JITs and pools: every request kind a few times, then a short load."""
+        t0 = time.perf_counter()
+        for kind, ok in usable.items():
+            if ok:
+                data = self.body(name, kind).read_bytes()
+                for _ in range(3 if kind == "vision" else 10):
+                    http_request(port, "POST", "/v1/chat/completions", data)
+        if usable["text"]:
+            run_wrk(f"http://{HOST}:{port}/v1/chat/completions", "post.lua",
+                    [str(self.body(name, "text"))], threads=1, conns=8,
+                    duration_s=self.plan.gateway_warmup_s)
+        log(f"  {name}: warmed up in {time.perf_counter() - t0:.1f}s")
+
     def run_default_logs(self, gw: Gateway, label: str) -> None:
         log(f"{gw.name}: default log level ({label})")
         proc, _ = self.start_gateway(gw, f"{gw.name}-default-logs")
         try:
             if self.check(gw.name, gw.port, "text", "/v1/chat/completions") is None:
+                self.warm(gw.name, gw.port, {"text": True})
                 self.throughput(gw.name, gw.port, proc.pid, "a_throughput_default_logs")
                 self.results["scenarios"]["a_throughput_default_logs"][gw.name]["log_level"] = label
         finally:
             self.procs.stop(proc)
 
     def cold_starts(self, gw: Gateway) -> None:
+        # The gateway's first start in this run (its main block) warmed the page cache and
+        # the bytecode: it is reported as the discarded run; these are the counted ones.
+        first = self.results["scenarios"].get("f_memory", {}).get(gw.name, {}).get(
+            "first_start_ready_s", 0.0) * 1000
         runs: list[float] = []
         rss: list[float] = []
-        first = 0.0
-        for i in range(self.plan.cold_runs + 1):
-            proc, ready_s = self.start_gateway(gw, f"{gw.name}-cold")
+        others: list[float] = []
+        for _ in range(self.plan.cold_runs):
+            self.quiet()
+            with CpuMeter() as meter:
+                proc, ready_s = self.start_gateway(gw, f"{gw.name}-cold")
+            others.append(meter.other_cores)
             rss.append(round(tree_kb(proc.pid, "VmRSS") / 1024, 1))
             self.procs.stop(proc)
-            if i > 0:  # the first spawn warms the page cache and bytecode; not counted
-                runs.append(ready_s * 1000)
-            else:
-                first = ready_s * 1000
+            runs.append(ready_s * 1000)
             time.sleep(0.5)
-        result = {"runs_ms": [round(r, 1) for r in runs], "median_ms": round(statistics.median(runs), 1),
+        result = {"runs_ms": [round(r, 1) for r in runs],
+                  "median_ms": round(statistics.median(runs), 1),
                   "min_ms": round(min(runs), 1), "max_ms": round(max(runs), 1),
-                  "discarded_first_ms": round(first, 1), "rss_at_ready_mb": rss[1:],
-                  "health": gw.health}
+                  "discarded_first_ms": round(first, 1), "rss_at_ready_mb": rss,
+                  "health": gw.health, "other_cpu_cores": max(others)}
         log(f"  (e) {gw.name}: cold start median {result['median_ms']} ms {result['runs_ms']}")
         self.record("e_cold_start", gw.name, result)
 
@@ -861,9 +984,12 @@ class Bench:
                 time.sleep(1)
                 raw = WORK / "profile.raw.txt"
                 svg = WORK / "profile.svg"
+                # --gil: only the thread running Python code is sampled, so threads that
+                # wait (the SQLite worker thread polling its queue, thread pools) do not
+                # pass for hot spots. The flame graph below keeps every non-idle thread.
                 rec = subprocess.run([str(PY_SPY), "record", "--pid", str(proc.pid), "-d",
-                                      str(p.profile_s), "-r", "200", "--function", "-f", "raw",
-                                      "-o", str(raw)], capture_output=True, text=True)
+                                      str(p.profile_s), "-r", "200", "--function", "--gil",
+                                      "-f", "raw", "-o", str(raw)], capture_output=True, text=True)
                 rec2 = subprocess.run([str(PY_SPY), "record", "--pid", str(proc.pid), "-d",
                                        str(p.profile_s), "-r", "200", "-f", "flamegraph",
                                        "-o", str(svg)], capture_output=True, text=True)
@@ -888,6 +1014,7 @@ class Bench:
 
     def run(self) -> None:
         started = time.time()
+        ticks_before = _all_ticks()
         self.results["meta"] = machine_meta(self.plan)
         self.prepare()
         self.results["meta"]["aperture_anthropic"] = (
@@ -912,6 +1039,38 @@ class Bench:
             self.profile(ap)
         self.results["meta"]["nginx_rss_mb"] = round(tree_kb(self.nginx.pid, "VmRSS") / 1024, 1)
         self.results["meta"]["wall_s"] = round(time.time() - started, 1)
+        self.results["meta"]["quiet_wait_total_s"] = round(self.quiet_spent, 1)
+        self.results["meta"]["other_processes"] = _other_processes(ticks_before,
+                                                                   time.time() - started)
+
+
+def _all_ticks() -> dict[int, tuple[int, str]]:
+    out: dict[int, tuple[int, str]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                cmd = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ")
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            out[int(entry)] = (int(fields[11]) + int(fields[12]),
+                               cmd.decode(errors="replace").strip()[:120])
+    return out
+
+
+def _other_processes(before: dict[int, tuple[int, str]], seconds: float) -> list[dict[str, Any]]:
+    """Processes outside the bench that used the most CPU during the run (still alive)."""
+    ours = set(tree(os.getpid()))
+    rows = []
+    for pid, (ticks, cmd) in _all_ticks().items():
+        if pid in ours or not cmd:
+            continue
+        used = ticks - before.get(pid, (0, ""))[0]
+        if used > 0:
+            rows.append({"pid": pid, "cpu_s": round(used / HZ, 1), "cmd": cmd})
+    rows.sort(key=lambda r: -r["cpu_s"])
+    return [r for r in rows[:6] if r["cpu_s"] >= 1.0]
 
 
 # --------------------------------------------------------------------------- profile
@@ -944,10 +1103,13 @@ def summarize_profile(raw: Path, top: int = 15) -> dict[str, Any]:
         if stack and count.isdigit():
             by_package[_package(stack.split(";")[-1])] = by_package.get(
                 _package(stack.split(";")[-1]), 0) + int(count)
+    own = {k: v for k, v in incl_counts.items()
+           if "aperture/" in k.partition(" (")[2] and not k.startswith(("main ", "_serve "))}
     return {
         "samples": total,
         "self": rows(self_counts),
         "inclusive": rows(incl_counts),
+        "aperture_inclusive": rows(own),
         "self_by_package": [{"package": k, "share_pct": round(100 * v / total, 1)}
                             for k, v in sorted(by_package.items(), key=lambda kv: -kv[1])[:12]],
     }
@@ -966,10 +1128,12 @@ def _short_frame(frame: str) -> str:
 
 def _package(frame: str) -> str:
     short = _short_frame(frame)
-    where = short.partition(" (")[2].rstrip(")")
+    where = short.partition(" (")[2].rstrip(")").split(":", 1)[0]
     if not where:
         return "(native/unknown)"
-    return where.split("/", 1)[0] if "/" in where else where
+    if "/" in where:
+        return where.split("/", 1)[0]
+    return f"stdlib {where.removesuffix('.py')}" if where.endswith(".py") else where
 
 
 # --------------------------------------------------------------------------- metadata

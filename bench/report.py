@@ -46,9 +46,10 @@ class Row:
 
     def ratio(self, a: str, b: str) -> str:
         x, y = self.values.get(a), self.values.get(b)
-        if not isinstance(x, int | float) or not isinstance(y, int | float) or y == 0:
+        if not isinstance(x, int | float) or not isinstance(y, int | float) or x <= 0 or y <= 0:
             return "—"
-        return f"{x / y:.2f}×"
+        r = x / y
+        return f"{r:.2f}×" if 0.1 <= r < 100 else f"{r:.3g}×"
 
 
 def _lat(scen: dict[str, Any], contender: str, key: str, *path: str) -> Any:
@@ -136,7 +137,8 @@ def build_rows(results: dict[str, Any]) -> list[Row]:
         better="lower", unit="ms", ratio_direct=False, digits=0, notes={"direct": "—"}))
 
     f = s.get("f_memory", {})
-    for metric, key in (("idle RSS (after 1 request)", "idle_rss_mb"),
+    for metric, key in (("RSS at ready (no request yet)", "ready_rss_mb"),
+                        ("idle RSS (after warm-up)", "idle_rss_mb"),
                         ("loaded RSS (max during (a))", "loaded_rss_mb"),
                         ("session peak RSS", "session_peak_rss_mb")):
         rows.append(Row("(f) memory of the gateway process", metric, {
@@ -166,10 +168,13 @@ def _profile_md(profile: dict[str, Any] | None) -> str:
     if "error" in profile:
         return f"py-spy failed: `{profile['error']}`\n"
     lines = [
-        f"py-spy 0.4, 200 Hz, {profile.get('samples')} samples of the Aperture process while "
-        f"wrk ran scenario (a) against it ({profile.get('rps_while_profiling')} req/s while "
-        "sampled). Idle (waiting in epoll) samples are excluded, so shares are of busy time. "
-        f"Flame graph: `{profile.get('svg')}`; collapsed stacks: `{profile.get('raw')}`.",
+        f"py-spy 0.4 `record --gil --function`, 200 Hz, {profile.get('samples')} samples of "
+        "the Aperture process while wrk ran scenario (a) against it "
+        f"({profile.get('rps_while_profiling')} req/s while sampled, py-spy included). "
+        "`--gil` keeps only the thread holding the GIL: shares are of the time Python code runs "
+        "(waiting threads, epoll and C code that releases the GIL are not counted). "
+        f"Flame graph of every non-idle thread: `{profile.get('svg')}`; collapsed stacks: "
+        f"`{profile.get('raw')}`.",
         "",
         "Top functions by **self** time (the frame on top of the stack):",
         "",
@@ -178,14 +183,52 @@ def _profile_md(profile: dict[str, Any] | None) -> str:
     ]
     for i, row in enumerate(profile.get("self", [])[:10], 1):
         lines.append(f"| {i} | `{row['frame']}` | {row['share_pct']}% |")
-    lines += ["", "Top functions by **inclusive** time (anywhere on the stack):", "",
+    lines += ["", "Aperture's own functions by **inclusive** time (anywhere on the stack; the "
+              "CLI and server entry frames, 100% by construction, left out):", "",
               "| # | function (file) | share of samples |", "|---:|---|---:|"]
-    for i, row in enumerate(profile.get("inclusive", [])[:15], 1):
+    own = [r for r in profile.get("aperture_inclusive", [])
+           if r["share_pct"] < 99.5]
+    for i, row in enumerate(own[:12], 1):
         lines.append(f"| {i} | `{row['frame']}` | {row['share_pct']}% |")
     lines += ["", "Self time by package:", "", "| package | share |", "|---|---:|"]
     for row in profile.get("self_by_package", []):
         lines.append(f"| `{row['package']}` | {row['share_pct']}% |")
     return "\n".join(lines) + "\n"
+
+
+def _rounds(results: dict[str, Any]) -> str:
+    out = []
+    for key in ("c_stream_instant", "c_stream_paced"):
+        for c, v in results.get("scenarios", {}).get(key, {}).items():
+            if isinstance(v, dict) and "rounds" in v:
+                out.append(f"{key[2:]} {c} {v['rounds']}")
+    return ", ".join(out) or "n/a"
+
+
+def _interference(results: dict[str, Any]) -> str:
+    rows = ["| scenario | direct | Aperture | LiteLLM |", "|---|---:|---:|---:|"]
+    worst = 0.0
+    for scen, entries in results.get("scenarios", {}).items():
+        cells = []
+        for c in ("direct", "aperture", "litellm"):
+            v = _get(entries, c, "other_cpu_cores")
+            if isinstance(v, int | float):
+                worst = max(worst, v)
+                cells.append(f"{v:.2f}" + (" ⚠" if v >= 0.3 else ""))
+            else:
+                cells.append("—")
+        rows.append(f"| {scen} | " + " | ".join(cells) + " |")
+    others = results.get("meta", {}).get("other_processes") or []
+    tail = ""
+    if others:
+        tail = "\n\nBusiest other processes still alive at the end of the run (CPU seconds " \
+               "during the run):\n\n" + "\n".join(f"- {o['cpu_s']} s: `{o['cmd']}`"
+                                                  for o in others)
+    verdict = ("No measurement saw more than 0.3 CPU of outside load." if worst < 0.3 else
+               f"⚠ marks measurements that shared the CPUs with ≥ 0.3 CPU of outside load "
+               f"(worst {worst:.2f}); their figures are pessimistic for every contender hit, "
+               "so rerun on a quiet machine before quoting them.")
+    return "\n".join(rows) + "\n\n" + verdict + tail
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -221,7 +264,9 @@ process, or added latency is zero by definition).
   kernel {meta.get('kernel')}. Load generator, upstream and gateway share these CPUs (no pinning).
 - Aperture: `{meta.get('aperture')}`, commit {meta.get('aperture_commit')} (working tree as it was),
   Python {meta.get('python')}, uvicorn + uvloop + httptools, **one process**,
-  `--log-level warning`.
+  `--log-level warning`, default storage (SQLite `aperture.db` under `bench/work`, emptied
+  before the run; Aperture records its per-request audit there, while LiteLLM without a
+  database records nothing).
 - LiteLLM proxy: `{meta.get('litellm')}` (`litellm[proxy]` from PyPI in `bench/.venv-litellm`),
   `litellm --num_workers 1`, no database, `LITELLM_LOCAL_MODEL_COST_MAP=True`,
   `LITELLM_LOG=WARNING` (the same log level as Aperture; it also silences uvicorn's access log).
@@ -231,8 +276,11 @@ process, or added latency is zero by definition).
 ## Method
 
 - **Upstream** (all three contenders hit the same one): {up.get('server')}. Ports:
-  {up.get('ports')}. It answers a canned Chat Completions JSON at once (`return 200`), the same
-  after {int(1000 * (up.get('delay_s') or 0))} ms (`echo_sleep`), a canned SSE stream at once,
+  {', '.join(f"{k} :{v}" for k, v in (up.get('ports') or {}).items())}. Each reads the whole
+  request body first (`echo_read_request_body`; a `return 200` that answers before the body is
+  read would make 5 MB uploads meaningless) and answers a canned Chat Completions JSON at once,
+  the same after {int(1000 * (up.get('delay_s') or 0))} ms (`echo_sleep`), a canned SSE stream
+  at once,
   a paced SSE stream (first event after {int(1000 * (up.get('delay_s') or 0))} ms, then
   {up.get('paced_chunks')} content events {int(1000 * (up.get('paced_gap_s') or 0))} ms apart,
   then finish, usage and `[DONE]`), and a canned Anthropic Messages JSON. nginx in C with one
@@ -256,7 +304,9 @@ process, or added latency is zero by definition).
   measured in this run (percentiles of a difference are not differences of percentiles: read
   p99 as indicative).
 - **(c)** a Python asyncio + aiohttp client (`harness.py::_streams`) opens {plan.get('streams')}
-  streams at once, {plan.get('stream_rounds')} rounds after one discarded round. TTFB = from
+  streams at once, {plan.get('stream_rounds')} rounds after one discarded round (fewer, but at
+  least 2, when a contender needs more than {plan.get('stream_cap_s')} s: rounds run —
+  {_rounds(results)}). TTFB = from
   sending the request to the first non-empty body chunk; total = until the stream ends. The
   client runs on the same 2 CPUs as everything else, which inflates all three equally.
 - **(d)** a real {img.get('bytes', 0) / 1e6:.2f} MB JPEG of random noise
@@ -265,13 +315,28 @@ process, or added latency is zero by definition).
   `wrk -t1 -c1 -d{plan.get('vision_s')}s` (sequential). Peak RSS = VmHWM of the gateway
   process (sum over its process tree), reset with `/proc/<pid>/clear_refs` just before the run.
   (d′) sends the same image to a model whose upstream speaks Anthropic Messages; the direct
-  path sends the Anthropic-native body straight to it. Aperture: {results.get('scenarios', {}).get('d_vision_anthropic', {}).get('aperture', {}).get('na', 'measured')}.
+  path sends the Anthropic-native body straight to it. Aperture: {results.get('scenarios', {}).get('d_vision_anthropic', {}).get('aperture', {}).get('na', 'measured (its config accepted a `kind: anthropic` provider, and the pre-check answered 200)')}.
 - **(e)** wall time from `Popen` of the gateway command until `GET /healthz` (Aperture) or
   `GET /health/liveliness` (LiteLLM) answers 200, polled every 10 ms; median of
-  {plan.get('cold_runs')} runs after one discarded run (page cache, bytecode).
-- **(f)** VmRSS of the gateway process tree from `/proc`: idle = 2 s after the first request;
+  {plan.get('cold_runs')} runs; the gateway's first start of the run (which warms the page
+  cache and bytecode) is discarded.
+- **Warm-up**: after start, each gateway gets every request kind 10 times (vision 3) and
+  {plan.get('gateway_warmup_s')} s of `wrk -c8` before anything is measured (LiteLLM loads
+  features lazily: its first requests take seconds).
+- **(f)** VmRSS of the gateway process tree from `/proc`: ready = when health first answers;
+  idle = 2 s after the warm-up;
   loaded = maximum sampled every 100 ms during (a); session peak = the largest of that and the
   VmHWM readings after (d) and (d′). Upstream nginx RSS at the end: {meta.get('nginx_rss_mb')} MB.
+
+## Interference from the rest of the machine
+
+The machine is shared: other processes (test runs, installs) can take CPU during a
+measurement. Before each measurement the harness waits (up to {plan.get('quiet_max_wait_s')} s
+each, {plan.get('quiet_budget_s')} s per run; {meta.get('quiet_wait_total_s')} s were spent)
+until other processes use less than {plan.get('quiet_threshold')} CPU for one second, and it
+records how much CPU they used *during* each measurement (out of {meta.get('nproc')}):
+
+{_interference(results)}
 
 Pre-checks (each contender must answer 200, and streams must end with `[DONE]`, before it is
 measured):
@@ -300,12 +365,14 @@ def chart(results: dict[str, Any], path: Path) -> None:
         return float(x) if isinstance(x, int | float) else 0.0
 
     def bars(ax: Any, groups: list[str], series: dict[str, list[Any]], title: str,
-             ylabel: str) -> None:
+             ylabel: str, log: bool = False) -> None:
+        if log:
+            ax.set_yscale("log")
         n = len(series)
         width = 0.8 / max(n, 1)
         for i, (name, values) in enumerate(series.items()):
             xs = [g + (i - (n - 1) / 2) * width for g in range(len(groups))]
-            heights = [num(v) for v in values]
+            heights = [num(v) if not log or num(v) > 0 else float("nan") for v in values]
             rects = ax.bar(xs, heights, width, label=labels.get(name, name),
                            color=colors.get(name))
             for rect, v in zip(rects, values, strict=True):
@@ -322,10 +389,10 @@ def chart(results: dict[str, Any], path: Path) -> None:
         return _get(s.get(scen, {}).get(c, {}), *keys)
 
     cs = ("direct", "aperture", "litellm")
-    bars(axes[0][0], ["info-free (warning)", "default logs"],
+    bars(axes[0][0], ["log level warning", "default log level"],
          {c: [g("a_throughput", c, "rps"),
               g("a_throughput_default_logs", c, "rps") if c != "direct" else None] for c in cs},
-         "(a) throughput, c=64 (higher is better)", "requests/s")
+         "(a) throughput, c=64 (higher is better; log scale)", "requests/s", log=True)
     base = {p: g("b_paced_50ms", "direct", "latency_ms", p) for p in ("p50", "p99")}
     added = {c: [num(g("b_paced_50ms", c, "latency_ms", p)) - num(base[p])
                  if isinstance(g("b_paced_50ms", c, "latency_ms", p), int | float) else None
@@ -336,11 +403,11 @@ def chart(results: dict[str, Any], path: Path) -> None:
                       "paced total p50"],
          {c: [g("c_stream_instant", c, "ttfb_ms", "p50"), g("c_stream_instant", c, "total_ms", "p50"),
               g("c_stream_paced", c, "ttfb_ms", "p50"), g("c_stream_paced", c, "total_ms", "p50")]
-          for c in cs}, "(c) 100 concurrent streams (lower is better)", "ms")
+          for c in cs}, "(c) 100 concurrent streams (lower is better; log scale)", "ms", log=True)
     bars(axes[1][0], ["→ OpenAI-compat p50", "→ Anthropic p50"],
          {c: [g("d_vision_openai", c, "latency_ms", "p50"),
               g("d_vision_anthropic", c, "latency_ms", "p50")] for c in cs},
-         "(d) 4 MB JPEG data URI, sequential (lower is better)", "ms")
+         "(d) 4 MB JPEG data URI, sequential (lower is better; log scale)", "ms", log=True)
     bars(axes[1][1], ["cold start"],
          {c: [num(g("e_cold_start", c, "median_ms")) / 1000] for c in ("aperture", "litellm")},
          "(e) spawn → health 200 (lower is better)", "seconds")
