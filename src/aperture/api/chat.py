@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import AsyncGenerator, Callable
-from typing import NamedTuple
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import NamedTuple, TypeVar
 
 import anyio
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 
-from aperture.api.accounting import record, text_portions
+from aperture.api.accounting import image_descriptors, record, text_portions
 from aperture.api.auth import authenticate
 from aperture.api.body import ClientDisconnect, read_body
 from aperture.api.render import error_response
@@ -32,6 +32,8 @@ from aperture.pipeline import RequestAttempts, RequestContext
 from aperture.routing.dispatch import EventStream
 from aperture.services import Services
 from aperture.storage.audit_writer import AuditWriter
+
+T = TypeVar("T")
 
 __all__ = ["ANTHROPIC", "C1", "OPENAI", "ClientDialect", "chat_endpoint", "new_request_id"]
 
@@ -122,7 +124,9 @@ async def _complete(
 ) -> Response:
     assert ctx.resolution is not None, "ResolveModel runs first"
     attempts = RequestAttempts(ctx, services.images)
-    response = await services.router.complete(chat, ctx.resolution, ctx.options, attempts)
+    response = await _while_hashing(
+        ctx, services.router.complete(chat, ctx.resolution, ctx.options, attempts)
+    )
     ctx.usage = response.usage
     if response.usage is not None:
         ctx.reported_image_tokens = response.usage.image_tokens
@@ -141,7 +145,9 @@ async def _stream(
     attempts = RequestAttempts(ctx, services.images)
     # Opening waits for the provider's status and first event, so early failures are still
     # proper HTTP errors (or fail over to the next target).
-    stream = await services.router.open_stream(chat, ctx.resolution, ctx.options, attempts)
+    stream = await _while_hashing(
+        ctx, services.router.open_stream(chat, ctx.resolution, ctx.options, attempts)
+    )
     renderer = dialect.stream_renderer(
         f"chatcmpl-{ctx.request_id[4:]}", int(time.time()), chat.model, chat.include_usage
     )
@@ -169,6 +175,29 @@ async def _relay(
         with anyio.CancelScope(shield=True):
             await stream.aclose()
             await record(ctx, status, code, audit)
+
+
+async def _while_hashing(ctx: RequestContext, work: Awaitable[T]) -> T:
+    """``work``'s result, with the images hashed for the audit while the provider works
+    rather than after the answer (hashlib releases the GIL, so it runs in parallel)."""
+    if not ctx.images:
+        return await work
+    outcome: list[T] = []
+    failure: list[BaseException] = []
+
+    async def run() -> None:
+        try:
+            outcome.append(await work)
+        except GatewayError as error:
+            # Raised after the group, so the client's error is not wrapped in a group.
+            failure.append(error)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(image_descriptors, ctx)
+        group.start_soon(run)
+    if failure:
+        raise failure[0]
+    return outcome[0]
 
 
 def _routed_headers(ctx: RequestContext) -> dict[str, str]:

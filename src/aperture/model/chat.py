@@ -158,6 +158,8 @@ class ChatRequest(msgspec.Struct, frozen=True):
 
     def images(self) -> list[tuple[int, int, Image]]:
         """Every image with the indexes of its message and part, in request order."""
+        if all(isinstance(m.content, str | None) for m in self.messages):
+            return []  # the common text-only request: no per-part walk
         return [
             (m, p, part)
             for m, message in enumerate(self.messages)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import cast
 
 from aperture.errors import UpstreamUnavailableError
 from aperture.model import ChatRequest, ChatResponse, StreamEvent, Target
@@ -101,9 +102,10 @@ class Dispatcher:
 
 async def _built(provider: Provider, request: ChatRequest, target: Target) -> UpstreamRequest:
     built = provider.build_request(request, target)
-    if isinstance(provider, Authorizes):
+    # hasattr, not isinstance() on a runtime Protocol, which walks every member per call.
+    if hasattr(provider, "authorize"):
         # Signed per attempt: signatures expire, and credentials may have been refreshed.
-        built = await provider.authorize(built, target)
+        built = await cast(Authorizes, provider).authorize(built, target)
     return built
 
 
