@@ -99,3 +99,23 @@ def image_server_app() -> Starlette:
             Route("/redirect-private", to_private),
         ]
     )
+
+
+def stalling_app() -> Starlette:
+    """An OpenAI-style stream that sends one chunk, then nothing for ten seconds."""
+
+    async def chat(request: Request) -> StreamingResponse:
+        await request.body()
+
+        async def chunks():  # type: ignore[no-untyped-def]
+            yield (
+                'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m",'
+                '"choices":[{"index":0,"delta":{"role":"assistant","content":"first "},'
+                '"finish_reason":null}]}\n\n'
+            )
+            await anyio.sleep(10)
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(chunks(), media_type="text/event-stream")
+
+    return Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])

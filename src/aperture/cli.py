@@ -122,6 +122,9 @@ def _serve(args: argparse.Namespace) -> int:
     )
     if open_access:
         print("auth: none - the gateway is open, bound to loopback only", file=sys.stderr)
+    from aperture.runtime import tune_allocator
+
+    tune_allocator()
     public, admin = create_apps(settings)
     _run(_serve_both(public, admin, settings))
     return 0

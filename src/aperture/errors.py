@@ -25,6 +25,7 @@ enter (``raise ... from``) and rendered once, where they leave, in the client's 
     ├── ModelNotAllowedError             403 model_not_allowed
     ├── NotFoundError                    404 not_found                (no such endpoint or record)
     │   └── ModelNotFoundError           404 model_not_found
+    ├── ConflictError                    409 conflict                 (admin: the id exists)
     ├── RateLimitExceededError           429 rate_limit_exceeded
     ├── BudgetExceededError              429 budget_exceeded
     └── UpstreamError                    502 upstream_error           (the provider failed us)
@@ -44,6 +45,7 @@ from typing import ClassVar
 
 __all__ = [
     "BudgetExceededError",
+    "ConflictError",
     "GatewayError",
     "ImageDecodeError",
     "ImageFetchFailedError",
@@ -186,6 +188,12 @@ class NotFoundError(GatewayError):
 
 class ModelNotFoundError(NotFoundError):
     code = "model_not_found"
+
+
+class ConflictError(GatewayError):
+    status = 409
+    type = "invalid_request_error"
+    code = "conflict"
 
 
 class RateLimitExceededError(GatewayError):

@@ -18,6 +18,7 @@ from aperture.routing.dispatch import Dispatcher
 from aperture.routing.live import LiveCatalog
 from aperture.routing.retry import RetryPolicy
 from aperture.routing.router import Router
+from aperture.routing.sync import CatalogSync
 from aperture.settings import Settings
 from aperture.storage import Storage, open_storage
 from aperture.storage.audit_writer import AuditWriter
@@ -31,6 +32,7 @@ __all__ = ["Services", "open_services"]
 class Services:
     settings: Settings
     catalog: LiveCatalog
+    sync: CatalogSync
     pipeline: Pipeline
     images: ImagePreparer
     router: Router
@@ -65,11 +67,15 @@ async def open_services(settings: Settings, stack: AsyncExitStack, group: TaskGr
     stack.push_async_callback(audit.stop)
     group.start_soon(keys.watch)
     catalog = LiveCatalog(Catalog.from_settings(settings))
+    sync = CatalogSync(settings, storage.routes, storage.models, catalog)
+    await sync.seed()
+    group.start_soon(sync.watch)
     limiter = anyio.CapacityLimiter(os.cpu_count() or 1)
     target_limits = TargetLimits(settings.providers)
     return Services(
         settings=settings,
         catalog=catalog,
+        sync=sync,
         pipeline=build_pipeline(catalog, settings.images, fetcher, limiter, target_limits),
         images=ImagePreparer(settings.images, limiter, target_limits),
         router=Router(Dispatcher(client), SharedBreakers(storage.counters), RetryPolicy()),

@@ -242,3 +242,104 @@ def test_two_instances_sharing_postgres_see_each_others_keys(
     finally:
         for generator in (first, second):
             generator.close()
+
+
+SEED_ROUTE = {
+    "id": "vision-route",
+    "model_pattern": "gpt-4o*",
+    "strategy": "weighted",
+    "providers": [
+        {"provider": "emu", "model": "emulator-vision", "weight": 60},
+        {"provider": "claude-emu", "model": "claude-sonnet-4-5", "weight": 30},
+        {"provider": "gemini-emu", "model": "gemini-2.5-flash", "weight": 10},
+    ],
+}
+
+
+def test_routes_are_edited_live_in_the_seeds_shape(gateway: Gateway) -> None:
+    master = "sk-master"
+    assert gateway.chat(master, model="gpt-4o-live").status_code == 404
+    created = gateway.admin_call("POST", "/v1/admin/routes", json=SEED_ROUTE)
+    assert created.status_code == 201, created.text
+    served = {
+        gateway.chat(master, model="gpt-4o-live").headers["x-aperture-provider"] for _ in range(30)
+    }
+    assert served <= {"emu", "claude-emu", "gemini-emu"}
+    assert len(served) >= 2
+    assert (
+        gateway.admin_call("GET", "/v1/admin/routes/vision-route").json()["strategy"] == "weighted"
+    )
+    assert "vision-route" in gateway.admin_call("GET", "/v1/admin/routes").text
+
+    only_claude = {**SEED_ROUTE, "strategy": "priority", "providers": SEED_ROUTE["providers"][1:2]}
+    assert (
+        gateway.admin_call("PUT", "/v1/admin/routes/vision-route", json=only_claude).status_code
+        == 200
+    )
+    assert gateway.chat(master, model="gpt-4o-live").headers["x-aperture-provider"] == "claude-emu"
+
+    assert gateway.admin_call("POST", "/v1/admin/routes", json=SEED_ROUTE).status_code == 409
+    assert gateway.admin_call("DELETE", "/v1/admin/routes/vision-route").status_code == 200
+    assert gateway.chat(master, model="gpt-4o-live").status_code == 404
+    assert gateway.admin_call("DELETE", "/v1/admin/routes/vision-route").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({**SEED_ROUTE, "id": "r1", "colour": "red"}, None),
+        (
+            {**SEED_ROUTE, "id": "r2", "providers": [{"provider": "nowhere"}]},
+            "providers[0].provider",
+        ),
+        ({**SEED_ROUTE, "id": "r3", "strategy": "random"}, "strategy"),
+        ({"id": "r4", "model_pattern": "x"}, "providers"),
+    ],
+)
+def test_bad_routes_are_refused_with_the_field(
+    gateway: Gateway, body: dict[str, Any], param: str | None
+) -> None:
+    response = gateway.admin_call("POST", "/v1/admin/routes", json=body)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["param"] == param or "unknown field" in error["message"].lower()
+
+
+def test_models_are_added_live_and_listed(gateway: Gateway) -> None:
+    model = {
+        "name": "added-live",
+        "provider": "emu",
+        "upstream_model": "emulator-vision",
+        "capabilities": ["vision"],
+    }
+    assert gateway.admin_call("POST", "/v1/admin/models", json=model).status_code == 201
+    response = gateway.chat("sk-master", model="added-live")
+    assert response.status_code == 200
+    assert "#1 image/jpeg 64x48" in response.json()["choices"][0]["message"]["content"]
+    listed = httpx.get(f"{gateway.public}/v1/models", headers=MASTER).json()["data"]
+    assert "added-live" in {m["id"] for m in listed}
+    assert gateway.admin_call("DELETE", "/v1/admin/models/added-live").status_code == 200
+    assert gateway.chat("sk-master", model="added-live").status_code == 404
+
+
+def test_routes_survive_a_restart_and_reach_every_instance(
+    gateway_settings: Settings,
+    fresh_postgres_url: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    first = run_gateway(locked(gateway_settings, fresh_postgres_url, tmp_path / "a"))
+    one = next(first)
+    second = run_gateway(locked(gateway_settings, fresh_postgres_url, tmp_path / "b"))
+    two = next(second)
+    try:
+        route = {**SEED_ROUTE, "id": "shared", "model_pattern": "shared-*", "strategy": "priority"}
+        assert one.admin_call("POST", "/v1/admin/routes", json=route).status_code == 201
+        eventually(lambda: two.chat("sk-master", model="shared-x").status_code == 200, timeout_s=2)
+    finally:
+        first.close()
+    third = run_gateway(locked(gateway_settings, fresh_postgres_url, tmp_path / "c"))
+    try:
+        assert next(third).chat("sk-master", model="shared-x").status_code == 200
+    finally:
+        second.close()
+        third.close()

@@ -6,8 +6,9 @@ Admin bodies reject unknown fields: a typo in a key's limits must fail, not be i
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 from starlette.applications import Starlette
@@ -22,6 +23,7 @@ from aperture.api.models import model_entry
 from aperture.dialects.decoding import decode_request
 from aperture.dialects.openai.outbound import render_error
 from aperture.errors import (
+    ConflictError,
     GatewayError,
     InvalidApiKeyError,
     InvalidRequestError,
@@ -29,7 +31,14 @@ from aperture.errors import (
 )
 from aperture.governance.keys import INVALID_KEY_MESSAGE
 from aperture.services import Services
-from aperture.storage import ApiKey, AuditQuery
+from aperture.settings import ModelSettings, RouteSettings
+from aperture.storage import (
+    ApiKey,
+    AuditQuery,
+    DocumentStore,
+    RecordExistsError,
+    RecordNotFoundError,
+)
 from aperture.storage.records import BudgetPeriod
 
 __all__ = ["create_admin_app"]
@@ -65,7 +74,10 @@ def create_admin_app() -> Starlette:
             Route("/v1/admin/keys", _keys, methods=["GET", "POST"]),
             Route("/v1/admin/keys/{key_id}", _key, methods=["GET", "DELETE"]),
             Route("/v1/admin/audit", _audit, methods=["GET"]),
-            Route("/v1/admin/models", _models, methods=["GET"]),
+            Route("/v1/admin/models", _models, methods=["GET", "POST"]),
+            Route("/v1/admin/models/{doc_id}", _model, methods=["GET", "PUT", "DELETE"]),
+            Route("/v1/admin/routes", _routes, methods=["GET", "POST"]),
+            Route("/v1/admin/routes/{doc_id}", _route, methods=["GET", "PUT", "DELETE"]),
         ],
         exception_handlers={HTTPException: _http_error},
     )
@@ -195,12 +207,110 @@ def _time(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+class _Documents(NamedTuple):
+    """One kind of stored definition: routes or models."""
+
+    noun: str
+    kind: type[RouteSettings] | type[ModelSettings]
+    store: Callable[[Services], DocumentStore]
+    doc_id: Callable[[Any], str]
+
+
+_ROUTES = _Documents("route", RouteSettings, lambda s: s.storage.routes, lambda r: r.id)
+_MODELS = _Documents("model", ModelSettings, lambda s: s.storage.models, lambda m: m.name)
+
+
+async def _routes(request: Request) -> Response:
+    return await _collection(request, _ROUTES)
+
+
+async def _route(request: Request) -> Response:
+    return await _document(request, _ROUTES)
+
+
 async def _models(request: Request) -> Response:
+    if request.method == "GET" and request.query_params.get("view") == "catalog":
+        return await _catalog_models(request)
+    return await _collection(request, _MODELS)
+
+
+async def _model(request: Request) -> Response:
+    return await _document(request, _MODELS)
+
+
+async def _collection(request: Request, docs: _Documents) -> Response:
     try:
         services = _services(request)
-        return _json(
-            {"data": [model_entry(e, services, True) for e in services.catalog.current.entries]}
-        )
+        store = docs.store(services)
+        if request.method == "GET":
+            return _json({"data": [msgspec.Raw(d.body) for d in await store.list()]})
+        value = await _definition(request, docs, services)
+        try:
+            await store.put(docs.doc_id(value), _encode(value), mode="create")
+        except RecordExistsError as exc:
+            raise ConflictError(
+                f"A {docs.noun} {docs.doc_id(value)!r} exists; PUT it to change it."
+            ) from exc
+        await services.sync.refresh()
+        return _json(value, 201)
+    except GatewayError as error:
+        return _error(error)
+
+
+async def _document(request: Request, docs: _Documents) -> Response:
+    try:
+        services = _services(request)
+        store = docs.store(services)
+        doc_id = request.path_params["doc_id"]
+        if request.method == "GET":
+            found = await store.get(doc_id)
+            if found is None:
+                raise NotFoundError(f"There is no {docs.noun} {doc_id!r}.")
+            return _json(msgspec.Raw(found.body))
+        if request.method == "DELETE":
+            if not await store.delete(doc_id):
+                raise NotFoundError(f"There is no {docs.noun} {doc_id!r}.")
+            await services.sync.refresh()
+            return _json({"id": doc_id, "deleted": True})
+        value = await _definition(request, docs, services)
+        if docs.doc_id(value) != doc_id:
+            field = "id" if docs is _ROUTES else "name"
+            raise InvalidRequestError(f"The {field} must be {doc_id!r}.", param=field)
+        try:
+            await store.put(doc_id, _encode(value), mode="replace")
+        except RecordNotFoundError as exc:
+            raise NotFoundError(f"There is no {docs.noun} {doc_id!r}; POST it.") from exc
+        await services.sync.refresh()
+        return _json(value)
+    except GatewayError as error:
+        return _error(error)
+
+
+async def _definition(
+    request: Request, docs: _Documents, services: Services
+) -> RouteSettings | ModelSettings:
+    body = await read_body(request, _MAX_ADMIN_BODY)
+    value, _ = decode_request(body, msgspec.json.Decoder(docs.kind))
+    known = sorted(p.name for p in services.settings.providers)
+    if isinstance(value, RouteSettings):
+        if not value.providers:
+            raise InvalidRequestError("A route needs at least one provider.", param="providers")
+        named = [(f"providers[{i}].provider", t.provider) for i, t in enumerate(value.providers)]
+    else:
+        named = [("provider", value.provider)]
+    for param, provider in named:
+        if provider not in known:
+            raise InvalidRequestError(
+                f"Unknown provider {provider!r} (configured: {', '.join(known)}).", param=param
+            )
+    return value
+
+
+async def _catalog_models(request: Request) -> Response:
+    try:
+        services = _services(request)
+        entries = services.catalog.current.entries
+        return _json({"data": [model_entry(e, services, True) for e in entries]})
     except GatewayError as error:
         return _error(error)
 

@@ -111,4 +111,8 @@ async def _built(provider: Provider, request: ChatRequest, target: Target) -> Up
 
 def _timeouts(target: Target) -> Timeouts:
     settings = target.provider
-    return Timeouts(connect_s=settings.connect_timeout_s, total_s=settings.timeout_s)
+    return Timeouts(
+        connect_s=settings.connect_timeout_s,
+        total_s=settings.timeout_s,
+        idle_s=settings.idle_timeout_s,
+    )

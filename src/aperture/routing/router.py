@@ -15,7 +15,12 @@ from typing import Protocol, TypeVar
 
 import anyio
 
-from aperture.errors import GatewayError, UpstreamError, UpstreamUnavailableError
+from aperture.errors import (
+    GatewayError,
+    UpstreamError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+)
 from aperture.model import ChatRequest, ChatResponse, Target
 from aperture.routing.breaker import Breakers
 from aperture.routing.catalog import Resolution, TargetOption
@@ -87,14 +92,22 @@ class Router:
         hooks: AttemptHooks,
     ) -> EventStream:
         async def attempt(prepared: ChatRequest, target: Target) -> EventStream:
-            stream = await self._dispatcher.open_stream(prepared, target)
+            name = target.provider.name
             try:
-                # Nothing has reached the client yet: an early failure can still fail over.
-                await stream.prime()
-            except BaseException:
-                with anyio.CancelScope(shield=True):
-                    await stream.aclose()
-                raise
+                with anyio.fail_after(target.provider.first_byte_timeout_s):
+                    stream = await self._dispatcher.open_stream(prepared, target)
+                    try:
+                        # Nothing has reached the client yet: an early failure can fail over.
+                        await stream.prime()
+                    except BaseException:
+                        with anyio.CancelScope(shield=True):
+                            await stream.aclose()
+                        raise
+            except TimeoutError as exc:
+                raise UpstreamTimeoutError(
+                    f"{name} sent nothing within {target.provider.first_byte_timeout_s} s.",
+                    provider=name,
+                ) from exc
             return stream
 
         return await self._run(request, resolution, options, hooks, attempt)

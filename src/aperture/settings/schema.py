@@ -113,8 +113,10 @@ class ProviderSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_onl
     base_url: str | None = None
     api_key: str | None = None
     headers: dict[str, str] = {}
-    timeout_s: float = 600.0
+    timeout_s: float = 600.0  # the whole call, a stream included
     connect_timeout_s: float = 10.0
+    first_byte_timeout_s: float = 120.0  # until the first event (reasoning models think first)
+    idle_timeout_s: float = 120.0  # between two chunks of a stream
     # Which field carries the output cap upstream; OpenAI's newer models want the long name.
     max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
     api_version: str | None = None  # Azure OpenAI's api-version

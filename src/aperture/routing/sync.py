@@ -1,0 +1,84 @@
+"""Keep the live catalog in step with the stored routes and models, on every instance.
+
+Config-file routes and models seed the store once; from then on the store is the truth and
+the admin API edits it. Each instance polls the stores' change counters (a cheap read) and
+rebuilds its catalog when they move, so an edit applies everywhere within a second, without
+a restart, and survives restarts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Sequence
+from typing import TypeVar
+
+import anyio
+import msgspec
+
+from aperture.routing.catalog import Catalog
+from aperture.routing.live import LiveCatalog
+from aperture.settings import ModelSettings, RouteSettings, Settings
+from aperture.storage import DocumentStore, RecordExistsError, StorageError
+
+__all__ = ["CatalogSync"]
+
+log = logging.getLogger("aperture.routing")
+
+T = TypeVar("T")
+
+_encode = msgspec.json.Encoder().encode
+
+
+class CatalogSync:
+    def __init__(
+        self,
+        settings: Settings,
+        routes: DocumentStore,
+        models: DocumentStore,
+        live: LiveCatalog,
+    ) -> None:
+        self._settings = settings
+        self._routes = routes
+        self._models = models
+        self._live = live
+        self._versions = (-1, -1)
+
+    async def seed(self) -> None:
+        """Write the config's routes and models that the store does not hold yet."""
+        for route in self._settings.routes:
+            with contextlib.suppress(RecordExistsError):
+                await self._routes.put(route.id, _encode(route), mode="create")
+        for model in self._settings.models:
+            with contextlib.suppress(RecordExistsError):
+                await self._models.put(model.name, _encode(model), mode="create")
+        await self.refresh(force=True)
+
+    async def refresh(self, *, force: bool = False) -> None:
+        """Rebuild the catalog if either store changed since the last build."""
+        versions = (await self._routes.version(), await self._models.version())
+        if versions == self._versions and not force:
+            return
+        routes = await _decoded(self._routes, RouteSettings)
+        models = await _decoded(self._models, ModelSettings)
+        self._live.replace(Catalog.from_settings(self._settings, models=models, routes=routes))
+        self._versions = versions
+
+    async def watch(self, interval_s: float = 0.5) -> None:
+        """Poll the change counters forever (a lifespan task)."""
+        while True:
+            await anyio.sleep(interval_s)
+            # An outage keeps the last good catalog: requests keep being served meanwhile.
+            with contextlib.suppress(StorageError):
+                await self.refresh()
+
+
+async def _decoded(store: DocumentStore, kind: type[T]) -> Sequence[T]:
+    decoded: list[T] = []
+    for document in await store.list():
+        try:
+            decoded.append(msgspec.json.decode(document.body, type=kind))
+        except msgspec.ValidationError as exc:
+            # Written by an older or newer version: skipped, never fatal to the others.
+            log.warning("skipping stored %s %r: %s", kind.__name__, document.id, exc)
+    return decoded

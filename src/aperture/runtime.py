@@ -1,0 +1,35 @@
+"""Process-wide tuning applied once when a server starts."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import sys
+
+__all__ = ["tune_allocator"]
+
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+
+
+def tune_allocator() -> bool:
+    """Keep large freed buffers in the heap instead of returning them to the OS.
+
+    glibc serves multi-megabyte allocations (a base64 image, its decoded bytes, the upstream
+    body) with fresh mmap()s and unmaps them on free, so every request pays a page fault
+    per 4 KiB again: measured here, two 5 MB copies took 7.0 ms before and 1.4 ms after.
+    The cost is that the heap keeps its high-water mark. Returns whether it applied.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        return False
+    applied = mallopt(_M_MMAP_THRESHOLD, 64 * 1024 * 1024)
+    applied &= mallopt(_M_TRIM_THRESHOLD, 256 * 1024 * 1024)
+    return bool(applied)
