@@ -129,3 +129,10 @@ async def test_without_migrating_the_first_use_reports_a_storage_error(tmp_path:
 
 async def test_memory_needs_no_migration() -> None:
     await migrate("memory://")
+
+
+def test_the_head_revision_constant_matches_the_newest_script() -> None:
+    from aperture.storage.migrations import head_revision
+    from aperture.storage.schema_version import HEAD_REVISION
+
+    assert head_revision() == HEAD_REVISION

@@ -1,36 +1,39 @@
-"""Provider kind -> adapter: the one place that names provider kinds."""
+"""Provider kind -> adapter: the one place that names provider kinds.
+
+Adapters are imported on first use, so a gateway that serves only OpenAI-compatible
+providers never loads botocore or the other providers' modules (a faster cold start).
+"""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
+from functools import cache
 
-from aperture.providers.anthropic import AnthropicProvider
-from aperture.providers.azure import AzureProvider
 from aperture.providers.base import Provider
-from aperture.providers.bedrock import BedrockProvider
-from aperture.providers.cohere import CohereProvider
-from aperture.providers.gemini import GeminiProvider
-from aperture.providers.mistral import MistralProvider
-from aperture.providers.ollama import OllamaProvider
-from aperture.providers.openai import OpenAIProvider
 from aperture.providers.presets import PRESETS
 
-__all__ = ["PROVIDERS", "provider_for"]
+__all__ = ["ADAPTERS", "provider_for"]
 
-_OPENAI = OpenAIProvider()
-
-PROVIDERS: Mapping[str, Provider] = {
-    **{kind: _OPENAI for kind, preset in PRESETS.items() if preset.openai_wire},
-    "azure": AzureProvider(),
-    "anthropic": AnthropicProvider(),
-    "gemini": GeminiProvider(),
-    "bedrock": BedrockProvider(),
-    "mistral": MistralProvider(),
-    "cohere": CohereProvider(),
-    "ollama": OllamaProvider(),
+ADAPTERS: Mapping[str, str] = {
+    **{
+        kind: "aperture.providers.openai:OpenAIProvider"
+        for kind, preset in PRESETS.items()
+        if preset.openai_wire
+    },
+    "azure": "aperture.providers.azure:AzureProvider",
+    "anthropic": "aperture.providers.anthropic:AnthropicProvider",
+    "gemini": "aperture.providers.gemini:GeminiProvider",
+    "bedrock": "aperture.providers.bedrock:BedrockProvider",
+    "mistral": "aperture.providers.mistral:MistralProvider",
+    "cohere": "aperture.providers.cohere:CohereProvider",
+    "ollama": "aperture.providers.ollama:OllamaProvider",
 }
 
 
+@cache  # adapters are stateless; one instance per kind for the process
 def provider_for(kind: str) -> Provider:
     """The adapter for ``kind``; the settings schema admits only kinds listed here."""
-    return PROVIDERS[kind]
+    module, _, name = ADAPTERS[kind].partition(":")
+    adapter: Provider = getattr(importlib.import_module(module), name)()
+    return adapter
