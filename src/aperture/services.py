@@ -11,6 +11,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from aperture.governance.keys import KeyRing
+from aperture.metrics import Metrics
 from aperture.pipeline import ImagePreparer, Pipeline, TargetLimits, build_pipeline
 from aperture.routing.breaker import SharedBreakers
 from aperture.routing.catalog import Catalog
@@ -41,6 +42,7 @@ class Services:
     storage: Storage
     keys: KeyRing
     audit: AuditWriter
+    metrics: Metrics
 
     @property
     def auth_required(self) -> bool:
@@ -66,6 +68,10 @@ async def open_services(settings: Settings, stack: AsyncExitStack, group: TaskGr
     await audit.start(group)
     stack.push_async_callback(audit.stop)
     group.start_soon(keys.watch)
+    metrics = Metrics()
+    breakers = SharedBreakers(storage.counters)
+    router = Router(Dispatcher(client), breakers, RetryPolicy())
+    metrics.watch_breakers(lambda: tuple(router.seen), breakers.state)
     catalog = LiveCatalog(Catalog.from_settings(settings))
     sync = CatalogSync(settings, storage.routes, storage.models, catalog)
     await sync.seed()
@@ -78,12 +84,13 @@ async def open_services(settings: Settings, stack: AsyncExitStack, group: TaskGr
         sync=sync,
         pipeline=build_pipeline(catalog, settings.images, fetcher, limiter, target_limits),
         images=ImagePreparer(settings.images, limiter, target_limits),
-        router=Router(Dispatcher(client), SharedBreakers(storage.counters), RetryPolicy()),
+        router=router,
         client=client,
         fetcher=fetcher,
         storage=storage,
         keys=keys,
         audit=audit,
+        metrics=metrics,
     )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import anyio
 
+from aperture.metrics import Metrics
 from aperture.model import ChatRequest, Text
 from aperture.pipeline import RequestContext
 from aperture.storage import AuditEvent, AuditImage, AuditUsage, audit_time
@@ -68,15 +69,22 @@ async def image_descriptors(ctx: RequestContext) -> list[dict[str, Any]]:
 
 
 async def record(
-    ctx: RequestContext, status: int, code: str | None, audit: AuditWriter | None = None
+    ctx: RequestContext,
+    status: int,
+    code: str | None,
+    audit: AuditWriter | None = None,
+    metrics: Metrics | None = None,
 ) -> None:
-    """Log and audit the request's outcome: metadata only, never bytes or credentials."""
-    latency_ms = round((time.perf_counter() - ctx.started) * 1000, 2)
+    """Log, audit and count the request's outcome: metadata only, never bytes or secrets."""
+    elapsed_s = time.perf_counter() - ctx.started
+    latency_ms = round(elapsed_s * 1000, 2)
     with anyio.CancelScope(shield=True):
         images = await image_descriptors(ctx)
         ctx.decoded.clear()
         if audit is not None:
             audit.submit(_audit_event(ctx, status, code, latency_ms, images))
+        if metrics is not None:
+            _count(metrics, ctx, status, code, elapsed_s)
         log.info(
             "request",
             extra={
@@ -92,6 +100,25 @@ async def record(
                 "image_tokens_reported": ctx.reported_image_tokens,
             },
         )
+
+
+def _count(
+    metrics: Metrics, ctx: RequestContext, status: int, code: str | None, elapsed_s: float
+) -> None:
+    model = ctx.resolution.name if ctx.resolution else ""
+    metrics.requests.labels(ctx.endpoint, model, str(status)).inc()
+    metrics.latency.labels(ctx.endpoint).observe(elapsed_s)
+    metrics.overhead.labels(ctx.endpoint).observe(max(0.0, elapsed_s - ctx.upstream_s))
+    if code is not None and status != 499:
+        metrics.rejections.labels(code).inc()
+    if ctx.usage is not None:
+        metrics.tokens.labels(model, "prompt").inc(ctx.usage.prompt_tokens)
+        metrics.tokens.labels(model, "completion").inc(ctx.usage.completion_tokens)
+    if ctx.images:
+        metrics.tokens.labels(model, "image_estimate").inc(ctx.image_tokens)
+        for info in ctx.images.values():
+            metrics.images.labels(info.mime).inc()
+            metrics.image_bytes.inc(info.size_bytes)
 
 
 def _audit_event(

@@ -31,7 +31,6 @@ from aperture.model import ChatRequest, ChatResponse, StreamEvent, UsageReport
 from aperture.pipeline import RequestAttempts, RequestContext
 from aperture.routing.dispatch import EventStream
 from aperture.services import Services
-from aperture.storage.audit_writer import AuditWriter
 
 T = TypeVar("T")
 
@@ -109,11 +108,11 @@ def chat_endpoint(dialect: ClientDialect) -> Callable[[Request], object]:
         except GatewayError as error:
             response = error_response(error, ctx.request_id, dialect.render_error)
             response.background = BackgroundTask(
-                record, ctx, error.status_code, error.code, services.audit
+                record, ctx, error.status_code, error.code, services.audit, services.metrics
             )
             return response
         except ClientDisconnect:
-            await record(ctx, 499, "client_disconnected", services.audit)
+            await record(ctx, 499, "client_disconnected", services.audit, services.metrics)
             return Response(status_code=499)
 
     return endpoint
@@ -123,7 +122,7 @@ async def _complete(
     services: Services, ctx: RequestContext, chat: ChatRequest, dialect: ClientDialect
 ) -> Response:
     assert ctx.resolution is not None, "ResolveModel runs first"
-    attempts = RequestAttempts(ctx, services.images)
+    attempts = RequestAttempts(ctx, services.images, services.metrics.attempt)
     response = await _while_hashing(
         ctx, services.router.complete(chat, ctx.resolution, ctx.options, attempts)
     )
@@ -134,7 +133,7 @@ async def _complete(
         dialect.render_response(response, chat.model),
         headers=_routed_headers(ctx),
         media_type="application/json",
-        background=BackgroundTask(record, ctx, 200, None, services.audit),
+        background=BackgroundTask(record, ctx, 200, None, services.audit, services.metrics),
     )
 
 
@@ -142,7 +141,7 @@ async def _stream(
     services: Services, ctx: RequestContext, chat: ChatRequest, dialect: ClientDialect
 ) -> SseResponse:
     assert ctx.resolution is not None, "ResolveModel runs first"
-    attempts = RequestAttempts(ctx, services.images)
+    attempts = RequestAttempts(ctx, services.images, services.metrics.attempt)
     # Opening waits for the provider's status and first event, so early failures are still
     # proper HTTP errors (or fail over to the next target).
     stream = await _while_hashing(
@@ -151,11 +150,11 @@ async def _stream(
     renderer = dialect.stream_renderer(
         f"chatcmpl-{ctx.request_id[4:]}", int(time.time()), chat.model, chat.include_usage
     )
-    return SseResponse(_relay(stream, renderer, ctx, services.audit), _routed_headers(ctx))
+    return SseResponse(_relay(stream, renderer, ctx, services), _routed_headers(ctx))
 
 
 async def _relay(
-    stream: EventStream, renderer: StreamRenderer, ctx: RequestContext, audit: AuditWriter
+    stream: EventStream, renderer: StreamRenderer, ctx: RequestContext, services: Services
 ) -> AsyncGenerator[bytes, None]:
     status: int = 499
     code: str | None = "client_disconnected"
@@ -174,7 +173,7 @@ async def _relay(
     finally:
         with anyio.CancelScope(shield=True):
             await stream.aclose()
-            await record(ctx, status, code, audit)
+            await record(ctx, status, code, services.audit, services.metrics)
 
 
 async def _while_hashing(ctx: RequestContext, work: Awaitable[T]) -> T:

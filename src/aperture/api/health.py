@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
-__all__ = ["healthz", "readyz"]
+from aperture.metrics import CONTENT_TYPE
+
+__all__ = ["healthz", "metrics", "readyz"]
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -15,3 +17,10 @@ async def healthz(request: Request) -> JSONResponse:
 async def readyz(request: Request) -> JSONResponse:
     ready = getattr(request.app.state, "services", None) is not None
     return JSONResponse({"status": "ready" if ready else "starting"}, 200 if ready else 503)
+
+
+async def metrics(request: Request) -> Response:
+    services = getattr(request.app.state, "services", None)
+    if services is None:
+        return Response(b"", 503)
+    return Response(await services.metrics.render(), media_type=CONTENT_TYPE)

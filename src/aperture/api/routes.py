@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Route
 
 from aperture.api.chat import ANTHROPIC, C1, OPENAI, chat_endpoint
-from aperture.api.health import healthz, readyz
+from aperture.api.health import healthz, metrics, readyz
 from aperture.api.models import list_models
 
 __all__ = ["public_routes"]
@@ -20,4 +20,5 @@ def public_routes() -> list[BaseRoute]:
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
     ]

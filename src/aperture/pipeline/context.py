@@ -29,6 +29,8 @@ class RequestContext:
     """The target of the current (or last) attempt."""
     attempts: int = 0
     usage: Usage | None = None
+    upstream_s: float = 0.0
+    """Time spent waiting on providers, to tell the gateway's own overhead apart."""
     texts: tuple[str, ...] = ()
     """The request's text portions, for the audit trail."""
     decoded: dict[tuple[int, int], bytes] = field(default_factory=dict)

@@ -44,6 +44,10 @@ class AttemptHooks(Protocol):
         """``request`` made acceptable to ``target`` (images normalised for it)."""
         ...
 
+    def finished(self, key: str, outcome: str, seconds: float) -> None:
+        """The attempt on target ``key`` ended (``ok`` or an error code) after ``seconds``."""
+        ...
+
 
 class Router:
     def __init__(
@@ -61,6 +65,8 @@ class Router:
         self._budget: RetryBudget = retry.new_budget()
         self.stats = stats or TargetStats()
         self._rng = rng or random.Random()
+        self.seen: set[str] = set()
+        """Targets attempted so far, for reporting their breakers' states."""
 
     def order(self, resolution: Resolution, options: Sequence[TargetOption]) -> list[TargetOption]:
         """The attempt order: the first is tried first, the rest are the failover order."""
@@ -133,11 +139,14 @@ class Router:
                 # Every target was tried once; back off before going round again.
                 await anyio.sleep(self._retry.delay_s(last, number - 1, self._rng))
             hooks.started(option.target)
+            self.seen.add(option.key)
             prepared = await hooks.prepare(request, option.target)
+            began = time.perf_counter()
             try:
                 with self.stats.track(option.key):
                     result = await attempt(prepared, option.target)
             except GatewayError as error:
+                hooks.finished(option.key, error.code, time.perf_counter() - began)
                 await self._record(option, error)
                 last = error
                 elapsed = time.monotonic() - started
@@ -146,6 +155,7 @@ class Router:
                 if not self._budget.try_spend():
                     raise
                 continue
+            hooks.finished(option.key, "ok", time.perf_counter() - began)
             await self._breakers.record(option.key, ok=True)
             return result
         raise last or UpstreamUnavailableError(

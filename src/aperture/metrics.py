@@ -1,0 +1,114 @@
+"""Prometheus metrics: one registry per app (never the library's global one).
+
+The only module that imports prometheus_client. Everything is recorded after the response,
+from the request's context, so the hot path pays nothing but a few counter updates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+__all__ = ["CONTENT_TYPE", "Metrics"]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+_OVERHEAD_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1)
+_BREAKER_VALUES = {"closed": 0.0, "half_open": 0.5, "open": 1.0}
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._breakers: _BreakerStates | None = None
+        r = self.registry
+        self.requests = Counter(
+            "aperture_requests", "Requests answered", ["endpoint", "model", "status"], registry=r
+        )
+        self.latency = Histogram(
+            "aperture_request_duration_seconds",
+            "Time from request to the end of the answer",
+            ["endpoint"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.overhead = Histogram(
+            "aperture_gateway_overhead_seconds",
+            "Total time minus the time spent waiting on providers",
+            ["endpoint"],
+            buckets=_OVERHEAD_BUCKETS,
+            registry=r,
+        )
+        self.tokens = Counter(
+            "aperture_tokens",
+            "Tokens by direction: prompt, completion, image_estimate",
+            ["model", "kind"],
+            registry=r,
+        )
+        self.images = Counter("aperture_images", "Images processed", ["mime"], registry=r)
+        self.image_bytes = Counter("aperture_image_bytes", "Bytes of images processed", registry=r)
+        self.attempts = Counter(
+            "aperture_upstream_attempts",
+            "Upstream attempts by target and outcome",
+            ["target", "outcome"],
+            registry=r,
+        )
+        self.upstream_latency = Histogram(
+            "aperture_upstream_duration_seconds",
+            "Time waiting on a provider per attempt",
+            ["target"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.rejections = Counter(
+            "aperture_rejections",
+            "Requests refused, by error code (rate limits, budgets, policy, images...)",
+            ["code"],
+            registry=r,
+        )
+
+    def attempt(self, key: str, outcome: str, seconds: float) -> None:
+        self.attempts.labels(key, outcome).inc()
+        self.upstream_latency.labels(key).observe(seconds)
+
+    def watch_breakers(
+        self, keys: Callable[[], Iterable[str]], state: Callable[[str], Awaitable[str]]
+    ) -> _BreakerStates:
+        """Report breaker states at scrape time (see ``refresh``)."""
+        collector = _BreakerStates(keys, state)
+        self.registry.register(collector)
+        self._breakers = collector
+        return collector
+
+    async def render(self) -> bytes:
+        """The exposition text, breaker states read fresh from their (maybe shared) store."""
+        if self._breakers is not None:
+            await self._breakers.refresh()
+        return generate_latest(self.registry)
+
+
+class _BreakerStates(Collector):
+    """Breaker state per target (0 closed, 0.5 half open, 1 open), refreshed before a scrape,
+    since reading shared state is async and a collector is not."""
+
+    def __init__(
+        self, keys: Callable[[], Iterable[str]], state: Callable[[str], Awaitable[str]]
+    ) -> None:
+        self._keys = keys
+        self._state = state
+        self._last: dict[str, str] = {}
+
+    async def refresh(self) -> None:
+        self._last = {key: await self._state(key) for key in self._keys()}
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "aperture_breaker_state", "Circuit breaker per target", labels=["target"]
+        )
+        for key, value in sorted(self._last.items()):
+            family.add_metric([key], _BREAKER_VALUES.get(value, 0.0))
+        yield family
