@@ -20,6 +20,7 @@ from starlette.routing import Route
 from aperture.api.auth import presented_key
 from aperture.api.body import read_body
 from aperture.api.models import model_entry
+from aperture.api.openapi import admin_document
 from aperture.dialects.decoding import decode_request
 from aperture.dialects.openai.outbound import render_error
 from aperture.errors import (
@@ -74,6 +75,7 @@ def create_admin_app() -> Starlette:
             Route("/v1/admin/keys", _keys, methods=["GET", "POST"]),
             Route("/v1/admin/keys/{key_id}", _key, methods=["GET", "DELETE"]),
             Route("/v1/admin/audit", _audit, methods=["GET"]),
+            Route("/openapi.json", _openapi, methods=["GET"]),
             Route("/v1/admin/models", _models, methods=["GET", "POST"]),
             Route("/v1/admin/models/{doc_id}", _model, methods=["GET", "PUT", "DELETE"]),
             Route("/v1/admin/routes", _routes, methods=["GET", "POST"]),
@@ -313,6 +315,10 @@ async def _catalog_models(request: Request) -> Response:
         return _json({"data": [model_entry(e, services, True) for e in entries]})
     except GatewayError as error:
         return _error(error)
+
+
+async def _openapi(request: Request) -> Response:
+    return _json(admin_document())
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
