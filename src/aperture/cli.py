@@ -70,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--tenant")
     create.add_argument("--models", nargs="*", help="models the key may use (default: all)")
     create.add_argument("--rpm", type=int, help="requests per minute")
+    create.add_argument("--admin", action="store_true", help="may also call the admin API")
     listing = key_actions.add_parser("list", help="list keys (never their secrets)")
     listing.add_argument("--tenant")
     revoke = key_actions.add_parser("revoke", help="revoke a key by its id")
@@ -212,7 +213,11 @@ async def _keys_command(args: argparse.Namespace, settings: Settings) -> None:
         ring = KeyRing(storage.keys, pepper.encode(), master)
         if args.action == "create":
             issued = await ring.issue(
-                args.name, tenant=args.tenant, models=args.models or None, rpm=args.rpm
+                args.name,
+                tenant=args.tenant,
+                models=args.models or None,
+                rpm=args.rpm,
+                admin=args.admin,
             )
             print(f"id:  {issued.record.id}\nkey: {issued.secret}\n(shown once: store it now)")
         elif args.action == "revoke":

@@ -343,3 +343,13 @@ def test_routes_survive_a_restart_and_reach_every_instance(
     finally:
         second.close()
         third.close()
+
+
+def test_an_admin_key_may_call_the_admin_api(gateway: Gateway) -> None:
+    admin = gateway.admin_call("POST", "/v1/admin/keys", json={"name": "ops", "admin": True})
+    assert admin.json()["admin"] is True
+    headers = {"authorization": f"Bearer {admin.json()['key']}"}
+    assert httpx.get(f"{gateway.admin}/v1/admin/keys", headers=headers).status_code == 200
+    assert gateway.chat(admin.json()["key"]).status_code == 200
+    gateway.admin_call("DELETE", f"/v1/admin/keys/{admin.json()['id']}")
+    assert httpx.get(f"{gateway.admin}/v1/admin/keys", headers=headers).status_code == 401

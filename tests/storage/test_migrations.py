@@ -14,6 +14,7 @@ from alembic.runtime.migration import MigrationContext
 
 from aperture.storage import StorageError, UsageRow, migrate, open_storage
 from aperture.storage.migrations import current_revision, head_revision
+from aperture.storage.schema_version import HEAD_REVISION
 from aperture.storage.sqlengine import SqlDatabase
 from aperture.storage.tables import metadata, usage_ledger
 
@@ -77,7 +78,7 @@ async def test_migrating_twice_is_a_no_op(fresh_url: str) -> None:
         await db.close()
 
     assert set(before["tables"]) == TABLES
-    assert before["revision"] == head_revision() == "0001"
+    assert before["revision"] == head_revision() == HEAD_REVISION
     assert ("routes", 1) in before["changes"]
     assert after == before
 

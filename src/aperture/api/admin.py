@@ -5,7 +5,6 @@ Admin bodies reject unknown fields: a typo in a key's limits must fail, not be i
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -62,6 +61,7 @@ class KeyBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     tpm: int | None = None
     budget: BudgetBody | None = None
     expires_at: datetime | None = None
+    admin: bool = False
 
 
 _KEY_BODY = msgspec.json.Decoder(KeyBody)
@@ -89,9 +89,10 @@ def _services(request: Request) -> Services:
     services: Services | None = getattr(request.app.state, "services", None)
     if services is None:
         raise GatewayError("The gateway is starting; try again in a moment.")
-    master = services.settings.auth.master_key if services.settings.auth else None
-    presented = presented_key(request) or ""
-    if master is None or not hmac.compare_digest(presented.encode(), master.encode()):
+    if not services.auth_required:
+        # No master key, no admin: an open gateway has no one to authenticate admins against.
+        raise InvalidApiKeyError(INVALID_KEY_MESSAGE)
+    if not services.keys.authenticate(presented_key(request)).is_admin:
         raise InvalidApiKeyError(INVALID_KEY_MESSAGE)
     return services
 
@@ -128,6 +129,7 @@ async def _keys(request: Request) -> Response:
             budget_tokens=budget.tokens if budget else None,
             budget_period=budget.period if budget else None,
             expires_at=body.expires_at.astimezone(UTC) if body.expires_at else None,
+            admin=body.admin,
         )
         return _json({**_key_view(issued.record), "key": issued.secret}, 201)
     except GatewayError as error:

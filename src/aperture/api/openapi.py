@@ -82,6 +82,7 @@ class _KeyRequest(msgspec.Struct, kw_only=True):
     rpm: int | None = None
     tpm: int | None = None
     expires_at: str | None = None
+    admin: bool = False
 
 
 def public_document() -> dict[str, Any]:

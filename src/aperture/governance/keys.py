@@ -41,6 +41,11 @@ class Principal(msgspec.Struct, frozen=True):
         return self.key.id if self.key else None
 
     @property
+    def is_admin(self) -> bool:
+        """The master key, or a key issued as an admin key."""
+        return self.key is None or self.key.admin
+
+    @property
     def tenant(self) -> str | None:
         return self.key.tenant if self.key else None
 
@@ -85,6 +90,7 @@ class KeyRing:
         budget_tokens: int | None = None,
         budget_period: BudgetPeriod | None = None,
         expires_at: datetime | None = None,
+        admin: bool = False,
     ) -> IssuedKey:
         key_id = secrets.token_hex(6)
         secret = f"{_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
@@ -101,6 +107,7 @@ class KeyRing:
             budget_tokens=budget_tokens,
             budget_period=budget_period,
             expires_at=expires_at,
+            admin=admin,
         )
         await self._store.create(record)
         await self.refresh(force=True)

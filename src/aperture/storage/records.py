@@ -68,6 +68,8 @@ class ApiKey(msgspec.Struct, frozen=True, kw_only=True):
     budget_period: BudgetPeriod | None = None
     expires_at: datetime | None = None
     revoked_at: datetime | None = None
+    admin: bool = False
+    """An admin key may also call the admin API (as the master key does)."""
 
     def __post_init__(self) -> None:
         _require_utc(self.created_at, "created_at")

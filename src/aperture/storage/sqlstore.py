@@ -89,6 +89,7 @@ def _key(row: sa.Row[Any]) -> ApiKey:
         budget_period=row.budget_period,
         expires_at=row.expires_at,
         revoked_at=row.revoked_at,
+        admin=bool(row.admin),
     )
 
 

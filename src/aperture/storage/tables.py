@@ -80,6 +80,7 @@ api_keys = sa.Table(
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("expires_at", UtcDateTime, nullable=True),
     sa.Column("revoked_at", UtcDateTime, nullable=True),
+    sa.Column("admin", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.UniqueConstraint("key_hash", name="uq_api_keys_key_hash"),
     sa.Index("ix_api_keys_tenant", "tenant"),
 )
