@@ -35,9 +35,6 @@ import msgspec
 
 from aperture.errors import (
     UpstreamError,
-    UpstreamQuotaError,
-    UpstreamRateLimitedError,
-    UpstreamRejectedError,
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
@@ -56,6 +53,7 @@ from aperture.model import (
     UsageReport,
 )
 from aperture.providers._cohere_request import build_body
+from aperture.providers._status import classify_status
 from aperture.upstream import Framing, SseEvent, UpstreamRequest
 
 __all__ = ["DEFAULT_BASE_URL", "CohereProvider"]
@@ -328,29 +326,20 @@ def _classify(
 
     Cohere's error body is ``{"id", "message"}``: a trial key's monthly cap and the
     per-minute limit are both a 429 with no code, so a 429 is a rate limit unless a
-    structured field says quota. ``status`` is None for an error inside a 200 stream.
+    structured field says quota. 498 is Cohere's invalid token; 499 means Cohere cancelled
+    the request on its side, and another attempt may succeed.
     """
-    name = target.provider.name
     message = error.message
     said = message if isinstance(message, str) else msgspec.json.encode(message).decode()
     said = (said.strip() or "no message")[:_MAX_MESSAGE]
-    kwargs: dict[str, Any] = {"provider": name, "upstream_status": status}
     fields = f"{error.type or ''} {error.code or ''}".lower()
-    if status is None:
-        return UpstreamUnavailableError(f"{name} failed mid-stream: {said}", **kwargs)
-    if status == 402 or (status == 429 and any(m in fields for m in _QUOTA_MARKERS)):
-        return UpstreamQuotaError(f"{name} quota is exhausted: {said}", **kwargs)
-    if status == 429:
-        retry = {k: v for k, v in headers.items() if k.lower() in ("retry-after", "retry-after-ms")}
-        return UpstreamRateLimitedError(f"{name} is rate limiting: {said}", headers=retry, **kwargs)
-    if status in (401, 403, 498):
-        # 498 is Cohere's invalid token. The provider's text may describe the key.
-        return UpstreamError(f"{name} refused the gateway's credentials (HTTP {status}).", **kwargs)
-    if status in (408, 504):
-        return UpstreamTimeoutError(f"{name} timed out: {said}", **kwargs)
-    if status == 499 or status >= 500:
-        # 499: Cohere cancelled the request on its side; another attempt may succeed.
-        return UpstreamUnavailableError(f"{name} failed: {said}", **kwargs)
-    if 400 <= status < 500:
-        return UpstreamRejectedError(f"{name} rejected the request: {said}", **kwargs)
-    return UpstreamError(f"{name} answered HTTP {status}: {said}", **kwargs)
+    quota = status == 429 and any(m in fields for m in _QUOTA_MARKERS)
+    return classify_status(
+        status,
+        said,
+        headers,
+        target.provider.name,
+        quota=quota,
+        credentials=frozenset({401, 403, 498}),
+        transient=frozenset({499}),
+    )

@@ -32,10 +32,6 @@ import msgspec
 
 from aperture.errors import (
     UpstreamError,
-    UpstreamQuotaError,
-    UpstreamRateLimitedError,
-    UpstreamRejectedError,
-    UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
 from aperture.model import (
@@ -53,6 +49,7 @@ from aperture.model import (
     UsageReport,
 )
 from aperture.providers._mistral_request import build_body, mistral_tool_call_id
+from aperture.providers._status import classify_status
 from aperture.upstream import Framing, SseEvent, UpstreamRequest
 
 __all__ = ["DEFAULT_BASE_URL", "MistralProvider", "mistral_tool_call_id"]
@@ -299,27 +296,10 @@ def _classify(
 ) -> UpstreamError:
     """Classify by status and Mistral's ``type``/``code`` fields, never by message text.
 
-    ``status`` is None for an error inside a 200 stream.
+    Mistral's ``param`` names a field of ITS body (ids rewritten, seed renamed), so it is
+    not passed on to the client.
     """
-    name = target.provider.name
     said = (_said(error).strip() or "no message")[:_MAX_MESSAGE]
-    kwargs: dict[str, Any] = {"provider": name, "upstream_status": status}
     fields = f"{error.type or ''} {error.code or ''}".lower()
-    if status is None:
-        return UpstreamUnavailableError(f"{name} failed mid-stream: {said}", **kwargs)
-    if status == 402 or (status == 429 and any(m in fields for m in _QUOTA_MARKERS)):
-        return UpstreamQuotaError(f"{name} quota is exhausted: {said}", **kwargs)
-    if status == 429:
-        retry = {k: v for k, v in headers.items() if k.lower() in ("retry-after", "retry-after-ms")}
-        return UpstreamRateLimitedError(f"{name} is rate limiting: {said}", headers=retry, **kwargs)
-    if status in (401, 403):
-        # The provider's message may describe the key.
-        return UpstreamError(f"{name} refused the gateway's credentials (HTTP {status}).", **kwargs)
-    if status in (408, 504):
-        return UpstreamTimeoutError(f"{name} timed out: {said}", **kwargs)
-    if 400 <= status < 500:
-        # Mistral's ``param`` names a field of ITS body (ids rewritten, seed renamed).
-        return UpstreamRejectedError(f"{name} rejected the request: {said}", **kwargs)
-    if status >= 500:
-        return UpstreamUnavailableError(f"{name} failed: {said}", **kwargs)
-    return UpstreamError(f"{name} answered HTTP {status}: {said}", **kwargs)
+    quota = status == 429 and any(m in fields for m in _QUOTA_MARKERS)
+    return classify_status(status, said, headers, target.provider.name, quota=quota)

@@ -42,11 +42,6 @@ import msgspec
 
 from aperture.errors import (
     UpstreamError,
-    UpstreamQuotaError,
-    UpstreamRateLimitedError,
-    UpstreamRejectedError,
-    UpstreamTimeoutError,
-    UpstreamUnavailableError,
 )
 from aperture.model import (
     ChatRequest,
@@ -63,6 +58,7 @@ from aperture.model import (
     UsageReport,
 )
 from aperture.providers._ollama_request import build_body
+from aperture.providers._status import classify_status
 from aperture.upstream import Framing, SseEvent, UpstreamRequest
 
 __all__ = ["DEFAULT_BASE_URL", "OllamaProvider"]
@@ -267,26 +263,7 @@ def _classify(
 ) -> UpstreamError:
     """Classify by HTTP status: Ollama's error body is a bare message with no code.
 
-    ``status`` is None for an error inside a 200 stream: the model run failed mid-answer.
+    404 is Ollama's "model not found, try pulling it first": a refusal of the request.
     """
-    name = target.provider.name
     said = (said.strip() or "no message")[:_MAX_MESSAGE]
-    kwargs: dict[str, Any] = {"provider": name, "upstream_status": status}
-    if status is None:
-        return UpstreamUnavailableError(f"{name} failed mid-stream: {said}", **kwargs)
-    if status == 402:
-        return UpstreamQuotaError(f"{name} usage limit reached: {said}", **kwargs)
-    if status == 429:
-        retry = {k: v for k, v in headers.items() if k.lower() in ("retry-after", "retry-after-ms")}
-        return UpstreamRateLimitedError(f"{name} is rate limiting: {said}", headers=retry, **kwargs)
-    if status in (401, 403):
-        # Only a proxy or Ollama's cloud checks keys; their text may describe the key.
-        return UpstreamError(f"{name} refused the gateway's credentials (HTTP {status}).", **kwargs)
-    if status in (408, 504):
-        return UpstreamTimeoutError(f"{name} timed out: {said}", **kwargs)
-    if 400 <= status < 500:
-        # 404 is Ollama's "model not found, try pulling it first": the request names it.
-        return UpstreamRejectedError(f"{name} rejected the request: {said}", **kwargs)
-    if status >= 500:
-        return UpstreamUnavailableError(f"{name} failed: {said}", **kwargs)
-    return UpstreamError(f"{name} answered HTTP {status}: {said}", **kwargs)
+    return classify_status(status, said, headers, target.provider.name)

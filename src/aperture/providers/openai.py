@@ -12,11 +12,6 @@ import msgspec
 
 from aperture.errors import (
     UpstreamError,
-    UpstreamQuotaError,
-    UpstreamRateLimitedError,
-    UpstreamRejectedError,
-    UpstreamTimeoutError,
-    UpstreamUnavailableError,
 )
 from aperture.model import (
     Audio,
@@ -39,6 +34,7 @@ from aperture.model import (
     UsageReport,
     Video,
 )
+from aperture.providers._status import classify_status
 from aperture.providers.presets import PRESETS
 from aperture.upstream import Framing, SseEvent, UpstreamRequest
 
@@ -344,24 +340,18 @@ def _classify(
     status: int, error: _ErrorObject, headers: Mapping[str, str], target: Target
 ) -> UpstreamError:
     """Classify by status and the provider's documented codes, never by message text."""
-    name = target.provider.name
     said = (error.message or "no message")[:_MAX_MESSAGE]
     code = str(error.code or error.type or "")
-    kwargs: dict[str, Any] = {"provider": name, "upstream_status": status}
-    if status == 429 or code in ("insufficient_quota", "rate_limit_exceeded"):
-        if code == "insufficient_quota" or error.type == "insufficient_quota":
-            return UpstreamQuotaError(f"{name} quota is exhausted: {said}", **kwargs)
-        retry = {k: v for k, v in headers.items() if k.lower() in ("retry-after", "retry-after-ms")}
-        return UpstreamRateLimitedError(f"{name} is rate limiting: {said}", headers=retry, **kwargs)
-    if status in (401, 403):
-        # The gateway's own credentials were refused: the client can do nothing about it,
-        # and the provider's message may describe the key.
-        return UpstreamError(f"{name} refused the gateway's credentials (HTTP {status}).", **kwargs)
-    if status in (408, 504):
-        return UpstreamTimeoutError(f"{name} timed out: {said}", **kwargs)
-    if 400 <= status < 500:
-        param = error.param if isinstance(error.param, str) else None
-        return UpstreamRejectedError(f"{name} rejected the request: {said}", param=param, **kwargs)
-    if status >= 500 or status == 200:
-        return UpstreamUnavailableError(f"{name} failed: {said}", **kwargs)
-    return UpstreamError(f"{name} answered HTTP {status}: {said}", **kwargs)
+    quota = "insufficient_quota" in (code, error.type)
+    if code == "rate_limit_exceeded":
+        status = 429
+    param = error.param if isinstance(error.param, str) else None
+    # An error object inside a 200 body or stream: the provider failed after accepting.
+    return classify_status(
+        None if status == 200 else status,
+        said,
+        headers,
+        target.provider.name,
+        quota=quota,
+        param=param,
+    )
