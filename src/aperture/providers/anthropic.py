@@ -19,7 +19,7 @@ Translation choices, in one place:
   message's ``name``.
 - ``max_tokens`` is required by Anthropic: ``DEFAULT_MAX_TOKENS`` when the client sent none.
 - ``response_format`` has no Anthropic field: JSON mode is emulated with an instruction
-  appended to ``system`` (see ``_json_instruction``).
+  appended to ``system`` (see ``json_instruction``).
 - ``user`` becomes ``metadata.user_id``; ``parallel_tool_calls: false`` becomes
   ``disable_parallel_tool_use``; ``n > 1`` is refused; ``seed``, ``presence_penalty`` and
   ``frequency_penalty`` have no Anthropic equivalent and are dropped.
@@ -31,15 +31,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import msgspec
 
 from aperture.errors import (
-    InvalidRequestError,
     UnsupportedCapabilityError,
-    UnsupportedImageFormatError,
     UpstreamError,
     UpstreamQuotaError,
     UpstreamRateLimitedError,
@@ -47,30 +45,27 @@ from aperture.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
-from aperture.images.datauri import parse_data_uri
 from aperture.model import (
-    Audio,
     ChatRequest,
     ChatResponse,
     Choice,
     Delta,
-    File,
     Finish,
     FinishReason,
-    Image,
-    Message,
-    NamedToolChoice,
-    Part,
-    ResponseFormat,
     StreamEvent,
     Target,
-    Text,
-    Tool,
     ToolCall,
     ToolCallDelta,
     Usage,
     UsageReport,
-    Video,
+)
+from aperture.providers._anthropic_request import (
+    IMAGE_MEDIA_TYPES,
+    compact,
+    conversation,
+    json_instruction,
+    tool,
+    tool_choice,
 )
 from aperture.upstream import Framing, SseEvent, UpstreamRequest
 
@@ -86,10 +81,8 @@ DEFAULT_BASE_URL = "https://api.anthropic.com"
 ANTHROPIC_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
 """Sent when the client gave no ``max_tokens``: Anthropic requires the field."""
-IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 """Exactly what Anthropic accepts as ``source.media_type``; ``image/jpg`` is refused."""
 
-_MIME_ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg", "image/x-png": "image/png"}
 _MAX_MESSAGE = 500
 
 _STOP_REASONS: Mapping[str, FinishReason] = {
@@ -204,8 +197,8 @@ class AnthropicProvider:
             raise UnsupportedCapabilityError(
                 "Anthropic returns one choice per request; n must be 1.", param="n"
             )
-        system, turns = _conversation(request.messages)
-        instruction = _json_instruction(request.response_format)
+        system, turns = conversation(request.messages)
+        instruction = json_instruction(request.response_format)
         if instruction is not None:
             system.append(instruction)
         body: dict[str, Any] = {
@@ -224,8 +217,8 @@ class AnthropicProvider:
         if request.top_p is not None:
             body["top_p"] = request.top_p
         if request.tools:
-            body["tools"] = [_tool(t) for t in request.tools]
-            choice = _tool_choice(request)
+            body["tools"] = [tool(t) for t in request.tools]
+            choice = tool_choice(request)
             if choice is not None:
                 body["tool_choice"] = choice
         if request.user is not None:
@@ -252,7 +245,7 @@ class AnthropicProvider:
             raise _classify(200, message.error or _ErrorObject(), {}, target)
         texts = [b.text for b in message.content if b.type == "text" and b.text is not None]
         calls = tuple(
-            ToolCall(b.id or "", b.name or "", _compact(b.input))
+            ToolCall(b.id or "", b.name or "", compact(b.input))
             for b in message.content
             if b.type == "tool_use"
         )
@@ -427,227 +420,6 @@ class _StreamParser:
             return []
         # A tool called without input streams no JSON at all; clients parse the arguments.
         return [Delta(index=0, tool_calls=(ToolCallDelta(tool.index, arguments="{}"),))]
-
-
-# ---------------------------------------------------------------------------------------------
-# Requests
-
-
-@dataclass(slots=True)
-class _Turn:
-    role: str
-    blocks: list[dict[str, Any]] = field(default_factory=list)
-
-
-def _conversation(messages: tuple[Message, ...]) -> tuple[list[str], list[dict[str, Any]]]:
-    """The system paragraphs and the alternating user/assistant turns."""
-    system: list[str] = []
-    turns: list[_Turn] = []
-    for i, message in enumerate(messages):
-        if message.role in ("system", "developer"):
-            text = _system_text(message, i)
-            if text:
-                system.append(text)
-            continue
-        role = "assistant" if message.role == "assistant" else "user"
-        if message.role == "assistant":
-            blocks = _assistant_blocks(message, i)
-        elif message.role == "tool":
-            blocks = [_tool_result(message, i)]
-        else:
-            blocks = _blocks(message.parts(), f"messages[{i}]", allow_images=True)
-        if not blocks:
-            continue
-        if turns and turns[-1].role == role:
-            turns[-1].blocks.extend(blocks)
-        else:
-            turns.append(_Turn(role, blocks))
-    if not turns:
-        raise InvalidRequestError(
-            "Anthropic needs at least one user message with content.", param="messages"
-        )
-    if turns[0].role != "user":
-        raise InvalidRequestError(
-            "Anthropic needs the conversation to start with a user message, after any "
-            "system messages.",
-            param="messages",
-        )
-    for turn in turns:
-        if turn.role == "user":
-            # Stable: tool results first, everything else after, each in the client's order.
-            turn.blocks.sort(key=lambda block: block["type"] != "tool_result")
-    return system, [{"role": turn.role, "content": turn.blocks} for turn in turns]
-
-
-def _system_text(message: Message, i: int) -> str:
-    texts = []
-    for j, part in enumerate(message.parts()):
-        if not isinstance(part, Text):
-            raise InvalidRequestError(
-                f"{message.role.capitalize()} messages may only hold text for Anthropic.",
-                param=f"messages[{i}].content[{j}]",
-            )
-        texts.append(part.text)
-    return "\n\n".join(text for text in texts if text)
-
-
-def _assistant_blocks(message: Message, i: int) -> list[dict[str, Any]]:
-    blocks = _blocks(message.parts(), f"messages[{i}]", allow_images=False)
-    for k, call in enumerate(message.tool_calls or ()):
-        blocks.append(
-            {
-                "type": "tool_use",
-                "id": call.id,
-                "name": call.name,
-                "input": _tool_input(call.arguments, f"messages[{i}].tool_calls[{k}]"),
-            }
-        )
-    return blocks
-
-
-def _tool_input(arguments: str, param: str) -> dict[str, Any]:
-    if not arguments.strip():
-        return {}  # a call without arguments; Anthropic still wants an object
-    try:
-        value = msgspec.json.decode(arguments)
-    except msgspec.DecodeError:
-        raise InvalidRequestError(
-            "Tool call arguments must be valid JSON to send them to Anthropic.",
-            param=f"{param}.function.arguments",
-        ) from None
-    if not isinstance(value, dict):
-        raise InvalidRequestError(
-            "Tool call arguments must be a JSON object to send them to Anthropic.",
-            param=f"{param}.function.arguments",
-        )
-    return value
-
-
-def _tool_result(message: Message, i: int) -> dict[str, Any]:
-    if message.tool_call_id is None:
-        raise InvalidRequestError(
-            "A tool message needs the tool_call_id it answers.", param=f"messages[{i}].tool_call_id"
-        )
-    block: dict[str, Any] = {"type": "tool_result", "tool_use_id": message.tool_call_id}
-    if isinstance(message.content, str):
-        if message.content:
-            block["content"] = message.content
-    else:
-        content = _blocks(message.parts(), f"messages[{i}]", allow_images=True)
-        if content:
-            block["content"] = content
-    return block
-
-
-def _blocks(parts: tuple[Part, ...], param: str, *, allow_images: bool) -> list[dict[str, Any]]:
-    blocks: list[dict[str, Any]] = []
-    for j, part in enumerate(parts):
-        at = f"{param}.content[{j}]"
-        match part:
-            case Text(text=text):
-                if text.strip():  # Anthropic rejects empty and whitespace-only text blocks
-                    blocks.append({"type": "text", "text": text})
-            case Image() if allow_images:
-                blocks.append(_image(part, at))
-            case Image():
-                raise InvalidRequestError(
-                    "Anthropic accepts images only in user and tool messages.", param=at
-                )
-            case File():
-                blocks.append(_document(part, at))
-            case Audio():
-                raise UnsupportedCapabilityError("Anthropic does not accept audio.", param=at)
-            case Video():
-                raise UnsupportedCapabilityError("Anthropic does not accept video.", param=at)
-    return blocks
-
-
-def _image(image: Image, param: str) -> dict[str, Any]:
-    if image.inline is not None:
-        mime, data = image.inline.mime, image.base64
-    elif image.is_data_uri:
-        # Intake normally sets ``inline``; a bare data URI is still translated faithfully.
-        uri = parse_data_uri(image.url, param=f"{param}.image_url.url")
-        mime, data = uri.mime, image.url[uri.payload_offset :]
-    else:
-        return {"type": "image", "source": {"type": "url", "url": image.url}}
-    mime = _MIME_ALIASES.get(mime, mime)
-    if mime not in IMAGE_MEDIA_TYPES:
-        raise UnsupportedImageFormatError(
-            f"Anthropic accepts JPEG, PNG, GIF and WebP images, not {mime}.",
-            param=f"{param}.image_url.url",
-        )
-    return {"type": "image", "source": {"type": "base64", "media_type": mime, "data": data}}
-
-
-def _document(file: File, param: str) -> dict[str, Any]:
-    data = file.file_data
-    if data is not None and data[:5].lower() == "data:":
-        uri = parse_data_uri(data, param=f"{param}.file.file_data")
-        if uri.mime == "application/pdf":
-            source = {"type": "base64", "media_type": uri.mime, "data": data[uri.payload_offset :]}
-            return {"type": "document", "source": source}
-    raise UnsupportedCapabilityError(
-        "Anthropic accepts files only as PDF data URIs in file_data.", param=param
-    )
-
-
-def _tool(tool: Tool) -> dict[str, Any]:
-    out: dict[str, Any] = {"name": tool.name}
-    if tool.description is not None:
-        out["description"] = tool.description
-    # Anthropic requires an object schema even for a tool that takes no parameters.
-    out["input_schema"] = tool.parameters or {"type": "object", "properties": {}}
-    return out
-
-
-def _tool_choice(request: ChatRequest) -> dict[str, Any] | None:
-    choice = request.tool_choice
-    serial = request.parallel_tool_calls is False
-    out: dict[str, Any]
-    if isinstance(choice, NamedToolChoice):
-        out = {"type": "tool", "name": choice.name}
-    elif choice == "none":
-        return {"type": "none"}
-    elif choice == "required":
-        out = {"type": "any"}
-    elif choice == "auto" or serial:
-        out = {"type": "auto"}
-    else:
-        return None
-    if serial:
-        out["disable_parallel_tool_use"] = True
-    return out
-
-
-def _json_instruction(response_format: ResponseFormat | None) -> str | None:
-    """JSON mode for Anthropic, which has no ``response_format`` field.
-
-    Emulated by appending this instruction to the system prompt. It asks, it cannot enforce:
-    the model may still wrap the object in prose, which a native JSON mode would prevent.
-    """
-    if response_format is None or response_format.type == "text":
-        return None
-    instruction = (
-        "Respond with a single JSON object and nothing else: no prose before or after it "
-        "and no Markdown code fences."
-    )
-    spec = response_format.json_schema
-    if response_format.type == "json_schema" and spec:
-        # OpenAI wraps the schema as {"name", "schema", "strict"}; tolerate a bare schema.
-        inner = spec.get("schema")
-        schema = inner if isinstance(inner, dict) else spec
-        encoded = msgspec.json.encode(schema).decode()
-        instruction += f" The object must conform to this JSON schema: {encoded}"
-    return instruction
-
-
-# ---------------------------------------------------------------------------------------------
-# Responses and errors
-
-
-def _compact(value: Any) -> str:
-    return msgspec.json.encode(value if value is not None else {}).decode()
 
 
 def _finish_reason(reason: str | None) -> FinishReason | None:

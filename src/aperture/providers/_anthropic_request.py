@@ -1,0 +1,262 @@
+"""Canonical request -> Anthropic Messages body. Pure; the adapter in ``anthropic`` uses it.
+
+Split from the adapter to keep each module about one thing: this one owns turns, content
+blocks, tools and the JSON-mode instruction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from aperture.errors import (
+    InvalidRequestError,
+    UnsupportedCapabilityError,
+    UnsupportedImageFormatError,
+)
+from aperture.images.datauri import parse_data_uri
+from aperture.model import (
+    Audio,
+    ChatRequest,
+    File,
+    Image,
+    Message,
+    NamedToolChoice,
+    Part,
+    ResponseFormat,
+    Text,
+    Tool,
+    Video,
+)
+
+IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+# Declared types some clients send that Anthropic would refuse; the bytes decide anyway.
+_MIME_ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg", "image/x-png": "image/png"}
+
+__all__ = [
+    "IMAGE_MEDIA_TYPES",
+    "compact",
+    "conversation",
+    "json_instruction",
+    "tool",
+    "tool_choice",
+]
+
+
+@dataclass(slots=True)
+class _Turn:
+    role: str
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+
+
+def conversation(messages: tuple[Message, ...]) -> tuple[list[str], list[dict[str, Any]]]:
+    """The system paragraphs and the alternating user/assistant turns."""
+    system: list[str] = []
+    turns: list[_Turn] = []
+    for i, message in enumerate(messages):
+        if message.role in ("system", "developer"):
+            text = _system_text(message, i)
+            if text:
+                system.append(text)
+            continue
+        role = "assistant" if message.role == "assistant" else "user"
+        if message.role == "assistant":
+            blocks = _assistant_blocks(message, i)
+        elif message.role == "tool":
+            blocks = [_tool_result(message, i)]
+        else:
+            blocks = _blocks(message.parts(), f"messages[{i}]", allow_images=True)
+        if not blocks:
+            continue
+        if turns and turns[-1].role == role:
+            turns[-1].blocks.extend(blocks)
+        else:
+            turns.append(_Turn(role, blocks))
+    if not turns:
+        raise InvalidRequestError(
+            "Anthropic needs at least one user message with content.", param="messages"
+        )
+    if turns[0].role != "user":
+        raise InvalidRequestError(
+            "Anthropic needs the conversation to start with a user message, after any "
+            "system messages.",
+            param="messages",
+        )
+    for turn in turns:
+        if turn.role == "user":
+            # Stable: tool results first, everything else after, each in the client's order.
+            turn.blocks.sort(key=lambda block: block["type"] != "tool_result")
+    return system, [{"role": turn.role, "content": turn.blocks} for turn in turns]
+
+
+def _system_text(message: Message, i: int) -> str:
+    texts = []
+    for j, part in enumerate(message.parts()):
+        if not isinstance(part, Text):
+            raise InvalidRequestError(
+                f"{message.role.capitalize()} messages may only hold text for Anthropic.",
+                param=f"messages[{i}].content[{j}]",
+            )
+        texts.append(part.text)
+    return "\n\n".join(text for text in texts if text)
+
+
+def _assistant_blocks(message: Message, i: int) -> list[dict[str, Any]]:
+    blocks = _blocks(message.parts(), f"messages[{i}]", allow_images=False)
+    for k, call in enumerate(message.tool_calls or ()):
+        blocks.append(
+            {
+                "type": "tool_use",
+                "id": call.id,
+                "name": call.name,
+                "input": _tool_input(call.arguments, f"messages[{i}].tool_calls[{k}]"),
+            }
+        )
+    return blocks
+
+
+def _tool_input(arguments: str, param: str) -> dict[str, Any]:
+    if not arguments.strip():
+        return {}  # a call without arguments; Anthropic still wants an object
+    try:
+        value = msgspec.json.decode(arguments)
+    except msgspec.DecodeError:
+        raise InvalidRequestError(
+            "Tool call arguments must be valid JSON to send them to Anthropic.",
+            param=f"{param}.function.arguments",
+        ) from None
+    if not isinstance(value, dict):
+        raise InvalidRequestError(
+            "Tool call arguments must be a JSON object to send them to Anthropic.",
+            param=f"{param}.function.arguments",
+        )
+    return value
+
+
+def _tool_result(message: Message, i: int) -> dict[str, Any]:
+    if message.tool_call_id is None:
+        raise InvalidRequestError(
+            "A tool message needs the tool_call_id it answers.", param=f"messages[{i}].tool_call_id"
+        )
+    block: dict[str, Any] = {"type": "tool_result", "tool_use_id": message.tool_call_id}
+    if isinstance(message.content, str):
+        if message.content:
+            block["content"] = message.content
+    else:
+        content = _blocks(message.parts(), f"messages[{i}]", allow_images=True)
+        if content:
+            block["content"] = content
+    return block
+
+
+def _blocks(parts: tuple[Part, ...], param: str, *, allow_images: bool) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = []
+    for j, part in enumerate(parts):
+        at = f"{param}.content[{j}]"
+        match part:
+            case Text(text=text):
+                if text.strip():  # Anthropic rejects empty and whitespace-only text blocks
+                    blocks.append({"type": "text", "text": text})
+            case Image() if allow_images:
+                blocks.append(_image(part, at))
+            case Image():
+                raise InvalidRequestError(
+                    "Anthropic accepts images only in user and tool messages.", param=at
+                )
+            case File():
+                blocks.append(_document(part, at))
+            case Audio():
+                raise UnsupportedCapabilityError("Anthropic does not accept audio.", param=at)
+            case Video():
+                raise UnsupportedCapabilityError("Anthropic does not accept video.", param=at)
+    return blocks
+
+
+def _image(image: Image, param: str) -> dict[str, Any]:
+    if image.inline is not None:
+        mime, data = image.inline.mime, image.base64
+    elif image.is_data_uri:
+        # Intake normally sets ``inline``; a bare data URI is still translated faithfully.
+        uri = parse_data_uri(image.url, param=f"{param}.image_url.url")
+        mime, data = uri.mime, image.url[uri.payload_offset :]
+    else:
+        return {"type": "image", "source": {"type": "url", "url": image.url}}
+    mime = _MIME_ALIASES.get(mime, mime)
+    if mime not in IMAGE_MEDIA_TYPES:
+        raise UnsupportedImageFormatError(
+            f"Anthropic accepts JPEG, PNG, GIF and WebP images, not {mime}.",
+            param=f"{param}.image_url.url",
+        )
+    return {"type": "image", "source": {"type": "base64", "media_type": mime, "data": data}}
+
+
+def _document(file: File, param: str) -> dict[str, Any]:
+    data = file.file_data
+    if data is not None and data[:5].lower() == "data:":
+        uri = parse_data_uri(data, param=f"{param}.file.file_data")
+        if uri.mime == "application/pdf":
+            source = {"type": "base64", "media_type": uri.mime, "data": data[uri.payload_offset :]}
+            return {"type": "document", "source": source}
+    raise UnsupportedCapabilityError(
+        "Anthropic accepts files only as PDF data URIs in file_data.", param=param
+    )
+
+
+def tool(tool: Tool) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": tool.name}
+    if tool.description is not None:
+        out["description"] = tool.description
+    # Anthropic requires an object schema even for a tool that takes no parameters.
+    out["input_schema"] = tool.parameters or {"type": "object", "properties": {}}
+    return out
+
+
+def tool_choice(request: ChatRequest) -> dict[str, Any] | None:
+    choice = request.tool_choice
+    serial = request.parallel_tool_calls is False
+    out: dict[str, Any]
+    if isinstance(choice, NamedToolChoice):
+        out = {"type": "tool", "name": choice.name}
+    elif choice == "none":
+        return {"type": "none"}
+    elif choice == "required":
+        out = {"type": "any"}
+    elif choice == "auto" or serial:
+        out = {"type": "auto"}
+    else:
+        return None
+    if serial:
+        out["disable_parallel_tool_use"] = True
+    return out
+
+
+def json_instruction(response_format: ResponseFormat | None) -> str | None:
+    """JSON mode for Anthropic, which has no ``response_format`` field.
+
+    Emulated by appending this instruction to the system prompt. It asks, it cannot enforce:
+    the model may still wrap the object in prose, which a native JSON mode would prevent.
+    """
+    if response_format is None or response_format.type == "text":
+        return None
+    instruction = (
+        "Respond with a single JSON object and nothing else: no prose before or after it "
+        "and no Markdown code fences."
+    )
+    spec = response_format.json_schema
+    if response_format.type == "json_schema" and spec:
+        # OpenAI wraps the schema as {"name", "schema", "strict"}; tolerate a bare schema.
+        inner = spec.get("schema")
+        schema = inner if isinstance(inner, dict) else spec
+        encoded = msgspec.json.encode(schema).decode()
+        instruction += f" The object must conform to this JSON schema: {encoded}"
+    return instruction
+
+
+# ---------------------------------------------------------------------------------------------
+# Responses and errors
+
+
+def compact(value: Any) -> str:
+    return msgspec.json.encode(value if value is not None else {}).decode()
