@@ -28,6 +28,7 @@ enter (``raise ... from``) and rendered once, where they leave, in the client's 
     ├── ConflictError                    409 conflict                 (admin: the id exists)
     ├── RateLimitExceededError           429 rate_limit_exceeded
     ├── BudgetExceededError              429 budget_exceeded
+    ├── ServiceUnavailableError          503 service_unavailable      (a store budgets need is down)
     └── UpstreamError                    502 upstream_error           (the provider failed us)
         ├── UpstreamRejectedError        4xx upstream_error           (the provider refused it)
         ├── UpstreamRateLimitedError     429 rate_limit_exceeded      (retryable, Retry-After)
@@ -63,6 +64,7 @@ __all__ = [
     "PolicyViolationError",
     "RateLimitExceededError",
     "RequestTooLargeError",
+    "ServiceUnavailableError",
     "TooManyImagesError",
     "UnsupportedCapabilityError",
     "UnsupportedImageFormatError",
@@ -207,6 +209,15 @@ class BudgetExceededError(GatewayError):
     status = 429
     type = "rate_limit_error"
     code = "budget_exceeded"
+
+
+class ServiceUnavailableError(GatewayError):
+    """The gateway itself cannot decide safely right now (budgets fail closed)."""
+
+    status = 503
+    type = "api_error"
+    code = "service_unavailable"
+    retryable = True
 
 
 class UpstreamError(GatewayError):

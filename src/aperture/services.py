@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -10,9 +11,19 @@ from pathlib import Path
 import anyio
 from anyio.abc import TaskGroup
 
+from aperture.governance.budgets import BudgetBook
+from aperture.governance.guardrails import Ask, Guardrails
 from aperture.governance.keys import KeyRing
+from aperture.governance.ocr import OcrReader
+from aperture.governance.pii import PiiScanner
+from aperture.governance.policy import PolicyEngine
+from aperture.governance.prices import PriceTable
+from aperture.governance.ratelimit import RateLimiter
 from aperture.metrics import Metrics
-from aperture.pipeline import ImagePreparer, Pipeline, TargetLimits, build_pipeline
+from aperture.pipeline import ImagePreparer, Pipeline, Screening, TargetLimits, build_pipeline
+from aperture.pipeline.admit import Admission
+from aperture.pipeline.answers import AnswerScreen
+from aperture.pipeline.guard_model import GuardModel
 from aperture.routing.breaker import SharedBreakers
 from aperture.routing.catalog import Catalog
 from aperture.routing.dispatch import Dispatcher
@@ -27,6 +38,8 @@ from aperture.upstream import UpstreamClient
 from aperture.upstream.fetch import FetchPolicy, ImageFetcher
 
 __all__ = ["Services", "open_services"]
+
+log = logging.getLogger("aperture")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +56,8 @@ class Services:
     keys: KeyRing
     audit: AuditWriter
     metrics: Metrics
+    admission: Admission
+    answers: AnswerScreen
 
     @property
     def auth_required(self) -> bool:
@@ -78,12 +93,17 @@ async def open_services(settings: Settings, stack: AsyncExitStack, group: TaskGr
     group.start_soon(sync.watch)
     limiter = anyio.CapacityLimiter(os.cpu_count() or 1)
     target_limits = TargetLimits(settings.providers)
+    admission = _admission(settings, storage)
+    images = ImagePreparer(settings.images, limiter, target_limits)
+    screening = _screening(settings, admission, limiter, GuardModel(catalog, router, images))
     return Services(
         settings=settings,
         catalog=catalog,
         sync=sync,
-        pipeline=build_pipeline(catalog, settings.images, fetcher, limiter, target_limits),
-        images=ImagePreparer(settings.images, limiter, target_limits),
+        pipeline=build_pipeline(
+            catalog, settings.images, fetcher, limiter, target_limits, screening
+        ),
+        images=images,
         router=router,
         client=client,
         fetcher=fetcher,
@@ -91,6 +111,50 @@ async def open_services(settings: Settings, stack: AsyncExitStack, group: TaskGr
         keys=keys,
         audit=audit,
         metrics=metrics,
+        admission=admission,
+        answers=_answers(settings, screening),
+    )
+
+
+def _answers(settings: Settings, screening: Screening) -> AnswerScreen:
+    pii = settings.governance.pii
+    scan = pii is not None and pii.scan_responses
+    return AnswerScreen(screening.pii if scan else None, screening.pii_action, screening.guardrails)
+
+
+def _screening(
+    settings: Settings, admission: Admission, limiter: anyio.CapacityLimiter, ask: Ask
+) -> Screening:
+    governance = settings.governance
+    ocr = OcrReader(governance.ocr, limiter=limiter)
+    if ocr.enabled:
+        missing = ocr.availability()
+        if missing is not None:
+            # Configured but unusable: say so at start, and run without it rather than not at
+            # all (the PII scan still covers the text portions).
+            log.error("%s; images are not read", missing)
+    pii = governance.pii
+    return Screening(
+        policy=PolicyEngine(governance.policy) if governance.policy else None,
+        ocr=ocr if ocr.enabled and ocr.availability() is None else None,
+        pii=PiiScanner(pii) if pii is not None else None,
+        pii_action=pii.action if pii is not None else "redact",
+        guardrails=Guardrails(governance.guardrails, ask) if governance.guardrails else None,
+        admission=admission,
+    )
+
+
+def _admission(settings: Settings, storage: Storage) -> Admission:
+    governance = settings.governance
+    tenants = {
+        rule.tenant: rule.budget
+        for rule in governance.limits
+        if rule.tenant is not None and rule.budget is not None
+    }
+    return Admission(
+        RateLimiter(storage.limits, governance.limits),
+        BudgetBook(storage.limits, storage.ledger, tenants),
+        PriceTable(governance.prices),
     )
 
 

@@ -17,6 +17,7 @@ import anyio
 from aperture.metrics import Metrics
 from aperture.model import ChatRequest, Text
 from aperture.pipeline import RequestContext
+from aperture.pipeline.admit import Admission
 from aperture.storage import AuditEvent, AuditImage, AuditUsage, audit_time
 from aperture.storage.audit_writer import AuditWriter
 
@@ -74,11 +75,15 @@ async def record(
     code: str | None,
     audit: AuditWriter | None = None,
     metrics: Metrics | None = None,
+    admission: Admission | None = None,
 ) -> None:
-    """Log, audit and count the request's outcome: metadata only, never bytes or secrets."""
+    """Settle, log, audit and count the request's outcome: metadata only, never bytes or
+    secrets."""
     elapsed_s = time.perf_counter() - ctx.started
     latency_ms = round(elapsed_s * 1000, 2)
     with anyio.CancelScope(shield=True):
+        if admission is not None and (ctx.hold is not None or ctx.ticket is not None):
+            await admission.settle(ctx)
         images = await image_descriptors(ctx)
         ctx.decoded.clear()
         if audit is not None:
@@ -150,6 +155,7 @@ def _audit_event(
         latency_ms=latency_ms,
         text=ctx.texts,
         images=tuple(AuditImage(**image) for image in images),
+        findings=tuple(ctx.findings),
     )
 
 

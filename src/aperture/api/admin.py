@@ -28,8 +28,10 @@ from aperture.errors import (
     InvalidApiKeyError,
     InvalidRequestError,
     NotFoundError,
+    ServiceUnavailableError,
 )
-from aperture.governance.keys import INVALID_KEY_MESSAGE
+from aperture.governance.budgets import BudgetBook, BudgetLine
+from aperture.governance.keys import INVALID_KEY_MESSAGE, Principal
 from aperture.services import Services
 from aperture.settings import ModelSettings, RouteSettings
 from aperture.storage import (
@@ -38,6 +40,7 @@ from aperture.storage import (
     DocumentStore,
     RecordExistsError,
     RecordNotFoundError,
+    StorageError,
 )
 from aperture.storage.records import BudgetPeriod
 
@@ -75,6 +78,7 @@ def create_admin_app() -> Starlette:
             Route("/v1/admin/keys", _keys, methods=["GET", "POST"]),
             Route("/v1/admin/keys/{key_id}", _key, methods=["GET", "DELETE"]),
             Route("/v1/admin/audit", _audit, methods=["GET"]),
+            Route("/v1/admin/budgets", _budgets, methods=["GET"]),
             Route("/openapi.json", _openapi, methods=["GET"]),
             Route("/v1/admin/models", _models, methods=["GET", "POST"]),
             Route("/v1/admin/models/{doc_id}", _model, methods=["GET", "PUT", "DELETE"]),
@@ -317,6 +321,58 @@ async def _catalog_models(request: Request) -> Response:
         return _json({"data": [model_entry(e, services, True) for e in entries]})
     except GatewayError as error:
         return _error(error)
+
+
+async def _budgets(request: Request) -> Response:
+    """Every key and tenant budget in its current window: limit, spent, held, remaining.
+
+    ``spent`` is the shared counter enforcement reads; ``ledger`` is what the ledger sums to
+    (they agree once in-flight requests settle). Filters: ``?key_id=`` and ``?tenant=``.
+    """
+    try:
+        services = _services(request)
+        key_id = request.query_params.get("key_id")
+        tenant = request.query_params.get("tenant")
+        book = services.admission.budgets
+        lines: list[BudgetLine] = []
+        for key in await services.keys.list(tenant):
+            if key_id in (None, key.id) and key.revoked_at is None:
+                lines += [line for line in book.lines(Principal(key)) if line.scope == "key"]
+        if key_id is None:
+            for name, budget in sorted(book.tenants.items()):
+                line = book.line_for("tenant", name, budget)
+                if line is not None and tenant in (None, name):
+                    lines.append(line)
+        return _json({"data": [await _budget_view(book, line) for line in lines]})
+    except StorageError as exc:
+        return _error(ServiceUnavailableError(f"The budget store failed: {exc}"))
+    except GatewayError as error:
+        return _error(error)
+
+
+async def _budget_view(book: BudgetBook, line: BudgetLine) -> dict[str, Any]:
+    state = await book.state(line)
+    ledger = await book.ledger_spend(line)
+    limit_micros = line.key.limit_micros
+    remaining_usd = None
+    if limit_micros is not None:
+        remaining_usd = (limit_micros - state.spent.micros - state.reserved.micros) / 1e6
+    remaining_tokens = None
+    if line.limit_tokens is not None:
+        remaining_tokens = line.limit_tokens - state.spent.tokens - state.reserved.tokens
+    return {
+        "scope": line.scope,
+        "id": line.id,
+        "period": line.period,
+        "window": line.window,
+        "window_start": line.window_start,
+        "window_end": line.window_end,
+        "limit": {"usd": line.limit_usd, "tokens": line.limit_tokens},
+        "spent": {"usd": state.spent.micros / 1e6, "tokens": state.spent.tokens},
+        "reserved": {"usd": state.reserved.micros / 1e6, "tokens": state.reserved.tokens},
+        "remaining": {"usd": remaining_usd, "tokens": remaining_tokens},
+        "ledger": {"usd": ledger.micros / 1e6, "tokens": ledger.tokens},
+    }
 
 
 async def _openapi(request: Request) -> Response:

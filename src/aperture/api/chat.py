@@ -27,7 +27,7 @@ from aperture.dialects.locator import FieldLocator
 from aperture.dialects.openai import outbound
 from aperture.dialects.openai.inbound import parse_chat_request
 from aperture.errors import GatewayError
-from aperture.model import ChatRequest, ChatResponse, StreamEvent, UsageReport
+from aperture.model import ChatRequest, ChatResponse, Delta, StreamEvent, UsageReport
 from aperture.pipeline import RequestAttempts, RequestContext
 from aperture.routing.dispatch import EventStream
 from aperture.services import Services
@@ -108,11 +108,24 @@ def chat_endpoint(dialect: ClientDialect) -> Callable[[Request], object]:
         except GatewayError as error:
             response = error_response(error, ctx.request_id, dialect.render_error)
             response.background = BackgroundTask(
-                record, ctx, error.status_code, error.code, services.audit, services.metrics
+                record,
+                ctx,
+                error.status_code,
+                error.code,
+                services.audit,
+                services.metrics,
+                services.admission,
             )
             return response
         except ClientDisconnect:
-            await record(ctx, 499, "client_disconnected", services.audit, services.metrics)
+            await record(
+                ctx,
+                499,
+                "client_disconnected",
+                services.audit,
+                services.metrics,
+                services.admission,
+            )
             return Response(status_code=499)
 
     return endpoint
@@ -129,11 +142,15 @@ async def _complete(
     ctx.usage = response.usage
     if response.usage is not None:
         ctx.reported_image_tokens = response.usage.image_tokens
+    if services.answers.needed(ctx):
+        response = await services.answers.complete(ctx, response)
     return Response(
         dialect.render_response(response, chat.model),
         headers=_routed_headers(ctx),
         media_type="application/json",
-        background=BackgroundTask(record, ctx, 200, None, services.audit, services.metrics),
+        background=BackgroundTask(
+            record, ctx, 200, None, services.audit, services.metrics, services.admission
+        ),
     )
 
 
@@ -158,12 +175,22 @@ async def _relay(
 ) -> AsyncGenerator[bytes, None]:
     status: int = 499
     code: str | None = "client_disconnected"
+    screen = services.answers.stream(ctx)
     try:
         async for event in stream.events():
             if isinstance(event, UsageReport):
                 ctx.usage = event.usage
                 ctx.reported_image_tokens = event.usage.image_tokens
-            yield renderer.event(event)
+            elif isinstance(event, Delta) and event.content:
+                ctx.streamed_chars += len(event.content)
+            if screen is None:
+                yield renderer.event(event)
+                continue
+            for screened in screen.event(event):
+                yield renderer.event(screened)
+        if screen is not None:
+            for held in await screen.finish():
+                yield renderer.event(held)
         yield renderer.done()
         status, code = 200, None
     except GatewayError as error:
@@ -173,7 +200,7 @@ async def _relay(
     finally:
         with anyio.CancelScope(shield=True):
             await stream.aclose()
-            await record(ctx, status, code, services.audit, services.metrics)
+            await record(ctx, status, code, services.audit, services.metrics, services.admission)
 
 
 async def _while_hashing(ctx: RequestContext, work: Awaitable[T]) -> T:

@@ -6,9 +6,12 @@ import time
 from dataclasses import dataclass, field
 
 from aperture.dialects.locator import FieldLocator, OpenAILocator
+from aperture.governance.budgets import Hold
 from aperture.governance.keys import Principal
+from aperture.governance.ratelimit import Ticket
 from aperture.model import InlineImage, Target, Usage
 from aperture.routing.catalog import Resolution, TargetOption
+from aperture.storage.records import AuditFinding
 
 __all__ = ["RequestContext"]
 
@@ -44,3 +47,15 @@ class RequestContext:
     """The estimated input tokens of the images as they were sent to the target."""
     reported_image_tokens: int | None = None
     """What the provider said the images cost, when it says (to compare with the estimate)."""
+    prompt_estimate: int = 0
+    """Estimated input tokens (text and images), what a request cut short is charged."""
+    hold: Hold | None = None
+    """The budget reservation to settle when the request ends."""
+    ticket: Ticket | None = None
+    """The rate-limit windows the request was counted in, to correct its tokens at the end."""
+    streamed_chars: int = 0
+    """Characters of answer text relayed so far (a disconnected stream's output estimate)."""
+    findings: list[AuditFinding] = field(default_factory=list)
+    """What policy, PII and guardrails found (never the matched values)."""
+    image_texts: dict[tuple[int, int], str] = field(default_factory=dict)
+    """Text OCR read from each image, when ``governance.ocr`` is on (scanned, never stored)."""

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import msgspec
 import yaml
 
+from aperture.settings._governance_checks import governance_problems
 from aperture.settings.schema import Settings
 
 __all__ = ["ConfigError", "Problem", "load_settings", "parse_settings"]
@@ -207,6 +208,7 @@ def _check_meaning(settings: Settings) -> list[Problem]:
             problems.append(Problem(f"{path}.timeout_s", "timeouts must be positive"))
     problems.extend(_check_models(settings, providers))
     problems.extend(_check_routes(settings, providers))
+    problems.extend(Problem(path, msg) for path, msg in governance_problems(settings.governance))
     return problems
 
 

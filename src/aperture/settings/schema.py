@@ -6,6 +6,8 @@ from typing import Literal
 
 import msgspec
 
+from aperture.settings.governance import GovernanceSettings
+
 __all__ = [
     "AuthSettings",
     "Capability",
@@ -173,3 +175,4 @@ class Settings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     providers: tuple[ProviderSettings, ...] = ()
     models: tuple[ModelSettings, ...] = ()
     routes: tuple[RouteSettings, ...] = ()
+    governance: GovernanceSettings = GovernanceSettings()

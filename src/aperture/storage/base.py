@@ -22,9 +22,14 @@ from aperture.storage.records import (
     ApiKey,
     AuditEvent,
     AuditQuery,
+    BudgetCharge,
+    BudgetDecision,
+    BudgetScope,
+    BudgetState,
     Document,
     UsageRow,
     UsageTotals,
+    WindowAdmission,
 )
 
 __all__ = [
@@ -33,6 +38,7 @@ __all__ = [
     "Database",
     "DocumentStore",
     "KeyStore",
+    "Limits",
     "ModelStore",
     "PutMode",
     "RecordExistsError",
@@ -271,9 +277,101 @@ class Counters(Protocol):
         ...
 
 
+class Limits(Protocol):
+    """Rate-limit windows and budget reservations, atomic across every instance sharing them.
+
+    Time is the store's own clock (Redis ``TIME``), never the callers', so instances with
+    skewed clocks agree. Every key expires; a retried call is never counted twice. Amounts
+    are integers (micro-dollars, tokens), exact below 2**53.
+    """
+
+    async def acquire(
+        self, key: str, member: str, cost: int, *, limit: int, window_s: float
+    ) -> WindowAdmission:
+        """Add ``cost`` under ``member`` to the sliding window ``key`` if the costs of the
+        last ``window_s`` seconds plus ``cost`` stay within ``limit``.
+
+        Exact (a moving window, not fixed buckets): at most ``limit`` in any ``window_s``.
+        A ``member`` already in the window is not added again (idempotent retries).
+
+        Raises:
+            ValueError: ``window_s`` is not positive or ``cost`` is negative.
+            StorageError: the backend failed.
+        """
+        ...
+
+    async def adjust(self, key: str, member: str, delta: int, *, window_s: float) -> None:
+        """Change the cost ``member`` holds in window ``key`` by ``delta`` (tokens per minute
+        admitted on an estimate, corrected by the real usage); a cost never goes below zero,
+        and a member no longer in the window is left alone.
+
+        Raises:
+            ValueError: ``window_s`` is not positive.
+            StorageError: the backend failed.
+        """
+        ...
+
+    async def seed(self, scope: BudgetScope, spent: BudgetCharge) -> bool:
+        """Set a budget window's spent counter (from the ledger) unless it already has one;
+        never additive, so instances seeding together cannot inflate it. True if written.
+
+        Raises:
+            ValueError: ``scope.ttl_s`` is not positive.
+            StorageError: the backend failed.
+        """
+        ...
+
+    async def reserve(
+        self,
+        request_id: str,
+        scopes: Sequence[BudgetScope],
+        estimate: BudgetCharge,
+        *,
+        hold_s: float,
+    ) -> BudgetDecision:
+        """Hold ``estimate`` in every scope at once, or in none.
+
+        A scope admits when spent + reserved + estimate stays within each of its limits. The
+        hold lapses after ``hold_s`` (a crashed instance cannot leak it for ever). A request id
+        that holds a reservation, or was settled in the last day, is a ``duplicate``. Each
+        scope written to expires ``scope.ttl_s`` after this call.
+
+        Raises:
+            ValueError: ``hold_s`` or a ``ttl_s`` is not positive, the estimate is negative,
+                or two scopes share a key.
+            StorageError: the backend failed.
+        """
+        ...
+
+    async def settle(
+        self, request_id: str, scopes: Sequence[BudgetScope], actual: BudgetCharge
+    ) -> bool:
+        """Release the request's hold in each scope and add ``actual`` to each seeded scope's
+        spent counter; ``actual`` of zero is a plain release.
+
+        Idempotent per request id (for a day): a second settle is a no-op. Returns whether
+        this call applied it. A hold that already lapsed is fine: the spend is still added.
+        Unseeded scopes are left unseeded (their spend is in the ledger, where seeding reads).
+
+        Raises:
+            ValueError: ``actual`` is negative, a ``ttl_s`` is not positive, or two scopes
+                share a key.
+            StorageError: the backend failed.
+        """
+        ...
+
+    async def state(self, scope: str) -> BudgetState | None:
+        """The window's counters (lapsed holds dropped), or None if it was never seeded.
+
+        Raises:
+            StorageError: the backend failed.
+        """
+        ...
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Database:
-    """What a database backend opens: every role but the counters, and how to close them."""
+    """What a database backend opens: every role but counters and limits, and how to close them."""
 
     keys: KeyStore
     routes: RouteStore
@@ -293,6 +391,7 @@ class Storage:
     audit: AuditStore
     ledger: UsageLedger
     counters: Counters
+    limits: Limits
     closers: tuple[Closer, ...] = ()
 
     async def close(self) -> None:

@@ -19,14 +19,20 @@ __all__ = [
     "Admission",
     "ApiKey",
     "AuditEvent",
+    "AuditFinding",
     "AuditImage",
     "AuditQuery",
     "AuditUsage",
+    "BudgetCharge",
+    "BudgetDecision",
     "BudgetPeriod",
+    "BudgetScope",
+    "BudgetState",
     "Document",
     "UsageKind",
     "UsageRow",
     "UsageTotals",
+    "WindowAdmission",
     "audit_time",
     "check_json_object",
     "parse_audit_time",
@@ -136,6 +142,18 @@ class AuditImage(msgspec.Struct, frozen=True, kw_only=True):
         )
 
 
+class AuditFinding(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """What a governance check found: which check, what it did, where; never the value."""
+
+    check: Literal["policy", "pii", "guardrail"]
+    name: str
+    """The rule or guardrail name, or the PII detector (``email``, ``card``...)."""
+    action: Literal["block", "redact", "log"]
+    param: str | None = None
+    """The offending field, e.g. ``messages[0].content[1].text``."""
+    count: int = 1
+
+
 class AuditEvent(msgspec.Struct, frozen=True, kw_only=True):
     """One ``GATEWAY_RESPONSE`` per request, with exactly the fields of INTERFACES.md.
 
@@ -161,6 +179,8 @@ class AuditEvent(msgspec.Struct, frozen=True, kw_only=True):
     latency_ms: float
     text: tuple[str, ...] = ()
     images: tuple[AuditImage, ...] = ()
+    findings: tuple[AuditFinding, ...] = ()
+    """Policy, PII and guardrail findings: names, actions and fields, never matched values."""
 
     def __post_init__(self) -> None:
         if not self.request_id:
@@ -231,6 +251,61 @@ class Admission(msgspec.Struct, frozen=True):
 
     admitted: bool
     value: int
+
+
+class WindowAdmission(msgspec.Struct, frozen=True):
+    """The answer of ``Limits.acquire``.
+
+    ``used`` is the window's total after the cost was added (or, refused, without it);
+    ``retry_after_s`` is, when refused, how long until enough of the window has slid by for
+    the cost to fit, and None when it never can (the cost alone is over the limit).
+    """
+
+    admitted: bool
+    used: int
+    retry_after_s: float | None = None
+
+
+class BudgetCharge(msgspec.Struct, frozen=True):
+    """An amount against a budget: money in integer micro-dollars, and tokens."""
+
+    micros: int = 0
+    tokens: int = 0
+
+
+class BudgetScope(msgspec.Struct, frozen=True, kw_only=True):
+    """One budget a request is charged to, in one period window.
+
+    ``key`` names the budget and its window (``key:3f2a:m:2026-11``), so a new window is a new
+    key and nothing has to be reset; ``ttl_s`` keeps the state until the window is over.
+    ``None`` limits are not enforced (the spend is still counted).
+    """
+
+    key: str
+    limit_micros: int | None = None
+    limit_tokens: int | None = None
+    ttl_s: float
+
+
+class BudgetState(msgspec.Struct, frozen=True):
+    """A budget window's counters: settled spend, and what requests in flight hold."""
+
+    spent: BudgetCharge
+    reserved: BudgetCharge
+
+
+class BudgetDecision(msgspec.Struct, frozen=True, kw_only=True):
+    """The answer of ``Limits.reserve``.
+
+    ``reserved``: held in every scope. ``denied``: ``scope`` has no room (``state`` says how
+    full it is); nothing was held anywhere. ``unseeded``: ``scope`` has no spent counter yet;
+    seed it from the ledger and reserve again. ``duplicate``: this request id already holds a
+    reservation (a retried reserve), which stands unchanged, or was already settled.
+    """
+
+    outcome: Literal["reserved", "denied", "unseeded", "duplicate"]
+    scope: str | None = None
+    state: BudgetState | None = None
 
 
 def audit_time(when: datetime | None = None) -> str:

@@ -2,9 +2,10 @@
 
     database   sqlite:///aperture.db   postgresql://user@host/db[?schema=s]   memory://
     counters   redis://host:6379/0     rediss://...                          memory:// (or None)
+    and limits (the same URL; with Redis, both share one connection pool)
 
-With no Redis, counters live in the process: right for one instance, per-instance limits for
-several (each instance then enforces the whole limit on its own traffic).
+With no Redis, counters and limits live in the process: right for one instance, per-instance
+limits for several (each instance then enforces the whole limit on its own traffic).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from aperture.storage.base import Closer, Counters, Database, Storage
+from aperture.storage.base import Closer, Counters, Database, Limits, Storage
 
 __all__ = ["migrate", "open_storage"]
 
@@ -43,20 +44,22 @@ def _memory() -> _DatabaseBackend:
     return memory
 
 
-def _redis_counters(url: str) -> tuple[Counters, Closer]:
+def _redis_counters(url: str) -> tuple[Counters, Limits, Closer]:
     from aperture.storage.redis_counters import RedisCounters
+    from aperture.storage.redis_limits import RedisLimits
 
     counters = RedisCounters.from_url(url)
-    return counters, counters.close
+    return counters, RedisLimits(counters.client, prefix=counters.prefix), counters.close
 
 
-def _memory_counters(url: str) -> tuple[Counters, Closer]:
+def _memory_counters(url: str) -> tuple[Counters, Limits, Closer]:
     from aperture.storage.memory import MemoryCounters
+    from aperture.storage.memory_limits import MemoryLimits
 
     async def close() -> None:
         return None
 
-    return MemoryCounters(), close
+    return MemoryCounters(), MemoryLimits(), close
 
 
 _DATABASES: dict[str, Callable[[], _DatabaseBackend]] = {
@@ -65,7 +68,7 @@ _DATABASES: dict[str, Callable[[], _DatabaseBackend]] = {
     "postgres": _postgres,
     "memory": _memory,
 }
-_COUNTERS: dict[str, Callable[[str], tuple[Counters, Closer]]] = {
+_COUNTERS: dict[str, Callable[[str], tuple[Counters, Limits, Closer]]] = {
     "redis": _redis_counters,
     "rediss": _redis_counters,
     "memory": _memory_counters,
@@ -99,9 +102,8 @@ async def open_storage(
     """
     backend = _database(database_url)
     counters_url = redis_url or "memory://"
-    counters, close_counters = _COUNTERS[_scheme(counters_url, dict(_COUNTERS), "storage.redis")](
-        counters_url
-    )
+    shared = _COUNTERS[_scheme(counters_url, dict(_COUNTERS), "storage.redis")]
+    counters, limits, close_counters = shared(counters_url)
     try:
         database = await backend.open_database(database_url, migrate=migrate)
     except BaseException:
@@ -114,6 +116,7 @@ async def open_storage(
         audit=database.audit,
         ledger=database.ledger,
         counters=counters,
+        limits=limits,
         closers=(database.close, close_counters),
     )
 
