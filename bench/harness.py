@@ -627,10 +627,12 @@ class Gateway:
     env: dict[str, str] = field(default_factory=dict)
 
 
-def aperture_gateway(config: Path, log_level: str) -> Gateway:
-    return Gateway("aperture", APERTURE_PORT, "/healthz", [
-        str(APERTURE_BIN), "serve", "--config", str(config), "--host", HOST,
-        "--port", str(APERTURE_PORT), "--log-level", log_level])
+def aperture_gateway(config: Path, log_level: str, workers: int = 1) -> Gateway:
+    argv = [str(APERTURE_BIN), "serve", "--config", str(config), "--host", HOST,
+            "--port", str(APERTURE_PORT), "--log-level", log_level]
+    if workers > 1:
+        argv += ["--workers", str(workers)]
+    return Gateway("aperture", APERTURE_PORT, "/healthz", argv)
 
 
 def litellm_gateway(config: Path, log_level: str | None) -> Gateway:
@@ -1044,6 +1046,79 @@ class Bench:
                                                                    time.time() - started)
 
 
+    def run_workers(self, counts: list[int]) -> None:
+        """Scenario (a) only: the direct path, then Aperture with each worker count in turn
+        (a count given twice is measured twice, interleaved, to expose drift)."""
+        started = time.time()
+        # Worker counts differ by less than outside load can take away on 2 CPUs: wait
+        # longer for a quiet machine than the full run does.
+        self.plan.quiet_max_wait_s = max(self.plan.quiet_max_wait_s, 120)
+        self.plan.quiet_budget_s = max(self.plan.quiet_budget_s, 900)
+        self.results["meta"] = machine_meta(self.plan)
+        self.results["meta"]["workers"] = counts
+        self.prepare()
+        self.throughput("direct", UP_FAST, None, "a_throughput")
+        runs: list[dict[str, Any]] = []
+        for n in counts:
+            gw = aperture_gateway(self.aperture_yaml, "warning", workers=n)
+            log(f"aperture --workers {n}: starting")
+            proc, ready_s = self.start_gateway(gw, f"aperture-workers-{n}")
+            try:
+                if self.check("aperture", gw.port, "text", "/v1/chat/completions"):
+                    raise RuntimeError(f"aperture --workers {n} does not answer")
+                self.warm("aperture", gw.port, {"text": True})
+                self.throughput("aperture", gw.port, proc.pid, "a_throughput")
+                result = self.results["scenarios"]["a_throughput"].pop("aperture")
+                result.update(workers=n, processes=len(tree(proc.pid)),
+                              ready_s=round(ready_s, 3))
+                runs.append(result)
+            finally:
+                self.procs.stop(proc)
+        self.results["workers_runs"] = runs
+        self.results["meta"]["wall_s"] = round(time.time() - started, 1)
+
+
+def workers_markdown(results: dict[str, Any]) -> str:
+    """``workers.md``: scenario (a) by worker count, one row per run."""
+    meta = results["meta"]
+    direct = results["scenarios"]["a_throughput"]["direct"]
+    lines = [
+        "# Aperture with several workers: scenario (a) throughput",
+        "",
+        f"{meta['date']}, {meta['nproc']} CPUs ({meta['cpu']}), {meta['os']}, "
+        f"Python {meta['python']}, {meta['aperture']} at {meta['aperture_commit']} (working "
+        "tree as it was).",
+        "",
+        f"Command: `bench/run --workers {','.join(map(str, meta['workers']))}"
+        + (" --quick` (a smoke run, not for publishing)" if meta.get("quick") else "`") + ". "
+        "Load: the harness's scenario (a), small text chat completions to an instant nginx "
+        f"upstream, `wrk -t{meta['plan']['throughput_threads']} "
+        f"-c{meta['plan']['throughput_conns']} -d{meta['plan']['throughput_s']}s` after "
+        "warm-ups; Aperture with its default SQLite storage (audit on) and `--log-level "
+        "warning`.",
+        "",
+        f"**This machine has {meta['nproc']} CPUs**, shared by wrk, nginx and every "
+        "Aperture worker: more workers than CPUs left over cannot add throughput here, and "
+        "`other CPUs` is what processes outside the bench used during the measurement.",
+        "",
+        "| workers | processes | req/s | p50 ms | p99 ms | errors | RSS max MB | other CPUs |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for run in results.get("workers_runs", []):
+        lat = run["latency_ms"]
+        lines.append(
+            f"| {run['workers']} | {run['processes']} | {run['rps']:.0f} | {lat['p50']:.2f} | "
+            f"{lat['p99']:.2f} | {run['error_count']} | {run.get('rss_max_mb', '')} | "
+            f"{run['other_cpu_cores']:.2f} |")
+    lines += [
+        "",
+        f"The direct path (wrk to nginx, no gateway) did {direct['rps']:.0f} req/s, p50 "
+        f"{direct['latency_ms']['p50']:.2f} ms, in the same run.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def _all_ticks() -> dict[int, tuple[int, str]]:
     out: dict[int, tuple[int, str]] = {}
     for entry in os.listdir("/proc"):
@@ -1223,6 +1298,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-default-logs", action="store_true",
                         help="skip the (a) re-run at each gateway's default log level")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
+    parser.add_argument("--workers", help="only scenario (a), for Aperture with each of these "
+                        "worker counts (e.g. 1,2); writes workers.json and workers.md")
     args = parser.parse_args(argv)
     plan = Plan.quick() if args.quick else Plan()
     plan.litellm = not args.no_litellm
@@ -1235,6 +1312,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGHUP, on_signal)
     bench = Bench(plan)
+    if args.workers:
+        return _main_workers(bench, [int(n) for n in args.workers.split(",")], args)
     try:
         bench.run()
     finally:
@@ -1247,6 +1326,19 @@ def main(argv: list[str] | None = None) -> int:
     import report
 
     report.main([str(args.out / "results.json"), "--out", str(args.out)])
+    return 0
+
+
+def _main_workers(bench: Bench, counts: list[int], args: argparse.Namespace) -> int:
+    try:
+        bench.run_workers(counts)
+    finally:
+        bench.procs.stop_all()
+    bench.results["meta"]["quick"] = args.quick
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "workers.json").write_text(json.dumps(bench.results, indent=2) + "\n")
+    (args.out / "workers.md").write_text(workers_markdown(bench.results))
+    log(f"wrote {args.out / 'workers.json'} and {args.out / 'workers.md'}")
     return 0
 
 

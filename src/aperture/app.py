@@ -15,12 +15,13 @@ from starlette.responses import Response
 from starlette.routing import Mount
 
 from aperture.api.admin import create_admin_app
-from aperture.api.middleware import RequestIdMiddleware
+from aperture.api.middleware import RequestIdMiddleware, TracingMiddleware
 from aperture.api.routes import public_routes
 from aperture.dialects.openai.outbound import render_error
 from aperture.errors import GatewayError, InvalidRequestError, NotFoundError
 from aperture.services import open_services
 from aperture.settings import Settings
+from aperture.tracing import NO_TRACER, Tracer
 
 __all__ = ["create_app", "create_apps"]
 
@@ -32,16 +33,16 @@ class _MethodNotAllowedError(InvalidRequestError):
     code = "method_not_allowed"
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(settings: Settings, *, tracer: Tracer = NO_TRACER) -> Starlette:
     """The public API alone (tests, and deployments that keep admin elsewhere)."""
-    return create_apps(settings)[0]
+    return create_apps(settings, tracer=tracer)[0]
 
 
-def create_apps(settings: Settings) -> tuple[Starlette, Starlette]:
+def create_apps(settings: Settings, *, tracer: Tracer = NO_TRACER) -> tuple[Starlette, Starlette]:
     """The public API and the admin API, sharing one set of services.
 
     The public app's lifespan owns the services and hands them to the admin app, so both
-    see the same keys, catalog and storage.
+    see the same keys, catalog and storage. ``tracer`` belongs to the caller, who closes it.
     """
     admin = create_admin_app()
 
@@ -49,7 +50,7 @@ def create_apps(settings: Settings) -> tuple[Starlette, Starlette]:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with anyio.create_task_group() as group:
             async with AsyncExitStack() as stack:
-                services = await open_services(settings, stack, group)
+                services = await open_services(settings, stack, group, tracer)
                 app.state.services = admin.state.services = services
                 yield
             group.cancel_scope.cancel()
@@ -59,9 +60,12 @@ def create_apps(settings: Settings) -> tuple[Starlette, Starlette]:
         from aperture.emulator import create_emulator_app  # the demo only
 
         routes.append(Mount("/emulator", create_emulator_app()))
+    middleware = [Middleware(RequestIdMiddleware)]
+    if tracer.enabled:
+        middleware.insert(0, Middleware(TracingMiddleware, tracer=tracer))
     public = Starlette(
         routes=routes,
-        middleware=[Middleware(RequestIdMiddleware)],
+        middleware=middleware,
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error, Exception: _unexpected_error},
     )

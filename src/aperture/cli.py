@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import ipaddress
 import os
+import socket
 import sys
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aperture import __version__
 from aperture.demo import demo_settings
 from aperture.settings import ConfigError, Problem, Settings, load_settings
-
-if TYPE_CHECKING:
-    from starlette.types import ASGIApp
 
 __all__ = ["main"]
 
@@ -49,6 +45,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", type=Path, help="config file (default: the built-in demo)")
     serve.add_argument("--host", help="address to bind (default: server.host, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to bind (default: server.port, 8080)")
+    serve.add_argument(
+        "--admin-port", type=int, help="admin API port (default: server.admin_port, 8090)"
+    )
+    serve.add_argument(
+        "--workers", type=int, default=1, help="worker processes sharing the ports (default 1)"
+    )
     serve.add_argument("--log-level", default="info", help="debug, info, warning or error")
     serve.set_defaults(run=_serve)
 
@@ -59,17 +61,26 @@ def _parser() -> argparse.ArgumentParser:
 
     migrate = commands.add_parser("migrate", help="bring the database schema up to date")
     migrate.add_argument("--config", type=Path, help="config file (default: the built-in demo)")
-    migrate.set_defaults(run=_migrate, host=None, port=None)
+    migrate.set_defaults(run=_migrate, host=None, port=None, admin_port=None)
 
     keys = commands.add_parser("keys", help="create, list and revoke API keys")
     keys.add_argument("--config", type=Path, help="config file (default: APERTURE_CONFIG)")
-    keys.set_defaults(run=_keys, host=None, port=None)
+    keys.set_defaults(run=_keys, host=None, port=None, admin_port=None)
     key_actions = keys.add_subparsers(dest="action", required=True)
     create = key_actions.add_parser("create", help="issue a key; its secret is shown once")
     create.add_argument("name")
     create.add_argument("--tenant")
     create.add_argument("--models", nargs="*", help="models the key may use (default: all)")
     create.add_argument("--rpm", type=int, help="requests per minute")
+    create.add_argument("--tpm", type=int, help="tokens per minute (image tokens included)")
+    create.add_argument("--budget-usd", type=float, help="spend cap in USD per period")
+    create.add_argument("--budget-tokens", type=int, help="token cap per period")
+    create.add_argument(
+        "--budget-period",
+        choices=["daily", "weekly", "monthly", "total"],
+        default="monthly",
+        help="the budget's window (UTC; default monthly)",
+    )
     create.add_argument("--admin", action="store_true", help="may also call the admin API")
     listing = key_actions.add_parser("list", help="list keys (never their secrets)")
     listing.add_argument("--tenant")
@@ -88,20 +99,21 @@ def _settings(args: argparse.Namespace) -> Settings:
     env = dict(os.environ)
     config = args.config or (Path(env["APERTURE_CONFIG"]) if env.get("APERTURE_CONFIG") else None)
     if config is None:
-        return demo_settings(env, host=args.host or "127.0.0.1", port=args.port or 8080)
-    settings = load_settings(config, env)
+        settings = demo_settings(env, host=args.host or "127.0.0.1", port=args.port or 8080)
+    else:
+        settings = load_settings(config, env)
     server = msgspec.structs.replace(
         settings.server,
         host=args.host or settings.server.host,
         port=args.port if args.port is not None else settings.server.port,
+        admin_port=args.admin_port if args.admin_port is not None else settings.server.admin_port,
     )
     return msgspec.structs.replace(settings, server=server)
 
 
 def _serve(args: argparse.Namespace) -> int:
-
-    from aperture.app import create_apps
     from aperture.logs import configure_logging
+    from aperture.serving import serve_process
 
     settings = _settings(args)
     server = settings.server
@@ -113,71 +125,72 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.workers < 1:
+        print("aperture: --workers must be 1 or more", file=sys.stderr)
+        return 2
     configure_logging(args.log_level)
     mode = "demo (built-in emulator)" if server.emulator else "config"
+    workers = f"; {args.workers} workers" if args.workers > 1 else ""
     print(
         f"Aperture {__version__} on http://{server.host}:{server.port} [{mode}]: "
         f"{len(settings.models)} models from {len(settings.providers)} providers; "
-        f"admin API on port {server.admin_port}; storage {_where(settings.storage.database)}",
+        f"admin API on port {server.admin_port}; storage {_where(settings.storage.database)}"
+        f"{workers}",
         file=sys.stderr,
     )
     if open_access:
         print("auth: none - the gateway is open, bound to loopback only", file=sys.stderr)
-    from aperture.runtime import tune_allocator
+    if args.workers == 1:
+        if serve_process(settings):
+            return 0
+        print("aperture: the gateway did not start (the reason is above)", file=sys.stderr)
+        return 1
+    if settings.storage.redis is None:
+        print(
+            "storage.redis: none - each worker keeps its own rate limits, budget counters "
+            "and circuit breakers (set storage.redis to share them)",
+            file=sys.stderr,
+        )
+    from aperture.workers import bind_listeners, run_workers
 
-    tune_allocator()
-    public, admin = create_apps(settings)
-    _run(_serve_both(public, admin, settings))
-    return 0
+    listeners = bind_listeners(server.host, (server.port, server.admin_port), args.workers)
+
+    def serve(index: int, sockets: list[socket.socket]) -> int:
+        return _serve_worker(settings, index, sockets, debug=args.debug)
+
+    return run_workers(listeners, serve)
 
 
-async def _serve_both(public: ASGIApp, admin: ASGIApp, settings: Settings) -> None:
-    """Both APIs in one process and one event loop; a signal stops both."""
-    import signal
+def _serve_worker(
+    settings: Settings, index: int, sockets: list[socket.socket], *, debug: bool
+) -> int:
+    """One worker of several, after the fork: its own audit spool, then the usual serving."""
+    import msgspec
 
-    import anyio
-    import uvicorn
+    from aperture.serving import serve_process
 
-    class _Server(uvicorn.Server):
-        # One handler for both servers, installed below, instead of each its own.
-        def capture_signals(self) -> contextlib.nullcontext[None]:  # type: ignore[override]
-            return contextlib.nullcontext()
-
-    server = settings.server
-    common: dict[str, Any] = {
-        "host": server.host,
-        "http": "httptools",
-        "access_log": False,
-        "log_level": "warning",
-        "timeout_graceful_shutdown": 10,
-    }
-    servers = [
-        _Server(uvicorn.Config(public, port=server.port, **common)),
-        _Server(uvicorn.Config(admin, port=server.admin_port, lifespan="off", **common)),
-    ]
-
-    async def stop_on_signal() -> None:
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for _ in signals:
-                for each in servers:
-                    each.should_exit = True
-                return
-
-    async with anyio.create_task_group() as group:
-        group.start_soon(stop_on_signal)
-        async with anyio.create_task_group() as both:
-            for each in servers:
-                both.start_soon(each.serve)
-        group.cancel_scope.cancel()
+    # A spool directory belongs to one process; a worker's index is stable across restarts,
+    # so what one worker spooled is replayed when that worker starts again.
+    spool = str(Path(settings.storage.spool_dir) / f"worker-{index}")
+    storage = msgspec.structs.replace(settings.storage, spool_dir=spool)
+    settings = msgspec.structs.replace(settings, storage=storage)
+    try:
+        started = serve_process(settings, (sockets[0], sockets[1]), parent=os.getppid())
+    except Exception as exc:
+        if debug:
+            raise
+        print(f"aperture: worker {index}: {exc} (run with --debug for details)", file=sys.stderr)
+        return 1
+    if started:
+        return 0
+    print(f"aperture: worker {index} did not start (the reason is above)", file=sys.stderr)
+    return 1
 
 
 def _run(main: Coroutine[Any, Any, None]) -> None:
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(main)
-    else:
-        uvloop.run(main)
+    from aperture.serving import run
+
+    run(main)
 
 
 def _where(database: str) -> str:
@@ -217,6 +230,14 @@ async def _keys_command(args: argparse.Namespace, settings: Settings) -> None:
                 tenant=args.tenant,
                 models=args.models or None,
                 rpm=args.rpm,
+                tpm=args.tpm,
+                budget_usd=args.budget_usd,
+                budget_tokens=args.budget_tokens,
+                budget_period=(
+                    args.budget_period
+                    if args.budget_usd is not None or args.budget_tokens is not None
+                    else None
+                ),
                 admin=args.admin,
             )
             print(f"id:  {issued.record.id}\nkey: {issued.secret}\n(shown once: store it now)")

@@ -34,6 +34,7 @@ from aperture.routing.sync import CatalogSync
 from aperture.settings import Settings
 from aperture.storage import Storage, open_storage
 from aperture.storage.audit_writer import AuditWriter
+from aperture.tracing import NO_TRACER, Tracer
 from aperture.upstream import UpstreamClient
 from aperture.upstream.fetch import FetchPolicy, ImageFetcher
 
@@ -65,7 +66,9 @@ class Services:
         return auth is not None and auth.master_key is not None
 
 
-async def open_services(settings: Settings, stack: AsyncExitStack, group: TaskGroup) -> Services:
+async def open_services(
+    settings: Settings, stack: AsyncExitStack, group: TaskGroup, tracer: Tracer = NO_TRACER
+) -> Services:
     """Build every service inside the app lifespan; ``stack`` closes them in reverse order
     and ``group`` owns their background tasks (key-cache watcher, audit writer)."""
     storage = await open_storage(settings.storage.database, settings.storage.redis, migrate=True)
@@ -85,7 +88,7 @@ async def open_services(settings: Settings, stack: AsyncExitStack, group: TaskGr
     group.start_soon(keys.watch)
     metrics = Metrics()
     breakers = SharedBreakers(storage.counters)
-    router = Router(Dispatcher(client), breakers, RetryPolicy())
+    router = Router(Dispatcher(client), breakers, RetryPolicy(), tracer=tracer)
     metrics.watch_breakers(lambda: tuple(router.seen), breakers.state)
     catalog = LiveCatalog(Catalog.from_settings(settings))
     sync = CatalogSync(settings, storage.routes, storage.models, catalog)
@@ -94,14 +97,14 @@ async def open_services(settings: Settings, stack: AsyncExitStack, group: TaskGr
     limiter = anyio.CapacityLimiter(os.cpu_count() or 1)
     target_limits = TargetLimits(settings.providers)
     admission = _admission(settings, storage)
-    images = ImagePreparer(settings.images, limiter, target_limits)
+    images = ImagePreparer(settings.images, limiter, target_limits, tracer=tracer)
     screening = _screening(settings, admission, limiter, GuardModel(catalog, router, images))
     return Services(
         settings=settings,
         catalog=catalog,
         sync=sync,
         pipeline=build_pipeline(
-            catalog, settings.images, fetcher, limiter, target_limits, screening
+            catalog, settings.images, fetcher, limiter, target_limits, screening, tracer=tracer
         ),
         images=images,
         router=router,
@@ -151,10 +154,21 @@ def _admission(settings: Settings, storage: Storage) -> Admission:
         for rule in governance.limits
         if rule.tenant is not None and rule.budget is not None
     }
+    prices = PriceTable(governance.prices)
+    unpriced = prices.unpriced(
+        [(model.name, model.upstream_model or model.name) for model in settings.models]
+    )
+    if unpriced:
+        # Not an error (local models are free), but a USD budget would never stop them.
+        log.info(
+            "no price for %s: they count against token budgets, not USD ones "
+            "(set governance.prices)",
+            ", ".join(unpriced),
+        )
     return Admission(
         RateLimiter(storage.limits, governance.limits),
         BudgetBook(storage.limits, storage.ledger, tenants),
-        PriceTable(governance.prices),
+        prices,
     )
 
 

@@ -28,6 +28,7 @@ from aperture.pipeline.screening import EnforcePolicy, PreCallGuardrails, ReadIm
 from aperture.routing.live import LiveCatalog
 from aperture.settings import ImageSettings, ProviderSettings
 from aperture.settings.governance import PiiAction
+from aperture.tracing import NO_TRACER, Tracer
 from aperture.upstream.fetch import ImageFetcher
 
 __all__ = [
@@ -83,6 +84,7 @@ def build_pipeline(
     limiter: anyio.CapacityLimiter,
     target_limits: TargetLimits,
     screening: Screening | None = None,
+    tracer: Tracer = NO_TRACER,
 ) -> Pipeline:
     """The stages before dispatch; per-target image preparation runs at each attempt.
 
@@ -93,7 +95,7 @@ def build_pipeline(
         ResolveModel(catalog),  # unknown or forbidden models fail before any work
         EnforcePolicy(gov.policy, after_intake=False) if gov.policy else None,  # before fetches
         CheckCapabilities(catalog, images),  # keep targets that can take the inputs
-        IntakeImages(images, fetcher, limiter, target_limits),  # decode, sniff, fetch
+        IntakeImages(images, fetcher, limiter, target_limits, tracer),  # decode, sniff, fetch
         ReadImages(gov.ocr) if gov.ocr else None,  # text inside images, for the checks below
         EnforcePolicy(gov.policy, after_intake=True) if gov.policy else None,  # sizes, OCR
         ScreenPii(gov.pii, gov.pii_action) if gov.pii else None,  # block, or redact the text

@@ -7,7 +7,7 @@ in a worker thread so the event loop keeps serving other requests.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -17,9 +17,10 @@ import msgspec
 from aperture.errors import ImageDecodeError, ImageUrlNotAllowedError, ImageUrlNotSupportedError
 from aperture.images import ImageLimits, Inspected, data_uri_for, inspect_bytes, inspect_data_uri
 from aperture.images.limits import CONVERTIBLE_MIME_TYPES, TargetImageLimits
-from aperture.model import ChatRequest, Image, Message, Part, Target
+from aperture.model import ChatRequest, Image, InlineImage, Message, Part, Target
 from aperture.pipeline.context import RequestContext
 from aperture.settings import ImageSettings, UrlPolicy
+from aperture.tracing import NO_TRACER, Attributes, Span, Tracer
 from aperture.upstream.fetch import ImageFetcher
 
 __all__ = ["IntakeImages", "replace_images"]
@@ -42,6 +43,7 @@ class IntakeImages:
         fetcher: ImageFetcher,
         limiter: anyio.CapacityLimiter,
         target_limits: Callable[[Target], TargetImageLimits],
+        tracer: Tracer = NO_TRACER,
     ) -> None:
         self._limits = ImageLimits(
             max_bytes=settings.max_image_bytes,
@@ -52,6 +54,7 @@ class IntakeImages:
         self._fetcher = fetcher
         self._limiter = limiter
         self._target_limits = target_limits
+        self._tracer = tracer
 
     async def __call__(self, ctx: RequestContext, request: ChatRequest) -> ChatRequest:
         images = request.images()
@@ -63,16 +66,23 @@ class IntakeImages:
             # One fetch serves every target; it is needed as soon as one of them wants bytes.
             fetches = all(self._target_limits(o.target).fetches_urls for o in ctx.options)
             policy = "passthrough" if fetches else "fetch"
-        replaced: dict[tuple[int, int], Image] = {}
-        for m, p, image in images:
-            param = ctx.locator.image(m, p)
-            checked = await self._check(image, policy, param)
-            if checked is None:
-                continue
-            replaced[m, p] = Image(checked.url, image.detail, checked.info)
-            ctx.decoded[m, p] = checked.data
-            ctx.images[m, p] = checked.info
-        return replace_images(request, replaced)
+        attributes: Attributes = {
+            "aperture.images.count": len(images),
+            "aperture.url_policy": policy,
+        }
+        with self._tracer.span("aperture.intake", attributes) as span:
+            replaced: dict[tuple[int, int], Image] = {}
+            for m, p, image in images:
+                param = ctx.locator.image(m, p)
+                checked = await self._check(image, policy, param)
+                if checked is None:
+                    continue
+                replaced[m, p] = Image(checked.url, image.detail, checked.info)
+                ctx.decoded[m, p] = checked.data
+                ctx.images[m, p] = checked.info
+            if self._tracer.enabled:
+                _describe(span, len(images), ctx.images.values())
+            return replace_images(request, replaced)
 
     async def _check(self, image: Image, policy: UrlPolicy, param: str) -> Inspected | None:
         if image.is_data_uri:
@@ -118,6 +128,14 @@ class IntakeImages:
         return await anyio.to_thread.run_sync(
             lambda: work(*args, **kw), limiter=self._limiter, abandon_on_cancel=True
         )
+
+
+def _describe(span: Span, sent: int, found: Collection[InlineImage]) -> None:
+    # What the images are, never what they show or where they came from.
+    span.set("aperture.images.mime", sorted({image.mime for image in found}))
+    span.set("aperture.images.bytes", sum(image.size_bytes for image in found))
+    span.set("aperture.images.fetched", sum(image.source != "inline" for image in found))
+    span.set("aperture.images.passed_through", sent - len(found))
 
 
 def replace_images(request: ChatRequest, replaced: dict[tuple[int, int], Image]) -> ChatRequest:

@@ -27,6 +27,7 @@ from aperture.model import ChatRequest, Image, InlineImage, Target
 from aperture.pipeline.context import RequestContext
 from aperture.pipeline.images import replace_images
 from aperture.settings import ImageSettings
+from aperture.tracing import NO_TRACER, Attributes, Tracer
 
 __all__ = ["ImagePreparer"]
 
@@ -68,12 +69,14 @@ class ImagePreparer:
         limiter: anyio.CapacityLimiter,
         target_limits: Callable[[Target], TargetImageLimits],
         cache_bytes: int = 128_000_000,
+        tracer: Tracer = NO_TRACER,
     ) -> None:
         self._optimize = settings.optimize
         self._strip = settings.strip_metadata
         self._limiter = limiter
         self._target_limits = target_limits
         self._cache = _ResultCache(cache_bytes)
+        self._tracer = tracer
 
     async def __call__(
         self, ctx: RequestContext, request: ChatRequest, target: Target
@@ -81,6 +84,23 @@ class ImagePreparer:
         images = request.images()
         if not images:
             return request
+        attributes: Attributes = {
+            "aperture.provider": target.provider.name,
+            "aperture.model": target.upstream_model,
+            "aperture.images.count": len(images),
+        }
+        with self._tracer.span("aperture.image.prepare", attributes) as span:
+            prepared, normalized = await self._prepare(ctx, request, target)
+            span.set("aperture.images.normalized", normalized)
+            span.set("aperture.images.changes", list(ctx.image_changes))
+            span.set("aperture.image_tokens", ctx.image_tokens)
+            return prepared
+
+    async def _prepare(
+        self, ctx: RequestContext, request: ChatRequest, target: Target
+    ) -> tuple[ChatRequest, int]:
+        """The request for ``target``, and how many of its images had to be changed."""
+        images = request.images()
         limits = self._target_limits(target)
         family = token_family(target.provider.kind, target.upstream_model)
         ctx.image_tokens = 0
@@ -103,7 +123,7 @@ class ImagePreparer:
                     image.detail,
                     model=target.upstream_model,
                 )
-        return replace_images(request, replaced)
+        return replace_images(request, replaced), len(replaced)
 
     async def _normalized(
         self,

@@ -27,6 +27,7 @@ from aperture.routing.catalog import Resolution, TargetOption
 from aperture.routing.dispatch import Dispatcher, EventStream
 from aperture.routing.retry import RetryBudget, RetryPolicy, retryable
 from aperture.routing.strategies import Candidate, TargetStats, strategy_for
+from aperture.tracing import NO_TRACER, Attributes, Span, Tracer
 
 __all__ = ["AttemptHooks", "Router"]
 
@@ -58,6 +59,7 @@ class Router:
         *,
         stats: TargetStats | None = None,
         rng: random.Random | None = None,
+        tracer: Tracer = NO_TRACER,
     ) -> None:
         self._dispatcher = dispatcher
         self._breakers = breakers
@@ -65,6 +67,7 @@ class Router:
         self._budget: RetryBudget = retry.new_budget()
         self.stats = stats or TargetStats()
         self._rng = rng or random.Random()
+        self._tracer = tracer
         self.seen: set[str] = set()
         """Targets attempted so far, for reporting their breakers' states."""
 
@@ -138,29 +141,51 @@ class Router:
             if number > len(ordered) and last is not None:
                 # Every target was tried once; back off before going round again.
                 await anyio.sleep(self._retry.delay_s(last, number - 1, self._rng))
-            hooks.started(option.target)
-            self.seen.add(option.key)
-            prepared = await hooks.prepare(request, option.target)
-            began = time.perf_counter()
-            try:
-                with self.stats.track(option.key):
-                    result = await attempt(prepared, option.target)
-            except GatewayError as error:
-                hooks.finished(option.key, error.code, time.perf_counter() - began)
-                await self._record(option, error)
-                last = error
-                elapsed = time.monotonic() - started
-                if not self._retry.should_retry(error, number, elapsed):
-                    raise
-                if not self._budget.try_spend():
-                    raise
-                continue
-            hooks.finished(option.key, "ok", time.perf_counter() - began)
-            await self._breakers.record(option.key, ok=True)
-            return result
+            target = option.target
+            # For a stream the attempt (and its span) ends once the first event has arrived:
+            # what follows belongs to the request.
+            attributes = _attempt_attributes(target, number)
+            with self._tracer.span("aperture.upstream.attempt", attributes, kind="client") as span:
+                hooks.started(target)
+                self.seen.add(option.key)
+                # Outside the try: a target refusing the images is not a reason to retry.
+                prepared = await hooks.prepare(request, target)
+                try:
+                    return await self._attempt(option, prepared, hooks, attempt, span)
+                except GatewayError as error:
+                    last = error
+                    elapsed = time.monotonic() - started
+                    if not self._retry.should_retry(error, number, elapsed):
+                        raise
+                    if not self._budget.try_spend():
+                        raise
         raise last or UpstreamUnavailableError(
             f"Every target for {resolution.name!r} is failing (circuit open); try again shortly."
         )
+
+    async def _attempt(
+        self,
+        option: TargetOption,
+        prepared: ChatRequest,
+        hooks: AttemptHooks,
+        attempt: Callable[[ChatRequest, Target], Awaitable[T]],
+        span: Span,
+    ) -> T:
+        """One attempt on ``option``, recorded by the hooks, the breaker and ``span``."""
+        began = time.perf_counter()
+        try:
+            with self.stats.track(option.key):
+                result = await attempt(prepared, option.target)
+        except GatewayError as error:
+            hooks.finished(option.key, error.code, time.perf_counter() - began)
+            span.set("aperture.outcome", error.code)
+            span.fail(error.code)
+            await self._record(option, error)
+            raise
+        hooks.finished(option.key, "ok", time.perf_counter() - began)
+        span.set("aperture.outcome", "ok")
+        await self._breakers.record(option.key, ok=True)
+        return result
 
     async def _next_allowed(self, ordered: list[TargetOption], number: int) -> TargetOption | None:
         # Go round the order from this attempt's place, skipping targets whose circuit is open.
@@ -174,3 +199,12 @@ class Router:
         # Only failures another moment could fix count against a target: not its refusals.
         if isinstance(error, UpstreamError) and retryable(error):
             await self._breakers.record(option.key, ok=False)
+
+
+def _attempt_attributes(target: Target, number: int) -> Attributes:
+    return {
+        "aperture.provider": target.provider.name,
+        "aperture.provider.kind": target.provider.kind,
+        "aperture.model": target.upstream_model,
+        "aperture.attempt": number,
+    }

@@ -1,0 +1,143 @@
+"""One process serving the public and the admin API in one event loop (``aperture serve``,
+or each of its workers)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+from collections.abc import Coroutine, Sequence
+from typing import TYPE_CHECKING, Any
+
+from aperture.settings import Settings
+
+if TYPE_CHECKING:
+    import uvicorn
+    from starlette.types import ASGIApp
+
+__all__ = ["run", "serve_both", "serve_process"]
+
+Sockets = tuple[socket.socket, socket.socket]
+"""A worker's listening sockets, bound by its supervisor: (public, admin)."""
+
+
+def serve_process(
+    settings: Settings, sockets: Sockets | None = None, *, parent: int | None = None
+) -> bool:
+    """Serve both APIs until a signal; whether they both started.
+
+    ``sockets`` and ``parent`` (the supervisor's pid) are given to a worker of several.
+    """
+    from aperture.app import create_apps
+    from aperture.runtime import tune_allocator
+    from aperture.tracing import open_tracer
+
+    tune_allocator()
+    tracer = open_tracer(os.environ)
+    try:
+        public, admin = create_apps(settings, tracer=tracer)
+        started: list[bool] = []
+        run(serve_both(public, admin, settings, sockets, parent=parent, started=started))
+    finally:
+        tracer.close()  # exports the spans still buffered
+    return bool(started) and all(started)
+
+
+async def serve_both(
+    public: ASGIApp,
+    admin: ASGIApp,
+    settings: Settings,
+    sockets: Sockets | None = None,
+    *,
+    parent: int | None = None,
+    started: list[bool] | None = None,
+) -> None:
+    """Both APIs in one event loop; a signal stops both, and so does either one stopping (a
+    failed start). A worker (``parent`` given) stops on SIGTERM alone and when its parent
+    dies. ``started`` receives whether each server started."""
+    import anyio
+
+    servers = _Servers(public, admin, settings)
+    async with anyio.create_task_group() as group:
+        group.start_soon(servers.stop_on_signal, parent is not None)
+        if parent is not None:
+            group.start_soon(servers.stop_when_orphaned, parent)
+        await servers.serve(sockets)
+        group.cancel_scope.cancel()
+    if started is not None:
+        started.extend(each.started for each in servers.servers)
+
+
+class _Servers:
+    def __init__(self, public: ASGIApp, admin: ASGIApp, settings: Settings) -> None:
+        import uvicorn
+
+        class _Server(uvicorn.Server):
+            # One handler for both servers (``stop_on_signal``) instead of each its own.
+            def capture_signals(self) -> contextlib.nullcontext[None]:  # type: ignore[override]
+                return contextlib.nullcontext()
+
+        server = settings.server
+        common: dict[str, Any] = {
+            "host": server.host,
+            "http": "httptools",
+            "access_log": False,
+            "log_level": "warning",
+            "timeout_graceful_shutdown": 10,
+        }
+        self.servers: Sequence[uvicorn.Server] = (
+            _Server(uvicorn.Config(public, port=server.port, **common)),
+            _Server(uvicorn.Config(admin, port=server.admin_port, lifespan="off", **common)),
+        )
+
+    async def serve(self, sockets: Sockets | None) -> None:
+        import anyio
+
+        async with anyio.create_task_group() as both:
+            for each, sock in zip(self.servers, sockets or (None, None), strict=True):
+                both.start_soon(self._serve_one, each, sock)
+
+    async def _serve_one(self, server: uvicorn.Server, sock: socket.socket | None) -> None:
+        try:
+            # uvicorn exits when it cannot start (the lifespan failed, the port is taken),
+            # having logged why; ``started`` then stays False.
+            with contextlib.suppress(SystemExit):
+                await server.serve(sockets=[sock] if sock is not None else None)
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        for each in self.servers:
+            each.should_exit = True
+
+    async def stop_on_signal(self, worker: bool) -> None:
+        import anyio
+
+        # A worker leaves SIGINT to its supervisor. The receiver stays open while the
+        # servers drain, so a repeated signal cannot cut the graceful stop short.
+        signals = (signal.SIGTERM,) if worker else (signal.SIGINT, signal.SIGTERM)
+        with anyio.open_signal_receiver(*signals) as received:
+            async for _ in received:
+                self.stop()
+
+    async def stop_when_orphaned(self, parent: int) -> None:
+        import anyio
+
+        # A supervisor killed outright (SIGKILL) cannot stop its workers: they notice.
+        while True:
+            await anyio.sleep(1)
+            if os.getppid() != parent:
+                self.stop()
+                return
+
+
+def run(main: Coroutine[Any, Any, None]) -> None:
+    """``main`` on uvloop where it is installed, else on asyncio."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
