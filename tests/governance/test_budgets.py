@@ -4,7 +4,6 @@ and a store outage that fails closed on reserve but never loses a ledger row."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -14,16 +13,14 @@ from aperture.errors import BudgetExceededError, ServiceUnavailableError
 from aperture.governance.budgets import BudgetBook, BudgetLine, Hold, window
 from aperture.governance.keys import Principal
 from aperture.settings.governance import BudgetSettings
-from aperture.storage import ApiKey, StorageError, UsageRow
+from aperture.storage import StorageError, UsageRow
 from aperture.storage.memory import MemoryUsageLedger
 from aperture.storage.memory_limits import MemoryLimits
 from aperture.storage.records import (
     BudgetCharge,
-    BudgetDecision,
-    BudgetScope,
     BudgetState,
-    WindowAdmission,
 )
+from tests.governance.fakes import DownLimits, principal
 
 pytestmark = pytest.mark.anyio
 
@@ -33,18 +30,6 @@ NOW = datetime(2026, 11, 20, 23, 0, tzinfo=UTC)  # a Friday, one hour before mid
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-def principal(key_id: str = "k1", **fields: Any) -> Principal:
-    return Principal(
-        ApiKey(
-            id=key_id,
-            name=key_id,
-            key_hash=b"x",
-            created_at=datetime(2026, 1, 1, tzinfo=UTC),
-            **fields,
-        )
-    )
 
 
 def row(request_id: str, at: datetime = NOW, **fields: Any) -> UsageRow:
@@ -70,42 +55,6 @@ class Books:
 
     async def state(self, line: BudgetLine) -> BudgetState | None:
         return await self.limits.state(line.key.key)
-
-
-class DownLimits:
-    """A ``Limits`` whose store is unreachable."""
-
-    async def acquire(
-        self, key: str, member: str, cost: int, *, limit: int, window_s: float
-    ) -> WindowAdmission:
-        raise StorageError("connection refused")
-
-    async def adjust(self, key: str, member: str, delta: int, *, window_s: float) -> None:
-        raise StorageError("connection refused")
-
-    async def seed(self, scope: BudgetScope, spent: BudgetCharge) -> bool:
-        raise StorageError("connection refused")
-
-    async def reserve(
-        self,
-        request_id: str,
-        scopes: Sequence[BudgetScope],
-        estimate: BudgetCharge,
-        *,
-        hold_s: float,
-    ) -> BudgetDecision:
-        raise StorageError("connection refused")
-
-    async def settle(
-        self, request_id: str, scopes: Sequence[BudgetScope], actual: BudgetCharge
-    ) -> bool:
-        raise StorageError("connection refused")
-
-    async def state(self, scope: str) -> BudgetState | None:
-        raise StorageError("connection refused")
-
-
-# --- windows ---------------------------------------------------------------------------------
 
 
 def test_a_daily_window_is_the_utc_day() -> None:

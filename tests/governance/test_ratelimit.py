@@ -4,25 +4,14 @@ token counts are corrected with real usage, and a store outage lets requests thr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import UTC, datetime
-from typing import Any
-
 import pytest
 
 from aperture.errors import RateLimitExceededError
 from aperture.governance.keys import Principal
 from aperture.governance.ratelimit import RateLimiter
 from aperture.settings.governance import LimitSettings
-from aperture.storage import ApiKey, StorageError
 from aperture.storage.memory_limits import MemoryLimits
-from aperture.storage.records import (
-    BudgetCharge,
-    BudgetDecision,
-    BudgetScope,
-    BudgetState,
-    WindowAdmission,
-)
+from tests.governance.fakes import DownLimits, principal
 
 pytestmark = pytest.mark.anyio
 
@@ -30,18 +19,6 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-def principal(key_id: str = "k1", **fields: Any) -> Principal:
-    return Principal(
-        ApiKey(
-            id=key_id,
-            name=key_id,
-            key_hash=b"x",
-            created_at=datetime(2026, 1, 1, tzinfo=UTC),
-            **fields,
-        )
-    )
 
 
 class Clock:
@@ -57,39 +34,6 @@ class Limiter:
         self.clock = Clock()
         self.limits = MemoryLimits(clock=self.clock)
         self.limiter = RateLimiter(self.limits, rules)
-
-
-class DownLimits:
-    """A ``Limits`` whose store is unreachable."""
-
-    async def acquire(
-        self, key: str, member: str, cost: int, *, limit: int, window_s: float
-    ) -> WindowAdmission:
-        raise StorageError("connection refused")
-
-    async def adjust(self, key: str, member: str, delta: int, *, window_s: float) -> None:
-        raise StorageError("connection refused")
-
-    async def seed(self, scope: BudgetScope, spent: BudgetCharge) -> bool:
-        raise StorageError("connection refused")
-
-    async def reserve(
-        self,
-        request_id: str,
-        scopes: Sequence[BudgetScope],
-        estimate: BudgetCharge,
-        *,
-        hold_s: float,
-    ) -> BudgetDecision:
-        raise StorageError("connection refused")
-
-    async def settle(
-        self, request_id: str, scopes: Sequence[BudgetScope], actual: BudgetCharge
-    ) -> bool:
-        raise StorageError("connection refused")
-
-    async def state(self, scope: str) -> BudgetState | None:
-        raise StorageError("connection refused")
 
 
 async def test_no_limit_applies_without_a_rule_or_a_key_limit() -> None:

@@ -5,7 +5,6 @@ a request is charged however it ends: provider usage, a stream cut short, or not
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -24,10 +23,11 @@ from aperture.pipeline.context import RequestContext
 from aperture.routing.catalog import Catalog
 from aperture.settings import parse_settings
 from aperture.settings.governance import PriceSettings
-from aperture.storage import ApiKey, UsageRow
+from aperture.storage import UsageRow
 from aperture.storage.memory import MemoryUsageLedger
 from aperture.storage.memory_limits import MemoryLimits
 from aperture.storage.records import BudgetCharge, BudgetState
+from tests.governance.fakes import principal
 
 pytestmark = pytest.mark.anyio
 
@@ -51,18 +51,6 @@ UNSEEN_ON_CLAUDE = estimate_image_tokens("anthropic", 1024, 1024, None, model="c
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-def principal(key_id: str = "k1", **fields: Any) -> Principal:
-    return Principal(
-        ApiKey(
-            id=key_id,
-            name=key_id,
-            key_hash=b"x",
-            created_at=datetime(2026, 1, 1, tzinfo=UTC),
-            **fields,
-        )
-    )
 
 
 def chat(*content: Any, model: str = "mixed", **fields: Any) -> ChatRequest:
