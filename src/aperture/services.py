@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,7 +86,11 @@ async def open_services(
     audit = AuditWriter(storage.audit, Path(settings.storage.spool_dir))
     await audit.start(group)
     stack.push_async_callback(audit.stop)
-    group.start_soon(keys.watch)
+    pollers = _Pollers(group)
+    # Stopped before the storage closes: a poll cut off by the pool's disposal would leave
+    # its connection to be garbage-collected unclosed.
+    stack.push_async_callback(pollers.stop)
+    pollers.start(keys.watch)
     metrics = Metrics()
     breakers = SharedBreakers(storage.counters)
     router = Router(Dispatcher(client), breakers, RetryPolicy(), tracer=tracer)
@@ -93,7 +98,7 @@ async def open_services(
     catalog = LiveCatalog(Catalog.from_settings(settings))
     sync = CatalogSync(settings, storage.routes, storage.models, catalog)
     await sync.seed()
-    group.start_soon(sync.watch)
+    pollers.start(sync.watch)
     limiter = anyio.CapacityLimiter(os.cpu_count() or 1)
     target_limits = TargetLimits(settings.providers)
     admission = _admission(settings, storage)
@@ -117,6 +122,35 @@ async def open_services(
         admission=admission,
         answers=_answers(settings, screening),
     )
+
+
+class _Pollers:
+    """Background tasks that poll the storage, stopped (and awaited) before it closes."""
+
+    def __init__(self, group: TaskGroup) -> None:
+        self._group = group
+        self._scopes: list[anyio.CancelScope] = []
+        self._done: list[anyio.Event] = []
+
+    def start(self, poll: Callable[[], Awaitable[None]]) -> None:
+        scope, done = anyio.CancelScope(), anyio.Event()
+        self._scopes.append(scope)
+        self._done.append(done)
+
+        async def run() -> None:
+            try:
+                with scope:
+                    await poll()
+            finally:
+                done.set()
+
+        self._group.start_soon(run)
+
+    async def stop(self) -> None:
+        for scope in self._scopes:
+            scope.cancel()
+        for done in self._done:
+            await done.wait()
 
 
 def _answers(settings: Settings, screening: Screening) -> AnswerScreen:
