@@ -7,6 +7,7 @@ from the request's context, so the hot path pays nothing but a few counter updat
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
+from typing import Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -19,6 +20,26 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _OVERHEAD_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1)
 _BREAKER_VALUES = {"closed": 0.0, "half_open": 0.5, "open": 1.0}
+
+M = TypeVar("M", Counter, Histogram)
+
+
+class _Children(Generic[M]):
+    """A labelled metric's children, each looked up once.
+
+    ``labels()`` validates, converts and takes a lock on every call, several times per
+    request; the label sets a gateway sees are few and come back again and again.
+    """
+
+    def __init__(self, metric: M) -> None:
+        self._metric: M = metric
+        self._children: dict[tuple[str, ...], M] = {}
+
+    def __call__(self, *values: str) -> M:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self._metric.labels(*values)
+        return child
 
 
 class Metrics:
@@ -70,10 +91,37 @@ class Metrics:
             ["code"],
             registry=r,
         )
+        # What the per-request methods below count with.
+        self._requests = _Children(self.requests)
+        self._latency = _Children(self.latency)
+        self._overhead = _Children(self.overhead)
+        self._tokens = _Children(self.tokens)
+        self._images = _Children(self.images)
+        self._attempts = _Children(self.attempts)
+        self._upstream_latency = _Children(self.upstream_latency)
+        self._rejections = _Children(self.rejections)
+
+    def request(
+        self, endpoint: str, model: str, status: int, seconds: float, overhead_s: float
+    ) -> None:
+        """A request answered, in ``seconds``, of which ``overhead_s`` were the gateway's."""
+        self._requests(endpoint, model, str(status)).inc()
+        self._latency(endpoint).observe(seconds)
+        self._overhead(endpoint).observe(overhead_s)
+
+    def rejection(self, code: str) -> None:
+        self._rejections(code).inc()
+
+    def count_tokens(self, model: str, kind: str, tokens: int) -> None:
+        self._tokens(model, kind).inc(tokens)
+
+    def image(self, mime: str, size_bytes: int) -> None:
+        self._images(mime).inc()
+        self.image_bytes.inc(size_bytes)
 
     def attempt(self, key: str, outcome: str, seconds: float) -> None:
-        self.attempts.labels(key, outcome).inc()
-        self.upstream_latency.labels(key).observe(seconds)
+        self._attempts(key, outcome).inc()
+        self._upstream_latency(key).observe(seconds)
 
     def watch_breakers(
         self, keys: Callable[[], Iterable[str]], state: Callable[[str], Awaitable[str]]

@@ -10,6 +10,7 @@ __all__ = ["tune_allocator"]
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
 
 
 def tune_allocator() -> bool:
@@ -19,6 +20,10 @@ def tune_allocator() -> bool:
     body) with fresh mmap()s and unmaps them on free, so every request pays a page fault
     per 4 KiB again: measured here, two 5 MB copies took 7.0 ms before and 1.4 ms after.
     The cost is that the heap keeps its high-water mark. Returns whether it applied.
+
+    The worker threads that check and hash images share one arena: each thread would
+    otherwise get an arena of its own, each keeping its own high-water mark of such buffers
+    (measured: +25 MB peak RSS sending 4 MB images one after another).
     """
     if not sys.platform.startswith("linux"):
         return False
@@ -32,4 +37,5 @@ def tune_allocator() -> bool:
         return False
     applied = mallopt(_M_MMAP_THRESHOLD, 64 * 1024 * 1024)
     applied &= mallopt(_M_TRIM_THRESHOLD, 256 * 1024 * 1024)
+    applied &= mallopt(_M_ARENA_MAX, 2)  # the main thread's, and one for all the others
     return bool(applied)

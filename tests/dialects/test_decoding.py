@@ -28,6 +28,16 @@ def test_escaped_and_nested_lookalikes_are_handled() -> None:
     assert top_level_keys(body) == ["model", "x", "app_id", "y"]
 
 
+@pytest.mark.parametrize("length", [0, 255, 256, 257, 100_000])
+@pytest.mark.parametrize("escaped", [False, True])
+def test_keys_and_values_long_and_short_are_told_apart(length: int, escaped: bool) -> None:
+    text = "k" * length + ('"' if escaped else "")
+    value = {text: text, "n": [text, {text: 1}], "last" + text: {"x": text}}
+    for separators in ((",", ":"), (" , ", " :\n ")):
+        body = json.dumps(value, separators=separators).encode()
+        assert top_level_keys(body) == list(value)
+
+
 class Body(msgspec.Struct):
     model: str
     n: int = 0

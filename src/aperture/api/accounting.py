@@ -90,6 +90,8 @@ async def record(
             audit.submit(_audit_event(ctx, status, code, latency_ms, images))
         if metrics is not None:
             _count(metrics, ctx, status, code, elapsed_s)
+        if not log.isEnabledFor(logging.INFO):
+            return  # not even the fields: they are built once per request for nothing
         log.info(
             "request",
             extra={
@@ -111,19 +113,16 @@ def _count(
     metrics: Metrics, ctx: RequestContext, status: int, code: str | None, elapsed_s: float
 ) -> None:
     model = ctx.resolution.name if ctx.resolution else ""
-    metrics.requests.labels(ctx.endpoint, model, str(status)).inc()
-    metrics.latency.labels(ctx.endpoint).observe(elapsed_s)
-    metrics.overhead.labels(ctx.endpoint).observe(max(0.0, elapsed_s - ctx.upstream_s))
+    metrics.request(ctx.endpoint, model, status, elapsed_s, max(0.0, elapsed_s - ctx.upstream_s))
     if code is not None and status != 499:
-        metrics.rejections.labels(code).inc()
+        metrics.rejection(code)
     if ctx.usage is not None:
-        metrics.tokens.labels(model, "prompt").inc(ctx.usage.prompt_tokens)
-        metrics.tokens.labels(model, "completion").inc(ctx.usage.completion_tokens)
+        metrics.count_tokens(model, "prompt", ctx.usage.prompt_tokens)
+        metrics.count_tokens(model, "completion", ctx.usage.completion_tokens)
     if ctx.images:
-        metrics.tokens.labels(model, "image_estimate").inc(ctx.image_tokens)
+        metrics.count_tokens(model, "image_estimate", ctx.image_tokens)
         for info in ctx.images.values():
-            metrics.images.labels(info.mime).inc()
-            metrics.image_bytes.inc(info.size_bytes)
+            metrics.image(info.mime, info.size_bytes)
 
 
 def _audit_event(

