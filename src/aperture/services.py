@@ -163,17 +163,20 @@ def _screening(
     settings: Settings, admission: Admission, limiter: anyio.CapacityLimiter, ask: Ask
 ) -> Screening:
     governance = settings.governance
-    ocr = OcrReader(governance.ocr, limiter=limiter)
-    if ocr.enabled:
-        missing = ocr.availability()
+    ocr: OcrReader | None = OcrReader(governance.ocr, limiter=limiter)
+    if ocr is not None and ocr.enabled:
+        missing = ocr.availability()  # runs tesseract once: only here, at start
         if missing is not None:
             # Configured but unusable: say so at start, and run without it rather than not at
             # all (the PII scan still covers the text portions).
             log.error("%s; images are not read", missing)
+            ocr = None
+    else:
+        ocr = None
     pii = governance.pii
     return Screening(
         policy=PolicyEngine(governance.policy) if governance.policy else None,
-        ocr=ocr if ocr.enabled and ocr.availability() is None else None,
+        ocr=ocr,
         pii=PiiScanner(pii) if pii is not None else None,
         pii_action=pii.action if pii is not None else "redact",
         guardrails=Guardrails(governance.guardrails, ask) if governance.guardrails else None,
