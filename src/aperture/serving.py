@@ -74,16 +74,27 @@ class _Servers:
     def __init__(self, public: ASGIApp, admin: ASGIApp, settings: Settings) -> None:
         import uvicorn
 
+        from aperture.runtime import freeze_heap
+
         class _Server(uvicorn.Server):
             # One handler for both servers (``stop_on_signal``) instead of each its own.
             def capture_signals(self) -> contextlib.nullcontext[None]:  # type: ignore[override]
                 return contextlib.nullcontext()
+
+            async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+                await super().startup(sockets)
+                if self.started:
+                    freeze_heap()  # what startup built lives as long as the process
 
         server = settings.server
         common: dict[str, Any] = {
             "host": server.host,
             "http": "httptools",
             "access_log": False,
+            # Nothing reads the client's address, so X-Forwarded-* is neither trusted nor
+            # parsed; and the answer does not name the server software.
+            "proxy_headers": False,
+            "server_header": False,
             "log_level": "warning",
             "timeout_graceful_shutdown": 10,
         }

@@ -89,7 +89,7 @@ def new_request_id() -> str:
     return f"req_{secrets.token_hex(12)}"
 
 
-def chat_endpoint(dialect: ClientDialect) -> Callable[[Request], object]:
+def chat_endpoint(dialect: ClientDialect) -> Callable[[Request], Awaitable[Response | SseResponse]]:
     """A Starlette endpoint serving ``dialect``."""
 
     async def endpoint(request: Request) -> Response | SseResponse:

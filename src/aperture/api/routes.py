@@ -2,25 +2,42 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp
 
 from aperture.api.chat import ANTHROPIC, C1, OPENAI, chat_endpoint
 from aperture.api.health import healthz, metrics, readyz
 from aperture.api.models import list_models
 from aperture.api.openapi import public_document
 
-__all__ = ["public_routes"]
+__all__ = ["Endpoint", "direct_routes", "public_routes"]
+
+
+Endpoint = Callable[[Request], Awaitable[ASGIApp]]
+"""A Starlette endpoint: it answers a request with a response (an ASGI app)."""
+
+
+def direct_routes() -> dict[str, Endpoint]:
+    """The chat endpoints, by path: each is POST only, and renders its own errors."""
+    return {
+        "/v1/chat/completions": chat_endpoint(OPENAI),
+        "/chat/completions": chat_endpoint(OPENAI),
+        "/c1/chat": chat_endpoint(C1),
+        "/v1/messages": chat_endpoint(ANTHROPIC),
+    }
 
 
 def public_routes() -> list[BaseRoute]:
+    """Every public route, the chat endpoints included (for other methods' 405s, and for
+    the stack that serves them when tracing is on)."""
+    chat = [Route(path, endpoint, methods=["POST"]) for path, endpoint in direct_routes().items()]
     return [
-        Route("/v1/chat/completions", chat_endpoint(OPENAI), methods=["POST"]),
-        Route("/chat/completions", chat_endpoint(OPENAI), methods=["POST"]),
-        Route("/c1/chat", chat_endpoint(C1), methods=["POST"]),
-        Route("/v1/messages", chat_endpoint(ANTHROPIC), methods=["POST"]),
+        *chat,
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),

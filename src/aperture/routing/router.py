@@ -73,6 +73,8 @@ class Router:
 
     def order(self, resolution: Resolution, options: Sequence[TargetOption]) -> list[TargetOption]:
         """The attempt order: the first is tried first, the rest are the failover order."""
+        if len(options) == 1:  # most routes: no strategy has anything to choose
+            return list(options)
         by_key = {o.key: o for o in options}
         candidates = [
             Candidate(o.key, weight=o.weight, priority=i, canary=o.canary)
