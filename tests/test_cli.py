@@ -127,6 +127,11 @@ def test_two_workers_share_the_port_and_stop_on_sigterm(tmp_path: Path) -> None:
             response = connection.getresponse()
             assert response.status == 200
             assert json.loads(response.read())["choices"][0]["message"]["content"]
+        # Both workers report the same sums, whichever served the requests.
+        deadline = time.monotonic() + 10
+        while _chat_requests_counted(opened[0]) != 4 and time.monotonic() < deadline:
+            time.sleep(0.05)  # counted just after each answer has gone
+        assert {_chat_requests_counted(connection) for connection in opened} == {4}
         admin = http.client.HTTPConnection("127.0.0.1", admin_port, timeout=10)
         connections.callback(admin.close)
         admin.request("GET", "/v1/admin/routes")
@@ -140,6 +145,18 @@ def test_two_workers_share_the_port_and_stop_on_sigterm(tmp_path: Path) -> None:
         assert "storage.redis: none" in stderr
         for worker in workers:
             assert not Path(f"/proc/{worker}").exists()
+
+
+def _chat_requests_counted(connection: http.client.HTTPConnection) -> float:
+    """The ``aperture_requests_total`` of demo-text chat requests, as ``/metrics`` says."""
+    connection.request("GET", "/metrics")
+    response = connection.getresponse()
+    assert response.status == 200
+    return sum(
+        float(line.rpartition(" ")[2])
+        for line in response.read().decode().splitlines()
+        if line.startswith("aperture_requests_total{") and 'model="demo-text"' in line
+    )
 
 
 def test_a_worker_that_cannot_start_stops_the_gateway(tmp_path: Path) -> None:

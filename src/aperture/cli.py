@@ -7,6 +7,7 @@ import ipaddress
 import os
 import socket
 import sys
+import tempfile
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any
@@ -158,7 +159,12 @@ def _serve(args: argparse.Namespace) -> int:
     def serve(index: int, sockets: list[socket.socket]) -> int:
         return _serve_worker(settings, index, sockets, debug=args.debug)
 
-    return run_workers(listeners, serve)
+    # Each worker counts into files here, and /metrics sums them all (aperture.metrics).
+    # Fresh for each run, since no worker outlives it, and set before the fork, so that the
+    # workers import prometheus_client with it; the parent itself never imports it.
+    with tempfile.TemporaryDirectory(prefix="aperture-metrics-") as shared:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = shared
+        return run_workers(listeners, serve)
 
 
 def _serve_worker(

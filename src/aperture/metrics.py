@@ -2,20 +2,29 @@
 
 The only module that imports prometheus_client. Everything is recorded after the response,
 from the request's context, so the hot path pays nothing but a few counter updates.
+
+With several workers (``aperture serve --workers N``) the parent points
+``PROMETHEUS_MULTIPROC_DIR`` at a fresh directory before any worker imports the library:
+each worker then keeps its values in files there, and ``/metrics``, whichever worker
+answers, reports the sums over all of them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+import os
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Generic, TypeVar
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-__all__ = ["CONTENT_TYPE", "Metrics"]
+__all__ = ["CONTENT_TYPE", "MULTIPROCESS_DIR_ENV", "Metrics"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+"""prometheus_client's own switch to multiprocess mode, read when it is first imported."""
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _OVERHEAD_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1)
@@ -43,9 +52,19 @@ class _Children(Generic[M]):
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, environ: Mapping[str, str] = os.environ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._breakers: _BreakerStates | None = None
+        # What /metrics reports: this process's registry, or every worker's files summed.
+        self._exposed = self.registry
+        shared = environ.get(MULTIPROCESS_DIR_ENV)
+        if shared:
+            if values.ValueClass is values.MutexValue:
+                raise RuntimeError(
+                    f"{MULTIPROCESS_DIR_ENV} was set after prometheus_client was imported"
+                )
+            self._exposed = CollectorRegistry()
+            MultiProcessCollector(self._exposed, path=shared)  # type: ignore[no-untyped-call]
         r = self.registry
         self.requests = Counter(
             "aperture_requests", "Requests answered", ["endpoint", "model", "status"], registry=r
@@ -129,6 +148,9 @@ class Metrics:
         """Report breaker states at scrape time (see ``refresh``)."""
         collector = _BreakerStates(keys, state)
         self.registry.register(collector)
+        if self._exposed is not self.registry:
+            # Per worker, not summed: from a shared store every worker reads the same states.
+            self._exposed.register(collector)
         self._breakers = collector
         return collector
 
@@ -136,7 +158,7 @@ class Metrics:
         """The exposition text, breaker states read fresh from their (maybe shared) store."""
         if self._breakers is not None:
             await self._breakers.refresh()
-        return generate_latest(self.registry)
+        return generate_latest(self._exposed)
 
 
 class _BreakerStates(Collector):
