@@ -105,6 +105,17 @@ async def test_instances_starting_together_migrate_once(fresh_url: str) -> None:
         assert await storage.routes.version() == 0
 
 
+async def test_servers_opening_a_new_database_together_take_turns(fresh_url: str) -> None:
+    # What every worker of ``serve --workers N`` does at start, on a file nobody made yet.
+    async def open_and_use() -> None:
+        async with await open_storage(fresh_url, None, migrate=True) as storage:
+            assert await storage.routes.version() == 0
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(4):
+            tg.start_soon(open_and_use)
+
+
 async def test_the_ledger_refuses_updates_and_deletes(fresh_url: str) -> None:
     async with await open_storage(fresh_url, None, migrate=True) as storage:
         row = UsageRow(request_id="r", kind="settle", created_at=datetime.now(UTC), amount_micros=9)

@@ -75,12 +75,18 @@ def connect(url: str) -> SqlDatabase:
 
 
 async def open_database(url: str, *, migrate: bool) -> Database:
-    return await open_migrated(connect(url), migrate=migrate)
+    if migrate:
+        await _migrate(url)
+    return await open_migrated(connect(url), migrate=False)
 
 
 async def migrate(url: str) -> None:
-    # Processes (and tasks) starting together take turns: SQLite cannot switch a new file to
-    # WAL or create its tables under two writers at once, and would time out instead.
+    await _migrate(url)
+
+
+async def _migrate(url: str) -> None:
+    # Processes (workers, tasks) starting together take turns: SQLite cannot switch a new
+    # file to WAL or create its tables under two writers at once, and fails instead.
     lock_path = f"{engine_url(url).database}.migrate.lock"
     try:
         lock = await anyio.to_thread.run_sync(_lock, lock_path)
