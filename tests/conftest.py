@@ -22,7 +22,7 @@ images:
   max_image_pixels: 4000000
   max_images_per_request: 8
   max_frames: 50
-  fetch: {allow_private_hosts: ["127.0.0.0/8"], timeout_s: 5}
+  fetch: {allow_private_hosts: ["127.0.0.0/8:${IMAGE_PORT}"], timeout_s: 5}
 providers:
   - {name: emu, kind: openai, base_url: "${EMULATOR}/openai/v1", api_key: test-key}
   - {name: recorded, kind: openai, base_url: "${RECORDER}/openai/v1", api_key: rec-key,
@@ -116,12 +116,16 @@ def gateway_settings(
     emulator_url: str,
     recorder: tuple[Recorder, str],
     slow_upstream: tuple[SlowStream, str],
+    image_server: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Settings:
     env = {
         "EMULATOR": emulator_url,
         "RECORDER": recorder[1],
         "SLOW": slow_upstream[1],
+        # The image server's port is written into the allow-list, as an operator would for
+        # an internal server off 80/443: the network alone opens only the standard ports.
+        "IMAGE_PORT": str(httpx.URL(image_server).port),
         "STATE": str(tmp_path_factory.mktemp("gateway-state")),
     }
     return parse_settings(GATEWAY_CONFIG, env)

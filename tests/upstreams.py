@@ -78,7 +78,7 @@ class SlowStream:
 
 
 def image_server_app() -> Starlette:
-    """Images on a local web server, for the gateway's fetcher (allowed for 127.0.0.0/8)."""
+    """Images on a local web server, for the gateway's fetcher (127.0.0.0/8 on its port)."""
     from tests import sample_images
 
     photo = sample_images.jpeg(300, 200)

@@ -205,9 +205,13 @@ class FakeResolver:
         return list(self.table[host])
 
 
-def allowed(**overrides: object) -> FetchPolicy:
-    """A policy admitting the loopback test names, with a deadline generous enough for CI."""
-    base = FetchPolicy(allow_private_hosts=("images.test", "cdn.test"), timeout_s=10.0)
+def allowed(*ports: int, **overrides: object) -> FetchPolicy:
+    """A policy admitting the loopback test names on ``ports`` (written into each entry, as an
+    operator would for an internal server off 80/443; none: the standard ports only), with a
+    deadline generous enough for CI."""
+    names = ("images.test", "cdn.test")
+    entries = tuple(f"{name}:{port}" for name in names for port in ports) if ports else names
+    base = FetchPolicy(allow_private_hosts=entries, timeout_s=10.0)
     return msgspec.structs.replace(base, **overrides)
 
 
@@ -222,7 +226,7 @@ async def origin() -> AsyncIterator[Origin]:
 
 async def test_fetches_an_image_from_an_allowed_host(origin: Origin) -> None:
     origin.routes["/cat.png"] = image()
-    fetcher = ImageFetcher(allowed(), resolver=FakeResolver())
+    fetcher = ImageFetcher(allowed(origin.port), resolver=FakeResolver())
     result = await fetcher.fetch(origin.url("/cat.png?size=large"))
     assert result == FetchedImage(PNG, "image/png", host="images.test", url_host="images.test")
     [seen] = origin.seen
@@ -250,7 +254,9 @@ async def test_connects_to_the_checked_address_without_asking_dns_again(origin: 
 
     origin.routes["/cat.png"] = image()
     resolver = Rebinding()
-    result = await ImageFetcher(allowed(), resolver=resolver).fetch(origin.url("/cat.png"))
+    result = await ImageFetcher(allowed(origin.port), resolver=resolver).fetch(
+        origin.url("/cat.png")
+    )
     assert result.data == PNG
     assert resolver.calls == ["images.test"]
 
@@ -272,7 +278,7 @@ async def test_tls_keeps_the_hostname_for_sni_and_verifies_the_certificate(
     context.sni_callback = record
     async with Origin(tls=context) as tls_origin:
         tls_origin.routes["/cat.png"] = image()
-        fetcher = ImageFetcher(allowed(), resolver=FakeResolver())
+        fetcher = ImageFetcher(allowed(tls_origin.port), resolver=FakeResolver())
         with pytest.raises(ImageFetchFailedError, match="TLS") as caught:
             await fetcher.fetch(tls_origin.url("/cat.png", scheme="https"), param=PARAM)
     assert server_names == ["images.test"]
@@ -286,7 +292,7 @@ async def test_the_system_resolver_is_used_by_default(origin: Origin) -> None:
     with pytest.raises(ImageUrlNotAllowedError, match="private"):
         await refused.fetch(origin.url("/cat.png", host="localhost"))
     assert origin.seen == []
-    allowing = ImageFetcher(FetchPolicy(allow_private_hosts=("localhost",)))
+    allowing = ImageFetcher(FetchPolicy(allow_private_hosts=(f"localhost:{origin.port}",)))
     result = await allowing.fetch(origin.url("/cat.png", host="localhost"))
     assert (result.data, result.host) == (PNG, "localhost")
 
@@ -297,7 +303,9 @@ async def test_environment_proxies_are_ignored(
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
         monkeypatch.setenv(name, "http://127.0.0.1:9")
     origin.routes["/cat.png"] = image()
-    result = await ImageFetcher(allowed(), resolver=FakeResolver()).fetch(origin.url("/cat.png"))
+    result = await ImageFetcher(allowed(origin.port), resolver=FakeResolver()).fetch(
+        origin.url("/cat.png")
+    )
     assert result.data == PNG
     assert origin.seen[0].target == "/cat.png"  # origin-form: no proxy in between
 
@@ -306,7 +314,7 @@ async def test_cookies_are_never_stored_or_sent(origin: Origin) -> None:
     origin.routes["/login"] = redirect("/cat.png", 302, ("Set-Cookie", "session=abc; Path=/"))
     origin.routes["/cat.png"] = image(PNG, ("Set-Cookie", "tracker=1; Path=/"))
     origin.routes["/dog.png"] = image()
-    fetcher = ImageFetcher(allowed(), resolver=FakeResolver())
+    fetcher = ImageFetcher(allowed(origin.port), resolver=FakeResolver())
     await fetcher.fetch(origin.url("/login"))
     await fetcher.fetch(origin.url("/dog.png"))
     assert [seen.target for seen in origin.seen] == ["/login", "/cat.png", "/dog.png"]
@@ -373,7 +381,7 @@ async def test_literal_addresses_are_judged_in_every_spelling_without_dns(
 async def test_an_allowed_network_admits_a_literal_at_its_canonical_address(origin: Origin) -> None:
     origin.routes["/cat.png"] = image()
     fetcher = ImageFetcher(
-        FetchPolicy(allow_private_hosts=("127.0.0.0/8",)), resolver=FakeResolver()
+        FetchPolicy(allow_private_hosts=(f"127.0.0.0/8:{origin.port}",)), resolver=FakeResolver()
     )
     result = await fetcher.fetch(origin.url("/cat.png", host="0x7f.1"))
     assert (result.host, result.url_host) == ("127.0.0.1", "127.0.0.1")
@@ -383,7 +391,7 @@ async def test_an_allowed_network_admits_a_literal_at_its_canonical_address(orig
 async def test_an_allowed_network_admits_a_name_that_resolves_into_it(origin: Origin) -> None:
     origin.routes["/cat.png"] = image()
     fetcher = ImageFetcher(
-        FetchPolicy(allow_private_hosts=("127.0.0.0/8",)), resolver=FakeResolver()
+        FetchPolicy(allow_private_hosts=(f"127.0.0.0/8:{origin.port}",)), resolver=FakeResolver()
     )
     result = await fetcher.fetch(origin.url("/cat.png", host="evil.test"))
     assert result.host == "evil.test"
@@ -397,11 +405,86 @@ async def test_ports_outside_the_list_are_refused_before_resolving() -> None:
     with pytest.raises(ImageUrlNotAllowedError, match="port 0"):
         await fetcher.fetch("https://photos.example:0/cat.png")
     assert resolver.calls == []
-    # With networks allowed, a port outside the list still needs every address inside them.
-    networks = ImageFetcher(FetchPolicy(allow_private_hosts=("10.0.0.0/8",)), resolver=resolver)
+    # A network open on that port does not open it for addresses outside the network.
+    networks = ImageFetcher(
+        FetchPolicy(allow_private_hosts=("10.0.0.0/8:8080",)), resolver=resolver
+    )
     with pytest.raises(ImageUrlNotAllowedError, match="port 8080"):
         await networks.fetch("https://photos.example:8080/cat.png")
     assert resolver.calls == ["photos.example"]
+
+
+# --- allow_private_hosts opens no more than it names -------------------------------------
+
+
+async def test_an_allowed_name_on_a_port_not_written_is_refused(origin: Origin) -> None:
+    origin.routes["/cat.png"] = image()
+    resolver = FakeResolver()
+    bare = ImageFetcher(allowed(), resolver=resolver)  # the names, on 80/443 only
+    with pytest.raises(ImageUrlNotAllowedError, match=f"port {origin.port}") as caught:
+        await bare.fetch(origin.url("/cat.png"), param=PARAM)
+    assert (caught.value.code, caught.value.param) == ("image_url_not_allowed", PARAM)
+    assert origin.seen == []
+    result = await ImageFetcher(allowed(origin.port), resolver=resolver).fetch(
+        origin.url("/cat.png")
+    )
+    assert result.data == PNG
+
+
+async def test_a_name_does_not_open_its_address_on_other_ports_or_names(origin: Origin) -> None:
+    # images.test and evil.test both resolve to 127.0.0.1; only images.test on origin's port
+    # is listed, so every other way to the same address stays shut.
+    origin.routes["/cat.png"] = image()
+    async with Origin() as other:
+        other.routes["/cat.png"] = image()
+        fetcher = ImageFetcher(
+            # The network gets the port past the first check, so the address is judged too.
+            FetchPolicy(
+                allow_private_hosts=(f"images.test:{origin.port}", f"10.0.0.0/8:{origin.port}")
+            ),
+            resolver=FakeResolver(),
+        )
+        assert (await fetcher.fetch(origin.url("/cat.png"))).data == PNG
+        for url, reason in [
+            (other.url("/cat.png"), f"port {other.port}"),
+            (origin.url("/cat.png", host="127.0.0.1"), "private or reserved"),
+            (other.url("/cat.png", host="127.0.0.1"), f"port {other.port}"),
+            (origin.url("/cat.png", host="evil.test"), "private or reserved"),
+        ]:
+            with pytest.raises(ImageUrlNotAllowedError, match=reason):
+                await fetcher.fetch(url)
+    assert len(origin.seen) == 1
+    assert other.seen == []
+
+
+async def test_a_network_without_a_port_allows_only_the_standard_ports(origin: Origin) -> None:
+    origin.routes["/cat.png"] = image()
+    async with Origin() as other:
+        other.routes["/cat.png"] = image()
+        bare = ImageFetcher(FetchPolicy(allow_private_hosts=("127.0.0.0/8",)))
+        with pytest.raises(ImageUrlNotAllowedError, match=f"port {origin.port}"):
+            await bare.fetch(origin.url("/cat.png", host="127.0.0.1"))
+        written = ImageFetcher(FetchPolicy(allow_private_hosts=(f"127.0.0.0/8:{origin.port}",)))
+        assert (await written.fetch(origin.url("/cat.png", host="127.0.0.1"))).data == PNG
+        with pytest.raises(ImageUrlNotAllowedError, match=f"port {other.port}"):
+            await written.fetch(other.url("/cat.png", host="127.0.0.1"))
+    assert len(origin.seen) == 1
+    assert other.seen == []
+
+
+@pytest.mark.parametrize("host", ["images.test", "cdn.test", "127.0.0.1"])
+async def test_a_redirect_to_a_port_not_allowed_is_refused(origin: Origin, host: str) -> None:
+    async with Origin() as other:
+        other.routes["/cat.png"] = image()
+        origin.routes["/hop"] = redirect(other.url("/cat.png", host=host))
+        origin.routes["/same-port"] = redirect(origin.url("/cat.png", host="cdn.test"))
+        origin.routes["/cat.png"] = image()
+        fetcher = ImageFetcher(allowed(origin.port), resolver=FakeResolver())
+        with pytest.raises(ImageUrlNotAllowedError, match=f"port {other.port}|private"):
+            await fetcher.fetch(origin.url("/hop"), param=PARAM)
+        assert (await fetcher.fetch(origin.url("/same-port"))).host == "cdn.test"
+    assert other.seen == []
+    assert [seen.target for seen in origin.seen] == ["/hop", "/same-port", "/cat.png"]
 
 
 @pytest.mark.parametrize(
@@ -479,7 +562,7 @@ async def test_redirects_are_followed_and_every_hop_is_checked(origin: Origin) -
     origin.routes["/next"] = redirect("/final.png?v=2", 307)
     origin.routes["/final.png"] = image()
     resolver = FakeResolver()
-    result = await ImageFetcher(allowed(), resolver=resolver).fetch(origin.url("/start"))
+    result = await ImageFetcher(allowed(origin.port), resolver=resolver).fetch(origin.url("/start"))
     assert result == FetchedImage(PNG, "image/png", host="cdn.test", url_host="images.test")
     assert resolver.calls == ["images.test", "cdn.test", "cdn.test"]
     assert [seen.target for seen in origin.seen] == ["/start", "/next", "/final.png?v=2"]
@@ -502,7 +585,9 @@ async def test_redirects_are_followed_and_every_hop_is_checked(origin: Origin) -
 async def test_a_redirect_somewhere_not_allowed_is_refused(origin: Origin, location: str) -> None:
     origin.routes["/start"] = redirect(location.format(port=origin.port))
     origin.routes["/cat.png"] = image()
-    fetcher = ImageFetcher(allowed(allowed_ports=(80, 443, origin.port)), resolver=FakeResolver())
+    fetcher = ImageFetcher(
+        allowed(origin.port, allowed_ports=(80, 443, origin.port)), resolver=FakeResolver()
+    )
     with pytest.raises(ImageUrlNotAllowedError) as caught:
         await fetcher.fetch(origin.url("/start"), param=PARAM)
     assert caught.value.param == PARAM
@@ -522,7 +607,9 @@ def test_a_redirect_from_https_to_http_is_refused() -> None:
 @pytest.mark.parametrize("max_redirects", [0, 1, 3])
 async def test_too_many_redirects_fail(origin: Origin, max_redirects: int) -> None:
     origin.routes["/loop"] = redirect("/loop")
-    fetcher = ImageFetcher(allowed(max_redirects=max_redirects), resolver=FakeResolver())
+    fetcher = ImageFetcher(
+        allowed(origin.port, max_redirects=max_redirects), resolver=FakeResolver()
+    )
     with pytest.raises(ImageFetchFailedError, match="too many redirects"):
         await fetcher.fetch(origin.url("/loop"))
     assert len(origin.seen) == max_redirects + 1
@@ -531,7 +618,9 @@ async def test_too_many_redirects_fail(origin: Origin, max_redirects: int) -> No
 async def test_a_redirect_without_a_location_fails(origin: Origin) -> None:
     origin.routes["/nowhere"] = reply(302)
     with pytest.raises(ImageFetchFailedError, match="without a location"):
-        await ImageFetcher(allowed(), resolver=FakeResolver()).fetch(origin.url("/nowhere"))
+        await ImageFetcher(allowed(origin.port), resolver=FakeResolver()).fetch(
+            origin.url("/nowhere")
+        )
 
 
 # --- time --------------------------------------------------------------------------------
@@ -539,7 +628,7 @@ async def test_a_redirect_without_a_location_fails(origin: Origin) -> None:
 
 async def test_a_slow_drip_hits_the_total_deadline(origin: Origin) -> None:
     origin.routes["/drip.png"] = drip(0.02)
-    fetcher = ImageFetcher(allowed(timeout_s=0.5), resolver=FakeResolver())
+    fetcher = ImageFetcher(allowed(origin.port, timeout_s=0.5), resolver=FakeResolver())
     started = time.monotonic()
     with pytest.raises(ImageFetchFailedError, match="timeout") as caught:
         await fetcher.fetch(origin.url("/drip.png"), param=PARAM)
@@ -549,7 +638,7 @@ async def test_a_slow_drip_hits_the_total_deadline(origin: Origin) -> None:
 
 async def test_a_stalled_response_hits_the_total_deadline(origin: Origin) -> None:
     origin.routes["/stall.png"] = stall
-    fetcher = ImageFetcher(allowed(timeout_s=0.3), resolver=FakeResolver())
+    fetcher = ImageFetcher(allowed(origin.port, timeout_s=0.3), resolver=FakeResolver())
     with pytest.raises(ImageFetchFailedError, match="timeout"):
         await fetcher.fetch(origin.url("/stall.png"))
 
@@ -559,7 +648,9 @@ async def test_the_deadline_covers_the_whole_redirect_chain(origin: Origin) -> N
     for hop in range(4):
         origin.routes[f"/hop{hop}"] = delayed(0.25, redirect(f"/hop{hop + 1}"))
     origin.routes["/hop4"] = image()
-    fetcher = ImageFetcher(allowed(timeout_s=0.6, max_redirects=5), resolver=FakeResolver())
+    fetcher = ImageFetcher(
+        allowed(origin.port, timeout_s=0.6, max_redirects=5), resolver=FakeResolver()
+    )
     with pytest.raises(ImageFetchFailedError, match="timeout"):
         await fetcher.fetch(origin.url("/hop0"))
     assert len(origin.seen) < 4
@@ -568,7 +659,9 @@ async def test_the_deadline_covers_the_whole_redirect_chain(origin: Origin) -> N
 async def test_a_connection_that_never_completes_hits_the_connect_timeout(origin: Origin) -> None:
     # The origin speaks no TLS, so the handshake hangs; the connect timeout must end it
     # long before the total deadline.
-    fetcher = ImageFetcher(allowed(connect_timeout_s=0.3, timeout_s=30), resolver=FakeResolver())
+    fetcher = ImageFetcher(
+        allowed(origin.port, connect_timeout_s=0.3, timeout_s=30), resolver=FakeResolver()
+    )
     started = time.monotonic()
     with pytest.raises(ImageFetchFailedError, match="timeout"):
         await fetcher.fetch(origin.url("/cat.png", scheme="https"))
@@ -579,7 +672,7 @@ async def test_a_refused_connection_fails_cleanly() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]  # closed again before the fetch: nothing listens
-    fetcher = ImageFetcher(allowed(), resolver=FakeResolver())
+    fetcher = ImageFetcher(allowed(port), resolver=FakeResolver())
     with pytest.raises(ImageFetchFailedError, match="connection failed"):
         await fetcher.fetch(f"http://images.test:{port}/cat.png")
 
@@ -589,7 +682,9 @@ async def test_a_refused_connection_fails_cleanly() -> None:
 
 async def test_a_declared_length_over_the_cap_is_refused_before_reading(origin: Origin) -> None:
     origin.routes["/huge.png"] = declared_then_stall(10**12)
-    fetcher = ImageFetcher(allowed(max_bytes=1000, timeout_s=30), resolver=FakeResolver())
+    fetcher = ImageFetcher(
+        allowed(origin.port, max_bytes=1000, timeout_s=30), resolver=FakeResolver()
+    )
     started = time.monotonic()
     with pytest.raises(ImageTooLargeError) as caught:
         await fetcher.fetch(origin.url("/huge.png"), param=PARAM)
@@ -608,7 +703,7 @@ async def test_a_body_over_the_cap_is_cut_off_while_reading(
     origin: Origin, handler: Handler
 ) -> None:
     origin.routes["/big.png"] = handler
-    fetcher = ImageFetcher(allowed(max_bytes=10_000), resolver=FakeResolver())
+    fetcher = ImageFetcher(allowed(origin.port, max_bytes=10_000), resolver=FakeResolver())
     with pytest.raises(ImageTooLargeError, match="more than 10000 bytes"):
         await fetcher.fetch(origin.url("/big.png"))
 
@@ -617,14 +712,14 @@ async def test_a_content_length_that_lies_low_is_caught(origin: Origin) -> None:
     # The header says 100 bytes and a megabyte follows: the framing error fails the fetch
     # rather than handing on a truncated body.
     origin.routes["/liar.png"] = reply(200, PNG + bytes(1_000_000), length=100)
-    fetcher = ImageFetcher(allowed(max_bytes=10_000), resolver=FakeResolver())
+    fetcher = ImageFetcher(allowed(origin.port, max_bytes=10_000), resolver=FakeResolver())
     with pytest.raises(ImageFetchFailedError, match="malformed"):
         await fetcher.fetch(origin.url("/liar.png"))
 
 
 async def test_a_body_shorter_than_its_content_length_fails(origin: Origin) -> None:
     origin.routes["/short.png"] = reply(200, PNG, length=len(PNG) + 500)
-    fetcher = ImageFetcher(allowed(), resolver=FakeResolver())
+    fetcher = ImageFetcher(allowed(origin.port), resolver=FakeResolver())
     with pytest.raises(ImageFetchFailedError, match="cut short"):
         await fetcher.fetch(origin.url("/short.png"))
 
@@ -632,7 +727,7 @@ async def test_a_body_shorter_than_its_content_length_fails(origin: Origin) -> N
 async def test_the_cap_is_inclusive(origin: Origin) -> None:
     origin.routes["/exact.png"] = reply(200, PNG + bytes(1000 - len(PNG)), length=None)
     origin.routes["/over.png"] = reply(200, PNG + bytes(1001 - len(PNG)), length=None)
-    fetcher = ImageFetcher(allowed(max_bytes=1000), resolver=FakeResolver())
+    fetcher = ImageFetcher(allowed(origin.port, max_bytes=1000), resolver=FakeResolver())
     assert len((await fetcher.fetch(origin.url("/exact.png"))).data) == 1000
     with pytest.raises(ImageTooLargeError):
         await fetcher.fetch(origin.url("/over.png"))
@@ -642,12 +737,16 @@ async def test_the_cap_is_inclusive(origin: Origin) -> None:
 async def test_compressed_responses_are_refused(origin: Origin, encoding: str) -> None:
     origin.routes["/cat.png"] = image(gzip.compress(PNG), ("Content-Encoding", encoding))
     with pytest.raises(ImageFetchFailedError, match="compressed responses are not accepted"):
-        await ImageFetcher(allowed(), resolver=FakeResolver()).fetch(origin.url("/cat.png"))
+        await ImageFetcher(allowed(origin.port), resolver=FakeResolver()).fetch(
+            origin.url("/cat.png")
+        )
 
 
 async def test_identity_encoding_is_fine(origin: Origin) -> None:
     origin.routes["/cat.png"] = image(PNG, ("Content-Encoding", "identity"))
-    result = await ImageFetcher(allowed(), resolver=FakeResolver()).fetch(origin.url("/cat.png"))
+    result = await ImageFetcher(allowed(origin.port), resolver=FakeResolver()).fetch(
+        origin.url("/cat.png")
+    )
     assert result.data == PNG
 
 
@@ -666,7 +765,9 @@ async def test_a_body_that_is_not_an_image_is_refused(
 ) -> None:
     origin.routes["/cat.png"] = reply(200, body, [("Content-Type", content_type)])
     with pytest.raises(ImageFetchFailedError) as caught:
-        await ImageFetcher(allowed(), resolver=FakeResolver()).fetch(origin.url("/cat.png"))
+        await ImageFetcher(allowed(origin.port), resolver=FakeResolver()).fetch(
+            origin.url("/cat.png")
+        )
     assert f"not an image ({described})" in caught.value.message
 
 
@@ -674,7 +775,9 @@ async def test_a_body_that_is_not_an_image_is_refused(
 async def test_a_non_2xx_status_fails(origin: Origin, status: int) -> None:
     origin.routes["/cat.png"] = reply(status, b"" if status == 304 else PNG)
     with pytest.raises(ImageFetchFailedError, match=f"upstream status {status}"):
-        await ImageFetcher(allowed(), resolver=FakeResolver()).fetch(origin.url("/cat.png"))
+        await ImageFetcher(allowed(origin.port), resolver=FakeResolver()).fetch(
+            origin.url("/cat.png")
+        )
 
 
 # --- errors never leak the path or query, and always carry param ------------------------
@@ -691,7 +794,8 @@ def _scenarios(origin: Origin) -> list[tuple[str, FetchPolicy, type[GatewayError
     origin.routes["/gzip"] = image(gzip.compress(PNG), ("Content-Encoding", "gzip"))
     origin.routes["/big"] = reply(200, PNG + bytes(5000), length=None)
     origin.routes["/drip"] = drip(0.02)
-    loose, strict = allowed(max_bytes=1000, timeout_s=0.5), FetchPolicy()
+    # Port 1 is listed too, so a URL to it gets as far as a refused connection.
+    loose, strict = allowed(origin.port, 1, max_bytes=1000, timeout_s=0.5), FetchPolicy()
     url = origin.url
     return [
         (url(SECRET_PATH), loose, ImageFetchFailedError),
@@ -747,7 +851,7 @@ async def test_the_cache_honours_cache_control(
 ) -> None:
     headers = [] if cache_control is None else [("Cache-Control", cache_control)]
     origin.routes["/cat.png"] = image(PNG, *headers)
-    fetcher = ImageFetcher(allowed(), resolver=FakeResolver())
+    fetcher = ImageFetcher(allowed(origin.port), resolver=FakeResolver())
     first = await fetcher.fetch(origin.url("/cat.png?sig=1"))
     second = await fetcher.fetch(origin.url("/cat.png?sig=1"))
     assert first == second
@@ -756,7 +860,7 @@ async def test_the_cache_honours_cache_control(
 
 async def test_the_cache_is_keyed_by_the_full_url(origin: Origin) -> None:
     origin.routes["/cat.png"] = image()
-    fetcher = ImageFetcher(allowed(), resolver=FakeResolver())
+    fetcher = ImageFetcher(allowed(origin.port), resolver=FakeResolver())
     await fetcher.fetch(origin.url("/cat.png?sig=1"))
     await fetcher.fetch(origin.url("/cat.png?sig=2"))
     assert len(origin.seen) == 2
@@ -768,7 +872,7 @@ async def test_the_cache_drops_the_least_recently_used_when_its_bytes_run_out(
     origin.routes["/a.png"] = image()
     origin.routes["/b.png"] = image()
     room_for_one = len(PNG) + len(origin.url("/a.png")) + 10
-    fetcher = ImageFetcher(allowed(), resolver=FakeResolver(), cache_bytes=room_for_one)
+    fetcher = ImageFetcher(allowed(origin.port), resolver=FakeResolver(), cache_bytes=room_for_one)
     for path in ("/a.png", "/a.png", "/b.png", "/b.png", "/a.png"):
         await fetcher.fetch(origin.url(path))
     assert [seen.target for seen in origin.seen] == ["/a.png", "/b.png", "/a.png"]
@@ -777,7 +881,7 @@ async def test_the_cache_drops_the_least_recently_used_when_its_bytes_run_out(
 async def test_failures_and_a_zero_budget_are_not_cached(origin: Origin) -> None:
     origin.routes["/missing.png"] = reply(404)
     origin.routes["/cat.png"] = image()
-    fetcher = ImageFetcher(allowed(), resolver=FakeResolver(), cache_bytes=0)
+    fetcher = ImageFetcher(allowed(origin.port), resolver=FakeResolver(), cache_bytes=0)
     for _ in range(2):
         with pytest.raises(ImageFetchFailedError):
             await fetcher.fetch(origin.url("/missing.png"))
@@ -787,7 +891,7 @@ async def test_failures_and_a_zero_budget_are_not_cached(origin: Origin) -> None
 
 async def test_concurrent_fetches_of_one_url_share_one_download(origin: Origin) -> None:
     origin.routes["/cat.png"] = delayed(0.2, image(PNG, ("Cache-Control", "no-store")))
-    fetcher = ImageFetcher(allowed(), resolver=FakeResolver())
+    fetcher = ImageFetcher(allowed(origin.port), resolver=FakeResolver())
     results = await asyncio.gather(*(fetcher.fetch(origin.url("/cat.png")) for _ in range(5)))
     assert {result.data for result in results} == {PNG}
     assert len(origin.seen) == 1
@@ -795,7 +899,7 @@ async def test_concurrent_fetches_of_one_url_share_one_download(origin: Origin) 
 
 async def test_a_shared_failure_reaches_each_caller_with_its_own_param(origin: Origin) -> None:
     origin.routes["/cat.png"] = delayed(0.2, reply(404))
-    fetcher = ImageFetcher(allowed(), resolver=FakeResolver())
+    fetcher = ImageFetcher(allowed(origin.port), resolver=FakeResolver())
     outcomes = await asyncio.gather(
         *(fetcher.fetch(origin.url("/cat.png"), param=f"p{i}") for i in range(3)),
         return_exceptions=True,
@@ -807,7 +911,7 @@ async def test_a_shared_failure_reaches_each_caller_with_its_own_param(origin: O
 
 async def test_a_waiter_takes_over_when_the_downloading_caller_is_cancelled(origin: Origin) -> None:
     origin.routes["/cat.png"] = delayed(0.3, image())
-    fetcher = ImageFetcher(allowed(), resolver=FakeResolver())
+    fetcher = ImageFetcher(allowed(origin.port), resolver=FakeResolver())
     async with asyncio.TaskGroup() as group:
         leader = group.create_task(fetcher.fetch(origin.url("/cat.png")))
         await origin.requested.wait()
@@ -821,7 +925,7 @@ async def test_a_waiter_takes_over_when_the_downloading_caller_is_cancelled(orig
 
 async def test_a_closed_fetcher_refuses_to_fetch(origin: Origin) -> None:
     origin.routes["/cat.png"] = image()
-    fetcher = ImageFetcher(allowed(), resolver=FakeResolver())
+    fetcher = ImageFetcher(allowed(origin.port), resolver=FakeResolver())
     await fetcher.fetch(origin.url("/cat.png"))
     await fetcher.close()
     await fetcher.close()

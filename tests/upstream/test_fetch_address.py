@@ -187,19 +187,30 @@ def test_local_use_nat64_is_judged_under_every_prefix_layout() -> None:
     assert is_public(IPv6Address("64:ff9b:1:808:8:808:808:808"))
 
 
-def test_allowance_matches_names_and_networks() -> None:
-    allowance = PrivateAllowance(["Images.Internal.", "10.1.0.0/16", "fd00::/8", "192.168.1.5"])
-    assert allowance.allows_name("images.internal")
-    assert allowance.allows_name("images.internal.")
-    assert not allowance.allows_name("other.internal")
-    assert allowance.allows_address(ip_address("10.1.2.3"))
-    assert allowance.allows_address(ip_address("::ffff:10.1.2.3"))  # unwrapped too
-    assert allowance.allows_address(ip_address("192.168.1.5"))
-    assert allowance.allows_address(ip_address("fd00::1"))
-    assert not allowance.allows_address(ip_address("10.2.0.1"))
-    assert not allowance.allows_address(ip_address("127.0.0.1"))
-    assert allowance.has_networks
-    assert not PrivateAllowance(["images.internal"]).has_networks
+def test_allowance_matches_names_and_networks_on_their_ports() -> None:
+    allowance = PrivateAllowance(
+        ["Images.Internal.", "10.1.0.0/16", "fd00::/8", "192.168.1.5:8443", "cdn.internal:81"]
+    )
+    assert allowance.allows_name("images.internal", 443, "https")
+    assert allowance.allows_name("images.internal.", 80, "http")
+    assert not allowance.allows_name("images.internal", 8080, "http")
+    assert not allowance.allows_name("images.internal", 443, "http")
+    assert not allowance.allows_name("other.internal", 443, "https")
+    assert allowance.allows_name("cdn.internal", 81, "http")
+    assert not allowance.allows_name("cdn.internal", 80, "http")
+    assert allowance.lists_name("cdn.internal") and not allowance.lists_name("other.internal")
+    assert allowance.allows_address(ip_address("10.1.2.3"), 443, "https")
+    assert allowance.allows_address(ip_address("::ffff:10.1.2.3"), 80, "http")  # unwrapped too
+    assert not allowance.allows_address(ip_address("10.1.2.3"), 8080, "http")
+    assert allowance.covers_address(ip_address("10.1.2.3"))
+    assert allowance.allows_address(ip_address("192.168.1.5"), 8443, "https")
+    assert not allowance.allows_address(ip_address("192.168.1.5"), 443, "https")
+    assert allowance.allows_address(ip_address("fd00::1"), 443, "https")
+    assert not allowance.allows_address(ip_address("10.2.0.1"), 443, "https")
+    assert not allowance.covers_address(ip_address("127.0.0.1"))
+    assert allowance.networks_allow_port(8443, "https")
+    assert not allowance.networks_allow_port(81, "http")  # only a name is open on 81
+    assert not PrivateAllowance(["images.internal:8443"]).networks_allow_port(8443, "https")
 
 
 @pytest.mark.parametrize("entry", ["", "not a host", "bücher.example", "10.0.0.0/33"])

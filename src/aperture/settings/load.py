@@ -14,6 +14,7 @@ import msgspec
 import yaml
 
 from aperture.settings._governance_checks import governance_problems
+from aperture.settings.fetch_allow import parse_allow_entry
 from aperture.settings.schema import Settings
 
 __all__ = ["ConfigError", "Problem", "load_settings", "parse_settings"]
@@ -192,6 +193,11 @@ def _check_meaning(settings: Settings) -> list[Problem]:
         for field in ("max_image_bytes", "max_image_pixels", "max_images_per_request", "max_frames")
         if getattr(images, field) <= 0
     )
+    for i, entry in enumerate(images.fetch.allow_private_hosts):
+        try:
+            parse_allow_entry(entry)
+        except ValueError as exc:
+            problems.append(Problem(f"images.fetch.allow_private_hosts[{i}]", str(exc)))
     providers: dict[str, int] = {}
     for i, provider in enumerate(settings.providers):
         path = f"providers[{i}]"

@@ -79,7 +79,9 @@ class FetchSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=T
     timeout_s: float = 10.0
     connect_timeout_s: float = 3.0
     max_redirects: int = 3
-    # Host names or CIDRs (an internal image server) exempt from the private-address ban.
+    # Names or CIDRs (an internal image server) exempt from the private-address ban, each on
+    # the standard port (http 80, https 443) unless written: "images.internal:8443",
+    # "10.0.0.0/8:8080", "[fd00::/8]:8443". Syntax and meaning: settings/fetch_allow.py.
     allow_private_hosts: tuple[str, ...] = ()
     allow_http: bool = True
     cache_bytes: int = 64_000_000

@@ -2,7 +2,8 @@
 
 Owns three judgements, all pure: whether a URL host is an IP literal in any spelling the C
 library would accept, whether an address is public (after unwrapping every IPv6 form that
-embeds an IPv4 address), and whether the operator's ``allow_private_hosts`` admits a host.
+embeds an IPv4 address), and whether the operator's ``allow_private_hosts`` admits a host
+or an address on a port.
 The blocked ranges are spelled out here rather than taken from ``ipaddress.is_global`` alone,
 because CPython before 3.12.4 judged several of them with stale IANA data (CVE-2024-4032).
 """
@@ -11,7 +12,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
+
+from aperture.settings.fetch_allow import AllowEntry, is_valid_hostname, parse_allow_entry
 
 __all__ = [
     "IPAddress",
@@ -68,7 +71,6 @@ _TEREDO = IPv6Network("2001::/32")
 # NAT64 may use (byte 8, the "u" octet, is always skipped).
 _NAT64_LOCAL_LAYOUTS = ((6, 7, 9, 10), (7, 9, 10, 11), (9, 10, 11, 12), (12, 13, 14, 15))
 
-_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?", re.ASCII)
 # One part of a legacy inet_aton address: hex, octal (leading zero) or decimal.
 _INET_ATON_PART = re.compile(r"0x[0-9a-f]+|0[0-7]*|[1-9][0-9]*", re.ASCII | re.IGNORECASE)
 
@@ -111,12 +113,6 @@ def _inet_aton_value(part: str) -> int:
     if part.startswith("0"):
         return int(part, 8)
     return int(part)
-
-
-def is_valid_hostname(host: str) -> bool:
-    """Whether ``host`` (lower-case ASCII, as yarl gives it) is a plain DNS name."""
-    name = host.removesuffix(".")
-    return 0 < len(name) <= 253 and all(_LABEL.fullmatch(label) for label in name.split("."))
 
 
 def embedded_ipv4(ip: IPv6Address) -> tuple[IPv4Address, ...] | None:
@@ -162,36 +158,47 @@ def _public_v4(ip: IPv4Address) -> bool:
 
 
 class PrivateAllowance:
-    """The operator's ``allow_private_hosts``: exact host names, and networks by CIDR."""
+    """The operator's ``allow_private_hosts`` (syntax in ``settings.fetch_allow``).
+
+    Every judgement takes the port and scheme too: an entry without a port opens only the
+    scheme's standard port, so listing a host never opens its other services.
+    """
 
     def __init__(self, entries: Iterable[str]) -> None:
-        names: set[str] = set()
-        networks: list[IPv4Network | IPv6Network] = []
+        parsed: list[AllowEntry] = []
         for entry in entries:
-            text = entry.strip().lower()
             try:
-                networks.append(ip_network(text, strict=False))
-                continue
-            except ValueError:
-                pass
-            if not is_valid_hostname(text):
-                raise ValueError(
-                    f"allow_private_hosts entry {entry!r} is neither an ASCII host name nor a CIDR"
-                )
-            names.add(text.removesuffix("."))
-        self._names = frozenset(names)
-        self._networks = tuple(networks)
+                parsed.append(parse_allow_entry(entry))
+            except ValueError as exc:
+                raise ValueError(f"allow_private_hosts entry {exc}") from None
+        self._names = tuple(e for e in parsed if e.name is not None)
+        self._networks = tuple(e for e in parsed if e.network is not None)
 
-    @property
-    def has_networks(self) -> bool:
-        return bool(self._networks)
+    def lists_name(self, host: str) -> bool:
+        """Whether ``host`` is listed by name, on any port."""
+        name = host.lower().removesuffix(".")
+        return any(entry.name == name for entry in self._names)
 
-    def allows_name(self, host: str) -> bool:
-        return host.lower().removesuffix(".") in self._names
+    def allows_name(self, host: str, port: int, scheme: str) -> bool:
+        """Whether ``host`` is listed by name for this port: its addresses are then allowed."""
+        name = host.lower().removesuffix(".")
+        return any(e.name == name and e.allows_port(port, scheme) for e in self._names)
 
-    def allows_address(self, ip: IPAddress) -> bool:
-        """Whether ``ip`` (or the IPv4 address it embeds) is inside an allowed network."""
-        candidates: tuple[IPAddress, ...] = (ip,)
-        if isinstance(ip, IPv6Address):
-            candidates += embedded_ipv4(IPv6Address(int(ip))) or ()
-        return any(c in net for c in candidates for net in self._networks)
+    def networks_allow_port(self, port: int, scheme: str) -> bool:
+        """Whether any listed network is open on this port (worth resolving the name)."""
+        return any(entry.allows_port(port, scheme) for entry in self._networks)
+
+    def covers_address(self, ip: IPAddress) -> bool:
+        """Whether ``ip`` is inside a listed network, on whatever port."""
+        return any(_inside(ip, entry) for entry in self._networks)
+
+    def allows_address(self, ip: IPAddress, port: int, scheme: str) -> bool:
+        """Whether ``ip`` (or the IPv4 address it embeds) is inside a network open on ``port``."""
+        return any(_inside(ip, e) and e.allows_port(port, scheme) for e in self._networks)
+
+
+def _inside(ip: IPAddress, entry: AllowEntry) -> bool:
+    candidates: tuple[IPAddress, ...] = (ip,)
+    if isinstance(ip, IPv6Address):
+        candidates += embedded_ipv4(IPv6Address(int(ip))) or ()
+    return any(candidate in entry.network for candidate in candidates if entry.network)

@@ -2,8 +2,9 @@
 
 Owns the SSRF defence of security.md §1.3, in its order: parse once and check the URL's
 shape (``_fetch_url``); allow only the configured ports; resolve once; refuse if any address
-is not public (``_fetch_address``); connect to exactly the addresses checked (an aiohttp
-resolver that returns them, so Host and TLS SNI keep the hostname); follow redirects by
+is not public, unless ``allow_private_hosts`` opens that address or name on that very port
+(``_fetch_address``); connect to exactly the addresses checked, on the port checked (an
+aiohttp resolver that returns them, so Host and TLS SNI keep the hostname); follow redirects by
 hand, re-checking every hop; one deadline over the whole chain; a byte cap counted while
 reading; no decompression, cookies or environment proxies; the body sniffed as an image.
 Successes are cached (``_fetch_cache``) and concurrent fetches of one URL share a download.
@@ -65,10 +66,11 @@ class FetchPolicy(msgspec.Struct, frozen=True):
     connect_timeout_s: float = 3.0
     max_redirects: int = 3
     max_bytes: int = 20_000_000
-    # Host names or CIDRs allowed even if private ("images.internal", "10.1.0.0/16").
+    # Names or CIDRs allowed even if private, each on the scheme's standard port unless one
+    # is written ("images.internal", "images.internal:8443", "10.1.0.0/16:8080").
     allow_private_hosts: tuple[str, ...] = ()
     allow_http: bool = True  # https always; http too unless False
-    # Ports outside this list are refused unless the host is in allow_private_hosts.
+    # The ports public addresses may be reached on; allow_private_hosts entries name theirs.
     allowed_ports: tuple[int, ...] = (80, 443)
 
 
@@ -95,14 +97,15 @@ class _PinnedResolver(AbstractResolver):
     """
 
     def __init__(self) -> None:
-        self.pins: dict[str, list[IPAddress]] = {}
+        # By host and port: the addresses were judged for that port alone.
+        self.pins: dict[tuple[str, int], list[IPAddress]] = {}
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_UNSPEC
     ) -> list[ResolveResult]:
-        addresses = self.pins.get(host.lower().removesuffix("."))
+        addresses = self.pins.get((host.lower().removesuffix("."), port))
         if not addresses:
-            raise OSError(f"no checked address for {host}")
+            raise OSError(f"no checked address for {host} port {port}")
         results: list[ResolveResult] = []
         for ip in addresses:
             ip_family = socket.AF_INET if ip.version == 4 else socket.AF_INET6
@@ -226,7 +229,7 @@ class ImageFetcher:
     ) -> tuple[FetchedImage, float | None]:
         first_host = target.host
         for hop in range(self._policy.max_redirects + 1):
-            resolver.pins[target.host] = await self._vet(target)
+            resolver.pins[target.host, target.port] = await self._vet(target)
             with _mapped_client_errors():
                 async with session.get(target.url, allow_redirects=False) as response:
                     if response.status not in _REDIRECTS:
@@ -238,22 +241,35 @@ class ImageFetcher:
         raise failed("too many redirects")
 
     async def _vet(self, target: Target) -> list[IPAddress]:
-        """Resolve once and judge every answer; the result is all the connection may use."""
-        allowance, ports = self._allowance, self._policy.allowed_ports
-        named = allowance.allows_name(target.host)
-        port_ok = named or target.port in ports
-        if not port_ok and not allowance.has_networks:
-            raise not_allowed(f"port {target.port} is not allowed")
+        """Resolve once and judge every answer on the target's port; the result is all the
+        connection may use, and only on that port."""
+        allowance, public_ports = self._allowance, self._policy.allowed_ports
+        port, scheme = target.port, target.url.scheme
+        named = allowance.allows_name(target.host, port, scheme)
+        if (
+            not named
+            and port not in public_ports
+            and not allowance.networks_allow_port(port, scheme)
+        ):
+            # Refused before resolving: no address could make this port acceptable.
+            raise not_allowed(f"port {port} is not allowed")
         if target.literal is not None:
             addresses = [target.literal]
         else:
             addresses = await self._resolve(target)
         if named:
             return addresses
-        if not all(is_public(ip) or allowance.allows_address(ip) for ip in addresses):
+        for ip in addresses:
+            if allowance.allows_address(ip, port, scheme):
+                continue
+            if is_public(ip) and port in public_ports:
+                continue
+            # Say "port" when the address is open on another one, so the operator sees
+            # which entry to write.
+            listed = allowance.lists_name(target.host) or allowance.covers_address(ip)
+            if is_public(ip) or listed:
+                raise not_allowed(f"port {port} is not allowed")
             raise not_allowed("its address is private or reserved")
-        if not port_ok and not all(allowance.allows_address(ip) for ip in addresses):
-            raise not_allowed(f"port {target.port} is not allowed")
         return addresses
 
     async def _resolve(self, target: Target) -> list[IPAddress]:
