@@ -89,14 +89,14 @@ def create_admin_app() -> Starlette:
     )
 
 
-def _services(request: Request) -> Services:
+async def _services(request: Request) -> Services:
     services: Services | None = getattr(request.app.state, "services", None)
     if services is None:
         raise GatewayError("The gateway is starting; try again in a moment.")
     if not services.auth_required:
         # No master key, no admin: an open gateway has no one to authenticate admins against.
         raise InvalidApiKeyError(INVALID_KEY_MESSAGE)
-    if not services.keys.authenticate(presented_key(request)).is_admin:
+    if not (await services.keys.authenticate(presented_key(request))).is_admin:
         raise InvalidApiKeyError(INVALID_KEY_MESSAGE)
     return services
 
@@ -117,7 +117,7 @@ def _key_view(key: ApiKey) -> dict[str, Any]:
 
 async def _keys(request: Request) -> Response:
     try:
-        services = _services(request)
+        services = await _services(request)
         if request.method == "GET":
             keys = await services.keys.list(request.query_params.get("tenant"))
             return _json({"data": [_key_view(k) for k in keys]})
@@ -142,7 +142,7 @@ async def _keys(request: Request) -> Response:
 
 async def _key(request: Request) -> Response:
     try:
-        services = _services(request)
+        services = await _services(request)
         key_id = request.path_params["key_id"]
         if request.method == "DELETE":
             revoked = await services.keys.revoke(key_id)
@@ -163,7 +163,7 @@ def _key_not_found(key_id: str) -> GatewayError:
 
 async def _audit(request: Request) -> Response:
     try:
-        services = _services(request)
+        services = await _services(request)
         query = _audit_query(request)
         if request.query_params.get("format") == "jsonl":
             export = services.storage.audit.export(msgspec.structs.replace(query, limit=None))
@@ -248,7 +248,7 @@ async def _model(request: Request) -> Response:
 
 async def _collection(request: Request, docs: _Documents) -> Response:
     try:
-        services = _services(request)
+        services = await _services(request)
         store = docs.store(services)
         if request.method == "GET":
             return _json({"data": [msgspec.Raw(d.body) for d in await store.list()]})
@@ -267,7 +267,7 @@ async def _collection(request: Request, docs: _Documents) -> Response:
 
 async def _document(request: Request, docs: _Documents) -> Response:
     try:
-        services = _services(request)
+        services = await _services(request)
         store = docs.store(services)
         doc_id = request.path_params["doc_id"]
         if request.method == "GET":
@@ -316,7 +316,7 @@ async def _definition(
 
 async def _catalog_models(request: Request) -> Response:
     try:
-        services = _services(request)
+        services = await _services(request)
         entries = services.catalog.current.entries
         return _json({"data": [model_entry(e, services, True) for e in entries]})
     except GatewayError as error:
@@ -330,7 +330,7 @@ async def _budgets(request: Request) -> Response:
     (they agree once in-flight requests settle). Filters: ``?key_id=`` and ``?tenant=``.
     """
     try:
-        services = _services(request)
+        services = await _services(request)
         key_id = request.query_params.get("key_id")
         tenant = request.query_params.get("tenant")
         book = services.admission.budgets

@@ -23,12 +23,14 @@ def presented_key(request: Request) -> str | None:
     return None
 
 
-def authenticate(request: Request, services: Services) -> Principal:
+async def authenticate(request: Request, services: Services) -> Principal:
     """The caller's principal; one uniform 401 for missing, unknown, revoked or expired keys.
 
     Raises:
         InvalidApiKeyError: a key is required and the one presented is not valid.
+        ServiceUnavailableError: a key this process has not seen yet, while the key store
+            cannot be asked about it (503: the key may well be valid).
     """
     if not services.auth_required:
         return _OPEN
-    return services.keys.authenticate(presented_key(request))
+    return await services.keys.authenticate(presented_key(request))

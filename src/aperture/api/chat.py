@@ -97,7 +97,7 @@ def chat_endpoint(dialect: ClientDialect) -> Callable[[Request], Awaitable[Respo
         # The scope's path, not request.url.path: building a URL parses the whole address.
         ctx = RequestContext(new_request_id(), request.scope["path"])
         try:
-            ctx.principal = authenticate(request, services)
+            ctx.principal = await authenticate(request, services)
             body = await read_body(request, services.settings.server.max_body_bytes)
             chat, ctx.locator = dialect.parse(body)
             ctx.texts = text_portions(chat)

@@ -23,7 +23,7 @@ _CAPABILITIES = ("vision", "audio", "video", "image_output", "tools", "json_mode
 async def list_models(request: Request) -> Response:
     services: Services = request.app.state.services
     try:
-        authenticate(request, services)
+        await authenticate(request, services)
     except GatewayError as error:
         return error_response(error, "", render_error)
     include_meta = request.query_params.get("include_meta", "").lower() in ("true", "1", "yes")

@@ -1,34 +1,62 @@
 """API keys: issued once, stored only as a keyed hash, looked up from memory.
 
 A key reads ``ap_<id>_<secret>``: the public ``id`` names the key in lists and audit, the
-secret carries 256 bits, and the store keeps only HMAC-SHA256(pepper, key). Every lookup is
-a dictionary read of the hash (no database read per request, no string comparison against
-a secret); the cache reloads when the store's change counter moves, which is how a key
+secret carries 256 bits, and the store keeps only HMAC-SHA256(pepper, key). A lookup is a
+dictionary read of the hash (no string comparison against a secret). The cache reloads when
+the store's change counter moves: a background poll every half second, which is how a key
 revoked on one instance is refused by every instance within a second.
+
+A well-formed key the cache does not know may have been issued a moment ago on another
+instance, so a miss catches up with the store before refusing: it reads the change counter
+and reloads if it moved. Catch-ups are single-flight (every miss waiting meanwhile shares the
+next one, which starts after they arrived, so it sees any key issued before them), spaced
+``MISS_SPACING_S`` apart, and bounded by ``lookup_timeout_s``; a key found absent is
+remembered for ``NEGATIVE_TTL_S``. However many random keys arrive, each process makes at
+most one key read at a time and about twenty a second. Malformed keys never reach the store.
+When the store cannot answer a miss, the caller gets 503 ``service_unavailable``: the key may
+be valid, so a 401 would be a lie, while cached keys keep working through the outage.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
+import logging
+import re
 import secrets
-from collections.abc import Sequence
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 import anyio
 import msgspec
 
-from aperture.errors import InvalidApiKeyError, ModelNotAllowedError
+from aperture.errors import InvalidApiKeyError, ModelNotAllowedError, ServiceUnavailableError
 from aperture.storage import ApiKey, KeyStore, StorageError
 from aperture.storage.records import BudgetPeriod
 
-__all__ = ["INVALID_KEY_MESSAGE", "IssuedKey", "KeyRing", "Principal"]
+__all__ = [
+    "INVALID_KEY_MESSAGE",
+    "MISS_SPACING_S",
+    "NEGATIVE_TTL_S",
+    "IssuedKey",
+    "KeyRing",
+    "Principal",
+]
+
+log = logging.getLogger("aperture.keys")
 
 INVALID_KEY_MESSAGE = (
     "Invalid API key. Send it as `Authorization: Bearer <key>` or `x-api-key: <key>`."
 )
+_UNAVAILABLE_MESSAGE = "The key store cannot be reached to check this API key; try again shortly."
 _PREFIX = "ap_"
+# What issue() mints: 6 random bytes of id in hex, 32 of secret in urlsafe base64.
+_WELL_FORMED = re.compile(r"ap_[0-9a-f]{12}_[A-Za-z0-9_-]{43}", re.ASCII)
+NEGATIVE_TTL_S = 1.0
+_NEGATIVE_MAX = 10_000
+MISS_SPACING_S = 0.05
 
 
 class Principal(msgspec.Struct, frozen=True):
@@ -68,7 +96,14 @@ class IssuedKey(msgspec.Struct, frozen=True):
 class KeyRing:
     """Issues, revokes and authenticates API keys; owned by the app lifespan."""
 
-    def __init__(self, store: KeyStore, pepper: bytes, master_key: str | None) -> None:
+    def __init__(
+        self,
+        store: KeyStore,
+        pepper: bytes,
+        master_key: str | None,
+        *,
+        lookup_timeout_s: float = 2.0,
+    ) -> None:
         self._store = store
         # HMAC with the pepper's key schedule done once: each digest copies this state. On
         # OpenSSL 3 a one-shot hmac.digest() looks the hash up again every call, which costs
@@ -77,6 +112,11 @@ class KeyRing:
         self._master = self._digest(master_key) if master_key else None
         self._by_hash: dict[bytes, ApiKey] = {}
         self._version = -1
+        self._timeout_s = lookup_timeout_s
+        # One reload at a time, so an older list can never replace a newer one.
+        self._reloading = anyio.Lock()
+        self._absent: OrderedDict[bytes, float] = OrderedDict()  # digest -> forget at
+        self._catch_up = _SingleFlight(self._refresh_within_deadline, MISS_SPACING_S)
 
     def _digest(self, presented: str) -> bytes:
         mac = self._keyed.copy()
@@ -127,27 +167,46 @@ class KeyRing:
         return await self._store.list(tenant=tenant)
 
     async def refresh(self, *, force: bool = False) -> None:
-        """Reload the cache if the store changed since the last load."""
-        version = await self._store.version()
-        if version == self._version and not force:
-            return
-        keys = await self._store.list()
-        self._by_hash = {k.key_hash: k for k in keys}
-        self._version = version
+        """Reload the cache if the store changed since the last load.
+
+        Raises:
+            StorageError: the store failed; the cache is left as it was.
+        """
+        async with self._reloading:
+            version = await self._store.version()
+            if version == self._version and not force:
+                return
+            keys = await self._store.list()
+            self._by_hash = {k.key_hash: k for k in keys}
+            self._version = version
+            # Whatever was absent may exist now; the next miss asks again.
+            self._absent.clear()
+
+    async def _refresh_within_deadline(self) -> None:
+        """``refresh``, or StorageError once the deadline passes (a store that hangs)."""
+        try:
+            with anyio.fail_after(self._timeout_s):
+                await self.refresh()
+        except TimeoutError:
+            raise StorageError(f"the key store did not answer within {self._timeout_s}s") from None
 
     async def watch(self, interval_s: float = 0.5) -> None:
         """Poll the store's change counter forever (a lifespan task)."""
         while True:
             await anyio.sleep(interval_s)
-            # A storage outage keeps the last good cache: keys keep working meanwhile.
-            with contextlib.suppress(StorageError):
-                await self.refresh()
+            try:
+                await self._refresh_within_deadline()
+            except StorageError as exc:
+                # A storage outage keeps the last good cache: keys keep working meanwhile.
+                log.debug("key cache not refreshed: %s", exc)
 
-    def authenticate(self, presented: str | None) -> Principal:
+    async def authenticate(self, presented: str | None) -> Principal:
         """The principal for a presented key, or one uniform 401 whatever was wrong.
 
         Raises:
             InvalidApiKeyError: missing, unknown, revoked or expired.
+            ServiceUnavailableError: a well-formed key the cache does not know, while the
+                store cannot be asked about it.
         """
         if not presented:
             raise InvalidApiKeyError(INVALID_KEY_MESSAGE)
@@ -155,6 +214,86 @@ class KeyRing:
         if self._master is not None and hmac.compare_digest(digest, self._master):
             return Principal()
         key = self._by_hash.get(digest)
-        if key is None or not key.usable_at(datetime.now(UTC)):
+        if key is None:
+            key = await self._missed(presented, digest)
+        if not key.usable_at(datetime.now(UTC)):
             raise InvalidApiKeyError(INVALID_KEY_MESSAGE)
         return Principal(key)
+
+    async def _missed(self, presented: str, digest: bytes) -> ApiKey:
+        """The key behind a cache miss, after catching up with the store once."""
+        if not _WELL_FORMED.fullmatch(presented) or self._recently_absent(digest):
+            raise InvalidApiKeyError(INVALID_KEY_MESSAGE)
+        try:
+            await self._catch_up.run()
+        except StorageError as exc:
+            raise ServiceUnavailableError(_UNAVAILABLE_MESSAGE) from exc
+        key = self._by_hash.get(digest)
+        if key is None:
+            self._remember_absent(digest)
+            raise InvalidApiKeyError(INVALID_KEY_MESSAGE)
+        return key
+
+    def _recently_absent(self, digest: bytes) -> bool:
+        forget_at = self._absent.get(digest)
+        if forget_at is None:
+            return False
+        if forget_at <= time.monotonic():
+            del self._absent[digest]
+            return False
+        return True
+
+    def _remember_absent(self, digest: bytes) -> None:
+        self._absent[digest] = time.monotonic() + NEGATIVE_TTL_S
+        self._absent.move_to_end(digest)
+        while len(self._absent) > _NEGATIVE_MAX:
+            self._absent.popitem(last=False)
+
+
+class _SingleFlight:
+    """Runs ``work`` for many callers at once: each caller is served by a run that started
+    after it called, concurrent callers share one run, and runs start ``spacing_s`` apart.
+
+    A run whose store fails raises ``StorageError`` in every caller it served; a run cut
+    short by its caller's cancellation is retried by the next waiter, so none inherits it.
+    """
+
+    def __init__(self, work: Callable[[], Awaitable[None]], spacing_s: float) -> None:
+        self._work = work
+        self._spacing_s = spacing_s
+        self._started = 0  # runs begun
+        self._succeeded = 0  # the number of the last run that succeeded
+        self._failed: tuple[int, StorageError] | None = None
+        self._running: anyio.Event | None = None
+        self._last_start = -spacing_s
+
+    async def run(self) -> None:
+        needed = self._started + 1  # a run already under way began before this call
+        while self._succeeded < needed:
+            if self._failed is not None and self._failed[0] >= needed:
+                # A fresh error per waiter: one instance raised in many tasks would collect
+                # every task's traceback.
+                raise StorageError(str(self._failed[1])) from self._failed[1]
+            if self._running is not None:
+                await self._running.wait()
+                continue
+            await self._lead()
+
+    async def _lead(self) -> None:
+        done = self._running = anyio.Event()
+        try:
+            wait_s = self._last_start + self._spacing_s - time.monotonic()
+            if wait_s > 0:
+                await anyio.sleep(wait_s)
+            self._started += 1
+            number = self._started
+            self._last_start = time.monotonic()
+            try:
+                await self._work()
+            except StorageError as exc:
+                self._failed = (number, exc)
+                raise
+            self._succeeded = number
+        finally:
+            self._running = None
+            done.set()
