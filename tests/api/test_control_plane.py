@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -226,22 +228,65 @@ def test_a_client_that_disconnects_mid_stream_is_still_audited(gateway: Gateway)
     assert event()[0]["status"] == 499
 
 
-def test_two_instances_sharing_postgres_see_each_others_keys(
-    gateway_settings: Settings,
-    fresh_postgres_url: str,  # noqa: F811
-    tmp_path: Path,
+@pytest.fixture(params=["postgresql", "sqlite"])
+def shared_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database two instances share: PostgreSQL, or one SQLite file on one host."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'shared.db'}"
+    url: str = request.getfixturevalue("fresh_postgres_url")
+    return url
+
+
+def test_a_key_issued_on_one_instance_works_at_once_on_another(
+    gateway_settings: Settings, shared_database: str, tmp_path: Path
 ) -> None:
-    first = run_gateway(locked(gateway_settings, fresh_postgres_url, tmp_path / "a"))
-    second = run_gateway(locked(gateway_settings, fresh_postgres_url, tmp_path / "b"))
+    first = run_gateway(locked(gateway_settings, shared_database, tmp_path / "a"))
+    second = run_gateway(locked(gateway_settings, shared_database, tmp_path / "b"))
     one, two = next(first), next(second)
     try:
         key = one.admin_call("POST", "/v1/admin/keys", json={"name": "shared"}).json()
-        eventually(lambda: two.chat(key["key"]).status_code == 200, timeout_s=2)
-        two.admin_call("DELETE", f"/v1/admin/keys/{key['id']}")
-        eventually(lambda: one.chat(key["key"]).status_code == 401, timeout_s=2)
+        # At once: B has not polled since, its miss asks the database.
+        assert two.chat(key["key"]).status_code == 200
+        assert one.admin_call("DELETE", f"/v1/admin/keys/{key['id']}").status_code == 200
+        # Revoked on A: B's poll drops the key it learned through a miss within the second.
+        eventually(lambda: two.chat(key["key"]).status_code == 401, timeout_s=3)
+        other = two.admin_call("POST", "/v1/admin/keys", json={"name": "back"}).json()
+        assert one.chat(other["key"]).status_code == 200
+        two.admin_call("DELETE", f"/v1/admin/keys/{other['id']}")
+        eventually(lambda: one.chat(other["key"]).status_code == 401, timeout_s=3)
     finally:
         for generator in (first, second):
             generator.close()
+
+
+def test_a_database_outage_during_a_key_miss_is_503_not_401(
+    gateway_settings: Settings, tmp_path: Path
+) -> None:
+    database = tmp_path / "outage.db"
+    gateways = run_gateway(locked(gateway_settings, f"sqlite:///{database}", tmp_path / "s"))
+    gateway = next(gateways)
+    try:
+        known = gateway.admin_call("POST", "/v1/admin/keys", json={"name": "known"}).json()
+        assert gateway.chat(known["key"]).status_code == 200
+        outside = sqlite3.connect(database, timeout=30)
+        outside.execute("ALTER TABLE changes RENAME TO changes_away")  # the change counter
+        outside.commit()
+        try:
+            unseen = f"ap_{secrets.token_hex(6)}_{secrets.token_urlsafe(32)}"
+            refused = gateway.chat(unseen)
+            assert refused.status_code == 503, refused.text
+            error = refused.json()["error"]
+            assert (error["code"], error["type"]) == ("service_unavailable", "api_error")
+            assert unseen not in refused.text
+            assert gateway.chat(known["key"]).status_code == 200  # cached keys keep working
+            assert gateway.chat("not-a-key").status_code == 401  # never needed the database
+        finally:
+            outside.execute("ALTER TABLE changes_away RENAME TO changes")
+            outside.commit()
+            outside.close()
+        assert gateway.chat(unseen).status_code == 401
+    finally:
+        gateways.close()
 
 
 SEED_ROUTE = {

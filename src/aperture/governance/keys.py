@@ -282,9 +282,10 @@ class _SingleFlight:
     async def _lead(self) -> None:
         done = self._running = anyio.Event()
         try:
+            # Numbered only after this pause: callers arriving during it are served by this
+            # run, since its reads are still to come.
             wait_s = self._last_start + self._spacing_s - time.monotonic()
-            if wait_s > 0:
-                await anyio.sleep(wait_s)
+            await anyio.sleep(max(wait_s, 0))
             self._started += 1
             number = self._started
             self._last_start = time.monotonic()
