@@ -20,6 +20,7 @@ from aperture.governance.pii import PiiScanner
 from aperture.governance.policy import PolicyEngine
 from aperture.governance.prices import PriceTable
 from aperture.governance.ratelimit import RateLimiter
+from aperture.governance.reclaim import Reclaimer, new_instance_id
 from aperture.metrics import Metrics
 from aperture.pipeline import ImagePreparer, Pipeline, Screening, TargetLimits, build_pipeline
 from aperture.pipeline.admit import Admission
@@ -74,6 +75,14 @@ async def open_services(
     and ``group`` owns their background tasks (key-cache watcher, audit writer)."""
     storage = await open_storage(settings.storage.database, settings.storage.redis, migrate=True)
     stack.push_async_callback(storage.close)
+    # Only shared limits (Redis) outlive an instance; in memory its holds die with it.
+    instance = new_instance_id() if settings.storage.redis is not None else None
+    admission = _admission(settings, storage, instance)
+    reclaimer = _reclaimer(settings, storage, admission, instance)
+    if reclaimer is not None:
+        await reclaimer.tick()  # beat before the first hold, so no hold is ever unowned
+        # Runs after the pollers stop (the stack unwinds in reverse), before storage closes.
+        stack.push_async_callback(reclaimer.retire)
     client = UpstreamClient.create()
     stack.push_async_callback(client.close)
     fetcher = _fetcher(settings)
@@ -101,7 +110,8 @@ async def open_services(
     pollers.start(sync.watch)
     limiter = anyio.CapacityLimiter(os.cpu_count() or 1)
     target_limits = TargetLimits(settings.providers)
-    admission = _admission(settings, storage)
+    if reclaimer is not None:
+        pollers.start(reclaimer.run)
     images = ImagePreparer(settings.images, limiter, target_limits, tracer=tracer)
     screening = _screening(settings, admission, limiter, GuardModel(catalog, router, images))
     return Services(
@@ -184,7 +194,23 @@ def _screening(
     )
 
 
-def _admission(settings: Settings, storage: Storage) -> Admission:
+def _reclaimer(
+    settings: Settings, storage: Storage, admission: Admission, instance: str | None
+) -> Reclaimer | None:
+    if instance is None:
+        return None
+    return Reclaimer(
+        storage.limits,
+        storage.ledger,
+        storage.audit,
+        admission.budgets,
+        instance=instance,
+        heartbeat_s=settings.storage.heartbeat_s,
+        ttl_s=settings.storage.instance_ttl_s,
+    )
+
+
+def _admission(settings: Settings, storage: Storage, instance: str | None) -> Admission:
     governance = settings.governance
     tenants = {
         rule.tenant: rule.budget
@@ -204,7 +230,7 @@ def _admission(settings: Settings, storage: Storage) -> Admission:
         )
     return Admission(
         RateLimiter(storage.limits, governance.limits),
-        BudgetBook(storage.limits, storage.ledger, tenants),
+        BudgetBook(storage.limits, storage.ledger, tenants, instance=instance),
         prices,
     )
 

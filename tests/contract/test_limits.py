@@ -21,6 +21,7 @@ from aperture.storage import (
     BudgetDecision,
     BudgetScope,
     BudgetState,
+    ClaimedHold,
     Limits,
     StorageError,
     WindowAdmission,
@@ -417,6 +418,110 @@ async def test_concurrent_reservations_admit_exactly_what_fits(backend: Backend)
     assert await backend.limits.state(team.key) == state(5 + spent, 0, 30, 0)
 
 
+async def test_reserve_and_settle_retried_after_lost_replies_count_once(
+    backend: Backend,
+) -> None:
+    limits, budget = backend.limits, scope(fresh("key"), micros=1000, tokens=100)
+    await limits.seed(budget, BudgetCharge())
+    for _ in range(3):  # the first reply was lost, twice: the caller tries again
+        decision = await limits.reserve(
+            "r", [budget], BudgetCharge(300, 30), hold_s=60, owner="a", note=b"n"
+        )
+        assert decision.outcome in ("reserved", "duplicate")
+    assert await limits.state(budget.key) == state(0, 300, 0, 30)
+
+    applied = [
+        await limits.settle("r", [budget], BudgetCharge(200, 20), owner="a") for _ in range(3)
+    ]
+    assert applied == [True, False, False]
+    assert await limits.state(budget.key) == state(200, 0, 20, 0)
+    # Nothing is left in the instance's index for a survivor to charge again.
+    await limits.retire("a")
+    assert "a" not in await limits.lost()
+    assert await limits.claim("a", lease_s=60, limit=10) == []
+
+
+async def test_a_lost_instance_has_its_holds_claimed_once(backend: Backend) -> None:
+    budget = scope(fresh("key"), micros=10_000)
+    dead, alive = f"dead-{uuid.uuid4().hex[:6]}", f"alive-{uuid.uuid4().hex[:6]}"
+    async with backend.peers(3) as (limits, survivor, other):
+        await limits.seed(budget, BudgetCharge())
+        await limits.beat(dead, ttl_s=0.3)
+        await survivor.beat(alive, ttl_s=60)
+        for i in range(5):
+            await limits.reserve(
+                f"d{i}", [budget], BudgetCharge(100), hold_s=60, owner=dead, note=b"%d" % i
+            )
+        await survivor.reserve("s", [budget], BudgetCharge(100), hold_s=60, owner=alive)
+        assert dead not in await survivor.lost()
+        assert await survivor.claim(dead, lease_s=60, limit=10) == []  # not lost yet
+
+        await backend.sleep(0.45)
+        lost = await survivor.lost()
+        assert dead in lost and alive not in lost
+        assert await survivor.claim(alive, lease_s=60, limit=10) == []
+        first, second = (
+            await survivor.claim(dead, lease_s=0.3, limit=3),
+            await other.claim(dead, lease_s=0.3, limit=3),
+        )
+        assert len(first) == 3 and len(second) == 2
+        claimed = {hold.request_id: hold for hold in first + second}
+        assert claimed == {
+            f"d{i}": ClaimedHold(dead, f"d{i}", b"%d" % i) for i in range(5)
+        }  # each once, with the note its owner stored
+        assert await other.claim(dead, lease_s=0.3, limit=10) == []  # all leased
+
+        # d0 is settled; the survivor that claimed d1 died: its lease lapses, d1 comes back.
+        assert await survivor.settle("d0", [budget], BudgetCharge(100), owner=dead) is True
+        await backend.sleep(0.45)
+        again = await other.claim(dead, lease_s=60, limit=10)
+        assert sorted(hold.request_id for hold in again) == ["d1", "d2", "d3", "d4"]
+        for hold in again:
+            assert await other.settle(hold.request_id, [budget], BudgetCharge(100), owner=dead)
+        assert await limits.state(budget.key) == state(500, 100)
+
+        assert await other.claim(dead, lease_s=60, limit=10) == []
+        assert dead not in await other.lost()  # nothing left: forgotten
+
+
+async def test_a_heartbeat_that_comes_back_stops_the_claims(backend: Backend) -> None:
+    budget = scope(fresh("key"), micros=1000)
+    slow = f"slow-{uuid.uuid4().hex[:6]}"
+    await backend.limits.seed(budget, BudgetCharge())
+    await backend.limits.beat(slow, ttl_s=0.3)
+    await backend.limits.reserve("r", [budget], BudgetCharge(1), hold_s=60, owner=slow)
+    await backend.sleep(0.45)
+    assert slow in await backend.limits.lost()
+    await backend.limits.beat(slow, ttl_s=60)
+    assert slow not in await backend.limits.lost()
+    assert await backend.limits.claim(slow, lease_s=60, limit=10) == []
+
+
+async def test_a_retired_instance_is_claimed_at_once_or_forgotten(backend: Backend) -> None:
+    budget = scope(fresh("key"), micros=1000)
+    busy, idle = f"busy-{uuid.uuid4().hex[:6]}", f"idle-{uuid.uuid4().hex[:6]}"
+    await backend.limits.seed(budget, BudgetCharge())
+    for instance in (busy, idle):
+        await backend.limits.beat(instance, ttl_s=60)
+    await backend.limits.reserve("r", [budget], BudgetCharge(1), hold_s=60, owner=busy)
+    await backend.limits.retire(busy)
+    await backend.limits.retire(idle)
+
+    lost = await backend.limits.lost()
+    assert busy in lost and idle not in lost
+    claimed = await backend.limits.claim(busy, lease_s=60, limit=10)
+    assert [hold.request_id for hold in claimed] == ["r"]
+
+
+async def test_instances_refuse_nonsense(backend: Backend) -> None:
+    with pytest.raises(ValueError, match="ttl_s"):
+        await backend.limits.beat("i", ttl_s=0)
+    with pytest.raises(ValueError, match="lease_s"):
+        await backend.limits.claim("i", lease_s=0, limit=1)
+    with pytest.raises(ValueError, match="limit"):
+        await backend.limits.claim("i", lease_s=1, limit=0)
+
+
 # Backend specifics
 
 
@@ -440,6 +545,12 @@ async def test_every_redis_key_expires(redis_limits: RedisLimits) -> None:
     await limits.reserve("done", [budget], BudgetCharge(10), hold_s=30)
     await limits.settle("done", [budget], BudgetCharge(5))
     await limits.state("key")
+    await limits.beat("i", ttl_s=5)
+    await limits.reserve("owned", [budget], BudgetCharge(10), hold_s=30, owner="i")
+    await limits.beat("gone", ttl_s=0.01)
+    await limits.reserve("orphan", [budget], BudgetCharge(10), hold_s=30, owner="gone")
+    await anyio.sleep(0.05)
+    assert len(await limits.claim("gone", lease_s=5, limit=10)) == 1
 
     ttls = {
         key.decode().removeprefix(prefix): await raw.pttl(key)
@@ -452,8 +563,14 @@ async def test_every_redis_key_expires(redis_limits: RedisLimits) -> None:
         "bud:{key}:holds",
         "bud:{key}:amounts",
         "hold:held",
+        "hold:owned",
+        "hold:orphan",
         "applied:done",
         "applied:nothing",
+        "instances",
+        "inst:{i}:holds",
+        "inst:{gone}:holds",
+        "inst:{gone}:claims",
     }
     assert all(ttl > 0 for ttl in ttls.values()), ttls
     assert ttls["hold:held"] <= 30_000
@@ -472,6 +589,10 @@ async def test_an_unreachable_redis_is_a_storage_error() -> None:
             limits.reserve("r", [budget], BudgetCharge(), hold_s=1),
             limits.settle("r", [budget], BudgetCharge()),
             limits.state("key"),
+            limits.beat("i", ttl_s=1),
+            limits.lost(),
+            limits.claim("i", lease_s=1, limit=1),
+            limits.retire("i"),
         ]
         for call in calls:
             with pytest.raises(StorageError, match="redis failed") as caught:

@@ -13,6 +13,7 @@ from aperture.storage.records import (
     BudgetDecision,
     BudgetScope,
     BudgetState,
+    ClaimedHold,
     WindowAdmission,
 )
 
@@ -50,13 +51,32 @@ class DownLimits:
         estimate: BudgetCharge,
         *,
         hold_s: float,
+        owner: str | None = None,
+        note: bytes = b"",
     ) -> BudgetDecision:
         raise StorageError("connection refused")
 
     async def settle(
-        self, request_id: str, scopes: Sequence[BudgetScope], actual: BudgetCharge
+        self,
+        request_id: str,
+        scopes: Sequence[BudgetScope],
+        actual: BudgetCharge,
+        *,
+        owner: str | None = None,
     ) -> bool:
         raise StorageError("connection refused")
 
     async def state(self, scope: str) -> BudgetState | None:
+        raise StorageError("connection refused")
+
+    async def beat(self, instance: str, *, ttl_s: float) -> None:
+        raise StorageError("connection refused")
+
+    async def lost(self) -> list[str]:
+        raise StorageError("connection refused")
+
+    async def claim(self, instance: str, *, lease_s: float, limit: int) -> list[ClaimedHold]:
+        raise StorageError("connection refused")
+
+    async def retire(self, instance: str) -> None:
         raise StorageError("connection refused")

@@ -358,3 +358,80 @@ async def test_state_seeds_an_unseeded_window_from_the_ledger() -> None:
     assert line is not None
     assert await books.book.state(line) == BudgetState(BudgetCharge(77, 7), BudgetCharge())
     assert await books.book.ledger_spend(line) == BudgetCharge(77, 7)
+
+
+# --- lost replies ----------------------------------------------------------------------------
+
+
+class LostReplies(MemoryLimits):
+    """Limits whose reserve and settle replies get lost ``lose`` times: the call is applied,
+    then the caller sees the store fail, as after a timeout on a reply in flight."""
+
+    def __init__(self, clock: Clock, *, lose: int) -> None:
+        super().__init__(clock=clock)
+        self.lose = lose
+        self.down = False  # refused before anything is applied
+
+    def _lost(self) -> None:
+        if self.lose > 0:
+            self.lose -= 1
+            raise StorageError("reply lost")
+
+    async def reserve(self, *args: Any, **kwargs: Any) -> Any:
+        answer = await super().reserve(*args, **kwargs)
+        self._lost()
+        return answer
+
+    async def settle(self, *args: Any, **kwargs: Any) -> bool:
+        if self.down:
+            raise StorageError("connection refused")
+        applied = await super().settle(*args, **kwargs)
+        self._lost()
+        return applied
+
+
+async def test_a_lost_reply_is_retried_and_counted_once() -> None:
+    clock = Clock()
+    limits = LostReplies(clock, lose=2)
+    book = BudgetBook(limits, MemoryUsageLedger(), {}, clock=lambda: NOW)
+    hold = await book.reserve("r1", principal(budget_tokens=1000), BudgetCharge(0, 300))
+    assert hold is not None
+    (line,) = hold.lines
+    assert await limits.state(line.key.key) == BudgetState(BudgetCharge(), BudgetCharge(0, 300))
+
+    limits.lose = 2
+    await book.settle(hold, row("r1", key_id="k1", prompt_tokens=100, completion_tokens=20))
+    assert await limits.state(line.key.key) == BudgetState(BudgetCharge(0, 120), BudgetCharge())
+    assert book.unsettled == 0
+
+
+async def test_a_reserve_that_keeps_failing_leaves_no_hold_behind() -> None:
+    clock = Clock()
+    limits = LostReplies(clock, lose=10)  # every try is applied, and every reply is lost
+    book = BudgetBook(limits, MemoryUsageLedger(), {}, clock=lambda: NOW)
+    who = principal(budget_tokens=1000)
+    (line,) = book.lines(who)
+    await limits.seed(line.key, BudgetCharge())
+    with pytest.raises(ServiceUnavailableError):
+        await book.reserve("r1", who, BudgetCharge(0, 300))
+    # The hold its first try took is released, though that reply never came back.
+    assert await limits.state(line.key.key) == BudgetState(BudgetCharge(), BudgetCharge())
+
+
+async def test_a_settle_the_store_refuses_is_kept_and_flushed_later() -> None:
+    clock = Clock()
+    limits = LostReplies(clock, lose=0)
+    book = BudgetBook(limits, MemoryUsageLedger(), {}, clock=lambda: NOW)
+    hold = await book.reserve("r1", principal(budget_tokens=1000), BudgetCharge(0, 300))
+    assert hold is not None
+    (line,) = hold.lines
+
+    limits.down = True
+    await book.settle(hold, row("r1", key_id="k1", prompt_tokens=100))
+    assert book.unsettled == 1
+    await book.flush()  # still down: kept
+    assert book.unsettled == 1
+    limits.down = False
+    await book.flush()
+    assert book.unsettled == 0
+    assert await limits.state(line.key.key) == BudgetState(BudgetCharge(0, 100), BudgetCharge())

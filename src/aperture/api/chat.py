@@ -128,6 +128,13 @@ def chat_endpoint(dialect: ClientDialect) -> Callable[[Request], Awaitable[Respo
                 services.admission,
             )
             return Response(status_code=499)
+        except BaseException as exc:
+            # A bug, or a cancellation (shutdown): still settle what admission took, or the
+            # budget hold would stay reserved until it lapses. ``record`` runs shielded.
+            cancelled = not isinstance(exc, Exception)
+            status, code = (499, "cancelled") if cancelled else (500, "internal_error")
+            await record(ctx, status, code, services.audit, services.metrics, services.admission)
+            raise
 
     return endpoint
 
@@ -169,14 +176,36 @@ async def _stream(
     renderer = dialect.stream_renderer(
         f"chatcmpl-{ctx.request_id[4:]}", int(time.time()), chat.model, chat.include_usage
     )
-    return SseResponse(_relay(stream, renderer, ctx, services), _routed_headers(ctx))
+    outcome = _Outcome()
+
+    async def close() -> None:
+        await stream.aclose()
+        await record(
+            ctx, outcome.status, outcome.code, services.audit, services.metrics, services.admission
+        )
+
+    # The close runs from the response, not from the relay's ``finally``: a relay cancelled
+    # before its first step never runs its ``finally``, and would leave the upstream call
+    # open and the budget hold reserved.
+    return SseResponse(
+        _relay(stream, renderer, ctx, services, outcome), _routed_headers(ctx), close
+    )
+
+
+class _Outcome:
+    """How a relayed stream ended, for the record written when it closes."""
+
+    status: int = 499
+    code: str | None = "client_disconnected"
 
 
 async def _relay(
-    stream: EventStream, renderer: StreamRenderer, ctx: RequestContext, services: Services
+    stream: EventStream,
+    renderer: StreamRenderer,
+    ctx: RequestContext,
+    services: Services,
+    outcome: _Outcome,
 ) -> AsyncGenerator[bytes, None]:
-    status: int = 499
-    code: str | None = "client_disconnected"
     screen = services.answers.stream(ctx)
     try:
         async for event in stream.events():
@@ -194,15 +223,11 @@ async def _relay(
             for held in await screen.finish():
                 yield renderer.event(held)
         yield renderer.done()
-        status, code = 200, None
+        outcome.status, outcome.code = 200, None
     except GatewayError as error:
         # Headers are sent: one in-band error event, and never a fake [DONE].
-        status, code = error.status_code, error.code
+        outcome.status, outcome.code = error.status_code, error.code
         yield renderer.error(error)
-    finally:
-        with anyio.CancelScope(shield=True):
-            await stream.aclose()
-            await record(ctx, status, code, services.audit, services.metrics, services.admission)
 
 
 async def _while_hashing(ctx: RequestContext, work: Awaitable[T]) -> T:

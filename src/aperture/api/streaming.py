@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 
 import anyio
 from starlette.types import Receive, Scope, Send
@@ -14,11 +14,19 @@ class SseResponse:
     """An ASGI response that relays ``body`` and watches for the client's disconnect.
 
     On disconnect the task group is cancelled, which raises inside ``body`` at its current
-    await: its ``finally`` closes the upstream call and records what was used.
+    await. ``close`` then runs exactly once, shielded, however the response ended (even if
+    ``body`` never started, when its own ``finally`` would not run): it closes the upstream
+    call and records what was used.
     """
 
-    def __init__(self, body: AsyncGenerator[bytes, None], headers: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        body: AsyncGenerator[bytes, None],
+        headers: Mapping[str, str],
+        close: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self._body = body
+        self._close = close
         self._headers = [
             (b"content-type", b"text/event-stream; charset=utf-8"),
             (b"cache-control", b"no-cache"),
@@ -47,3 +55,6 @@ class SseResponse:
                 group.cancel_scope.cancel()
                 with anyio.CancelScope(shield=True):
                     await self._body.aclose()
+                    close, self._close = self._close, None
+                    if close is not None:
+                        await close()

@@ -11,6 +11,13 @@ starts from a fresh, unseeded scope and nothing is ever reset in place. The ledg
 before the counters are settled, so a scope seeded from the ledger afterwards already holds
 the spend. Budgets fail closed: when the store is down, requests with a budget are refused
 with 503 rather than admitted unchecked.
+
+No hold is left behind. Reserve and settle are idempotent per request id in the store, so a
+call whose reply was lost is simply tried again; a reserve that still fails, or is cancelled,
+is released (a hold may have been taken before the reply was lost); a counter settle that
+still fails is kept and retried by ``flush`` (every heartbeat). With an ``instance`` id, each
+hold is indexed under this instance with a ``HoldNote``, so if the process dies the survivors
+settle it (``governance.reclaim``).
 """
 
 from __future__ import annotations
@@ -28,9 +35,9 @@ from aperture.errors import BudgetExceededError, ServiceUnavailableError
 from aperture.governance.keys import Principal
 from aperture.settings.governance import BudgetPeriod, BudgetSettings
 from aperture.storage import Limits, StorageError, UsageLedger, UsageRow
-from aperture.storage.records import BudgetCharge, BudgetScope, BudgetState
+from aperture.storage.records import BudgetCharge, BudgetDecision, BudgetScope, BudgetState
 
-__all__ = ["BudgetBook", "BudgetLine", "Hold", "window"]
+__all__ = ["BudgetBook", "BudgetLine", "Hold", "HoldNote", "window"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +48,13 @@ _GRACE = timedelta(days=1)
 _TOTAL_TTL_S = 400 * 86400.0
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _LEDGER_TRIES = 3
+# A lost reply or a dropped connection is tried again at once, then after a short pause; a
+# store still down after that is an outage (503 at reserve, a deferred settle after).
+_STORE_TRIES = 3
+_STORE_RETRY_S = 0.05
+# Counter settles waiting for the store to come back: beyond this many, the oldest are left
+# to lapse with their hold (their spend is in the ledger already).
+_MAX_UNSETTLED = 10_000
 
 
 def window(period: BudgetPeriod, now: datetime) -> tuple[str, datetime, datetime | None]:
@@ -94,6 +108,26 @@ class Hold(msgspec.Struct, frozen=True):
     estimate: BudgetCharge
 
 
+class HoldNote(msgspec.Struct, frozen=True, kw_only=True):
+    """What a survivor needs to settle a hold whose instance was lost: stored with the hold.
+
+    Metadata only (no prompt text): the charge is the admission estimate.
+    """
+
+    scopes: tuple[BudgetScope, ...]
+    micros: int
+    prompt_tokens: int
+    completion_tokens: int
+    key_id: str | None = None
+    tenant: str | None = None
+    model: str | None = None
+    endpoint: str = ""
+    started: datetime
+
+
+_NOTE = msgspec.json.Encoder()
+
+
 def _micros(usd: float | None) -> int | None:
     return None if usd is None else math.floor(usd * 1_000_000)
 
@@ -131,11 +165,15 @@ class BudgetBook:
         tenants: Mapping[str, BudgetSettings],
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        instance: str | None = None,
     ) -> None:
         self._limits = limits
         self._ledger = ledger
         self._tenants = dict(tenants)
         self._clock = clock
+        self._instance = instance
+        # request id -> (scopes, charge): counter settles the store refused, tried again later
+        self._unsettled: dict[str, tuple[tuple[BudgetScope, ...], BudgetCharge]] = {}
 
     @property
     def tenants(self) -> Mapping[str, BudgetSettings]:
@@ -165,9 +203,19 @@ class BudgetBook:
         return _line(scope, id, budget, self._clock())
 
     async def reserve(
-        self, request_id: str, principal: Principal, estimate: BudgetCharge
+        self,
+        request_id: str,
+        principal: Principal,
+        estimate: BudgetCharge,
+        *,
+        prompt_tokens: int = 0,
+        model: str | None = None,
+        endpoint: str = "",
     ) -> Hold | None:
         """Hold ``estimate`` in every budget of ``principal``; None when none applies.
+
+        ``prompt_tokens`` (of ``estimate.tokens``), ``model`` and ``endpoint`` go into the
+        hold's note, for the survivor that settles it if this instance is lost.
 
         Raises:
             BudgetExceededError: a budget has no room for the estimate.
@@ -176,23 +224,61 @@ class BudgetBook:
         lines = self.lines(principal)
         if not lines:
             return None
-        scopes = [line.key for line in lines]
+        scopes = tuple(line.key for line in lines)
+        note = _NOTE.encode(
+            HoldNote(
+                scopes=scopes,
+                micros=estimate.micros,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=max(0, estimate.tokens - prompt_tokens),
+                key_id=principal.key_id,
+                tenant=principal.tenant,
+                model=model,
+                endpoint=endpoint,
+                started=self._clock(),
+            )
+        )
         try:
             for _ in range(len(lines) + 1):  # each pass seeds at most one window
-                decision = await self._limits.reserve(request_id, scopes, estimate, hold_s=_HOLD_S)
+                decision = await self._reserve_once(request_id, scopes, estimate, note)
                 if decision.outcome in ("reserved", "duplicate"):
                     return Hold(request_id, lines, estimate)
                 line = next(line for line in lines if line.key.key == decision.scope)
                 if decision.outcome == "denied":
                     raise self._exceeded(line, decision.state)
                 await self._seed(line)
-        except StorageError as exc:
+        except BudgetExceededError:
+            raise  # nothing was held
+        except BaseException as exc:
+            # A store failure, or a cancellation, may have come after the hold was taken
+            # (the reply was lost): give it back, or it would stay reserved for an hour.
+            await self._release(request_id, scopes)
+            if not isinstance(exc, StorageError):
+                raise
             log.error("budget store failed: %s", exc)
             raise ServiceUnavailableError(
                 "Budgets cannot be checked right now; try again shortly.",
                 headers={"retry-after": "1"},
             ) from exc
         raise ServiceUnavailableError("Budget windows could not be seeded; try again.")
+
+    async def _reserve_once(
+        self, request_id: str, scopes: tuple[BudgetScope, ...], estimate: BudgetCharge, note: bytes
+    ) -> BudgetDecision:
+        for attempt in range(_STORE_TRIES):
+            try:
+                return await self._limits.reserve(
+                    request_id, scopes, estimate, hold_s=_HOLD_S, owner=self._instance, note=note
+                )
+            except StorageError:
+                if attempt == _STORE_TRIES - 1:
+                    raise
+                await anyio.sleep(_STORE_RETRY_S * 2**attempt)
+        raise AssertionError("unreachable")
+
+    async def _release(self, request_id: str, scopes: tuple[BudgetScope, ...]) -> None:
+        with anyio.CancelScope(shield=True):
+            await self._settle_counters(request_id, scopes, BudgetCharge())
 
     async def _seed(self, line: BudgetLine) -> None:
         await self._limits.seed(line.key, await line.ledger_totals(self._ledger))
@@ -221,14 +307,48 @@ class BudgetBook:
         actual = BudgetCharge(row.amount_micros, row.prompt_tokens + row.completion_tokens)
         with anyio.CancelScope(shield=True):
             await self._append(row)
+            await self._settle_counters(
+                hold.request_id, tuple(line.key for line in hold.lines), actual
+            )
+
+    async def _settle_counters(
+        self, request_id: str, scopes: tuple[BudgetScope, ...], actual: BudgetCharge
+    ) -> None:
+        for attempt in range(_STORE_TRIES):
             try:
-                await self._limits.settle(
-                    hold.request_id, [line.key for line in hold.lines], actual
-                )
+                await self._limits.settle(request_id, scopes, actual, owner=self._instance)
+                return
             except StorageError as exc:
-                # The hold lapses by itself; the spend is in the ledger and reaches the counter
-                # when the window is seeded again.
-                log.error("budget settle failed for %s: %s", hold.request_id, exc)
+                if attempt == _STORE_TRIES - 1:
+                    # Kept for ``flush``: the hold would otherwise stay reserved until it lapses.
+                    log.error("budget settle failed for %s (retried later): %s", request_id, exc)
+                    self._defer(request_id, scopes, actual)
+                    return
+                await anyio.sleep(_STORE_RETRY_S * 2**attempt)
+
+    def _defer(
+        self, request_id: str, scopes: tuple[BudgetScope, ...], actual: BudgetCharge
+    ) -> None:
+        if len(self._unsettled) >= _MAX_UNSETTLED:
+            dropped = next(iter(self._unsettled))
+            del self._unsettled[dropped]
+            log.error("too many deferred budget settles; %s is left to lapse", dropped)
+        self._unsettled[request_id] = (scopes, actual)
+
+    @property
+    def unsettled(self) -> int:
+        """How many counter settles wait for the store to come back."""
+        return len(self._unsettled)
+
+    async def flush(self) -> None:
+        """Try the deferred counter settles again (each is idempotent); stops at the first
+        failure, the store being still down."""
+        for request_id, (scopes, actual) in list(self._unsettled.items()):
+            try:
+                await self._limits.settle(request_id, scopes, actual, owner=self._instance)
+            except StorageError:
+                return
+            self._unsettled.pop(request_id, None)
 
     async def _append(self, row: UsageRow) -> None:
         for attempt in range(_LEDGER_TRIES):

@@ -59,7 +59,12 @@ class Admission:
             micros = price.cost_micros(prompt, output, 0) if price else 0
             try:
                 ctx.hold = await self._budgets.reserve(
-                    ctx.request_id, principal, BudgetCharge(micros, prompt + output)
+                    ctx.request_id,
+                    principal,
+                    BudgetCharge(micros, prompt + output),
+                    prompt_tokens=prompt,
+                    model=ctx.resolution.name,
+                    endpoint=ctx.endpoint,
                 )
             except BaseException:
                 if ctx.ticket is not None:  # refused by the budget: the request never ran

@@ -187,6 +187,11 @@ def _check_meaning(settings: Settings) -> list[Problem]:
     )
     if server.max_body_bytes <= 0:
         problems.append(Problem("server.max_body_bytes", "must be positive"))
+    storage = settings.storage
+    if not storage.heartbeat_s > 0:
+        problems.append(Problem("storage.heartbeat_s", "must be positive"))
+    if not storage.instance_ttl_s > storage.heartbeat_s:
+        problems.append(Problem("storage.instance_ttl_s", "must be longer than heartbeat_s"))
     images = settings.images
     problems.extend(
         Problem(f"images.{field}", "must be positive")

@@ -73,6 +73,10 @@ class StorageSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only
     redis: str | None = None
     # Where audit events wait while the database is unreachable (one directory per process).
     spool_dir: str = ".aperture-spool"
+    # With Redis: each instance beats this often, and counts as lost (its budget holds settled
+    # by the survivors, at the estimate) once it has not beaten for instance_ttl_s.
+    heartbeat_s: float = 1.0
+    instance_ttl_s: float = 5.0
 
 
 class FetchSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):

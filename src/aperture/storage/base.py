@@ -26,6 +26,7 @@ from aperture.storage.records import (
     BudgetDecision,
     BudgetScope,
     BudgetState,
+    ClaimedHold,
     Document,
     UsageRow,
     UsageTotals,
@@ -328,23 +329,36 @@ class Limits(Protocol):
         estimate: BudgetCharge,
         *,
         hold_s: float,
+        owner: str | None = None,
+        note: bytes = b"",
     ) -> BudgetDecision:
         """Hold ``estimate`` in every scope at once, or in none.
 
         A scope admits when spent + reserved + estimate stays within each of its limits. The
         hold lapses after ``hold_s`` (a crashed instance cannot leak it for ever). A request id
-        that holds a reservation, or was settled in the last day, is a ``duplicate``. Each
-        scope written to expires ``scope.ttl_s`` after this call.
+        that holds a reservation, or was settled in the last day, is a ``duplicate``, and
+        nothing changes: a reserve retried after a lost reply never holds twice. Each scope
+        written to expires ``scope.ttl_s`` after this call.
+
+        With ``owner`` (the reserving instance's id), the hold is indexed under that instance
+        with ``note``, in the same atomic step, so that if the instance is lost a survivor
+        can ``claim`` it and settle it.
 
         Raises:
             ValueError: ``hold_s`` or a ``ttl_s`` is not positive, the estimate is negative,
                 or two scopes share a key.
-            StorageError: the backend failed.
+            StorageError: the backend failed; the hold may or may not have been taken (retry
+                with the same request id, or settle it, to know it is not left behind).
         """
         ...
 
     async def settle(
-        self, request_id: str, scopes: Sequence[BudgetScope], actual: BudgetCharge
+        self,
+        request_id: str,
+        scopes: Sequence[BudgetScope],
+        actual: BudgetCharge,
+        *,
+        owner: str | None = None,
     ) -> bool:
         """Release the request's hold in each scope and add ``actual`` to each seeded scope's
         spent counter; ``actual`` of zero is a plain release.
@@ -352,10 +366,54 @@ class Limits(Protocol):
         Idempotent per request id (for a day): a second settle is a no-op. Returns whether
         this call applied it. A hold that already lapsed is fine: the spend is still added.
         Unseeded scopes are left unseeded (their spend is in the ledger, where seeding reads).
+        With ``owner``, the hold is also dropped from that instance's index (even when the
+        settle itself was already applied).
 
         Raises:
             ValueError: ``actual`` is negative, a ``ttl_s`` is not positive, or two scopes
                 share a key.
+            StorageError: the backend failed; the settle may or may not have been applied
+                (retrying it is safe).
+        """
+        ...
+
+    async def beat(self, instance: str, *, ttl_s: float) -> None:
+        """The heartbeat of ``instance``: it counts as alive for the next ``ttl_s`` seconds.
+
+        Raises:
+            ValueError: ``ttl_s`` is not positive.
+            StorageError: the backend failed.
+        """
+        ...
+
+    async def lost(self) -> list[str]:
+        """Instances whose heartbeat lapsed and whose holds have not all been claimed yet.
+
+        Raises:
+            StorageError: the backend failed.
+        """
+        ...
+
+    async def claim(self, instance: str, *, lease_s: float, limit: int) -> list[ClaimedHold]:
+        """Up to ``limit`` holds of a lost ``instance`` that nobody claimed in the last
+        ``lease_s`` seconds; each is leased to the caller for ``lease_s``, so two survivors
+        never work on the same hold at once, and one that dies mid-way leaves it to the next.
+
+        A claimed hold stays indexed until it is settled with ``owner=instance``. Empty if
+        ``instance`` is alive (its heartbeat came back); once it has no holds left, it is
+        forgotten and leaves ``lost()``.
+
+        Raises:
+            ValueError: ``lease_s`` or ``limit`` is not positive.
+            StorageError: the backend failed.
+        """
+        ...
+
+    async def retire(self, instance: str) -> None:
+        """``instance`` is stopping: it counts as lost from now on, so whatever it still
+        holds is claimed by the survivors at once (and it is forgotten if it holds nothing).
+
+        Raises:
             StorageError: the backend failed.
         """
         ...

@@ -5,7 +5,10 @@ every operation is atomic, as each Redis script is. ``clock`` (seconds, must nev
 is injectable, so tests let time pass without sleeping. Expired windows, scopes and markers
 are dropped when touched, and all of them every ``SWEEP_EVERY`` writes, so memory stays
 bounded by what is live.
-"""
+
+Instance heartbeats and hold indexes behave as on Redis (the contract tests play several
+instances on one store), but one process has nothing to reclaim from another: when it dies,
+its holds die with it, and the gateway does not index them here."""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from aperture.storage.records import (
     BudgetDecision,
     BudgetScope,
     BudgetState,
+    ClaimedHold,
     WindowAdmission,
 )
 
@@ -27,6 +31,7 @@ __all__ = [
     "MemoryLimits",
     "check_charge",
     "check_cost",
+    "check_limit",
     "check_positive",
     "check_scopes",
 ]
@@ -51,6 +56,11 @@ def check_cost(cost: int) -> None:
 def check_charge(charge: BudgetCharge, what: str) -> None:
     if charge.micros < 0 or charge.tokens < 0:
         raise ValueError(f"{what} must not be negative")
+
+
+def check_limit(limit: int) -> None:
+    if limit <= 0:
+        raise ValueError("limit must be positive")
 
 
 def check_scopes(scopes: Sequence[BudgetScope]) -> None:
@@ -134,11 +144,22 @@ class MemoryLimits:
         self._scopes: dict[str, _Scope] = {}
         self._held: dict[str, float] = {}  # request id -> when its hold marker expires
         self._applied: dict[str, float] = {}  # request id -> when its settle is forgotten
+        self._beats: dict[str, float] = {}  # instance -> when its heartbeat lapses
+        self._index: dict[str, dict[str, bytes]] = {}  # instance -> request id -> note
+        self._claims: dict[str, dict[str, float]] = {}  # instance -> request id -> lease end
         self._writes = 0
 
     def stored(self) -> int:
-        """How many windows, scopes and request markers are kept (tests check it is bounded)."""
-        return len(self._windows) + len(self._scopes) + len(self._held) + len(self._applied)
+        """How many windows, scopes, request markers and instances are kept (tests check it
+        is bounded)."""
+        return (
+            len(self._windows)
+            + len(self._scopes)
+            + len(self._held)
+            + len(self._applied)
+            + len(self._beats)
+            + sum(len(index) for index in self._index.values())
+        )
 
     def _wrote(self, now: float) -> None:
         self._writes += 1
@@ -234,6 +255,8 @@ class MemoryLimits:
         estimate: BudgetCharge,
         *,
         hold_s: float,
+        owner: str | None = None,
+        note: bytes = b"",
     ) -> BudgetDecision:
         check_charge(estimate, "estimate")
         check_scopes(scopes)
@@ -254,6 +277,8 @@ class MemoryLimits:
                 return BudgetDecision(outcome="denied", scope=scope.key, state=state.state())
             states.append(state)
         self._held[request_id] = now + hold_s
+        if owner is not None:
+            self._index.setdefault(owner, {})[request_id] = note
         for scope, state in zip(scopes, states, strict=True):
             state.holds[request_id] = _Hold(now + hold_s, estimate.micros, estimate.tokens)
             state.reserved_micros += estimate.micros
@@ -263,13 +288,20 @@ class MemoryLimits:
         return BudgetDecision(outcome="reserved")
 
     async def settle(
-        self, request_id: str, scopes: Sequence[BudgetScope], actual: BudgetCharge
+        self,
+        request_id: str,
+        scopes: Sequence[BudgetScope],
+        actual: BudgetCharge,
+        *,
+        owner: str | None = None,
     ) -> bool:
         check_charge(actual, "actual")
         check_scopes(scopes)
         for scope in scopes:
             check_positive(scope.ttl_s, "ttl_s")
         now = self._clock()
+        if owner is not None:
+            self._unindex(owner, request_id)
         if self._marked(self._applied, request_id, now):
             return False
         self._applied[request_id] = now + APPLIED_TTL_S
@@ -289,3 +321,47 @@ class MemoryLimits:
     async def state(self, scope: str) -> BudgetState | None:
         state = self._scope(scope, self._clock())
         return None if state is None else state.state()
+
+    def _unindex(self, instance: str, request_id: str) -> None:
+        index = self._index.get(instance)
+        if index is not None and index.pop(request_id, None) is not None and not index:
+            del self._index[instance]
+        claims = self._claims.get(instance)
+        if claims is not None and claims.pop(request_id, None) is not None and not claims:
+            del self._claims[instance]
+
+    async def beat(self, instance: str, *, ttl_s: float) -> None:
+        check_positive(ttl_s, "ttl_s")
+        self._beats[instance] = self._clock() + ttl_s
+
+    async def lost(self) -> list[str]:
+        now = self._clock()
+        return sorted(i for i, lapses in self._beats.items() if lapses <= now)
+
+    async def claim(self, instance: str, *, lease_s: float, limit: int) -> list[ClaimedHold]:
+        check_positive(lease_s, "lease_s")
+        check_limit(limit)
+        now = self._clock()
+        if self._beats.get(instance, now) > now:
+            return []  # alive, or alive again
+        index = self._index.get(instance)
+        if not index:
+            self._beats.pop(instance, None)
+            self._claims.pop(instance, None)
+            return []
+        claims = self._claims.setdefault(instance, {})
+        claimed: list[ClaimedHold] = []
+        for request_id, note in index.items():
+            if claims.get(request_id, now) > now:
+                continue  # another survivor is on it
+            claims[request_id] = now + lease_s
+            claimed.append(ClaimedHold(instance, request_id, note))
+            if len(claimed) == limit:
+                break
+        return claimed
+
+    async def retire(self, instance: str) -> None:
+        if self._index.get(instance):
+            self._beats[instance] = self._clock()
+        else:
+            self._beats.pop(instance, None)

@@ -28,6 +28,7 @@ __all__ = [
     "BudgetPeriod",
     "BudgetScope",
     "BudgetState",
+    "ClaimedHold",
     "Document",
     "UsageKind",
     "UsageRow",
@@ -232,7 +233,10 @@ class UsageRow(msgspec.Struct, frozen=True, kw_only=True):
     amount_micros: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    source: Literal["provider", "estimated"] = "provider"
+    source: Literal["provider", "estimated", "abandoned"] = "provider"
+    """Where the usage comes from: the provider's report, the gateway's count of what it
+    relayed, or (``abandoned``) the admission estimate, charged by a surviving instance for a
+    request whose instance was lost mid-flight."""
 
     def __post_init__(self) -> None:
         _require_utc(self.created_at, "created_at")
@@ -306,6 +310,17 @@ class BudgetDecision(msgspec.Struct, frozen=True, kw_only=True):
     outcome: Literal["reserved", "denied", "unseeded", "duplicate"]
     scope: str | None = None
     state: BudgetState | None = None
+
+
+class ClaimedHold(msgspec.Struct, frozen=True):
+    """A hold of a lost instance, claimed by a survivor (``Limits.claim``) to settle it.
+
+    ``note`` is what the owner stored with the hold at ``reserve`` (opaque to the store).
+    """
+
+    instance: str
+    request_id: str
+    note: bytes
 
 
 def audit_time(when: datetime | None = None) -> str:

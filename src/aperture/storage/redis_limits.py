@@ -16,6 +16,14 @@ Keys, all under ``prefix`` (``aperture:``)::
     bud:{S}:amounts     HASH   m:<id>, t:<id> -> the amounts the hold reserved
     hold:<id>           STRING the request holds a reservation (TTL: the hold)
     applied:<id>        STRING the request was settled (TTL: one day)
+    instances           ZSET   instance id -> when its heartbeat lapses (µs)
+    inst:{I}:holds      HASH   request id -> note, the holds instance I took (TTL: a hold)
+    inst:{I}:claims     ZSET   request id -> when a survivor's claim on it lapses (µs)
+
+An instance's holds are indexed by the same ``reserve`` script that takes them, and dropped by
+the same ``settle`` that releases them, so the index is exactly what the instance holds. When
+its heartbeat lapses (SIGKILL, OOM, a lost host), a survivor ``claim``s the holds (a lease, in
+one script, so two survivors never work on one hold at once), charges and settles each.
 
 Redis Cluster: every key one script touches must hash to the same slot, or Redis refuses it
 with CROSSSLOT. The ``{...}`` hash tags keep a window's two keys, and a scope's three, in one
@@ -41,6 +49,7 @@ from aperture.storage.memory_limits import (
     APPLIED_TTL_S,
     check_charge,
     check_cost,
+    check_limit,
     check_positive,
     check_scopes,
 )
@@ -49,11 +58,15 @@ from aperture.storage.records import (
     BudgetDecision,
     BudgetScope,
     BudgetState,
+    ClaimedHold,
     WindowAdmission,
 )
 from aperture.storage.redis_counters import ttl_ms
 
 __all__ = ["RedisLimits"]
+
+# The instance registry outlives any heartbeat; every beat pushes its expiry back.
+_INSTANCES_TTL_S = 86_400.0
 
 _LIB = """
 local function now_us()
@@ -186,10 +199,10 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 """
 
-# KEYS: hold marker, applied marker, then per scope: state, holds, amounts.
-# ARGV: request id, micros, tokens, hold (µs), hold (ms), then per scope: limit micros,
-# limit tokens ('' for none), TTL (ms).
-# Returns {'reserved'} | {'duplicate'} | {'unseeded', i} | {'denied', i, <4 counters>}.
+# KEYS: hold marker, applied marker, per scope: state, holds, amounts; then the owner's
+# index if ARGV[7] is '1'. ARGV: request id, micros, tokens, hold (µs), hold (ms), number of
+# scopes, owned ('1' or '0'), note, then per scope: limit micros, limit tokens ('' for none),
+# TTL (ms). Returns {'reserved'} | {'duplicate'} | {'unseeded', i} | {'denied', i, <4 counters>}.
 _RESERVE = (
     _LIB
     + """
@@ -198,9 +211,9 @@ if redis.call('EXISTS', KEYS[1], KEYS[2]) > 0 then
 end
 local now = now_us()
 local id, micros, tokens = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local n = (#KEYS - 2) / 3
+local n = tonumber(ARGV[6])
 for i = 1, n do
-  local k, a = 3 * i, 3 + 3 * i
+  local k, a = 3 * i, 6 + 3 * i
   purge_holds(KEYS[k], KEYS[k + 1], KEYS[k + 2], now)
   local s = read_state(KEYS[k])
   if not s then
@@ -213,9 +226,16 @@ for i = 1, n do
   end
 end
 redis.call('SET', KEYS[1], '1', 'PX', ARGV[5])
+if ARGV[7] == '1' then
+  local index = KEYS[3 * n + 3]
+  redis.call('HSET', index, id, ARGV[8])
+  if redis.call('PTTL', index) < tonumber(ARGV[5]) then
+    redis.call('PEXPIRE', index, ARGV[5])
+  end
+end
 local expiry = int(now + tonumber(ARGV[4]))
 for i = 1, n do
-  local k, ttl = 3 * i, ARGV[5 + 3 * i]
+  local k, ttl = 3 * i, ARGV[8 + 3 * i]
   redis.call('ZADD', KEYS[k + 1], expiry, id)
   redis.call('HSET', KEYS[k + 2], 'm:' .. id, ARGV[2], 't:' .. id, ARGV[3])
   redis.call('HINCRBY', KEYS[k], 'reserved_micros', ARGV[2])
@@ -228,21 +248,28 @@ return {'reserved'}
 """
 )
 
-# KEYS: hold marker, applied marker, then per scope: state, holds, amounts.
-# ARGV: request id, micros, tokens, applied TTL (ms), then per scope: TTL (ms).
+# KEYS: hold marker, applied marker, per scope: state, holds, amounts; then the owner's index
+# and claims if ARGV[6] is '1'. ARGV: request id, micros, tokens, applied TTL (ms), number of
+# scopes, owned ('1' or '0'), then per scope: TTL (ms).
 # Returns whether this call applied the settlement.
 _SETTLE = (
     _LIB
     + """
+local id = ARGV[1]
+local n = tonumber(ARGV[5])
+if ARGV[6] == '1' then
+  -- Even a repeated settle unindexes: a survivor's first try may have died right after it.
+  redis.call('HDEL', KEYS[3 * n + 3], id)
+  redis.call('ZREM', KEYS[3 * n + 4], id)
+end
 if redis.call('EXISTS', KEYS[2]) == 1 then
   return 0
 end
 local now = now_us()
-local id = ARGV[1]
 redis.call('SET', KEYS[2], '1', 'PX', ARGV[4])
 redis.call('DEL', KEYS[1])
-for i = 1, (#KEYS - 2) / 3 do
-  local k, ttl = 3 * i, ARGV[4 + i]
+for i = 1, n do
+  local k, ttl = 3 * i, ARGV[6 + i]
   purge_holds(KEYS[k], KEYS[k + 1], KEYS[k + 2], now)
   if redis.call('ZSCORE', KEYS[k + 1], id) then
     release(KEYS[k], KEYS[k + 2], id)
@@ -259,6 +286,68 @@ end
 return 1
 """
 )
+
+# KEYS: instances. ARGV: instance, heartbeat TTL (µs), registry TTL (ms).
+_BEAT = (
+    _LIB
+    + """
+redis.call('ZADD', KEYS[1], int(now_us() + tonumber(ARGV[2])), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+"""
+)
+
+# KEYS: instances. ARGV: how many. Returns the instances whose heartbeat lapsed.
+_LOST = (
+    _LIB
+    + """
+return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', int(now_us()), 'LIMIT', 0, ARGV[1])
+"""
+)
+
+# KEYS: instances, index, claims. ARGV: instance, lease (µs), limit.
+# Returns {id1, note1, id2, note2, ...}: the holds leased to the caller.
+_CLAIM = (
+    _LIB
+    + """
+local now = now_us()
+local beat = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if beat and tonumber(beat) > now then
+  return {}
+end
+local ids = redis.call('HKEYS', KEYS[2])
+if #ids == 0 then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  redis.call('DEL', KEYS[3])
+  return {}
+end
+local out, lease, limit = {}, int(now + tonumber(ARGV[2])), tonumber(ARGV[3]) * 2
+for _, id in ipairs(ids) do
+  local held = redis.call('ZSCORE', KEYS[3], id)
+  if not held or tonumber(held) <= now then
+    redis.call('ZADD', KEYS[3], lease, id)
+    out[#out + 1] = id
+    out[#out + 1] = redis.call('HGET', KEYS[2], id)
+    if #out >= limit then
+      break
+    end
+  end
+end
+local ttl = redis.call('PTTL', KEYS[2])
+if ttl > 0 then
+  redis.call('PEXPIRE', KEYS[3], ttl)
+end
+return out
+"""
+)
+
+# KEYS: instances, index. ARGV: instance.
+_RETIRE = """
+if redis.call('HLEN', KEYS[2]) == 0 then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+elseif redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  redis.call('ZADD', KEYS[1], 0, ARGV[1])
+end
+"""
 
 # KEYS: state, holds, amounts. Returns the four counters, or {} if unseeded.
 _STATE = (
@@ -303,6 +392,10 @@ class RedisLimits:
         self._reserve = client.register_script(_RESERVE)
         self._settle = client.register_script(_SETTLE)
         self._state = client.register_script(_STATE)
+        self._beat = client.register_script(_BEAT)
+        self._lost = client.register_script(_LOST)
+        self._claim = client.register_script(_CLAIM)
+        self._retire = client.register_script(_RETIRE)
 
     @property
     def client(self) -> aioredis.Redis:
@@ -329,6 +422,14 @@ class RedisLimits:
 
     def _marker_keys(self, request_id: str) -> list[str]:
         return [f"{self._prefix}hold:{request_id}", f"{self._prefix}applied:{request_id}"]
+
+    def _instance_keys(self, instance: str) -> list[str]:
+        base = f"{self._prefix}inst:{{{instance}}}"
+        return [f"{base}:holds", f"{base}:claims"]
+
+    @property
+    def _instances(self) -> str:
+        return f"{self._prefix}instances"
 
     async def acquire(
         self, key: str, member: str, cost: int, *, limit: int, window_s: float
@@ -359,17 +460,22 @@ class RedisLimits:
         estimate: BudgetCharge,
         *,
         hold_s: float,
+        owner: str | None = None,
+        note: bytes = b"",
     ) -> BudgetDecision:
         check_charge(estimate, "estimate")
         check_scopes(scopes)
         hold_us = _us(hold_s, "hold_s")
         keys = self._marker_keys(request_id)
-        args: list[str | int] = [
+        args: list[str | int | bytes] = [
             request_id,
             estimate.micros,
             estimate.tokens,
             hold_us,
             ttl_ms(hold_s),
+            len(scopes),
+            "0" if owner is None else "1",
+            note,
         ]
         for scope in scopes:
             keys += self._scope_keys(scope.key)
@@ -378,6 +484,8 @@ class RedisLimits:
                 "" if scope.limit_tokens is None else scope.limit_tokens,
                 ttl_ms(scope.ttl_s),
             ]
+        if owner is not None:
+            keys += self._instance_keys(owner)[:1]
         async with self._translated():
             answer = await self._reserve(keys=keys, args=args)
         match _text(answer[0]):
@@ -397,18 +505,59 @@ class RedisLimits:
                 raise StorageError(f"redis answered reserve with {other!r}")
 
     async def settle(
-        self, request_id: str, scopes: Sequence[BudgetScope], actual: BudgetCharge
+        self,
+        request_id: str,
+        scopes: Sequence[BudgetScope],
+        actual: BudgetCharge,
+        *,
+        owner: str | None = None,
     ) -> bool:
         check_charge(actual, "actual")
         check_scopes(scopes)
         keys = self._marker_keys(request_id)
-        args: list[str | int] = [request_id, actual.micros, actual.tokens, ttl_ms(APPLIED_TTL_S)]
+        args: list[str | int] = [
+            request_id,
+            actual.micros,
+            actual.tokens,
+            ttl_ms(APPLIED_TTL_S),
+            len(scopes),
+            "0" if owner is None else "1",
+        ]
         for scope in scopes:
             keys += self._scope_keys(scope.key)
             args.append(ttl_ms(scope.ttl_s))
+        if owner is not None:
+            keys += self._instance_keys(owner)
         async with self._translated():
             applied = await self._settle(keys=keys, args=args)
         return bool(applied)
+
+    async def beat(self, instance: str, *, ttl_s: float) -> None:
+        args: list[str | int] = [instance, _us(ttl_s, "ttl_s"), ttl_ms(_INSTANCES_TTL_S)]
+        async with self._translated():
+            await self._beat(keys=[self._instances], args=args)
+
+    async def lost(self) -> list[str]:
+        async with self._translated():
+            found = await self._lost(keys=[self._instances], args=[100])
+        return [_text(instance) for instance in found]
+
+    async def claim(self, instance: str, *, lease_s: float, limit: int) -> list[ClaimedHold]:
+        check_limit(limit)
+        args: list[str | int] = [instance, _us(lease_s, "lease_s"), limit]
+        async with self._translated():
+            found = await self._claim(
+                keys=[self._instances, *self._instance_keys(instance)], args=args
+            )
+        return [
+            ClaimedHold(instance, _text(found[i]), bytes(found[i + 1]))
+            for i in range(0, len(found), 2)
+        ]
+
+    async def retire(self, instance: str) -> None:
+        keys = [self._instances, self._instance_keys(instance)[0]]
+        async with self._translated():
+            await self._retire(keys=keys, args=[instance])
 
     async def state(self, scope: str) -> BudgetState | None:
         async with self._translated():
