@@ -20,6 +20,7 @@ from aperture.governance.pii import PiiScanner
 from aperture.governance.policy import PolicyEngine
 from aperture.governance.prices import PriceTable
 from aperture.governance.ratelimit import RateLimiter
+from aperture.images.workers import DecodePool
 from aperture.metrics import Metrics
 from aperture.pipeline import ImagePreparer, Pipeline, Screening, TargetLimits, build_pipeline
 from aperture.pipeline.admit import Admission
@@ -102,7 +103,9 @@ async def open_services(
     limiter = anyio.CapacityLimiter(os.cpu_count() or 1)
     target_limits = TargetLimits(settings.providers)
     admission = _admission(settings, storage)
-    images = ImagePreparer(settings.images, limiter, target_limits, tracer=tracer)
+    images = ImagePreparer(
+        settings.images, limiter, target_limits, tracer=tracer, decoder=_decoder(settings, stack)
+    )
     screening = _screening(settings, admission, limiter, GuardModel(catalog, router, images))
     return Services(
         settings=settings,
@@ -122,6 +125,20 @@ async def open_services(
         admission=admission,
         answers=_answers(settings, screening),
     )
+
+
+def _decoder(settings: Settings, stack: AsyncExitStack) -> DecodePool | None:
+    """The worker processes that decode images, stopped when the app stops."""
+    decode = settings.images.decode
+    if decode.workers == 0:
+        return None
+    pool = DecodePool(
+        workers=decode.workers or os.cpu_count() or 1,
+        memory_mb=decode.max_memory_mb,
+        cpu_s=decode.max_cpu_s,
+    )
+    stack.callback(pool.close)
+    return pool
 
 
 class _Pollers:
