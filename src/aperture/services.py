@@ -20,7 +20,11 @@ from aperture.governance.pii import PiiScanner
 from aperture.governance.policy import PolicyEngine
 from aperture.governance.prices import PriceTable
 from aperture.governance.ratelimit import RateLimiter
-from aperture.governance.reclaim import Reclaimer, new_instance_id
+    if reclaimer is not None:
+        pollers.start(reclaimer.run)
+    images = ImagePreparer(
+        settings.images, limiter, target_limits, tracer=tracer, decoder=_decoder(settings, stack)
+    )
 from aperture.metrics import Metrics
 from aperture.pipeline import ImagePreparer, Pipeline, Screening, TargetLimits, build_pipeline
 from aperture.pipeline.admit import Admission
@@ -110,9 +114,16 @@ async def open_services(
     pollers.start(sync.watch)
     limiter = anyio.CapacityLimiter(os.cpu_count() or 1)
     target_limits = TargetLimits(settings.providers)
+<<<<<<< HEAD
     if reclaimer is not None:
         pollers.start(reclaimer.run)
     images = ImagePreparer(settings.images, limiter, target_limits, tracer=tracer)
+=======
+    admission = _admission(settings, storage)
+    images = ImagePreparer(
+        settings.images, limiter, target_limits, tracer=tracer, decoder=_decoder(settings, stack)
+    )
+>>>>>>> h13-images
     screening = _screening(settings, admission, limiter, GuardModel(catalog, router, images))
     return Services(
         settings=settings,
@@ -132,6 +143,20 @@ async def open_services(
         admission=admission,
         answers=_answers(settings, screening),
     )
+
+
+def _decoder(settings: Settings, stack: AsyncExitStack) -> DecodePool | None:
+    """The worker processes that decode images, stopped when the app stops."""
+    decode = settings.images.decode
+    if decode.workers == 0:
+        return None
+    pool = DecodePool(
+        workers=decode.workers or os.cpu_count() or 1,
+        memory_mb=decode.max_memory_mb,
+        cpu_s=decode.max_cpu_s,
+    )
+    stack.callback(pool.close)
+    return pool
 
 
 class _Pollers:

@@ -5,13 +5,20 @@ from __future__ import annotations
 import base64
 import io
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import msgspec
+import openai
 import pytest
 from PIL import Image
 
+from aperture.app import create_app
+from aperture.settings import ImageDecodeSettings, Settings
 from tests import sample_images
+from tests.images.test_workers import photo, zero_png
+from tests.servers import serve
 from tests.upstreams import Recorder
 
 
@@ -194,3 +201,68 @@ def test_bombs_are_refused_from_the_header(http: httpx.Client, data: bytes, mime
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "image_too_large"
     assert http.get("/healthz").status_code == 200
+
+
+def _cut(data: bytes) -> bytes:
+    return data[: len(data) * 2 // 3]
+
+
+@pytest.mark.parametrize(
+    ("data", "mime"),
+    [
+        (_cut(sample_images.noise_jpeg(300, 200)), "image/jpeg"),
+        (_cut(sample_images.png(300, 200)), "image/png"),
+        (sample_images.png(300, 200)[:-12], "image/png"),  # only IEND missing
+        (_cut(sample_images.gif(40, 40, frames=3)), "image/gif"),
+        (_cut(sample_images.webp(80, 60)), "image/webp"),
+    ],
+)
+def test_truncated_images_are_refused_before_any_provider_sees_them(
+    client: openai.OpenAI, rec: Recorder, data: bytes, mime: str
+) -> None:
+    sent_before = len(rec.bodies)
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(
+            **image_request("recorded-vision", sample_images.data_uri(data, mime))
+        )
+    assert caught.value.status_code == 400
+    error = caught.value.response.json()["error"]
+    assert error["code"] == "image_decode_error"
+    assert error["param"] == "messages[0].content[1].image_url.url"
+    assert "truncated" in error["message"]
+    assert len(rec.bodies) == sent_before
+
+
+@pytest.fixture(scope="module")
+def limited_gateway(gateway_settings: Settings) -> Iterator[str]:
+    """The test gateway with the default pixel limit and decoding capped at 200 MB a worker."""
+    images = msgspec.structs.replace(
+        gateway_settings.images,
+        max_image_bytes=20_000_000,
+        max_image_pixels=100_000_000,
+        decode=ImageDecodeSettings(workers=1, max_memory_mb=200, max_cpu_s=20),
+    )
+    server = msgspec.structs.replace(gateway_settings.server, max_body_bytes=30_000_000)
+    settings = msgspec.structs.replace(gateway_settings, images=images, server=server)
+    with serve(create_app(settings)) as url:
+        yield url
+
+
+def test_decoding_memory_is_bounded_per_image(limited_gateway: str, rec: Recorder) -> None:
+    with httpx.Client(base_url=limited_gateway, timeout=60) as http:
+        # 64 MP of zeros: 200 KB on the wire, 256 MB once Pillow decodes it.
+        bomb = sample_images.data_uri(zero_png(8000, 8000), "image/png")
+        response = http.post("/v1/chat/completions", json=image_request("small-images", bomb))
+        assert response.status_code == 413, response.text
+        error = response.json()["error"]
+        assert error["code"] == "image_too_large"
+        assert "200 MB" in error["message"]
+        assert error["param"] == "messages[0].content[1].image_url.url"
+        assert http.get("/healthz").status_code == 200
+        # A 24 MP photo decodes reduced (JPEG draft) inside the same ceiling, as does a 6 MP PNG.
+        for data, mime in ((photo(6000, 4000), "image/jpeg"), (zero_png(3000, 2000), "image/png")):
+            uri = sample_images.data_uri(data, mime)
+            response = ok(http, image_request("small-images", uri))
+            assert "downscaled" in response.headers["x-aperture-image-changes"]
+            _, sent = decoded(sent_images(rec)[0])
+            assert max(Image.open(io.BytesIO(sent)).size) <= 100

@@ -23,7 +23,9 @@ from tests import sample_images
     ],
 )
 def test_real_format_and_frames_come_from_the_bytes(data: bytes, mime: str, frames: int) -> None:
-    assert sniff(data) == (mime, frames)
+    sniffed = sniff(data)
+    assert sniffed is not None
+    assert (sniffed.mime, sniffed.frames) == (mime, frames)
 
 
 def test_apng_frame_count_comes_from_actl() -> None:
@@ -34,7 +36,7 @@ def test_apng_frame_count_comes_from_actl() -> None:
     buffer = io.BytesIO()
     frames = [Image.new("RGB", (4, 4), c) for c in ("red", "green", "blue")]
     frames[0].save(buffer, "PNG", save_all=True, append_images=frames[1:])
-    assert sniff(buffer.getvalue()) == ("image/png", 3)
+    assert sniff(buffer.getvalue()) == ("image/png", 3, None)
 
 
 @pytest.mark.parametrize(

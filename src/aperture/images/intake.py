@@ -81,12 +81,15 @@ def inspect_bytes(
             )
         said = f" (declared {declared})" if declared else ""
         raise ImageDecodeError(f"The data is not a recognisable image{said}.", param=param)
-    mime, frames = sniffed
+    mime, frames, damage = sniffed
     if mime not in limits.accepted:
         accepted = ", ".join(sorted(limits.accepted))
         raise UnsupportedImageFormatError(
             f"{mime} images are not accepted here (accepted: {accepted}).", param=param
         )
+    if damage is not None:
+        # The framing is broken: no provider would decode it, so none is paid to say so.
+        raise ImageDecodeError(f"The image cannot be used: {damage}.", param=param)
     if frames > limits.max_frames:
         raise ImageTooLargeError(
             f"Image has {frames} frames; the limit is {limits.max_frames}.", param=param
@@ -155,6 +158,7 @@ def _measure(data: bytes, mime: str, param: str) -> tuple[int, int]:
             warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
             with PILImage.open(io.BytesIO(data), formats=[PILLOW_FORMATS[mime]]) as image:
                 width, height = image.size
+                whole = mime != "image/tiff" or _tiff_is_whole(image, len(data))
     except PILImage.DecompressionBombError as exc:
         raise ImageTooLargeError("Image has too many pixels to process.", param=param) from exc
     # Pillow signals malformed headers with many exception types (OSError, SyntaxError,
@@ -165,4 +169,27 @@ def _measure(data: bytes, mime: str, param: str) -> tuple[int, int]:
         ) from exc
     if width <= 0 or height <= 0:
         raise ImageDecodeError(f"The {mime} image has no pixels.", param=param)
+    if not whole:
+        raise ImageDecodeError(
+            "The image cannot be used: the TIFF is truncated (its strips or tiles run past "
+            "the end).",
+            param=param,
+        )
     return width, height
+
+
+# TIFF tags locating the pixel data: StripOffsets/StripByteCounts, TileOffsets/TileByteCounts.
+_TIFF_DATA = ((273, 279), (324, 325))
+
+
+def _tiff_is_whole(image: PILImage.Image, size: int) -> bool:
+    """Whether every strip or tile of the first page lies inside the bytes (read from the IFD)."""
+    tags = getattr(image, "tag_v2", {})
+    for offsets_tag, counts_tag in _TIFF_DATA:
+        offsets, counts = tags.get(offsets_tag), tags.get(counts_tag)
+        if offsets is None or counts is None:
+            continue
+        offsets = offsets if isinstance(offsets, tuple) else (offsets,)
+        counts = counts if isinstance(counts, tuple) else (counts,)
+        return all(o + c <= size for o, c in zip(offsets, counts, strict=False))
+    return True

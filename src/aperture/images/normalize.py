@@ -1,13 +1,15 @@
 """Make an image acceptable to one target: first frame, format, orientation, size, bytes.
 
-Synchronous and CPU-bound: callers run it in a worker thread. Pixel and frame counts were
-checked from the header at intake, so nothing here decodes an image bomb. The common case
-(already acceptable) is decided from intake's measurements without touching Pillow.
+Synchronous and CPU-bound. ``plan`` decides, cheaply and without decoding pixels, whether
+an image is fine as it is, needs only its metadata stripped, or needs decoding; the decoding
+(``run_pixel_job``) is what callers send to a memory-limited worker (see workers.py). Pixel
+and frame counts were checked from the header at intake.
 """
 
 from __future__ import annotations
 
 import io
+import warnings
 from typing import Literal, NamedTuple
 
 from PIL import Image, ImageOps
@@ -18,8 +20,11 @@ from aperture.images.limits import TargetImageLimits
 __all__ = [
     "NormalizeOptions",
     "Normalized",
+    "PixelJob",
     "needs_normalizing",
     "normalize",
+    "plan",
+    "run_pixel_job",
     "strip_jpeg_metadata",
 ]
 
@@ -44,6 +49,16 @@ class Normalized(NamedTuple):
     width: int
     height: int
     changes: tuple[str, ...]
+
+
+class PixelJob(NamedTuple):
+    """Decoding work, picklable for a worker process."""
+
+    data: bytes
+    mime: str
+    frames: int
+    limits: TargetImageLimits
+    long_edge: int | None
 
 
 def needs_normalizing(
@@ -84,11 +99,24 @@ def normalize(
     limits: TargetImageLimits,
     options: NormalizeOptions,
 ) -> Normalized | None:
-    """The image as ``limits`` wants it, or None when it is fine as it is.
+    """The image as ``limits`` wants it, or None when it is fine as it is (all in-process).
 
     ``changes`` lists what was done (``first_frame``, ``converted``, ``oriented``,
     ``downscaled``, ``recompressed``, ``metadata_stripped``) for logs and headers.
     """
+    planned = plan(data, mime, size, frames, limits, options)
+    return run_pixel_job(planned) if isinstance(planned, PixelJob) else planned
+
+
+def plan(
+    data: bytes,
+    mime: str,
+    size: tuple[int, int],
+    frames: int,
+    limits: TargetImageLimits,
+    options: NormalizeOptions,
+) -> Normalized | PixelJob | None:
+    """None (fine as it is), the result when no pixel needs decoding, or the decoding job."""
     target_edge = _target_long_edge(size, len(data), limits, options)
     has_exif = mime == "image/jpeg" and options.strip_metadata and _jpeg_has_metadata(data)
     if not _needs_pixels(len(data), mime, size, frames, limits, options):
@@ -97,7 +125,15 @@ def normalize(
         if _jpeg_orientation(data) in (None, 1):
             stripped = strip_jpeg_metadata(data)
             return Normalized(stripped, mime, size[0], size[1], ("metadata_stripped",))
-    return _reencode(data, mime, frames, limits, target_edge)
+    return PixelJob(data, mime, frames, limits, target_edge)
+
+
+def run_pixel_job(job: PixelJob) -> Normalized:
+    """Decode (reduced where the format allows), convert, resize and re-encode."""
+    with warnings.catch_warnings():
+        # Intake has applied the gateway's own pixel limit; Pillow's lower one only warns.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return _reencode(job.data, job.mime, job.frames, job.limits, job.long_edge)
 
 
 def _target_long_edge(
@@ -120,14 +156,17 @@ def _reencode(
     data: bytes, mime: str, frames: int, limits: TargetImageLimits, long_edge: int | None
 ) -> Normalized:
     changes: list[str] = []
-    with Image.open(io.BytesIO(data), formats=[PILLOW_FORMATS[mime]]) as source:
-        if frames > 1 and not limits.animated:
-            changes.append("first_frame")
-        if long_edge is not None:
-            # draft() lets libjpeg decode at 1/2, 1/4 or 1/8 scale: big photos shrink fast.
-            source.draft("RGB", _scaled(source.size, long_edge))
-        source.seek(0)
-        image = source.copy() if source.mode != "P" else source.convert("RGBA")
+    source = Image.open(io.BytesIO(data), formats=[PILLOW_FORMATS[mime]])
+    if frames > 1 and not limits.animated:
+        changes.append("first_frame")
+    if long_edge is not None:
+        # draft() lets libjpeg decode at 1/2, 1/4 or 1/8 scale: big photos shrink fast.
+        source.draft("RGB", _scaled(source.size, long_edge))
+    source.seek(0)
+    source.load()
+    # The decoded frame is used in place: a copy would double the peak memory. The file
+    # object is a BytesIO over ``data``, so leaving it to the garbage collector is harmless.
+    image: Image.Image = source if source.mode != "P" else source.convert("RGBA")
     if image.getexif().get(_ORIENTATION, 1) != 1:
         image = ImageOps.exif_transpose(image)
         changes.append("oriented")

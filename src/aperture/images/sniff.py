@@ -1,13 +1,24 @@
-"""The real format of an image from its magic bytes, and its frame count, without decoding.
+"""The real format of an image from its magic bytes, its frame count and whether its
+container is whole, without decoding.
 
 Signatures and animation rules follow the formats' own specifications (PNG/APNG, GIF89a,
-the WebP RIFF container, ISO-BMFF brands for HEIF and AVIF).
+the WebP RIFF container, ISO-BMFF brands for HEIF and AVIF); the structure walks that count
+frames also find truncation (see structure.py).
 """
 
 from __future__ import annotations
 
-import struct
 from typing import NamedTuple
+
+from aperture.images.structure import (
+    Structure,
+    walk_bmp,
+    walk_gif,
+    walk_iso_bmff,
+    walk_jpeg,
+    walk_png,
+    walk_webp,
+)
 
 __all__ = ["NOT_IMAGES", "Sniffed", "sniff"]
 
@@ -26,26 +37,35 @@ NOT_IMAGES = {
 class Sniffed(NamedTuple):
     mime: str
     frames: int
+    damage: str | None = None
+    """Why the container is broken (truncated, corrupt framing); None when it is whole."""
 
 
 def sniff(data: bytes) -> Sniffed | None:
     """The MIME type the bytes really are, and how many frames they hold; None if unknown."""
     head = data[:32]
     if head[:8] == b"\x89PNG\r\n\x1a\n":
-        return Sniffed("image/png", _png_frames(data))
+        return _sniffed("image/png", walk_png(data))
     if head[:3] == b"\xff\xd8\xff":
-        return Sniffed("image/jpeg", 1)
+        return _sniffed("image/jpeg", walk_jpeg(data))
     if head[:6] in (b"GIF87a", b"GIF89a"):
-        return Sniffed("image/gif", max(1, _gif_frames(data)))
+        return _sniffed("image/gif", walk_gif(data))
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return Sniffed("image/webp", _webp_frames(data))
+        return _sniffed("image/webp", walk_webp(data))
     if head[4:8] == b"ftyp":
-        return _iso_bmff(data)
+        brand = _iso_bmff(data)
+        if brand is None:
+            return None
+        return Sniffed(brand.mime, brand.frames, walk_iso_bmff(data).damage)
     if head[:2] == b"BM":
-        return Sniffed("image/bmp", 1)
+        return _sniffed("image/bmp", walk_bmp(data))
     if head[:4] in _TIFF_PREFIXES:
         return Sniffed("image/tiff", 1)
     return None
+
+
+def _sniffed(mime: str, structure: Structure) -> Sniffed:
+    return Sniffed(mime, structure.frames, structure.damage)
 
 
 def sniff_non_image(data: bytes) -> str | None:
@@ -72,67 +92,3 @@ def _iso_bmff(data: bytes) -> Sniffed | None:
         is_avif = any(compatible[i : i + 4] == b"avif" for i in range(0, len(compatible), 4))
         return Sniffed("image/avif" if is_avif else "image/heif", frames)
     return None
-
-
-def _png_frames(data: bytes) -> int:
-    # APNG: an acTL chunk before the first IDAT holds the frame count.
-    offset = 8
-    while offset + 8 <= len(data):
-        length = int.from_bytes(data[offset : offset + 4], "big")
-        kind = data[offset + 4 : offset + 8]
-        if kind == b"acTL" and offset + 12 <= len(data):
-            return max(1, int.from_bytes(data[offset + 8 : offset + 12], "big"))
-        if kind in (b"IDAT", b"IEND"):
-            return 1
-        offset += 12 + length
-    return 1
-
-
-def _webp_frames(data: bytes) -> int:
-    if data[12:16] != b"VP8X" or len(data) <= 20 or not data[20] & 0x02:
-        return 1
-    frames, offset = 0, 12
-    while offset + 8 <= len(data):
-        kind = data[offset : offset + 4]
-        (size,) = struct.unpack_from("<I", data, offset + 4)
-        if kind == b"ANMF":
-            frames += 1
-        offset += 8 + size + (size & 1)
-    return max(frames, 1)
-
-
-def _gif_frames(data: bytes) -> int:
-    # Walk the block stream: every image descriptor (0x2C) is a frame.
-    pos, flags, end = 13, data[10] if len(data) > 10 else 0, len(data)
-    if flags & 0x80:
-        pos += 3 * (2 ** ((flags & 7) + 1))
-    frames = 0
-    while pos < end:
-        intro = data[pos]
-        if intro == 0x3B:
-            break
-        if intro == 0x21:
-            pos = _skip_sub_blocks(data, pos + 2)
-        elif intro == 0x2C:
-            frames += 1
-            if pos + 9 >= end:
-                break
-            local = data[pos + 9]
-            pos += 10
-            if local & 0x80:
-                pos += 3 * (2 ** ((local & 7) + 1))
-            pos = _skip_sub_blocks(data, pos + 1)
-        else:
-            break
-    return frames
-
-
-def _skip_sub_blocks(data: bytes, pos: int) -> int:
-    end = len(data)
-    while pos < end:
-        size = data[pos]
-        pos += 1
-        if size == 0:
-            return pos
-        pos += size
-    return pos

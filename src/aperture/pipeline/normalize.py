@@ -14,15 +14,19 @@ from collections.abc import Callable
 
 import anyio
 
+from aperture.errors import GatewayError, ImageDecodeError, ImageTooLargeError
 from aperture.images import data_uri_for
 from aperture.images.limits import TargetImageLimits
 from aperture.images.normalize import (
     Normalized,
     NormalizeOptions,
+    PixelJob,
     needs_normalizing,
-    normalize,
+    plan,
+    run_pixel_job,
 )
 from aperture.images.tokens import estimate_image_tokens, token_family
+from aperture.images.workers import DecodeFailed, DecodePool
 from aperture.model import ChatRequest, Image, InlineImage, Target
 from aperture.pipeline.context import RequestContext
 from aperture.pipeline.images import replace_images
@@ -70,7 +74,9 @@ class ImagePreparer:
         target_limits: Callable[[Target], TargetImageLimits],
         cache_bytes: int = 128_000_000,
         tracer: Tracer = NO_TRACER,
+        decoder: DecodePool | None = None,
     ) -> None:
+        self._decoder = decoder
         self._optimize = settings.optimize
         self._strip = settings.strip_metadata
         self._limiter = limiter
@@ -108,7 +114,8 @@ class ImagePreparer:
         for m, p, image in images:
             if image.inline is not None:
                 options = NormalizeOptions(image.detail, self._optimize, self._strip, len(images))
-                result = await self._normalized(ctx, (m, p), image.inline, limits, options)
+                param = ctx.locator.image(m, p)
+                result = await self._normalized(ctx, (m, p), image.inline, limits, options, param)
                 if result is not None:
                     url, info, changes = result
                     image = Image(url, image.detail, info)
@@ -132,6 +139,7 @@ class ImagePreparer:
         info: InlineImage,
         limits: TargetImageLimits,
         options: NormalizeOptions,
+        param: str,
     ) -> _Result | None:
         data = ctx.decoded[at]
         if not needs_normalizing(
@@ -148,8 +156,8 @@ class ImagePreparer:
         cached = self._cache.get(key)
         if cached is not False:
             return cached  # type: ignore[return-value]  # False means "not cached"
-        result = await anyio.to_thread.run_sync(
-            normalize,
+        planned = await anyio.to_thread.run_sync(
+            plan,
             data,
             info.mime,
             (info.width, info.height),
@@ -158,9 +166,49 @@ class ImagePreparer:
             options,
             limiter=self._limiter,
         )
+        result = await self._decode(planned, param) if isinstance(planned, PixelJob) else planned
         value = None if result is None else _as_inline(result, info)
         self._cache.put(key, value)
         return value
+
+    async def _decode(self, job: PixelJob, param: str) -> Normalized:
+        """The pixel work, in a memory-limited worker when there is a pool."""
+        try:
+            if self._decoder is not None:
+                return await self._decoder.run(run_pixel_job, job)
+            return await anyio.to_thread.run_sync(run_pixel_job, job, limiter=self._limiter)
+        except DecodeFailed as exc:
+            raise _decode_error(exc, job.mime, param) from exc
+        except MemoryError as exc:
+            raise ImageTooLargeError(
+                "Decoding the image needs more memory than the gateway has.", param=param
+            ) from exc
+        # Pillow reports bad data with many exception types; intake's checks let past only
+        # damage inside the compressed data, which the client must hear about, not a 500.
+        except Exception as exc:
+            raise ImageDecodeError(
+                f"The {job.mime} image is corrupt and cannot be decoded.", param=param
+            ) from exc
+
+
+def _decode_error(failure: DecodeFailed, mime: str, param: str) -> GatewayError:
+    if failure.kind == "memory":
+        return ImageTooLargeError(
+            f"Decoding this image needs {failure.detail} of memory, over the gateway's limit; "
+            "send fewer pixels.",
+            param=param,
+        )
+    if failure.kind == "cpu":
+        return ImageTooLargeError(
+            f"Decoding this image took {failure.detail}, over the gateway's limit; "
+            "send fewer pixels.",
+            param=param,
+        )
+    if failure.kind == "crashed":
+        return ImageDecodeError(
+            f"The {mime} image could not be decoded: {failure.detail}.", param=param
+        )
+    return ImageDecodeError(f"The {mime} image is corrupt and cannot be decoded.", param=param)
 
 
 def _sha256(data: bytes) -> str:

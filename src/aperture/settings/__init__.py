@@ -8,6 +8,7 @@ from aperture.settings.load import ConfigError, Problem, load_settings, parse_se
 from aperture.settings.schema import (
     AuthSettings,
     Capability,
+    ImageDecodeSettings,
     ImageSettings,
     ModelConstraints,
     ModelSettings,
@@ -25,6 +26,7 @@ __all__ = [
     "AuthSettings",
     "Capability",
     "ConfigError",
+    "ImageDecodeSettings",
     "ImageSettings",
     "ModelConstraints",
     "ModelSettings",

@@ -91,6 +91,14 @@ class FetchSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=T
     cache_bytes: int = 64_000_000
 
 
+class ImageDecodeSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Where images are decoded: child processes, each under a memory and CPU ceiling."""
+
+    workers: int | None = None  # None: one per CPU; 0: decode in threads, without limits
+    max_memory_mb: int = 1024  # per worker; a 100 MP PNG needs about 600 MB with Pillow
+    max_cpu_s: int = 20  # per image
+
+
 class ImageSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     url_policy: UrlPolicy = "reject"
     max_image_bytes: int = 20_000_000
@@ -101,6 +109,7 @@ class ImageSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=T
     optimize: bool = False
     strip_metadata: bool = True
     fetch: FetchSettings = FetchSettings()
+    decode: ImageDecodeSettings = ImageDecodeSettings()
 
 
 class ProviderImageSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
