@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
+from contextlib import nullcontext, suppress
 
 import anyio
 from starlette.types import Receive, Scope, Send
+
+from aperture.api.drain import Drain
 
 __all__ = ["SseResponse"]
 
@@ -14,11 +17,22 @@ class SseResponse:
     """An ASGI response that relays ``body`` and watches for the client's disconnect.
 
     On disconnect the task group is cancelled, which raises inside ``body`` at its current
-    await: its ``finally`` closes the upstream call and records what was used.
+    await: its ``finally`` closes the upstream call and records what was used. A cut of the
+    drain does the same, and then the client gets ``farewell()``, one in-band error event,
+    as the stream's last.
     """
 
-    def __init__(self, body: AsyncGenerator[bytes, None], headers: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        body: AsyncGenerator[bytes, None],
+        headers: Mapping[str, str],
+        *,
+        drain: Drain | None = None,
+        farewell: Callable[[], bytes] | None = None,
+    ) -> None:
         self._body = body
+        self._drain = drain
+        self._farewell = farewell
         self._headers = [
             (b"content-type", b"text/event-stream; charset=utf-8"),
             (b"cache-control", b"no-cache"),
@@ -27,6 +41,18 @@ class SseResponse:
         ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        drain = self._drain
+        ended = False  # stays so when the cut cancels the relay
+        with drain.cancelled_on_cut() if drain is not None else nullcontext() as cut:
+            ended = await self._relay(receive, send)
+        if not ended and cut is not None and cut.cancel_called and self._farewell is not None:
+            # OSError: the client left meanwhile; the cut has been recorded already.
+            with suppress(OSError):
+                await send({"type": "http.response.body", "body": self._farewell()})
+
+    async def _relay(self, receive: Receive, send: Send) -> bool:
+        """Whether the stream reached its end."""
+        ended = False
         async with anyio.create_task_group() as group:
 
             async def watch_disconnect() -> None:
@@ -41,9 +67,11 @@ class SseResponse:
                     if chunk:
                         await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
+                ended = True
             except OSError:
                 pass  # the client is gone; the body's finally has already run its cleanup
             finally:
                 group.cancel_scope.cancel()
                 with anyio.CancelScope(shield=True):
                     await self._body.aclose()
+        return ended
