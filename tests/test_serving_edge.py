@@ -238,17 +238,15 @@ def test_an_oversized_chunked_body_is_refused_and_not_read(edge: Edge) -> None:
     _refused_without_reading(edge, head, chunked=True)
 
 
-def test_an_unauthenticated_upload_is_not_read_to_its_end(edge: Edge) -> None:
-    # A 401 is sent before the body is read: the rest of the body is not swallowed either.
-    head = (
-        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        b"Authorization: Bearer nope\r\nContent-Length: 10000000000\r\n\r\n"
-    )
-    _refused_without_reading(edge, head, status=None)
+def test_a_body_answered_before_it_is_read_is_not_read_to_its_end(edge: Edge) -> None:
+    # A 405 is sent without reading the body; the server stops reading then, rather than
+    # swallowing the rest on a connection it keeps alive.
+    head = b"POST /v1/models HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000000\r\n\r\n"
+    _refused_without_reading(edge, head, status=b"405")
 
 
 def _refused_without_reading(
-    edge: Edge, head: bytes, *, chunked: bool = False, status: bytes | None = b"413"
+    edge: Edge, head: bytes, *, chunked: bool = False, status: bytes = b"413"
 ) -> None:
     piece = b"x" * 65536
     if chunked:
@@ -276,9 +274,10 @@ def _refused_without_reading(
             answer += data
         else:
             raise AssertionError("the gateway read 256 MB of a body it had refused")
-    if status is not None and answer:
+    if answer:  # (a reset can overtake the answer)
         assert answer.startswith(b"HTTP/1.1 " + status)
-        assert b"connection: close" in answer.lower()
+        if status == b"413":
+            assert b"connection: close" in answer.lower()
 
 
 def test_the_open_access_demo_answers_a_normal_request(edge: Edge) -> None:
