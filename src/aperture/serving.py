@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from aperture.api.drain import Drain
 
-__all__ = ["run", "serve_both", "serve_process", "server_config"]
+__all__ = ["run", "serve_both", "serve_process", "server_config", "stop_budget_s"]
 
 # After the drain's cut: time for the requests it ended to send their last event and be
 # recorded.
@@ -76,6 +76,12 @@ async def serve_both(
         group.cancel_scope.cancel()
     if started is not None:
         started.extend(each.started for each in servers.servers)
+
+
+def stop_budget_s(server: ServerSettings) -> float:
+    """The longest a process takes to stop after SIGTERM: its drain, the cut's grace and
+    uvicorn's backstop, plus the lifespan's shutdown. A supervisor waits this long."""
+    return server.drain_timeout_s + _CUT_GRACE_S + _SHUTDOWN_BACKSTOP_S + 2
 
 
 def server_config(
