@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, ClassVar
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from aperture.api.body import TIMED_OUT
 from aperture.settings import ServerSettings
@@ -86,7 +86,8 @@ class DeadlineProtocol(HttpToolsProtocol):
         self._arm_read(self.body_timeout_s, self._body_late)
 
     def on_body(self, body: bytes) -> None:
-        if self.cycle.response_complete and not self.transport.is_closing():
+        cycle: RequestResponseCycle | None = self.cycle
+        if cycle is not None and cycle.response_complete and not self.transport.is_closing():
             # Answered (a 401, a 413) before the body ended: stop reading rather than
             # swallow the rest of a body nobody wants, however large.
             self._disarm_read()
