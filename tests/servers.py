@@ -1,4 +1,5 @@
-"""Real HTTP servers for tests: uvicorn on a loopback port, in a background thread."""
+"""Real HTTP servers for tests: uvicorn on a loopback port, in a background thread, with
+the connection protocol and limits ``aperture serve`` uses (``serving.server_config``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,11 @@ from contextlib import contextmanager
 import uvicorn
 from starlette.types import ASGIApp
 
+from aperture.serving import server_config
+from aperture.settings import ServerSettings
+
+_DEFAULTS = ServerSettings()
+
 
 def reserve_port() -> socket.socket:
     """A bound loopback socket, so an app can be told its port before it serves."""
@@ -21,31 +27,30 @@ def reserve_port() -> socket.socket:
 
 
 @contextmanager
-def serve(app: ASGIApp, sock: socket.socket | None = None) -> Iterator[str]:
+def serve(
+    app: ASGIApp, sock: socket.socket | None = None, *, server: ServerSettings = _DEFAULTS
+) -> Iterator[str]:
     """Serve ``app`` on 127.0.0.1 and yield its base URL until the block ends."""
     sock = sock or reserve_port()
     port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app, log_level="warning", access_log=False, lifespan="on", loop="asyncio", http="httptools"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    running = uvicorn.Server(server_config(app, server, port=port, loop="asyncio"))
+    thread = threading.Thread(target=running.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
-    while not server.started:
+    while not running.started:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("test server did not start")
         time.sleep(0.01)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
-        server.should_exit = True
+        running.should_exit = True
         thread.join(timeout=10)
         sock.close()
 
 
 @contextmanager
-def serve_together(*apps: ASGIApp) -> Iterator[list[str]]:
+def serve_together(*apps: ASGIApp, server: ServerSettings = _DEFAULTS) -> Iterator[list[str]]:
     """Serve several apps in one thread and one event loop, as the CLI serves the public
     and admin APIs (they share services bound to that loop), and yield their base URLs."""
     import asyncio
@@ -53,16 +58,15 @@ def serve_together(*apps: ASGIApp) -> Iterator[list[str]]:
     socks = [reserve_port() for _ in apps]
     servers = [
         uvicorn.Server(
-            uvicorn.Config(
+            server_config(
                 app,
-                log_level="warning",
-                access_log=False,
+                server,
+                port=sock.getsockname()[1],
                 lifespan="on" if i == 0 else "off",
                 loop="asyncio",
-                http="httptools",
             )
         )
-        for i, app in enumerate(apps)
+        for i, (app, sock) in enumerate(zip(apps, socks, strict=True))
     ]
 
     async def run_all() -> None:
@@ -78,8 +82,8 @@ def serve_together(*apps: ASGIApp) -> Iterator[list[str]]:
     try:
         yield [f"http://127.0.0.1:{k.getsockname()[1]}" for k in socks]
     finally:
-        for server in servers:
-            server.should_exit = True
+        for server_ in servers:
+            server_.should_exit = True
         thread.join(timeout=10)
         for sock in socks:
             sock.close()

@@ -152,6 +152,7 @@ def _serve(args: argparse.Namespace) -> int:
             "and circuit breakers (set storage.redis to share them)",
             file=sys.stderr,
         )
+    from aperture.serving import stop_budget_s
     from aperture.workers import bind_listeners, run_workers
 
     listeners = bind_listeners(server.host, (server.port, server.admin_port), args.workers)
@@ -164,7 +165,8 @@ def _serve(args: argparse.Namespace) -> int:
     # workers import prometheus_client with it; the parent itself never imports it.
     with tempfile.TemporaryDirectory(prefix="aperture-metrics-") as shared:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = shared
-        return run_workers(listeners, serve)
+        # A worker is given the time its drain needs before it is killed.
+        return run_workers(listeners, serve, stop_timeout_s=stop_budget_s(server))
 
 
 def _serve_worker(

@@ -21,6 +21,7 @@ enter (``raise ... from``) and rendered once, where they leave, in the client's 
     │   └── PiiDetectedError             400 pii_detected
     ├── ImageTooLargeError               413 image_too_large
     ├── RequestTooLargeError             413 request_too_large
+    ├── RequestTimeoutError              408 request_timeout          (the body came too slowly)
     ├── InvalidApiKeyError               401 invalid_api_key
     ├── ModelNotAllowedError             403 model_not_allowed
     ├── NotFoundError                    404 not_found                (no such endpoint or record)
@@ -29,6 +30,7 @@ enter (``raise ... from``) and rendered once, where they leave, in the client's 
     ├── RateLimitExceededError           429 rate_limit_exceeded
     ├── BudgetExceededError              429 budget_exceeded
     ├── ServiceUnavailableError          503 service_unavailable      (a store budgets need is down)
+    │   └── ShuttingDownError            503 shutting_down            (draining; Retry-After)
     └── UpstreamError                    502 upstream_error           (the provider failed us)
         ├── UpstreamRejectedError        4xx upstream_error           (the provider refused it)
         ├── UpstreamRateLimitedError     429 rate_limit_exceeded      (retryable, Retry-After)
@@ -63,8 +65,10 @@ __all__ = [
     "PiiDetectedError",
     "PolicyViolationError",
     "RateLimitExceededError",
+    "RequestTimeoutError",
     "RequestTooLargeError",
     "ServiceUnavailableError",
+    "ShuttingDownError",
     "TooManyImagesError",
     "UnsupportedCapabilityError",
     "UnsupportedImageFormatError",
@@ -170,6 +174,13 @@ class RequestTooLargeError(GatewayError):
     code = "request_too_large"
 
 
+class RequestTimeoutError(GatewayError):
+    status = 408
+    type = "invalid_request_error"
+    code = "request_timeout"
+    retryable = True
+
+
 class InvalidApiKeyError(GatewayError):
     status = 401
     type = "authentication_error"
@@ -218,6 +229,12 @@ class ServiceUnavailableError(GatewayError):
     type = "api_error"
     code = "service_unavailable"
     retryable = True
+
+
+class ShuttingDownError(ServiceUnavailableError):
+    """This process is stopping; another one (or this one, restarted) will answer."""
+
+    code = "shutting_down"
 
 
 class UpstreamError(GatewayError):

@@ -20,11 +20,8 @@ from aperture.governance.pii import PiiScanner
 from aperture.governance.policy import PolicyEngine
 from aperture.governance.prices import PriceTable
 from aperture.governance.ratelimit import RateLimiter
-    if reclaimer is not None:
-        pollers.start(reclaimer.run)
-    images = ImagePreparer(
-        settings.images, limiter, target_limits, tracer=tracer, decoder=_decoder(settings, stack)
-    )
+from aperture.governance.reclaim import Reclaimer, new_instance_id
+from aperture.images.workers import DecodePool
 from aperture.metrics import Metrics
 from aperture.pipeline import ImagePreparer, Pipeline, Screening, TargetLimits, build_pipeline
 from aperture.pipeline.admit import Admission
@@ -114,16 +111,11 @@ async def open_services(
     pollers.start(sync.watch)
     limiter = anyio.CapacityLimiter(os.cpu_count() or 1)
     target_limits = TargetLimits(settings.providers)
-<<<<<<< HEAD
     if reclaimer is not None:
         pollers.start(reclaimer.run)
-    images = ImagePreparer(settings.images, limiter, target_limits, tracer=tracer)
-=======
-    admission = _admission(settings, storage)
     images = ImagePreparer(
         settings.images, limiter, target_limits, tracer=tracer, decoder=_decoder(settings, stack)
     )
->>>>>>> h13-images
     screening = _screening(settings, admission, limiter, GuardModel(catalog, router, images))
     return Services(
         settings=settings,

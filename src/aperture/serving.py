@@ -9,15 +9,23 @@ import os
 import signal
 import socket
 from collections.abc import Coroutine, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from aperture.settings import Settings
+from aperture.settings import ServerSettings, Settings
 
 if TYPE_CHECKING:
     import uvicorn
     from starlette.types import ASGIApp
 
-__all__ = ["run", "serve_both", "serve_process"]
+    from aperture.api.drain import Drain
+
+__all__ = ["run", "serve_both", "serve_process", "server_config", "stop_budget_s"]
+
+# After the drain's cut: time for the requests it ended to send their last event and be
+# recorded.
+_CUT_GRACE_S = 3.0
+# uvicorn's own graceful-shutdown limit, after the drain: what still runs is cancelled.
+_SHUTDOWN_BACKSTOP_S = 5
 
 Sockets = tuple[socket.socket, socket.socket]
 """A worker's listening sockets, bound by its supervisor: (public, admin)."""
@@ -70,10 +78,52 @@ async def serve_both(
         started.extend(each.started for each in servers.servers)
 
 
+def stop_budget_s(server: ServerSettings) -> float:
+    """The longest a process takes to stop after SIGTERM: its drain, the cut's grace and
+    uvicorn's backstop, plus the lifespan's shutdown. A supervisor waits this long."""
+    return server.drain_timeout_s + _CUT_GRACE_S + _SHUTDOWN_BACKSTOP_S + 2
+
+
+def server_config(
+    app: ASGIApp,
+    server: ServerSettings,
+    *,
+    port: int,
+    lifespan: Literal["on", "off"] = "on",
+    loop: Literal["auto", "asyncio"] = "auto",
+    drain: Drain | None = None,
+) -> uvicorn.Config:
+    """How uvicorn serves ``app``: ``aperture serve`` and the tests' servers alike, so the
+    tests exercise the same connection protocol and its deadlines."""
+    import uvicorn
+
+    from aperture.api.drain import Drain, DrainMiddleware
+    from aperture.protocol import deadline_protocol
+
+    return uvicorn.Config(
+        DrainMiddleware(app, drain or Drain()),
+        host=server.host,
+        port=port,
+        lifespan=lifespan,
+        loop=loop,
+        http=deadline_protocol(server),
+        access_log=False,
+        # Nothing reads the client's address, so X-Forwarded-* is neither trusted nor
+        # parsed; and the answer does not name the server software.
+        proxy_headers=False,
+        server_header=False,
+        log_level="warning",
+        # A backstop only: the drain (``_Servers.drain_then_stop``) has already ended what
+        # was in flight when uvicorn is told to stop.
+        timeout_graceful_shutdown=_SHUTDOWN_BACKSTOP_S,
+    )
+
+
 class _Servers:
     def __init__(self, public: ASGIApp, admin: ASGIApp, settings: Settings) -> None:
         import uvicorn
 
+        from aperture.api.drain import Drain
         from aperture.runtime import freeze_heap
 
         class _Server(uvicorn.Server):
@@ -87,20 +137,15 @@ class _Servers:
                     freeze_heap()  # what startup built lives as long as the process
 
         server = settings.server
-        common: dict[str, Any] = {
-            "host": server.host,
-            "http": "httptools",
-            "access_log": False,
-            # Nothing reads the client's address, so X-Forwarded-* is neither trusted nor
-            # parsed; and the answer does not name the server software.
-            "proxy_headers": False,
-            "server_header": False,
-            "log_level": "warning",
-            "timeout_graceful_shutdown": 10,
-        }
+        self.drain = Drain()
+        self.drain_timeout_s = server.drain_timeout_s
         self.servers: Sequence[uvicorn.Server] = (
-            _Server(uvicorn.Config(public, port=server.port, **common)),
-            _Server(uvicorn.Config(admin, port=server.admin_port, lifespan="off", **common)),
+            _Server(server_config(public, server, port=server.port, drain=self.drain)),
+            _Server(
+                server_config(
+                    admin, server, port=server.admin_port, lifespan="off", drain=self.drain
+                )
+            ),
         )
 
     async def serve(self, sockets: Sockets | None) -> None:
@@ -123,15 +168,32 @@ class _Servers:
         for each in self.servers:
             each.should_exit = True
 
+    async def drain_then_stop(self) -> None:
+        """Readiness false and new chat requests refused at once; the requests in flight
+        run on for up to ``server.drain_timeout_s``, then what is left is cut (and
+        recorded), and the servers stop."""
+        import anyio
+
+        self.drain.start()
+        with anyio.move_on_after(self.drain_timeout_s):
+            await self.drain.wait_idle()
+        if self.drain.active:
+            self.drain.cut()
+            with anyio.move_on_after(_CUT_GRACE_S):
+                await self.drain.wait_idle()
+        self.stop()
+
     async def stop_on_signal(self, worker: bool) -> None:
         import anyio
 
         # A worker leaves SIGINT to its supervisor. The receiver stays open while the
         # servers drain, so a repeated signal cannot cut the graceful stop short.
         signals = (signal.SIGTERM,) if worker else (signal.SIGINT, signal.SIGTERM)
-        with anyio.open_signal_receiver(*signals) as received:
-            async for _ in received:
-                self.stop()
+        async with anyio.create_task_group() as group:
+            with anyio.open_signal_receiver(*signals) as received:
+                async for _ in received:
+                    if not self.drain.draining:
+                        group.start_soon(self.drain_then_stop)
 
     async def stop_when_orphaned(self, parent: int) -> None:
         import anyio
@@ -140,7 +202,8 @@ class _Servers:
         while True:
             await anyio.sleep(1)
             if os.getppid() != parent:
-                self.stop()
+                if not self.drain.draining:
+                    await self.drain_then_stop()
                 return
 
 

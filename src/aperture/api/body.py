@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from starlette.requests import ClientDisconnect, Request
 
-from aperture.errors import RequestTooLargeError
+from aperture.errors import RequestTimeoutError, RequestTooLargeError
 
-__all__ = ["ClientDisconnect", "read_body"]
+__all__ = ["TIMED_OUT", "ClientDisconnect", "read_body"]
+
+TIMED_OUT = "aperture.body_timed_out"
+"""Set in the scope by the server when the body missed its deadline (``server.body_timeout_s``):
+the application then sees a disconnect, and this says it was the server's doing."""
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -17,6 +21,8 @@ async def read_body(request: Request, limit: int) -> bytes:
 
     Raises:
         RequestTooLargeError: the body is over ``limit``.
+        RequestTimeoutError: the body did not arrive within the server's deadline (the
+            server has already answered 408 and closed the connection).
         ClientDisconnect: the client went away before sending it all.
     """
     declared = request.headers.get("content-length")
@@ -24,11 +30,18 @@ async def read_body(request: Request, limit: int) -> bytes:
         raise _too_large(int(declared), limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(size, limit)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(size, limit)
+            chunks.append(chunk)
+    except ClientDisconnect:
+        if request.scope.get(TIMED_OUT):
+            raise RequestTimeoutError(
+                "The request body did not arrive in time (server.body_timeout_s)."
+            ) from None
+        raise
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
@@ -36,4 +49,6 @@ def _too_large(size: int, limit: int) -> RequestTooLargeError:
     return RequestTooLargeError(
         f"The request body is {size} bytes or more; the limit is {limit} bytes "
         "(server.max_body_bytes).",
+        # Stop here: the rest of the body is not read, so the connection cannot be reused.
+        headers={"connection": "close"},
     )

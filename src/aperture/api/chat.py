@@ -8,6 +8,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
+from functools import partial
 from typing import NamedTuple, TypeVar
 
 import anyio
@@ -18,6 +19,8 @@ from starlette.responses import Response
 from aperture.api.accounting import image_descriptors, record, text_portions
 from aperture.api.auth import authenticate
 from aperture.api.body import ClientDisconnect, read_body
+from aperture.api.departure import unless_departed
+from aperture.api.drain import Drain
 from aperture.api.render import error_response
 from aperture.api.streaming import SseResponse
 from aperture.dialects.anthropic import outbound as anthropic_outbound
@@ -26,7 +29,7 @@ from aperture.dialects.c1.inbound import parse_c1_request
 from aperture.dialects.locator import FieldLocator
 from aperture.dialects.openai import outbound
 from aperture.dialects.openai.inbound import parse_chat_request
-from aperture.errors import GatewayError
+from aperture.errors import GatewayError, ShuttingDownError
 from aperture.model import ChatRequest, ChatResponse, Delta, StreamEvent, UsageReport
 from aperture.pipeline import RequestAttempts, RequestContext
 from aperture.routing.dispatch import EventStream
@@ -96,18 +99,26 @@ def chat_endpoint(dialect: ClientDialect) -> Callable[[Request], Awaitable[Respo
         services: Services = request.app.state.services
         # The scope's path, not request.url.path: building a URL parses the whole address.
         ctx = RequestContext(new_request_id(), request.scope["path"])
+        drain = Drain.of(request.scope)
+        read = False
         try:
+            if drain is not None and drain.draining:
+                raise drain.refusal()
             ctx.principal = await authenticate(request, services)
             body = await read_body(request, services.settings.server.max_body_bytes)
+            read = True
             chat, ctx.locator = dialect.parse(body)
             ctx.texts = text_portions(chat)
             del body  # the raw bytes are no longer needed; big images live in `chat` now
-            chat = await services.pipeline.run(ctx, chat)
-            if chat.stream:
-                return await _stream(services, ctx, chat, dialect)
-            return await _complete(services, ctx, chat, dialect)
+            # From here the client can only leave: every wait below ends when it does.
+            return await unless_departed(
+                request.receive, drain, _answer(services, ctx, chat, dialect, drain)
+            )
         except GatewayError as error:
             response = error_response(error, ctx.request_id, dialect.render_error)
+            if not read:
+                # The body is not read, so the connection cannot carry another request.
+                response.headers["connection"] = "close"
             response.background = BackgroundTask(
                 record,
                 ctx,
@@ -139,6 +150,19 @@ def chat_endpoint(dialect: ClientDialect) -> Callable[[Request], Awaitable[Respo
     return endpoint
 
 
+async def _answer(
+    services: Services,
+    ctx: RequestContext,
+    chat: ChatRequest,
+    dialect: ClientDialect,
+    drain: Drain | None,
+) -> Response | SseResponse:
+    chat = await services.pipeline.run(ctx, chat)
+    if chat.stream:
+        return await _stream(services, ctx, chat, dialect, drain)
+    return await _complete(services, ctx, chat, dialect)
+
+
 async def _complete(
     services: Services, ctx: RequestContext, chat: ChatRequest, dialect: ClientDialect
 ) -> Response:
@@ -163,16 +187,33 @@ async def _complete(
 
 
 async def _stream(
-    services: Services, ctx: RequestContext, chat: ChatRequest, dialect: ClientDialect
+    services: Services,
+    ctx: RequestContext,
+    chat: ChatRequest,
+    dialect: ClientDialect,
+    drain: Drain | None,
 ) -> SseResponse:
     assert ctx.resolution is not None, "ResolveModel runs first"
     attempts = RequestAttempts(ctx, services.images, services.metrics.attempt)
+    opened: list[EventStream] = []
+
+    async def open_stream() -> EventStream:
+        assert ctx.resolution is not None
+        stream = await services.router.open_stream(chat, ctx.resolution, ctx.options, attempts)
+        opened.append(stream)
+        return stream
+
     # Opening waits for the provider's status and first event, so early failures are still
     # proper HTTP errors (or fail over to the next target). The images are hashed meanwhile:
     # after the stream, the hash would hold back its end.
-    stream = await _while_hashing(
-        ctx, services.router.open_stream(chat, ctx.resolution, ctx.options, attempts)
-    )
+    try:
+        stream = await _while_hashing(ctx, open_stream())
+    except BaseException:
+        # Cancelled (the client left) after the stream opened but before the hashing ended.
+        with anyio.CancelScope(shield=True):
+            for each in opened:
+                await each.aclose()
+        raise
     renderer = dialect.stream_renderer(
         f"chatcmpl-{ctx.request_id[4:]}", int(time.time()), chat.model, chat.include_usage
     )
@@ -180,15 +221,26 @@ async def _stream(
 
     async def close() -> None:
         await stream.aclose()
+        if outcome.status == 499 and drain is not None and drain.cutting:
+            # Cancelled by the drain's cut, not by the client: the response sends the
+            # in-band error.
+            outcome.status, outcome.code = ShuttingDownError.status, ShuttingDownError.code
         await record(
             ctx, outcome.status, outcome.code, services.audit, services.metrics, services.admission
         )
 
+    farewell = None
+    if drain is not None:
+        farewell = partial(renderer.error, drain.refusal())
     # The close runs from the response, not from the relay's ``finally``: a relay cancelled
     # before its first step never runs its ``finally``, and would leave the upstream call
     # open and the budget hold reserved.
     return SseResponse(
-        _relay(stream, renderer, ctx, services, outcome), _routed_headers(ctx), close
+        _relay(stream, renderer, ctx, services, outcome),
+        _routed_headers(ctx),
+        close,
+        drain=drain,
+        farewell=farewell,
     )
 
 

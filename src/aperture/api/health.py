@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from aperture.api.drain import Drain
 from aperture.metrics import CONTENT_TYPE
 
 __all__ = ["healthz", "metrics", "readyz"]
@@ -15,6 +16,11 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 async def readyz(request: Request) -> JSONResponse:
+    drain = Drain.of(request.scope)
+    if drain is not None and drain.draining:
+        # False at once on SIGTERM, so a load balancer stops sending before the listener
+        # closes; liveness (/healthz) stays true while the drain runs.
+        return JSONResponse({"status": "draining"}, 503)
     ready = getattr(request.app.state, "services", None) is not None
     return JSONResponse({"status": "ready" if ready else "starting"}, 200 if ready else 503)
 

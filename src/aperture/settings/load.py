@@ -185,8 +185,17 @@ def _check_meaning(settings: Settings) -> list[Problem]:
         for field in ("port", "admin_port")
         if not 0 <= getattr(server, field) <= 65535
     )
-    if server.max_body_bytes <= 0:
-        problems.append(Problem("server.max_body_bytes", "must be positive"))
+    problems.extend(
+        Problem(f"server.{field}", "must be positive")
+        for field in (
+            "max_body_bytes",
+            "header_timeout_s",
+            "body_timeout_s",
+            "write_idle_timeout_s",
+            "drain_timeout_s",
+        )
+        if getattr(server, field) <= 0
+    )
     storage = settings.storage
     if not storage.heartbeat_s > 0:
         problems.append(Problem("storage.heartbeat_s", "must be positive"))

@@ -57,6 +57,16 @@ class ServerSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=
     port: int = 8080
     admin_port: int = 8090
     max_body_bytes: int = 64 * 1024 * 1024
+    # A client must send its request line and headers, then its body, within these; a
+    # connection that trickles bytes is answered 408 and closed (uvicorn has no deadline).
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    # A client that has stopped taking its answer (less than 64 KiB in this long while
+    # bytes wait for it) is cut off, and its request is accounted as a disconnect.
+    write_idle_timeout_s: float = 30.0
+    # On SIGTERM: how long requests in flight may run on before streams are ended with an
+    # in-band error and waiting calls are answered 503; readiness is false meanwhile.
+    drain_timeout_s: float = 10.0
     # Mounts the provider emulators under /emulator on the public port, for the demo.
     emulator: bool = False
 
