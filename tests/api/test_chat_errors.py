@@ -484,3 +484,11 @@ def test_the_admin_api_cuts_what_it_echoes(locked_gateway: tuple[str, str]) -> N
         response = httpx.request(method, f"{admin}{path}", json=body, headers=MASTER, timeout=30)
         assert 400 <= response.status_code < 500, (path[:40], response.text[:300])
         assert len(response.content) < 1000, (path[:40], response.text[:300])
+
+
+def test_a_long_unknown_path_is_cut_in_the_404_and_405(http: httpx.Client) -> None:
+    response = http.get("/v1/" + "p" * 60_000)
+    assert error_of(response, 404)["code"] == "not_found"
+    assert len(response.content) < 1000
+    response = http.request("PATCH", "/v1/models")
+    assert error_of(response, 405)["message"] == "PATCH is not allowed on '/v1/models'."

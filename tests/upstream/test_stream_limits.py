@@ -8,6 +8,8 @@ that never ends and a 200 answer over ``max_response_bytes``.
 
 from __future__ import annotations
 
+import functools
+import gzip
 import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -71,6 +73,11 @@ async def _until_gone(request: Request) -> AsyncIterator[bytes]:
         yield KB * 64
 
 
+@functools.cache
+def _bomb() -> bytes:
+    return gzip.compress(b"{" + b" " * (256 * 1024 * 1024) + b"}", compresslevel=1)
+
+
 def upstream_app() -> Starlette:
     async def chat(request: Request) -> Response:
         kind = request.path_params["kind"]
@@ -86,6 +93,11 @@ def upstream_app() -> Starlette:
             case "error-forever":
                 body = _until_gone(request)
                 return StreamingResponse(body, status_code=500, media_type="text/plain")
+            case "gzip-bomb":  # 256 MB of JSON whitespace in 256 KB on the wire
+                headers = {"content-encoding": "gzip"}
+                return Response(_bomb(), headers=headers, media_type="application/json")
+            case "huge-header":
+                return Response(b"{}", headers={"x-big": "h" * 100_000})
             case _:  # "huge-answer": a 200 over max_response_bytes, by its Content-Length
                 return Response(b"{" + b" " * (CAP + 10) + b"}", media_type="application/json")
 
@@ -108,7 +120,15 @@ providers:
 models:
 {models}
 """
-KINDS = ["big", "endless-first", "endless-later", "error-forever", "huge-answer"]
+KINDS = [
+    "big",
+    "endless-first",
+    "endless-later",
+    "error-forever",
+    "huge-answer",
+    "gzip-bomb",
+    "huge-header",
+]
 
 
 @pytest.fixture(scope="module")
@@ -189,3 +209,19 @@ def test_an_answer_over_max_response_bytes_is_a_502(gateway: str) -> None:
     error = response.json()["error"]
     assert error["code"] == "upstream_error"
     assert "(providers[].max_response_bytes)" in error["message"]
+
+
+def test_a_compressed_answer_is_capped_by_what_it_inflates_to(gateway: str) -> None:
+    response = ask(gateway, "gzip-bomb", stream=False)
+    assert response.status_code == 502, response.text[:300]
+    assert "(providers[].max_response_bytes)" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_provider_header_over_the_http_clients_bound_is_an_upstream_failure(
+    gateway: str, stream: bool
+) -> None:
+    response = ask(gateway, "huge-header", stream=stream)
+    assert response.status_code == 503, response.text[:300]
+    assert response.json()["error"]["code"] == "upstream_unavailable"
+    assert len(response.content) < 2000
