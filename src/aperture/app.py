@@ -21,7 +21,7 @@ from aperture.api.chat import new_request_id
 from aperture.api.middleware import RequestIdMiddleware, TracingMiddleware
 from aperture.api.routes import Endpoint, direct_routes, public_routes
 from aperture.dialects.openai.outbound import render_error
-from aperture.errors import GatewayError, InvalidRequestError, NotFoundError
+from aperture.errors import GatewayError, InvalidRequestError, NotFoundError, clip, quote
 from aperture.services import open_services
 from aperture.settings import Settings
 from aperture.tracing import NO_TRACER, Tracer
@@ -126,9 +126,11 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     error: GatewayError
     if exc.status_code == 405:
-        error = _MethodNotAllowedError(f"{request.method} is not allowed on {request.url.path}.")
+        # The path and method are the client's: quoted with a bound, like every echoed value.
+        method, path = clip(request.method, 16), quote(request.scope["path"])
+        error = _MethodNotAllowedError(f"{method} is not allowed on {path}.")
     elif exc.status_code == 404:
-        error = NotFoundError(f"There is no endpoint at {request.url.path}.")
+        error = NotFoundError(f"There is no endpoint at {quote(request.scope['path'])}.")
     else:
         error = InvalidRequestError(str(exc.detail))
     return Response(render_error(error), error.status_code, media_type="application/json")

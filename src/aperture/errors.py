@@ -39,6 +39,11 @@ enter (``raise ... from``) and rendered once, where they leave, in the client's 
         └── UpstreamTimeoutError         504 upstream_timeout
 
 Retries and failover are decided by class and ``retryable``, never by message text.
+
+A client's value is echoed in a message only through ``quote`` (cut to ``QUOTE_CHARS``), and a
+foreign exception's text only through ``clip``: a 50 MB model name makes a short error, not a
+50 MB one. As a last line, every message is clipped to ``MESSAGE_CHARS`` and every ``param``
+to ``PARAM_CHARS`` when the error is made.
 """
 
 from __future__ import annotations
@@ -47,6 +52,9 @@ from collections.abc import Mapping
 from typing import ClassVar
 
 __all__ = [
+    "MESSAGE_CHARS",
+    "PARAM_CHARS",
+    "QUOTE_CHARS",
     "BudgetExceededError",
     "ConflictError",
     "GatewayError",
@@ -78,7 +86,36 @@ __all__ = [
     "UpstreamRejectedError",
     "UpstreamTimeoutError",
     "UpstreamUnavailableError",
+    "clip",
+    "quote",
 ]
+
+QUOTE_CHARS = 100
+"""How much of one client value a message shows."""
+MESSAGE_CHARS = 4096
+"""The longest message any error carries (a backstop: values are quoted far shorter)."""
+PARAM_CHARS = 256
+"""The longest ``param`` path (a path can hold a client's key name)."""
+
+
+def quote(value: object, limit: int = QUOTE_CHARS) -> str:
+    """``value`` quoted for a message, cut to ``limit`` characters with its original length.
+
+    ``quote("gpt-4o")`` is ``'gpt-4o'``; a 50 MB name is its first ``limit`` characters,
+    an ellipsis and ``(52428800 characters)``. Control characters are escaped by ``repr``,
+    so a value cannot forge lines in a log either.
+    """
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit] + '…'!r} ({len(text)} characters)"
+
+
+def clip(text: str, limit: int = 2 * QUOTE_CHARS) -> str:
+    """``text`` (a foreign exception's message, which may embed a value) cut to ``limit``."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text)} characters)"
 
 
 class GatewayError(Exception):
@@ -96,9 +133,10 @@ class GatewayError(Exception):
         param: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
+        message = clip(message, MESSAGE_CHARS)
         super().__init__(message)
         self.message = message
-        self.param = param
+        self.param = clip(param, PARAM_CHARS) if param is not None else None
         self.headers: dict[str, str] = dict(headers or {})
 
     @property

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import msgspec
 import openai
 import pytest
 
+from aperture.app import create_apps
+from aperture.settings import AuthSettings, Settings
+from aperture.settings.schema import StorageSettings
 from tests import sample_images
+from tests.servers import serve_together
 
 JPEG = sample_images.data_uri(sample_images.jpeg(64, 48), "image/jpeg")
 
@@ -264,3 +270,225 @@ def test_the_sdk_raises_on_a_mid_stream_error(client: openai.OpenAI) -> None:
     with pytest.raises(openai.APIError):
         for _ in stream:
             pass
+
+
+# Invalid UTF-8 and echoed values, on every endpoint that reads a body or a key.
+
+CHAT_ENDPOINTS = {
+    "/v1/chat/completions": b'{"model":"demo-vision","messages":[{"role":"user","content":"%s"}]}',
+    "/c1/chat": b'{"model":"demo-vision","message":"%s"}',
+    "/v1/messages": (
+        b'{"model":"claude-vision","max_tokens":9,"messages":[{"role":"user","content":"%s"}]}'
+    ),
+}
+BAD_BYTES = {
+    "a lone continuation byte": b"caf\x80",
+    "a truncated sequence": b"caf\xc3",
+    "an overlong encoding": b"\xc0\xaf",
+    "a surrogate encoded in UTF-8": b"\xed\xa0\x80",
+    "a byte that is never UTF-8": b"\xff",
+}
+
+
+def _invalid_json_at(response: httpx.Response, at: int) -> str:
+    assert response.status_code == 400, response.text
+    body = response.json()
+    error = body["error"]
+    assert error["code"] == "invalid_json"
+    assert f"at byte {at}." in error["message"]
+    return str(error["message"])
+
+
+@pytest.mark.parametrize("bad", BAD_BYTES.values(), ids=list(BAD_BYTES))
+@pytest.mark.parametrize("path", list(CHAT_ENDPOINTS))
+def test_invalid_utf8_in_a_message_is_a_400_with_its_byte(
+    http: httpx.Client, path: str, bad: bytes
+) -> None:
+    body = CHAT_ENDPOINTS[path].replace(b"%s", b"hello " + bad)
+    at = body.index(bad) + (3 if bad.startswith(b"caf") else 0)
+    _invalid_json_at(http.post(path, content=body), at)
+
+
+@pytest.mark.parametrize("path", list(CHAT_ENDPOINTS))
+@pytest.mark.parametrize(
+    "where",
+    [
+        # A key, a passed-through value and a skipped nested field: msgspec never decodes
+        # them to text, so only a check of the whole body catches them.
+        b'"k\xff":1,',
+        b'"x_custom":"v\xfe",',
+        b'"metadata":{"deep":[{"n\xc3":"\xe9t\xe9"}]},',
+    ],
+)
+def test_invalid_utf8_anywhere_in_a_body_is_a_400(
+    http: httpx.Client, path: str, where: bytes
+) -> None:
+    body = b"{" + where + CHAT_ENDPOINTS[path].replace(b"%s", b"hi")[1:]
+    bad = next(i for i, byte in enumerate(body) if byte >= 0x80)
+    _invalid_json_at(http.post(path, content=body), bad)
+
+
+def test_invalid_utf8_in_a_data_uri_is_a_400(http: httpx.Client) -> None:
+    body = msgspec.json.encode(image_request(JPEG))
+    cut = body.index(b"base64,") + 20
+    body = body[:cut] + b"\xff" + body[cut:]
+    _invalid_json_at(http.post("/v1/chat/completions", content=body), cut)
+    body = msgspec.json.encode({"model": "demo-vision", "message": "x", "images": [{"url": JPEG}]})
+    cut = body.index(b"base64,") + 40
+    body = body[:cut] + b"\x80\x80" + body[cut:]
+    _invalid_json_at(http.post("/c1/chat", content=body), cut)
+
+
+def test_valid_utf8_still_passes(http: httpx.Client) -> None:
+    body = CHAT_ENDPOINTS["/v1/chat/completions"].replace(b"%s", "café 😀 日本".encode())
+    response = http.post("/v1/chat/completions", content=body)
+    assert response.status_code == 200, response.text
+
+
+def test_a_huge_echoed_model_name_makes_a_short_error(http: httpx.Client) -> None:
+    name = "m" * 2_500_000
+    for path, body in [
+        ("/v1/chat/completions", {"model": name, "messages": [{"role": "user", "content": "x"}]}),
+        ("/c1/chat", {"model": name, "message": "x"}),
+        (
+            "/v1/messages",
+            {"model": name, "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]},
+        ),
+    ]:
+        response = http.post(path, json=body)
+        assert response.status_code == 404, response.text[:300]
+        assert len(response.content) < 1000
+        assert "(2500000 characters)" in response.text
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "param"),
+    [
+        # msgspec's own messages quote the value: an unknown enum, an unknown field.
+        (
+            {"model": "demo-vision", "messages": [{"role": "r" * 2_000_000, "content": "x"}]},
+            400,
+            "messages[0].role",
+        ),
+        (
+            {"model": "demo-vision", "message": "x", "images": [{"url": JPEG, "k" * 2_000_000: 1}]},
+            400,
+            "images[0]",
+        ),
+    ],
+)
+def test_msgspec_messages_that_embed_a_value_are_cut(
+    http: httpx.Client, body: dict[str, Any], status: int, param: str
+) -> None:
+    path = "/c1/chat" if "message" in body else "/v1/chat/completions"
+    response = http.post(path, json=body)
+    error = error_of(response, status)
+    assert error["param"] == param
+    assert len(response.content) < 1000
+
+
+def test_a_huge_duplicated_key_is_cut_in_message_and_param(http: httpx.Client) -> None:
+    key = b"k" * 1_000_000
+    body = b'{"model":"demo-vision","messages":[],"' + key + b'":1,"' + key + b'":2}'
+    response = http.post("/v1/chat/completions", content=body)
+    error = error_of(response, 400)
+    assert error["code"] == "invalid_json"
+    assert len(response.content) < 1000
+    assert "(1000000 characters)" in error["message"]
+    assert error["param"].startswith("kkk") and len(error["param"]) < 300
+
+
+def test_models_ignores_bytes_it_cannot_read(http: httpx.Client) -> None:
+    response = http.get("/v1/models?include_meta=%ff%fe")
+    assert response.status_code == 200, response.text
+
+
+# The same on a gateway that requires keys, and on its admin API.
+
+MASTER = {"authorization": "Bearer sk-master"}
+
+
+@pytest.fixture(scope="module")
+def locked_gateway(
+    gateway_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, str]]:
+    state = tmp_path_factory.mktemp("locked")
+    settings = msgspec.structs.replace(
+        gateway_settings,
+        auth=AuthSettings(master_key="sk-master", key_pepper="pepper"),
+        storage=StorageSettings(database=f"sqlite:///{state}/db.sqlite", spool_dir=str(state)),
+    )
+    with serve_together(*create_apps(settings)) as (public, admin):
+        yield public, admin
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        (b"authorization", b"Bearer sk-\xff\xfe\x80"),
+        (b"authorization", b"Bearer sk-master\xc3"),
+        (b"x-api-key", b"\xed\xa0\x80"),
+        (b"authorization", b"Bearer " + b"\xff" * 6000),
+    ],
+)
+def test_invalid_utf8_in_a_key_is_a_401(
+    locked_gateway: tuple[str, str], header: tuple[bytes, bytes]
+) -> None:
+    public, admin = locked_gateway
+    body = CHAT_ENDPOINTS["/v1/chat/completions"].replace(b"%s", b"hi")
+    for method, url in [
+        ("POST", f"{public}/v1/chat/completions"),
+        ("POST", f"{public}/v1/messages"),
+        ("POST", f"{public}/c1/chat"),
+        ("GET", f"{public}/v1/models"),
+        ("GET", f"{admin}/v1/admin/keys"),
+        ("POST", f"{admin}/v1/admin/keys"),
+    ]:
+        response = httpx.request(method, url, content=body, headers=[header], timeout=30)
+        assert response.status_code == 401, (url, response.text)
+        assert len(response.content) < 1000
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/admin/keys", b'{"name":"caf\xe9"}'),
+        ("/v1/admin/keys", b'{"name":"ok","tenant\xff":"t"}'),
+        ("/v1/admin/routes", b'{"id":"r","providers":[{"provider":"emu\x80"}]}'),
+        ("/v1/admin/models", b'{"name":"m","provider":"emu","x":"\xc3"}'),
+    ],
+)
+def test_invalid_utf8_on_the_admin_api_is_a_400(
+    locked_gateway: tuple[str, str], path: str, body: bytes
+) -> None:
+    response = httpx.post(f"{locked_gateway[1]}{path}", content=body, headers=MASTER, timeout=30)
+    bad = next(i for i, byte in enumerate(body) if byte >= 0x80)
+    _invalid_json_at(response, bad)
+
+
+def test_the_admin_api_cuts_what_it_echoes(locked_gateway: tuple[str, str]) -> None:
+    admin = locked_gateway[1]
+    long = "z" * 1_000_000
+    for method, path, body in [
+        ("POST", "/v1/admin/keys", {"name": "n", long: 1}),
+        ("POST", "/v1/admin/routes", {"id": "r", "providers": [{"provider": long}]}),
+        ("POST", "/v1/admin/models", {"name": "m", "provider": long}),
+        ("PUT", "/v1/admin/models/m", {"name": long, "provider": "emu"}),
+        ("GET", "/v1/admin/keys/" + "q" * 8000, None),
+        ("GET", "/v1/admin/routes/" + "q" * 8000, None),
+        ("GET", "/v1/admin/audit?" + "w" * 8000 + "=1", None),
+        ("GET", "/v1/admin/audit?limit=" + "w" * 8000, None),
+        ("GET", "/v1/admin/audit?since=" + "w" * 8000, None),
+        ("PATCH", "/v1/admin/" + "p" * 8000, None),
+    ]:
+        response = httpx.request(method, f"{admin}{path}", json=body, headers=MASTER, timeout=30)
+        assert 400 <= response.status_code < 500, (path[:40], response.text[:300])
+        assert len(response.content) < 1000, (path[:40], response.text[:300])
+
+
+def test_a_long_unknown_path_is_cut_in_the_404_and_405(http: httpx.Client) -> None:
+    response = http.get("/v1/" + "p" * 60_000)
+    assert error_of(response, 404)["code"] == "not_found"
+    assert len(response.content) < 1000
+    response = http.request("PATCH", "/v1/models")
+    assert error_of(response, 405)["message"] == "PATCH is not allowed on '/v1/models'."

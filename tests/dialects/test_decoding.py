@@ -5,8 +5,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aperture.dialects.decoding import decode_request, top_level_keys
-from aperture.errors import InvalidJsonError, InvalidRequestError
+from aperture.dialects import decoding
+from aperture.dialects.decoding import check_utf8, decode_request, top_level_keys
+from aperture.errors import (
+    MESSAGE_CHARS,
+    PARAM_CHARS,
+    QUOTE_CHARS,
+    InvalidJsonError,
+    InvalidRequestError,
+    clip,
+    quote,
+)
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(),
@@ -69,3 +78,52 @@ def test_bad_bodies_are_400s_with_a_param(
         decode_request(body, DECODER)
     assert caught.value.status == 400
     assert caught.value.param == param
+
+
+BAD_UTF8 = [b"\xff", b"\x80", b"\xc3", b"\xe2\x82", b"\xf0\x9f\x98", b"\xed\xa0\x80", b"\xc0\xaf"]
+
+
+@given(st.text(alphabet="aé€😀", max_size=12), st.integers(0, 12), st.sampled_from(BAD_UTF8))
+def test_check_utf8_names_the_first_bad_byte_across_windows(
+    text: str, cut: int, bad: bytes
+) -> None:
+    raw = text.encode()
+    body = raw[:cut] + bad + raw[cut:]
+    try:
+        body.decode()
+    except UnicodeDecodeError as exc:
+        expected = exc.start
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(decoding, "_UTF8_WINDOW", 3)  # sequences cut by every window edge
+        with pytest.raises(InvalidJsonError) as caught:
+            check_utf8(body)
+    assert f"at byte {expected}." in caught.value.message
+
+
+@given(st.text(max_size=40))
+def test_check_utf8_passes_every_valid_text(text: str) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(decoding, "_UTF8_WINDOW", 3)
+        check_utf8(text.encode(errors="ignore"))  # lone surrogates are not text
+
+
+def test_a_bad_byte_in_a_passed_through_field_is_invalid_json() -> None:
+    with pytest.raises(InvalidJsonError) as caught:
+        decode_request(b'{"model":"a","data":{"k\xff":"v"}}', DECODER)
+    assert "at byte 23." in caught.value.message
+
+
+def test_quote_cuts_long_values_and_says_how_long() -> None:
+    assert quote("gpt-4o") == "'gpt-4o'"
+    assert quote(7) == "'7'"
+    quoted = quote("x" * 50_000_000)
+    assert quoted == f"'{'x' * QUOTE_CHARS}…' (50000000 characters)"
+    assert quote("a\nb\x00") == repr("a\nb\x00")  # no forged log lines
+    assert clip("y" * 500) == "y" * 200 + "… (500 characters)"
+
+
+def test_every_error_is_bounded_whatever_its_maker_passed() -> None:
+    error = InvalidRequestError("m" * 10_000_000, param="p" * 1_000_000)
+    assert len(error.message) < MESSAGE_CHARS + 40
+    assert str(error) == error.message
+    assert error.param is not None and len(error.param) < PARAM_CHARS + 40

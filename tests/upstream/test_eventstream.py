@@ -11,6 +11,7 @@ from botocore.eventstream import EventStreamBuffer
 from hypothesis import given
 from hypothesis import strategies as st
 
+from aperture.upstream import eventstream
 from aperture.upstream.eventstream import (
     MAX_HEADERS_LENGTH,
     EventStreamDecoder,
@@ -18,6 +19,7 @@ from aperture.upstream.eventstream import (
     Frame,
     encode_frame,
 )
+from aperture.upstream.lines import FrameTooLargeError
 
 EVENT_HEADERS = {
     ":event-type": "contentBlockDelta",
@@ -167,7 +169,6 @@ def prelude(total: int, headers_length: int) -> bytes:
         (15, 0, "impossible"),
         (20, 5, "impossible"),
         (16 + MAX_HEADERS_LENGTH + 1, MAX_HEADERS_LENGTH + 1, "headers of"),
-        (16 + 25 * 1024 * 1024, 0, "payload of"),
     ],
 )
 def test_impossible_or_oversized_lengths_are_refused_from_the_prelude(
@@ -176,6 +177,27 @@ def test_impossible_or_oversized_lengths_are_refused_from_the_prelude(
     # Refused before the rest of the frame arrives: nothing huge is ever buffered.
     with pytest.raises(EventStreamError, match=message):
         EventStreamDecoder().feed(prelude(total, headers_length))
+
+
+@pytest.mark.parametrize(
+    ("limit", "payload", "refused"),
+    [
+        (None, 16 * 1024 * 1024, False),
+        (None, 16 * 1024 * 1024 + 1, True),
+        (1000, 1000, False),
+        (1000, 1001, True),
+        (10**9, 25 * 1024 * 1024, True),  # never more than botocore reads
+    ],
+)
+def test_a_payload_over_the_cap_is_refused_from_the_prelude(
+    limit: int | None, payload: int, refused: bool
+) -> None:
+    decoder = EventStreamDecoder() if limit is None else EventStreamDecoder(limit)
+    if refused:
+        with pytest.raises(FrameTooLargeError, match="max_event_bytes"):
+            decoder.feed(prelude(16 + payload, 0))
+    else:
+        assert decoder.feed(prelude(16 + payload, 0)) == []
 
 
 @pytest.mark.parametrize(
@@ -193,3 +215,28 @@ def test_impossible_or_oversized_lengths_are_refused_from_the_prelude(
 def test_malformed_headers_are_refused(headers: bytes, message: str) -> None:
     with pytest.raises(EventStreamError, match=message):
         EventStreamDecoder().feed(frame(headers, b""))
+
+
+def test_an_8_mb_frame_in_small_chunks_is_checksummed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The work that grows with a frame is its CRC: count the bytes CRC'd. A decoder that
+    # re-checked its whole buffer per chunk would CRC ~2,000 times the frame's size here.
+    crc32 = zlib.crc32
+    crc_bytes = 0
+
+    def counted(data: bytes, value: int = 0) -> int:
+        nonlocal crc_bytes
+        crc_bytes += len(data)
+        return crc32(data, value)
+
+    monkeypatch.setattr(eventstream.zlib, "crc32", counted)
+    payload = bytes(range(256)) * (8 * 4096)  # 8 MiB
+    data = encode_frame(EVENT_HEADERS, payload) * 2
+    crc_bytes = 0
+    decoder = EventStreamDecoder()
+    frames = [
+        frame for at in range(0, len(data), 4096) for frame in decoder.feed(data[at : at + 4096])
+    ]
+    assert [frame.payload == payload for frame in frames] == [True, True]
+    assert decoder.buffered == 0
+    feeds = len(data) // 4096 + 1
+    assert crc_bytes <= len(data) + 8 * feeds  # each frame once, each prelude once per feed

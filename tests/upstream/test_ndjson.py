@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from aperture.upstream.lines import FrameTooLargeError
 from aperture.upstream.ndjson import NdjsonDecoder
 
 
@@ -64,3 +66,34 @@ def test_any_chunking_yields_the_same_lines(objects: list[dict[str, str]], cuts:
     decoder = NdjsonDecoder()
     lines = [line for chunk in chunks for line in decoder.feed(chunk)] + decoder.flush()
     assert [json.loads(line) for line in lines] == objects
+
+
+def test_an_8_mb_line_in_small_chunks_is_scanned_once() -> None:
+    # A splitter that appended to bytes (``buffer += chunk``) copied its whole buffer per
+    # chunk: ~8,000 times the line's size here. This one searches each byte once.
+    line = b'{"response":"' + b"x" * (8 * 1024 * 1024) + b'"}'
+    stream = line + b"\n" + b'{"done":true}'
+    decoder = NdjsonDecoder()
+    lines = []
+    for at in range(0, len(stream), 1024):
+        lines += decoder.feed(stream[at : at + 1024])
+    lines += decoder.flush()
+    assert lines == [line.decode(), '{"done":true}']
+    assert decoder.scanned == len(stream)
+
+
+@pytest.mark.parametrize("chunk", [1, 700, 5000])
+def test_a_line_over_the_cap_is_refused_once_it_is_over(chunk: int) -> None:
+    decoder = NdjsonDecoder(max_event_bytes=4096)
+    fed = 0
+    while True:  # the line never ends: the decoder must give up once it is over the cap
+        try:
+            decoder.feed(b"x" * chunk)
+        except FrameTooLargeError as exc:
+            refused = exc
+            break
+        fed += chunk
+    assert "over the limit of 4096 bytes" in str(refused)
+    assert refused.limit == 4096
+    assert fed <= 4096 + chunk
+    assert NdjsonDecoder(max_event_bytes=4096).feed(b"y" * 4096 + b"\n") == ["y" * 4096]

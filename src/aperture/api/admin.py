@@ -23,12 +23,15 @@ from aperture.api.openapi import admin_document
 from aperture.dialects.decoding import decode_request
 from aperture.dialects.openai.outbound import render_error
 from aperture.errors import (
+    QUOTE_CHARS,
     ConflictError,
     GatewayError,
     InvalidApiKeyError,
     InvalidRequestError,
     NotFoundError,
     ServiceUnavailableError,
+    clip,
+    quote,
 )
 from aperture.governance.budgets import BudgetBook, BudgetLine
 from aperture.governance.keys import INVALID_KEY_MESSAGE, Principal
@@ -158,7 +161,7 @@ async def _key(request: Request) -> Response:
 
 
 def _key_not_found(key_id: str) -> GatewayError:
-    return NotFoundError(f"There is no API key {key_id!r}.", param="key_id")
+    return NotFoundError(f"There is no API key {quote(key_id)}.", param="key_id")
 
 
 async def _audit(request: Request) -> Response:
@@ -182,7 +185,7 @@ def _audit_query(request: Request) -> AuditQuery:
         since = _time(params.get("since"))
         until = _time(params.get("until"))
     except ValueError as exc:
-        raise InvalidRequestError(f"Invalid audit filter: {exc}") from exc
+        raise InvalidRequestError(f"Invalid audit filter: {clip(str(exc))}") from exc
     unknown = set(params) - {
         "request_id",
         "key_id",
@@ -195,7 +198,7 @@ def _audit_query(request: Request) -> AuditQuery:
         "format",
     }
     if unknown:
-        raise InvalidRequestError(f"Unknown audit filter {sorted(unknown)[0]!r}.")
+        raise InvalidRequestError(f"Unknown audit filter {quote(sorted(unknown)[0])}.")
     return AuditQuery(
         request_id=params.get("request_id"),
         key_id=params.get("key_id"),
@@ -257,7 +260,7 @@ async def _collection(request: Request, docs: _Documents) -> Response:
             await store.put(docs.doc_id(value), _encode(value), mode="create")
         except RecordExistsError as exc:
             raise ConflictError(
-                f"A {docs.noun} {docs.doc_id(value)!r} exists; PUT it to change it."
+                f"A {docs.noun} {quote(docs.doc_id(value))} exists; PUT it to change it."
             ) from exc
         await services.sync.refresh()
         return _json(value, 201)
@@ -273,21 +276,21 @@ async def _document(request: Request, docs: _Documents) -> Response:
         if request.method == "GET":
             found = await store.get(doc_id)
             if found is None:
-                raise NotFoundError(f"There is no {docs.noun} {doc_id!r}.")
+                raise NotFoundError(f"There is no {docs.noun} {quote(doc_id)}.")
             return _json(msgspec.Raw(found.body))
         if request.method == "DELETE":
             if not await store.delete(doc_id):
-                raise NotFoundError(f"There is no {docs.noun} {doc_id!r}.")
+                raise NotFoundError(f"There is no {docs.noun} {quote(doc_id)}.")
             await services.sync.refresh()
             return _json({"id": doc_id, "deleted": True})
         value = await _definition(request, docs, services)
         if docs.doc_id(value) != doc_id:
             field = "id" if docs is _ROUTES else "name"
-            raise InvalidRequestError(f"The {field} must be {doc_id!r}.", param=field)
+            raise InvalidRequestError(f"The {field} must be {quote(doc_id)}.", param=field)
         try:
             await store.put(doc_id, _encode(value), mode="replace")
         except RecordNotFoundError as exc:
-            raise NotFoundError(f"There is no {docs.noun} {doc_id!r}; POST it.") from exc
+            raise NotFoundError(f"There is no {docs.noun} {quote(doc_id)}; POST it.") from exc
         await services.sync.refresh()
         return _json(value)
     except GatewayError as error:
@@ -309,7 +312,7 @@ async def _definition(
     for param, provider in named:
         if provider not in known:
             raise InvalidRequestError(
-                f"Unknown provider {provider!r} (configured: {', '.join(known)}).", param=param
+                f"Unknown provider {quote(provider)} (configured: {', '.join(known)}).", param=param
             )
     return value
 
@@ -381,4 +384,8 @@ async def _openapi(request: Request) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    return _error(InvalidRequestError(f"{request.method} {request.url.path}: {exc.detail}"))
+    return _error(
+        InvalidRequestError(
+            f"{clip(request.method, 16)} {clip(request.scope['path'], QUOTE_CHARS)}: {exc.detail}"
+        )
+    )

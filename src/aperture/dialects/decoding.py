@@ -1,20 +1,24 @@
 """Decode a JSON request body once, strictly, into a dialect's wire type.
 
-Every failure becomes a 400 with the path of the offending field: malformed JSON, deep
-nesting, out-of-range numbers, wrong types and duplicate top-level keys (a provider that
-keeps the first of two ``model`` keys would run a model the gateway never authorised).
+Every failure becomes a 400 with the path of the offending field: malformed JSON, invalid
+UTF-8 (anywhere: msgspec only checks the strings it keeps, and a skipped or passed-through
+field would otherwise reach a provider, or a later ``.decode()``, as a 500), deep nesting,
+out-of-range numbers, wrong types and duplicate top-level keys (a provider that keeps the
+first of two ``model`` keys would run a model the gateway never authorised). Messages quote
+what the client sent only through ``errors.quote`` / ``errors.clip``: bounded.
 """
 
 from __future__ import annotations
 
+import codecs
 import re
 from typing import Any, TypeVar
 
 import msgspec
 
-from aperture.errors import InvalidJsonError, InvalidRequestError
+from aperture.errors import InvalidJsonError, InvalidRequestError, clip, quote
 
-__all__ = ["decode_request", "top_level_keys"]
+__all__ = ["check_utf8", "decode_request", "top_level_keys"]
 
 T = TypeVar("T")
 
@@ -23,6 +27,9 @@ T = TypeVar("T")
 _TOKEN = re.compile(rb'"([^"\\]{0,256})"[ \t\r\n]*(:?)|["{}\[\]]')
 _WHITESPACE = re.compile(rb"[ \t\r\n]*")
 _MISSING = re.compile(r"Object missing required field `([^`]+)`")
+# UTF-8 is checked in windows: each window's text is dropped at once, so a 20 MB body costs
+# one 1 MB string at a time rather than a 20 MB copy.
+_UTF8_WINDOW = 1 << 20
 
 
 def decode_request(body: bytes, decoder: msgspec.json.Decoder[T]) -> tuple[T, list[str]]:
@@ -34,21 +41,50 @@ def decode_request(body: bytes, decoder: msgspec.json.Decoder[T]) -> tuple[T, li
     """
     if not body.strip():
         raise InvalidJsonError("The request body is empty; send a JSON object.")
+    check_utf8(body)
     try:
         value = decoder.decode(body)
     except msgspec.ValidationError as exc:
         message, param = _split_validation_error(str(exc))
-        raise InvalidRequestError(f"Invalid request: {message}", param=param) from exc
+        raise InvalidRequestError(f"Invalid request: {clip(message)}", param=param) from exc
     except msgspec.DecodeError as exc:
-        raise InvalidJsonError(f"The body is not valid JSON: {exc}") from exc
+        raise InvalidJsonError(f"The body is not valid JSON: {clip(str(exc))}") from exc
+    except UnicodeDecodeError as exc:  # check_utf8 passed the body: a defence in depth
+        raise InvalidJsonError("The body is not valid UTF-8.") from exc
     except RecursionError as exc:
         raise InvalidJsonError("The body is nested too deeply to be a chat request.") from exc
     keys = top_level_keys(body)
     if len(keys) != len(set(keys)):
         seen: set[str] = set()
         duplicate = next(k for k in keys if k in seen or seen.add(k))  # type: ignore[func-returns-value]
-        raise InvalidJsonError(f"The key {duplicate!r} appears more than once.", param=duplicate)
+        raise InvalidJsonError(
+            f"The key {quote(duplicate)} appears more than once.", param=duplicate
+        )
     return value, keys
+
+
+def check_utf8(body: bytes) -> None:
+    """Refuse a body that is not UTF-8, naming the first bad byte.
+
+    Raises:
+        InvalidJsonError: with the byte offset of the first invalid sequence.
+    """
+    if body.isascii():  # most bodies, base64 images included: one memchr-speed pass
+        return
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    view = memoryview(body)
+    for start in range(0, len(body), _UTF8_WINDOW):
+        # The decoder holds back a sequence cut by the last window, and counts from it.
+        held = len(decoder.getstate()[0])
+        end = start + _UTF8_WINDOW
+        try:
+            decoder.decode(view[start:end], final=end >= len(body))
+        except UnicodeDecodeError as exc:
+            at = start - held + exc.start
+            raise InvalidJsonError(
+                f"The body is not valid UTF-8: {exc.reason} at byte {at}. JSON text must be "
+                "UTF-8; send other bytes as base64.",
+            ) from exc
 
 
 def top_level_keys(body: bytes) -> list[str]:

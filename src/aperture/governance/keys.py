@@ -32,7 +32,12 @@ from datetime import UTC, datetime
 import anyio
 import msgspec
 
-from aperture.errors import InvalidApiKeyError, ModelNotAllowedError, ServiceUnavailableError
+from aperture.errors import (
+    InvalidApiKeyError,
+    ModelNotAllowedError,
+    ServiceUnavailableError,
+    quote,
+)
 from aperture.storage import ApiKey, KeyStore, StorageError
 from aperture.storage.records import BudgetPeriod
 
@@ -83,7 +88,7 @@ class Principal(msgspec.Struct, frozen=True):
         allowed = self.key.models if self.key is not None else None
         if allowed is not None and not any(name in allowed for name in names):
             raise ModelNotAllowedError(
-                f"This API key may not use the model {names[-1]!r}.", param="model"
+                f"This API key may not use the model {quote(names[-1])}.", param="model"
             )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from aperture.errors import ImageDecodeError
+from aperture.errors import ImageDecodeError, quote
 
 __all__ = ["DataUri", "parse_data_uri"]
 
@@ -43,7 +43,7 @@ def parse_data_uri(uri: str, *, param: str | None = None) -> DataUri:
             param=param,
         )
     if "/" not in mime:
-        raise ImageDecodeError(f"Malformed MIME type {mime!r} in the data URI.", param=param)
+        raise ImageDecodeError(f"Malformed MIME type {quote(mime)} in the data URI.", param=param)
     if header[-1].strip().lower() != "base64":
         raise ImageDecodeError(
             "The data URI is not base64-encoded: add ;base64 before the comma.", param=param

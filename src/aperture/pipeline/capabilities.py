@@ -11,6 +11,7 @@ from aperture.errors import (
     MaxTokensBelowMinimumError,
     TooManyImagesError,
     UnsupportedCapabilityError,
+    quote,
 )
 from aperture.model import Audio, ChatRequest, Image, Video
 from aperture.pipeline.context import RequestContext
@@ -57,14 +58,15 @@ class CheckCapabilities:
             limit = min(self._max_images, resolution.constraints.max_images or self._max_images)
             if images > limit:
                 raise TooManyImagesError(
-                    f"The request has {images} images; {request.model!r} takes at most {limit}.",
+                    f"The request has {images} images; {quote(request.model)} takes at most "
+                    f"{limit}.",
                     param="messages",
                 )
         minimum = resolution.constraints.min_max_tokens
         if minimum is not None and request.max_tokens is not None and request.max_tokens < minimum:
             field = ctx.locator.max_tokens
             raise MaxTokensBelowMinimumError(
-                f"{request.model!r} needs {field} >= {minimum}; the request asked for "
+                f"{quote(request.model)} needs {field} >= {minimum}; the request asked for "
                 f"{request.max_tokens}.",
                 param=field,
             )

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 
 import msgspec
 
-from aperture.errors import ModelNotFoundError
+from aperture.errors import ModelNotFoundError, quote
 from aperture.model.target import Target
 from aperture.routing.known_models import known_capabilities
 from aperture.settings import (
@@ -132,7 +132,8 @@ class Catalog:
             return self._route_resolution(route, name, entry)
         if entry is None:
             raise ModelNotFoundError(
-                f"The model {name!r} does not exist. GET /v1/models lists the models available.",
+                f"The model {quote(name)} does not exist. GET /v1/models lists the models "
+                "available.",
                 param="model",
             )
         return Resolution(

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from typing import cast
 
-from aperture.errors import UpstreamUnavailableError
+from aperture.errors import UpstreamError, UpstreamUnavailableError, clip
 from aperture.model import ChatRequest, ChatResponse, StreamEvent, Target
 from aperture.providers import Authorizes, Provider, StreamParser, provider_for
 from aperture.upstream import (
+    FrameTooLargeError,
     Timeouts,
     UpstreamClient,
     UpstreamRequest,
@@ -23,12 +25,18 @@ class EventStream:
     """A provider stream whose status was a success, as canonical events; ``aclose()`` it."""
 
     def __init__(
-        self, stream: UpstreamStream, parser: StreamParser, provider: Provider, name: str
+        self,
+        stream: UpstreamStream,
+        parser: StreamParser,
+        provider: Provider,
+        name: str,
+        max_event_bytes: int,
     ) -> None:
         self._stream = stream
         self._parser = parser
         self._provider = provider
         self._name = name
+        self._max_event_bytes = max_event_bytes
         self._events = self._read()
         self._first: list[StreamEvent] = []
 
@@ -46,23 +54,36 @@ class EventStream:
             yield event
 
     async def _read(self) -> AsyncIterator[StreamEvent]:
-        decoder = frame_decoder(self._provider.stream_framing)
+        decoder = frame_decoder(self._provider.stream_framing, self._max_event_bytes)
         async for chunk in self._stream.chunks():
-            try:
+            with self._framing():
                 frames = decoder.feed(chunk)
-            except ValueError as exc:
-                raise UpstreamUnavailableError(
-                    f"{self._name} sent a malformed stream.", provider=self._name
-                ) from exc
             for frame in frames:
                 for event in self._parser.feed(frame):
                     yield event
             if self._parser.done:
                 return
+        with self._framing():
+            frames = decoder.flush()  # a last NDJSON line without its newline still counts
+        for frame in frames:
+            for event in self._parser.feed(frame):
+                yield event
         if not self._parser.done and not self._provider.stream_ends_with_body:
             raise UpstreamUnavailableError(
                 f"{self._name} ended the stream before it was complete.", provider=self._name
             )
+
+    @contextmanager
+    def _framing(self) -> Iterator[None]:
+        """The decoder's errors in the gateway's terms: too large, or malformed."""
+        try:
+            yield
+        except FrameTooLargeError as exc:
+            raise UpstreamError(f"{self._name} sent {exc}.", provider=self._name) from exc
+        except ValueError as exc:
+            raise UpstreamUnavailableError(
+                f"{self._name} sent a malformed stream ({clip(str(exc))}).", provider=self._name
+            ) from exc
 
     async def aclose(self) -> None:
         try:
@@ -81,7 +102,9 @@ class Dispatcher:
         provider = provider_for(target.provider.kind)
         upstream = await _built(provider, request, target)
         name = target.provider.name
-        response = await self._client.send(upstream, _timeouts(target), provider=name)
+        response = await self._client.send(
+            upstream, _timeouts(target), provider=name, max_bytes=target.provider.max_response_bytes
+        )
         if response.status >= 300:
             raise provider.parse_error(response.status, response.body, response.headers, target)
         return provider.parse_response(response.body, target)
@@ -97,7 +120,9 @@ class Dispatcher:
             finally:
                 await stream.aclose()
             raise provider.parse_error(stream.status, body, stream.headers, target)
-        return EventStream(stream, provider.stream_parser(target), provider, name)
+        return EventStream(
+            stream, provider.stream_parser(target), provider, name, target.provider.max_event_bytes
+        )
 
 
 async def _built(provider: Provider, request: ChatRequest, target: Target) -> UpstreamRequest:

@@ -226,6 +226,11 @@ def _check_meaning(settings: Settings) -> list[Problem]:
             )
         if provider.timeout_s <= 0 or provider.connect_timeout_s <= 0:
             problems.append(Problem(f"{path}.timeout_s", "timeouts must be positive"))
+        problems.extend(
+            Problem(f"{path}.{field}", "must be positive")
+            for field in ("max_event_bytes", "max_response_bytes")
+            if getattr(provider, field) <= 0
+        )
     problems.extend(_check_models(settings, providers))
     problems.extend(_check_routes(settings, providers))
     problems.extend(Problem(path, msg) for path, msg in governance_problems(settings.governance))

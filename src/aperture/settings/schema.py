@@ -144,6 +144,10 @@ class ProviderSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_onl
     connect_timeout_s: float = 10.0
     first_byte_timeout_s: float = 120.0  # until the first event (reasoning models think first)
     idle_timeout_s: float = 120.0  # between two chunks of a stream
+    # One stream event (an SSE event, an NDJSON line, an event-stream frame) over this is the
+    # provider's failure, not memory the gateway holds; so is a whole answer over the other.
+    max_event_bytes: int = 16 * 1024 * 1024
+    max_response_bytes: int = 64 * 1024 * 1024
     # Which field carries the output cap upstream; OpenAI's newer models want the long name.
     max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
     api_version: str | None = None  # Azure OpenAI's api-version

@@ -7,11 +7,19 @@ from aperture.upstream.client import (
     UpstreamResponse,
     UpstreamStream,
 )
-from aperture.upstream.framing import FrameDecoder, Framing, frame_decoder
+from aperture.upstream.framing import (
+    DEFAULT_MAX_EVENT_BYTES,
+    FrameDecoder,
+    FrameTooLargeError,
+    Framing,
+    frame_decoder,
+)
 from aperture.upstream.sse import SseDecoder, SseEvent
 
 __all__ = [
+    "DEFAULT_MAX_EVENT_BYTES",
     "FrameDecoder",
+    "FrameTooLargeError",
     "Framing",
     "SseDecoder",
     "SseEvent",

@@ -2,6 +2,10 @@
 
 aiohttp errors never leave this module: connection failures become
 ``UpstreamUnavailableError`` and timeouts ``UpstreamTimeoutError``.
+
+Nothing a provider sends is held without bound: a whole answer over its ``max_bytes`` is an
+``UpstreamError``; an error body is read up to ``ERROR_BODY_BYTES`` and the rest dropped (the
+message is at its start); headers are bounded by aiohttp (128 lines of 8 KiB).
 """
 
 from __future__ import annotations
@@ -13,9 +17,19 @@ from types import TracebackType
 import aiohttp
 import msgspec
 
-from aperture.errors import UpstreamTimeoutError, UpstreamUnavailableError
+from aperture.errors import UpstreamError, UpstreamTimeoutError, UpstreamUnavailableError
 
-__all__ = ["Timeouts", "UpstreamClient", "UpstreamRequest", "UpstreamResponse", "UpstreamStream"]
+__all__ = [
+    "ERROR_BODY_BYTES",
+    "Timeouts",
+    "UpstreamClient",
+    "UpstreamRequest",
+    "UpstreamResponse",
+    "UpstreamStream",
+]
+
+ERROR_BODY_BYTES = 1024 * 1024
+"""How much of a provider's error body is read: enough for any message, never gigabytes."""
 
 
 class UpstreamRequest(msgspec.Struct, frozen=True):
@@ -50,9 +64,9 @@ class UpstreamStream:
         self.headers: Mapping[str, str] = response.headers
 
     async def read(self) -> bytes:
-        """The whole body (used for error statuses, whose bodies are small)."""
+        """The body of an error status, up to ``ERROR_BODY_BYTES``."""
         with _mapped(self._provider):
-            return await self._response.read()
+            return await _read_error_body(self._response)
 
     async def chunks(self) -> AsyncIterator[bytes]:
         with _mapped(self._provider):
@@ -110,9 +124,18 @@ class UpstreamClient:
         return cls(session)
 
     async def send(
-        self, request: UpstreamRequest, timeouts: Timeouts, *, provider: str
+        self,
+        request: UpstreamRequest,
+        timeouts: Timeouts,
+        *,
+        provider: str,
+        max_bytes: int = 64 * 1024 * 1024,
     ) -> UpstreamResponse:
-        """Send ``request`` and read the whole answer."""
+        """Send ``request`` and read the whole answer.
+
+        Raises:
+            UpstreamError: the answer is over ``max_bytes``.
+        """
         with _mapped(provider):
             async with self._session.request(
                 request.method,
@@ -124,7 +147,10 @@ class UpstreamClient:
                 ),
                 allow_redirects=False,
             ) as response:
-                body = await response.read()
+                if response.status >= 300:
+                    body = await _read_error_body(response)
+                else:
+                    body = await _read_capped(response, max_bytes, provider)
                 return UpstreamResponse(response.status, response.headers, body)
 
     async def open_stream(
@@ -150,3 +176,37 @@ class UpstreamClient:
         await self._session.close()
         # aiohttp closes TLS transports one loop turn after close() returns.
         await asyncio.sleep(0)
+
+
+async def _read_capped(response: aiohttp.ClientResponse, limit: int, provider: str) -> bytes:
+    declared = response.content_length
+    if declared is not None and declared > limit:
+        raise _too_large(provider, declared, limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(provider, size, limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _read_error_body(response: aiohttp.ClientResponse) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_any():
+        chunks.append(chunk[: ERROR_BODY_BYTES - size])
+        size += len(chunks[-1])
+        if size >= ERROR_BODY_BYTES:
+            response.close()  # the rest is never read: the connection cannot be reused
+            break
+    return b"".join(chunks)
+
+
+def _too_large(provider: str, size: int, limit: int) -> UpstreamError:
+    return UpstreamError(
+        f"{provider} answered with {size} bytes or more; the limit is {limit} bytes "
+        "(providers[].max_response_bytes).",
+        provider=provider,
+    )

@@ -8,7 +8,10 @@ message in binary::
 all big-endian. The prelude CRC covers the first 8 bytes, the message CRC every byte before
 it. Each header is ``[name length u8][name][type u8][value]``; the type decides the value's
 encoding (botocore ``botocore/eventstream.py``, ``EventStreamHeaderParser``). Both CRCs are
-checked: a corrupted frame is an error, never a silently wrong event.
+checked: a corrupted frame is an error, never a silently wrong event. A frame's lengths are
+checked from its prelude, before its bytes are buffered: a payload over ``max_event_bytes``
+is a ``FrameTooLargeError`` at once. Work is linear: chunks are appended to one
+``bytearray`` and each frame is CRC-checked once, when it is complete.
 
 ``Frame.headers`` maps names to strings. AWS event streams only send string headers
 (``:message-type``, ``:event-type``, ``:exception-type``, ``:content-type``...); the other
@@ -26,6 +29,8 @@ import zlib
 from collections.abc import Mapping
 from typing import NamedTuple
 
+from aperture.upstream.lines import DEFAULT_MAX_EVENT_BYTES, FrameTooLargeError
+
 __all__ = [
     "MAX_HEADERS_LENGTH",
     "MAX_PAYLOAD_LENGTH",
@@ -38,7 +43,8 @@ __all__ = [
 PRELUDE_LENGTH = 12
 _CRC_LENGTH = 4
 _MIN_FRAME = PRELUDE_LENGTH + _CRC_LENGTH
-# botocore's limits: a frame beyond them is refused before its bytes are buffered.
+# botocore's limits: a frame beyond them is refused before its bytes are buffered (the
+# payload's also by the provider's max_event_bytes, whichever is smaller).
 MAX_HEADERS_LENGTH = 128 * 1024
 MAX_PAYLOAD_LENGTH = 24 * 1024 * 1024
 
@@ -65,8 +71,9 @@ class Frame(NamedTuple):
 class EventStreamDecoder:
     """Feed it chunks as they arrive; it returns the frames each chunk completed."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
         self._buffer = bytearray()
+        self._max_payload = min(max_event_bytes, MAX_PAYLOAD_LENGTH)
 
     @property
     def buffered(self) -> int:
@@ -78,6 +85,7 @@ class EventStreamDecoder:
 
         Raises:
             EventStreamError: a frame is corrupt; the stream cannot be resynchronised.
+            FrameTooLargeError: a frame's payload is over ``max_event_bytes``.
         """
         self._buffer += chunk
         frames: list[Frame] = []
@@ -103,11 +111,13 @@ class EventStreamDecoder:
                 f"Event stream headers of {headers_length} bytes exceed {MAX_HEADERS_LENGTH}."
             )
         payload_length = total - headers_length - _MIN_FRAME
-        if payload_length > MAX_PAYLOAD_LENGTH:
-            raise EventStreamError(
-                f"Event stream payload of {payload_length} bytes exceeds {MAX_PAYLOAD_LENGTH}."
-            )
+        if payload_length > self._max_payload:
+            raise FrameTooLargeError(payload_length, self._max_payload)
         return total, headers_length
+
+    def flush(self) -> list[Frame]:
+        """Nothing: a frame the body cut short is never a frame (see ``buffered``)."""
+        return []
 
 
 def _frame(data: bytes, headers_length: int) -> Frame:

@@ -7,7 +7,7 @@ import msgspec
 from aperture.dialects.decoding import decode_request
 from aperture.dialects.locator import OpenAILocator
 from aperture.dialects.openai import wire
-from aperture.errors import InvalidRequestError
+from aperture.errors import InvalidRequestError, quote
 from aperture.model import (
     Audio,
     ChatRequest,
@@ -72,7 +72,7 @@ def extra_fields(body: bytes, keys: list[str], modelled: frozenset[str]) -> dict
     for key in unknown:
         if key.lower() in FORBIDDEN_FIELDS:
             raise InvalidRequestError(
-                f"The field {key!r} is not accepted: Aperture never takes upstream addresses, "
+                f"The field {quote(key)} is not accepted: Aperture never takes upstream addresses, "
                 "credentials or headers from a request.",
                 param=key,
             )
