@@ -24,9 +24,8 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 
 from aperture.errors import (
     GatewayError,
@@ -35,6 +34,7 @@ from aperture.errors import (
     UpstreamQuotaError,
     UpstreamRejectedError,
 )
+from aperture.providers._status import retry_after_s
 
 __all__ = ["RetryBudget", "RetryPolicy", "retry_after_s", "retryable"]
 
@@ -101,48 +101,6 @@ def retryable(error: GatewayError) -> bool:
     if not isinstance(error, UpstreamError) or isinstance(error, _NEVER_RETRIED):
         return False
     return error.retryable
-
-
-def retry_after_s(headers: Mapping[str, str], *, now: float) -> float | None:
-    """The wait a provider asked for, in seconds, or None if it named none (or nonsense).
-
-    ``retry-after-ms`` first, being more precise, then ``retry-after`` as delta-seconds or an
-    HTTP date, measured from ``now`` (Unix seconds). Provider adapters keep exactly these two
-    headers on the error they raise.
-    """
-    millis = _non_negative(_header(headers, "retry-after-ms"))
-    if millis is not None:
-        return millis / 1000
-    value = _header(headers, "retry-after")
-    if value is None:
-        return None
-    seconds = _non_negative(value)
-    if seconds is not None:
-        return seconds
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if when.tzinfo is None:
-        return None  # RFC 9110 dates are GMT; a date without a zone is not one
-    return max(0.0, when.timestamp() - now)
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    value = headers.get(name)
-    if value is None:
-        value = next((v for k, v in headers.items() if k.lower() == name), None)
-    return None if value is None else value.strip().lower()
-
-
-def _non_negative(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        return None
-    return number if math.isfinite(number) and number >= 0 else None
 
 
 class RetryBudget:

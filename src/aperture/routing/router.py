@@ -8,6 +8,7 @@ fails early is replaced; one that fails later ends the stream with one in-band e
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -18,6 +19,7 @@ import anyio
 from aperture.errors import (
     GatewayError,
     UpstreamError,
+    UpstreamQuotaError,
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
@@ -161,9 +163,9 @@ class Router:
                         raise
                     if not self._budget.try_spend():
                         raise
-        raise last or UpstreamUnavailableError(
-            f"Every target for {resolution.name!r} is failing (circuit open); try again shortly."
-        )
+        if last is not None:
+            raise last
+        raise await self._all_open(resolution, ordered)
 
     async def _attempt(
         self,
@@ -198,9 +200,26 @@ class Router:
         return None
 
     async def _record(self, option: TargetOption, error: GatewayError) -> None:
-        # Only failures another moment could fix count against a target: not its refusals.
-        if isinstance(error, UpstreamError) and retryable(error):
+        if isinstance(error, UpstreamQuotaError):
+            # One answer proves a spent quota, and asking again on every request only burns
+            # latency: out of rotation for the provider's cooldown, shared by all instances.
+            await self._breakers.hold(option.key, option.target.provider.quota_cooldown_s)
+        elif isinstance(error, UpstreamError) and retryable(error):
+            # Only failures another moment could fix count against a target: not its refusals.
             await self._breakers.record(option.key, ok=False)
+
+    async def _all_open(
+        self, resolution: Resolution, ordered: Sequence[TargetOption]
+    ) -> UpstreamUnavailableError:
+        """The fast answer when no target may be tried, with ``Retry-After`` saying when the
+        first breaker half-opens (at least 1 s: a client must not spin)."""
+        waits = [await self._breakers.retry_in_s(option.key) for option in ordered]
+        wait = max(1, math.ceil(min(waits, default=0.0)))
+        return UpstreamUnavailableError(
+            f"Every target for {resolution.name!r} is failing (circuit open); "
+            f"try again in {wait} s.",
+            headers={"retry-after": str(wait)},
+        )
 
 
 def _attempt_attributes(target: Target, number: int) -> Attributes:

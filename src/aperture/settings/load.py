@@ -206,6 +206,10 @@ def _check_meaning(settings: Settings) -> list[Problem]:
             )
         if provider.timeout_s <= 0 or provider.connect_timeout_s <= 0:
             problems.append(Problem(f"{path}.timeout_s", "timeouts must be positive"))
+        if not 0 < provider.quota_cooldown_s <= 86_400:
+            problems.append(
+                Problem(f"{path}.quota_cooldown_s", "must be positive and at most a day (86400)")
+            )
     problems.extend(_check_models(settings, providers))
     problems.extend(_check_routes(settings, providers))
     problems.extend(Problem(path, msg) for path, msg in governance_problems(settings.governance))

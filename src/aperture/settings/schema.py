@@ -119,6 +119,9 @@ class ProviderSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_onl
     connect_timeout_s: float = 10.0
     first_byte_timeout_s: float = 120.0  # until the first event (reasoning models think first)
     idle_timeout_s: float = 120.0  # between two chunks of a stream
+    # How long a target whose quota or billing limit is spent stays out of rotation (shared
+    # by every instance through the breakers' counters) before one probe tries it again.
+    quota_cooldown_s: float = 60.0
     # Which field carries the output cap upstream; OpenAI's newer models want the long name.
     max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
     api_version: str | None = None  # Azure OpenAI's api-version
