@@ -68,7 +68,7 @@ def retry_headers(headers: Mapping[str, str], *, now: float | None = None) -> di
         return {}
     wait = min(wait, MAX_RETRY_AFTER_S)
     clean = {"retry-after": str(math.ceil(wait))}
-    if _header(headers, "retry-after-ms") is not None:
+    if _non_negative(_header(headers, "retry-after-ms")) is not None:
         clean["retry-after-ms"] = str(math.ceil(wait * 1000))
     return clean
 
