@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
+from datetime import UTC, datetime
+from email.utils import format_datetime
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from aperture.app import create_app
 from aperture.emulator import create_emulator_app
@@ -281,3 +288,69 @@ def test_a_usage_limit_said_only_in_a_message_is_a_rate_limit_that_fails_over(
     assert response.status_code == 200, response.text
     assert response.headers["x-aperture-provider"] == "weekly-ok"
     assert response.headers["x-aperture-attempts"] == "2"
+
+
+# Retry hints from providers: a long one never blocks failover, absurd ones never reach
+# the client as they came.
+
+HINTS = {
+    "long": lambda now: "3600",
+    "negative": lambda now: "-5",
+    "huge": lambda now: "1e12",
+    "date": lambda now: format_datetime(datetime.fromtimestamp(now + 120, UTC), usegmt=True),
+}
+
+
+def hinting_app() -> Starlette:
+    async def chat(request: Request) -> JSONResponse:
+        await request.body()
+        hint = HINTS[request.path_params["hint"]](time.time())
+        error = {"message": "slow down", "type": "requests", "code": "rate_limit_exceeded"}
+        return JSONResponse({"error": error}, status_code=429, headers={"retry-after": hint})
+
+    return Starlette(routes=[Route("/{hint}/v1/chat/completions", chat, methods=["POST"])])
+
+
+@pytest.fixture(scope="module")
+def hinted_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with serve(hinting_app()) as hinting, serve(create_emulator_app()) as emulator:
+        providers = [
+            f'  - {{name: {hint}, kind: openai, base_url: "{hinting}/{hint}/v1", api_key: k}}'
+            for hint in HINTS
+        ]
+        providers.append(
+            f'  - {{name: backup, kind: openai, base_url: "{emulator}/openai/v1", api_key: k}}'
+        )
+        routes = [route(f"{hint}-alone", (hint, "openai")) for hint in HINTS] + [
+            route("long-then-backup", ("long", "openai"), ("backup", "openai"))
+        ]
+        config = (
+            'storage: {database: "memory://", spool_dir: "${SPOOL}"}\n'
+            "providers:\n" + "\n".join(providers) + "\nroutes:\n" + "\n".join(routes) + "\n"
+        )
+        spool = str(tmp_path_factory.mktemp("spool"))
+        with serve(create_app(parse_settings(config, {"SPOOL": spool}))) as url:
+            yield url
+
+
+def test_a_long_retry_after_does_not_stop_failover(hinted_gateway: str) -> None:
+    answer = chat(hinted_gateway, "long-then-backup")
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["x-aperture-provider"] == "backup"
+    assert answer.headers["x-aperture-attempts"] == "2"
+
+
+@pytest.mark.parametrize(
+    ("hint", "low", "high"),
+    [("long", 3600, 3600), ("huge", 86_400, 86_400), ("date", 110, 120), ("negative", None, None)],
+)
+def test_retry_hints_reach_the_client_as_clean_seconds(
+    hinted_gateway: str, hint: str, low: int | None, high: int | None
+) -> None:
+    response = chat(hinted_gateway, f"{hint}-alone")
+    assert response.status_code == 429, response.text
+    assert response.json()["error"]["code"] == "rate_limit_exceeded"
+    if low is None or high is None:
+        assert "retry-after" not in response.headers
+    else:
+        assert low <= int(response.headers["retry-after"]) <= high

@@ -369,7 +369,9 @@ def classify(
     if key in _TIMEOUT or (unknown and status in (408, 504)):
         return UpstreamTimeoutError(f"{provider} timed out: {said}", **kwargs)
     if key in _UNAVAILABLE or (unknown and status is not None and status >= 500):
-        return UpstreamUnavailableError(f"{provider} failed: {said}", **kwargs)
+        return UpstreamUnavailableError(
+            f"{provider} failed: {said}", headers=retry_headers(headers), **kwargs
+        )
     if key in _REJECTED or (status is not None and 400 <= status < 500):
         if status is None or not 400 <= status < 500:
             kwargs["upstream_status"] = 400

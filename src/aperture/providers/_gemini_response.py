@@ -277,7 +277,9 @@ def classify(
     if effective in (408, 504) or google == "DEADLINE_EXCEEDED":
         return UpstreamTimeoutError(f"{name} timed out: {said}", **kwargs)
     if effective >= 500 or effective == 499:
-        return UpstreamUnavailableError(f"{name} failed: {said}", **kwargs)
+        return UpstreamUnavailableError(
+            f"{name} failed: {said}", headers=retry_headers(headers), **kwargs
+        )
     if 400 <= effective < 500:
         # Google's message names a path into ITS body (turns merged, system hoisted), which is
         # not the client's: no ``param`` is derived from it.

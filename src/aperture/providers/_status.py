@@ -107,7 +107,10 @@ def classify_status(
     if status in (408, 504):
         return UpstreamTimeoutError(f"{provider} timed out: {said}", **kwargs)
     if status in transient or status >= 500:
-        return UpstreamUnavailableError(f"{provider} failed: {said}", **kwargs)
+        # An overloaded provider may say when to come back, as a rate-limiting one does.
+        return UpstreamUnavailableError(
+            f"{provider} failed: {said}", headers=retry_headers(headers), **kwargs
+        )
     if 400 <= status < 500:
         return UpstreamRejectedError(
             f"{provider} rejected the request: {said}", param=param, **kwargs

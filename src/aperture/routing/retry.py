@@ -9,7 +9,8 @@ by its message:
 - among those, never ``UpstreamRejectedError`` (a deterministic 4xx) or ``UpstreamQuotaError``
   (billing: waiting does not help);
 - never after ``max_attempts`` attempts, nor past the request's deadline, nor when the
-  provider's Retry-After asks for a longer wait than the deadline leaves.
+  provider's Retry-After asks for a longer wait than the deadline leaves (unless the next
+  attempt fails over to another target, which does not wait).
 
 "Another attempt" means the same or the next target alike: the dispatcher fails over by
 walking the strategy's order, and every extra attempt also spends from the ``RetryBudget``,
@@ -64,17 +65,24 @@ class RetryPolicy:
         if not (0 <= self.base_delay_s <= self.max_delay_s and self.deadline_s > 0):
             raise ValueError("need 0 <= base_delay_s <= max_delay_s and deadline_s > 0")
 
-    def should_retry(self, error: GatewayError, attempt: int, elapsed_s: float) -> bool:
+    def should_retry(
+        self, error: GatewayError, attempt: int, elapsed_s: float, *, failover: bool = False
+    ) -> bool:
         """Whether attempt ``attempt + 1`` may follow ``error`` (``attempt`` counts from 1).
 
-        ``elapsed_s`` is the time since the request started. The budget is separate: ask
-        ``RetryBudget.try_spend()`` only once this says yes.
+        ``elapsed_s`` is the time since the request started. ``failover`` says the next
+        attempt goes to another target, which need not wait for this one's Retry-After (a
+        provider asking for minutes must not stop the request from trying a healthy
+        backup). The budget is separate: ask ``RetryBudget.try_spend()`` only once this says
+        yes.
         """
         if attempt >= self.max_attempts or not retryable(error):
             return False
         remaining = self.deadline_s - elapsed_s
         if remaining <= 0:
             return False
+        if failover:
+            return True
         wait = retry_after_s(error.headers, now=self.wall_clock())
         return wait is None or wait <= remaining
 

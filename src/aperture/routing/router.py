@@ -137,14 +137,16 @@ class Router:
         started = time.monotonic()
         self._budget.record_request()
         last: GatewayError | None = None
+        tried: set[str] = set()
         tries = max(self._retry.max_attempts, len(ordered))
+        option = await self._next_allowed(ordered, 1)
         for number in range(1, tries + 1):
-            option = await self._next_allowed(ordered, number)
             if option is None:
                 break
-            if number > len(ordered) and last is not None:
-                # Every target was tried once; back off before going round again.
+            if option.key in tried and last is not None:
+                # Back to a target already tried: back off (or honour its Retry-After) first.
                 await anyio.sleep(self._retry.delay_s(last, number - 1, self._rng))
+            tried.add(option.key)
             target = option.target
             # For a stream the attempt (and its span) ends once the first event has arrived:
             # what follows belongs to the request.
@@ -158,11 +160,17 @@ class Router:
                     return await self._attempt(option, prepared, hooks, attempt, span)
                 except GatewayError as error:
                     last = error
+                    if not retryable(error) or number == tries:
+                        raise
                     elapsed = time.monotonic() - started
-                    if not self._retry.should_retry(error, number, elapsed):
+                    following = await self._next_allowed(ordered, number + 1)
+                    # Another target need not wait for this one's Retry-After.
+                    failover = following is not None and following.key not in tried
+                    if not self._retry.should_retry(error, number, elapsed, failover=failover):
                         raise
                     if not self._budget.try_spend():
                         raise
+                    option = following
         if last is not None:
             raise last
         raise await self._all_open(resolution, ordered)
