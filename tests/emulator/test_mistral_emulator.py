@@ -190,7 +190,8 @@ def test_max_tokens_and_json(client: TestClient) -> None:
     ("fault", "status", "kind"),
     [
         ("status=429", 429, "rate_limited"),
-        ("quota", 429, "quota_exceeded"),
+        ("quota", 402, "billing_customer_monthly_spending_limit_reached"),
+        ("quota=api_budget", 402, "billing_api_budget_exhausted"),
         ("status=503", 503, "service_unavailable"),
         ("status=404", 404, "invalid_model"),
     ],

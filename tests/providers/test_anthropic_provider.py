@@ -933,7 +933,7 @@ def test_rate_limit_keeps_only_retry_headers() -> None:
     }
     error = PROVIDER.parse_error(429, _envelope("rate_limit_error", "slow down"), headers, TARGET)
     assert isinstance(error, UpstreamRateLimitedError)
-    assert error.headers == {"Retry-After": "7", "retry-after-ms": "7000"}
+    assert error.headers == {"retry-after": "7", "retry-after-ms": "7000"}
     assert error.retryable
 
 

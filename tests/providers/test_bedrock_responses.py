@@ -327,7 +327,7 @@ def test_throttling_keeps_retry_after() -> None:
     headers = {"x-amzn-errortype": "ThrottlingException", "Retry-After": "3", "x-other": "1"}
     parsed = PROVIDER.parse_error(429, error_body("Too many requests."), headers, TARGET)
     assert isinstance(parsed, UpstreamRateLimitedError)
-    assert parsed.headers == {"Retry-After": "3"}
+    assert parsed.headers == {"retry-after": "3"}
     assert parsed.retryable
 
 

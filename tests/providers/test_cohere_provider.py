@@ -452,11 +452,14 @@ def test_error_classes(status: int, kind: type[UpstreamError]) -> None:
         assert error.headers == {"retry-after": "3"}
 
 
-def test_trial_key_429_is_a_rate_limit_unless_a_field_says_quota() -> None:
+def test_a_spent_account_is_quota_and_a_trial_cap_a_rate_limit() -> None:
+    # The trial key's monthly cap says so only in its message: never matched.
     trial = b'{"id":"e","message":"You are using a Trial key, which is limited to 1000 calls"}'
     assert type(PROVIDER.parse_error(429, trial, {}, TARGET)) is UpstreamRateLimitedError
-    coded = b'{"id":"e","message":"limit","code":"trial_limit_exceeded"}'
-    assert type(PROVIDER.parse_error(429, coded, {}, TARGET)) is UpstreamQuotaError
+    spent = b'{"id":"e","message":"Please add or update your payment method"}'
+    error = PROVIDER.parse_error(402, spent, {}, TARGET)
+    assert type(error) is UpstreamQuotaError
+    assert not error.retryable
 
 
 @pytest.mark.parametrize("status", [401, 403, 498])

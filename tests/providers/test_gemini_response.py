@@ -307,7 +307,7 @@ def test_rate_limit_with_retry_info_becomes_retry_after() -> None:
     )
     error = PROVIDER.parse_error(429, body, {"x-other": "1"}, TARGET)
     assert type(error) is UpstreamRateLimitedError
-    assert error.headers == {"Retry-After": "37"}
+    assert error.headers == {"retry-after": "37"}
     assert error.upstream_status == 429 and error.provider == "gem"
     plain = PROVIDER.parse_error(
         429,

@@ -482,10 +482,19 @@ def test_errors_mid_stream_raise() -> None:
             "rate limit",
         ),
         (
-            429,
-            b'{"object":"error","message":"Monthly usage limit","type":"quota_exceeded"}',
+            402,
+            b'{"object":"error","message":"Customer monthly spending limit reached.",'
+            b'"type":"billing_customer_monthly_spending_limit_reached","param":null,'
+            b'"code":"2300","raw_status_code":402}',
             UpstreamQuotaError,
-            "Monthly",
+            "Customer monthly",
+        ),
+        (
+            429,
+            b'{"object":"error","message":"API budget exhausted.",'
+            b'"type":"billing_api_budget_exhausted","param":null,"code":"2303"}',
+            UpstreamQuotaError,
+            "API budget",
         ),
         (500, b'{"object":"error","message":"Internal"}', UpstreamUnavailableError, "Internal"),
         (503, b"upstream connect error", UpstreamUnavailableError, "upstream connect"),
@@ -497,7 +506,7 @@ def test_error_classes(status: int, body: bytes, kind: type[UpstreamError], said
     assert type(error) is kind
     assert said in error.message
     if kind is UpstreamRateLimitedError:
-        assert error.headers == {"Retry-After": "4"}
+        assert error.headers == {"retry-after": "4"}
 
 
 @pytest.mark.parametrize("status", [401, 403])

@@ -466,7 +466,7 @@ def test_error_classes(status: int, kind: type[UpstreamError]) -> None:
     assert error.upstream_status == status
     assert 'model "llava" not found' in error.message
     if kind is UpstreamRateLimitedError:
-        assert error.headers == {"Retry-After": "2"}
+        assert error.headers == {"retry-after": "2"}
 
 
 def test_credentials_errors_never_echo_the_provider_text() -> None:

@@ -206,6 +206,65 @@ async def test_shared_state_keys_expire_in_redis(redis_counters: RedisCounters) 
     assert 30 < ttl <= 45
 
 
+async def test_a_hold_opens_it_at_once_for_its_own_time(make: MakeBreakers, clock: Clock) -> None:
+    # A spent quota: one answer is proof, and the hold outlasts the ordinary cooldown.
+    breakers = make(BreakerSettings(cooldown_s=15))
+    await breakers.hold(KEY, 60)
+    assert await breakers.state(KEY) == "open"
+    assert not await breakers.allow(KEY)
+    assert await breakers.retry_in_s(KEY) == pytest.approx(60)
+    clock.advance(59)
+    assert not await breakers.allow(KEY)
+    clock.advance(1)
+    # Then it half-opens like a trip: one probe, whose answer decides.
+    assert await breakers.state(KEY) == "half_open"
+    assert await breakers.allow(KEY)
+    assert not await breakers.allow(KEY)
+    await breakers.record(KEY, ok=True)
+    assert await breakers.state(KEY) == "closed"
+
+
+async def test_a_probe_meeting_the_quota_again_holds_it_again(
+    make: MakeBreakers, clock: Clock
+) -> None:
+    breakers = make(BreakerSettings(cooldown_s=15))
+    await breakers.hold(KEY, 60)
+    clock.advance(60)
+    assert await breakers.allow(KEY)
+    await breakers.hold(KEY, 60)
+    assert not await breakers.allow(KEY)
+    assert await breakers.retry_in_s(KEY) == pytest.approx(60)
+
+
+async def test_a_hold_never_shortens_a_longer_open(make: MakeBreakers, clock: Clock) -> None:
+    breakers = make(BreakerSettings(cooldown_s=15))
+    await breakers.hold(KEY, 60)
+    await breakers.hold(KEY, 5)
+    assert await breakers.retry_in_s(KEY) == pytest.approx(60)
+    # ... but lengthens a shorter one (a trip, then a quota answer).
+    other = "other/model"
+    await trip(breakers, other)
+    await breakers.hold(other, 60)
+    assert await breakers.retry_in_s(other) == pytest.approx(60)
+
+
+async def test_retry_in_says_when_a_probe_is_next_admitted(
+    make: MakeBreakers, clock: Clock
+) -> None:
+    breakers = make(BreakerSettings(cooldown_s=10))
+    assert await breakers.retry_in_s(KEY) == 0
+    await trip(breakers)
+    assert await breakers.retry_in_s(KEY) == pytest.approx(10)
+    clock.advance(4)
+    assert await breakers.retry_in_s(KEY) == pytest.approx(6)
+    clock.advance(6)
+    assert await breakers.retry_in_s(KEY) == 0  # half open, the probe slot free
+    assert await breakers.allow(KEY)
+    clock.advance(3)
+    # The slot's probe is out and has not answered: the next slot opens in 7 s.
+    assert await breakers.retry_in_s(KEY) == pytest.approx(7)
+
+
 class BrokenCounters:
     """A store that is down: every call fails as a real backend outage would."""
 
@@ -229,8 +288,10 @@ class BrokenCounters:
 async def test_a_store_outage_fails_open() -> None:
     breakers = SharedBreakers(BrokenCounters())
     await breakers.record(KEY, ok=False)
+    await breakers.hold(KEY, 60)
     assert await breakers.allow(KEY)
     assert await breakers.state(KEY) == "closed"
+    assert await breakers.retry_in_s(KEY) == 0
 
 
 def test_settings_refuse_nonsense() -> None:
@@ -292,6 +353,17 @@ async def test_failures_seen_by_different_instances_add_up(
     for breakers, outcomes in ((a, "ff"), (b, "ff"), (c, "f")):
         await record_many(breakers, outcomes)
     assert await states(instances) == ["open"] * 3
+
+
+async def test_a_quota_hold_by_one_instance_is_seen_by_all(
+    instances: list[SharedBreakers], clock: Clock
+) -> None:
+    a, b, c = instances
+    await b.hold(KEY, 60)
+    assert [await i.allow(KEY) for i in instances] == [False] * 3
+    assert [round(await i.retry_in_s(KEY)) for i in instances] == [60] * 3
+    clock.advance(60)
+    assert [await c.allow(KEY), await a.allow(KEY)] == [True, False]
 
 
 async def test_a_failed_probe_on_one_instance_reopens_it_for_all(

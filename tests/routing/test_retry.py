@@ -165,6 +165,18 @@ def test_retry_after_longer_than_the_deadline_leaves_is_not_retried() -> None:
     assert not rules.should_retry(limited(retry_after=future), attempt=1, elapsed_s=0)
 
 
+def test_a_failover_does_not_wait_for_the_failed_targets_retry_after() -> None:
+    rules = policy(deadline_s=10)
+    error = limited(retry_after="3600")
+    assert not rules.should_retry(error, attempt=1, elapsed_s=0)
+    assert rules.should_retry(error, attempt=1, elapsed_s=0, failover=True)
+    # The rest still hold: the attempt limit, the deadline, what is never retried.
+    assert not rules.should_retry(error, attempt=3, elapsed_s=0, failover=True)
+    assert not rules.should_retry(error, attempt=1, elapsed_s=10, failover=True)
+    spent = UpstreamQuotaError("spent", provider="openai", upstream_status=429)
+    assert not rules.should_retry(spent, attempt=1, elapsed_s=0, failover=True)
+
+
 def test_a_retry_after_on_a_503_counts_too() -> None:
     error = UpstreamUnavailableError("overloaded", headers={"retry-after": "30"})
     assert not policy(deadline_s=20).should_retry(error, attempt=1, elapsed_s=0)

@@ -62,6 +62,12 @@ OUT_OF_CREDIT = (
     "Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing "
     "to upgrade or purchase credits."
 )
+# The organisation's monthly spend cap for its tier: a 429 told from a rate limit only by
+# ``error.details.error_code``, and sent without ``retry-after``.
+SPEND_LIMITED = (
+    "You have reached your API usage limits: your organization has crossed its monthly API "
+    "usage threshold (emulator)."
+)
 SCRIPTED: dict[int, str] = {
     401: "invalid x-api-key",
     403: "Your API key does not have permission to use the specified resource.",
@@ -323,8 +329,11 @@ def _read_faults(request: Request) -> FaultScript:
 
 
 def _scripted_error(faults: FaultScript) -> AnthropicError | None:
+    """``quota``: 402 ``billing_error``; ``quota=spend_limit``: the 429 spend cap;
+    ``quota=credit_balance``: the 400 ``invalid_request_error`` Anthropic really sends for a
+    spent balance, whose only signal is its message."""
     if faults.quota:
-        return AnthropicError(402, OUT_OF_CREDIT)
+        return _spent(faults.quota_variant)
     status = faults.status
     if status is None:
         return None
@@ -332,3 +341,14 @@ def _scripted_error(faults: FaultScript) -> AnthropicError | None:
         return AnthropicError(429, RATE_LIMITED, headers={"retry-after": "1"})
     message = SCRIPTED.get(status, f"Emulated failure with status {status} ({FAULT_HEADER}).")
     return AnthropicError(status, message)
+
+
+def _spent(variant: str) -> AnthropicError:
+    if variant == "":
+        return AnthropicError(402, OUT_OF_CREDIT)
+    if variant == "spend_limit":
+        details = {"error_code": "enforced_spend_limit_reached"}
+        return AnthropicError(429, SPEND_LIMITED, type_="rate_limit_error", details=details)
+    if variant == "credit_balance":
+        return AnthropicError(400, OUT_OF_CREDIT)
+    raise invalid(f"{FAULT_HEADER}: unknown quota variant {variant!r}")

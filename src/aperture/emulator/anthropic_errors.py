@@ -42,6 +42,7 @@ class AnthropicError(Exception):
         message: str,
         *,
         type_: str | None = None,
+        details: Mapping[str, object] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
@@ -50,10 +51,14 @@ class AnthropicError(Exception):
         self.type = type_ or STATUS_TYPES.get(
             status, "api_error" if status >= 500 else "invalid_request_error"
         )
+        self.details = dict(details) if details is not None else None
         self.headers = dict(headers or {})
 
-    def error(self) -> dict[str, str]:
-        return {"type": self.type, "message": self.message}
+    def error(self) -> dict[str, object]:
+        error: dict[str, object] = {"type": self.type, "message": self.message}
+        if self.details is not None:
+            error["details"] = self.details
+        return error
 
     def body(self, request_id: str) -> dict[str, object]:
         return {"type": "error", "error": self.error(), "request_id": request_id}

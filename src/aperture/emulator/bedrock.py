@@ -278,6 +278,8 @@ def _scripted_error(faults: FaultScript, *, stream: bool) -> BedrockError | None
     """The HTTP failure the script asks for. In a stream, ``midstream`` turns ``status``
     into the exception frame that ends it instead (see ``STREAM_EXCEPTIONS``)."""
     if faults.quota:
+        if faults.quota_variant:
+            raise validation(f"{FAULT_HEADER}: unknown quota variant")
         return BedrockError(400, "ServiceQuotaExceededException", OUT_OF_QUOTA)
     status = faults.status
     if status is None or (faults.midstream and stream):

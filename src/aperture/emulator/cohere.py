@@ -213,6 +213,8 @@ def _scripted_error(faults: FaultScript) -> CohereError | None:
     # A spent account is 402 Payment Required on Cohere's errors page; a trial key's monthly
     # cap is a 429 indistinguishable from the per-minute limit, so it is not scripted here.
     if faults.quota:
+        if faults.quota_variant:
+            raise CohereError(400, f"invalid request: {FAULT_HEADER}: unknown quota variant")
         return CohereError(402, SCRIPTED[402])
     status = faults.status
     if status is None:

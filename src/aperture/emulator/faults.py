@@ -1,8 +1,11 @@
 """The ``x-emulator-fault`` header: scripted failures for gateway resilience tests.
 
-Directives are comma-separated: ``status=<code>``, ``quota``, ``delay=<ms>`` (or
-``delay_ms=<ms>``) and ``midstream``, e.g. ``delay=50,status=503``. Each provider renders
-the failure in its own wire format; this module only reads the script.
+Directives are comma-separated: ``status=<code>``, ``quota`` (or ``quota=<variant>``),
+``delay=<ms>`` (or ``delay_ms=<ms>``) and ``midstream``, e.g. ``delay=50,status=503``. Each
+provider renders the failure in its own wire format, ``quota`` as that provider's real
+spent-quota answer and ``quota=<variant>`` as one of its other documented ones (the variants
+each emulator knows are listed beside its ``_scripted_error``); this module only reads the
+script.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ FAULT_HEADER = "x-emulator-fault"
 class FaultScript:
     status: int | None = None
     quota: bool = False
+    quota_variant: str = ""  # "" is the provider's usual spent-quota answer
     delay_ms: int = 0
     midstream: bool = False
 
@@ -33,6 +37,7 @@ def parse_faults(header: str | None) -> FaultScript:
         return FaultScript()
     status: int | None = None
     quota = midstream = False
+    variant = ""
     delay_ms = 0
     for raw in header.split(","):
         name, _, value = raw.strip().partition("=")
@@ -41,13 +46,20 @@ def parse_faults(header: str | None) -> FaultScript:
             status = _number(name, value, low=400, high=599)
         elif name in ("delay", "delay_ms"):
             delay_ms = _number(name, value, low=0, high=60_000)
-        elif name == "quota" and not value:
-            quota = True
+        elif name == "quota" and (not value or _is_variant(value)):
+            quota, variant = True, value.strip().lower()
         elif name == "midstream" and not value:
             midstream = True
         else:
             raise ValueError(f"Unknown {FAULT_HEADER} directive {raw.strip()!r}.")
-    return FaultScript(status=status, quota=quota, delay_ms=delay_ms, midstream=midstream)
+    return FaultScript(
+        status=status, quota=quota, quota_variant=variant, delay_ms=delay_ms, midstream=midstream
+    )
+
+
+def _is_variant(value: str) -> bool:
+    name = value.strip()
+    return bool(name) and name.replace("_", "").isalpha()
 
 
 def _number(name: str, value: str, *, low: int, high: int) -> int:

@@ -67,6 +67,11 @@ RATE_LIMITED = (
     "information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits. "
     "Please retry in 1s."
 )
+BILLING_DISABLED = (
+    "This API method requires billing to be enabled. Please enable billing on project "
+    "#emulator by visiting https://console.developers.google.com/billing/enable?project=emulator "
+    "then retry."
+)
 OUT_OF_QUOTA = (
     "You exceeded your current quota, please check your plan and billing details. For more "
     "information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits."
@@ -334,12 +339,10 @@ def _read_faults(request: Request) -> FaultScript:
 
 
 def _scripted_error(faults: FaultScript) -> GoogleError | None:
+    """``quota``: the per-day 429 (``QuotaFailure``, no ``RetryInfo``);
+    ``quota=billing_disabled``: the 403 whose ``ErrorInfo`` reason is ``BILLING_DISABLED``."""
     if faults.quota:
-        per_day = _quota_failure(
-            "GenerateRequestsPerDayPerProjectPerModel-FreeTier",
-            "generate_content_free_tier_requests",
-        )
-        return GoogleError(429, OUT_OF_QUOTA, details=[per_day, _HELP])
+        return _spent(faults.quota_variant)
     status = faults.status
     if status is None:
         return None
@@ -352,3 +355,21 @@ def _scripted_error(faults: FaultScript) -> GoogleError | None:
         return GoogleError(429, RATE_LIMITED, details=[_HELP, per_minute, retry])
     message = SCRIPTED.get(status, f"Emulated failure with status {status} ({FAULT_HEADER}).")
     return GoogleError(status, message)
+
+
+def _spent(variant: str) -> GoogleError:
+    if variant == "":
+        per_day = _quota_failure(
+            "GenerateRequestsPerDayPerProjectPerModel-FreeTier",
+            "generate_content_free_tier_requests",
+        )
+        return GoogleError(429, OUT_OF_QUOTA, details=[per_day, _HELP])
+    if variant == "billing_disabled":
+        info = {
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": "BILLING_DISABLED",
+            "domain": "googleapis.com",
+            "metadata": {"service": "generativelanguage.googleapis.com", "consumer": "emulator"},
+        }
+        return GoogleError(403, BILLING_DISABLED, details=[info])
+    raise invalid(f"{FAULT_HEADER}: unknown quota variant {variant!r}")

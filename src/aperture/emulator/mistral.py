@@ -209,13 +209,28 @@ def _read_faults(request: Request) -> FaultScript:
 
 
 def _scripted_error(faults: FaultScript) -> MistralError | None:
-    # Mistral documents no quota code; the emulator marks a spent plan in ``type`` (what the
-    # adapter classifies on) on a 429, so quota and rate limits stay distinguishable.
+    # A spent budget is a 402 whose ``type`` names the limit (``quota``: the customer's
+    # monthly spending limit; ``quota=api_budget``: the API budget), as Mistral answers it.
     if faults.quota:
-        return MistralError(429, "Monthly usage limit exceeded", type_="quota_exceeded")
+        return _spent(faults.quota_variant)
     status = faults.status
     if status is None:
         return None
     message, kind = SCRIPTED.get(status, (f"Emulated failure with status {status}", "error"))
     headers = {"retry-after": "1"} if status == 429 else None
     return MistralError(status, message, type_=kind, headers=headers)
+
+
+def _spent(variant: str) -> MistralError:
+    if variant == "":
+        return MistralError(
+            402,
+            "Customer monthly spending limit reached (emulator).",
+            type_="billing_customer_monthly_spending_limit_reached",
+            code="2300",
+        )
+    if variant == "api_budget":
+        return MistralError(
+            402, "API budget exhausted.", type_="billing_api_budget_exhausted", code="2303"
+        )
+    raise MistralError(400, f"{FAULT_HEADER}: unknown quota variant {variant!r}")

@@ -48,6 +48,10 @@ _DURATIONS = {
     "prompt_eval_duration": 300_000_000,
     "eval_duration": 800_000_000,
 }
+USAGE_LIMIT = (
+    "you (emulator) have reached your weekly usage limit, upgrade for higher limits: "
+    "https://ollama.com/upgrade"
+)
 SCRIPTED: dict[int, str] = {
     400: "invalid request (emulated)",
     401: "unauthorized",
@@ -196,8 +200,15 @@ def _read_faults(request: Request) -> FaultScript:
 
 
 def _scripted_error(faults: FaultScript) -> OllamaError | None:
-    # Ollama has no quota of its own; its cloud answers a spent plan with 402, mirrored here.
+    # A local Ollama has no quota. Ollama Cloud answers a spent plan (session or weekly
+    # usage limit) with a 429 whose only signal is its message (``quota=usage_limit``), so a
+    # gateway can only take it for a rate limit; the bare ``quota`` is the 402 Payment
+    # Required that means a spent quota to every adapter.
     if faults.quota:
+        if faults.quota_variant == "usage_limit":
+            return OllamaError(429, USAGE_LIMIT)
+        if faults.quota_variant:
+            raise OllamaError(400, f"{FAULT_HEADER}: unknown quota variant")
         return OllamaError(402, SCRIPTED[402])
     status = faults.status
     if status is None:

@@ -40,6 +40,8 @@ TOOL_CALL_TOKENS = 10
 # After a midstream fault the client has seen this many content chunks.
 MIDSTREAM_CHUNKS = 2
 
+HARD_LIMIT = "Billing hard limit has been reached"
+NOT_ACTIVE = "Your account is not active, please check your billing details on our website."
 NO_API_KEY = (
     "You didn't provide an API key. You need to provide your API key in an Authorization header "
     "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), or as the password field (with "
@@ -273,8 +275,10 @@ def _read_faults(request: Request) -> FaultScript:
 
 
 def _scripted_error(faults: FaultScript) -> OpenAIError | None:
+    """``quota``: the 429 ``insufficient_quota``; ``quota=billing_hard_limit``: the 400
+    ``billing_hard_limit_reached``; ``quota=billing_not_active``: the 429 of that code."""
     if faults.quota:
-        return OpenAIError(429, OUT_OF_QUOTA, type_="insufficient_quota", code="insufficient_quota")
+        return _spent(faults.quota_variant)
     status = faults.status
     if status is None:
         return None
@@ -289,3 +293,13 @@ def _scripted_error(faults: FaultScript) -> OpenAIError | None:
     if status >= 500:
         return OpenAIError(status, SERVER_ERROR, type_="server_error")
     return OpenAIError(status, f"Emulated failure with status {status} ({FAULT_HEADER}).")
+
+
+def _spent(variant: str) -> OpenAIError:
+    if variant == "":
+        return OpenAIError(429, OUT_OF_QUOTA, type_="insufficient_quota", code="insufficient_quota")
+    if variant == "billing_hard_limit":
+        return OpenAIError(400, HARD_LIMIT, code="billing_hard_limit_reached")
+    if variant == "billing_not_active":
+        return OpenAIError(429, NOT_ACTIVE, type_="billing_not_active", code="billing_not_active")
+    raise OpenAIError(400, f"Unknown quota variant {variant!r}.", param=FAULT_HEADER)

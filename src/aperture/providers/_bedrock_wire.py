@@ -36,6 +36,7 @@ from aperture.model import (
     Usage,
     UsageReport,
 )
+from aperture.providers._status import retry_headers
 from aperture.upstream.eventstream import Frame
 
 __all__ = ["BedrockStreamParser", "classify", "error_name", "parse_converse_response"]
@@ -355,9 +356,8 @@ def classify(
     if key in _QUOTA:
         return UpstreamQuotaError(f"{provider} quota is exhausted: {said}", **kwargs)
     if key in _RATE_LIMITED or (unknown and status == 429):
-        retry = {k: v for k, v in headers.items() if k.lower() in ("retry-after", "retry-after-ms")}
         return UpstreamRateLimitedError(
-            f"{provider} is rate limiting: {said}", headers=retry, **kwargs
+            f"{provider} is rate limiting: {said}", headers=retry_headers(headers), **kwargs
         )
     if key in _CREDENTIALS or (unknown and status in (401, 403)):
         # The gateway's own credentials were refused: the client can do nothing about it,
@@ -369,7 +369,9 @@ def classify(
     if key in _TIMEOUT or (unknown and status in (408, 504)):
         return UpstreamTimeoutError(f"{provider} timed out: {said}", **kwargs)
     if key in _UNAVAILABLE or (unknown and status is not None and status >= 500):
-        return UpstreamUnavailableError(f"{provider} failed: {said}", **kwargs)
+        return UpstreamUnavailableError(
+            f"{provider} failed: {said}", headers=retry_headers(headers), **kwargs
+        )
     if key in _REJECTED or (status is not None and 400 <= status < 500):
         if status is None or not 400 <= status < 500:
             kwargs["upstream_status"] = 400

@@ -10,6 +10,8 @@ Error classification uses Google's structured fields, never message text:
   limit (``UpstreamRateLimitedError``), with ``RetryInfo.retryDelay`` as ``Retry-After``.
   Google attaches a ``QuotaFailure`` to per-minute limits too, so its mere presence is not
   enough to call the quota spent.
+- ``google.rpc.ErrorInfo`` reason ``BILLING_DISABLED`` (the project's billing is off) is a
+  quota error too, whatever its status.
 - Credential problems never echo Google's text: 401/403, ``UNAUTHENTICATED``,
   ``PERMISSION_DENIED``, and the 400 Google answers for a bad key (``google.rpc.ErrorInfo``
   reason ``API_KEY_INVALID`` and its siblings).
@@ -33,6 +35,7 @@ from aperture.errors import (
 )
 from aperture.model import Choice, FinishReason, Target, ToolCall, Usage
 from aperture.providers._gemini_request import tool_call_id
+from aperture.providers._status import retry_headers
 
 __all__ = [
     "GeminiCandidate",
@@ -54,6 +57,9 @@ _RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
 _ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
 # google.rpc.ErrorInfo reasons that mean the gateway's own key or project is the problem.
 _CREDENTIAL_REASONS = frozenset({"SERVICE_DISABLED", "CONSUMER_INVALID", "ACCESS_TOKEN_EXPIRED"})
+# google.api.ErrorReason values meaning the project cannot pay (a 403 PERMISSION_DENIED):
+# a quota error, never retried, rather than a credentials problem.
+_BILLING_REASONS = frozenset({"BILLING_DISABLED"})
 
 _FINISH: Mapping[str, FinishReason] = {
     "STOP": "stop",
@@ -254,6 +260,8 @@ def classify(
         effective = error.code or _STATUS_HTTP.get(google, 500)
     kwargs: dict[str, Any] = {"provider": name, "upstream_status": effective}
     details = _details(error)
+    if _reason(details) in _BILLING_REASONS:
+        return UpstreamQuotaError(f"{name} billing is disabled: {said}", **kwargs)
     if (
         effective in (401, 403)
         or google in ("UNAUTHENTICATED", "PERMISSION_DENIED")
@@ -269,7 +277,9 @@ def classify(
     if effective in (408, 504) or google == "DEADLINE_EXCEEDED":
         return UpstreamTimeoutError(f"{name} timed out: {said}", **kwargs)
     if effective >= 500 or effective == 499:
-        return UpstreamUnavailableError(f"{name} failed: {said}", **kwargs)
+        return UpstreamUnavailableError(
+            f"{name} failed: {said}", headers=retry_headers(headers), **kwargs
+        )
     if 400 <= effective < 500:
         # Google's message names a path into ITS body (turns merged, system hoisted), which is
         # not the client's: no ``param`` is derived from it.
@@ -287,11 +297,14 @@ def _details(error: GeminiError) -> dict[str, dict[str, Any]]:
     return found
 
 
-def _credential_problem(details: Mapping[str, dict[str, Any]]) -> bool:
+def _reason(details: Mapping[str, dict[str, Any]]) -> str:
     reason = details.get(_ERROR_INFO, {}).get("reason")
-    return isinstance(reason, str) and (
-        reason.startswith("API_KEY_") or reason in _CREDENTIAL_REASONS
-    )
+    return reason if isinstance(reason, str) else ""
+
+
+def _credential_problem(details: Mapping[str, dict[str, Any]]) -> bool:
+    reason = _reason(details)
+    return reason.startswith("API_KEY_") or reason in _CREDENTIAL_REASONS
 
 
 def _exhausted(
@@ -305,9 +318,7 @@ def _exhausted(
     delay = _retry_after(details.get(_RETRY_INFO))
     if quota is not None and (delay is None or _per_day(quota)):
         return UpstreamQuotaError(f"{name} quota is exhausted: {said}", **kwargs)
-    retry = {k: v for k, v in headers.items() if k.lower() in ("retry-after", "retry-after-ms")}
-    if delay is not None:
-        retry = {"Retry-After": delay}
+    retry = retry_headers({"retry-after": delay} if delay is not None else headers)
     return UpstreamRateLimitedError(f"{name} is rate limiting: {said}", headers=retry, **kwargs)
 
 

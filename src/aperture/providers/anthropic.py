@@ -36,15 +36,7 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from aperture.errors import (
-    UnsupportedCapabilityError,
-    UpstreamError,
-    UpstreamQuotaError,
-    UpstreamRateLimitedError,
-    UpstreamRejectedError,
-    UpstreamTimeoutError,
-    UpstreamUnavailableError,
-)
+from aperture.errors import UnsupportedCapabilityError, UpstreamError
 from aperture.model import (
     ChatRequest,
     ChatResponse,
@@ -67,6 +59,7 @@ from aperture.providers._anthropic_request import (
     tool,
     tool_choice,
 )
+from aperture.providers._status import classify_status
 from aperture.upstream import Framing, SseEvent, UpstreamRequest
 
 __all__ = [
@@ -97,6 +90,9 @@ _STOP_REASONS: Mapping[str, FinishReason] = {
 
 # An error type seen without an HTTP status (in-band stream errors) is classified as if it
 # had come with the status Anthropic documents for it.
+# ``error.details.error_code`` values of a 429 that is a spend cap (the organisation's
+# monthly limit for its tier), not a rate limit: it "keeps failing until access resumes".
+_SPEND_LIMIT_CODES = frozenset({"enforced_spend_limit_reached"})
 _TYPE_STATUS: Mapping[str, int] = {
     "invalid_request_error": 400,
     "authentication_error": 401,
@@ -142,6 +138,7 @@ class _Block(_In, kw_only=True):
 class _ErrorObject(_In, kw_only=True):
     type: str | None = None
     message: str | None = None
+    details: Any = None  # {"error_code": ...} on a spend-limit 429
 
 
 class _Message(_In, kw_only=True):
@@ -451,32 +448,38 @@ def _malformed(target: Target) -> UpstreamError:
 def _classify(
     status: int | None, error: _ErrorObject, headers: Mapping[str, str], target: Target
 ) -> UpstreamError:
-    """Classify by status and Anthropic's documented error types, never by message text.
+    """Classify by Anthropic's documented error types, then the shared status ladder; never by
+    message text.
 
-    ``status`` is None for an error reported inside a 200 stream: the type decides then.
+    A documented type names its status (``rate_limit_error`` is a 429 whatever the envelope
+    says), except ``invalid_request_error``, which Anthropic also uses for other 4xx, so the
+    HTTP status stands. ``status`` is None for an error reported inside a 200 stream: the type
+    decides then. A spent balance or spend cap is a quota error: ``billing_error`` (402), or
+    a 429 whose ``error.details.error_code`` is a spend-limit code.
+
+    Anthropic also answers a spent credit balance and a workspace's own spend limit with a
+    400 ``invalid_request_error`` whose only signal is the message; those stay refusals
+    (not retried, not failed over), as no structured field tells them from a bad request.
     """
-    name = target.provider.name
-    said = (error.message or "no message")[:_MAX_MESSAGE]
     kind = error.type or ""
-    effective = status if status is not None and status != 200 else _TYPE_STATUS.get(kind, 500)
-    kwargs: dict[str, Any] = {"provider": name, "upstream_status": effective}
-    if effective == 402 or kind == "billing_error":
-        return UpstreamQuotaError(f"{name} billing refused the request: {said}", **kwargs)
-    if effective == 429 or kind == "rate_limit_error":
-        retry = {k: v for k, v in headers.items() if k.lower() in ("retry-after", "retry-after-ms")}
-        return UpstreamRateLimitedError(f"{name} is rate limiting: {said}", headers=retry, **kwargs)
-    if effective in (401, 403) or kind in ("authentication_error", "permission_error"):
-        # The gateway's own credentials were refused: the client can do nothing about it,
-        # and the provider's message may describe the key.
-        return UpstreamError(
-            f"{name} refused the gateway's credentials (HTTP {effective}).", **kwargs
-        )
-    if effective in (408, 504) or kind == "timeout_error":
-        return UpstreamTimeoutError(f"{name} timed out: {said}", **kwargs)
-    if effective >= 500 or kind in ("api_error", "overloaded_error"):
-        return UpstreamUnavailableError(f"{name} failed: {said}", **kwargs)
-    if 400 <= effective < 500:
-        # Anthropic's message names a path into ITS body (system hoisted, turns merged), which
-        # is not the client's: no ``param`` is derived from it.
-        return UpstreamRejectedError(f"{name} rejected the request: {said}", **kwargs)
-    return UpstreamError(f"{name} answered HTTP {effective}: {said}", **kwargs)
+    typed = _TYPE_STATUS.get(kind)
+    if typed is not None and kind != "invalid_request_error":
+        effective = typed
+    elif status is not None and status != 200:
+        effective = status
+    else:
+        effective = typed or 500
+    said = (error.message or "no message")[:_MAX_MESSAGE]
+    # Anthropic's message names a path into ITS body (system hoisted, turns merged), which is
+    # not the client's: no ``param`` is derived from it.
+    error_ = classify_status(effective, said, headers, target.provider.name, quota=_spent(error))
+    if status is not None and status != 200:
+        error_.upstream_status = status  # what Anthropic answered, for logs and 4xx pass-through
+    return error_
+
+
+def _spent(error: _ErrorObject) -> bool:
+    if error.type == "billing_error":
+        return True
+    details = error.details
+    return isinstance(details, dict) and details.get("error_code") in _SPEND_LIMIT_CODES

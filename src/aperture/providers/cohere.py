@@ -66,8 +66,6 @@ _FINISH_REASONS: Mapping[str, FinishReason] = {
     "MAX_TOKENS": "length",
     "TOOL_CALL": "tool_calls",
 }
-# Words in a structured error field (never the message) that mean "spent", not "slow down".
-_QUOTA_MARKERS = ("quota", "billing", "payment", "trial", "credit")
 
 
 class _In(msgspec.Struct, kw_only=True):
@@ -324,22 +322,20 @@ def _classify(
 ) -> UpstreamError:
     """Classify by status and structured fields, never by message text.
 
-    Cohere's error body is ``{"id", "message"}``: a trial key's monthly cap and the
-    per-minute limit are both a 429 with no code, so a 429 is a rate limit unless a
-    structured field says quota. 498 is Cohere's invalid token; 499 means Cohere cancelled
-    the request on its side, and another attempt may succeed.
+    Cohere's error body is ``{"id", "message"}``: a spent account is a 402 (a quota error,
+    never retried), while a trial key's monthly cap and the per-minute limit are both a 429
+    with no code, told apart only by the message, so every 429 is a rate limit. 498 is
+    Cohere's invalid token; 499 means Cohere cancelled the request on its side, and another
+    attempt may succeed.
     """
     message = error.message
     said = message if isinstance(message, str) else msgspec.json.encode(message).decode()
     said = (said.strip() or "no message")[:_MAX_MESSAGE]
-    fields = f"{error.type or ''} {error.code or ''}".lower()
-    quota = status == 429 and any(m in fields for m in _QUOTA_MARKERS)
     return classify_status(
         status,
         said,
         headers,
         target.provider.name,
-        quota=quota,
         credentials=frozenset({401, 403, 498}),
         transient=frozenset({499}),
     )

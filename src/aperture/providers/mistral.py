@@ -62,7 +62,11 @@ _FINISH_REASONS: Mapping[str, FinishReason] = {
     "model_length": "length",
     "tool_calls": "tool_calls",
 }
-_QUOTA_MARKERS = ("quota", "billing", "payment", "insufficient", "credit")
+# Mistral's spent-budget answers are a 402 whose ``type`` names the limit, e.g.
+# ``billing_customer_monthly_spending_limit_reached`` (code "2300") or
+# ``billing_api_budget_exhausted`` (code "2303"): every ``billing_`` type is a spent budget,
+# whatever status carries it, and is never retried.
+_BILLING_TYPE_PREFIX = "billing_"
 
 
 class _In(msgspec.Struct, kw_only=True):
@@ -300,6 +304,5 @@ def _classify(
     not passed on to the client.
     """
     said = (_said(error).strip() or "no message")[:_MAX_MESSAGE]
-    fields = f"{error.type or ''} {error.code or ''}".lower()
-    quota = status == 429 and any(m in fields for m in _QUOTA_MARKERS)
+    quota = (error.type or "").startswith(_BILLING_TYPE_PREFIX)
     return classify_status(status, said, headers, target.provider.name, quota=quota)

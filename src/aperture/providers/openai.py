@@ -41,6 +41,19 @@ from aperture.upstream import Framing, SseEvent, UpstreamRequest
 __all__ = ["OpenAIProvider"]
 _FINISH_REASONS = frozenset({"stop", "length", "tool_calls", "content_filter", "function_call"})
 _MAX_MESSAGE = 500
+# The ``error.code`` (or ``type``) values meaning the account cannot pay, whatever the status
+# (a 429, or a 400 for the billing hard limit): waiting or retrying does not help. Seen in
+# OpenAI's answers: ``insufficient_quota`` (credit or monthly budget spent, 429),
+# ``billing_hard_limit_reached`` (400), ``billing_not_active`` (429); OpenAI-compatible hosts
+# behind this adapter reuse them, and ``enforced_spend_limit_reached`` names a spend cap.
+_QUOTA_CODES = frozenset(
+    {
+        "insufficient_quota",
+        "billing_hard_limit_reached",
+        "billing_not_active",
+        "enforced_spend_limit_reached",
+    }
+)
 
 
 class _In(msgspec.Struct, kw_only=True):
@@ -342,7 +355,7 @@ def _classify(
     """Classify by status and the provider's documented codes, never by message text."""
     said = (error.message or "no message")[:_MAX_MESSAGE]
     code = str(error.code or error.type or "")
-    quota = "insufficient_quota" in (code, error.type)
+    quota = code in _QUOTA_CODES or error.type in _QUOTA_CODES
     if code == "rate_limit_exceeded":
         status = 429
     param = error.param if isinstance(error.param, str) else None

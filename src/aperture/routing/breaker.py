@@ -9,14 +9,17 @@ What counts as a failure is the caller's call, passed as ``record(key, ok=False)
 target's own trouble, i.e. ``UpstreamUnavailableError`` (connect errors, 5xx, overload),
 ``UpstreamTimeoutError`` and ``UpstreamRateLimitedError`` (429). The client's mistakes never
 count (``InvalidRequestError``, ``UpstreamRejectedError``: a 4xx the target answered
-correctly), nor does a cancelled call; ``UpstreamQuotaError`` is a billing state better
-handled by taking the key out of rotation, and counting it is harmless but slow to act.
+correctly), nor does a cancelled call. ``UpstreamQuotaError`` (a spent quota or billing
+limit) is not counted either: one answer proves it, so the caller ``hold``s the target open
+for a longer, configured time instead (the provider's ``quota_cooldown_s``), after which it
+half-opens like any tripped breaker and one probe finds out whether the quota is back.
 
 One engine over the ``Counters`` protocol serves both stores: ``LocalBreakers`` runs it on
 in-process counters, ``SharedBreakers`` on shared ones (``RedisCounters``), so every instance
 sees a breaker that any instance tripped. Keys (under the counters' own prefix):
 
     breaker:<target>                        open-until, ms on the clock; absent = closed
+                                            (set by a trip or by a quota ``hold``)
     breaker-streak:<target>                 consecutive failures
     breaker-calls:<window>:<target>         calls and failures per fixed window, read as a
     breaker-fails:<window>:<target>         sliding window (current + weighted previous)
@@ -99,7 +102,7 @@ class Breakers:
             # A probe whose instance died never reports; a fresh slot each cooldown means a
             # lost probe delays recovery by one cooldown instead of blocking it for good.
             slot = (now - until) // self._cooldown_ms
-            probes = f"breaker-probes:{until}:{slot}:{key}"
+            probes = _probes(until, slot, key)
             admission = await self._counters.incr(
                 probes, limit=self._settings.half_open_probes, ttl_s=2 * self._settings.cooldown_s
             )
@@ -107,6 +110,41 @@ class Breakers:
         except StorageError:
             log.warning("breaker store failed; allowing %s", key, exc_info=True)
             return True
+
+    async def hold(self, key: str, seconds: float) -> None:
+        """Take ``key`` out of rotation for ``seconds`` (at least), whatever its counts: for a
+        state one failure proves, such as a spent quota. It then half-opens as after a trip,
+        and a probe's answer decides; a hold never shortens a longer open."""
+        try:
+            now = self._now_ms()
+            until = now + _ms(seconds)
+            current = await self._counters.get(_open(key))
+            if current is not None and current >= until:
+                return
+            ttl_s = seconds + max(self._settings.cooldown_s, self._settings.window_s)
+            await self._counters.set(_open(key), until, ttl_s=ttl_s)
+            await self._counters.delete(_streak(key))
+        except StorageError:
+            log.warning("breaker store failed; %s not held", key, exc_info=True)
+
+    async def retry_in_s(self, key: str) -> float:
+        """Seconds until ``allow(key)`` could next say yes: 0 when closed or a half-open probe
+        is free now, and 0 when the store cannot say (breakers fail open)."""
+        try:
+            until = await self._counters.get(_open(key))
+            if until is None:
+                return 0.0
+            now = self._now_ms()
+            if now < until:
+                return (until - now) / 1000
+            slot = (now - until) // self._cooldown_ms
+            taken = await self._counters.get(_probes(until, slot, key)) or 0
+            if taken < self._settings.half_open_probes:
+                return 0.0
+            return (until + (slot + 1) * self._cooldown_ms - now) / 1000
+        except StorageError:
+            log.warning("breaker store failed; %s reported available", key, exc_info=True)
+            return 0.0
 
     async def record(self, key: str, ok: bool) -> None:
         """The outcome of an attempt ``allow`` admitted; ``ok=False`` only for failures that
@@ -224,6 +262,10 @@ def _ms(seconds: float) -> int:
 
 def _open(key: str) -> str:
     return f"breaker:{key}"
+
+
+def _probes(until: int, slot: int, key: str) -> str:
+    return f"breaker-probes:{until}:{slot}:{key}"
 
 
 def _streak(key: str) -> str:

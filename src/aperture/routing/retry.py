@@ -9,7 +9,8 @@ by its message:
 - among those, never ``UpstreamRejectedError`` (a deterministic 4xx) or ``UpstreamQuotaError``
   (billing: waiting does not help);
 - never after ``max_attempts`` attempts, nor past the request's deadline, nor when the
-  provider's Retry-After asks for a longer wait than the deadline leaves.
+  provider's Retry-After asks for a longer wait than the deadline leaves (unless the next
+  attempt fails over to another target, which does not wait).
 
 "Another attempt" means the same or the next target alike: the dispatcher fails over by
 walking the strategy's order, and every extra attempt also spends from the ``RetryBudget``,
@@ -24,9 +25,8 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 
 from aperture.errors import (
     GatewayError,
@@ -35,6 +35,7 @@ from aperture.errors import (
     UpstreamQuotaError,
     UpstreamRejectedError,
 )
+from aperture.providers._status import retry_after_s
 
 __all__ = ["RetryBudget", "RetryPolicy", "retry_after_s", "retryable"]
 
@@ -64,17 +65,24 @@ class RetryPolicy:
         if not (0 <= self.base_delay_s <= self.max_delay_s and self.deadline_s > 0):
             raise ValueError("need 0 <= base_delay_s <= max_delay_s and deadline_s > 0")
 
-    def should_retry(self, error: GatewayError, attempt: int, elapsed_s: float) -> bool:
+    def should_retry(
+        self, error: GatewayError, attempt: int, elapsed_s: float, *, failover: bool = False
+    ) -> bool:
         """Whether attempt ``attempt + 1`` may follow ``error`` (``attempt`` counts from 1).
 
-        ``elapsed_s`` is the time since the request started. The budget is separate: ask
-        ``RetryBudget.try_spend()`` only once this says yes.
+        ``elapsed_s`` is the time since the request started. ``failover`` says the next
+        attempt goes to another target, which need not wait for this one's Retry-After (a
+        provider asking for minutes must not stop the request from trying a healthy
+        backup). The budget is separate: ask ``RetryBudget.try_spend()`` only once this says
+        yes.
         """
         if attempt >= self.max_attempts or not retryable(error):
             return False
         remaining = self.deadline_s - elapsed_s
         if remaining <= 0:
             return False
+        if failover:
+            return True
         wait = retry_after_s(error.headers, now=self.wall_clock())
         return wait is None or wait <= remaining
 
@@ -101,48 +109,6 @@ def retryable(error: GatewayError) -> bool:
     if not isinstance(error, UpstreamError) or isinstance(error, _NEVER_RETRIED):
         return False
     return error.retryable
-
-
-def retry_after_s(headers: Mapping[str, str], *, now: float) -> float | None:
-    """The wait a provider asked for, in seconds, or None if it named none (or nonsense).
-
-    ``retry-after-ms`` first, being more precise, then ``retry-after`` as delta-seconds or an
-    HTTP date, measured from ``now`` (Unix seconds). Provider adapters keep exactly these two
-    headers on the error they raise.
-    """
-    millis = _non_negative(_header(headers, "retry-after-ms"))
-    if millis is not None:
-        return millis / 1000
-    value = _header(headers, "retry-after")
-    if value is None:
-        return None
-    seconds = _non_negative(value)
-    if seconds is not None:
-        return seconds
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if when.tzinfo is None:
-        return None  # RFC 9110 dates are GMT; a date without a zone is not one
-    return max(0.0, when.timestamp() - now)
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    value = headers.get(name)
-    if value is None:
-        value = next((v for k, v in headers.items() if k.lower() == name), None)
-    return None if value is None else value.strip().lower()
-
-
-def _non_negative(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        return None
-    return number if math.isfinite(number) and number >= 0 else None
 
 
 class RetryBudget:

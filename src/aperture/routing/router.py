@@ -8,6 +8,7 @@ fails early is replaced; one that fails later ends the stream with one in-band e
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -18,6 +19,7 @@ import anyio
 from aperture.errors import (
     GatewayError,
     UpstreamError,
+    UpstreamQuotaError,
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
@@ -135,14 +137,16 @@ class Router:
         started = time.monotonic()
         self._budget.record_request()
         last: GatewayError | None = None
+        tried: set[str] = set()
         tries = max(self._retry.max_attempts, len(ordered))
+        option = await self._next_allowed(ordered, 1)
         for number in range(1, tries + 1):
-            option = await self._next_allowed(ordered, number)
             if option is None:
                 break
-            if number > len(ordered) and last is not None:
-                # Every target was tried once; back off before going round again.
+            if option.key in tried and last is not None:
+                # Back to a target already tried: back off (or honour its Retry-After) first.
                 await anyio.sleep(self._retry.delay_s(last, number - 1, self._rng))
+            tried.add(option.key)
             target = option.target
             # For a stream the attempt (and its span) ends once the first event has arrived:
             # what follows belongs to the request.
@@ -156,14 +160,20 @@ class Router:
                     return await self._attempt(option, prepared, hooks, attempt, span)
                 except GatewayError as error:
                     last = error
+                    if not retryable(error) or number == tries:
+                        raise
                     elapsed = time.monotonic() - started
-                    if not self._retry.should_retry(error, number, elapsed):
+                    following = await self._next_allowed(ordered, number + 1)
+                    # Another target need not wait for this one's Retry-After.
+                    failover = following is not None and following.key not in tried
+                    if not self._retry.should_retry(error, number, elapsed, failover=failover):
                         raise
                     if not self._budget.try_spend():
                         raise
-        raise last or UpstreamUnavailableError(
-            f"Every target for {resolution.name!r} is failing (circuit open); try again shortly."
-        )
+                    option = following
+        if last is not None:
+            raise last
+        raise await self._all_open(resolution, ordered)
 
     async def _attempt(
         self,
@@ -198,9 +208,26 @@ class Router:
         return None
 
     async def _record(self, option: TargetOption, error: GatewayError) -> None:
-        # Only failures another moment could fix count against a target: not its refusals.
-        if isinstance(error, UpstreamError) and retryable(error):
+        if isinstance(error, UpstreamQuotaError):
+            # One answer proves a spent quota, and asking again on every request only burns
+            # latency: out of rotation for the provider's cooldown, shared by all instances.
+            await self._breakers.hold(option.key, option.target.provider.quota_cooldown_s)
+        elif isinstance(error, UpstreamError) and retryable(error):
+            # Only failures another moment could fix count against a target: not its refusals.
             await self._breakers.record(option.key, ok=False)
+
+    async def _all_open(
+        self, resolution: Resolution, ordered: Sequence[TargetOption]
+    ) -> UpstreamUnavailableError:
+        """The fast answer when no target may be tried, with ``Retry-After`` saying when the
+        first breaker half-opens (at least 1 s: a client must not spin)."""
+        waits = [await self._breakers.retry_in_s(option.key) for option in ordered]
+        wait = max(1, math.ceil(min(waits, default=0.0)))
+        return UpstreamUnavailableError(
+            f"Every target for {resolution.name!r} is failing (circuit open); "
+            f"try again in {wait} s.",
+            headers={"retry-after": str(wait)},
+        )
 
 
 def _attempt_attributes(target: Target, number: int) -> Attributes:

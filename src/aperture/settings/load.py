@@ -231,6 +231,10 @@ def _check_meaning(settings: Settings) -> list[Problem]:
             for field in ("max_event_bytes", "max_response_bytes")
             if getattr(provider, field) <= 0
         )
+        if not 0 < provider.quota_cooldown_s <= 86_400:
+            problems.append(
+                Problem(f"{path}.quota_cooldown_s", "must be positive and at most a day (86400)")
+            )
     problems.extend(_check_models(settings, providers))
     problems.extend(_check_routes(settings, providers))
     problems.extend(Problem(path, msg) for path, msg in governance_problems(settings.governance))

@@ -148,6 +148,9 @@ class ProviderSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_onl
     # provider's failure, not memory the gateway holds; so is a whole answer over the other.
     max_event_bytes: int = 16 * 1024 * 1024
     max_response_bytes: int = 64 * 1024 * 1024
+    # How long a target whose quota or billing limit is spent stays out of rotation (shared
+    # by every instance through the breakers' counters) before one probe tries it again.
+    quota_cooldown_s: float = 60.0
     # Which field carries the output cap upstream; OpenAI's newer models want the long name.
     max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
     api_version: str | None = None  # Azure OpenAI's api-version
