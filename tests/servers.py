@@ -45,9 +45,11 @@ def serve(app: ASGIApp, sock: socket.socket | None = None) -> Iterator[str]:
 
 
 @contextmanager
-def serve_together(*apps: ASGIApp) -> Iterator[list[str]]:
+def serve_together(*apps: ASGIApp, loop: str = "asyncio") -> Iterator[list[str]]:
     """Serve several apps in one thread and one event loop, as the CLI serves the public
-    and admin APIs (they share services bound to that loop), and yield their base URLs."""
+    and admin APIs (they share services bound to that loop), and yield their base URLs.
+
+    ``loop="uvloop"`` runs them on uvloop, as ``aperture serve`` does in production."""
     import asyncio
 
     socks = [reserve_port() for _ in apps]
@@ -58,7 +60,7 @@ def serve_together(*apps: ASGIApp) -> Iterator[list[str]]:
                 log_level="warning",
                 access_log=False,
                 lifespan="on" if i == 0 else "off",
-                loop="asyncio",
+                loop=loop,
                 http="httptools",
             )
         )
@@ -68,7 +70,15 @@ def serve_together(*apps: ASGIApp) -> Iterator[list[str]]:
     async def run_all() -> None:
         await asyncio.gather(*(s.serve(sockets=[k]) for s, k in zip(servers, socks, strict=True)))
 
-    thread = threading.Thread(target=lambda: asyncio.run(run_all()), daemon=True)
+    def run() -> None:
+        if loop == "uvloop":
+            import uvloop
+
+            uvloop.run(run_all())
+        else:
+            asyncio.run(run_all())
+
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not all(s.started for s in servers):

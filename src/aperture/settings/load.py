@@ -186,6 +186,11 @@ def _check_meaning(settings: Settings) -> list[Problem]:
     )
     if server.max_body_bytes <= 0:
         problems.append(Problem("server.max_body_bytes", "must be positive"))
+    problems.extend(
+        Problem(f"storage.{field}", "must be positive")
+        for field in ("redis_timeout_s", "redis_retry_s", "ledger_timeout_s")
+        if not getattr(settings.storage, field) > 0
+    )
     images = settings.images
     problems.extend(
         Problem(f"images.{field}", "must be positive")

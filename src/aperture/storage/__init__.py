@@ -39,7 +39,7 @@ from aperture.storage.records import (
     WindowAdmission,
     audit_time,
 )
-from aperture.storage.registry import migrate, open_storage
+from aperture.storage.registry import RedisOptions, migrate, open_storage
 
 __all__ = [
     "Admission",
@@ -62,6 +62,7 @@ __all__ = [
     "PutMode",
     "RecordExistsError",
     "RecordNotFoundError",
+    "RedisOptions",
     "RouteStore",
     "Storage",
     "StorageError",
