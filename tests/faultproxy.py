@@ -134,6 +134,11 @@ class FaultProxy:
     async def _stop(self) -> None:
         await self._refuse()
         await self._reset()
+        # Handlers still waiting (a blackholed accept) end with the proxy, not after it.
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
 
     async def _reset(self) -> None:
         for link in list(self._links):
