@@ -9,9 +9,9 @@ revoked on one instance is refused by every instance within a second.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
+import logging
 import secrets
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -24,6 +24,8 @@ from aperture.storage import ApiKey, KeyStore, StorageError
 from aperture.storage.records import BudgetPeriod
 
 __all__ = ["INVALID_KEY_MESSAGE", "IssuedKey", "KeyRing", "Principal"]
+
+log = logging.getLogger("aperture.keys")
 
 INVALID_KEY_MESSAGE = (
     "Invalid API key. Send it as `Authorization: Bearer <key>` or `x-api-key: <key>`."
@@ -140,8 +142,12 @@ class KeyRing:
         while True:
             await anyio.sleep(interval_s)
             # A storage outage keeps the last good cache: keys keep working meanwhile.
-            with contextlib.suppress(StorageError):
+            try:
                 await self.refresh()
+            except StorageError:
+                pass
+            except Exception:  # a poller that dies would freeze the cache, or stop the app
+                log.exception("key cache refresh failed")
 
     def authenticate(self, presented: str | None) -> Principal:
         """The principal for a presented key, or one uniform 401 whatever was wrong.
