@@ -50,9 +50,13 @@ def serve(
 
 
 @contextmanager
-def serve_together(*apps: ASGIApp, server: ServerSettings = _DEFAULTS) -> Iterator[list[str]]:
+def serve_together(
+    *apps: ASGIApp, server: ServerSettings = _DEFAULTS, loop: str = "asyncio"
+) -> Iterator[list[str]]:
     """Serve several apps in one thread and one event loop, as the CLI serves the public
-    and admin APIs (they share services bound to that loop), and yield their base URLs."""
+    and admin APIs (they share services bound to that loop), and yield their base URLs.
+
+    ``loop="uvloop"`` runs them on uvloop, as ``aperture serve`` does in production."""
     import asyncio
 
     socks = [reserve_port() for _ in apps]
@@ -63,7 +67,7 @@ def serve_together(*apps: ASGIApp, server: ServerSettings = _DEFAULTS) -> Iterat
                 server,
                 port=sock.getsockname()[1],
                 lifespan="on" if i == 0 else "off",
-                loop="asyncio",
+                loop=loop,
             )
         )
         for i, (app, sock) in enumerate(zip(apps, socks, strict=True))
@@ -72,7 +76,15 @@ def serve_together(*apps: ASGIApp, server: ServerSettings = _DEFAULTS) -> Iterat
     async def run_all() -> None:
         await asyncio.gather(*(s.serve(sockets=[k]) for s, k in zip(servers, socks, strict=True)))
 
-    thread = threading.Thread(target=lambda: asyncio.run(run_all()), daemon=True)
+    def run() -> None:
+        if loop == "uvloop":
+            import uvloop
+
+            uvloop.run(run_all())
+        else:
+            asyncio.run(run_all())
+
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not all(s.started for s in servers):

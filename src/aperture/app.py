@@ -19,11 +19,13 @@ from starlette.types import Message, Receive, Scope, Send
 from aperture.api.admin import create_admin_app
 from aperture.api.chat import new_request_id
 from aperture.api.middleware import RequestIdMiddleware, TracingMiddleware
+from aperture.api.render import store_unavailable
 from aperture.api.routes import Endpoint, direct_routes, public_routes
 from aperture.dialects.openai.outbound import render_error
 from aperture.errors import GatewayError, InvalidRequestError, NotFoundError, clip, quote
 from aperture.services import open_services
 from aperture.settings import Settings
+from aperture.storage import StorageError
 from aperture.tracing import NO_TRACER, Tracer
 
 __all__ = ["create_app", "create_apps"]
@@ -72,7 +74,11 @@ def create_apps(settings: Settings, *, tracer: Tracer = NO_TRACER) -> tuple[Star
         routes=routes,
         middleware=middleware,
         lifespan=lifespan,
-        exception_handlers={HTTPException: _http_error, Exception: _unexpected_error},
+        exception_handlers={
+            HTTPException: _http_error,
+            StorageError: _unexpected_error,
+            Exception: _unexpected_error,
+        },
     )
     return public, admin
 
@@ -137,6 +143,16 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, StorageError):
+        # An outage, not a bug: the client may retry; the log says which store and why.
+        log.warning("store failed on %s: %s", request.url.path, exc)
+        unavailable = store_unavailable(exc)
+        return Response(
+            render_error(unavailable),
+            unavailable.status_code,
+            headers=dict(unavailable.headers),
+            media_type="application/json",
+        )
     # A bug, not a bad input: logged with its traceback here, never shown to the client.
     log.exception("unexpected error on %s", request.url.path)
     error = GatewayError("The gateway hit an internal error; it has been logged.")

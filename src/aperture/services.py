@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -35,8 +36,9 @@ from aperture.routing.retry import RetryPolicy
 from aperture.routing.router import Router
 from aperture.routing.sync import CatalogSync
 from aperture.settings import Settings
-from aperture.storage import Storage, open_storage
+from aperture.storage import RedisOptions, Storage, open_storage
 from aperture.storage.audit_writer import AuditWriter
+from aperture.storage.ledger_writer import LedgerWriter
 from aperture.tracing import NO_TRACER, Tracer
 from aperture.upstream import UpstreamClient
 from aperture.upstream.fetch import FetchPolicy, ImageFetcher
@@ -74,8 +76,23 @@ async def open_services(
 ) -> Services:
     """Build every service inside the app lifespan; ``stack`` closes them in reverse order
     and ``group`` owns their background tasks (key-cache watcher, audit writer)."""
-    storage = await open_storage(settings.storage.database, settings.storage.redis, migrate=True)
+    options = settings.storage
+    storage = await open_storage(
+        options.database,
+        options.redis,
+        migrate=True,
+        redis=RedisOptions(timeout_s=options.redis_timeout_s, retry_s=options.redis_retry_s),
+    )
     stack.push_async_callback(storage.close)
+    # The ledger is money: rows the database cannot take now are spooled, never dropped.
+    ledger = LedgerWriter(
+        storage.ledger,
+        Path(options.spool_dir) / "ledger",
+        write_timeout_s=options.ledger_timeout_s,
+    )
+    await ledger.start(group)
+    stack.push_async_callback(ledger.stop)
+    storage = dataclasses.replace(storage, ledger=ledger)
     # Only shared limits (Redis) outlive an instance; in memory its holds die with it.
     instance = new_instance_id() if settings.storage.redis is not None else None
     admission = _admission(settings, storage, instance)

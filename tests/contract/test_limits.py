@@ -595,7 +595,7 @@ async def test_an_unreachable_redis_is_a_storage_error() -> None:
             limits.retire("i"),
         ]
         for call in calls:
-            with pytest.raises(StorageError, match="redis failed") as caught:
+            with pytest.raises(StorageError, match=r"^redis (failed|unavailable)") as caught:
                 await call
             assert not isinstance(caught.value.__cause__, StorageError)
     finally:

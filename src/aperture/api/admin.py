@@ -5,6 +5,7 @@ Admin bodies reject unknown fields: a typo in a key's limits must fail, not be i
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -20,6 +21,7 @@ from aperture.api.auth import presented_key
 from aperture.api.body import read_body
 from aperture.api.models import model_entry
 from aperture.api.openapi import admin_document
+from aperture.api.render import store_unavailable
 from aperture.dialects.decoding import decode_request
 from aperture.dialects.openai.outbound import render_error
 from aperture.errors import (
@@ -29,7 +31,6 @@ from aperture.errors import (
     InvalidApiKeyError,
     InvalidRequestError,
     NotFoundError,
-    ServiceUnavailableError,
     clip,
     quote,
 )
@@ -48,6 +49,8 @@ from aperture.storage import (
 from aperture.storage.records import BudgetPeriod
 
 __all__ = ["create_admin_app"]
+
+log = logging.getLogger("aperture.admin")
 
 _MAX_ADMIN_BODY = 1024 * 1024
 _MAX_AUDIT_LIMIT = 1000
@@ -88,7 +91,7 @@ def create_admin_app() -> Starlette:
             Route("/v1/admin/routes", _routes, methods=["GET", "POST"]),
             Route("/v1/admin/routes/{doc_id}", _route, methods=["GET", "PUT", "DELETE"]),
         ],
-        exception_handlers={HTTPException: _http_error},
+        exception_handlers={HTTPException: _http_error, StorageError: _storage_error},
     )
 
 
@@ -109,7 +112,12 @@ def _json(value: Any, status: int = 200) -> Response:
 
 
 def _error(error: GatewayError) -> Response:
-    return Response(render_error(error), error.status_code, media_type="application/json")
+    return Response(
+        render_error(error),
+        error.status_code,
+        headers=dict(error.headers),
+        media_type="application/json",
+    )
 
 
 def _key_view(key: ApiKey) -> dict[str, Any]:
@@ -348,7 +356,8 @@ async def _budgets(request: Request) -> Response:
                     lines.append(line)
         return _json({"data": [await _budget_view(book, line) for line in lines]})
     except StorageError as exc:
-        return _error(ServiceUnavailableError(f"The budget store failed: {exc}"))
+        log.warning("budget store failed on %s: %s", request.url.path, exc)
+        return _error(store_unavailable(exc))
     except GatewayError as error:
         return _error(error)
 
@@ -380,6 +389,13 @@ async def _budget_view(book: BudgetBook, line: BudgetLine) -> dict[str, Any]:
 
 async def _openapi(request: Request) -> Response:
     return _json(admin_document())
+
+
+async def _storage_error(request: Request, exc: Exception) -> Response:
+    # The database or Redis is away: a 503 the operator's tooling retries, not a 500.
+    assert isinstance(exc, StorageError)
+    log.warning("store failed on %s %s: %s", request.method, request.url.path, exc)
+    return _error(store_unavailable(exc))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

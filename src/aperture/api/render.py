@@ -6,9 +6,10 @@ from collections.abc import Callable
 
 from starlette.responses import Response
 
-from aperture.errors import GatewayError
+from aperture.errors import GatewayError, ServiceUnavailableError
+from aperture.storage import StorageError
 
-__all__ = ["error_response"]
+__all__ = ["error_response", "store_unavailable"]
 
 
 def error_response(
@@ -26,4 +27,14 @@ def error_response(
         status_code=error.status_code,
         headers=headers,
         media_type="application/json",
+    )
+
+
+def store_unavailable(exc: StorageError) -> ServiceUnavailableError:
+    """What a client is told when a store failed under its request: retry shortly.
+
+    The store's own message stays in the log: it names hosts and drivers."""
+    return ServiceUnavailableError(
+        "A store the gateway depends on is unreachable; try again shortly.",
+        headers={"retry-after": "1"},
     )

@@ -204,6 +204,8 @@ class KeyRing:
             except StorageError as exc:
                 # A storage outage keeps the last good cache: keys keep working meanwhile.
                 log.debug("key cache not refreshed: %s", exc)
+            except Exception:  # a poller that dies would freeze the cache, or stop the app
+                log.exception("key cache refresh failed")
 
     async def authenticate(self, presented: str | None) -> Principal:
         """The principal for a presented key, or one uniform 401 whatever was wrong.

@@ -69,8 +69,12 @@ class CatalogSync:
         while True:
             await anyio.sleep(interval_s)
             # An outage keeps the last good catalog: requests keep being served meanwhile.
-            with contextlib.suppress(StorageError):
+            try:
                 await self.refresh()
+            except StorageError:
+                pass
+            except Exception:  # a poller that dies would freeze the catalog, or stop the app
+                log.exception("catalog refresh failed")
 
 
 async def _decoded(store: DocumentStore, kind: type[T]) -> Sequence[T]:

@@ -201,6 +201,11 @@ def _check_meaning(settings: Settings) -> list[Problem]:
         problems.append(Problem("storage.heartbeat_s", "must be positive"))
     if not storage.instance_ttl_s > storage.heartbeat_s:
         problems.append(Problem("storage.instance_ttl_s", "must be longer than heartbeat_s"))
+    problems.extend(
+        Problem(f"storage.{field}", "must be positive")
+        for field in ("redis_timeout_s", "redis_retry_s", "ledger_timeout_s")
+        if not getattr(settings.storage, field) > 0
+    )
     images = settings.images
     problems.extend(
         Problem(f"images.{field}", "must be positive")

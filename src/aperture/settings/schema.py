@@ -81,12 +81,19 @@ class AuthSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=Tr
 class StorageSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     database: str = "sqlite:///aperture.db"
     redis: str | None = None
-    # Where audit events wait while the database is unreachable (one directory per process).
+    # Where audit events and ledger rows wait while the database is unreachable (one
+    # directory per process).
     spool_dir: str = ".aperture-spool"
     # With Redis: each instance beats this often, and counts as lost (its budget holds settled
     # by the survivors, at the estimate) once it has not beaten for instance_ttl_s.
     heartbeat_s: float = 1.0
     instance_ttl_s: float = 5.0
+    # Longest wait for a Redis connection or reply; after one goes unanswered, Redis calls
+    # fail at once for redis_retry_s (budgets 503, rate limits open), then one tries again.
+    redis_timeout_s: float = 1.0
+    redis_retry_s: float = 1.0
+    # A ledger write the database has not confirmed within this is spooled to disk instead.
+    ledger_timeout_s: float = 5.0
 
 
 class FetchSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):

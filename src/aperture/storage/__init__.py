@@ -40,7 +40,7 @@ from aperture.storage.records import (
     WindowAdmission,
     audit_time,
 )
-from aperture.storage.registry import migrate, open_storage
+from aperture.storage.registry import RedisOptions, migrate, open_storage
 
 __all__ = [
     "Admission",
@@ -64,6 +64,7 @@ __all__ = [
     "PutMode",
     "RecordExistsError",
     "RecordNotFoundError",
+    "RedisOptions",
     "RouteStore",
     "Storage",
     "StorageError",

@@ -35,7 +35,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from aperture.storage.base import AuditStore, StorageError
 from aperture.storage.records import AuditEvent
-from aperture.storage.spool import AuditSpool, SpoolReader
+from aperture.storage.spool import AuditSpool
 
 __all__ = ["AuditWriter", "AuditWriterStats"]
 
@@ -227,7 +227,7 @@ class AuditWriter:
 
     async def _replay_file(self, path: Path) -> bool:
         """True once every event of ``path`` is stored; False if it failed or stop() came."""
-        reader = await anyio.to_thread.run_sync(SpoolReader, path)
+        reader = await anyio.to_thread.run_sync(self._spool.reader, path)
         try:
             while not self._stopping:
                 batch = await anyio.to_thread.run_sync(reader.next_batch, self._batch_size)

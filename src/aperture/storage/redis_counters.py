@@ -3,22 +3,18 @@
 Each read-modify-write is one Lua script, so it is atomic across instances, and the TTL is
 set inside the same script: no cancellation between INCR and EXPIRE can leave a key that
 lives forever. The client never retries a command by itself: a retried increment after a
-timeout would count twice.
+timeout would count twice. Every call goes through the link's guard (``redis_client.py``), so
+any Redis fault is a ``StorageError`` and an unanswering Redis fails fast.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
 
-from aperture.storage.base import StorageError
 from aperture.storage.records import Admission
+from aperture.storage.redis_client import RedisLink
 
 __all__ = ["RedisCounters"]
 
@@ -46,10 +42,12 @@ def ttl_ms(ttl_s: float) -> int:
 class RedisCounters:
     """``Counters`` over one Redis database; every key is put under ``prefix``."""
 
-    def __init__(self, client: aioredis.Redis, *, prefix: str = "aperture:") -> None:
-        self._client = client
+    def __init__(self, client: aioredis.Redis | RedisLink, *, prefix: str = "aperture:") -> None:
+        self._link = client if isinstance(client, RedisLink) else RedisLink(client)
+        self._client = self._link.client
         self._prefix = prefix
-        self._incr = client.register_script(_INCR)
+        self._incr = self._client.register_script(_INCR)
+        self._translated = self._link.guarded
 
     @property
     def client(self) -> aioredis.Redis:
@@ -57,31 +55,28 @@ class RedisCounters:
         return self._client
 
     @property
+    def link(self) -> RedisLink:
+        """The client with its fault guard, for the other Redis stores to share."""
+        return self._link
+
+    @property
     def prefix(self) -> str:
         return self._prefix
 
     @classmethod
     def from_url(
-        cls, url: str, *, prefix: str = "aperture:", max_connections: int = 50
+        cls,
+        url: str,
+        *,
+        prefix: str = "aperture:",
+        max_connections: int = 50,
+        timeout_s: float = 1.0,
+        retry_s: float = 1.0,
     ) -> RedisCounters:
-        # A blocking pool queues callers for a free connection; the default pool raises
-        # "Too many connections" as soon as a burst of requests outnumbers it.
-        pool = aioredis.BlockingConnectionPool.from_url(
-            url,
-            max_connections=max_connections,
-            timeout=2,
-            socket_timeout=2,  # a slow Redis is an outage to report, not to wait out
-            socket_connect_timeout=2,
-            retry=Retry(NoBackoff(), 0),
+        link = RedisLink.from_url(
+            url, timeout_s=timeout_s, retry_s=retry_s, max_connections=max_connections
         )
-        return cls(aioredis.Redis.from_pool(pool), prefix=prefix)
-
-    @asynccontextmanager
-    async def _translated(self) -> AsyncIterator[None]:
-        try:
-            yield
-        except (RedisError, OSError) as exc:
-            raise StorageError(f"redis failed: {type(exc).__name__}: {exc}") from exc
+        return cls(link, prefix=prefix)
 
     async def incr(
         self, key: str, amount: int = 1, *, limit: int | None = None, ttl_s: float
@@ -116,4 +111,4 @@ class RedisCounters:
         return None if left < 0 else left / 1000
 
     async def close(self) -> None:
-        await self._client.aclose()
+        await self._link.close()

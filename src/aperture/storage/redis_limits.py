@@ -3,8 +3,11 @@
 Every operation is ONE Lua script (EVALSHA), so each read-modify-write is atomic across
 instances; time is the server's (``redis.call('TIME')``, in microseconds), never a caller's;
 every key a script writes gets its PEXPIRE in the same script, so no cancellation can leave a
-key that lives for ever. The client does not retry (``RedisCounters.from_url`` builds it with
+key that lives for ever. The client does not retry (``RedisLink.from_url`` builds it with
 ``Retry(NoBackoff(), 0)``), and the scripts are idempotent where a retry could double count.
+Every call goes through the link's guard (``redis_client.py``): a connection reset, a closed
+transport, a timeout or a lost reply is a ``StorageError``, and an unanswering Redis fails
+fast rather than making every request wait out the timeout.
 
 Keys, all under ``prefix`` (``aperture:``)::
 
@@ -37,12 +40,10 @@ Amounts are integers (micro-dollars, tokens); Lua numbers are doubles, exact bel
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from aperture.storage.base import StorageError
 from aperture.storage.memory_limits import (
@@ -61,6 +62,7 @@ from aperture.storage.records import (
     ClaimedHold,
     WindowAdmission,
 )
+from aperture.storage.redis_client import RedisLink
 from aperture.storage.redis_counters import ttl_ms
 
 __all__ = ["RedisLimits"]
@@ -379,11 +381,14 @@ def _state(values: Sequence[Any]) -> BudgetState:
 class RedisLimits:
     """``Limits`` over one Redis database, every key under ``prefix``.
 
-    It borrows ``client`` (normally ``RedisCounters.client``, so both roles share one pool)
-    and does not close it: whoever made the client does.
+    It borrows ``client`` (normally ``RedisCounters.link``, so both roles share one pool and
+    one view of whether Redis is up) and does not close it: whoever made the client does.
     """
 
-    def __init__(self, client: aioredis.Redis, *, prefix: str = "aperture:") -> None:
+    def __init__(self, client: aioredis.Redis | RedisLink, *, prefix: str = "aperture:") -> None:
+        self._link = client if isinstance(client, RedisLink) else RedisLink(client)
+        self._translated = self._link.guarded
+        client = self._link.client
         self._client = client
         self._prefix = prefix
         self._acquire = client.register_script(_ACQUIRE)
@@ -404,13 +409,6 @@ class RedisLimits:
     @property
     def prefix(self) -> str:
         return self._prefix
-
-    @asynccontextmanager
-    async def _translated(self) -> AsyncIterator[None]:
-        try:
-            yield
-        except (RedisError, OSError) as exc:
-            raise StorageError(f"redis failed: {type(exc).__name__}: {exc}") from exc
 
     def _window_keys(self, key: str) -> list[str]:
         base = f"{self._prefix}win:{{{key}}}"

@@ -11,11 +11,22 @@ limits for several (each instance then enforces the whole limit on its own traff
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from aperture.storage.base import Closer, Counters, Database, Limits, Storage
 
-__all__ = ["migrate", "open_storage"]
+__all__ = ["RedisOptions", "migrate", "open_storage"]
+
+
+@dataclass(frozen=True, slots=True)
+class RedisOptions:
+    """How the Redis stores treat a slow or absent Redis (``storage.redis_*`` settings)."""
+
+    timeout_s: float = 1.0
+    """Longest wait for a connection, a connect, or one command's reply."""
+    retry_s: float = 1.0
+    """After Redis stops answering, calls fail at once for this long, then one tries again."""
 
 
 class _DatabaseBackend(Protocol):
@@ -44,15 +55,15 @@ def _memory() -> _DatabaseBackend:
     return memory
 
 
-def _redis_counters(url: str) -> tuple[Counters, Limits, Closer]:
+def _redis_counters(url: str, options: RedisOptions) -> tuple[Counters, Limits, Closer]:
     from aperture.storage.redis_counters import RedisCounters
     from aperture.storage.redis_limits import RedisLimits
 
-    counters = RedisCounters.from_url(url)
-    return counters, RedisLimits(counters.client, prefix=counters.prefix), counters.close
+    counters = RedisCounters.from_url(url, timeout_s=options.timeout_s, retry_s=options.retry_s)
+    return counters, RedisLimits(counters.link, prefix=counters.prefix), counters.close
 
 
-def _memory_counters(url: str) -> tuple[Counters, Limits, Closer]:
+def _memory_counters(url: str, options: RedisOptions) -> tuple[Counters, Limits, Closer]:
     from aperture.storage.memory import MemoryCounters
     from aperture.storage.memory_limits import MemoryLimits
 
@@ -68,7 +79,7 @@ _DATABASES: dict[str, Callable[[], _DatabaseBackend]] = {
     "postgres": _postgres,
     "memory": _memory,
 }
-_COUNTERS: dict[str, Callable[[str], tuple[Counters, Limits, Closer]]] = {
+_COUNTERS: dict[str, Callable[[str, RedisOptions], tuple[Counters, Limits, Closer]]] = {
     "redis": _redis_counters,
     "rediss": _redis_counters,
     "memory": _memory_counters,
@@ -89,9 +100,16 @@ def _database(url: str) -> _DatabaseBackend:
 
 
 async def open_storage(
-    database_url: str, redis_url: str | None = None, *, migrate: bool = False
+    database_url: str,
+    redis_url: str | None = None,
+    *,
+    migrate: bool = False,
+    redis: RedisOptions | None = None,
 ) -> Storage:
     """Open every store; with ``migrate`` first bring the schema up to date.
+
+    ``redis`` sets how long a Redis call may take, and how long an unanswering Redis is left
+    alone before it is tried again (both 1 s by default).
 
     Opening does no I/O besides the migration: an unreachable server shows up as a
     ``StorageError`` from the first operation. Close the result with ``await storage.close()``.
@@ -103,7 +121,7 @@ async def open_storage(
     backend = _database(database_url)
     counters_url = redis_url or "memory://"
     shared = _COUNTERS[_scheme(counters_url, dict(_COUNTERS), "storage.redis")]
-    counters, limits, close_counters = shared(counters_url)
+    counters, limits, close_counters = shared(counters_url, redis or RedisOptions())
     try:
         database = await backend.open_database(database_url, migrate=migrate)
     except BaseException:

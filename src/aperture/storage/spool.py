@@ -1,13 +1,15 @@
-"""The audit spool: JSON-lines files that hold events while the database cannot.
+"""Spools: JSON-lines files that hold records (audit events, ledger rows) while the database
+cannot.
 
 Two files in the spool directory, which belongs to one gateway process:
 
-    pending.jsonl     events are appended here (failed batches, queue overflow)
+    pending.jsonl     records are appended here (failed batches, queue overflow)
     replaying.jsonl   ``claim()`` renames pending to this, atomically, before a replay
 
-A replay that fails half-way keeps ``replaying.jsonl`` and starts it over later; the events it
-already wrote are ignored the second time (the audit store is idempotent by request id), so
-every event reaches the database exactly once. The same holds after a crash mid-replay.
+A replay that fails half-way keeps ``replaying.jsonl`` and starts it over later; the records it
+already wrote are ignored the second time (both stores are idempotent: the audit by request
+id, the ledger by request id and kind), so every record reaches the database exactly once.
+The same holds after a crash mid-replay.
 
 Methods are synchronous and thread-safe: the writer calls them through a worker thread, the
 hot path's overflow calls ``append`` directly.
@@ -20,28 +22,35 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Generic, TypeVar
 
 import msgspec
 
 from aperture.storage.records import AuditEvent
 
-__all__ = ["AuditSpool", "SpoolReader"]
+__all__ = ["AuditSpool", "Spool", "SpoolReader"]
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T", bound=msgspec.Struct)
+
 _ENCODER = msgspec.json.Encoder()
-_DECODER = msgspec.json.Decoder(AuditEvent)
 
 
-class AuditSpool:
-    def __init__(self, directory: Path) -> None:
+class Spool(Generic[T]):
+    """The spool of one record type in ``directory``."""
+
+    def __init__(self, directory: Path, record: type[T]) -> None:
         self.directory = directory
         self.pending = directory / "pending.jsonl"
         self.replaying = directory / "replaying.jsonl"
+        self._decoder = msgspec.json.Decoder(record)
         self._lock = threading.Lock()
 
-    def append(self, events: Sequence[AuditEvent], *, sync: bool = True) -> None:
+    def reader(self, path: Path) -> SpoolReader[T]:
+        return SpoolReader(path, self._decoder)
+
+    def append(self, events: Sequence[T], *, sync: bool = True) -> None:
         """Append events as JSON lines; with ``sync``, fsync before returning.
 
         Raises:
@@ -89,17 +98,23 @@ def _nonempty(path: Path) -> bool:
         return False
 
 
-class SpoolReader:
+class AuditSpool(Spool[AuditEvent]):
+    def __init__(self, directory: Path) -> None:
+        super().__init__(directory, AuditEvent)
+
+
+class SpoolReader(Generic[T]):
     """Reads a claimed spool file back in batches, skipping lines that do not decode."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, decoder: msgspec.json.Decoder[T]) -> None:
         self._path = path
+        self._decoder = decoder
         self._file: BinaryIO = path.open("rb")
         self.skipped = 0
 
-    def next_batch(self, size: int) -> list[AuditEvent]:
-        """Up to ``size`` events; an empty list at the end of the file."""
-        batch: list[AuditEvent] = []
+    def next_batch(self, size: int) -> list[T]:
+        """Up to ``size`` records; an empty list at the end of the file."""
+        batch: list[T] = []
         while len(batch) < size:
             line = self._file.readline()
             if not line:
@@ -107,11 +122,11 @@ class SpoolReader:
             if not line.strip():
                 continue
             try:
-                batch.append(_DECODER.decode(line))
+                batch.append(self._decoder.decode(line))
             except (msgspec.DecodeError, ValueError):
                 # A torn line from a crash; keeping it would block the replay forever.
                 self.skipped += 1
-                log.error("audit spool line unreadable, skipped", extra={"spool": str(self._path)})
+                log.error("spool line unreadable, skipped", extra={"spool": str(self._path)})
         return batch
 
     def close(self) -> None:
