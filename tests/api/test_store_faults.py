@@ -214,7 +214,7 @@ def test_a_redis_fault_fails_budgets_closed_and_rate_limits_open_then_heals(
     admitted += [gateway.chat(budgeted) for _ in range(3)]
     assert all(r.status_code == 200 for r in admitted)
 
-    line = gateway.settled(budgeted, holds=False)
+    line = gateway.settled(budgeted)
     costs = sum(r.json()["usage"]["total_tokens"] for r in admitted)
     assert line["ledger"]["tokens"] == costs, "every admitted request is in the ledger"
     _assert_one_row_each(gateway.database, [r.headers["x-request-id"] for r in admitted])

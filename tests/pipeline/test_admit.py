@@ -210,6 +210,32 @@ async def test_a_stream_cut_short_is_charged_its_prompt_and_what_was_relayed() -
     )
 
 
+async def test_a_call_the_client_left_before_its_answer_is_charged_its_prompt() -> None:
+    # The prompt reached the provider, which charges for it whether or not anyone waits.
+    gate = Gate()
+    who = principal(budget_tokens=100_000)
+    ctx = gate.context("r1", who, model="vision")
+    await gate.admit(ctx, chat(text("tell me a story"), model="vision", max_tokens=500))
+    ctx.target = ctx.options[0].target
+    await gate.admission.settle(ctx, cut=True)
+    (row,) = await gate.rows("r1")
+    prompt = ctx.prompt_estimate
+    assert (row.prompt_tokens, row.completion_tokens, row.source) == (prompt, 0, "estimated")
+    assert await gate.state(who) == BudgetState(
+        BudgetCharge(row.amount_micros, prompt), BudgetCharge()
+    )
+
+
+async def test_a_request_cut_before_any_attempt_is_charged_nothing() -> None:
+    gate = Gate()
+    who = principal(budget_tokens=100_000)
+    ctx = gate.context("r1", who, model="vision")
+    await gate.admit(ctx, chat(text("tell me a story"), model="vision", max_tokens=500))
+    await gate.admission.settle(ctx, cut=True)
+    (row,) = await gate.rows("r1")
+    assert (row.prompt_tokens, row.completion_tokens) == (0, 0)
+
+
 async def test_a_request_that_produced_nothing_is_charged_nothing() -> None:
     gate = Gate()
     who = principal(tpm=1000, budget_usd=1.0)

@@ -83,7 +83,7 @@ async def record(
     latency_ms = round(elapsed_s * 1000, 2)
     with anyio.CancelScope(shield=True):
         if admission is not None and (ctx.hold is not None or ctx.ticket is not None):
-            await admission.settle(ctx)
+            await admission.settle(ctx, cut=status == 499)
         images = await image_descriptors(ctx)
         ctx.decoded.clear()
         if audit is not None:

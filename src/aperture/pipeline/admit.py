@@ -82,9 +82,12 @@ class Admission:
         ]
         return max(prices, key=lambda p: p.input + p.output) if prices else None
 
-    async def settle(self, ctx: RequestContext) -> None:
-        """Charge what the request used; called once when it ends, however it ends."""
-        usage, source = self._usage(ctx)
+    async def settle(self, ctx: RequestContext, *, cut: bool = False) -> None:
+        """Charge what the request used; called once when it ends, however it ends.
+
+        ``cut``: the client left (or the request was cancelled) with an attempt under way.
+        """
+        usage, source = self._usage(ctx, cut)
         if ctx.ticket is not None:
             await self._limiter.correct(ctx.ticket, usage.total_tokens)
             ctx.ticket = None
@@ -113,12 +116,14 @@ class Admission:
         )
         await self._budgets.settle(hold, row)
 
-    def _usage(self, ctx: RequestContext) -> tuple[Usage, Literal["provider", "estimated"]]:
+    def _usage(
+        self, ctx: RequestContext, cut: bool
+    ) -> tuple[Usage, Literal["provider", "estimated"]]:
         if ctx.usage is not None:
             return ctx.usage, "provider"
-        if ctx.streamed_chars:
+        if ctx.streamed_chars or (cut and ctx.target is not None):
             # Cut short before the provider reported usage: the prompt was sent and paid for,
-            # and so was what was relayed.
+            # and so was what was relayed (nothing, for a call cut before its answer).
             completion = -(-ctx.streamed_chars // _CHARS_PER_TOKEN)
             return Usage(ctx.prompt_estimate, completion), "estimated"
         return Usage(), "provider"  # nothing reached a provider, or it failed: free

@@ -64,15 +64,20 @@ class CatalogSync:
         self._live.replace(Catalog.from_settings(self._settings, models=models, routes=routes))
         self._versions = versions
 
-    async def watch(self, interval_s: float = 0.5) -> None:
-        """Poll the change counters forever (a lifespan task)."""
+    async def watch(self, interval_s: float = 0.5, timeout_s: float = 2.0) -> None:
+        """Poll the change counters forever (a lifespan task).
+
+        Each poll has a deadline: a database that stops answering must not wedge the poller,
+        or the catalog would stay stale after the database comes back.
+        """
         while True:
             await anyio.sleep(interval_s)
             # An outage keeps the last good catalog: requests keep being served meanwhile.
             try:
-                await self.refresh()
-            except StorageError:
-                pass
+                with anyio.fail_after(timeout_s):
+                    await self.refresh()
+            except (StorageError, TimeoutError) as exc:
+                log.debug("catalog not refreshed: %r", exc)
             except Exception:  # a poller that dies would freeze the catalog, or stop the app
                 log.exception("catalog refresh failed")
 
