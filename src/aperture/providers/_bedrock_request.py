@@ -41,7 +41,7 @@ from aperture.errors import (
     UnsupportedCapabilityError,
     UnsupportedImageFormatError,
 )
-from aperture.images.datauri import parse_data_uri
+from aperture.media.datauri import parse_data_uri
 from aperture.model import (
     Audio,
     ChatRequest,

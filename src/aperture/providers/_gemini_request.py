@@ -50,7 +50,7 @@ from aperture.errors import (
     UnsupportedCapabilityError,
     UnsupportedImageFormatError,
 )
-from aperture.images.datauri import MIME_ALIASES, parse_data_uri
+from aperture.media.datauri import MIME_ALIASES, parse_data_uri
 from aperture.model import (
     Audio,
     ChatRequest,
