@@ -14,6 +14,9 @@ from aperture.images.limits import CONVERTIBLE_MIME_TYPES, limits_for
 from aperture.images.tokens import TokenFamily, family_by_rule, token_family
 from aperture.model import ChatRequest, Message, Target, Text
 from aperture.providers import Provider, provider_for
+from aperture.providers._anthropic_request import IMAGE_MEDIA_TYPES
+from aperture.providers._bedrock_request import IMAGE_FORMATS
+from aperture.providers._gemini_request import IMAGE_MIME_TYPES
 from aperture.providers.registry import LISTED, SPECS, spec_for
 from aperture.providers.spec import ProviderSpec, TokenRule, Wire
 from aperture.routing.known_models import known_capabilities
@@ -82,6 +85,12 @@ def test_a_provider_without_base_url_still_has_an_endpoint(spec: ProviderSpec) -
     built = provider_for(spec.kind).build_request(request, Target(settings, "model-id"))
     url = urlsplit(built.url)
     assert url.scheme in ("http", "https") and url.hostname
+
+
+def test_the_adapters_take_the_image_types_their_specs_accept() -> None:
+    assert SPECS["anthropic"].images.accepted == IMAGE_MEDIA_TYPES
+    assert set(IMAGE_FORMATS) == SPECS["bedrock"].images.accepted
+    assert SPECS["gemini"].images.accepted == IMAGE_MIME_TYPES
 
 
 def test_a_kind_without_a_spec_is_an_error_not_a_default() -> None:
