@@ -18,7 +18,7 @@ from aperture.providers._anthropic_request import IMAGE_MEDIA_TYPES
 from aperture.providers._bedrock_request import IMAGE_FORMATS
 from aperture.providers._gemini_request import IMAGE_MIME_TYPES
 from aperture.providers.registry import LISTED, SPECS, spec_for
-from aperture.providers.spec import ProviderSpec, TokenRule, Wire
+from aperture.providers.spec import ProviderSpec, TokenRule
 from aperture.routing.known_models import known_capabilities
 from aperture.settings import Capability, ProviderSettings
 from tests.contract.test_providers import KINDS as CONTRACT_KINDS
@@ -40,9 +40,9 @@ def test_the_adapter_is_a_provider(spec: ProviderSpec) -> None:
     assert type(provider_for(spec.kind)) is adapter
 
 
-def test_every_wire_has_a_kind_and_runs_the_contract_suite() -> None:
+def test_every_wire_runs_the_contract_suite() -> None:
+    # A kind with a wire of its own needs an emulator and a place in the contract suite.
     wires = {spec.wire for spec in LISTED}
-    assert wires == set(get_args(Wire))
     assert {SPECS[kind].wire for kind in CONTRACT_KINDS} == wires
 
 

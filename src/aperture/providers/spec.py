@@ -25,14 +25,7 @@ __all__ = [
     "KnownModel",
     "ProviderSpec",
     "TokenRule",
-    "Wire",
 ]
-
-Wire = Literal[
-    "openai-chat", "anthropic-messages", "gemini-generate-content", "bedrock-converse",
-    "mistral-chat", "cohere-chat-v2", "ollama-chat",
-]  # fmt: skip
-"""The wire format a kind speaks; each has one emulator and runs the one contract suite."""
 
 TokenRule = Literal[
     "openai", "anthropic", "bedrock", "gemini", "mistral", "cohere", "qwen", "deepseek",
@@ -91,7 +84,9 @@ class ProviderSpec(msgspec.Struct, frozen=True, kw_only=True):
     """The ``kind`` a provider is configured with."""
     adapter: str
     """The adapter class, ``"module:Class"``, imported on first use."""
-    wire: Wire
+    wire: str
+    """The wire format's name (``"openai-chat"``), shared by the kinds that speak it; each wire
+    has an emulator and runs the one contract suite (a test holds every wire to that)."""
     base_url: str | None
     """The endpoint used when the config names none; None when the adapter derives one (from
     the region) or the config must name one (``base_url_needed``)."""
