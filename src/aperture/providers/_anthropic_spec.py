@@ -24,7 +24,6 @@ ANTHROPIC = ProviderSpec(
     adapter="aperture.providers.anthropic:AnthropicProvider",
     wire="anthropic-messages",
     base_url=DEFAULT_BASE_URL,
-    base_url_needed=None,
     images=ANTHROPIC_IMAGES,
     fetches_urls=True,
     image_tokens="anthropic",

@@ -15,7 +15,6 @@ BEDROCK = ProviderSpec(
     wire="bedrock-converse",
     # The endpoint follows the region: bedrock-runtime.<region>.amazonaws.com.
     base_url=None,
-    base_url_needed=None,
     # providers.md §6-7: Claude's limits but 20 images; Bedrock cannot fetch URLs.
     images=msgspec.structs.replace(ANTHROPIC_IMAGES, max_images=20),
     fetches_urls=False,

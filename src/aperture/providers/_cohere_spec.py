@@ -13,7 +13,6 @@ COHERE = ProviderSpec(
     adapter="aperture.providers.cohere:CohereProvider",
     wire="cohere-chat-v2",
     base_url=DEFAULT_BASE_URL,
-    base_url_needed=None,
     images=ImageLimits(max_images=20, effective_long_edge=2048),
     fetches_urls=True,
     image_tokens="cohere",

@@ -20,7 +20,6 @@ GEMINI = ProviderSpec(
     adapter="aperture.providers.gemini:GeminiProvider",
     wire="gemini-generate-content",
     base_url=DEFAULT_BASE_URL,
-    base_url_needed=None,
     images=ImageLimits(
         accepted=GEMINI_IMAGE_TYPES,
         max_bytes=20_000_000,

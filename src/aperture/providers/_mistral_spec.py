@@ -13,7 +13,6 @@ MISTRAL = ProviderSpec(
     adapter="aperture.providers.mistral:MistralProvider",
     wire="mistral-chat",
     base_url=DEFAULT_BASE_URL,
-    base_url_needed=None,
     images=ImageLimits(
         max_bytes=10_000_000, max_side=10000, max_images=8, effective_long_edge=1540
     ),

@@ -28,7 +28,6 @@ OLLAMA = ProviderSpec(
     adapter="aperture.providers.ollama:OllamaProvider",
     wire="ollama-chat",
     base_url=DEFAULT_BASE_URL,
-    base_url_needed=None,
     images=ImageLimits(
         accepted=frozenset({"image/png", "image/jpeg", "image/webp"}), effective_long_edge=2048
     ),

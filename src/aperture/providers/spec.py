@@ -78,7 +78,7 @@ class ImageLimits(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ProviderSpec(msgspec.Struct, frozen=True, kw_only=True):
-    """Everything known about one provider kind. Every field is required but the demo's."""
+    """Everything known about one provider kind; the fields without a default are required."""
 
     kind: str
     """The ``kind`` a provider is configured with."""
@@ -89,9 +89,7 @@ class ProviderSpec(msgspec.Struct, frozen=True, kw_only=True):
     has an emulator and runs the one contract suite (a test holds every wire to that)."""
     base_url: str | None
     """The endpoint used when the config names none; None when the adapter derives one (from
-    the region) or the config must name one (``base_url_needed``)."""
-    base_url_needed: str | None
-    """What the config's ``base_url`` must name when the kind has no default, for the error."""
+    the region) or the config must name one (then ``base_url_needed`` says what)."""
     images: ImageLimits
     fetches_urls: bool
     """True when the provider fetches an image URL itself, so one may be passed through."""
@@ -99,6 +97,8 @@ class ProviderSpec(msgspec.Struct, frozen=True, kw_only=True):
     known_models: tuple[KnownModel, ...]
     """Capabilities of well-known models, first match wins; an unmatched model is text-only
     unless the config declares its capabilities."""
+    base_url_needed: str | None = None
+    """What the config's ``base_url`` must name when the kind has no default, for the error."""
     api_key_env: str | None = None
     """The environment variable the demo reads a key from."""
     demo_models: tuple[str, ...] = ()
