@@ -100,3 +100,28 @@ async def test_an_unanswering_redis_fails_fast_and_is_used_again_once_back(
     assert not counters.link.down
     decision = await limits.reserve("after", [scope], BudgetCharge(1, 0), hold_s=60)
     assert decision.outcome == "reserved"
+
+
+async def test_one_slow_call_while_redis_answers_others_is_not_an_outage(
+    through_proxy: tuple[FaultProxy, RedisCounters],
+) -> None:
+    # Under a burst, one call can wait out its timeout (a slow connect, a busy event loop)
+    # while Redis answers the rest: that must not open every rate limit for retry_s.
+    _, counters = through_proxy
+    link = counters.link
+    failed: list[StorageError] = []
+
+    async def slow() -> None:
+        try:
+            async with link.guarded():
+                await link.client.blpop(["aperture-test:never"], timeout=3)  # past the 0.5 s
+        except StorageError as exc:
+            failed.append(exc)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(slow)
+        await anyio.sleep(0.1)
+        await counters.incr("meanwhile", ttl_s=60)
+    assert failed, "the slow call timed out"
+    assert not link.down
+    assert (await counters.incr("after", ttl_s=60)).value == 1

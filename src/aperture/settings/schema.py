@@ -76,7 +76,7 @@ class StorageSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only
     instance_ttl_s: float = 5.0
     # Longest wait for a Redis connection or reply; after one goes unanswered, Redis calls
     # fail at once for redis_retry_s (budgets 503, rate limits open), then one tries again.
-    redis_timeout_s: float = 1.0
+    redis_timeout_s: float = 2.0
     redis_retry_s: float = 1.0
     # A ledger write the database has not confirmed within this is spooled to disk instead.
     ledger_timeout_s: float = 5.0

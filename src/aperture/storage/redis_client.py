@@ -2,9 +2,10 @@
 
     store call ──► RedisLink.guarded() ──► redis-py (one pool, the client never retries)
                         │ any fault ──► StorageError (callers decide: budgets 503, limits open)
-                        ├ unanswered (timeout, refused, loading): Redis is "down" for
-                        │   ``retry_s``: calls fail at once instead of each waiting out its
-                        │   timeout, then one call probes; its success ends the outage
+                        ├ unanswered (timeout, refused, loading) with no other call
+                        │   answered meanwhile: Redis is "down" for ``retry_s``: calls
+                        │   fail at once instead of each waiting out its timeout, then one
+                        │   call probes; its success ends the outage
                         └ a broken connection (reset, closed transport, EOF): every idle
                             pooled connection is dropped, so none of its dead siblings is
                             handed out again; the next calls connect afresh
@@ -66,7 +67,7 @@ class RedisLink:
         self,
         client: aioredis.Redis,
         *,
-        timeout_s: float = 1.0,
+        timeout_s: float = 2.0,
         retry_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -78,13 +79,14 @@ class RedisLink:
         self._clock = clock
         self._down_until = -math.inf  # before this time, calls fail without trying
         self._down = False  # the last call that reached a verdict found Redis unanswering
+        self._answered_at = -math.inf  # when a call last got an answer
 
     @classmethod
     def from_url(
         cls,
         url: str,
         *,
-        timeout_s: float = 1.0,
+        timeout_s: float = 2.0,
         retry_s: float = 1.0,
         max_connections: int = 50,
     ) -> RedisLink:
@@ -113,7 +115,7 @@ class RedisLink:
         Raises:
             StorageError: Redis failed, or is in an outage and was not tried.
         """
-        now = self._clock()
+        now = started = self._clock()
         if now < self._down_until:
             raise StorageError(
                 f"redis unavailable: not answering; next try in {self._down_until - now:.1f} s"
@@ -129,18 +131,24 @@ class RedisLink:
             self._recovered()
             raise StorageError(f"redis refused: {exc}") from exc
         except _FAULTS as exc:
-            await self._failed(exc)
+            await self._failed(exc, started)
             raise StorageError(f"redis failed: {type(exc).__name__}: {exc}") from exc
         else:
             self._recovered()
 
     def _recovered(self) -> None:
+        self._answered_at = self._clock()
         if self._down:
             log.warning("redis answers again")
         self._down = False
         self._down_until = -math.inf
 
-    async def _failed(self, exc: BaseException) -> None:
+    async def _failed(self, exc: BaseException, started: float) -> None:
+        if _unanswered(exc) and self._answered_at > started:
+            # Redis answered another call while this one waited: this connection, or this
+            # process's own event loop under a burst, was slow, and Redis is not down.
+            # Declaring an outage here would open every rate limit for ``retry_s``.
+            return
         if _unanswered(exc):
             if not self._down:
                 log.error("redis is not answering; calls fail fast for %.1f s", self._retry_s)

@@ -70,7 +70,7 @@ class RedisCounters:
         *,
         prefix: str = "aperture:",
         max_connections: int = 50,
-        timeout_s: float = 1.0,
+        timeout_s: float = 2.0,
         retry_s: float = 1.0,
     ) -> RedisCounters:
         link = RedisLink.from_url(

@@ -23,7 +23,7 @@ __all__ = ["RedisOptions", "migrate", "open_storage"]
 class RedisOptions:
     """How the Redis stores treat a slow or absent Redis (``storage.redis_*`` settings)."""
 
-    timeout_s: float = 1.0
+    timeout_s: float = 2.0
     """Longest wait for a connection, a connect, or one command's reply."""
     retry_s: float = 1.0
     """After Redis stops answering, calls fail at once for this long, then one tries again."""
