@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import NamedTuple
 
 import anyio
 
@@ -33,7 +34,7 @@ from aperture.pipeline.images import replace_images
 from aperture.settings import ImageSettings
 from aperture.tracing import NO_TRACER, Attributes, Tracer
 
-__all__ = ["ImagePreparer"]
+__all__ = ["ImagePreparer", "Prepared"]
 
 _CacheKey = tuple[str, TargetImageLimits, NormalizeOptions]
 _Result = tuple[str, InlineImage, tuple[str, ...]]
@@ -66,6 +67,16 @@ class _ResultCache:
             self._bytes -= self._sizes.pop(old)
 
 
+class Prepared(NamedTuple):
+    """A request made ready for one target, and what that did to its images."""
+
+    request: ChatRequest
+    changes: tuple[str, ...] = ()
+    """What normalisation did (``resized``, ``transcoded``...), each named once."""
+    image_tokens: int = 0
+    """The images' estimated input tokens at the target."""
+
+
 class ImagePreparer:
     def __init__(
         self,
@@ -84,12 +95,10 @@ class ImagePreparer:
         self._cache = _ResultCache(cache_bytes)
         self._tracer = tracer
 
-    async def __call__(
-        self, ctx: RequestContext, request: ChatRequest, target: Target
-    ) -> ChatRequest:
+    async def __call__(self, ctx: RequestContext, request: ChatRequest, target: Target) -> Prepared:
         images = request.images()
         if not images:
-            return request
+            return Prepared(request)
         attributes: Attributes = {
             "aperture.provider": target.provider.name,
             "aperture.model": target.upstream_model,
@@ -98,18 +107,19 @@ class ImagePreparer:
         with self._tracer.span("aperture.image.prepare", attributes) as span:
             prepared, normalized = await self._prepare(ctx, request, target)
             span.set("aperture.images.normalized", normalized)
-            span.set("aperture.images.changes", list(ctx.image_changes))
-            span.set("aperture.image_tokens", ctx.image_tokens)
+            span.set("aperture.images.changes", list(prepared.changes))
+            span.set("aperture.image_tokens", prepared.image_tokens)
             return prepared
 
     async def _prepare(
         self, ctx: RequestContext, request: ChatRequest, target: Target
-    ) -> tuple[ChatRequest, int]:
+    ) -> tuple[Prepared, int]:
         """The request for ``target``, and how many of its images had to be changed."""
         images = request.images()
         limits = self._target_limits(target)
         family = token_family(target.provider.kind, target.upstream_model)
-        ctx.image_tokens = 0
+        tokens = 0
+        changed: list[str] = []
         replaced: dict[tuple[int, int], Image] = {}
         for m, p, image in images:
             if image.inline is not None:
@@ -120,17 +130,18 @@ class ImagePreparer:
                     url, info, changes = result
                     image = Image(url, image.detail, info)
                     replaced[m, p] = image
-                    ctx.image_changes.extend(c for c in changes if c not in ctx.image_changes)
+                    changed.extend(c for c in changes if c not in changed)
                 inline = image.inline
                 assert inline is not None
-                ctx.image_tokens += estimate_image_tokens(
+                tokens += estimate_image_tokens(
                     family,
                     inline.width,
                     inline.height,
                     image.detail,
                     model=target.upstream_model,
                 )
-        return replace_images(request, replaced), len(replaced)
+        prepared = Prepared(replace_images(request, replaced), tuple(changed), tokens)
+        return prepared, len(replaced)
 
     async def _normalized(
         self,

@@ -31,17 +31,13 @@ from aperture.routing.retry import RetryBudget, RetryPolicy, retryable
 from aperture.routing.strategies import Candidate, TargetStats, strategy_for
 from aperture.tracing import NO_TRACER, Attributes, Span, Tracer
 
-__all__ = ["AttemptHooks", "Router"]
+__all__ = ["AttemptHooks", "Attempts", "Router"]
 
 T = TypeVar("T")
 
 
 class AttemptHooks(Protocol):
     """What the caller does around each attempt (per-target preparation, bookkeeping)."""
-
-    def started(self, target: Target) -> None:
-        """An attempt on ``target`` begins."""
-        ...
 
     async def prepare(self, request: ChatRequest, target: Target) -> ChatRequest:
         """``request`` made acceptable to ``target`` (images normalised for it)."""
@@ -50,6 +46,74 @@ class AttemptHooks(Protocol):
     def finished(self, key: str, outcome: str, seconds: float) -> None:
         """The attempt on target ``key`` ended (``ok`` or an error code) after ``seconds``."""
         ...
+
+
+class Attempts:
+    """One request's attempts over its targets, as ``Router.attempts`` returns them.
+
+    The router alone writes it; the caller reads it however the attempts end (an answer, an
+    error, a cancellation): what was tried is what the request is audited and charged for.
+    """
+
+    # Same-module access only: ``Router`` writes the underscored fields, nothing else does.
+    __slots__ = (
+        "_count",
+        "_request",
+        "_resolution",
+        "_router",
+        "_target",
+        "_upstream_s",
+        "hooks",
+        "options",
+    )
+
+    def __init__(
+        self,
+        router: Router,
+        request: ChatRequest,
+        resolution: Resolution,
+        options: Sequence[TargetOption],
+        hooks: AttemptHooks,
+    ) -> None:
+        self._router = router
+        self._request = request
+        self._resolution = resolution
+        self.options = options
+        self.hooks = hooks
+        self._target: Target | None = None
+        self._count = 0
+        self._upstream_s = 0.0
+
+    @property
+    def target(self) -> Target | None:
+        """The target of the current (or last) attempt; None before the first."""
+        return self._target
+
+    @property
+    def count(self) -> int:
+        """How many attempts have begun."""
+        return self._count
+
+    @property
+    def upstream_s(self) -> float:
+        """Time spent waiting on providers, to tell the gateway's own overhead apart."""
+        return self._upstream_s
+
+    async def complete(self) -> ChatResponse:
+        """The first answer a target gives, trying them in order.
+
+        Raises:
+            GatewayError: the last attempt's failure, or every target's circuit is open.
+        """
+        return await self._router._run(self, self._router._complete_on)
+
+    async def open_stream(self) -> EventStream:
+        """The first stream a target opens, its first event already read.
+
+        Raises:
+            GatewayError: as ``complete``.
+        """
+        return await self._router._run(self, self._router._open_on)
 
 
 class Router:
@@ -85,55 +149,44 @@ class Router:
         strategy = strategy_for(resolution.strategy, canary_percent=resolution.canary_percent)
         return [by_key[c.key] for c in strategy.order(candidates, self.stats, self._rng)]
 
-    async def complete(
+    def attempts(
         self,
         request: ChatRequest,
         resolution: Resolution,
         options: Sequence[TargetOption],
         hooks: AttemptHooks,
-    ) -> ChatResponse:
-        async def attempt(prepared: ChatRequest, target: Target) -> ChatResponse:
-            return await self._dispatcher.complete(prepared, target)
+    ) -> Attempts:
+        """The attempts ``request`` will make over ``options``; none has begun yet."""
+        return Attempts(self, request, resolution, options, hooks)
 
-        return await self._run(request, resolution, options, hooks, attempt)
+    async def _complete_on(self, prepared: ChatRequest, target: Target) -> ChatResponse:
+        return await self._dispatcher.complete(prepared, target)
 
-    async def open_stream(
-        self,
-        request: ChatRequest,
-        resolution: Resolution,
-        options: Sequence[TargetOption],
-        hooks: AttemptHooks,
-    ) -> EventStream:
-        async def attempt(prepared: ChatRequest, target: Target) -> EventStream:
-            name = target.provider.name
-            try:
-                with anyio.fail_after(target.provider.first_byte_timeout_s):
-                    stream = await self._dispatcher.open_stream(prepared, target)
-                    try:
-                        # Nothing has reached the client yet: an early failure can fail over.
-                        await stream.prime()
-                    except BaseException:
-                        with anyio.CancelScope(shield=True):
-                            await stream.aclose()
-                        raise
-            except TimeoutError as exc:
-                raise UpstreamTimeoutError(
-                    f"{name} sent nothing within {target.provider.first_byte_timeout_s} s.",
-                    provider=name,
-                ) from exc
-            return stream
-
-        return await self._run(request, resolution, options, hooks, attempt)
+    async def _open_on(self, prepared: ChatRequest, target: Target) -> EventStream:
+        name = target.provider.name
+        try:
+            with anyio.fail_after(target.provider.first_byte_timeout_s):
+                stream = await self._dispatcher.open_stream(prepared, target)
+                try:
+                    # Nothing has reached the client yet: an early failure can fail over.
+                    await stream.prime()
+                except BaseException:
+                    with anyio.CancelScope(shield=True):
+                        await stream.aclose()
+                    raise
+        except TimeoutError as exc:
+            raise UpstreamTimeoutError(
+                f"{name} sent nothing within {target.provider.first_byte_timeout_s} s.",
+                provider=name,
+            ) from exc
+        return stream
 
     async def _run(
-        self,
-        request: ChatRequest,
-        resolution: Resolution,
-        options: Sequence[TargetOption],
-        hooks: AttemptHooks,
-        attempt: Callable[[ChatRequest, Target], Awaitable[T]],
+        self, attempts: Attempts, attempt: Callable[[ChatRequest, Target], Awaitable[T]]
     ) -> T:
-        ordered = self.order(resolution, options)
+        """``attempt`` on each target in turn until one succeeds, recorded in ``attempts``."""
+        resolution, hooks = attempts._resolution, attempts.hooks
+        ordered = self.order(resolution, attempts.options)
         started = time.monotonic()
         self._budget.record_request()
         last: GatewayError | None = None
@@ -152,12 +205,13 @@ class Router:
             # what follows belongs to the request.
             attributes = _attempt_attributes(target, number)
             with self._tracer.span("aperture.upstream.attempt", attributes, kind="client") as span:
-                hooks.started(target)
+                attempts._target = target
+                attempts._count += 1
                 self.seen.add(option.key)
                 # Outside the try: a target refusing the images is not a reason to retry.
-                prepared = await hooks.prepare(request, target)
+                prepared = await hooks.prepare(attempts._request, target)
                 try:
-                    return await self._attempt(option, prepared, hooks, attempt, span)
+                    return await self._attempt(option, prepared, attempts, attempt, span)
                 except GatewayError as error:
                     last = error
                     if not retryable(error) or number == tries:
@@ -179,25 +233,32 @@ class Router:
         self,
         option: TargetOption,
         prepared: ChatRequest,
-        hooks: AttemptHooks,
+        attempts: Attempts,
         attempt: Callable[[ChatRequest, Target], Awaitable[T]],
         span: Span,
     ) -> T:
-        """One attempt on ``option``, recorded by the hooks, the breaker and ``span``."""
+        """One attempt on ``option``, recorded in ``attempts``, by the hooks, the breaker and
+        ``span``."""
         began = time.perf_counter()
         try:
             with self.stats.track(option.key):
                 result = await attempt(prepared, option.target)
         except GatewayError as error:
-            hooks.finished(option.key, error.code, time.perf_counter() - began)
+            self._finished(attempts, option.key, error.code, began)
             span.set("aperture.outcome", error.code)
             span.fail(error.code)
             await self._record(option, error)
             raise
-        hooks.finished(option.key, "ok", time.perf_counter() - began)
+        self._finished(attempts, option.key, "ok", began)
         span.set("aperture.outcome", "ok")
         await self._breakers.record(option.key, ok=True)
         return result
+
+    @staticmethod
+    def _finished(attempts: Attempts, key: str, outcome: str, began: float) -> None:
+        seconds = time.perf_counter() - began
+        attempts._upstream_s += seconds
+        attempts.hooks.finished(key, outcome, seconds)
 
     async def _next_allowed(self, ordered: list[TargetOption], number: int) -> TargetOption | None:
         # Go round the order from this attempt's place, skipping targets whose circuit is open.

@@ -1,8 +1,9 @@
-"""What is recorded once a request is over, after the client has its answer.
+"""After-step: what is recorded once a request is over, after the client has its answer.
 
-Runs after the response (a background task) or in a stream's shielded ``finally``, so a
-client that disconnects still gets its usage and audit recorded and no hashing or writing
-ever delays an answer.
+The first step of the pipeline, so its end runs last, for every request (even one refused
+before the first stage) and after the budget is settled. Ends run after the response (a
+background task) or when a stream closes, shielded, so a client that disconnects still gets
+its usage and audit recorded and no hashing or writing ever delays an answer.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ import anyio
 
 from aperture.metrics import Metrics
 from aperture.model import ChatRequest, Text
-from aperture.pipeline import RequestContext
-from aperture.pipeline.admit import Admission
+from aperture.pipeline.context import Outcome, RequestContext
+from aperture.pipeline.step import After
 from aperture.storage import AuditEvent, AuditImage, AuditUsage, audit_time
 from aperture.storage.audit_writer import AuditWriter
 
-__all__ = ["image_descriptors", "record", "text_portions"]
+__all__ = ["Record", "image_descriptors", "text_portions"]
 
 log = logging.getLogger("aperture.request")
 
@@ -69,70 +70,63 @@ async def image_descriptors(ctx: RequestContext) -> list[dict[str, Any]]:
     return descriptors
 
 
-async def record(
-    ctx: RequestContext,
-    status: int,
-    code: str | None,
-    audit: AuditWriter | None = None,
-    metrics: Metrics | None = None,
-    admission: Admission | None = None,
-) -> None:
-    """Settle, log, audit and count the request's outcome: metadata only, never bytes or
-    secrets."""
-    elapsed_s = time.perf_counter() - ctx.started
-    latency_ms = round(elapsed_s * 1000, 2)
-    with anyio.CancelScope(shield=True):
-        if admission is not None and (ctx.hold is not None or ctx.ticket is not None):
-            await admission.settle(ctx, cut=status == 499)
+class Record(After):
+    """Log, audit and count each request's outcome: metadata only, never bytes or secrets."""
+
+    def __init__(self, audit: AuditWriter | None = None, metrics: Metrics | None = None) -> None:
+        self._audit = audit
+        self._metrics = metrics
+
+    async def end(self, ctx: RequestContext, outcome: Outcome) -> None:
+        elapsed_s = time.perf_counter() - ctx.started
+        latency_ms = round(elapsed_s * 1000, 2)
         images = await image_descriptors(ctx)
         ctx.decoded.clear()
-        if audit is not None:
-            audit.submit(_audit_event(ctx, status, code, latency_ms, images))
-        if metrics is not None:
-            _count(metrics, ctx, status, code, elapsed_s)
+        if self._audit is not None:
+            self._audit.submit(_audit_event(ctx, outcome, latency_ms, images))
+        if self._metrics is not None:
+            _count(self._metrics, ctx, outcome, elapsed_s)
         if not log.isEnabledFor(logging.INFO):
             return  # not even the fields: they are built once per request for nothing
+        attempt = outcome.attempt
         log.info(
             "request",
             extra={
                 "request_id": ctx.request_id,
                 "endpoint": ctx.endpoint,
                 "model": ctx.resolution.name if ctx.resolution else None,
-                "provider": ctx.target.provider.name if ctx.target else None,
-                "status": status,
-                "error_code": code,
+                "provider": attempt.target.provider.name if attempt.target else None,
+                "status": outcome.status,
+                "error_code": outcome.code,
                 "latency_ms": latency_ms,
                 "images": images,
-                "image_tokens_estimate": ctx.image_tokens if ctx.images else None,
-                "image_tokens_reported": ctx.reported_image_tokens,
+                "image_tokens_estimate": attempt.image_tokens if ctx.images else None,
+                "image_tokens_reported": attempt.reported_image_tokens,
             },
         )
 
 
-def _count(
-    metrics: Metrics, ctx: RequestContext, status: int, code: str | None, elapsed_s: float
-) -> None:
+def _count(metrics: Metrics, ctx: RequestContext, outcome: Outcome, elapsed_s: float) -> None:
     model = ctx.resolution.name if ctx.resolution else ""
-    metrics.request(ctx.endpoint, model, status, elapsed_s, max(0.0, elapsed_s - ctx.upstream_s))
+    attempt, status, code = outcome.attempt, outcome.status, outcome.code
+    overhead_s = max(0.0, elapsed_s - attempt.upstream_s)
+    metrics.request(ctx.endpoint, model, status, elapsed_s, overhead_s)
     if code is not None and status != 499:
         metrics.rejection(code)
-    if ctx.usage is not None:
-        metrics.count_tokens(model, "prompt", ctx.usage.prompt_tokens)
-        metrics.count_tokens(model, "completion", ctx.usage.completion_tokens)
+    if attempt.usage is not None:
+        metrics.count_tokens(model, "prompt", attempt.usage.prompt_tokens)
+        metrics.count_tokens(model, "completion", attempt.usage.completion_tokens)
     if ctx.images:
-        metrics.count_tokens(model, "image_estimate", ctx.image_tokens)
+        metrics.count_tokens(model, "image_estimate", attempt.image_tokens)
         for info in ctx.images.values():
             metrics.image(info.mime, info.size_bytes)
 
 
 def _audit_event(
-    ctx: RequestContext,
-    status: int,
-    code: str | None,
-    latency_ms: float,
-    images: list[dict[str, Any]],
+    ctx: RequestContext, outcome: Outcome, latency_ms: float, images: list[dict[str, Any]]
 ) -> AuditEvent:
-    usage = ctx.usage
+    attempt = outcome.attempt
+    usage, target = attempt.usage, attempt.target
     return AuditEvent(
         request_id=ctx.request_id,
         time=audit_time(),
@@ -140,16 +134,16 @@ def _audit_event(
         tenant=ctx.principal.tenant,
         endpoint=ctx.endpoint,
         model=ctx.resolution.name if ctx.resolution else None,
-        provider=ctx.target.provider.name if ctx.target else None,
-        upstream_model=ctx.target.upstream_model if ctx.target else None,
-        attempts=ctx.attempts,
-        status=status,
-        error_code=code,
+        provider=target.provider.name if target else None,
+        upstream_model=target.upstream_model if target else None,
+        attempts=attempt.attempts,
+        status=outcome.status,
+        error_code=outcome.code,
         usage=AuditUsage(
             prompt_tokens=usage.prompt_tokens if usage else 0,
             completion_tokens=usage.completion_tokens if usage else 0,
-            image_tokens_estimate=ctx.image_tokens if ctx.images else None,
-            image_tokens_reported=ctx.reported_image_tokens,
+            image_tokens_estimate=attempt.image_tokens if ctx.images else None,
+            image_tokens_reported=attempt.reported_image_tokens,
         ),
         latency_ms=latency_ms,
         text=ctx.texts,
