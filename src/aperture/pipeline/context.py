@@ -25,34 +25,50 @@ __all__ = ["Attempt", "Outcome", "RequestContext"]
 
 @dataclass(slots=True)
 class RequestContext:
-    """Per-request state known before dispatch, owned by the request's exchange."""
+    """Per-request state known before dispatch, owned by the request's exchange.
+
+    Each field says who writes it; everyone else only reads.
+    """
 
     request_id: str
     endpoint: str
     locator: FieldLocator = field(default_factory=OpenAILocator)
+    """Written by the exchange, from the dialect's parse."""
     principal: Principal = field(default_factory=Principal)
+    """Written by the endpoint, once the key is checked."""
     started: float = field(default_factory=time.perf_counter)
     resolution: Resolution | None = None
+    """Written by ``ResolveModel``."""
     options: tuple[TargetOption, ...] = ()
-    """The targets able to serve this request, before the strategy orders them."""
+    """The targets able to serve this request, before the strategy orders them: written by
+    ``ResolveModel``, narrowed by ``CheckCapabilities``."""
     texts: tuple[str, ...] = ()
-    """The request's text portions, for the audit trail."""
+    """The request's text portions, for the audit trail: written by the exchange, redacted
+    by ``ScreenPii``."""
     decoded: dict[tuple[int, int], bytes] = field(default_factory=dict)
-    """Decoded image bytes by (message, part), for normalisation; dropped with the request."""
+    """Decoded image bytes by (message, part), for normalisation: written by
+    ``IntakeImages``, dropped by ``Record`` with the request."""
     images: dict[tuple[int, int], InlineImage] = field(default_factory=dict)
-    """What intake found for each image, as the client sent it: the audit's descriptors."""
+    """What intake found for each image, as the client sent it, the audit's descriptors:
+    written by ``IntakeImages``."""
     image_hashes: dict[tuple[int, int], str] = field(default_factory=dict)
-    """sha256 of the images' bytes, computed when first needed (never on the hot path)."""
+    """sha256 of the images' bytes, computed when first needed (never on the hot path): a
+    cache filled by whoever needs one first (normalisation, the audit)."""
     prompt_estimate: int = 0
-    """Estimated input tokens (text and images), what a request cut short is charged."""
+    """Estimated input tokens (text and images), what a request cut short is charged:
+    written by ``Admission``."""
     hold: Hold | None = None
-    """The budget reservation to settle when the request ends."""
+    """The budget reservation to settle when the request ends: taken and settled by
+    ``Admission``."""
     ticket: Ticket | None = None
-    """The rate-limit windows the request was counted in, to correct its tokens at the end."""
+    """The rate-limit windows the request was counted in, to correct its tokens at the end:
+    taken and corrected by ``Admission``."""
     findings: list[AuditFinding] = field(default_factory=list)
-    """What policy, PII and guardrails found (never the matched values)."""
+    """What policy, PII and guardrails found (never the matched values): appended to by the
+    checks, before dispatch and on the answer."""
     image_texts: dict[tuple[int, int], str] = field(default_factory=dict)
-    """Text OCR read from each image, when ``governance.ocr`` is on (scanned, never stored)."""
+    """Text OCR read from each image, when ``governance.ocr`` is on (scanned, never stored):
+    written by ``ReadImages``."""
 
 
 @dataclass(frozen=True, slots=True)
