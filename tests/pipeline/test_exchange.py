@@ -165,13 +165,13 @@ async def test_a_leading_step_ends_even_when_the_pipeline_never_ran(
     dispatch: tuple[Dispatch, LiveCatalog],
 ) -> None:
     seen: list[str] = []
-    router, catalog = dispatch
+    attempts, catalog = dispatch
     steps = (
         Step(after=Journal("first", seen)),
         Step(ResolveModel(catalog)),
         Step(after=Journal("later", seen)),
     )
-    exchange = Pipeline(steps, router).exchange("r1", "/t")
+    exchange = Pipeline(steps, attempts).exchange("r1", "/t")
     await exchange.end(401, "invalid_api_key")  # refused at the door: no key
     assert seen == ["first.end"]
 
