@@ -9,8 +9,11 @@ it, and the after-steps receive it as one frozen ``Outcome``.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass, field
+
+import anyio
 
 from aperture.dialects.locator import FieldLocator, OpenAILocator
 from aperture.governance.budgets import Hold
@@ -21,6 +24,9 @@ from aperture.routing.catalog import Resolution, TargetOption
 from aperture.storage.records import AuditFinding
 
 __all__ = ["Attempt", "Outcome", "RequestContext"]
+
+# Hashing a few hundred kilobytes is cheaper than a hop to a worker thread.
+_THREAD_HASH_BYTES = 256 * 1024
 
 
 @dataclass(slots=True)
@@ -52,8 +58,8 @@ class RequestContext:
     """What intake found for each image, as the client sent it, the audit's descriptors:
     written by ``IntakeImages``."""
     image_hashes: dict[tuple[int, int], str] = field(default_factory=dict)
-    """sha256 of the images' bytes, computed when first needed (never on the hot path): a
-    cache filled by whoever needs one first (normalisation, the audit)."""
+    """sha256 of the images' bytes, computed when first needed (never on the hot path):
+    filled by ``image_digest`` alone."""
     prompt_estimate: int = 0
     """Estimated input tokens (text and images), what a request cut short is charged:
     written by ``Admission``."""
@@ -69,6 +75,21 @@ class RequestContext:
     image_texts: dict[tuple[int, int], str] = field(default_factory=dict)
     """Text OCR read from each image, when ``governance.ocr`` is on (scanned, never stored):
     written by ``ReadImages``."""
+
+    async def image_digest(
+        self, at: tuple[int, int], limiter: anyio.CapacityLimiter | None = None
+    ) -> str:
+        """sha256 of the bytes of the image at ``at``, computed once, in a worker thread
+        (bounded by ``limiter``) when it is large: hashlib releases the GIL."""
+        digest = self.image_hashes.get(at)
+        if digest is None:
+            data = self.decoded[at]
+            if len(data) < _THREAD_HASH_BYTES:
+                digest = _sha256(data)
+            else:
+                digest = await anyio.to_thread.run_sync(_sha256, data, limiter=limiter)
+            self.image_hashes[at] = digest
+        return digest
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,3 +125,7 @@ class Outcome:
     def cut(self) -> bool:
         """The client left (or the request was cancelled), perhaps with an attempt under way."""
         return self.status == 499
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

@@ -135,7 +135,8 @@ class Exchange:
 
     async def end(self, status: int, code: str | None) -> None:
         """Run the after-steps' ends in reverse order: once, however often it is called,
-        shielded from cancellation. Each runs even if one before it failed.
+        shielded from cancellation. Each runs even if one before it failed; then the image
+        bytes are let go.
 
         Raises:
             Exception: the first end step's failure, once all have run.
@@ -151,6 +152,7 @@ class Exchange:
                     await after.end(self.ctx, outcome)
                 except Exception as exc:
                     failure = failure or exc
+        self.ctx.decoded.clear()
         if failure is not None:
             raise failure
 

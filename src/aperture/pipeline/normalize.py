@@ -8,7 +8,6 @@ and failover to a target of the same family reuse it.
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import NamedTuple
@@ -159,11 +158,7 @@ class ImagePreparer:
             return None
         # A cryptographic key: one tenant must not be able to plant an image in another's
         # cache with a crafted collision. Hashing runs only when there is work to cache.
-        digest = ctx.image_hashes.get(at)
-        if digest is None:
-            digest = await anyio.to_thread.run_sync(_sha256, data, limiter=self._limiter)
-            ctx.image_hashes[at] = digest
-        key = (digest, limits, options)
+        key = (await ctx.image_digest(at, self._limiter), limits, options)
         cached = self._cache.get(key)
         if cached is not False:
             return cached  # type: ignore[return-value]  # False means "not cached"
@@ -220,10 +215,6 @@ def _decode_error(failure: DecodeFailed, mime: str, param: str) -> GatewayError:
             f"The {mime} image could not be decoded: {failure.detail}.", param=param
         )
     return ImageDecodeError(f"The {mime} image is corrupt and cannot be decoded.", param=param)
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def _as_inline(result: Normalized, original: InlineImage) -> _Result:

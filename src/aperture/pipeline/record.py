@@ -8,12 +8,9 @@ its usage and audit recorded and no hashing or writing ever delays an answer.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from typing import Any
-
-import anyio
 
 from aperture.metrics import Metrics
 from aperture.model import ChatRequest, Text
@@ -26,8 +23,6 @@ __all__ = ["Record", "image_descriptors", "text_portions"]
 
 log = logging.getLogger("aperture.request")
 
-# Hashing a few hundred kilobytes is cheaper than a hop to a worker thread.
-_THREAD_HASH_BYTES = 256 * 1024
 # The audit keeps text, not documents: a bound on what one event may hold.
 _MAX_TEXT_CHARS = 64 * 1024
 
@@ -48,17 +43,9 @@ async def image_descriptors(ctx: RequestContext) -> list[dict[str, Any]]:
     """sha256, mime, size and source of every image, as the client sent it; never bytes."""
     descriptors = []
     for at, info in ctx.images.items():
-        digest = ctx.image_hashes.get(at)
-        if digest is None:
-            data = ctx.decoded[at]
-            if len(data) < _THREAD_HASH_BYTES:
-                digest = hashlib.sha256(data).hexdigest()
-            else:
-                digest = await anyio.to_thread.run_sync(_sha256, data)
-            ctx.image_hashes[at] = digest
         descriptors.append(
             {
-                "sha256": digest,
+                "sha256": await ctx.image_digest(at),
                 "mime": info.mime,
                 "width": info.width,
                 "height": info.height,
@@ -81,7 +68,6 @@ class Record(After):
         elapsed_s = time.perf_counter() - ctx.started
         latency_ms = round(elapsed_s * 1000, 2)
         images = await image_descriptors(ctx)
-        ctx.decoded.clear()
         if self._audit is not None:
             self._audit.submit(_audit_event(ctx, outcome, latency_ms, images))
         if self._metrics is not None:
@@ -150,7 +136,3 @@ def _audit_event(
         images=tuple(AuditImage(**image) for image in images),
         findings=tuple(ctx.findings),
     )
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()

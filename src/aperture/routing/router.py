@@ -12,6 +12,7 @@ import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 import anyio
@@ -48,6 +49,7 @@ class AttemptHooks(Protocol):
         ...
 
 
+@dataclass(slots=True)
 class Attempts:
     """One request's attempts over its targets, as ``Router.attempts`` returns them.
 
@@ -55,49 +57,17 @@ class Attempts:
     error, a cancellation): what was tried is what the request is audited and charged for.
     """
 
-    # Same-module access only: ``Router`` writes the underscored fields, nothing else does.
-    __slots__ = (
-        "_count",
-        "_request",
-        "_resolution",
-        "_router",
-        "_target",
-        "_upstream_s",
-        "hooks",
-        "options",
-    )
-
-    def __init__(
-        self,
-        router: Router,
-        request: ChatRequest,
-        resolution: Resolution,
-        options: Sequence[TargetOption],
-        hooks: AttemptHooks,
-    ) -> None:
-        self._router = router
-        self._request = request
-        self._resolution = resolution
-        self.options = options
-        self.hooks = hooks
-        self._target: Target | None = None
-        self._count = 0
-        self._upstream_s = 0.0
-
-    @property
-    def target(self) -> Target | None:
-        """The target of the current (or last) attempt; None before the first."""
-        return self._target
-
-    @property
-    def count(self) -> int:
-        """How many attempts have begun."""
-        return self._count
-
-    @property
-    def upstream_s(self) -> float:
-        """Time spent waiting on providers, to tell the gateway's own overhead apart."""
-        return self._upstream_s
+    router: Router
+    request: ChatRequest
+    resolution: Resolution
+    options: Sequence[TargetOption]
+    hooks: AttemptHooks
+    target: Target | None = field(default=None, init=False)
+    """The target of the current (or last) attempt; None before the first."""
+    count: int = field(default=0, init=False)
+    """How many attempts have begun."""
+    upstream_s: float = field(default=0.0, init=False)
+    """Time spent waiting on providers, to tell the gateway's own overhead apart."""
 
     async def complete(self) -> ChatResponse:
         """The first answer a target gives, trying them in order.
@@ -105,7 +75,7 @@ class Attempts:
         Raises:
             GatewayError: the last attempt's failure, or every target's circuit is open.
         """
-        return await self._router._run(self, self._router._complete_on)
+        return await self.router._run(self, self.router._complete_on)
 
     async def open_stream(self) -> EventStream:
         """The first stream a target opens, its first event already read.
@@ -113,7 +83,7 @@ class Attempts:
         Raises:
             GatewayError: as ``complete``.
         """
-        return await self._router._run(self, self._router._open_on)
+        return await self.router._run(self, self.router._open_on)
 
 
 class Router:
@@ -185,7 +155,7 @@ class Router:
         self, attempts: Attempts, attempt: Callable[[ChatRequest, Target], Awaitable[T]]
     ) -> T:
         """``attempt`` on each target in turn until one succeeds, recorded in ``attempts``."""
-        resolution, hooks = attempts._resolution, attempts.hooks
+        resolution, hooks = attempts.resolution, attempts.hooks
         ordered = self.order(resolution, attempts.options)
         started = time.monotonic()
         self._budget.record_request()
@@ -205,11 +175,11 @@ class Router:
             # what follows belongs to the request.
             attributes = _attempt_attributes(target, number)
             with self._tracer.span("aperture.upstream.attempt", attributes, kind="client") as span:
-                attempts._target = target
-                attempts._count += 1
+                attempts.target = target
+                attempts.count += 1
                 self.seen.add(option.key)
                 # Outside the try: a target refusing the images is not a reason to retry.
-                prepared = await hooks.prepare(attempts._request, target)
+                prepared = await hooks.prepare(attempts.request, target)
                 try:
                     return await self._attempt(option, prepared, attempts, attempt, span)
                 except GatewayError as error:
@@ -257,7 +227,7 @@ class Router:
     @staticmethod
     def _finished(attempts: Attempts, key: str, outcome: str, began: float) -> None:
         seconds = time.perf_counter() - began
-        attempts._upstream_s += seconds
+        attempts.upstream_s += seconds
         attempts.hooks.finished(key, outcome, seconds)
 
     async def _next_allowed(self, ordered: list[TargetOption], number: int) -> TargetOption | None:
