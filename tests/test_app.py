@@ -8,9 +8,9 @@ import msgspec
 import pytest
 from starlette.testclient import TestClient
 
-from aperture.api import chat
 from aperture.app import create_app
 from aperture.model import ChatRequest
+from aperture.pipeline import exchange
 from aperture.settings import Settings
 
 BODY = {"model": "demo-text", "messages": [{"role": "user", "content": "hi"}]}
@@ -51,7 +51,7 @@ def test_a_bug_in_a_chat_endpoint_is_a_logged_500_without_details(
     def broken(request: ChatRequest) -> tuple[str, ...]:
         raise KeyError("secret-detail")
 
-    monkeypatch.setattr(chat, "text_portions", broken)
+    monkeypatch.setattr(exchange, "text_portions", broken)
     response = gateway.post("/v1/chat/completions", json=BODY)
     assert response.status_code == 500
     error = response.json()["error"]

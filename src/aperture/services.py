@@ -24,7 +24,15 @@ from aperture.governance.ratelimit import RateLimiter
 from aperture.governance.reclaim import Reclaimer, new_instance_id
 from aperture.images.workers import DecodePool
 from aperture.metrics import Metrics
-from aperture.pipeline import ImagePreparer, Pipeline, Screening, TargetLimits, build_pipeline
+from aperture.pipeline import (
+    Dispatch,
+    ImagePreparer,
+    Pipeline,
+    Record,
+    Screening,
+    TargetLimits,
+    build_pipeline,
+)
 from aperture.pipeline.admit import Admission
 from aperture.pipeline.answers import AnswerScreen
 from aperture.pipeline.guard_model import GuardModel
@@ -63,7 +71,6 @@ class Services:
     audit: AuditWriter
     metrics: Metrics
     admission: Admission
-    answers: AnswerScreen
 
     @property
     def auth_required(self) -> bool:
@@ -134,13 +141,23 @@ async def open_services(
         settings.images, limiter, target_limits, tracer=tracer, decoder=_decoder(settings, stack)
     )
     screening = _screening(settings, admission, limiter, GuardModel(catalog, router, images))
+    screening = dataclasses.replace(screening, answers=_answers(settings, screening))
+    pipeline = build_pipeline(
+        catalog,
+        settings.images,
+        fetcher,
+        limiter,
+        target_limits,
+        Dispatch(router, images, metrics.attempt),
+        Record(audit, metrics),
+        screening,
+        tracer=tracer,
+    )
     return Services(
         settings=settings,
         catalog=catalog,
         sync=sync,
-        pipeline=build_pipeline(
-            catalog, settings.images, fetcher, limiter, target_limits, screening, tracer=tracer
-        ),
+        pipeline=pipeline,
         images=images,
         router=router,
         client=client,
@@ -150,7 +167,6 @@ async def open_services(
         audit=audit,
         metrics=metrics,
         admission=admission,
-        answers=_answers(settings, screening),
     )
 
 

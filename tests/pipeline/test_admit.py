@@ -19,7 +19,7 @@ from aperture.governance.ratelimit import RateLimiter
 from aperture.images.tokens import estimate_image_tokens
 from aperture.model import ChatRequest, InlineImage, Usage
 from aperture.pipeline.admit import Admission
-from aperture.pipeline.context import RequestContext
+from aperture.pipeline.context import Attempt, Outcome, RequestContext
 from aperture.routing.catalog import Catalog
 from aperture.settings import parse_settings
 from aperture.settings.governance import PriceSettings
@@ -57,6 +57,11 @@ def chat(*content: Any, model: str = "mixed", **fields: Any) -> ChatRequest:
     body = {"model": model, "messages": [{"role": "user", "content": list(content)}], **fields}
     request, _ = parse_chat_request(json.dumps(body).encode())
     return request
+
+
+def ended(*, cut: bool = False, **attempt: Any) -> Outcome:
+    """How a request ended: an answer, or a cut (the client left), after ``attempt``."""
+    return Outcome(499 if cut else 200, "client_disconnected" if cut else None, Attempt(**attempt))
 
 
 def text(value: str) -> dict[str, Any]:
@@ -165,10 +170,9 @@ async def test_settle_charges_the_provider_usage_at_the_target_price() -> None:
     who = principal(tenant="acme", tpm=10_000, budget_usd=10.0)
     ctx = gate.context("r1", who)
     await gate.admit(ctx, chat(text("what is this?"), image(), max_tokens=100))
-    ctx.target = ctx.options[1].target
-    ctx.usage = Usage(prompt_tokens=1500, completion_tokens=50)
-    ctx.reported_image_tokens = 400
-    await gate.admission.settle(ctx)
+    target = ctx.options[1].target
+    usage = Usage(prompt_tokens=1500, completion_tokens=50)
+    await gate.admission.settle(ctx, ended(target=target, usage=usage, reported_image_tokens=400))
     (row,) = await gate.rows("r1")
     # 1100 text tokens at 1, 400 image tokens at 10, 50 output tokens at 2.
     assert (row.amount_micros, row.prompt_tokens, row.completion_tokens) == (5200, 1500, 50)
@@ -183,9 +187,8 @@ async def test_settle_corrects_the_token_count_to_the_usage() -> None:
     who = principal(tpm=3000)
     ctx = gate.context("r1", who, model="vision")
     await gate.admit(ctx, chat(text("hi"), model="vision", max_tokens=2000))
-    ctx.target = ctx.options[0].target
-    ctx.usage = Usage(prompt_tokens=5, completion_tokens=5)
-    await gate.admission.settle(ctx)
+    usage = Usage(prompt_tokens=5, completion_tokens=5)
+    await gate.admission.settle(ctx, ended(target=ctx.options[0].target, usage=usage))
     # 10 tokens used, not the ~2005 estimated: another request of the same size fits.
     again = gate.context("r2", who, model="vision")
     await gate.admit(again, chat(text("hi"), model="vision", max_tokens=2000))
@@ -197,9 +200,8 @@ async def test_a_stream_cut_short_is_charged_its_prompt_and_what_was_relayed() -
     who = principal(budget_tokens=100_000)
     ctx = gate.context("r1", who, model="vision")
     await gate.admit(ctx, chat(text("tell me a story"), model="vision", max_tokens=500))
-    ctx.target = ctx.options[0].target
-    ctx.streamed_chars = 10  # three tokens' worth of answer
-    await gate.admission.settle(ctx)
+    # Ten characters relayed: three tokens' worth of answer.
+    await gate.admission.settle(ctx, ended(target=ctx.options[0].target, streamed_chars=10))
     (row,) = await gate.rows("r1")
     prompt = ctx.prompt_estimate
     assert (row.prompt_tokens, row.completion_tokens, row.source) == (prompt, 3, "estimated")
@@ -216,8 +218,7 @@ async def test_a_call_the_client_left_before_its_answer_is_charged_its_prompt() 
     who = principal(budget_tokens=100_000)
     ctx = gate.context("r1", who, model="vision")
     await gate.admit(ctx, chat(text("tell me a story"), model="vision", max_tokens=500))
-    ctx.target = ctx.options[0].target
-    await gate.admission.settle(ctx, cut=True)
+    await gate.admission.settle(ctx, ended(cut=True, target=ctx.options[0].target))
     (row,) = await gate.rows("r1")
     prompt = ctx.prompt_estimate
     assert (row.prompt_tokens, row.completion_tokens, row.source) == (prompt, 0, "estimated")
@@ -231,7 +232,7 @@ async def test_a_request_cut_before_any_attempt_is_charged_nothing() -> None:
     who = principal(budget_tokens=100_000)
     ctx = gate.context("r1", who, model="vision")
     await gate.admit(ctx, chat(text("tell me a story"), model="vision", max_tokens=500))
-    await gate.admission.settle(ctx, cut=True)
+    await gate.admission.settle(ctx, ended(cut=True))
     (row,) = await gate.rows("r1")
     assert (row.prompt_tokens, row.completion_tokens) == (0, 0)
 
@@ -241,8 +242,7 @@ async def test_a_request_that_produced_nothing_is_charged_nothing() -> None:
     who = principal(tpm=1000, budget_usd=1.0)
     ctx = gate.context("r1", who, model="vision")
     await gate.admit(ctx, chat(text("hi"), model="vision", max_tokens=900))
-    ctx.target = ctx.options[0].target
-    await gate.admission.settle(ctx)
+    await gate.admission.settle(ctx, ended(target=ctx.options[0].target))
     (row,) = await gate.rows("r1")
     assert (row.amount_micros, row.prompt_tokens, row.completion_tokens) == (0, 0, 0)
     assert await gate.state(who) == BudgetState(BudgetCharge(), BudgetCharge())
@@ -257,8 +257,8 @@ async def test_settle_runs_once() -> None:
     who = principal(budget_tokens=100_000)
     ctx = gate.context("r1", who, model="vision")
     await gate.admit(ctx, chat(text("hi"), model="vision", max_tokens=10))
-    ctx.usage = Usage(prompt_tokens=5, completion_tokens=5)
-    await gate.admission.settle(ctx)
-    await gate.admission.settle(ctx)
+    outcome = ended(usage=Usage(prompt_tokens=5, completion_tokens=5))
+    await gate.admission.settle(ctx, outcome)
+    await gate.admission.settle(ctx, outcome)
     assert len(await gate.rows("r1")) == 1
     assert await gate.state(who) == BudgetState(BudgetCharge(0, 10), BudgetCharge())

@@ -1,12 +1,14 @@
-"""The ordered stages every request passes before it is dispatched.
+"""The ordered steps every request passes, on its way in and on its way back.
 
 A stage is ``async (ctx, request) -> request``: it returns the (possibly rebuilt) request
-or raises a ``GatewayError`` to reject it. The order in ``build_pipeline`` is the spec.
+or raises a ``GatewayError`` to reject it. A step may also have an after-step (``After``):
+after-steps run in reverse order, on the answer or the stream before the client sees it,
+and once the request is over, however it ended. The order in ``build_pipeline`` is the spec.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import anyio
@@ -16,15 +18,19 @@ from aperture.governance.ocr import OcrReader
 from aperture.governance.pii import PiiScanner
 from aperture.governance.policy import PolicyEngine
 from aperture.images.limits import TargetImageLimits, limits_for_provider
-from aperture.model import ChatRequest, Target
+from aperture.model import Target
 from aperture.pipeline.admit import Admission
+from aperture.pipeline.answers import AnswerScreen
 from aperture.pipeline.attempts import RequestAttempts
 from aperture.pipeline.capabilities import CheckCapabilities
-from aperture.pipeline.context import RequestContext
+from aperture.pipeline.context import Attempt, Outcome, RequestContext
+from aperture.pipeline.exchange import AnswerStream, Dispatch, Exchange, Pipeline, StreamRenderer
 from aperture.pipeline.images import IntakeImages
 from aperture.pipeline.normalize import ImagePreparer
+from aperture.pipeline.record import Record
 from aperture.pipeline.resolve import ResolveModel
 from aperture.pipeline.screening import EnforcePolicy, PreCallGuardrails, ReadImages, ScreenPii
+from aperture.pipeline.step import After, Stage, Step
 from aperture.routing.live import LiveCatalog
 from aperture.settings import ImageSettings, ProviderSettings
 from aperture.settings.governance import PiiAction
@@ -32,27 +38,24 @@ from aperture.tracing import NO_TRACER, Tracer
 from aperture.upstream.fetch import ImageFetcher
 
 __all__ = [
+    "After",
+    "AnswerStream",
+    "Attempt",
+    "Dispatch",
+    "Exchange",
     "ImagePreparer",
+    "Outcome",
     "Pipeline",
+    "Record",
     "RequestAttempts",
     "RequestContext",
     "Screening",
     "Stage",
+    "Step",
+    "StreamRenderer",
     "TargetLimits",
     "build_pipeline",
 ]
-
-Stage = Callable[[RequestContext, ChatRequest], Awaitable[ChatRequest]]
-
-
-class Pipeline:
-    def __init__(self, stages: tuple[Stage, ...]) -> None:
-        self.stages = stages
-
-    async def run(self, ctx: RequestContext, request: ChatRequest) -> ChatRequest:
-        for stage in self.stages:
-            request = await stage(ctx, request)
-        return request
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +68,8 @@ class Screening:
     pii_action: PiiAction = "redact"
     guardrails: Guardrails | None = None
     admission: Admission | None = None
+    answers: AnswerScreen | None = None
+    """The checks of the model's answer (PII in it, ``post`` guardrails)."""
 
 
 class TargetLimits:
@@ -83,23 +88,32 @@ def build_pipeline(
     fetcher: ImageFetcher,
     limiter: anyio.CapacityLimiter,
     target_limits: TargetLimits,
+    dispatch: Dispatch,
+    record: Record,
     screening: Screening | None = None,
     tracer: Tracer = NO_TRACER,
 ) -> Pipeline:
-    """The stages before dispatch; per-target image preparation runs at each attempt.
+    """The steps of every request; per-target image preparation runs at each attempt.
 
-    Governance stages that are not configured are left out, so they cost nothing.
+    Governance steps that are not configured are left out, so they cost nothing.
     """
     gov = screening or Screening()
-    stages: tuple[Stage | None, ...] = (
-        ResolveModel(catalog),  # unknown or forbidden models fail before any work
-        EnforcePolicy(gov.policy, after_intake=False) if gov.policy else None,  # before fetches
-        CheckCapabilities(catalog, images),  # keep targets that can take the inputs
-        IntakeImages(images, fetcher, limiter, target_limits, tracer),  # decode, sniff, fetch
-        ReadImages(gov.ocr) if gov.ocr else None,  # text inside images, for the checks below
-        EnforcePolicy(gov.policy, after_intake=True) if gov.policy else None,  # sizes, OCR
-        ScreenPii(gov.pii, gov.pii_action) if gov.pii else None,  # block, or redact the text
-        PreCallGuardrails(gov.guardrails) if gov.guardrails else None,
-        gov.admission,  # rate limits and budget holds, last: a refusal before costs no quota
+    steps: tuple[Step | None, ...] = (
+        # Logs, audits and counts every request, even one refused before the first stage;
+        # its end runs last, after the budget is settled.
+        Step(after=record),
+        Step(ResolveModel(catalog)),  # unknown or forbidden models fail before any work
+        Step(EnforcePolicy(gov.policy, after_intake=False)) if gov.policy else None,  # fetches
+        Step(CheckCapabilities(catalog, images)),  # keep targets that can take the inputs
+        Step(IntakeImages(images, fetcher, limiter, target_limits, tracer)),  # decode, fetch
+        Step(ReadImages(gov.ocr)) if gov.ocr else None,  # text inside images, for the checks
+        Step(EnforcePolicy(gov.policy, after_intake=True)) if gov.policy else None,  # sizes, OCR
+        Step(ScreenPii(gov.pii, gov.pii_action)) if gov.pii else None,  # block, or redact
+        Step(PreCallGuardrails(gov.guardrails)) if gov.guardrails else None,
+        # Rate limits and budget holds, last: a refusal before costs no quota. Its after-step
+        # settles what it took, however the request ends.
+        Step(gov.admission, after=gov.admission) if gov.admission else None,
+        # The first to see the answer on its way back (PII in it, post guardrails).
+        Step(after=gov.answers) if gov.answers else None,
     )
-    return Pipeline(tuple(stage for stage in stages if stage is not None))
+    return Pipeline(tuple(step for step in steps if step is not None), dispatch)

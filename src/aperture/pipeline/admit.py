@@ -2,7 +2,7 @@
 
 Last before dispatch, so a request refused by anything earlier costs no quota; the image
 tokens in the estimate come from what intake found. What is taken here is given back or
-corrected when the request ends (``Admission.settle``), whatever the outcome.
+corrected by its after-step when the request ends (``Admission.end``), whatever the outcome.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from aperture.governance.estimate import image_tokens, output_tokens, text_token
 from aperture.governance.prices import Price, PriceTable
 from aperture.governance.ratelimit import RateLimiter
 from aperture.model import ChatRequest, Usage
-from aperture.pipeline.context import RequestContext
+from aperture.pipeline.context import Outcome, RequestContext
+from aperture.pipeline.step import After
 from aperture.storage import UsageRow
 from aperture.storage.records import BudgetCharge
 
@@ -27,8 +28,8 @@ log = logging.getLogger(__name__)
 _CHARS_PER_TOKEN = 4
 
 
-class Admission:
-    """The admit stage, and the settle step that closes what it opened."""
+class Admission(After):
+    """The admit stage, and the after-step that settles what it opened."""
 
     def __init__(self, limiter: RateLimiter, budgets: BudgetBook, prices: PriceTable) -> None:
         self._limiter = limiter
@@ -82,12 +83,14 @@ class Admission:
         ]
         return max(prices, key=lambda p: p.input + p.output) if prices else None
 
-    async def settle(self, ctx: RequestContext, *, cut: bool = False) -> None:
-        """Charge what the request used; called once when it ends, however it ends.
+    async def end(self, ctx: RequestContext, outcome: Outcome) -> None:
+        if ctx.hold is not None or ctx.ticket is not None:
+            await self.settle(ctx, outcome)
 
-        ``cut``: the client left (or the request was cancelled) with an attempt under way.
-        """
-        usage, source = self._usage(ctx, cut)
+    async def settle(self, ctx: RequestContext, outcome: Outcome) -> None:
+        """Charge what the request used; called once when it ends, however it ends."""
+        attempt = outcome.attempt
+        usage, source = self._usage(ctx, outcome)
         if ctx.ticket is not None:
             await self._limiter.correct(ctx.ticket, usage.total_tokens)
             ctx.ticket = None
@@ -95,9 +98,10 @@ class Admission:
         if hold is None:
             return
         model = ctx.resolution.name if ctx.resolution else None
-        upstream = ctx.target.upstream_model if ctx.target else None
+        target = attempt.target
+        upstream = target.upstream_model if target else None
         price = self._prices.price(model, upstream) if model else None
-        image = ctx.reported_image_tokens or (ctx.image_tokens if ctx.images else 0)
+        image = attempt.reported_image_tokens or (attempt.image_tokens if ctx.images else 0)
         amount = (
             price.cost_micros(usage.prompt_tokens, usage.completion_tokens, image) if price else 0
         )
@@ -108,7 +112,7 @@ class Admission:
             key_id=ctx.principal.key_id,
             tenant=ctx.principal.tenant,
             model=model,
-            provider=ctx.target.provider.name if ctx.target else None,
+            provider=target.provider.name if target else None,
             amount_micros=amount,
             prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens,
@@ -117,13 +121,14 @@ class Admission:
         await self._budgets.settle(hold, row)
 
     def _usage(
-        self, ctx: RequestContext, cut: bool
+        self, ctx: RequestContext, outcome: Outcome
     ) -> tuple[Usage, Literal["provider", "estimated"]]:
-        if ctx.usage is not None:
-            return ctx.usage, "provider"
-        if ctx.streamed_chars or (cut and ctx.target is not None):
+        attempt = outcome.attempt
+        if attempt.usage is not None:
+            return attempt.usage, "provider"
+        if attempt.streamed_chars or (outcome.cut and attempt.target is not None):
             # Cut short before the provider reported usage: the prompt was sent and paid for,
             # and so was what was relayed (nothing, for a call cut before its answer).
-            completion = -(-ctx.streamed_chars // _CHARS_PER_TOKEN)
+            completion = -(-attempt.streamed_chars // _CHARS_PER_TOKEN)
             return Usage(ctx.prompt_estimate, completion), "estimated"
         return Usage(), "provider"  # nothing reached a provider, or it failed: free

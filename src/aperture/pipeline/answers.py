@@ -1,4 +1,4 @@
-"""After the call: PII in the model's answer (``governance.pii.scan_responses``) and the
+"""After-step: PII in the model's answer (``governance.pii.scan_responses``) and the
 ``post`` guardrails, for whole answers and for streams.
 
 A stream is redacted as it flows: each choice's text passes through a ``StreamRedactor``
@@ -20,14 +20,16 @@ from aperture.governance.pii import PiiScanner, StreamRedactor
 from aperture.model import ChatResponse, Delta, Finish, StreamEvent
 from aperture.pipeline.context import RequestContext
 from aperture.pipeline.screening import guard_findings
+from aperture.pipeline.step import After
 from aperture.settings.governance import PiiAction, PiiDetector
 from aperture.storage.records import AuditFinding
 
 __all__ = ["AnswerScreen", "StreamScreen"]
 
 
-class AnswerScreen:
-    """What checks answers; ``for_request`` says whether a request needs any."""
+class AnswerScreen(After):
+    """What checks answers; ``needed`` says whether a request needs any. The last step of
+    the pipeline, so the first to see the answer on its way back."""
 
     def __init__(
         self, scanner: PiiScanner | None, action: PiiAction, guardrails: Guardrails | None
@@ -44,6 +46,9 @@ class AnswerScreen:
 
     def needed(self, ctx: RequestContext) -> bool:
         return self._scanner is not None or self._post(ctx) is not None
+
+    async def answer(self, ctx: RequestContext, response: ChatResponse) -> ChatResponse:
+        return await self.complete(ctx, response) if self.needed(ctx) else response
 
     async def complete(self, ctx: RequestContext, response: ChatResponse) -> ChatResponse:
         """The answer with PII handled, after the post guardrails allowed it.

@@ -1,4 +1,4 @@
-"""The router's hooks for one request: record each attempt, prepare images per target."""
+"""The router's hooks for one request: prepare its images per target, count each attempt."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ __all__ = ["RequestAttempts"]
 
 
 class RequestAttempts:
-    """Implements ``routing.router.AttemptHooks`` for one request's context."""
+    """Implements ``routing.router.AttemptHooks`` for one request, and keeps what preparing
+    its images did, for the request's ``Attempt``."""
 
     def __init__(
         self,
@@ -23,15 +24,19 @@ class RequestAttempts:
         self._ctx = ctx
         self._images = images
         self._observe = observe
-
-    def started(self, target: Target) -> None:
-        self._ctx.target = target
-        self._ctx.attempts += 1
+        self.image_tokens = 0
+        """The images' estimated tokens at the last attempt's target."""
+        self.image_changes: tuple[str, ...] = ()
+        """What normalisation did to the images, over every attempt."""
 
     async def prepare(self, request: ChatRequest, target: Target) -> ChatRequest:
-        return await self._images(self._ctx, request, target)
+        self.image_tokens = 0
+        prepared = await self._images(self._ctx, request, target)
+        self.image_tokens = prepared.image_tokens
+        new = tuple(c for c in prepared.changes if c not in self.image_changes)
+        self.image_changes += new
+        return prepared.request
 
     def finished(self, key: str, outcome: str, seconds: float) -> None:
-        self._ctx.upstream_s += seconds
         if self._observe is not None:
             self._observe(key, outcome, seconds)

@@ -40,6 +40,7 @@ class GuardModel:
             temperature=0.0,
         )
         ctx = RequestContext(f"guard_{secrets.token_hex(8)}", "guardrail")
-        attempts = RequestAttempts(ctx, self._images)
-        response = await self._router.complete(request, resolution, resolution.options, attempts)
+        hooks = RequestAttempts(ctx, self._images)
+        attempts = self._router.attempts(request, resolution, resolution.options, hooks)
+        response = await attempts.complete()
         return next((c.content for c in response.choices if c.content), "")

@@ -8,9 +8,9 @@ and failover to a target of the same family reuse it.
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import NamedTuple
 
 import anyio
 
@@ -33,7 +33,7 @@ from aperture.pipeline.images import replace_images
 from aperture.settings import ImageSettings
 from aperture.tracing import NO_TRACER, Attributes, Tracer
 
-__all__ = ["ImagePreparer"]
+__all__ = ["ImagePreparer", "Prepared"]
 
 _CacheKey = tuple[str, TargetImageLimits, NormalizeOptions]
 _Result = tuple[str, InlineImage, tuple[str, ...]]
@@ -66,6 +66,16 @@ class _ResultCache:
             self._bytes -= self._sizes.pop(old)
 
 
+class Prepared(NamedTuple):
+    """A request made ready for one target, and what that did to its images."""
+
+    request: ChatRequest
+    changes: tuple[str, ...] = ()
+    """What normalisation did (``resized``, ``transcoded``...), each named once."""
+    image_tokens: int = 0
+    """The images' estimated input tokens at the target."""
+
+
 class ImagePreparer:
     def __init__(
         self,
@@ -84,12 +94,10 @@ class ImagePreparer:
         self._cache = _ResultCache(cache_bytes)
         self._tracer = tracer
 
-    async def __call__(
-        self, ctx: RequestContext, request: ChatRequest, target: Target
-    ) -> ChatRequest:
+    async def __call__(self, ctx: RequestContext, request: ChatRequest, target: Target) -> Prepared:
         images = request.images()
         if not images:
-            return request
+            return Prepared(request)
         attributes: Attributes = {
             "aperture.provider": target.provider.name,
             "aperture.model": target.upstream_model,
@@ -98,18 +106,19 @@ class ImagePreparer:
         with self._tracer.span("aperture.image.prepare", attributes) as span:
             prepared, normalized = await self._prepare(ctx, request, target)
             span.set("aperture.images.normalized", normalized)
-            span.set("aperture.images.changes", list(ctx.image_changes))
-            span.set("aperture.image_tokens", ctx.image_tokens)
+            span.set("aperture.images.changes", list(prepared.changes))
+            span.set("aperture.image_tokens", prepared.image_tokens)
             return prepared
 
     async def _prepare(
         self, ctx: RequestContext, request: ChatRequest, target: Target
-    ) -> tuple[ChatRequest, int]:
+    ) -> tuple[Prepared, int]:
         """The request for ``target``, and how many of its images had to be changed."""
         images = request.images()
         limits = self._target_limits(target)
         family = token_family(target.provider.kind, target.upstream_model)
-        ctx.image_tokens = 0
+        tokens = 0
+        changed: list[str] = []
         replaced: dict[tuple[int, int], Image] = {}
         for m, p, image in images:
             if image.inline is not None:
@@ -120,17 +129,18 @@ class ImagePreparer:
                     url, info, changes = result
                     image = Image(url, image.detail, info)
                     replaced[m, p] = image
-                    ctx.image_changes.extend(c for c in changes if c not in ctx.image_changes)
+                    changed.extend(c for c in changes if c not in changed)
                 inline = image.inline
                 assert inline is not None
-                ctx.image_tokens += estimate_image_tokens(
+                tokens += estimate_image_tokens(
                     family,
                     inline.width,
                     inline.height,
                     image.detail,
                     model=target.upstream_model,
                 )
-        return replace_images(request, replaced), len(replaced)
+        prepared = Prepared(replace_images(request, replaced), tuple(changed), tokens)
+        return prepared, len(replaced)
 
     async def _normalized(
         self,
@@ -148,11 +158,7 @@ class ImagePreparer:
             return None
         # A cryptographic key: one tenant must not be able to plant an image in another's
         # cache with a crafted collision. Hashing runs only when there is work to cache.
-        digest = ctx.image_hashes.get(at)
-        if digest is None:
-            digest = await anyio.to_thread.run_sync(_sha256, data, limiter=self._limiter)
-            ctx.image_hashes[at] = digest
-        key = (digest, limits, options)
+        key = (await ctx.image_digest(at, self._limiter), limits, options)
         cached = self._cache.get(key)
         if cached is not False:
             return cached  # type: ignore[return-value]  # False means "not cached"
@@ -209,10 +215,6 @@ def _decode_error(failure: DecodeFailed, mime: str, param: str) -> GatewayError:
             f"The {mime} image could not be decoded: {failure.detail}.", param=param
         )
     return ImageDecodeError(f"The {mime} image is corrupt and cannot be decoded.", param=param)
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def _as_inline(result: Normalized, original: InlineImage) -> _Result:

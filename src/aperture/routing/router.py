@@ -12,6 +12,7 @@ import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 import anyio
@@ -31,17 +32,13 @@ from aperture.routing.retry import RetryBudget, RetryPolicy, retryable
 from aperture.routing.strategies import Candidate, TargetStats, strategy_for
 from aperture.tracing import NO_TRACER, Attributes, Span, Tracer
 
-__all__ = ["AttemptHooks", "Router"]
+__all__ = ["AttemptHooks", "Attempts", "Router"]
 
 T = TypeVar("T")
 
 
 class AttemptHooks(Protocol):
     """What the caller does around each attempt (per-target preparation, bookkeeping)."""
-
-    def started(self, target: Target) -> None:
-        """An attempt on ``target`` begins."""
-        ...
 
     async def prepare(self, request: ChatRequest, target: Target) -> ChatRequest:
         """``request`` made acceptable to ``target`` (images normalised for it)."""
@@ -50,6 +47,43 @@ class AttemptHooks(Protocol):
     def finished(self, key: str, outcome: str, seconds: float) -> None:
         """The attempt on target ``key`` ended (``ok`` or an error code) after ``seconds``."""
         ...
+
+
+@dataclass(slots=True)
+class Attempts:
+    """One request's attempts over its targets, as ``Router.attempts`` returns them.
+
+    The router alone writes it; the caller reads it however the attempts end (an answer, an
+    error, a cancellation): what was tried is what the request is audited and charged for.
+    """
+
+    router: Router
+    request: ChatRequest
+    resolution: Resolution
+    options: Sequence[TargetOption]
+    hooks: AttemptHooks
+    target: Target | None = field(default=None, init=False)
+    """The target of the current (or last) attempt; None before the first."""
+    count: int = field(default=0, init=False)
+    """How many attempts have begun."""
+    upstream_s: float = field(default=0.0, init=False)
+    """Time spent waiting on providers, to tell the gateway's own overhead apart."""
+
+    async def complete(self) -> ChatResponse:
+        """The first answer a target gives, trying them in order.
+
+        Raises:
+            GatewayError: the last attempt's failure, or every target's circuit is open.
+        """
+        return await self.router._run(self, self.router._complete_on)
+
+    async def open_stream(self) -> EventStream:
+        """The first stream a target opens, its first event already read.
+
+        Raises:
+            GatewayError: as ``complete``.
+        """
+        return await self.router._run(self, self.router._open_on)
 
 
 class Router:
@@ -85,55 +119,44 @@ class Router:
         strategy = strategy_for(resolution.strategy, canary_percent=resolution.canary_percent)
         return [by_key[c.key] for c in strategy.order(candidates, self.stats, self._rng)]
 
-    async def complete(
+    def attempts(
         self,
         request: ChatRequest,
         resolution: Resolution,
         options: Sequence[TargetOption],
         hooks: AttemptHooks,
-    ) -> ChatResponse:
-        async def attempt(prepared: ChatRequest, target: Target) -> ChatResponse:
-            return await self._dispatcher.complete(prepared, target)
+    ) -> Attempts:
+        """The attempts ``request`` will make over ``options``; none has begun yet."""
+        return Attempts(self, request, resolution, options, hooks)
 
-        return await self._run(request, resolution, options, hooks, attempt)
+    async def _complete_on(self, prepared: ChatRequest, target: Target) -> ChatResponse:
+        return await self._dispatcher.complete(prepared, target)
 
-    async def open_stream(
-        self,
-        request: ChatRequest,
-        resolution: Resolution,
-        options: Sequence[TargetOption],
-        hooks: AttemptHooks,
-    ) -> EventStream:
-        async def attempt(prepared: ChatRequest, target: Target) -> EventStream:
-            name = target.provider.name
-            try:
-                with anyio.fail_after(target.provider.first_byte_timeout_s):
-                    stream = await self._dispatcher.open_stream(prepared, target)
-                    try:
-                        # Nothing has reached the client yet: an early failure can fail over.
-                        await stream.prime()
-                    except BaseException:
-                        with anyio.CancelScope(shield=True):
-                            await stream.aclose()
-                        raise
-            except TimeoutError as exc:
-                raise UpstreamTimeoutError(
-                    f"{name} sent nothing within {target.provider.first_byte_timeout_s} s.",
-                    provider=name,
-                ) from exc
-            return stream
-
-        return await self._run(request, resolution, options, hooks, attempt)
+    async def _open_on(self, prepared: ChatRequest, target: Target) -> EventStream:
+        name = target.provider.name
+        try:
+            with anyio.fail_after(target.provider.first_byte_timeout_s):
+                stream = await self._dispatcher.open_stream(prepared, target)
+                try:
+                    # Nothing has reached the client yet: an early failure can fail over.
+                    await stream.prime()
+                except BaseException:
+                    with anyio.CancelScope(shield=True):
+                        await stream.aclose()
+                    raise
+        except TimeoutError as exc:
+            raise UpstreamTimeoutError(
+                f"{name} sent nothing within {target.provider.first_byte_timeout_s} s.",
+                provider=name,
+            ) from exc
+        return stream
 
     async def _run(
-        self,
-        request: ChatRequest,
-        resolution: Resolution,
-        options: Sequence[TargetOption],
-        hooks: AttemptHooks,
-        attempt: Callable[[ChatRequest, Target], Awaitable[T]],
+        self, attempts: Attempts, attempt: Callable[[ChatRequest, Target], Awaitable[T]]
     ) -> T:
-        ordered = self.order(resolution, options)
+        """``attempt`` on each target in turn until one succeeds, recorded in ``attempts``."""
+        resolution, hooks = attempts.resolution, attempts.hooks
+        ordered = self.order(resolution, attempts.options)
         started = time.monotonic()
         self._budget.record_request()
         last: GatewayError | None = None
@@ -152,12 +175,13 @@ class Router:
             # what follows belongs to the request.
             attributes = _attempt_attributes(target, number)
             with self._tracer.span("aperture.upstream.attempt", attributes, kind="client") as span:
-                hooks.started(target)
+                attempts.target = target
+                attempts.count += 1
                 self.seen.add(option.key)
                 # Outside the try: a target refusing the images is not a reason to retry.
-                prepared = await hooks.prepare(request, target)
+                prepared = await hooks.prepare(attempts.request, target)
                 try:
-                    return await self._attempt(option, prepared, hooks, attempt, span)
+                    return await self._attempt(option, prepared, attempts, attempt, span)
                 except GatewayError as error:
                     last = error
                     if not retryable(error) or number == tries:
@@ -179,25 +203,32 @@ class Router:
         self,
         option: TargetOption,
         prepared: ChatRequest,
-        hooks: AttemptHooks,
+        attempts: Attempts,
         attempt: Callable[[ChatRequest, Target], Awaitable[T]],
         span: Span,
     ) -> T:
-        """One attempt on ``option``, recorded by the hooks, the breaker and ``span``."""
+        """One attempt on ``option``, recorded in ``attempts``, by the hooks, the breaker and
+        ``span``."""
         began = time.perf_counter()
         try:
             with self.stats.track(option.key):
                 result = await attempt(prepared, option.target)
         except GatewayError as error:
-            hooks.finished(option.key, error.code, time.perf_counter() - began)
+            self._finished(attempts, option.key, error.code, began)
             span.set("aperture.outcome", error.code)
             span.fail(error.code)
             await self._record(option, error)
             raise
-        hooks.finished(option.key, "ok", time.perf_counter() - began)
+        self._finished(attempts, option.key, "ok", began)
         span.set("aperture.outcome", "ok")
         await self._breakers.record(option.key, ok=True)
         return result
+
+    @staticmethod
+    def _finished(attempts: Attempts, key: str, outcome: str, began: float) -> None:
+        seconds = time.perf_counter() - began
+        attempts.upstream_s += seconds
+        attempts.hooks.finished(key, outcome, seconds)
 
     async def _next_allowed(self, ordered: list[TargetOption], number: int) -> TargetOption | None:
         # Go round the order from this attempt's place, skipping targets whose circuit is open.

@@ -1,0 +1,138 @@
+"""After-step: what is recorded once a request is over, after the client has its answer.
+
+The first step of the pipeline, so its end runs last, for every request (even one refused
+before the first stage) and after the budget is settled. Ends run after the response (a
+background task) or when a stream closes, shielded, so a client that disconnects still gets
+its usage and audit recorded and no hashing or writing ever delays an answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from aperture.metrics import Metrics
+from aperture.model import ChatRequest, Text
+from aperture.pipeline.context import Outcome, RequestContext
+from aperture.pipeline.step import After
+from aperture.storage import AuditEvent, AuditImage, AuditUsage, audit_time
+from aperture.storage.audit_writer import AuditWriter
+
+__all__ = ["Record", "image_descriptors", "text_portions"]
+
+log = logging.getLogger("aperture.request")
+
+# The audit keeps text, not documents: a bound on what one event may hold.
+_MAX_TEXT_CHARS = 64 * 1024
+
+
+def text_portions(request: ChatRequest) -> tuple[str, ...]:
+    """The text of every message, in order, capped in total size; never image data."""
+    texts: list[str] = []
+    budget = _MAX_TEXT_CHARS
+    for message in request.messages:
+        for part in message.parts():
+            if isinstance(part, Text) and budget > 0:
+                texts.append(part.text[:budget])
+                budget -= len(texts[-1])
+    return tuple(texts)
+
+
+async def image_descriptors(ctx: RequestContext) -> list[dict[str, Any]]:
+    """sha256, mime, size and source of every image, as the client sent it; never bytes."""
+    descriptors = []
+    for at, info in ctx.images.items():
+        descriptors.append(
+            {
+                "sha256": await ctx.image_digest(at),
+                "mime": info.mime,
+                "width": info.width,
+                "height": info.height,
+                "bytes": info.size_bytes,
+                "frames": info.frames,
+                "source": info.source,
+            }
+        )
+    return descriptors
+
+
+class Record(After):
+    """Log, audit and count each request's outcome: metadata only, never bytes or secrets."""
+
+    def __init__(self, audit: AuditWriter | None = None, metrics: Metrics | None = None) -> None:
+        self._audit = audit
+        self._metrics = metrics
+
+    async def end(self, ctx: RequestContext, outcome: Outcome) -> None:
+        elapsed_s = time.perf_counter() - ctx.started
+        latency_ms = round(elapsed_s * 1000, 2)
+        images = await image_descriptors(ctx)
+        if self._audit is not None:
+            self._audit.submit(_audit_event(ctx, outcome, latency_ms, images))
+        if self._metrics is not None:
+            _count(self._metrics, ctx, outcome, elapsed_s)
+        if not log.isEnabledFor(logging.INFO):
+            return  # not even the fields: they are built once per request for nothing
+        attempt = outcome.attempt
+        log.info(
+            "request",
+            extra={
+                "request_id": ctx.request_id,
+                "endpoint": ctx.endpoint,
+                "model": ctx.resolution.name if ctx.resolution else None,
+                "provider": attempt.target.provider.name if attempt.target else None,
+                "status": outcome.status,
+                "error_code": outcome.code,
+                "latency_ms": latency_ms,
+                "images": images,
+                "image_tokens_estimate": attempt.image_tokens if ctx.images else None,
+                "image_tokens_reported": attempt.reported_image_tokens,
+            },
+        )
+
+
+def _count(metrics: Metrics, ctx: RequestContext, outcome: Outcome, elapsed_s: float) -> None:
+    model = ctx.resolution.name if ctx.resolution else ""
+    attempt, status, code = outcome.attempt, outcome.status, outcome.code
+    overhead_s = max(0.0, elapsed_s - attempt.upstream_s)
+    metrics.request(ctx.endpoint, model, status, elapsed_s, overhead_s)
+    if code is not None and status != 499:
+        metrics.rejection(code)
+    if attempt.usage is not None:
+        metrics.count_tokens(model, "prompt", attempt.usage.prompt_tokens)
+        metrics.count_tokens(model, "completion", attempt.usage.completion_tokens)
+    if ctx.images:
+        metrics.count_tokens(model, "image_estimate", attempt.image_tokens)
+        for info in ctx.images.values():
+            metrics.image(info.mime, info.size_bytes)
+
+
+def _audit_event(
+    ctx: RequestContext, outcome: Outcome, latency_ms: float, images: list[dict[str, Any]]
+) -> AuditEvent:
+    attempt = outcome.attempt
+    usage, target = attempt.usage, attempt.target
+    return AuditEvent(
+        request_id=ctx.request_id,
+        time=audit_time(),
+        key_id=ctx.principal.key_id,
+        tenant=ctx.principal.tenant,
+        endpoint=ctx.endpoint,
+        model=ctx.resolution.name if ctx.resolution else None,
+        provider=target.provider.name if target else None,
+        upstream_model=target.upstream_model if target else None,
+        attempts=attempt.attempts,
+        status=outcome.status,
+        error_code=outcome.code,
+        usage=AuditUsage(
+            prompt_tokens=usage.prompt_tokens if usage else 0,
+            completion_tokens=usage.completion_tokens if usage else 0,
+            image_tokens_estimate=attempt.image_tokens if ctx.images else None,
+            image_tokens_reported=attempt.reported_image_tokens,
+        ),
+        latency_ms=latency_ms,
+        text=ctx.texts,
+        images=tuple(AuditImage(**image) for image in images),
+        findings=tuple(ctx.findings),
+    )
