@@ -27,13 +27,14 @@ from aperture.pipeline import (
 from aperture.pipeline.normalize import ImagePreparer
 from aperture.pipeline.resolve import ResolveModel
 from aperture.pipeline.step import StreamFilter
-from aperture.routing.breaker import LocalBreakers
+from aperture.routing.breaker import SharedBreakers
 from aperture.routing.catalog import Catalog
 from aperture.routing.dispatch import Dispatcher
 from aperture.routing.live import LiveCatalog
 from aperture.routing.retry import RetryPolicy
 from aperture.routing.router import Router
 from aperture.settings import Settings
+from aperture.storage.memory import MemoryCounters
 from aperture.upstream import UpstreamClient
 
 pytestmark = pytest.mark.anyio
@@ -106,7 +107,7 @@ async def dispatch(gateway_settings: Settings) -> AsyncIterator[tuple[Dispatch, 
     images = ImagePreparer(
         gateway_settings.images, limiter, TargetLimits(gateway_settings.providers)
     )
-    router = Router(Dispatcher(client), LocalBreakers(), RetryPolicy())
+    router = Router(Dispatcher(client), SharedBreakers(MemoryCounters()), RetryPolicy())
     try:
         yield Dispatch(router, images), LiveCatalog(Catalog.from_settings(gateway_settings))
     finally:
