@@ -15,14 +15,7 @@ from typing import Any
 
 import msgspec
 
-from aperture.errors import (
-    UpstreamError,
-    UpstreamQuotaError,
-    UpstreamRateLimitedError,
-    UpstreamRejectedError,
-    UpstreamTimeoutError,
-    UpstreamUnavailableError,
-)
+from aperture.errors import UpstreamError
 from aperture.model import (
     ChatResponse,
     Choice,
@@ -36,12 +29,10 @@ from aperture.model import (
     Usage,
     UsageReport,
 )
-from aperture.providers._status import retry_headers
+from aperture.providers._status import ErrorClass, body_text, classify_status, malformed
 from aperture.upstream.eventstream import Frame
 
 __all__ = ["BedrockStreamParser", "classify", "error_name", "parse_converse_response"]
-
-_MAX_MESSAGE = 500
 
 STOP_REASONS: Mapping[str, FinishReason] = {
     "end_turn": "stop",
@@ -53,31 +44,39 @@ STOP_REASONS: Mapping[str, FinishReason] = {
     "content_filtered": "content_filter",
 }
 
-_RATE_LIMITED = frozenset({"throttlingexception", "toomanyrequestsexception"})
-_QUOTA = frozenset({"servicequotaexceededexception"})
-_CREDENTIALS = frozenset(
-    {
-        "accessdeniedexception",
-        "unrecognizedclientexception",
-        "invalidsignatureexception",
-        "incompletesignatureexception",
-        "missingauthenticationtokenexception",
-        "expiredtokenexception",
-        "signaturedoesnotmatch",
-    }
-)
-_TIMEOUT = frozenset({"modeltimeoutexception"})
-_UNAVAILABLE = frozenset(
-    {
-        "serviceunavailableexception",
-        "internalserverexception",
-        "modelnotreadyexception",
-        "modelstreamerrorexception",
-        "modelerrorexception",
-    }
-)
-_REJECTED = frozenset({"validationexception", "resourcenotfoundexception", "conflictexception"})
-_KNOWN = _RATE_LIMITED | _QUOTA | _CREDENTIALS | _TIMEOUT | _UNAVAILABLE | _REJECTED
+# The exceptions ``service-2.json`` documents (and AWS's common auth ones), by the class each
+# names whatever status carries it: a ``ModelNotReadyException`` is a 429 that means "not yet".
+_CLASSES: Mapping[str, ErrorClass] = {
+    "throttlingexception": "rate_limited",
+    "toomanyrequestsexception": "rate_limited",
+    "servicequotaexceededexception": "quota",
+    **dict.fromkeys(
+        (
+            "accessdeniedexception",
+            "unrecognizedclientexception",
+            "invalidsignatureexception",
+            "incompletesignatureexception",
+            "missingauthenticationtokenexception",
+            "expiredtokenexception",
+            "signaturedoesnotmatch",
+        ),
+        "credentials",
+    ),
+    "modeltimeoutexception": "timeout",
+    **dict.fromkeys(
+        (
+            "serviceunavailableexception",
+            "internalserverexception",
+            "modelnotreadyexception",
+            "modelstreamerrorexception",
+            "modelerrorexception",
+        ),
+        "unavailable",
+    ),
+    **dict.fromkeys(
+        ("validationexception", "resourcenotfoundexception", "conflictexception"), "rejected"
+    ),
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -165,7 +164,7 @@ def parse_converse_response(body: bytes, target: Target) -> ChatResponse:
     try:
         response = _RESPONSE.decode(body)
     except msgspec.DecodeError as exc:
-        raise _malformed(target) from exc
+        raise malformed(target.provider.name) from exc
     message = response.output.message if response.output is not None else None
     blocks = message.content if message is not None else []
     texts = [b.text for b in blocks if b.text is not None]
@@ -211,11 +210,6 @@ def _compact(value: Any) -> str:
     return msgspec.json.encode(value if value is not None else {}).decode()
 
 
-def _malformed(target: Target) -> UpstreamError:
-    name = target.provider.name
-    return UpstreamError(f"{name} sent a response that is not valid JSON.", provider=name)
-
-
 # ---------------------------------------------------------------------------------------------
 # Streams
 
@@ -252,7 +246,7 @@ class BedrockStreamParser:
         try:
             event = _EVENT.decode(frame.payload) if frame.payload.strip() else _Event()
         except msgspec.DecodeError as exc:
-            raise _malformed(self._target) from exc
+            raise malformed(self._target.provider.name) from exc
         match frame.headers.get(":event-type"):
             case "messageStart":
                 return self._role()
@@ -322,7 +316,7 @@ def error_name(headers: Mapping[str, str], body: bytes) -> tuple[str, str | None
     try:
         error = _ERROR.decode(body)
     except msgspec.DecodeError:
-        text = body[:_MAX_MESSAGE].decode(errors="replace").strip()
+        text = body_text(body).strip()
         error = _Error(message=text or None)
     raw = next((v for k, v in headers.items() if k.lower() == "x-amzn-errortype"), None)
     raw = raw or error.code or error.type_ or ""
@@ -333,7 +327,7 @@ def _error_message(payload: bytes) -> str | None:
     try:
         error = _ERROR.decode(payload)
     except msgspec.DecodeError:
-        return payload[:_MAX_MESSAGE].decode(errors="replace").strip() or None
+        return body_text(payload).strip() or None
     return error.message or error.message_upper
 
 
@@ -346,38 +340,10 @@ def classify(
 ) -> UpstreamError:
     """Classify by Bedrock's exception name, falling back on the HTTP status.
 
-    ``status`` is None for an exception frame inside a 200 stream: the name decides then.
+    ``status`` is None for an exception frame inside a 200 stream: the name decides then, and
+    an unknown one is kept in the message, for whoever reads the log.
     """
-    provider = target.provider.name
-    said = (message or "no message")[:_MAX_MESSAGE]
-    key = name.lower()
-    unknown = key not in _KNOWN
-    kwargs: dict[str, Any] = {"provider": provider, "upstream_status": status}
-    if key in _QUOTA:
-        return UpstreamQuotaError(f"{provider} quota is exhausted: {said}", **kwargs)
-    if key in _RATE_LIMITED or (unknown and status == 429):
-        return UpstreamRateLimitedError(
-            f"{provider} is rate limiting: {said}", headers=retry_headers(headers), **kwargs
-        )
-    if key in _CREDENTIALS or (unknown and status in (401, 403)):
-        # The gateway's own credentials were refused: the client can do nothing about it,
-        # and the provider's message may describe the key or the signature.
-        shown = status if status is not None else 403
-        return UpstreamError(
-            f"{provider} refused the gateway's credentials (HTTP {shown}).", **kwargs
-        )
-    if key in _TIMEOUT or (unknown and status in (408, 504)):
-        return UpstreamTimeoutError(f"{provider} timed out: {said}", **kwargs)
-    if key in _UNAVAILABLE or (unknown and status is not None and status >= 500):
-        return UpstreamUnavailableError(
-            f"{provider} failed: {said}", headers=retry_headers(headers), **kwargs
-        )
-    if key in _REJECTED or (status is not None and 400 <= status < 500):
-        if status is None or not 400 <= status < 500:
-            kwargs["upstream_status"] = 400
-        return UpstreamRejectedError(f"{provider} rejected the request: {said}", **kwargs)
-    if status is None or status >= 500:
-        return UpstreamUnavailableError(
-            f"{provider} failed ({name or 'unknown'}): {said}", **kwargs
-        )
-    return UpstreamError(f"{provider} answered HTTP {status}: {said}", **kwargs)
+    kind = _CLASSES.get(name.lower())
+    if kind is None and status is None:
+        message = f"{name or 'unknown'}: {message or 'no message'}"
+    return classify_status(status, message, headers, target.provider.name, kind=kind)

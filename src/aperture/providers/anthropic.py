@@ -59,7 +59,7 @@ from aperture.providers._anthropic_request import (
     tool,
     tool_choice,
 )
-from aperture.providers._status import classify_status
+from aperture.providers._status import ErrorClass, body_text, classify_status, malformed
 from aperture.upstream import Framing, SseEvent, UpstreamRequest
 
 __all__ = [
@@ -76,8 +76,6 @@ DEFAULT_MAX_TOKENS = 4096
 """Sent when the client gave no ``max_tokens``: Anthropic requires the field."""
 """Exactly what Anthropic accepts as ``source.media_type``; ``image/jpg`` is refused."""
 
-_MAX_MESSAGE = 500
-
 _STOP_REASONS: Mapping[str, FinishReason] = {
     "end_turn": "stop",
     "stop_sequence": "stop",
@@ -88,23 +86,26 @@ _STOP_REASONS: Mapping[str, FinishReason] = {
     "refusal": "content_filter",
 }
 
-# An error type seen without an HTTP status (in-band stream errors) is classified as if it
-# had come with the status Anthropic documents for it.
 # ``error.details.error_code`` values of a 429 that is a spend cap (the organisation's
 # monthly limit for its tier), not a rate limit: it "keeps failing until access resumes".
 _SPEND_LIMIT_CODES = frozenset({"enforced_spend_limit_reached"})
-_TYPE_STATUS: Mapping[str, int] = {
-    "invalid_request_error": 400,
-    "authentication_error": 401,
-    "billing_error": 402,
-    "permission_error": 403,
-    "not_found_error": 404,
-    "request_too_large": 413,
-    "rate_limit_error": 429,
-    "api_error": 500,
-    "timeout_error": 504,
-    "overloaded_error": 529,
+# Each documented error type: the HTTP status Anthropic sends it with (an error without a
+# status, in a stream or a 200 body, is classified as if it had come with it) and the class it
+# names whatever the envelope says. ``invalid_request_error`` names none: Anthropic also uses
+# it for other 4xx, so the HTTP status decides.
+_TYPES: Mapping[str, tuple[int, ErrorClass | None]] = {
+    "invalid_request_error": (400, None),
+    "authentication_error": (401, "credentials"),
+    "billing_error": (402, "quota"),
+    "permission_error": (403, "credentials"),
+    "not_found_error": (404, "rejected"),
+    "request_too_large": (413, "rejected"),
+    "rate_limit_error": (429, "rate_limited"),
+    "api_error": (500, "unavailable"),
+    "timeout_error": (504, "timeout"),
+    "overloaded_error": (529, "unavailable"),
 }
+_UNTYPED = (500, None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -237,7 +238,7 @@ class AnthropicProvider:
         try:
             message = _MESSAGE.decode(body)
         except msgspec.DecodeError as exc:
-            raise _malformed(target) from exc
+            raise malformed(target.provider.name) from exc
         if message.type == "error" or message.error is not None:
             raise _classify(200, message.error or _ErrorObject(), {}, target)
         texts = [b.text for b in message.content if b.type == "text" and b.text is not None]
@@ -272,7 +273,7 @@ class AnthropicProvider:
         except msgspec.DecodeError:
             error = None
         if not isinstance(error, _ErrorObject):
-            text = error if isinstance(error, str) else body[:_MAX_MESSAGE].decode(errors="replace")
+            text = error if isinstance(error, str) else body_text(body)
             error = _ErrorObject(message=text.strip() or None)
         return _classify(status, error, headers, target)
 
@@ -344,7 +345,7 @@ class _StreamParser:
         try:
             data = _EVENT.decode(event.data)
         except msgspec.DecodeError as exc:
-            raise _malformed(self._target) from exc
+            raise malformed(self._target.provider.name) from exc
         kind = data.type or event.event
         match kind:
             case "message_start":
@@ -440,46 +441,28 @@ def _usage(usage: _Usage) -> Usage:
     )
 
 
-def _malformed(target: Target) -> UpstreamError:
-    name = target.provider.name
-    return UpstreamError(f"{name} sent a response that is not valid JSON.", provider=name)
-
-
 def _classify(
     status: int | None, error: _ErrorObject, headers: Mapping[str, str], target: Target
 ) -> UpstreamError:
     """Classify by Anthropic's documented error types, then the shared status ladder; never by
     message text.
 
-    A documented type names its status (``rate_limit_error`` is a 429 whatever the envelope
-    says), except ``invalid_request_error``, which Anthropic also uses for other 4xx, so the
-    HTTP status stands. ``status`` is None for an error reported inside a 200 stream: the type
-    decides then. A spent balance or spend cap is a quota error: ``billing_error`` (402), or
-    a 429 whose ``error.details.error_code`` is a spend-limit code.
-
-    Anthropic also answers a spent credit balance and a workspace's own spend limit with a
-    400 ``invalid_request_error`` whose only signal is the message; those stay refusals
-    (not retried, not failed over), as no structured field tells them from a bad request.
+    A spent balance or spend cap is a quota error: ``billing_error`` (402), or a 429 whose
+    ``error.details.error_code`` is a spend-limit code. Anthropic also answers a spent credit
+    balance and a workspace's own spend limit with a 400 ``invalid_request_error`` whose only
+    signal is the message; those stay refusals (not retried, not failed over), as no
+    structured field tells them from a bad request.
     """
-    kind = error.type or ""
-    typed = _TYPE_STATUS.get(kind)
-    if typed is not None and kind != "invalid_request_error":
-        effective = typed
-    elif status is not None and status != 200:
-        effective = status
-    else:
-        effective = typed or 500
-    said = (error.message or "no message")[:_MAX_MESSAGE]
+    typed, kind = _TYPES.get(error.type or "", _UNTYPED)
+    details = error.details
+    if isinstance(details, dict) and details.get("error_code") in _SPEND_LIMIT_CODES:
+        kind = "quota"
     # Anthropic's message names a path into ITS body (system hoisted, turns merged), which is
     # not the client's: no ``param`` is derived from it.
-    error_ = classify_status(effective, said, headers, target.provider.name, quota=_spent(error))
-    if status is not None and status != 200:
-        error_.upstream_status = status  # what Anthropic answered, for logs and 4xx pass-through
-    return error_
-
-
-def _spent(error: _ErrorObject) -> bool:
-    if error.type == "billing_error":
-        return True
-    details = error.details
-    return isinstance(details, dict) and details.get("error_code") in _SPEND_LIMIT_CODES
+    return classify_status(
+        typed if status is None or status == 200 else status,
+        error.message,
+        headers,
+        target.provider.name,
+        kind=kind,
+    )

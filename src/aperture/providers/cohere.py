@@ -53,13 +53,12 @@ from aperture.model import (
     UsageReport,
 )
 from aperture.providers._cohere_request import build_body
-from aperture.providers._status import classify_status
+from aperture.providers._status import body_text, classify_status, malformed
 from aperture.upstream import Framing, SseEvent, UpstreamRequest
 
 __all__ = ["DEFAULT_BASE_URL", "CohereProvider"]
 
 DEFAULT_BASE_URL = "https://api.cohere.com"
-_MAX_MESSAGE = 500
 _FINISH_REASONS: Mapping[str, FinishReason] = {
     "COMPLETE": "stop",
     "STOP_SEQUENCE": "stop",
@@ -162,7 +161,7 @@ class CohereProvider:
         try:
             response = _RESPONSE.decode(body)
         except msgspec.DecodeError as exc:
-            raise _malformed(target) from exc
+            raise malformed(target.provider.name) from exc
         message = response.message or _Message()
         calls = tuple(
             ToolCall(c.id or "", (c.function or _Function()).name or "", _arguments(c.function))
@@ -195,7 +194,7 @@ class CohereProvider:
         try:
             error = _ERROR.decode(body)
         except msgspec.DecodeError:
-            error = _ErrorBody(message=body[:_MAX_MESSAGE].decode(errors="replace"))
+            error = _ErrorBody(message=body_text(body))
         return _classify(status, error, headers, target)
 
 
@@ -218,7 +217,7 @@ class _StreamParser:
         try:
             data = _EVENT.decode(event.data)
         except msgspec.DecodeError as exc:
-            raise _malformed(self._target) from exc
+            raise malformed(self._target.provider.name) from exc
         kind = data.type or event.event
         delta = data.delta or _Delta()
         message = delta.message or _Message()
@@ -312,11 +311,6 @@ def _usage(usage: _Usage) -> Usage:
     )
 
 
-def _malformed(target: Target) -> UpstreamError:
-    name = target.provider.name
-    return UpstreamError(f"{name} sent a response that is not valid JSON.", provider=name)
-
-
 def _classify(
     status: int | None, error: _ErrorBody, headers: Mapping[str, str], target: Target
 ) -> UpstreamError:
@@ -330,10 +324,9 @@ def _classify(
     """
     message = error.message
     said = message if isinstance(message, str) else msgspec.json.encode(message).decode()
-    said = (said.strip() or "no message")[:_MAX_MESSAGE]
     return classify_status(
         status,
-        said,
+        said.strip(),
         headers,
         target.provider.name,
         credentials=frozenset({401, 403, 498}),

@@ -49,13 +49,12 @@ from aperture.model import (
     UsageReport,
 )
 from aperture.providers._mistral_request import build_body, mistral_tool_call_id
-from aperture.providers._status import classify_status
+from aperture.providers._status import body_text, classify_status, malformed
 from aperture.upstream import Framing, SseEvent, UpstreamRequest
 
 __all__ = ["DEFAULT_BASE_URL", "MistralProvider", "mistral_tool_call_id"]
 
 DEFAULT_BASE_URL = "https://api.mistral.ai"
-_MAX_MESSAGE = 500
 _FINISH_REASONS: Mapping[str, FinishReason] = {
     "stop": "stop",
     "length": "length",
@@ -151,7 +150,7 @@ class MistralProvider:
         try:
             completion = _COMPLETION.decode(body)
         except msgspec.DecodeError as exc:
-            raise _malformed(target) from exc
+            raise malformed(target.provider.name) from exc
         if completion.object == "error":
             raise _classify(None, _ErrorBody(message=completion.message), {}, target)
         return ChatResponse(
@@ -171,7 +170,7 @@ class MistralProvider:
         try:
             error = _ERROR.decode(body)
         except msgspec.DecodeError:
-            error = _ErrorBody(message=body[:_MAX_MESSAGE].decode(errors="replace"))
+            error = _ErrorBody(message=body_text(body))
         return _classify(status, error, headers, target)
 
 
@@ -193,7 +192,7 @@ class _StreamParser:
         try:
             chunk = _COMPLETION.decode(event.data)
         except msgspec.DecodeError as exc:
-            raise _malformed(self._target) from exc
+            raise malformed(self._target.provider.name) from exc
         if chunk.object == "error" or (chunk.message is not None and not chunk.choices):
             raise _classify(None, _ErrorBody(message=chunk.message), {}, self._target)
         events: list[StreamEvent] = []
@@ -290,11 +289,6 @@ def _detail(item: Any) -> str:
     return f"{loc}: {item.get('msg', '')}" if loc else str(item.get("msg", ""))
 
 
-def _malformed(target: Target) -> UpstreamError:
-    name = target.provider.name
-    return UpstreamError(f"{name} sent a response that is not valid JSON.", provider=name)
-
-
 def _classify(
     status: int | None, error: _ErrorBody, headers: Mapping[str, str], target: Target
 ) -> UpstreamError:
@@ -303,6 +297,8 @@ def _classify(
     Mistral's ``param`` names a field of ITS body (ids rewritten, seed renamed), so it is
     not passed on to the client.
     """
-    said = (_said(error).strip() or "no message")[:_MAX_MESSAGE]
-    quota = (error.type or "").startswith(_BILLING_TYPE_PREFIX)
-    return classify_status(status, said, headers, target.provider.name, quota=quota)
+    spent = (error.type or "").startswith(_BILLING_TYPE_PREFIX)
+    name = target.provider.name
+    return classify_status(
+        status, _said(error).strip(), headers, name, kind="quota" if spent else None
+    )

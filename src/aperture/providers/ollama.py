@@ -58,13 +58,12 @@ from aperture.model import (
     UsageReport,
 )
 from aperture.providers._ollama_request import build_body
-from aperture.providers._status import classify_status
+from aperture.providers._status import body_text, classify_status, malformed
 from aperture.upstream import Framing, SseEvent, UpstreamRequest
 
 __all__ = ["DEFAULT_BASE_URL", "OllamaProvider"]
 
 DEFAULT_BASE_URL = "http://127.0.0.1:11434"
-_MAX_MESSAGE = 500
 
 
 class _In(msgspec.Struct, kw_only=True):
@@ -124,7 +123,7 @@ class OllamaProvider:
         try:
             chunk = _CHUNK.decode(body)
         except msgspec.DecodeError as exc:
-            raise _malformed(target) from exc
+            raise malformed(target.provider.name) from exc
         if chunk.error is not None:
             raise _classify(500, _error_text(chunk.error), {}, target)
         message = chunk.message or _Message()
@@ -156,11 +155,7 @@ class OllamaProvider:
             error = _CHUNK.decode(body).error
         except msgspec.DecodeError:
             error = None
-        text = (
-            _error_text(error)
-            if error is not None
-            else body[:_MAX_MESSAGE].decode(errors="replace")
-        )
+        text = _error_text(error) if error is not None else body_text(body)
         return _classify(status, text, headers, target)
 
 
@@ -180,7 +175,7 @@ class _StreamParser:
         try:
             chunk = _CHUNK.decode(line)
         except msgspec.DecodeError as exc:
-            raise _malformed(self._target) from exc
+            raise malformed(self._target.provider.name) from exc
         if chunk.error is not None:
             # The status is already 200: an in-band error means the model run failed.
             raise _classify(None, _error_text(chunk.error), {}, self._target)
@@ -253,11 +248,6 @@ def _error_text(error: Any) -> str:
     return msgspec.json.encode(error).decode()
 
 
-def _malformed(target: Target) -> UpstreamError:
-    name = target.provider.name
-    return UpstreamError(f"{name} sent a response that is not valid JSON.", provider=name)
-
-
 def _classify(
     status: int | None, said: str, headers: Mapping[str, str], target: Target
 ) -> UpstreamError:
@@ -265,5 +255,4 @@ def _classify(
 
     404 is Ollama's "model not found, try pulling it first": a refusal of the request.
     """
-    said = (said.strip() or "no message")[:_MAX_MESSAGE]
-    return classify_status(status, said, headers, target.provider.name)
+    return classify_status(status, said.strip(), headers, target.provider.name)
