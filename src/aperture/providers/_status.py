@@ -18,7 +18,7 @@ import math
 import time
 from collections.abc import Mapping, Set
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal
+from typing import Literal
 
 from aperture.errors import (
     UpstreamError,
@@ -50,6 +50,20 @@ MAX_RETRY_AFTER_S = 86_400.0
 MAX_MESSAGE_CHARS = 500
 """How much of a provider's error message is kept: enough to act on, never a whole page."""
 _CREDENTIALS = frozenset({401, 403})
+
+# Each class: its error, its message, and whether the provider's retry hint goes with it (an
+# overloaded provider may say when to come back, as a rate-limiting one does). The provider's
+# text is never repeated when the gateway's credentials were refused: it may describe the key.
+_ERRORS: Mapping[ErrorClass, tuple[type[UpstreamError], str, bool]] = {
+    "quota": (UpstreamQuotaError, "{provider} quota is exhausted: {said}", False),
+    "rate_limited": (UpstreamRateLimitedError, "{provider} is rate limiting: {said}", True),
+    "credentials": (UpstreamError, "{provider} refused the gateway's credentials{shown}.", False),
+    "timeout": (UpstreamTimeoutError, "{provider} timed out: {said}", False),
+    "unavailable": (UpstreamUnavailableError, "{provider} failed: {said}", True),
+    "rejected": (UpstreamRejectedError, "{provider} rejected the request: {said}", False),
+}
+_MID_STREAM = (UpstreamUnavailableError, "{provider} failed mid-stream: {said}", False)
+_UNCLASSIFIED = (UpstreamError, "{provider} answered HTTP {status}: {said}", False)
 
 
 def retry_after_s(headers: Mapping[str, str], *, now: float) -> float | None:
@@ -113,30 +127,18 @@ def classify_status(
     """
     said = (said or "no message")[:MAX_MESSAGE_CHARS]
     kind = kind or _status_class(status, credentials, transient)
-    kwargs: dict[str, Any] = {"provider": provider, "upstream_status": status}
-    match kind:
-        case "quota":
-            return UpstreamQuotaError(f"{provider} quota is exhausted: {said}", **kwargs)
-        case "rate_limited":
-            hints = retry_headers(headers)
-            return UpstreamRateLimitedError(
-                f"{provider} is rate limiting: {said}", headers=hints, **kwargs
-            )
-        case "credentials":
-            shown = "" if status is None else f" (HTTP {status})"
-            return UpstreamError(f"{provider} refused the gateway's credentials{shown}.", **kwargs)
-        case "timeout":
-            return UpstreamTimeoutError(f"{provider} timed out: {said}", **kwargs)
-        case "unavailable":
-            # An overloaded provider may say when to come back, as a rate-limiting one does.
-            hints = retry_headers(headers)
-            return UpstreamUnavailableError(f"{provider} failed: {said}", headers=hints, **kwargs)
-        case "rejected":
-            message = f"{provider} rejected the request: {said}"
-            return UpstreamRejectedError(message, param=param, **kwargs)
-    if status is None:
-        return UpstreamUnavailableError(f"{provider} failed mid-stream: {said}", **kwargs)
-    return UpstreamError(f"{provider} answered HTTP {status}: {said}", **kwargs)
+    if kind is None:
+        error, template, hints = _MID_STREAM if status is None else _UNCLASSIFIED
+    else:
+        error, template, hints = _ERRORS[kind]
+    shown = "" if status is None else f" (HTTP {status})"
+    return error(
+        template.format(provider=provider, said=said, status=status, shown=shown),
+        provider=provider,
+        upstream_status=status,
+        param=param if kind == "rejected" else None,
+        headers=retry_headers(headers) if hints else None,
+    )
 
 
 def malformed(provider: str) -> UpstreamError:
