@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -19,17 +18,14 @@ from aperture.errors import UpstreamError
 from aperture.model import (
     ChatResponse,
     Choice,
-    Delta,
-    Finish,
     FinishReason,
     StreamEvent,
     Target,
     ToolCall,
-    ToolCallDelta,
     Usage,
-    UsageReport,
 )
 from aperture.providers._status import ErrorClass, body_text, classify_status, malformed
+from aperture.providers._stream import StreamAssembler
 from aperture.upstream.eventstream import Frame
 
 __all__ = ["BedrockStreamParser", "classify", "error_name", "parse_converse_response"]
@@ -214,13 +210,6 @@ def _compact(value: Any) -> str:
 # Streams
 
 
-@dataclass(slots=True)
-class _ToolBlock:
-    index: int
-    """The canonical tool call index: toolUse blocks counted 0, 1, 2... in stream order."""
-    has_arguments: bool = False
-
-
 class BedrockStreamParser:
     """ConverseStream frames (decoded by ``upstream.eventstream``) to canonical events.
 
@@ -230,9 +219,7 @@ class BedrockStreamParser:
     def __init__(self, target: Target) -> None:
         self._target = target
         self.done = False
-        self._started = False
-        self._tools: dict[int, _ToolBlock] = {}
-        self._tool_count = 0
+        self._asm = StreamAssembler()
 
     def feed(self, frame: Frame) -> list[StreamEvent]:
         kind = frame.headers.get(":message-type", "event")
@@ -247,60 +234,37 @@ class BedrockStreamParser:
             event = _EVENT.decode(frame.payload) if frame.payload.strip() else _Event()
         except msgspec.DecodeError as exc:
             raise malformed(self._target.provider.name) from exc
+        asm = self._asm
         match frame.headers.get(":event-type"):
             case "messageStart":
-                return self._role()
+                asm.role()
             case "contentBlockStart":
-                return self._block_start(event)
+                asm.role()
+                use = event.start.tool_use if event.start is not None else None
+                if use is not None:
+                    asm.tool_start(event.content_block_index, use.tool_use_id, use.name)
             case "contentBlockDelta":
-                return self._block_delta(event)
+                self._block_delta(event)
             case "contentBlockStop":
-                return self._block_stop(event)
+                asm.tool_end(event.content_block_index)
             case "messageStop":
-                return [Finish(0, finish_reason(event.stop_reason) or "stop")]
+                asm.finish(finish_reason(event.stop_reason) or "stop")
             case "metadata":
                 self.done = True
-                return [UsageReport(_usage(event.usage))] if event.usage is not None else []
-        # Event types Bedrock may add later carry nothing for us.
-        return []
+                if event.usage is not None:
+                    asm.usage(_usage(event.usage))
+            # Event types Bedrock may add later carry nothing for us.
+        return asm.drain()
 
-    def _role(self) -> list[StreamEvent]:
-        if self._started:
-            return []
-        self._started = True
-        return [Delta(index=0, role="assistant", content="")]
-
-    def _block_start(self, event: _Event) -> list[StreamEvent]:
-        events = self._role()
-        use = event.start.tool_use if event.start is not None else None
-        if use is not None:
-            tool = _ToolBlock(self._tool_count)
-            self._tools[event.content_block_index] = tool
-            self._tool_count += 1
-            call = ToolCallDelta(tool.index, id=use.tool_use_id, name=use.name, arguments="")
-            events.append(Delta(index=0, tool_calls=(call,)))
-        return events
-
-    def _block_delta(self, event: _Event) -> list[StreamEvent]:
+    def _block_delta(self, event: _Event) -> None:
         delta = event.delta
         if delta is None:
-            return []
+            return
         if delta.text:
-            return [*self._role(), Delta(index=0, content=delta.text)]
-        tool = self._tools.get(event.content_block_index)
-        if delta.tool_use is not None and tool is not None and delta.tool_use.input:
-            tool.has_arguments = True
-            call = ToolCallDelta(tool.index, arguments=delta.tool_use.input)
-            return [Delta(index=0, tool_calls=(call,))]
+            self._asm.text(delta.text)
+        elif delta.tool_use is not None:
+            self._asm.tool_args(event.content_block_index, delta.tool_use.input)
         # reasoningContent, citation and image deltas have no canonical home.
-        return []
-
-    def _block_stop(self, event: _Event) -> list[StreamEvent]:
-        tool = self._tools.pop(event.content_block_index, None)
-        if tool is None or tool.has_arguments:
-            return []
-        # A tool called without input streams no JSON at all; clients parse the arguments.
-        return [Delta(index=0, tool_calls=(ToolCallDelta(tool.index, arguments="{}"),))]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import msgspec
@@ -41,15 +40,11 @@ from aperture.model import (
     ChatRequest,
     ChatResponse,
     Choice,
-    Delta,
-    Finish,
     FinishReason,
     StreamEvent,
     Target,
     ToolCall,
-    ToolCallDelta,
     Usage,
-    UsageReport,
 )
 from aperture.providers._anthropic_request import (
     IMAGE_MEDIA_TYPES,
@@ -60,6 +55,7 @@ from aperture.providers._anthropic_request import (
     tool_choice,
 )
 from aperture.providers._status import ErrorClass, body_text, classify_status, malformed
+from aperture.providers._stream import StreamAssembler
 from aperture.upstream import Framing, SseEvent, UpstreamRequest
 
 __all__ = [
@@ -282,46 +278,6 @@ class AnthropicProvider:
 # Streams
 
 
-@dataclass(slots=True)
-class _Totals:
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_creation: int | None = None
-    cache_read: int | None = None
-    details: _OutputDetails | None = None
-
-    def add(self, usage: _Usage) -> None:
-        """Take every count present: Anthropic's stream usage is cumulative, not incremental."""
-        if usage.input_tokens is not None:
-            self.input_tokens = usage.input_tokens
-        if usage.output_tokens is not None:
-            self.output_tokens = usage.output_tokens
-        if usage.cache_creation_input_tokens is not None:
-            self.cache_creation = usage.cache_creation_input_tokens
-        if usage.cache_read_input_tokens is not None:
-            self.cache_read = usage.cache_read_input_tokens
-        if usage.output_tokens_details is not None:
-            self.details = usage.output_tokens_details
-
-    def usage(self) -> Usage:
-        return _usage(
-            _Usage(
-                input_tokens=self.input_tokens,
-                output_tokens=self.output_tokens,
-                cache_creation_input_tokens=self.cache_creation,
-                cache_read_input_tokens=self.cache_read,
-                output_tokens_details=self.details,
-            )
-        )
-
-
-@dataclass(slots=True)
-class _ToolBlock:
-    index: int
-    """The canonical tool call index: tool_use blocks counted 0, 1, 2... in stream order."""
-    has_arguments: bool = False
-
-
 class _StreamParser:
     """Anthropic's named events to canonical ones.
 
@@ -334,10 +290,8 @@ class _StreamParser:
         self.done = False
         self.id = ""
         self.model = ""
-        self._started = False
-        self._totals = _Totals()
-        self._tools: dict[int, _ToolBlock] = {}
-        self._tool_count = 0
+        self._totals = _Usage()
+        self._asm = StreamAssembler()
 
     def feed(self, event: SseEvent) -> list[StreamEvent]:
         if event.event == "ping" or not event.data.strip():
@@ -346,78 +300,61 @@ class _StreamParser:
             data = _EVENT.decode(event.data)
         except msgspec.DecodeError as exc:
             raise malformed(self._target.provider.name) from exc
-        kind = data.type or event.event
-        match kind:
+        asm = self._asm
+        match data.type or event.event:
             case "message_start":
-                return self._message_start(data)
+                self._message_start(data.message)
             case "content_block_start":
-                return self._block_start(data)
+                self._block_start(data.index, data.content_block)
             case "content_block_delta":
-                return self._block_delta(data)
+                self._block_delta(data.index, data.delta)
             case "content_block_stop":
-                return self._block_stop(data)
+                asm.tool_end(data.index)
             case "message_delta":
-                if data.usage is not None:
-                    self._totals.add(data.usage)
+                self._add_usage(data.usage)
                 reason = data.delta.stop_reason if data.delta is not None else None
-                return [Finish(0, _finish_reason(reason) or "stop")] if reason else []
+                if reason:
+                    asm.finish(_finish_reason(reason) or "stop")
             case "message_stop":
                 self.done = True
-                return [UsageReport(self._totals.usage())]
+                asm.usage(_usage(self._totals))
             case "error":
                 raise _classify(None, data.error or _ErrorObject(), {}, self._target)
-        # ping, and event types Anthropic may add later, carry nothing for us.
-        return []
+            # ping, and event types Anthropic may add later, carry nothing for us.
+        return asm.drain()
 
-    def _role(self) -> list[StreamEvent]:
-        if self._started:
-            return []
-        self._started = True
-        return [Delta(index=0, role="assistant", content="")]
-
-    def _message_start(self, data: _Event) -> list[StreamEvent]:
-        message = data.message
+    def _message_start(self, message: _Message | None) -> None:
         if message is not None:
             self.id, self.model = message.id, message.model
-            if message.usage is not None:
-                self._totals.add(message.usage)
-        return self._role()
+            self._add_usage(message.usage)
+        self._asm.role()
 
-    def _block_start(self, data: _Event) -> list[StreamEvent]:
-        block = data.content_block
-        events = self._role()
+    def _add_usage(self, usage: _Usage | None) -> None:
+        """Take every count present: Anthropic's stream usage is cumulative, not incremental."""
+        if usage is not None:
+            present = {
+                f: v for f in usage.__struct_fields__ if (v := getattr(usage, f)) is not None
+            }
+            self._totals = msgspec.structs.replace(self._totals, **present)
+
+    def _block_start(self, index: int, block: _Block | None) -> None:
+        asm = self._asm
+        asm.role()
         if block is None:
-            return events
-        if block.type == "text" and block.text:
-            events.append(Delta(index=0, content=block.text))
+            return
+        if block.type == "text":
+            asm.text(block.text)
         elif block.type == "tool_use":
-            tool = _ToolBlock(self._tool_count)
-            self._tools[data.index] = tool
-            self._tool_count += 1
-            call = ToolCallDelta(tool.index, id=block.id, name=block.name, arguments="")
-            events.append(Delta(index=0, tool_calls=(call,)))
-        return events
+            asm.tool_start(index, block.id, block.name)
 
-    def _block_delta(self, data: _Event) -> list[StreamEvent]:
-        delta = data.delta
+    def _block_delta(self, index: int, delta: _DeltaBody | None) -> None:
         if delta is None:
-            return []
-        if delta.type == "text_delta" and delta.text:
-            return [*self._role(), Delta(index=0, content=delta.text)]
-        tool = self._tools.get(data.index)
-        if delta.type == "input_json_delta" and tool is not None and delta.partial_json:
-            tool.has_arguments = True
-            call = ToolCallDelta(tool.index, arguments=delta.partial_json)
-            return [Delta(index=0, tool_calls=(call,))]
+            return
+        if delta.type == "text_delta":
+            self._asm.text(delta.text)
+        elif delta.type == "input_json_delta":
+            self._asm.tool_args(index, delta.partial_json)
         # thinking_delta, signature_delta and citations_delta have no canonical home.
-        return []
-
-    def _block_stop(self, data: _Event) -> list[StreamEvent]:
-        tool = self._tools.pop(data.index, None)
-        if tool is None or tool.has_arguments:
-            return []
-        # A tool called without input streams no JSON at all; clients parse the arguments.
-        return [Delta(index=0, tool_calls=(ToolCallDelta(tool.index, arguments="{}"),))]
 
 
 def _finish_reason(reason: str | None) -> FinishReason | None:

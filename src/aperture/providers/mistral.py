@@ -39,17 +39,16 @@ from aperture.model import (
     ChatResponse,
     Choice,
     Delta,
-    Finish,
     FinishReason,
     StreamEvent,
     Target,
     ToolCall,
     ToolCallDelta,
     Usage,
-    UsageReport,
 )
 from aperture.providers._mistral_request import build_body, mistral_tool_call_id
 from aperture.providers._status import body_text, classify_status, malformed
+from aperture.providers._stream import StreamAssembler
 from aperture.upstream import Framing, SseEvent, UpstreamRequest
 
 __all__ = ["DEFAULT_BASE_URL", "MistralProvider", "mistral_tool_call_id"]
@@ -178,8 +177,7 @@ class _StreamParser:
     def __init__(self, target: Target) -> None:
         self._target = target
         self.done = False
-        self._calls: dict[tuple[int, str], int] = {}
-        """(choice, Mistral tool call id) -> canonical tool call index, per choice."""
+        self._asm = StreamAssembler()
         self._last: dict[tuple[int, int], int] = {}
         """(choice, Mistral's index) -> canonical index, for continuations without an id."""
 
@@ -195,21 +193,22 @@ class _StreamParser:
             raise malformed(self._target.provider.name) from exc
         if chunk.object == "error" or (chunk.message is not None and not chunk.choices):
             raise _classify(None, _ErrorBody(message=chunk.message), {}, self._target)
-        events: list[StreamEvent] = []
+        asm = self._asm
         for choice in chunk.choices:
-            delta = choice.delta
-            if delta is not None:
-                text = _text(delta.content)
-                calls = self._tool_calls(choice.index, delta.tool_calls or [])
-                if delta.role or text or calls:
-                    content = text if text or delta.role else None
-                    events.append(Delta(choice.index, delta.role, content, tool_calls=calls))
+            if choice.delta is not None:
+                self._delta(choice.index, choice.delta)
             if choice.finish_reason is not None:
-                reason = _finish_reason(choice.finish_reason, self._target)
-                events.append(Finish(choice.index, reason))
+                asm.finish(_finish_reason(choice.finish_reason, self._target), choice.index)
         if chunk.usage is not None:
-            events.append(UsageReport(_usage(chunk.usage)))
-        return events
+            asm.usage(_usage(chunk.usage))
+        return asm.drain()
+
+    def _delta(self, choice: int, delta: _Message) -> None:
+        text = _text(delta.content)
+        calls = self._tool_calls(choice, delta.tool_calls or [])
+        if delta.role or text or calls:
+            content = text if text or delta.role else None
+            self._asm.delta(Delta(choice, delta.role, content, tool_calls=calls))
 
     def _tool_calls(self, choice: int, calls: list[_ToolCall]) -> tuple[ToolCallDelta, ...] | None:
         deltas = []
@@ -217,8 +216,7 @@ class _StreamParser:
             mistral_index = call.index if call.index is not None else position
             if call.id:
                 # Mistral sends each call whole, often all with index 0: the id tells them apart.
-                count = sum(1 for key in self._calls if key[0] == choice)
-                index = self._calls.setdefault((choice, call.id), count)
+                index = self._asm.tool_index((choice, call.id), choice)
                 self._last[(choice, mistral_index)] = index
             else:
                 index = self._last.get((choice, mistral_index), mistral_index)

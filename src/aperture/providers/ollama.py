@@ -47,18 +47,15 @@ from aperture.model import (
     ChatRequest,
     ChatResponse,
     Choice,
-    Delta,
-    Finish,
     FinishReason,
     StreamEvent,
     Target,
     ToolCall,
-    ToolCallDelta,
     Usage,
-    UsageReport,
 )
 from aperture.providers._ollama_request import build_body
 from aperture.providers._status import body_text, classify_status, malformed
+from aperture.providers._stream import StreamAssembler
 from aperture.upstream import Framing, SseEvent, UpstreamRequest
 
 __all__ = ["DEFAULT_BASE_URL", "OllamaProvider"]
@@ -165,8 +162,7 @@ class _StreamParser:
     def __init__(self, target: Target) -> None:
         self._target = target
         self.done = False
-        self._started = False
-        self._calls = 0
+        self._asm = StreamAssembler()
 
     def feed(self, frame: str | SseEvent) -> list[StreamEvent]:
         line = frame.data if isinstance(frame, SseEvent) else frame
@@ -179,25 +175,20 @@ class _StreamParser:
         if chunk.error is not None:
             # The status is already 200: an in-band error means the model run failed.
             raise _classify(None, _error_text(chunk.error), {}, self._target)
-        events: list[StreamEvent] = []
-        if not self._started:
-            self._started = True
-            events.append(Delta(index=0, role="assistant", content=""))
+        asm = self._asm
+        asm.role()
         message = chunk.message
         if message is not None:
-            if message.content:
-                events.append(Delta(index=0, content=message.content))
+            asm.text(message.content)
             for call in message.tool_calls or ():
                 # Ollama streams each tool call whole, in one object: one delta carries it all.
-                full = _tool_call(call, self._calls, chunk.created_at)
-                delta = ToolCallDelta(self._calls, full.id, full.name, full.arguments)
-                events.append(Delta(index=0, tool_calls=(delta,)))
-                self._calls += 1
+                full = _tool_call(call, asm.tool_count(), chunk.created_at)
+                asm.tool_call(full.id, full.name, full.arguments)
         if chunk.done:
             self.done = True
-            reason = _finish_reason(chunk.done_reason, self._calls > 0)
-            events += [Finish(0, reason), UsageReport(_usage(chunk))]
-        return events
+            asm.finish(_finish_reason(chunk.done_reason, asm.tool_count() > 0))
+            asm.usage(_usage(chunk))
+        return asm.drain()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -20,7 +20,6 @@ from aperture.model import (
     Choice,
     Delta,
     File,
-    Finish,
     Image,
     Message,
     NamedToolChoice,
@@ -31,10 +30,10 @@ from aperture.model import (
     ToolCall,
     ToolCallDelta,
     Usage,
-    UsageReport,
     Video,
 )
 from aperture.providers._status import ErrorClass, body_text, classify_status, malformed
+from aperture.providers._stream import StreamAssembler
 from aperture.providers.presets import PRESETS
 from aperture.upstream import Framing, SseEvent, UpstreamRequest
 
@@ -218,6 +217,7 @@ class _StreamParser:
     def __init__(self, target: Target) -> None:
         self._target = target
         self.done = False
+        self._asm = StreamAssembler()
 
     def feed(self, event: SseEvent) -> list[StreamEvent]:
         if event.data == "[DONE]":
@@ -229,32 +229,33 @@ class _StreamParser:
             raise malformed(self._target.provider.name) from exc
         if chunk.error is not None:
             raise _classify(500, chunk.error, {}, self._target)
-        events: list[StreamEvent] = []
+        asm = self._asm
         for choice in chunk.choices:
+            # The wire is the canonical shape already: a chunk's delta is one canonical delta.
             delta = choice.delta
             if delta is not None and (
                 delta.role or delta.content or delta.refusal or delta.tool_calls
             ):
-                events.append(
-                    Delta(
-                        index=choice.index,
-                        role=delta.role,
-                        content=delta.content,
-                        refusal=delta.refusal,
-                        tool_calls=tuple(
-                            ToolCallDelta(t.index, t.id, t.function.name, t.function.arguments)
-                            for t in delta.tool_calls
-                        )
-                        if delta.tool_calls
-                        else None,
-                    )
-                )
-            reason = _finish_reason(choice.finish_reason)
-            if reason is not None:
-                events.append(Finish(choice.index, reason))
+                asm.delta(_delta(choice.index, delta))
+            asm.finish(_finish_reason(choice.finish_reason), choice.index)
         if chunk.usage is not None:
-            events.append(UsageReport(_usage(chunk.usage)))
-        return events
+            asm.usage(_usage(chunk.usage))
+        return asm.drain()
+
+
+def _delta(index: int, delta: _Message) -> Delta:
+    calls = delta.tool_calls
+    return Delta(
+        index=index,
+        role=delta.role,
+        content=delta.content,
+        refusal=delta.refusal,
+        tool_calls=tuple(
+            ToolCallDelta(t.index, t.id, t.function.name, t.function.arguments) for t in calls
+        )
+        if calls
+        else None,
+    )
 
 
 def _message(message: Message) -> dict[str, Any]:
