@@ -222,14 +222,9 @@ class BedrockStreamParser:
         self._asm = StreamAssembler()
 
     def feed(self, frame: Frame) -> list[StreamEvent]:
-        kind = frame.headers.get(":message-type", "event")
-        if kind == "exception":
-            name = frame.headers.get(":exception-type", "")
-            raise classify(None, name, _error_message(frame.payload), {}, self._target)
-        if kind == "error":
-            name = frame.headers.get(":error-code", "")
-            message = frame.headers.get(":error-message") or None
-            raise classify(None, name, message, {}, self._target)
+        error = _frame_error(frame, self._target)
+        if error is not None:
+            raise error
         try:
             event = _EVENT.decode(frame.payload) if frame.payload.strip() else _Event()
         except msgspec.DecodeError as exc:
@@ -239,10 +234,7 @@ class BedrockStreamParser:
             case "messageStart":
                 asm.role()
             case "contentBlockStart":
-                asm.role()
-                use = event.start.tool_use if event.start is not None else None
-                if use is not None:
-                    asm.tool_start(event.content_block_index, use.tool_use_id, use.name)
+                self._block_start(event)
             case "contentBlockDelta":
                 self._block_delta(event)
             case "contentBlockStop":
@@ -256,6 +248,12 @@ class BedrockStreamParser:
             # Event types Bedrock may add later carry nothing for us.
         return asm.drain()
 
+    def _block_start(self, event: _Event) -> None:
+        self._asm.role()
+        use = event.start.tool_use if event.start is not None else None
+        if use is not None:
+            self._asm.tool_start(event.content_block_index, use.tool_use_id, use.name)
+
     def _block_delta(self, event: _Event) -> None:
         delta = event.delta
         if delta is None:
@@ -265,6 +263,19 @@ class BedrockStreamParser:
         elif delta.tool_use is not None:
             self._asm.tool_args(event.content_block_index, delta.tool_use.input)
         # reasoningContent, citation and image deltas have no canonical home.
+
+
+def _frame_error(frame: Frame, target: Target) -> UpstreamError | None:
+    """The error an ``exception`` or ``error`` frame reports; None for an event."""
+    headers = frame.headers
+    match headers.get(":message-type", "event"):
+        case "exception":
+            name = headers.get(":exception-type", "")
+            return classify(None, name, _error_message(frame.payload), {}, target)
+        case "error":
+            name = headers.get(":error-code", "")
+            return classify(None, name, headers.get(":error-message") or None, {}, target)
+    return None
 
 
 # ---------------------------------------------------------------------------------------------

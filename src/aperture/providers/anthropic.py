@@ -311,10 +311,7 @@ class _StreamParser:
             case "content_block_stop":
                 asm.tool_end(data.index)
             case "message_delta":
-                self._add_usage(data.usage)
-                reason = data.delta.stop_reason if data.delta is not None else None
-                if reason:
-                    asm.finish(_finish_reason(reason) or "stop")
+                self._message_delta(data)
             case "message_stop":
                 self.done = True
                 asm.usage(_usage(self._totals))
@@ -328,6 +325,12 @@ class _StreamParser:
             self.id, self.model = message.id, message.model
             self._add_usage(message.usage)
         self._asm.role()
+
+    def _message_delta(self, data: _Event) -> None:
+        self._add_usage(data.usage)
+        reason = data.delta.stop_reason if data.delta is not None else None
+        if reason:
+            self._asm.finish(_finish_reason(reason) or "stop")
 
     def _add_usage(self, usage: _Usage | None) -> None:
         """Take every count present: Anthropic's stream usage is cumulative, not incremental."""

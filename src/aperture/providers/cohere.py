@@ -89,6 +89,13 @@ class _Message(_In, kw_only=True):
     tool_plan: str | None = None
     tool_calls: _ToolCall | list[_ToolCall] | None = None
 
+    def event_text(self) -> str | None:
+        """The answer text of a content event; thinking content has no canonical home."""
+        content = self.content
+        if isinstance(content, _Content) and content.type in (None, "text"):
+            return content.text
+        return None
+
 
 class _Tokens(_In, kw_only=True):
     input_tokens: float | None = None
@@ -221,10 +228,7 @@ class _StreamParser:
             case "message-start":
                 asm.role()
             case "content-start" | "content-delta":
-                content = message.content
-                # thinking content has no canonical home
-                if isinstance(content, _Content) and content.type in (None, "text"):
-                    asm.text(content.text)
+                asm.text(message.event_text())
             case "tool-plan-delta":
                 asm.text(message.tool_plan)
             case "tool-call-start" | "tool-call-delta":

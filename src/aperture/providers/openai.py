@@ -79,6 +79,9 @@ class _Message(_In, kw_only=True):
     refusal: str | None = None
     tool_calls: list[_ToolCall] | None = None
 
+    def carries_anything(self) -> bool:
+        return bool(self.role or self.content or self.refusal or self.tool_calls)
+
 
 class _Choice(_In, kw_only=True):
     index: int = 0
@@ -231,12 +234,9 @@ class _StreamParser:
             raise _classify(500, chunk.error, {}, self._target)
         asm = self._asm
         for choice in chunk.choices:
-            # The wire is the canonical shape already: a chunk's delta is one canonical delta.
-            delta = choice.delta
-            if delta is not None and (
-                delta.role or delta.content or delta.refusal or delta.tool_calls
-            ):
-                asm.delta(_delta(choice.index, delta))
+            if choice.delta is not None and choice.delta.carries_anything():
+                # The wire is the canonical shape already: a chunk's delta is one canonical one.
+                asm.delta(_delta(choice.index, choice.delta))
             asm.finish(_finish_reason(choice.finish_reason), choice.index)
         if chunk.usage is not None:
             asm.usage(_usage(chunk.usage))
