@@ -10,38 +10,25 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
-from aperture.errors import (
-    UpstreamError,
-    UpstreamQuotaError,
-    UpstreamRateLimitedError,
-    UpstreamRejectedError,
-    UpstreamTimeoutError,
-    UpstreamUnavailableError,
-)
+from aperture.errors import UpstreamError
 from aperture.model import (
     ChatResponse,
     Choice,
-    Delta,
-    Finish,
     FinishReason,
     StreamEvent,
     Target,
     ToolCall,
-    ToolCallDelta,
     Usage,
-    UsageReport,
 )
-from aperture.providers._status import retry_headers
+from aperture.providers._status import ErrorClass, body_text, classify_status, malformed
+from aperture.providers._stream import StreamAssembler
 from aperture.upstream.eventstream import Frame
 
 __all__ = ["BedrockStreamParser", "classify", "error_name", "parse_converse_response"]
-
-_MAX_MESSAGE = 500
 
 STOP_REASONS: Mapping[str, FinishReason] = {
     "end_turn": "stop",
@@ -53,31 +40,39 @@ STOP_REASONS: Mapping[str, FinishReason] = {
     "content_filtered": "content_filter",
 }
 
-_RATE_LIMITED = frozenset({"throttlingexception", "toomanyrequestsexception"})
-_QUOTA = frozenset({"servicequotaexceededexception"})
-_CREDENTIALS = frozenset(
-    {
-        "accessdeniedexception",
-        "unrecognizedclientexception",
-        "invalidsignatureexception",
-        "incompletesignatureexception",
-        "missingauthenticationtokenexception",
-        "expiredtokenexception",
-        "signaturedoesnotmatch",
-    }
-)
-_TIMEOUT = frozenset({"modeltimeoutexception"})
-_UNAVAILABLE = frozenset(
-    {
-        "serviceunavailableexception",
-        "internalserverexception",
-        "modelnotreadyexception",
-        "modelstreamerrorexception",
-        "modelerrorexception",
-    }
-)
-_REJECTED = frozenset({"validationexception", "resourcenotfoundexception", "conflictexception"})
-_KNOWN = _RATE_LIMITED | _QUOTA | _CREDENTIALS | _TIMEOUT | _UNAVAILABLE | _REJECTED
+# The exceptions ``service-2.json`` documents (and AWS's common auth ones), by the class each
+# names whatever status carries it: a ``ModelNotReadyException`` is a 429 that means "not yet".
+_CLASSES: Mapping[str, ErrorClass] = {
+    "throttlingexception": "rate_limited",
+    "toomanyrequestsexception": "rate_limited",
+    "servicequotaexceededexception": "quota",
+    **dict.fromkeys(
+        (
+            "accessdeniedexception",
+            "unrecognizedclientexception",
+            "invalidsignatureexception",
+            "incompletesignatureexception",
+            "missingauthenticationtokenexception",
+            "expiredtokenexception",
+            "signaturedoesnotmatch",
+        ),
+        "credentials",
+    ),
+    "modeltimeoutexception": "timeout",
+    **dict.fromkeys(
+        (
+            "serviceunavailableexception",
+            "internalserverexception",
+            "modelnotreadyexception",
+            "modelstreamerrorexception",
+            "modelerrorexception",
+        ),
+        "unavailable",
+    ),
+    **dict.fromkeys(
+        ("validationexception", "resourcenotfoundexception", "conflictexception"), "rejected"
+    ),
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -165,7 +160,7 @@ def parse_converse_response(body: bytes, target: Target) -> ChatResponse:
     try:
         response = _RESPONSE.decode(body)
     except msgspec.DecodeError as exc:
-        raise _malformed(target) from exc
+        raise malformed(target.provider.name) from exc
     message = response.output.message if response.output is not None else None
     blocks = message.content if message is not None else []
     texts = [b.text for b in blocks if b.text is not None]
@@ -211,20 +206,8 @@ def _compact(value: Any) -> str:
     return msgspec.json.encode(value if value is not None else {}).decode()
 
 
-def _malformed(target: Target) -> UpstreamError:
-    name = target.provider.name
-    return UpstreamError(f"{name} sent a response that is not valid JSON.", provider=name)
-
-
 # ---------------------------------------------------------------------------------------------
 # Streams
-
-
-@dataclass(slots=True)
-class _ToolBlock:
-    index: int
-    """The canonical tool call index: toolUse blocks counted 0, 1, 2... in stream order."""
-    has_arguments: bool = False
 
 
 class BedrockStreamParser:
@@ -236,77 +219,63 @@ class BedrockStreamParser:
     def __init__(self, target: Target) -> None:
         self._target = target
         self.done = False
-        self._started = False
-        self._tools: dict[int, _ToolBlock] = {}
-        self._tool_count = 0
+        self._asm = StreamAssembler()
 
     def feed(self, frame: Frame) -> list[StreamEvent]:
-        kind = frame.headers.get(":message-type", "event")
-        if kind == "exception":
-            name = frame.headers.get(":exception-type", "")
-            raise classify(None, name, _error_message(frame.payload), {}, self._target)
-        if kind == "error":
-            name = frame.headers.get(":error-code", "")
-            message = frame.headers.get(":error-message") or None
-            raise classify(None, name, message, {}, self._target)
+        error = _frame_error(frame, self._target)
+        if error is not None:
+            raise error
         try:
             event = _EVENT.decode(frame.payload) if frame.payload.strip() else _Event()
         except msgspec.DecodeError as exc:
-            raise _malformed(self._target) from exc
+            raise malformed(self._target.provider.name) from exc
+        asm = self._asm
         match frame.headers.get(":event-type"):
             case "messageStart":
-                return self._role()
+                asm.role()
             case "contentBlockStart":
-                return self._block_start(event)
+                self._block_start(event)
             case "contentBlockDelta":
-                return self._block_delta(event)
+                self._block_delta(event)
             case "contentBlockStop":
-                return self._block_stop(event)
+                asm.tool_end(event.content_block_index)
             case "messageStop":
-                return [Finish(0, finish_reason(event.stop_reason) or "stop")]
+                asm.finish(finish_reason(event.stop_reason) or "stop")
             case "metadata":
                 self.done = True
-                return [UsageReport(_usage(event.usage))] if event.usage is not None else []
-        # Event types Bedrock may add later carry nothing for us.
-        return []
+                if event.usage is not None:
+                    asm.usage(_usage(event.usage))
+            # Event types Bedrock may add later carry nothing for us.
+        return asm.drain()
 
-    def _role(self) -> list[StreamEvent]:
-        if self._started:
-            return []
-        self._started = True
-        return [Delta(index=0, role="assistant", content="")]
-
-    def _block_start(self, event: _Event) -> list[StreamEvent]:
-        events = self._role()
+    def _block_start(self, event: _Event) -> None:
+        self._asm.role()
         use = event.start.tool_use if event.start is not None else None
         if use is not None:
-            tool = _ToolBlock(self._tool_count)
-            self._tools[event.content_block_index] = tool
-            self._tool_count += 1
-            call = ToolCallDelta(tool.index, id=use.tool_use_id, name=use.name, arguments="")
-            events.append(Delta(index=0, tool_calls=(call,)))
-        return events
+            self._asm.tool_start(event.content_block_index, use.tool_use_id, use.name)
 
-    def _block_delta(self, event: _Event) -> list[StreamEvent]:
+    def _block_delta(self, event: _Event) -> None:
         delta = event.delta
         if delta is None:
-            return []
+            return
         if delta.text:
-            return [*self._role(), Delta(index=0, content=delta.text)]
-        tool = self._tools.get(event.content_block_index)
-        if delta.tool_use is not None and tool is not None and delta.tool_use.input:
-            tool.has_arguments = True
-            call = ToolCallDelta(tool.index, arguments=delta.tool_use.input)
-            return [Delta(index=0, tool_calls=(call,))]
+            self._asm.text(delta.text)
+        elif delta.tool_use is not None:
+            self._asm.tool_args(event.content_block_index, delta.tool_use.input)
         # reasoningContent, citation and image deltas have no canonical home.
-        return []
 
-    def _block_stop(self, event: _Event) -> list[StreamEvent]:
-        tool = self._tools.pop(event.content_block_index, None)
-        if tool is None or tool.has_arguments:
-            return []
-        # A tool called without input streams no JSON at all; clients parse the arguments.
-        return [Delta(index=0, tool_calls=(ToolCallDelta(tool.index, arguments="{}"),))]
+
+def _frame_error(frame: Frame, target: Target) -> UpstreamError | None:
+    """The error an ``exception`` or ``error`` frame reports; None for an event."""
+    headers = frame.headers
+    match headers.get(":message-type", "event"):
+        case "exception":
+            name = headers.get(":exception-type", "")
+            return classify(None, name, _error_message(frame.payload), {}, target)
+        case "error":
+            name = headers.get(":error-code", "")
+            return classify(None, name, headers.get(":error-message") or None, {}, target)
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -322,7 +291,7 @@ def error_name(headers: Mapping[str, str], body: bytes) -> tuple[str, str | None
     try:
         error = _ERROR.decode(body)
     except msgspec.DecodeError:
-        text = body[:_MAX_MESSAGE].decode(errors="replace").strip()
+        text = body_text(body).strip()
         error = _Error(message=text or None)
     raw = next((v for k, v in headers.items() if k.lower() == "x-amzn-errortype"), None)
     raw = raw or error.code or error.type_ or ""
@@ -333,7 +302,7 @@ def _error_message(payload: bytes) -> str | None:
     try:
         error = _ERROR.decode(payload)
     except msgspec.DecodeError:
-        return payload[:_MAX_MESSAGE].decode(errors="replace").strip() or None
+        return body_text(payload).strip() or None
     return error.message or error.message_upper
 
 
@@ -346,38 +315,10 @@ def classify(
 ) -> UpstreamError:
     """Classify by Bedrock's exception name, falling back on the HTTP status.
 
-    ``status`` is None for an exception frame inside a 200 stream: the name decides then.
+    ``status`` is None for an exception frame inside a 200 stream: the name decides then, and
+    an unknown one is kept in the message, for whoever reads the log.
     """
-    provider = target.provider.name
-    said = (message or "no message")[:_MAX_MESSAGE]
-    key = name.lower()
-    unknown = key not in _KNOWN
-    kwargs: dict[str, Any] = {"provider": provider, "upstream_status": status}
-    if key in _QUOTA:
-        return UpstreamQuotaError(f"{provider} quota is exhausted: {said}", **kwargs)
-    if key in _RATE_LIMITED or (unknown and status == 429):
-        return UpstreamRateLimitedError(
-            f"{provider} is rate limiting: {said}", headers=retry_headers(headers), **kwargs
-        )
-    if key in _CREDENTIALS or (unknown and status in (401, 403)):
-        # The gateway's own credentials were refused: the client can do nothing about it,
-        # and the provider's message may describe the key or the signature.
-        shown = status if status is not None else 403
-        return UpstreamError(
-            f"{provider} refused the gateway's credentials (HTTP {shown}).", **kwargs
-        )
-    if key in _TIMEOUT or (unknown and status in (408, 504)):
-        return UpstreamTimeoutError(f"{provider} timed out: {said}", **kwargs)
-    if key in _UNAVAILABLE or (unknown and status is not None and status >= 500):
-        return UpstreamUnavailableError(
-            f"{provider} failed: {said}", headers=retry_headers(headers), **kwargs
-        )
-    if key in _REJECTED or (status is not None and 400 <= status < 500):
-        if status is None or not 400 <= status < 500:
-            kwargs["upstream_status"] = 400
-        return UpstreamRejectedError(f"{provider} rejected the request: {said}", **kwargs)
-    if status is None or status >= 500:
-        return UpstreamUnavailableError(
-            f"{provider} failed ({name or 'unknown'}): {said}", **kwargs
-        )
-    return UpstreamError(f"{provider} answered HTTP {status}: {said}", **kwargs)
+    kind = _CLASSES.get(name.lower())
+    if kind is None and status is None:
+        message = f"{name or 'unknown'}: {message or 'no message'}"
+    return classify_status(status, message, headers, target.provider.name, kind=kind)

@@ -25,17 +25,10 @@ from typing import Any
 
 import msgspec
 
-from aperture.errors import (
-    UpstreamError,
-    UpstreamQuotaError,
-    UpstreamRateLimitedError,
-    UpstreamRejectedError,
-    UpstreamTimeoutError,
-    UpstreamUnavailableError,
-)
+from aperture.errors import UpstreamError
 from aperture.model import Choice, FinishReason, Target, ToolCall, Usage
 from aperture.providers._gemini_request import tool_call_id
-from aperture.providers._status import retry_headers
+from aperture.providers._status import ErrorClass, body_text, classify_status, malformed
 
 __all__ = [
     "GeminiCandidate",
@@ -46,12 +39,10 @@ __all__ = [
     "decode_error",
     "decode_response",
     "finish_reason",
-    "malformed",
     "to_choice",
     "to_usage",
 ]
 
-_MAX_MESSAGE = 500
 _QUOTA_FAILURE = "type.googleapis.com/google.rpc.QuotaFailure"
 _RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
 _ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
@@ -186,7 +177,7 @@ def decode_response(body: bytes | str, target: Target) -> GeminiResponse:
     try:
         return _RESPONSE.decode(body)
     except msgspec.DecodeError as exc:
-        raise malformed(target) from exc
+        raise malformed(target.provider.name) from exc
 
 
 def decode_error(body: bytes) -> GeminiError:
@@ -199,7 +190,7 @@ def decode_error(body: bytes) -> GeminiError:
     error = envelope.error if isinstance(envelope, _Envelope) else None
     if isinstance(error, GeminiError):
         return error
-    text = error if isinstance(error, str) else body[:_MAX_MESSAGE].decode(errors="replace")
+    text = error if isinstance(error, str) else body_text(body)
     return GeminiError(message=text.strip() or None)
 
 
@@ -242,49 +233,41 @@ def to_usage(usage: _Usage) -> Usage:
     )
 
 
-def malformed(target: Target) -> UpstreamError:
-    name = target.provider.name
-    return UpstreamError(f"{name} sent a response that is not valid JSON.", provider=name)
-
-
 def classify(
     status: int | None, error: GeminiError, headers: Mapping[str, str], target: Target
 ) -> UpstreamError:
     """The gateway error for a Gemini error; ``status`` is None for one inside a 200 stream."""
-    name = target.provider.name
-    said = (error.message or "no message")[:_MAX_MESSAGE]
     google = error.status or ""
-    if status is not None and status != 200:
-        effective = status
-    else:
-        effective = error.code or _STATUS_HTTP.get(google, 500)
-    kwargs: dict[str, Any] = {"provider": name, "upstream_status": effective}
+    if status is None or status == 200:
+        status = error.code or _STATUS_HTTP.get(google, 500)
     details = _details(error)
-    if _reason(details) in _BILLING_REASONS:
-        return UpstreamQuotaError(f"{name} billing is disabled: {said}", **kwargs)
+    kind = _kind(status, google, details)
+    if kind == "rate_limited":
+        # Google says when to come back in RetryInfo, not in a header.
+        delay = _retry_after(details.get(_RETRY_INFO))
+        headers = {"retry-after": delay} if delay is not None else headers
+    # Google's message names a path into ITS body (turns merged, system hoisted), which is not
+    # the client's: no ``param`` is derived from it.
+    return classify_status(
+        status, error.message, headers, target.provider.name, kind=kind, transient={499}
+    )
+
+
+def _kind(status: int, google: str, details: Mapping[str, dict[str, Any]]) -> ErrorClass | None:
+    """The class Google's structured fields name, in the order they outrank each other."""
+    reason = _reason(details)
+    if reason in _BILLING_REASONS:
+        return "quota"
     if (
-        effective in (401, 403)
+        status in (401, 403)
         or google in ("UNAUTHENTICATED", "PERMISSION_DENIED")
-        or _credential_problem(details)
+        or reason.startswith("API_KEY_")
+        or reason in _CREDENTIAL_REASONS
     ):
-        # The gateway's own credentials were refused: the client can do nothing about it,
-        # and the provider's message may describe the key.
-        return UpstreamError(
-            f"{name} refused the gateway's credentials (HTTP {effective}).", **kwargs
-        )
-    if effective == 429 or google == "RESOURCE_EXHAUSTED":
-        return _exhausted(said, details, headers, kwargs, name)
-    if effective in (408, 504) or google == "DEADLINE_EXCEEDED":
-        return UpstreamTimeoutError(f"{name} timed out: {said}", **kwargs)
-    if effective >= 500 or effective == 499:
-        return UpstreamUnavailableError(
-            f"{name} failed: {said}", headers=retry_headers(headers), **kwargs
-        )
-    if 400 <= effective < 500:
-        # Google's message names a path into ITS body (turns merged, system hoisted), which is
-        # not the client's: no ``param`` is derived from it.
-        return UpstreamRejectedError(f"{name} rejected the request: {said}", **kwargs)
-    return UpstreamError(f"{name} answered HTTP {effective}: {said}", **kwargs)
+        return "credentials"
+    if status == 429 or google == "RESOURCE_EXHAUSTED":
+        return "quota" if _spent(details) else "rate_limited"
+    return "timeout" if google == "DEADLINE_EXCEEDED" else None
 
 
 def _details(error: GeminiError) -> dict[str, dict[str, Any]]:
@@ -302,24 +285,12 @@ def _reason(details: Mapping[str, dict[str, Any]]) -> str:
     return reason if isinstance(reason, str) else ""
 
 
-def _credential_problem(details: Mapping[str, dict[str, Any]]) -> bool:
-    reason = _reason(details)
-    return reason.startswith("API_KEY_") or reason in _CREDENTIAL_REASONS
-
-
-def _exhausted(
-    said: str,
-    details: Mapping[str, dict[str, Any]],
-    headers: Mapping[str, str],
-    kwargs: dict[str, Any],
-    name: str,
-) -> UpstreamError:
+def _spent(details: Mapping[str, dict[str, Any]]) -> bool:
+    """A QuotaFailure is a spent quota when it names a per-day one, or Google gives no time to
+    come back; per-minute limits carry one too, with a RetryInfo."""
     quota = details.get(_QUOTA_FAILURE)
     delay = _retry_after(details.get(_RETRY_INFO))
-    if quota is not None and (delay is None or _per_day(quota)):
-        return UpstreamQuotaError(f"{name} quota is exhausted: {said}", **kwargs)
-    retry = retry_headers({"retry-after": delay} if delay is not None else headers)
-    return UpstreamRateLimitedError(f"{name} is rate limiting: {said}", headers=retry, **kwargs)
+    return quota is not None and (delay is None or _per_day(quota))
 
 
 def _per_day(quota: Mapping[str, Any]) -> bool:

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import msgspec
@@ -41,15 +40,11 @@ from aperture.model import (
     ChatRequest,
     ChatResponse,
     Choice,
-    Delta,
-    Finish,
     FinishReason,
     StreamEvent,
     Target,
     ToolCall,
-    ToolCallDelta,
     Usage,
-    UsageReport,
 )
 from aperture.providers._anthropic_request import (
     IMAGE_MEDIA_TYPES,
@@ -60,7 +55,8 @@ from aperture.providers._anthropic_request import (
     tool_choice,
 )
 from aperture.providers._anthropic_spec import DEFAULT_BASE_URL
-from aperture.providers._status import classify_status
+from aperture.providers._status import ErrorClass, body_text, classify_status, malformed
+from aperture.providers._stream import StreamAssembler
 from aperture.upstream import Framing, SseEvent, UpstreamRequest
 
 __all__ = [
@@ -76,8 +72,6 @@ DEFAULT_MAX_TOKENS = 4096
 """Sent when the client gave no ``max_tokens``: Anthropic requires the field."""
 """Exactly what Anthropic accepts as ``source.media_type``; ``image/jpg`` is refused."""
 
-_MAX_MESSAGE = 500
-
 _STOP_REASONS: Mapping[str, FinishReason] = {
     "end_turn": "stop",
     "stop_sequence": "stop",
@@ -88,23 +82,26 @@ _STOP_REASONS: Mapping[str, FinishReason] = {
     "refusal": "content_filter",
 }
 
-# An error type seen without an HTTP status (in-band stream errors) is classified as if it
-# had come with the status Anthropic documents for it.
 # ``error.details.error_code`` values of a 429 that is a spend cap (the organisation's
 # monthly limit for its tier), not a rate limit: it "keeps failing until access resumes".
 _SPEND_LIMIT_CODES = frozenset({"enforced_spend_limit_reached"})
-_TYPE_STATUS: Mapping[str, int] = {
-    "invalid_request_error": 400,
-    "authentication_error": 401,
-    "billing_error": 402,
-    "permission_error": 403,
-    "not_found_error": 404,
-    "request_too_large": 413,
-    "rate_limit_error": 429,
-    "api_error": 500,
-    "timeout_error": 504,
-    "overloaded_error": 529,
+# Each documented error type: the HTTP status Anthropic sends it with (an error without a
+# status, in a stream or a 200 body, is classified as if it had come with it) and the class it
+# names whatever the envelope says. ``invalid_request_error`` names none: Anthropic also uses
+# it for other 4xx, so the HTTP status decides.
+_TYPES: Mapping[str, tuple[int, ErrorClass | None]] = {
+    "invalid_request_error": (400, None),
+    "authentication_error": (401, "credentials"),
+    "billing_error": (402, "quota"),
+    "permission_error": (403, "credentials"),
+    "not_found_error": (404, "rejected"),
+    "request_too_large": (413, "rejected"),
+    "rate_limit_error": (429, "rate_limited"),
+    "api_error": (500, "unavailable"),
+    "timeout_error": (504, "timeout"),
+    "overloaded_error": (529, "unavailable"),
 }
+_UNTYPED = (500, None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -237,7 +234,7 @@ class AnthropicProvider:
         try:
             message = _MESSAGE.decode(body)
         except msgspec.DecodeError as exc:
-            raise _malformed(target) from exc
+            raise malformed(target.provider.name) from exc
         if message.type == "error" or message.error is not None:
             raise _classify(200, message.error or _ErrorObject(), {}, target)
         texts = [b.text for b in message.content if b.type == "text" and b.text is not None]
@@ -272,53 +269,13 @@ class AnthropicProvider:
         except msgspec.DecodeError:
             error = None
         if not isinstance(error, _ErrorObject):
-            text = error if isinstance(error, str) else body[:_MAX_MESSAGE].decode(errors="replace")
+            text = error if isinstance(error, str) else body_text(body)
             error = _ErrorObject(message=text.strip() or None)
         return _classify(status, error, headers, target)
 
 
 # ---------------------------------------------------------------------------------------------
 # Streams
-
-
-@dataclass(slots=True)
-class _Totals:
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_creation: int | None = None
-    cache_read: int | None = None
-    details: _OutputDetails | None = None
-
-    def add(self, usage: _Usage) -> None:
-        """Take every count present: Anthropic's stream usage is cumulative, not incremental."""
-        if usage.input_tokens is not None:
-            self.input_tokens = usage.input_tokens
-        if usage.output_tokens is not None:
-            self.output_tokens = usage.output_tokens
-        if usage.cache_creation_input_tokens is not None:
-            self.cache_creation = usage.cache_creation_input_tokens
-        if usage.cache_read_input_tokens is not None:
-            self.cache_read = usage.cache_read_input_tokens
-        if usage.output_tokens_details is not None:
-            self.details = usage.output_tokens_details
-
-    def usage(self) -> Usage:
-        return _usage(
-            _Usage(
-                input_tokens=self.input_tokens,
-                output_tokens=self.output_tokens,
-                cache_creation_input_tokens=self.cache_creation,
-                cache_read_input_tokens=self.cache_read,
-                output_tokens_details=self.details,
-            )
-        )
-
-
-@dataclass(slots=True)
-class _ToolBlock:
-    index: int
-    """The canonical tool call index: tool_use blocks counted 0, 1, 2... in stream order."""
-    has_arguments: bool = False
 
 
 class _StreamParser:
@@ -333,10 +290,8 @@ class _StreamParser:
         self.done = False
         self.id = ""
         self.model = ""
-        self._started = False
-        self._totals = _Totals()
-        self._tools: dict[int, _ToolBlock] = {}
-        self._tool_count = 0
+        self._totals = _Usage()
+        self._asm = StreamAssembler()
 
     def feed(self, event: SseEvent) -> list[StreamEvent]:
         if event.event == "ping" or not event.data.strip():
@@ -344,79 +299,65 @@ class _StreamParser:
         try:
             data = _EVENT.decode(event.data)
         except msgspec.DecodeError as exc:
-            raise _malformed(self._target) from exc
-        kind = data.type or event.event
-        match kind:
+            raise malformed(self._target.provider.name) from exc
+        asm = self._asm
+        match data.type or event.event:
             case "message_start":
-                return self._message_start(data)
+                self._message_start(data.message)
             case "content_block_start":
-                return self._block_start(data)
+                self._block_start(data.index, data.content_block)
             case "content_block_delta":
-                return self._block_delta(data)
+                self._block_delta(data.index, data.delta)
             case "content_block_stop":
-                return self._block_stop(data)
+                asm.tool_end(data.index)
             case "message_delta":
-                if data.usage is not None:
-                    self._totals.add(data.usage)
-                reason = data.delta.stop_reason if data.delta is not None else None
-                return [Finish(0, _finish_reason(reason) or "stop")] if reason else []
+                self._message_delta(data)
             case "message_stop":
                 self.done = True
-                return [UsageReport(self._totals.usage())]
+                asm.usage(_usage(self._totals))
             case "error":
                 raise _classify(None, data.error or _ErrorObject(), {}, self._target)
-        # ping, and event types Anthropic may add later, carry nothing for us.
-        return []
+            # ping, and event types Anthropic may add later, carry nothing for us.
+        return asm.drain()
 
-    def _role(self) -> list[StreamEvent]:
-        if self._started:
-            return []
-        self._started = True
-        return [Delta(index=0, role="assistant", content="")]
-
-    def _message_start(self, data: _Event) -> list[StreamEvent]:
-        message = data.message
+    def _message_start(self, message: _Message | None) -> None:
         if message is not None:
             self.id, self.model = message.id, message.model
-            if message.usage is not None:
-                self._totals.add(message.usage)
-        return self._role()
+            self._add_usage(message.usage)
+        self._asm.role()
 
-    def _block_start(self, data: _Event) -> list[StreamEvent]:
-        block = data.content_block
-        events = self._role()
+    def _message_delta(self, data: _Event) -> None:
+        self._add_usage(data.usage)
+        reason = data.delta.stop_reason if data.delta is not None else None
+        if reason:
+            self._asm.finish(_finish_reason(reason) or "stop")
+
+    def _add_usage(self, usage: _Usage | None) -> None:
+        """Take every count present: Anthropic's stream usage is cumulative, not incremental."""
+        if usage is not None:
+            present = {
+                f: v for f in usage.__struct_fields__ if (v := getattr(usage, f)) is not None
+            }
+            self._totals = msgspec.structs.replace(self._totals, **present)
+
+    def _block_start(self, index: int, block: _Block | None) -> None:
+        asm = self._asm
+        asm.role()
         if block is None:
-            return events
-        if block.type == "text" and block.text:
-            events.append(Delta(index=0, content=block.text))
+            return
+        if block.type == "text":
+            asm.text(block.text)
         elif block.type == "tool_use":
-            tool = _ToolBlock(self._tool_count)
-            self._tools[data.index] = tool
-            self._tool_count += 1
-            call = ToolCallDelta(tool.index, id=block.id, name=block.name, arguments="")
-            events.append(Delta(index=0, tool_calls=(call,)))
-        return events
+            asm.tool_start(index, block.id, block.name)
 
-    def _block_delta(self, data: _Event) -> list[StreamEvent]:
-        delta = data.delta
+    def _block_delta(self, index: int, delta: _DeltaBody | None) -> None:
         if delta is None:
-            return []
-        if delta.type == "text_delta" and delta.text:
-            return [*self._role(), Delta(index=0, content=delta.text)]
-        tool = self._tools.get(data.index)
-        if delta.type == "input_json_delta" and tool is not None and delta.partial_json:
-            tool.has_arguments = True
-            call = ToolCallDelta(tool.index, arguments=delta.partial_json)
-            return [Delta(index=0, tool_calls=(call,))]
+            return
+        if delta.type == "text_delta":
+            self._asm.text(delta.text)
+        elif delta.type == "input_json_delta":
+            self._asm.tool_args(index, delta.partial_json)
         # thinking_delta, signature_delta and citations_delta have no canonical home.
-        return []
-
-    def _block_stop(self, data: _Event) -> list[StreamEvent]:
-        tool = self._tools.pop(data.index, None)
-        if tool is None or tool.has_arguments:
-            return []
-        # A tool called without input streams no JSON at all; clients parse the arguments.
-        return [Delta(index=0, tool_calls=(ToolCallDelta(tool.index, arguments="{}"),))]
 
 
 def _finish_reason(reason: str | None) -> FinishReason | None:
@@ -440,46 +381,28 @@ def _usage(usage: _Usage) -> Usage:
     )
 
 
-def _malformed(target: Target) -> UpstreamError:
-    name = target.provider.name
-    return UpstreamError(f"{name} sent a response that is not valid JSON.", provider=name)
-
-
 def _classify(
     status: int | None, error: _ErrorObject, headers: Mapping[str, str], target: Target
 ) -> UpstreamError:
     """Classify by Anthropic's documented error types, then the shared status ladder; never by
     message text.
 
-    A documented type names its status (``rate_limit_error`` is a 429 whatever the envelope
-    says), except ``invalid_request_error``, which Anthropic also uses for other 4xx, so the
-    HTTP status stands. ``status`` is None for an error reported inside a 200 stream: the type
-    decides then. A spent balance or spend cap is a quota error: ``billing_error`` (402), or
-    a 429 whose ``error.details.error_code`` is a spend-limit code.
-
-    Anthropic also answers a spent credit balance and a workspace's own spend limit with a
-    400 ``invalid_request_error`` whose only signal is the message; those stay refusals
-    (not retried, not failed over), as no structured field tells them from a bad request.
+    A spent balance or spend cap is a quota error: ``billing_error`` (402), or a 429 whose
+    ``error.details.error_code`` is a spend-limit code. Anthropic also answers a spent credit
+    balance and a workspace's own spend limit with a 400 ``invalid_request_error`` whose only
+    signal is the message; those stay refusals (not retried, not failed over), as no
+    structured field tells them from a bad request.
     """
-    kind = error.type or ""
-    typed = _TYPE_STATUS.get(kind)
-    if typed is not None and kind != "invalid_request_error":
-        effective = typed
-    elif status is not None and status != 200:
-        effective = status
-    else:
-        effective = typed or 500
-    said = (error.message or "no message")[:_MAX_MESSAGE]
+    typed, kind = _TYPES.get(error.type or "", _UNTYPED)
+    details = error.details
+    if isinstance(details, dict) and details.get("error_code") in _SPEND_LIMIT_CODES:
+        kind = "quota"
     # Anthropic's message names a path into ITS body (system hoisted, turns merged), which is
     # not the client's: no ``param`` is derived from it.
-    error_ = classify_status(effective, said, headers, target.provider.name, quota=_spent(error))
-    if status is not None and status != 200:
-        error_.upstream_status = status  # what Anthropic answered, for logs and 4xx pass-through
-    return error_
-
-
-def _spent(error: _ErrorObject) -> bool:
-    if error.type == "billing_error":
-        return True
-    details = error.details
-    return isinstance(details, dict) and details.get("error_code") in _SPEND_LIMIT_CODES
+    return classify_status(
+        typed if status is None or status == 200 else status,
+        error.message,
+        headers,
+        target.provider.name,
+        kind=kind,
+    )

@@ -42,24 +42,20 @@ from aperture.model import (
     ChatRequest,
     ChatResponse,
     Choice,
-    Delta,
-    Finish,
     FinishReason,
     StreamEvent,
     Target,
     ToolCall,
-    ToolCallDelta,
     Usage,
-    UsageReport,
 )
 from aperture.providers._cohere_request import build_body
 from aperture.providers._cohere_spec import DEFAULT_BASE_URL
-from aperture.providers._status import classify_status
+from aperture.providers._status import body_text, classify_status, malformed
+from aperture.providers._stream import StreamAssembler
 from aperture.upstream import Framing, SseEvent, UpstreamRequest
 
 __all__ = ["DEFAULT_BASE_URL", "CohereProvider"]
 
-_MAX_MESSAGE = 500
 _FINISH_REASONS: Mapping[str, FinishReason] = {
     "COMPLETE": "stop",
     "STOP_SEQUENCE": "stop",
@@ -92,6 +88,13 @@ class _Message(_In, kw_only=True):
     content: _Content | list[_Content] | None = None
     tool_plan: str | None = None
     tool_calls: _ToolCall | list[_ToolCall] | None = None
+
+    def event_text(self) -> str | None:
+        """The answer text of a content event; thinking content has no canonical home."""
+        content = self.content
+        if isinstance(content, _Content) and content.type in (None, "text"):
+            return content.text
+        return None
 
 
 class _Tokens(_In, kw_only=True):
@@ -162,7 +165,7 @@ class CohereProvider:
         try:
             response = _RESPONSE.decode(body)
         except msgspec.DecodeError as exc:
-            raise _malformed(target) from exc
+            raise malformed(target.provider.name) from exc
         message = response.message or _Message()
         calls = tuple(
             ToolCall(c.id or "", (c.function or _Function()).name or "", _arguments(c.function))
@@ -195,7 +198,7 @@ class CohereProvider:
         try:
             error = _ERROR.decode(body)
         except msgspec.DecodeError:
-            error = _ErrorBody(message=body[:_MAX_MESSAGE].decode(errors="replace"))
+            error = _ErrorBody(message=body_text(body))
         return _classify(status, error, headers, target)
 
 
@@ -205,9 +208,7 @@ class _StreamParser:
     def __init__(self, target: Target) -> None:
         self._target = target
         self.done = False
-        self._started = False
-        self._tools: dict[int, int] = {}
-        """Cohere's tool-call event index -> the canonical tool call index."""
+        self._asm = StreamAssembler()
 
     def feed(self, event: SseEvent) -> list[StreamEvent]:
         if event.data == "[DONE]":
@@ -218,67 +219,49 @@ class _StreamParser:
         try:
             data = _EVENT.decode(event.data)
         except msgspec.DecodeError as exc:
-            raise _malformed(self._target) from exc
-        kind = data.type or event.event
+            raise malformed(self._target.provider.name) from exc
+        asm = self._asm
         delta = data.delta or _Delta()
         message = delta.message or _Message()
+        kind = data.type or event.event
         match kind:
             case "message-start":
-                return self._role()
+                asm.role()
             case "content-start" | "content-delta":
-                content = message.content
-                text = content.text if isinstance(content, _Content) else None
-                kind_of = content.type if isinstance(content, _Content) else None
-                if text and kind_of in (None, "text"):
-                    return [*self._role(), Delta(index=0, content=text)]
-                return []  # thinking content has no canonical home
+                asm.text(message.event_text())
             case "tool-plan-delta":
-                if message.tool_plan:
-                    return [*self._role(), Delta(index=0, content=message.tool_plan)]
-                return []
+                asm.text(message.tool_plan)
             case "tool-call-start" | "tool-call-delta":
-                return self._tool_call(kind, data.index, message)
+                self._tool_call(kind, data.index, message)
             case "message-end":
-                return self._end(delta)
-        if data.type is None and data.message is not None:
-            # Not a typed event but an error body, sent after the 200.
-            raise _classify(None, _ErrorBody(message=data.message), {}, self._target)
-        # content-end, tool-call-end, citation-*, debug: nothing canonical to say.
-        return []
+                self._end(delta)
+            case _ if data.type is None and data.message is not None:
+                # Not a typed event but an error body, sent after the 200.
+                raise _classify(None, _ErrorBody(message=data.message), {}, self._target)
+            # content-end, tool-call-end, citation-*, debug: nothing canonical to say.
+        return asm.drain()
 
-    def _role(self) -> list[StreamEvent]:
-        if self._started:
-            return []
-        self._started = True
-        return [Delta(index=0, role="assistant", content="")]
-
-    def _tool_call(self, kind: str, index: int, message: _Message) -> list[StreamEvent]:
+    def _tool_call(self, kind: str, index: int, message: _Message) -> None:
         calls = _as_list(message.tool_calls)
-        function = calls[0].function if calls else None
+        call: _ToolCall = calls[0] if calls else _ToolCall()
+        function = call.function or _Function()
         if kind == "tool-call-start":
-            canonical = self._tools.setdefault(index, len(self._tools))
-            name = function.name if function is not None else None
-            arguments = function.arguments if function is not None else None
-            call_id = calls[0].id if calls else None
-            delta = ToolCallDelta(canonical, call_id, name or "", arguments or "")
-            return [*self._role(), Delta(index=0, tool_calls=(delta,))]
-        canonical = self._tools.get(index, index)
-        if function is None or not function.arguments:
-            return []
-        delta = ToolCallDelta(canonical, arguments=function.arguments)
-        return [Delta(index=0, tool_calls=(delta,))]
+            self._asm.tool_start(index, call.id, function.name or "", function.arguments or "")
+        else:
+            self._asm.tool_args(index, function.arguments)
 
-    def _end(self, delta: _Delta) -> list[StreamEvent]:
+    def _end(self, delta: _Delta) -> None:
         if delta.error:
             raise _classify(None, _ErrorBody(message=delta.error), {}, self._target)
         reason = _finish_reason(delta.finish_reason, True, self._target)
-        if self._tools and reason == "stop":
+        asm = self._asm
+        if asm.tool_count() and reason == "stop":
             reason = "tool_calls"
         self.done = True
-        events: list[StreamEvent] = [*self._role(), Finish(0, reason)]
+        asm.role()
+        asm.finish(reason)
         if delta.usage is not None:
-            events.append(UsageReport(_usage(delta.usage)))
-        return events
+            asm.usage(_usage(delta.usage))
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -312,11 +295,6 @@ def _usage(usage: _Usage) -> Usage:
     )
 
 
-def _malformed(target: Target) -> UpstreamError:
-    name = target.provider.name
-    return UpstreamError(f"{name} sent a response that is not valid JSON.", provider=name)
-
-
 def _classify(
     status: int | None, error: _ErrorBody, headers: Mapping[str, str], target: Target
 ) -> UpstreamError:
@@ -330,10 +308,9 @@ def _classify(
     """
     message = error.message
     said = message if isinstance(message, str) else msgspec.json.encode(message).decode()
-    said = (said.strip() or "no message")[:_MAX_MESSAGE]
     return classify_status(
         status,
-        said,
+        said.strip(),
         headers,
         target.provider.name,
         credentials=frozenset({401, 403, 498}),

@@ -31,14 +31,10 @@ from aperture.model import (
     ChatRequest,
     ChatResponse,
     Choice,
-    Delta,
-    Finish,
     FinishReason,
     StreamEvent,
     Target,
-    ToolCallDelta,
     Usage,
-    UsageReport,
 )
 from aperture.providers._gemini_request import build_body, tool_call_id
 from aperture.providers._gemini_response import (
@@ -52,6 +48,7 @@ from aperture.providers._gemini_response import (
     to_usage,
 )
 from aperture.providers._gemini_spec import DEFAULT_BASE_URL
+from aperture.providers._stream import StreamAssembler
 from aperture.upstream import Framing, SseEvent, UpstreamRequest
 
 __all__ = ["API_VERSION", "DEFAULT_BASE_URL", "GeminiProvider"]
@@ -118,10 +115,8 @@ class _StreamParser:
         self.done = False
         self.id = ""
         self.model = ""
-        self._calls: dict[int, int] = {}
-        """Function calls seen so far, per candidate: the next tool call index."""
-        self._finished: set[int] = set()
         self._usage: Usage | None = None
+        self._asm = StreamAssembler()
 
     def feed(self, event: SseEvent) -> list[StreamEvent]:
         if not event.data.strip():
@@ -134,41 +129,27 @@ class _StreamParser:
         if chunk.usage_metadata is not None:
             # Each chunk's usage is the running total: the last one is the answer's.
             self._usage = to_usage(chunk.usage_metadata)
-        events: list[StreamEvent] = []
+        asm = self._asm
         for candidate in chunk.candidates:
-            events.extend(self._candidate(candidate))
+            self._candidate(candidate)
         if chunk.blocked:
-            events.extend(self._role(0))
-            events.append(Finish(0, "content_filter"))
-            self._finished.add(0)
-        if self._finished and self._finished >= self._calls.keys():
+            asm.role()
+            asm.finish("content_filter")
+        if asm.all_finished:
             self.done = True
             if self._usage is not None:
-                events.append(UsageReport(self._usage))
-        return events
+                asm.usage(self._usage)
+        return asm.drain()
 
-    def _role(self, index: int) -> list[StreamEvent]:
-        if index in self._calls:
-            return []
-        self._calls[index] = 0
-        return [Delta(index=index, role="assistant", content="")]
-
-    def _candidate(self, candidate: GeminiCandidate) -> list[StreamEvent]:
-        index = candidate.index
-        events = self._role(index)
-        text = "".join(candidate.texts())
-        if text:
-            events.append(Delta(index=index, content=text))
+    def _candidate(self, candidate: GeminiCandidate) -> None:
+        asm, index = self._asm, candidate.index
+        asm.role(index)
+        asm.text("".join(candidate.texts()), index)
         for call in candidate.calls():
-            n = self._calls[index]
-            self._calls[index] = n + 1
-            delta = ToolCallDelta(n, tool_call_id(n, call.name), call.name, compact(call.args))
-            events.append(Delta(index=index, tool_calls=(delta,)))
-        reason = finish_reason(candidate.finish_reason, called=self._calls[index] > 0)
-        if reason is not None:
-            events.append(Finish(index, reason))
-            self._finished.add(index)
-        return events
+            call_id = tool_call_id(asm.tool_count(index), call.name)
+            asm.tool_call(call_id, call.name, compact(call.args), index)
+        called = asm.tool_count(index) > 0
+        asm.finish(finish_reason(candidate.finish_reason, called=called), index)
 
 
 def _base(base_url: str | None) -> str:

@@ -39,23 +39,21 @@ from aperture.model import (
     ChatResponse,
     Choice,
     Delta,
-    Finish,
     FinishReason,
     StreamEvent,
     Target,
     ToolCall,
     ToolCallDelta,
     Usage,
-    UsageReport,
 )
 from aperture.providers._mistral_request import build_body, mistral_tool_call_id
 from aperture.providers._mistral_spec import DEFAULT_BASE_URL
-from aperture.providers._status import classify_status
+from aperture.providers._status import body_text, classify_status, malformed
+from aperture.providers._stream import StreamAssembler
 from aperture.upstream import Framing, SseEvent, UpstreamRequest
 
 __all__ = ["DEFAULT_BASE_URL", "MistralProvider", "mistral_tool_call_id"]
 
-_MAX_MESSAGE = 500
 _FINISH_REASONS: Mapping[str, FinishReason] = {
     "stop": "stop",
     "length": "length",
@@ -151,7 +149,7 @@ class MistralProvider:
         try:
             completion = _COMPLETION.decode(body)
         except msgspec.DecodeError as exc:
-            raise _malformed(target) from exc
+            raise malformed(target.provider.name) from exc
         if completion.object == "error":
             raise _classify(None, _ErrorBody(message=completion.message), {}, target)
         return ChatResponse(
@@ -171,7 +169,7 @@ class MistralProvider:
         try:
             error = _ERROR.decode(body)
         except msgspec.DecodeError:
-            error = _ErrorBody(message=body[:_MAX_MESSAGE].decode(errors="replace"))
+            error = _ErrorBody(message=body_text(body))
         return _classify(status, error, headers, target)
 
 
@@ -179,8 +177,7 @@ class _StreamParser:
     def __init__(self, target: Target) -> None:
         self._target = target
         self.done = False
-        self._calls: dict[tuple[int, str], int] = {}
-        """(choice, Mistral tool call id) -> canonical tool call index, per choice."""
+        self._asm = StreamAssembler()
         self._last: dict[tuple[int, int], int] = {}
         """(choice, Mistral's index) -> canonical index, for continuations without an id."""
 
@@ -193,24 +190,25 @@ class _StreamParser:
         try:
             chunk = _COMPLETION.decode(event.data)
         except msgspec.DecodeError as exc:
-            raise _malformed(self._target) from exc
+            raise malformed(self._target.provider.name) from exc
         if chunk.object == "error" or (chunk.message is not None and not chunk.choices):
             raise _classify(None, _ErrorBody(message=chunk.message), {}, self._target)
-        events: list[StreamEvent] = []
+        asm = self._asm
         for choice in chunk.choices:
-            delta = choice.delta
-            if delta is not None:
-                text = _text(delta.content)
-                calls = self._tool_calls(choice.index, delta.tool_calls or [])
-                if delta.role or text or calls:
-                    content = text if text or delta.role else None
-                    events.append(Delta(choice.index, delta.role, content, tool_calls=calls))
+            if choice.delta is not None:
+                self._delta(choice.index, choice.delta)
             if choice.finish_reason is not None:
-                reason = _finish_reason(choice.finish_reason, self._target)
-                events.append(Finish(choice.index, reason))
+                asm.finish(_finish_reason(choice.finish_reason, self._target), choice.index)
         if chunk.usage is not None:
-            events.append(UsageReport(_usage(chunk.usage)))
-        return events
+            asm.usage(_usage(chunk.usage))
+        return asm.drain()
+
+    def _delta(self, choice: int, delta: _Message) -> None:
+        text = _text(delta.content)
+        calls = self._tool_calls(choice, delta.tool_calls or [])
+        if delta.role or text or calls:
+            content = text if text or delta.role else None
+            self._asm.delta(Delta(choice, delta.role, content, tool_calls=calls))
 
     def _tool_calls(self, choice: int, calls: list[_ToolCall]) -> tuple[ToolCallDelta, ...] | None:
         deltas = []
@@ -218,8 +216,7 @@ class _StreamParser:
             mistral_index = call.index if call.index is not None else position
             if call.id:
                 # Mistral sends each call whole, often all with index 0: the id tells them apart.
-                count = sum(1 for key in self._calls if key[0] == choice)
-                index = self._calls.setdefault((choice, call.id), count)
+                index = self._asm.tool_index((choice, call.id), choice)
                 self._last[(choice, mistral_index)] = index
             else:
                 index = self._last.get((choice, mistral_index), mistral_index)
@@ -290,11 +287,6 @@ def _detail(item: Any) -> str:
     return f"{loc}: {item.get('msg', '')}" if loc else str(item.get("msg", ""))
 
 
-def _malformed(target: Target) -> UpstreamError:
-    name = target.provider.name
-    return UpstreamError(f"{name} sent a response that is not valid JSON.", provider=name)
-
-
 def _classify(
     status: int | None, error: _ErrorBody, headers: Mapping[str, str], target: Target
 ) -> UpstreamError:
@@ -303,6 +295,8 @@ def _classify(
     Mistral's ``param`` names a field of ITS body (ids rewritten, seed renamed), so it is
     not passed on to the client.
     """
-    said = (_said(error).strip() or "no message")[:_MAX_MESSAGE]
-    quota = (error.type or "").startswith(_BILLING_TYPE_PREFIX)
-    return classify_status(status, said, headers, target.provider.name, quota=quota)
+    spent = (error.type or "").startswith(_BILLING_TYPE_PREFIX)
+    name = target.provider.name
+    return classify_status(
+        status, _said(error).strip(), headers, name, kind="quota" if spent else None
+    )

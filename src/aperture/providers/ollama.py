@@ -47,24 +47,19 @@ from aperture.model import (
     ChatRequest,
     ChatResponse,
     Choice,
-    Delta,
-    Finish,
     FinishReason,
     StreamEvent,
     Target,
     ToolCall,
-    ToolCallDelta,
     Usage,
-    UsageReport,
 )
 from aperture.providers._ollama_request import build_body
 from aperture.providers._ollama_spec import DEFAULT_BASE_URL
-from aperture.providers._status import classify_status
+from aperture.providers._status import body_text, classify_status, malformed
+from aperture.providers._stream import StreamAssembler
 from aperture.upstream import Framing, SseEvent, UpstreamRequest
 
 __all__ = ["DEFAULT_BASE_URL", "OllamaProvider"]
-
-_MAX_MESSAGE = 500
 
 
 class _In(msgspec.Struct, kw_only=True):
@@ -124,7 +119,7 @@ class OllamaProvider:
         try:
             chunk = _CHUNK.decode(body)
         except msgspec.DecodeError as exc:
-            raise _malformed(target) from exc
+            raise malformed(target.provider.name) from exc
         if chunk.error is not None:
             raise _classify(500, _error_text(chunk.error), {}, target)
         message = chunk.message or _Message()
@@ -156,11 +151,7 @@ class OllamaProvider:
             error = _CHUNK.decode(body).error
         except msgspec.DecodeError:
             error = None
-        text = (
-            _error_text(error)
-            if error is not None
-            else body[:_MAX_MESSAGE].decode(errors="replace")
-        )
+        text = _error_text(error) if error is not None else body_text(body)
         return _classify(status, text, headers, target)
 
 
@@ -170,8 +161,7 @@ class _StreamParser:
     def __init__(self, target: Target) -> None:
         self._target = target
         self.done = False
-        self._started = False
-        self._calls = 0
+        self._asm = StreamAssembler()
 
     def feed(self, frame: str | SseEvent) -> list[StreamEvent]:
         line = frame.data if isinstance(frame, SseEvent) else frame
@@ -180,29 +170,24 @@ class _StreamParser:
         try:
             chunk = _CHUNK.decode(line)
         except msgspec.DecodeError as exc:
-            raise _malformed(self._target) from exc
+            raise malformed(self._target.provider.name) from exc
         if chunk.error is not None:
             # The status is already 200: an in-band error means the model run failed.
             raise _classify(None, _error_text(chunk.error), {}, self._target)
-        events: list[StreamEvent] = []
-        if not self._started:
-            self._started = True
-            events.append(Delta(index=0, role="assistant", content=""))
+        asm = self._asm
+        asm.role()
         message = chunk.message
         if message is not None:
-            if message.content:
-                events.append(Delta(index=0, content=message.content))
+            asm.text(message.content)
             for call in message.tool_calls or ():
                 # Ollama streams each tool call whole, in one object: one delta carries it all.
-                full = _tool_call(call, self._calls, chunk.created_at)
-                delta = ToolCallDelta(self._calls, full.id, full.name, full.arguments)
-                events.append(Delta(index=0, tool_calls=(delta,)))
-                self._calls += 1
+                full = _tool_call(call, asm.tool_count(), chunk.created_at)
+                asm.tool_call(full.id, full.name, full.arguments)
         if chunk.done:
             self.done = True
-            reason = _finish_reason(chunk.done_reason, self._calls > 0)
-            events += [Finish(0, reason), UsageReport(_usage(chunk))]
-        return events
+            asm.finish(_finish_reason(chunk.done_reason, asm.tool_count() > 0))
+            asm.usage(_usage(chunk))
+        return asm.drain()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -253,11 +238,6 @@ def _error_text(error: Any) -> str:
     return msgspec.json.encode(error).decode()
 
 
-def _malformed(target: Target) -> UpstreamError:
-    name = target.provider.name
-    return UpstreamError(f"{name} sent a response that is not valid JSON.", provider=name)
-
-
 def _classify(
     status: int | None, said: str, headers: Mapping[str, str], target: Target
 ) -> UpstreamError:
@@ -265,5 +245,4 @@ def _classify(
 
     404 is Ollama's "model not found, try pulling it first": a refusal of the request.
     """
-    said = (said.strip() or "no message")[:_MAX_MESSAGE]
-    return classify_status(status, said, headers, target.provider.name)
+    return classify_status(status, said.strip(), headers, target.provider.name)

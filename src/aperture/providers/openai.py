@@ -20,7 +20,6 @@ from aperture.model import (
     Choice,
     Delta,
     File,
-    Finish,
     Image,
     Message,
     NamedToolChoice,
@@ -31,16 +30,15 @@ from aperture.model import (
     ToolCall,
     ToolCallDelta,
     Usage,
-    UsageReport,
     Video,
 )
-from aperture.providers._status import classify_status
+from aperture.providers._status import ErrorClass, body_text, classify_status, malformed
+from aperture.providers._stream import StreamAssembler
 from aperture.providers.registry import spec_for
 from aperture.upstream import Framing, SseEvent, UpstreamRequest
 
 __all__ = ["OpenAIProvider"]
 _FINISH_REASONS = frozenset({"stop", "length", "tool_calls", "content_filter", "function_call"})
-_MAX_MESSAGE = 500
 # The ``error.code`` (or ``type``) values meaning the account cannot pay, whatever the status
 # (a 429, or a 400 for the billing hard limit): waiting or retrying does not help. Seen in
 # OpenAI's answers: ``insufficient_quota`` (credit or monthly budget spent, 429),
@@ -54,6 +52,10 @@ _QUOTA_CODES = frozenset(
         "enforced_spend_limit_reached",
     }
 )
+_CODES: Mapping[str, ErrorClass] = {
+    **dict.fromkeys(_QUOTA_CODES, "quota"),
+    "rate_limit_exceeded": "rate_limited",
+}
 
 
 class _In(msgspec.Struct, kw_only=True):
@@ -76,6 +78,9 @@ class _Message(_In, kw_only=True):
     content: str | None = None
     refusal: str | None = None
     tool_calls: list[_ToolCall] | None = None
+
+    def carries_anything(self) -> bool:
+        return bool(self.role or self.content or self.refusal or self.tool_calls)
 
 
 class _Choice(_In, kw_only=True):
@@ -181,7 +186,7 @@ class OpenAIProvider:
         try:
             completion = _COMPLETION.decode(body)
         except msgspec.DecodeError as exc:
-            raise _malformed(target) from exc
+            raise malformed(target.provider.name) from exc
         if completion.error is not None:
             raise _classify(200, completion.error, {}, target)
         choices = tuple(_choice(c) for c in completion.choices)
@@ -206,7 +211,7 @@ class OpenAIProvider:
         except msgspec.DecodeError:
             error = None
         if not isinstance(error, _ErrorObject):
-            text = error if isinstance(error, str) else body[:_MAX_MESSAGE].decode(errors="replace")
+            text = error if isinstance(error, str) else body_text(body)
             error = _ErrorObject(message=text)
         return _classify(status, error, headers, target)
 
@@ -215,6 +220,7 @@ class _StreamParser:
     def __init__(self, target: Target) -> None:
         self._target = target
         self.done = False
+        self._asm = StreamAssembler()
 
     def feed(self, event: SseEvent) -> list[StreamEvent]:
         if event.data == "[DONE]":
@@ -223,35 +229,33 @@ class _StreamParser:
         try:
             chunk = _COMPLETION.decode(event.data)
         except msgspec.DecodeError as exc:
-            raise _malformed(self._target) from exc
+            raise malformed(self._target.provider.name) from exc
         if chunk.error is not None:
             raise _classify(500, chunk.error, {}, self._target)
-        events: list[StreamEvent] = []
+        asm = self._asm
         for choice in chunk.choices:
-            delta = choice.delta
-            if delta is not None and (
-                delta.role or delta.content or delta.refusal or delta.tool_calls
-            ):
-                events.append(
-                    Delta(
-                        index=choice.index,
-                        role=delta.role,
-                        content=delta.content,
-                        refusal=delta.refusal,
-                        tool_calls=tuple(
-                            ToolCallDelta(t.index, t.id, t.function.name, t.function.arguments)
-                            for t in delta.tool_calls
-                        )
-                        if delta.tool_calls
-                        else None,
-                    )
-                )
-            reason = _finish_reason(choice.finish_reason)
-            if reason is not None:
-                events.append(Finish(choice.index, reason))
+            if choice.delta is not None and choice.delta.carries_anything():
+                # The wire is the canonical shape already: a chunk's delta is one canonical one.
+                asm.delta(_delta(choice.index, choice.delta))
+            asm.finish(_finish_reason(choice.finish_reason), choice.index)
         if chunk.usage is not None:
-            events.append(UsageReport(_usage(chunk.usage)))
-        return events
+            asm.usage(_usage(chunk.usage))
+        return asm.drain()
+
+
+def _delta(index: int, delta: _Message) -> Delta:
+    calls = delta.tool_calls
+    return Delta(
+        index=index,
+        role=delta.role,
+        content=delta.content,
+        refusal=delta.refusal,
+        tool_calls=tuple(
+            ToolCallDelta(t.index, t.id, t.function.name, t.function.arguments) for t in calls
+        )
+        if calls
+        else None,
+    )
 
 
 def _message(message: Message) -> dict[str, Any]:
@@ -344,27 +348,19 @@ def _usage(usage: _Usage) -> Usage:
     )
 
 
-def _malformed(target: Target) -> UpstreamError:
-    name = target.provider.name
-    return UpstreamError(f"{name} sent a response that is not valid JSON.", provider=name)
-
-
 def _classify(
     status: int, error: _ErrorObject, headers: Mapping[str, str], target: Target
 ) -> UpstreamError:
     """Classify by status and the provider's documented codes, never by message text."""
-    said = (error.message or "no message")[:_MAX_MESSAGE]
     code = str(error.code or error.type or "")
-    quota = code in _QUOTA_CODES or error.type in _QUOTA_CODES
-    if code == "rate_limit_exceeded":
-        status = 429
+    kind = "quota" if error.type in _QUOTA_CODES else _CODES.get(code)
     param = error.param if isinstance(error.param, str) else None
     # An error object inside a 200 body or stream: the provider failed after accepting.
     return classify_status(
         None if status == 200 else status,
-        said,
+        error.message,
         headers,
         target.provider.name,
-        quota=quota,
+        kind=kind,
         param=param,
     )
