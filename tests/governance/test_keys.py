@@ -225,6 +225,7 @@ async def test_a_store_outage_during_a_miss_is_503_and_cached_keys_keep_working(
         with pytest.raises(ServiceUnavailableError) as caught:
             await b.authenticate(random_key())
         assert (caught.value.status, caught.value.code) == (503, "service_unavailable")
+        assert caught.value.headers == {"retry-after": "1"}
         assert (await b.authenticate(known.secret)).key_id == known.record.id
         with pytest.raises(InvalidApiKeyError):
             await b.authenticate("ap_not_even_close")  # still no store needed to refuse

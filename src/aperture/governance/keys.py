@@ -234,7 +234,10 @@ class KeyRing:
         try:
             await self._catch_up.run()
         except StorageError as exc:
-            raise ServiceUnavailableError(_UNAVAILABLE_MESSAGE) from exc
+            # Retry-After as for every store 503: the next catch-up may be a second away.
+            raise ServiceUnavailableError(
+                _UNAVAILABLE_MESSAGE, headers={"retry-after": "1"}
+            ) from exc
         key = self._by_hash.get(digest)
         if key is None:
             self._remember_absent(digest)
