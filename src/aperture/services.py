@@ -82,6 +82,7 @@ async def open_services(
         options.redis,
         migrate=True,
         redis=RedisOptions(timeout_s=options.redis_timeout_s, retry_s=options.redis_retry_s),
+        database_timeout_s=options.database_timeout_s,
     )
     stack.push_async_callback(storage.close)
     # The ledger is money: rows the database cannot take now are spooled, never dropped.
