@@ -18,9 +18,8 @@ import time
 from types import ModuleType
 
 import anyio
-from PIL import Image
 
-from aperture.images.grayscale import GrayPixels, grayscale, grayscale_pixels
+from aperture.images.grayscale import GrayPixels, grayscale_pixels
 from aperture.images.workers import DecodeFailed, DecodePool
 from aperture.settings.governance import OcrSettings
 
@@ -112,26 +111,25 @@ class OcrReader:
         # Only this scope's own deadline ends up here; any outer cancellation propagates.
         raise OcrTimeoutError(f"OCR took longer than {timeout:g}s")
 
-    async def _decode(self, data: bytes) -> Image.Image:
+    async def _decode(self, data: bytes) -> GrayPixels:
         max_pixels = self._settings.max_pixels
         if self._decoder is None:
             return await anyio.to_thread.run_sync(
                 _decoded, data, max_pixels, limiter=self._limiter, abandon_on_cancel=True
             )
         try:
-            gray: GrayPixels = await self._decoder.run(grayscale_pixels, data, max_pixels)
+            return await self._decoder.run(grayscale_pixels, data, max_pixels)
         except DecodeFailed as exc:
             raise _decode_failure(exc) from exc
-        return gray.image()
 
-    def _recognise(self, image: Image.Image, deadline: float) -> str:
+    def _recognise(self, gray: GrayPixels, deadline: float) -> str:
         pytesseract = _pytesseract()
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise OcrTimeoutError(f"OCR took longer than {self._settings.timeout_s:g}s")
         try:
             text = pytesseract.image_to_string(
-                image, lang=self._settings.languages, timeout=remaining
+                gray.image(), lang=self._settings.languages, timeout=remaining
             )
         except pytesseract.TesseractNotFoundError as exc:
             raise OcrError(f"the tesseract binary is not installed ({_INSTALL_HINT})") from exc
@@ -142,9 +140,9 @@ class OcrReader:
         return str(text).strip()
 
 
-def _decoded(data: bytes, max_pixels: int) -> Image.Image:
+def _decoded(data: bytes, max_pixels: int) -> GrayPixels:
     try:
-        return grayscale(data, max_pixels)
+        return grayscale_pixels(data, max_pixels)
     except ValueError as exc:
         raise OcrError("the image cannot be decoded for OCR") from exc
     except MemoryError as exc:
