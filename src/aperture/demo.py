@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aperture.providers.presets import PRESETS
+from aperture.providers.registry import SPECS
 from aperture.settings.schema import (
     Capability,
     ModelConstraints,
@@ -101,20 +101,20 @@ def demo_settings(env: Mapping[str, str], *, host: str, port: int) -> Settings:
             upstream_model="us.anthropic.claude-sonnet-4-5-20250929-v1:0",
         ),
     ]
-    for kind, preset in PRESETS.items():
-        key = env.get(preset.api_key_env) if preset.api_key_env else None
+    for kind, spec in SPECS.items():
+        key = env.get(spec.api_key_env) if spec.api_key_env else None
         if not key:
             continue
         providers.append(
             ProviderSettings(
                 name=kind,
-                kind=kind,  # type: ignore[arg-type]  # the preset table's keys are kinds
+                kind=kind,
                 api_key=key,
                 # OpenAI's newer models refuse the old name for the output cap.
                 max_tokens_field="max_completion_tokens" if kind == "openai" else "max_tokens",
             )
         )
-        models.extend(ModelSettings(name=m, provider=kind) for m in preset.demo_models)
+        models.extend(ModelSettings(name=m, provider=kind) for m in spec.demo_models)
     return Settings(
         server=ServerSettings(host=host, port=port, emulator=True),
         providers=tuple(providers),

@@ -13,7 +13,6 @@ import pytest
 
 from aperture.dialects.anthropic.inbound import parse_messages_request
 from aperture.dialects.c1.inbound import parse_c1_request
-from aperture.dialects.locator import FieldLocator
 from aperture.dialects.openai.inbound import parse_chat_request
 from aperture.errors import PolicyViolationError
 from aperture.governance.keys import Principal
@@ -21,6 +20,7 @@ from aperture.governance.policy import GlobSet, PolicyEngine, Violation
 from aperture.images import ImageLimits, inspect_data_uri
 from aperture.images.limits import CONVERTIBLE_MIME_TYPES
 from aperture.model import ChatRequest, Image, InlineImage
+from aperture.model.locator import FieldLocator
 from aperture.pipeline.images import replace_images
 from aperture.settings.governance import PolicyRule
 from aperture.storage import ApiKey

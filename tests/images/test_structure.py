@@ -9,8 +9,9 @@ import pytest
 from PIL import Image
 
 from aperture.errors import ImageDecodeError
-from aperture.images import ImageLimits, inspect_bytes, sniff
+from aperture.images import ImageLimits, inspect_bytes
 from aperture.images.limits import CONVERTIBLE_MIME_TYPES
+from aperture.media import sniff
 from tests import sample_images
 
 LIMITS = ImageLimits(max_bytes=10_000_000, max_pixels=10_000_000, accepted=CONVERTIBLE_MIME_TYPES)

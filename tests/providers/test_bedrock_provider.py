@@ -30,7 +30,7 @@ from aperture.errors import (
     UnsupportedImageFormatError,
     UpstreamError,
 )
-from aperture.images.sniff import sniff
+from aperture.media.sniff import sniff
 from aperture.model import (
     Audio,
     ChatRequest,

@@ -8,7 +8,8 @@ import pytest
 
 from aperture.model import ChatRequest, Image, Message, Target, Text
 from aperture.providers import provider_for
-from aperture.providers.presets import PRESETS
+from aperture.providers.presets import OPENAI_ADAPTER
+from aperture.providers.registry import SPECS
 from aperture.routing.known_models import known_capabilities
 from aperture.settings import ProviderSettings
 
@@ -23,10 +24,10 @@ def target(kind: str, **settings: object) -> Target:
     return Target(ProviderSettings(name="p", kind=kind, **settings), "upstream-model")  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("kind", sorted(k for k, p in PRESETS.items() if p.openai_wire))
+@pytest.mark.parametrize("kind", sorted(k for k, s in SPECS.items() if s.adapter == OPENAI_ADAPTER))
 def test_presets_default_to_their_base_url_with_a_bearer_key(kind: str) -> None:
     built = provider_for(kind).build_request(REQUEST, target(kind, api_key="k"))
-    assert built.url == f"{PRESETS[kind].base_url}/chat/completions"
+    assert built.url == f"{SPECS[kind].base_url}/chat/completions"
     assert built.headers["Authorization"] == "Bearer k"
     body = json.loads(built.body)
     assert body["model"] == "upstream-model"

@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from aperture.routing.breaker import Breakers, BreakerSettings, LocalBreakers, SharedBreakers
+from aperture.routing.breaker import Breakers, BreakerSettings, SharedBreakers
 from aperture.storage.base import StorageError
+from aperture.storage.memory import MemoryCounters
 from aperture.storage.records import Admission
 from aperture.storage.redis_counters import RedisCounters
 
@@ -49,7 +50,7 @@ def clock() -> Clock:
 @pytest.fixture(params=["local", "redis"])
 def make(request: pytest.FixtureRequest, clock: Clock) -> MakeBreakers:
     if request.param == "local":
-        return lambda settings: LocalBreakers(settings, clock=clock)
+        return lambda settings: Breakers(MemoryCounters(clock), settings, clock)
     counters: RedisCounters = request.getfixturevalue("redis_counters")
     return lambda settings: SharedBreakers(counters, settings, clock=clock)
 
@@ -192,7 +193,7 @@ async def test_a_probe_that_never_reports_frees_its_slot_after_a_cooldown(
 
 async def test_a_half_open_breaker_nobody_probes_forgets_itself(clock: Clock) -> None:
     # Only in memory: in Redis the same TTL runs on the server's real clock.
-    breakers = LocalBreakers(BreakerSettings(cooldown_s=15, window_s=30), clock=clock)
+    breakers = Breakers(MemoryCounters(clock), BreakerSettings(cooldown_s=15, window_s=30), clock)
     await trip(breakers)
     clock.advance(15 + 30)
     assert await breakers.state(KEY) == "closed"

@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 
 from aperture.cli import main
+from aperture.providers.registry import SPECS
 from aperture.settings import ConfigError, load_settings, parse_settings
 
 GOOD = """
@@ -131,3 +132,20 @@ def test_a_missing_file_is_one_clear_line(
 ) -> None:
     assert main(["check-config", str(tmp_path / "nope.yaml")]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_a_kind_must_be_one_the_provider_registry_lists() -> None:
+    (found,) = problems("providers:\n  - {name: a, kind: opnai}\n")
+    assert found == (
+        "providers[0].kind: unknown provider kind 'opnai' (openai, azure, anthropic, gemini, "
+        "bedrock, mistral, cohere, ollama, xai, groq, deepseek, qwen, moonshot, glm, vllm)"
+    )
+
+
+def test_every_listed_kind_loads() -> None:
+    lines = [
+        f"  - {{name: p{i}, kind: {kind}, base_url: 'https://example.com'}}"
+        for i, kind in enumerate(SPECS)
+    ]
+    settings = parse_settings("providers:\n" + "\n".join(lines) + "\n", {})
+    assert [p.kind for p in settings.providers] == list(SPECS)

@@ -26,11 +26,11 @@ from aperture.api.streaming import SseResponse
 from aperture.dialects.anthropic import outbound as anthropic_outbound
 from aperture.dialects.anthropic.inbound import parse_messages_request
 from aperture.dialects.c1.inbound import parse_c1_request
-from aperture.dialects.locator import FieldLocator
 from aperture.dialects.openai import outbound
 from aperture.dialects.openai.inbound import parse_chat_request
 from aperture.errors import GatewayError, ShuttingDownError
 from aperture.model import ChatRequest, ChatResponse, Delta, StreamEvent, UsageReport
+from aperture.model.locator import FieldLocator
 from aperture.pipeline import RequestAttempts, RequestContext
 from aperture.routing.dispatch import EventStream
 from aperture.services import Services

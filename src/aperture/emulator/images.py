@@ -15,7 +15,7 @@ import pybase64
 from PIL import Image
 
 from aperture.emulator.describe import SeenImage
-from aperture.images.sniff import sniff
+from aperture.media.sniff import sniff
 
 __all__ = ["MAX_IMAGE_BYTES", "ImageRejected", "Rejection", "inspect_base64"]
 

@@ -18,7 +18,7 @@ import pybase64
 
 from aperture.emulator.describe import Seen, SeenImage
 from aperture.emulator.images import ImageRejected, inspect_base64
-from aperture.images.sniff import sniff
+from aperture.media.sniff import sniff
 
 __all__ = ["IMAGE_MIMES", "ChatRequest", "OllamaError", "parse_chat_request"]
 

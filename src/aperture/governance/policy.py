@@ -27,10 +27,10 @@ from typing import Literal
 
 import msgspec
 
-from aperture.dialects.locator import FieldLocator
 from aperture.errors import PolicyViolationError
 from aperture.governance.keys import Principal
 from aperture.model import ChatRequest, Image, Text
+from aperture.model.locator import FieldLocator
 from aperture.settings.governance import PolicyRule
 
 __all__ = ["GlobSet", "PolicyCheck", "PolicyEngine", "Violation", "text_path"]

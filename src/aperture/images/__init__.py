@@ -1,9 +1,9 @@
-"""Image intake: data URIs, strict base64, the real format from the bytes, limits from headers.
+"""Image intake: strict base64, the real format from the bytes (sniffed by ``media/``), limits
+from headers, normalisation and token estimates.
 
 The only package that imports Pillow.
 """
 
-from aperture.images.datauri import DataUri, parse_data_uri
 from aperture.images.intake import (
     ImageLimits,
     Inspected,
@@ -11,16 +11,11 @@ from aperture.images.intake import (
     inspect_bytes,
     inspect_data_uri,
 )
-from aperture.images.sniff import Sniffed, sniff
 
 __all__ = [
-    "DataUri",
     "ImageLimits",
     "Inspected",
-    "Sniffed",
     "data_uri_for",
     "inspect_bytes",
     "inspect_data_uri",
-    "parse_data_uri",
-    "sniff",
 ]

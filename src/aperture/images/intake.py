@@ -14,8 +14,8 @@ from PIL import Image as PILImage
 
 from aperture.errors import ImageDecodeError, ImageTooLargeError, UnsupportedImageFormatError
 from aperture.images._pillow import PILLOW_FORMATS
-from aperture.images.datauri import parse_data_uri
-from aperture.images.sniff import sniff, sniff_non_image
+from aperture.media.datauri import parse_data_uri
+from aperture.media.sniff import sniff, sniff_non_image
 from aperture.model import InlineImage
 
 __all__ = ["ImageLimits", "Inspected", "inspect_bytes", "inspect_data_uri"]

@@ -13,6 +13,9 @@ budgets and limits; the provider's reported usage stays the truth. Sources, all 
 - ``gemini``, ``gemini-3``: §5.3 and §5.4.
 - ``mistral``, ``pixtral``: §9. ``cohere``: §10. ``deepseek``, ``qwen``: §13.
 - ``unknown``: the OpenAI tile formula with gpt-4o's figures (§3.4), a conservative default.
+
+Which family a target's images fall in follows its kind's spec (``ProviderSpec.image_tokens``)
+and the model; a kind without a spec is an error, never ``unknown``.
 """
 
 from __future__ import annotations
@@ -22,7 +25,10 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Literal, NamedTuple, TypeVar
 
-__all__ = ["TokenFamily", "estimate_image_tokens", "token_family"]
+from aperture.providers.registry import spec_for
+from aperture.providers.spec import TokenRule
+
+__all__ = ["TokenFamily", "estimate_image_tokens", "family_by_rule", "token_family"]
 
 TokenFamily = Literal[
     "openai-tile", "openai-patch", "anthropic", "gemini", "gemini-3", "bedrock-claude",
@@ -108,9 +114,6 @@ _MISTRAL: Mapping[str, tuple[int, int]] = MappingProxyType(
     {"mistral": (1540, 784), "pixtral": (1024, 256)}
 )
 _GEMINI3: Mapping[_Detail, int] = MappingProxyType({"low": 280, "auto": 1120, "high": 1120})
-_FIXED_FAMILY: Mapping[str, TokenFamily] = MappingProxyType(
-    {"anthropic": "anthropic", "cohere": "cohere", "qwen": "qwen", "deepseek": "deepseek"}
-)
 
 
 def estimate_image_tokens(
@@ -161,23 +164,39 @@ def estimate_image_tokens(
 
 
 def token_family(provider_kind: str, upstream_model: str) -> TokenFamily:
-    """The token family of ``upstream_model`` served by a provider of kind ``provider_kind``."""
-    kind, name = provider_kind.lower(), _bare(upstream_model)
-    if kind in _FIXED_FAMILY:
-        return _FIXED_FAMILY[kind]
-    if kind == "bedrock":  # anthropic.claude-…, us./eu./global.anthropic.claude-…, ARNs of both
-        return "bedrock-claude" if "anthropic.claude" in upstream_model.lower() else "unknown"
-    if kind == "gemini":
-        return "gemini-3" if name.startswith("gemini-3") else "gemini"
-    if kind == "mistral":
-        return "pixtral" if name.startswith("pixtral") else "mistral"
-    if ("qwen" in name and "vl" in name) or name.startswith("qvq"):
-        return "qwen"  # Qwen-VL served by vLLM, Ollama or another OpenAI-compatible host
-    if kind in ("openai", "azure"):
-        if "codex-mini" in name:  # codex-mini-latest, gpt-5.1-codex-mini (patch, §3.4)
-            return "openai-patch"
-        return _by_prefix(_OPENAI_FAMILY, name, "unknown")
-    return "unknown"
+    """The token family of ``upstream_model`` served by a provider of kind ``provider_kind``.
+
+    Raises:
+        LookupError: no such kind.
+    """
+    return family_by_rule(spec_for(provider_kind.lower()).image_tokens, upstream_model)
+
+
+def family_by_rule(rule: TokenRule, upstream_model: str) -> TokenFamily:
+    """The token family of ``upstream_model`` on a kind whose spec counts images by ``rule``."""
+    name = _bare(upstream_model)
+    match rule:
+        case "anthropic" | "cohere" | "qwen" | "deepseek":
+            return rule
+        case "bedrock":  # anthropic.claude-…, us./eu./global.anthropic.claude-…, ARNs of both
+            return "bedrock-claude" if "anthropic.claude" in upstream_model.lower() else "unknown"
+        case "gemini":
+            return "gemini-3" if name.startswith("gemini-3") else "gemini"
+        case "mistral":
+            return "pixtral" if name.startswith("pixtral") else "mistral"
+        case "openai":
+            if _is_qwen_vl(name):  # a Qwen-VL deployment behind an OpenAI-shaped endpoint
+                return "qwen"
+            if "codex-mini" in name:  # codex-mini-latest, gpt-5.1-codex-mini (patch, §3.4)
+                return "openai-patch"
+            return _by_prefix(_OPENAI_FAMILY, name, "unknown")
+        case "unpublished":
+            # Qwen-VL served by vLLM, Ollama or another OpenAI-compatible host
+            return "qwen" if _is_qwen_vl(name) else "unknown"
+
+
+def _is_qwen_vl(name: str) -> bool:
+    return ("qwen" in name and "vl" in name) or name.startswith("qvq")
 
 
 def _openai_tile(w: int, h: int, detail: _Detail | None, model: str) -> int:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from aperture.dialects.locator import FieldLocator, OpenAILocator
 from aperture.governance.budgets import Hold
 from aperture.governance.keys import Principal
 from aperture.governance.ratelimit import Ticket
 from aperture.model import InlineImage, Target, Usage
+from aperture.model.locator import FieldLocator, OpenAILocator
 from aperture.routing.catalog import Resolution, TargetOption
 from aperture.storage.records import AuditFinding
 

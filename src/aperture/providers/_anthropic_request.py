@@ -16,7 +16,7 @@ from aperture.errors import (
     UnsupportedCapabilityError,
     UnsupportedImageFormatError,
 )
-from aperture.images.datauri import parse_data_uri
+from aperture.media.datauri import MIME_ALIASES, parse_data_uri
 from aperture.model import (
     Audio,
     ChatRequest,
@@ -30,10 +30,9 @@ from aperture.model import (
     Tool,
     Video,
 )
+from aperture.providers._anthropic_spec import ANTHROPIC_IMAGES
 
-IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
-# Declared types some clients send that Anthropic would refuse; the bytes decide anyway.
-_MIME_ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg", "image/x-png": "image/png"}
+IMAGE_MEDIA_TYPES = ANTHROPIC_IMAGES.accepted
 
 __all__ = [
     "IMAGE_MEDIA_TYPES",
@@ -183,7 +182,8 @@ def _image(image: Image, param: str) -> dict[str, Any]:
         mime, data = uri.mime, image.url[uri.payload_offset :]
     else:
         return {"type": "image", "source": {"type": "url", "url": image.url}}
-    mime = _MIME_ALIASES.get(mime, mime)
+    # Declared types some clients send that Anthropic would refuse; the bytes decide anyway.
+    mime = MIME_ALIASES.get(mime, mime)
     if mime not in IMAGE_MEDIA_TYPES:
         raise UnsupportedImageFormatError(
             f"Anthropic accepts JPEG, PNG, GIF and WebP images, not {mime}.",

@@ -41,7 +41,7 @@ from aperture.errors import (
     UnsupportedCapabilityError,
     UnsupportedImageFormatError,
 )
-from aperture.images.datauri import parse_data_uri
+from aperture.media.datauri import MIME_ALIASES, parse_data_uri
 from aperture.model import (
     Audio,
     ChatRequest,
@@ -71,7 +71,6 @@ JSON_INSTRUCTION = (
 )
 """Appended to ``system`` for ``json_object``, which Converse cannot enforce natively."""
 
-_MIME_ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg", "image/x-png": "image/png"}
 _OPEN_SCHEMA: Mapping[str, Any] = {"type": "object", "properties": {}}
 
 
@@ -263,7 +262,7 @@ def _image(image: Image, param: str) -> dict[str, Any]:
             "'auto' so the gateway downloads the image, or send it as a data URI.",
             param=at,
         )
-    fmt = IMAGE_FORMATS.get(_MIME_ALIASES.get(mime, mime))
+    fmt = IMAGE_FORMATS.get(MIME_ALIASES.get(mime, mime))
     if fmt is None:
         raise UnsupportedImageFormatError(
             f"Bedrock accepts PNG, JPEG, GIF and WebP images, not {mime}.", param=at

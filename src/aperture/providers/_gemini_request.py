@@ -50,7 +50,7 @@ from aperture.errors import (
     UnsupportedCapabilityError,
     UnsupportedImageFormatError,
 )
-from aperture.images.datauri import MIME_ALIASES, parse_data_uri
+from aperture.media.datauri import MIME_ALIASES, parse_data_uri
 from aperture.model import (
     Audio,
     ChatRequest,
@@ -65,11 +65,11 @@ from aperture.model import (
     Video,
 )
 from aperture.providers._gemini_schema import to_gemini_schema
+from aperture.providers._gemini_spec import GEMINI_IMAGE_TYPES
 
 __all__ = ["IMAGE_MIME_TYPES", "SKIP_THOUGHT_SIGNATURE", "build_body", "tool_call_id"]
 
-IMAGE_MIME_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/heic", "image/heif"})
-"""Exactly the image types Gemini lists (providers.md §5.2); GIF is not one of them."""
+IMAGE_MIME_TYPES = GEMINI_IMAGE_TYPES
 SKIP_THOUGHT_SIGNATURE = "skip_thought_signature_validator"
 """Google's placeholder for a function call whose real signature is unknown
 (ai.google.dev/gemini-api/docs/thought-signatures, FAQ): base64-valid, accepted by Gemini 3."""

@@ -14,7 +14,7 @@ from aperture.errors import (
     InvalidRequestError,
     UnsupportedCapabilityError,
 )
-from aperture.images.datauri import parse_data_uri
+from aperture.media.datauri import parse_data_uri
 from aperture.model import (
     Audio,
     ChatRequest,

@@ -59,6 +59,7 @@ from aperture.providers._anthropic_request import (
     tool,
     tool_choice,
 )
+from aperture.providers._anthropic_spec import DEFAULT_BASE_URL
 from aperture.providers._status import classify_status
 from aperture.upstream import Framing, SseEvent, UpstreamRequest
 
@@ -70,7 +71,6 @@ __all__ = [
     "AnthropicProvider",
 ]
 
-DEFAULT_BASE_URL = "https://api.anthropic.com"
 ANTHROPIC_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
 """Sent when the client gave no ``max_tokens``: Anthropic requires the field."""

@@ -53,12 +53,12 @@ from aperture.model import (
     UsageReport,
 )
 from aperture.providers._cohere_request import build_body
+from aperture.providers._cohere_spec import DEFAULT_BASE_URL
 from aperture.providers._status import classify_status
 from aperture.upstream import Framing, SseEvent, UpstreamRequest
 
 __all__ = ["DEFAULT_BASE_URL", "CohereProvider"]
 
-DEFAULT_BASE_URL = "https://api.cohere.com"
 _MAX_MESSAGE = 500
 _FINISH_REASONS: Mapping[str, FinishReason] = {
     "COMPLETE": "stop",

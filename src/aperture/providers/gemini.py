@@ -51,11 +51,11 @@ from aperture.providers._gemini_response import (
     to_choice,
     to_usage,
 )
+from aperture.providers._gemini_spec import DEFAULT_BASE_URL
 from aperture.upstream import Framing, SseEvent, UpstreamRequest
 
 __all__ = ["API_VERSION", "DEFAULT_BASE_URL", "GeminiProvider"]
 
-DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
 API_VERSION = "v1beta"
 # A base URL that already names an API version (".../v1beta", ".../v1alpha") is used as is.
 _VERSIONED = re.compile(r"/v\d+(?:alpha|beta)?\d*$")

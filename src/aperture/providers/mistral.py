@@ -49,12 +49,12 @@ from aperture.model import (
     UsageReport,
 )
 from aperture.providers._mistral_request import build_body, mistral_tool_call_id
+from aperture.providers._mistral_spec import DEFAULT_BASE_URL
 from aperture.providers._status import classify_status
 from aperture.upstream import Framing, SseEvent, UpstreamRequest
 
 __all__ = ["DEFAULT_BASE_URL", "MistralProvider", "mistral_tool_call_id"]
 
-DEFAULT_BASE_URL = "https://api.mistral.ai"
 _MAX_MESSAGE = 500
 _FINISH_REASONS: Mapping[str, FinishReason] = {
     "stop": "stop",

@@ -58,12 +58,12 @@ from aperture.model import (
     UsageReport,
 )
 from aperture.providers._ollama_request import build_body
+from aperture.providers._ollama_spec import DEFAULT_BASE_URL
 from aperture.providers._status import classify_status
 from aperture.upstream import Framing, SseEvent, UpstreamRequest
 
 __all__ = ["DEFAULT_BASE_URL", "OllamaProvider"]
 
-DEFAULT_BASE_URL = "http://127.0.0.1:11434"
 _MAX_MESSAGE = 500
 
 

@@ -35,7 +35,7 @@ from aperture.model import (
     Video,
 )
 from aperture.providers._status import classify_status
-from aperture.providers.presets import PRESETS
+from aperture.providers.registry import spec_for
 from aperture.upstream import Framing, SseEvent, UpstreamRequest
 
 __all__ = ["OpenAIProvider"]
@@ -174,7 +174,7 @@ class OpenAIProvider:
         headers = {"Content-Type": "application/json", **provider.headers}
         if provider.api_key:
             headers["Authorization"] = f"Bearer {provider.api_key}"
-        base = (provider.base_url or PRESETS[provider.kind].base_url).rstrip("/")
+        base = (provider.base_url or spec_for(provider.kind).base_url or "").rstrip("/")
         return UpstreamRequest(f"{base}/chat/completions", headers, msgspec.json.encode(body))
 
     def parse_response(self, body: bytes, target: Target) -> ChatResponse:

@@ -1,78 +1,191 @@
-"""Where each hosted provider lives and where its key is found, for the demo and defaults.
+"""The kinds that speak OpenAI's Chat Completions wire format, one spec each.
 
-Presets whose ``openai_wire`` is true speak the Chat Completions wire format and share the
-``openai`` adapter; a preset only supplies defaults that config can override.
+All but Azure share the ``openai`` adapter and differ only in where they live, what they
+accept in an image and which of their models can see; Azure's adapter changes the URL and
+the key header. Image limits are from providers.md §1–13.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import NamedTuple
+from aperture.providers.spec import (
+    COMMON_IMAGE_TYPES,
+    VISION_TOOLS,
+    VISION_TOOLS_JSON,
+    ImageLimits,
+    KnownModel,
+    ProviderSpec,
+)
+from aperture.settings import Capability
 
-__all__ = ["PRESETS", "Preset"]
+__all__ = [
+    "AZURE",
+    "DEEPSEEK",
+    "GLM",
+    "GROQ",
+    "MOONSHOT",
+    "OPENAI",
+    "OPENAI_ADAPTER",
+    "QWEN",
+    "VLLM",
+    "XAI",
+]
 
+OPENAI_ADAPTER = "aperture.providers.openai:OpenAIProvider"
 
-class Preset(NamedTuple):
-    base_url: str
-    api_key_env: str | None
-    """The environment variable the demo reads a key from."""
-    demo_models: tuple[str, ...] = ()
-    """Models the demo offers when the key is present."""
-    openai_wire: bool = True
+_OPENAI_IMAGES = ImageLimits(
+    max_images=500, effective_long_edge=2048, low_detail_long_edge=512, max_side=12000
+)
+_TOOLS_JSON: frozenset[Capability] = frozenset({"tools", "json_mode"})
+_OPENAI_MODELS: tuple[KnownModel, ...] = (
+    ("gpt-4o-audio*", frozenset({"audio", "tools", "json_mode"})),
+    ("gpt-image*", frozenset({"vision", "image_output"})),
+    ("gpt-4o*", VISION_TOOLS_JSON),
+    ("gpt-4.1*", VISION_TOOLS_JSON),
+    ("gpt-4.5*", VISION_TOOLS_JSON),
+    ("gpt-5*", VISION_TOOLS_JSON),
+    ("o1", VISION_TOOLS_JSON),
+    ("o1-2*", VISION_TOOLS_JSON),
+    ("o3*", VISION_TOOLS_JSON),
+    ("o4-mini*", VISION_TOOLS_JSON),
+    ("gpt-4-turbo*", VISION_TOOLS_JSON),
+    ("gpt-3.5-turbo*", _TOOLS_JSON),
+    ("gpt-4", _TOOLS_JSON),
+    ("o1-mini*", frozenset({"json_mode"})),
+    ("o3-mini*", _TOOLS_JSON),
+)
 
+OPENAI = ProviderSpec(
+    kind="openai",
+    adapter=OPENAI_ADAPTER,
+    wire="openai-chat",
+    base_url="https://api.openai.com/v1",
+    images=_OPENAI_IMAGES,
+    fetches_urls=True,
+    image_tokens="openai",
+    known_models=_OPENAI_MODELS,
+    api_key_env="OPENAI_API_KEY",
+    demo_models=("gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "gpt-5", "gpt-5-mini"),
+)
 
-PRESETS: Mapping[str, Preset] = {
-    "openai": Preset(
-        "https://api.openai.com/v1",
-        "OPENAI_API_KEY",
-        ("gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "gpt-5", "gpt-5-mini"),
+AZURE = ProviderSpec(
+    kind="azure",
+    adapter="aperture.providers.azure:AzureProvider",
+    wire="openai-chat",
+    base_url=None,
+    base_url_needed="the resource endpoint",
+    images=_OPENAI_IMAGES,
+    fetches_urls=True,
+    image_tokens="openai",
+    known_models=_OPENAI_MODELS,
+)
+
+XAI = ProviderSpec(
+    kind="xai",
+    adapter=OPENAI_ADAPTER,
+    wire="openai-chat",
+    base_url="https://api.x.ai/v1",
+    images=ImageLimits(accepted=frozenset({"image/png", "image/jpeg"}), max_bytes=20 * 1024 * 1024),
+    fetches_urls=True,
+    image_tokens="unpublished",
+    known_models=(
+        ("grok-2-vision*", VISION_TOOLS),
+        ("grok-vision*", VISION_TOOLS),
+        ("grok-4*", VISION_TOOLS_JSON),
     ),
-    "xai": Preset("https://api.x.ai/v1", "XAI_API_KEY", ("grok-4", "grok-2-vision-1212")),
-    "groq": Preset(
-        "https://api.groq.com/openai/v1",
-        "GROQ_API_KEY",
-        ("meta-llama/llama-4-scout-17b-16e-instruct", "llama-3.3-70b-versatile"),
+    api_key_env="XAI_API_KEY",
+    demo_models=("grok-4", "grok-2-vision-1212"),
+)
+
+GROQ = ProviderSpec(
+    kind="groq",
+    adapter=OPENAI_ADAPTER,
+    wire="openai-chat",
+    base_url="https://api.groq.com/openai/v1",
+    images=ImageLimits(max_bytes=3_000_000, max_side=5760, max_images=5),
+    fetches_urls=True,
+    image_tokens="unpublished",
+    known_models=(
+        ("meta-llama/llama-4-scout*", VISION_TOOLS_JSON),
+        ("meta-llama/llama-4-maverick*", VISION_TOOLS_JSON),
     ),
-    "deepseek": Preset(
-        "https://api.deepseek.com/v1", "DEEPSEEK_API_KEY", ("deepseek-chat", "deepseek-reasoner")
+    api_key_env="GROQ_API_KEY",
+    demo_models=("meta-llama/llama-4-scout-17b-16e-instruct", "llama-3.3-70b-versatile"),
+)
+
+DEEPSEEK = ProviderSpec(
+    kind="deepseek",
+    adapter=OPENAI_ADAPTER,
+    wire="openai-chat",
+    base_url="https://api.deepseek.com/v1",
+    images=ImageLimits(max_bytes=32 * 1024 * 1024, max_side=8192, max_images=600),
+    fetches_urls=True,
+    image_tokens="deepseek",
+    known_models=(("deepseek-vl*", VISION_TOOLS),),
+    api_key_env="DEEPSEEK_API_KEY",
+    demo_models=("deepseek-chat", "deepseek-reasoner"),
+)
+
+QWEN = ProviderSpec(
+    kind="qwen",
+    adapter=OPENAI_ADAPTER,
+    wire="openai-chat",
+    base_url="https://dashscope-intl.aliyuncs.com/compatible-mode/v1",
+    images=ImageLimits(
+        accepted=COMMON_IMAGE_TYPES | {"image/bmp", "image/tiff"},
+        max_bytes=10_000_000,
+        max_images=100,
     ),
-    "qwen": Preset(
-        "https://dashscope-intl.aliyuncs.com/compatible-mode/v1",
-        "DASHSCOPE_API_KEY",
-        ("qwen-vl-max", "qwen-plus"),
+    fetches_urls=True,
+    image_tokens="qwen",
+    known_models=(
+        ("qwen*-omni*", VISION_TOOLS | {"audio", "video"}),
+        ("qwen-vl*", VISION_TOOLS),
+        ("qwen2.5-vl*", VISION_TOOLS),
+        ("qwen3-vl*", VISION_TOOLS | {"video"}),
+        ("qvq*", VISION_TOOLS),
     ),
-    "moonshot": Preset(
-        "https://api.moonshot.ai/v1",
-        "MOONSHOT_API_KEY",
-        ("moonshot-v1-8k-vision-preview", "moonshot-v1-8k"),
+    api_key_env="DASHSCOPE_API_KEY",
+    demo_models=("qwen-vl-max", "qwen-plus"),
+)
+
+MOONSHOT = ProviderSpec(
+    kind="moonshot",
+    adapter=OPENAI_ADAPTER,
+    wire="openai-chat",
+    base_url="https://api.moonshot.ai/v1",
+    images=_OPENAI_IMAGES,
+    fetches_urls=True,
+    image_tokens="unpublished",
+    known_models=(("*vision*", VISION_TOOLS), ("kimi-latest*", VISION_TOOLS)),
+    api_key_env="MOONSHOT_API_KEY",
+    demo_models=("moonshot-v1-8k-vision-preview", "moonshot-v1-8k"),
+)
+
+GLM = ProviderSpec(
+    kind="glm",
+    adapter=OPENAI_ADAPTER,
+    wire="openai-chat",
+    base_url="https://open.bigmodel.cn/api/paas/v4",
+    images=_OPENAI_IMAGES,
+    fetches_urls=True,
+    image_tokens="unpublished",
+    known_models=(
+        ("glm-4v*", VISION_TOOLS),
+        ("glm-4.1v*", VISION_TOOLS),
+        ("glm-4.5v*", VISION_TOOLS),
     ),
-    "glm": Preset(
-        "https://open.bigmodel.cn/api/paas/v4", "ZHIPUAI_API_KEY", ("glm-4v-plus", "glm-4-plus")
-    ),
-    "vllm": Preset("http://127.0.0.1:8000/v1", None),
-    "gemini": Preset(
-        "https://generativelanguage.googleapis.com",
-        "GEMINI_API_KEY",
-        ("gemini-2.5-flash", "gemini-2.5-pro"),
-        openai_wire=False,
-    ),
-    "mistral": Preset(
-        "https://api.mistral.ai",
-        "MISTRAL_API_KEY",
-        ("pixtral-large-latest", "mistral-small-latest", "mistral-large-latest"),
-        openai_wire=False,
-    ),
-    "cohere": Preset(
-        "https://api.cohere.com",
-        "COHERE_API_KEY",
-        ("command-a-vision-07-2025", "command-a-03-2025"),
-        openai_wire=False,
-    ),
-    "ollama": Preset("http://127.0.0.1:11434", None, openai_wire=False),
-    "anthropic": Preset(
-        "https://api.anthropic.com",
-        "ANTHROPIC_API_KEY",
-        ("claude-sonnet-4-5", "claude-opus-4-1", "claude-3-5-haiku-latest"),
-        openai_wire=False,
-    ),
-}
+    api_key_env="ZHIPUAI_API_KEY",
+    demo_models=("glm-4v-plus", "glm-4-plus"),
+)
+
+VLLM = ProviderSpec(
+    kind="vllm",
+    adapter=OPENAI_ADAPTER,
+    wire="openai-chat",
+    base_url="http://127.0.0.1:8000/v1",
+    images=_OPENAI_IMAGES,
+    fetches_urls=True,
+    image_tokens="unpublished",
+    # vLLM serves whatever model it was started with: the config declares capabilities.
+    known_models=(),
+)

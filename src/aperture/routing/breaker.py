@@ -14,9 +14,10 @@ limit) is not counted either: one answer proves it, so the caller ``hold``s the 
 for a longer, configured time instead (the provider's ``quota_cooldown_s``), after which it
 half-opens like any tripped breaker and one probe finds out whether the quota is back.
 
-One engine over the ``Counters`` protocol serves both stores: ``LocalBreakers`` runs it on
-in-process counters, ``SharedBreakers`` on shared ones (``RedisCounters``), so every instance
-sees a breaker that any instance tripped. Keys (under the counters' own prefix):
+One engine over the ``Counters`` protocol serves every store; the wiring picks the counters
+(in-process ones for one instance, ``RedisCounters`` so that every instance sees a breaker any
+instance tripped), so routing never names a storage backend. Keys (under the counters' own
+prefix):
 
     breaker:<target>                        open-until, ms on the clock; absent = closed
                                             (set by a trip or by a quota ``hold``)
@@ -43,9 +44,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from aperture.storage.base import Counters, StorageError
-from aperture.storage.memory import MemoryCounters
 
-__all__ = ["BreakerSettings", "BreakerState", "Breakers", "LocalBreakers", "SharedBreakers"]
+__all__ = ["BreakerSettings", "BreakerState", "Breakers", "SharedBreakers"]
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class BreakerSettings:
 
 
 class Breakers:
-    """The breaker engine over any ``Counters``; use ``LocalBreakers`` or ``SharedBreakers``."""
+    """The breaker engine over any ``Counters``, on an injectable clock in seconds."""
 
     def __init__(
         self, counters: Counters, settings: BreakerSettings, clock: Callable[[], float]
@@ -226,18 +226,6 @@ class Breakers:
 
     def _now_ms(self) -> int:
         return math.floor(self._clock() * 1000)
-
-
-class LocalBreakers(Breakers):
-    """Breakers for one process; ``clock`` is monotonic seconds unless a test injects one."""
-
-    def __init__(
-        self,
-        settings: BreakerSettings | None = None,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        super().__init__(MemoryCounters(clock), settings or BreakerSettings(), clock)
 
 
 class SharedBreakers(Breakers):

@@ -35,7 +35,7 @@ from aperture.errors import (
     UpstreamQuotaError,
     UpstreamRejectedError,
 )
-from aperture.providers._status import retry_after_s
+from aperture.providers import retry_after_s
 
 __all__ = ["RetryBudget", "RetryPolicy", "retry_after_s", "retryable"]
 

@@ -15,7 +15,7 @@ import yaml
 
 from aperture.settings._governance_checks import governance_problems
 from aperture.settings.fetch_allow import parse_allow_entry
-from aperture.settings.schema import Settings
+from aperture.settings.schema import ProviderSettings, Settings
 
 __all__ = ["ConfigError", "Problem", "load_settings", "parse_settings"]
 
@@ -223,12 +223,7 @@ def _check_meaning(settings: Settings) -> list[Problem]:
         if provider.name in providers:
             problems.append(Problem(f"{path}.name", f"duplicate provider name {provider.name!r}"))
         providers[provider.name] = i
-        if provider.base_url is not None and not _is_http_url(provider.base_url):
-            problems.append(Problem(f"{path}.base_url", "must be an http:// or https:// URL"))
-        elif provider.base_url is None and provider.kind == "azure":
-            problems.append(
-                Problem(f"{path}.base_url", "azure needs the resource endpoint as base_url")
-            )
+        problems.extend(_check_kind(provider, path))
         if provider.timeout_s <= 0 or provider.connect_timeout_s <= 0:
             problems.append(Problem(f"{path}.timeout_s", "timeouts must be positive"))
         problems.extend(
@@ -244,6 +239,24 @@ def _check_meaning(settings: Settings) -> list[Problem]:
     problems.extend(_check_routes(settings, providers))
     problems.extend(Problem(path, msg) for path, msg in governance_problems(settings.governance))
     return problems
+
+
+def _check_kind(provider: ProviderSettings, path: str) -> list[Problem]:
+    """The kind is one the provider registry lists, and its base_url is usable for it."""
+    # Imported here: providers import settings (a target carries its provider's settings),
+    # and settings read the registry only to check a loaded file.
+    from aperture.providers.registry import SPECS
+
+    spec = SPECS.get(provider.kind)
+    if spec is None:
+        known = ", ".join(SPECS)
+        return [Problem(f"{path}.kind", f"unknown provider kind {provider.kind!r} ({known})")]
+    if provider.base_url is not None and not _is_http_url(provider.base_url):
+        return [Problem(f"{path}.base_url", "must be an http:// or https:// URL")]
+    if provider.base_url is None and spec.base_url_needed is not None:
+        need = f"{provider.kind} needs {spec.base_url_needed} as base_url"
+        return [Problem(f"{path}.base_url", need)]
+    return []
 
 
 def _check_routes(settings: Settings, providers: Mapping[str, int]) -> list[Problem]:

@@ -27,7 +27,7 @@ import msgspec
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from aperture.errors import ImageTooLargeError
-from aperture.images.sniff import sniff, sniff_non_image
+from aperture.media.sniff import sniff, sniff_non_image
 from aperture.upstream._fetch_address import IPAddress, PrivateAllowance, is_public
 from aperture.upstream._fetch_cache import ExpiringLru, cache_ttl
 from aperture.upstream._fetch_url import (

@@ -5,7 +5,6 @@ from __future__ import annotations
 import msgspec
 
 from aperture.dialects.decoding import decode_request
-from aperture.dialects.locator import OpenAILocator
 from aperture.dialects.openai import wire
 from aperture.errors import InvalidRequestError, quote
 from aperture.model import (
@@ -23,6 +22,7 @@ from aperture.model import (
     ToolChoice,
     Video,
 )
+from aperture.model.locator import OpenAILocator
 
 __all__ = ["FORBIDDEN_FIELDS", "extra_fields", "parse_chat_request", "to_chat_request"]
 

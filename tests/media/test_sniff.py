@@ -1,7 +1,7 @@
 import pytest
 
-from aperture.images import sniff
-from aperture.images.sniff import sniff_non_image
+from aperture.media import sniff
+from aperture.media.sniff import sniff_non_image
 from tests import sample_images
 
 

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aperture.errors import ImageDecodeError
-from aperture.images import parse_data_uri
+from aperture.media import parse_data_uri
 
 
 def test_splits_mime_and_payload_without_copying() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from aperture.images.structure import (
+from aperture.media.structure import (
     Structure,
     walk_bmp,
     walk_gif,
@@ -20,7 +20,7 @@ from aperture.images.structure import (
     walk_webp,
 )
 
-__all__ = ["NOT_IMAGES", "Sniffed", "sniff"]
+__all__ = ["NOT_IMAGES", "Sniffed", "sniff", "sniff_non_image"]
 
 _HEIC_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs"}
 _HEIF_BRANDS = {b"mif1", b"msf1"}

@@ -1,0 +1,33 @@
+"""The ``anthropic`` kind: Anthropic's Messages API (adapter: ``anthropic``)."""
+
+from __future__ import annotations
+
+from aperture.providers.spec import TOOLS, VISION_TOOLS, ImageLimits, ProviderSpec
+
+__all__ = ["ANTHROPIC", "ANTHROPIC_IMAGES", "DEFAULT_BASE_URL"]
+
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+
+# providers.md §4: 5 MB of base64 per image, 8000 px (2000 px past 20 images), 100 images.
+ANTHROPIC_IMAGES = ImageLimits(
+    max_bytes=5 * 1024 * 1024,
+    counts_base64=True,
+    max_side=8000,
+    max_images=100,
+    many_images=20,
+    many_images_max_side=2000,
+    effective_long_edge=1568,
+)
+
+ANTHROPIC = ProviderSpec(
+    kind="anthropic",
+    adapter="aperture.providers.anthropic:AnthropicProvider",
+    wire="anthropic-messages",
+    base_url=DEFAULT_BASE_URL,
+    images=ANTHROPIC_IMAGES,
+    fetches_urls=True,
+    image_tokens="anthropic",
+    known_models=(("claude-2*", TOOLS), ("claude-instant*", TOOLS), ("claude-*", VISION_TOOLS)),
+    api_key_env="ANTHROPIC_API_KEY",
+    demo_models=("claude-sonnet-4-5", "claude-opus-4-1", "claude-3-5-haiku-latest"),
+)

@@ -1,0 +1,34 @@
+"""The ``bedrock`` kind: AWS Bedrock's Converse API (adapter: ``bedrock``)."""
+
+from __future__ import annotations
+
+import msgspec
+
+from aperture.providers._anthropic_spec import ANTHROPIC_IMAGES
+from aperture.providers.spec import TOOLS, VISION_TOOLS, ProviderSpec
+
+__all__ = ["BEDROCK"]
+
+BEDROCK = ProviderSpec(
+    kind="bedrock",
+    adapter="aperture.providers.bedrock:BedrockProvider",
+    wire="bedrock-converse",
+    # The endpoint follows the region: bedrock-runtime.<region>.amazonaws.com.
+    base_url=None,
+    # providers.md §6-7: Claude's limits but 20 images; Bedrock cannot fetch URLs.
+    images=msgspec.structs.replace(ANTHROPIC_IMAGES, max_images=20),
+    fetches_urls=False,
+    image_tokens="bedrock",
+    known_models=(
+        ("*anthropic.claude-v2*", TOOLS),
+        ("*anthropic.claude-instant*", TOOLS),
+        ("*anthropic.claude*", VISION_TOOLS),
+        ("*amazon.nova-pro*", VISION_TOOLS),
+        ("*amazon.nova-lite*", VISION_TOOLS),
+        ("*amazon.nova-premier*", VISION_TOOLS),
+        ("*meta.llama3-2-11b*", VISION_TOOLS),
+        ("*meta.llama3-2-90b*", VISION_TOOLS),
+        ("*meta.llama4*", VISION_TOOLS),
+        ("*mistral.pixtral*", VISION_TOOLS),
+    ),
+)

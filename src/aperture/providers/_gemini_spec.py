@@ -1,0 +1,40 @@
+"""The ``gemini`` kind: the Gemini API's generateContent (adapter: ``gemini``)."""
+
+from __future__ import annotations
+
+from aperture.providers.spec import TOOLS, VISION_TOOLS, ImageLimits, ProviderSpec
+from aperture.settings import Capability
+
+__all__ = ["DEFAULT_BASE_URL", "GEMINI", "GEMINI_IMAGE_TYPES"]
+
+DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
+
+GEMINI_IMAGE_TYPES = frozenset(
+    {"image/png", "image/jpeg", "image/webp", "image/heic", "image/heif"}
+)
+"""Exactly the image types Gemini lists (providers.md §5.2); GIF is not one of them."""
+_SEES_HEARS: frozenset[Capability] = frozenset({"vision", "audio", "video", "tools", "json_mode"})
+
+GEMINI = ProviderSpec(
+    kind="gemini",
+    adapter="aperture.providers.gemini:GeminiProvider",
+    wire="gemini-generate-content",
+    base_url=DEFAULT_BASE_URL,
+    images=ImageLimits(
+        accepted=GEMINI_IMAGE_TYPES,
+        max_bytes=20_000_000,
+        max_side=16384,
+        max_images=3600,
+        effective_long_edge=3072,
+    ),
+    fetches_urls=False,
+    image_tokens="gemini",
+    known_models=(
+        ("gemini-*-image*", _SEES_HEARS | {"image_output"}),
+        ("gemini-1.0*", TOOLS),
+        ("gemini-*", _SEES_HEARS),
+        ("gemma-3*", VISION_TOOLS),
+    ),
+    api_key_env="GEMINI_API_KEY",
+    demo_models=("gemini-2.5-flash", "gemini-2.5-pro"),
+)

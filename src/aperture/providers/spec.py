@@ -1,0 +1,105 @@
+"""What the gateway knows about one provider kind, as plain data: the ``ProviderSpec``.
+
+Each kind's spec sits beside its adapter (``_<kind>_spec.py``, or ``presets.py`` for the
+kinds that speak OpenAI's wire format) and ``registry`` lists them. Images, routing and
+settings read a kind's facts from its spec; nothing else keeps a table keyed by kind.
+
+A spec never imports its adapter: the adapter is named as ``"module:Class"`` and imported on
+first use, so reading specs at start-up loads neither botocore nor any adapter's wire types.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from aperture.settings import Capability
+
+__all__ = [
+    "COMMON_IMAGE_TYPES",
+    "TOOLS",
+    "VISION_TOOLS",
+    "VISION_TOOLS_JSON",
+    "ImageLimits",
+    "KnownModel",
+    "ProviderSpec",
+    "TokenRule",
+]
+
+TokenRule = Literal[
+    "openai", "anthropic", "bedrock", "gemini", "mistral", "cohere", "qwen", "deepseek",
+    "unpublished",
+]  # fmt: skip
+"""How a kind's images are counted in tokens; ``images.tokens`` picks the formula family from
+the rule and the model (Gemini 3, Pixtral, OpenAI's tile and patch models differ).
+``unpublished``: the kind publishes no rule; Qwen-VL models it serves count as Qwen's."""
+
+KnownModel = tuple[str, frozenset[Capability]]
+"""An ``fnmatch`` pattern over the upstream model name and what a matching model can do."""
+
+COMMON_IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+"""What most providers accept: PNG, JPEG, GIF and WebP."""
+
+# Capability sets the known-model tables of several kinds share.
+VISION_TOOLS_JSON: frozenset[Capability] = frozenset({"vision", "tools", "json_mode"})
+VISION_TOOLS: frozenset[Capability] = frozenset({"vision", "tools"})
+TOOLS: frozenset[Capability] = frozenset({"tools"})
+
+
+class ImageLimits(msgspec.Struct, frozen=True, kw_only=True):
+    """What a kind accepts in an image; config may override each field per provider.
+
+    Byte caps are stated the way the provider counts them: Anthropic and Bedrock-Claude check
+    the base64 string, everyone else the decoded bytes.
+    """
+
+    accepted: frozenset[str] = COMMON_IMAGE_TYPES
+    max_bytes: int = 20_000_000
+    counts_base64: bool = False
+    max_side: int = 8192
+    max_images: int = 500
+    # Anthropic lowers the side cap when a request carries many images.
+    many_images: int | None = None
+    many_images_max_side: int | None = None
+    animated: bool = False
+    # The resolution the model actually sees; `optimize` downsizes to it.
+    effective_long_edge: int | None = None
+    low_detail_long_edge: int | None = None
+
+    def max_side_for(self, image_count: int) -> int:
+        if self.many_images is not None and image_count > self.many_images:
+            return min(self.max_side, self.many_images_max_side or self.max_side)
+        return self.max_side
+
+    def wire_size(self, size_bytes: int) -> int:
+        """The size the provider measures: the base64 length for those that count it."""
+        return (size_bytes + 2) // 3 * 4 if self.counts_base64 else size_bytes
+
+
+class ProviderSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything known about one provider kind; the fields without a default are required."""
+
+    kind: str
+    """The ``kind`` a provider is configured with."""
+    adapter: str
+    """The adapter class, ``"module:Class"``, imported on first use."""
+    wire: str
+    """The wire format's name (``"openai-chat"``), shared by the kinds that speak it; each wire
+    has an emulator and runs the one contract suite (a test holds every wire to that)."""
+    base_url: str | None
+    """The endpoint used when the config names none; None when the adapter derives one (from
+    the region) or the config must name one (then ``base_url_needed`` says what)."""
+    images: ImageLimits
+    fetches_urls: bool
+    """True when the provider fetches an image URL itself, so one may be passed through."""
+    image_tokens: TokenRule
+    known_models: tuple[KnownModel, ...]
+    """Capabilities of well-known models, first match wins; an unmatched model is text-only
+    unless the config declares its capabilities."""
+    base_url_needed: str | None = None
+    """What the config's ``base_url`` must name when the kind has no default, for the error."""
+    api_key_env: str | None = None
+    """The environment variable the demo reads a key from."""
+    demo_models: tuple[str, ...] = ()
+    """Models the demo offers when that key is present."""
