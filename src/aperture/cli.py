@@ -230,7 +230,11 @@ async def _keys_command(args: argparse.Namespace, settings: Settings) -> None:
     pepper = (auth.key_pepper if auth else None) or master
     if pepper is None:
         raise ConfigError([Problem("auth.master_key", "API keys need auth.master_key set")])
-    async with await open_storage(settings.storage.database, migrate=True) as storage:
+    async with await open_storage(
+        settings.storage.database,
+        migrate=True,
+        database_timeout_s=settings.storage.database_timeout_s,
+    ) as storage:
         ring = KeyRing(storage.keys, pepper.encode(), master)
         if args.action == "create":
             issued = await ring.issue(

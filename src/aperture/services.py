@@ -89,6 +89,7 @@ async def open_services(
         options.redis,
         migrate=True,
         redis=RedisOptions(timeout_s=options.redis_timeout_s, retry_s=options.redis_retry_s),
+        database_timeout_s=options.database_timeout_s,
     )
     stack.push_async_callback(storage.close)
     # The ledger is money: rows the database cannot take now are spooled, never dropped.
@@ -137,10 +138,12 @@ async def open_services(
     target_limits = TargetLimits(settings.providers)
     if reclaimer is not None:
         pollers.start(reclaimer.run)
-    images = ImagePreparer(
-        settings.images, limiter, target_limits, tracer=tracer, decoder=_decoder(settings, stack)
+    # One pool for every decode: normalisation and OCR share its workers and its ceilings.
+    decoder = _decoder(settings, stack)
+    images = ImagePreparer(settings.images, limiter, target_limits, tracer=tracer, decoder=decoder)
+    screening = _screening(
+        settings, admission, limiter, GuardModel(catalog, router, images), decoder
     )
-    screening = _screening(settings, admission, limiter, GuardModel(catalog, router, images))
     screening = dataclasses.replace(screening, answers=_answers(settings, screening))
     pipeline = build_pipeline(
         catalog,
@@ -220,10 +223,14 @@ def _answers(settings: Settings, screening: Screening) -> AnswerScreen:
 
 
 def _screening(
-    settings: Settings, admission: Admission, limiter: anyio.CapacityLimiter, ask: Ask
+    settings: Settings,
+    admission: Admission,
+    limiter: anyio.CapacityLimiter,
+    ask: Ask,
+    decoder: DecodePool | None,
 ) -> Screening:
     governance = settings.governance
-    ocr: OcrReader | None = OcrReader(governance.ocr, limiter=limiter)
+    ocr: OcrReader | None = OcrReader(governance.ocr, limiter=limiter, decoder=decoder)
     if ocr is not None and ocr.enabled:
         missing = ocr.availability()  # runs tesseract once: only here, at start
         if missing is not None:

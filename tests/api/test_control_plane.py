@@ -277,6 +277,7 @@ def test_a_database_outage_during_a_key_miss_is_503_not_401(
             assert refused.status_code == 503, refused.text
             error = refused.json()["error"]
             assert (error["code"], error["type"]) == ("service_unavailable", "api_error")
+            assert refused.headers["retry-after"] == "1"
             assert unseen not in refused.text
             assert gateway.chat(known["key"]).status_code == 200  # cached keys keep working
             assert gateway.chat("not-a-key").status_code == 401  # never needed the database

@@ -225,6 +225,7 @@ async def test_a_store_outage_during_a_miss_is_503_and_cached_keys_keep_working(
         with pytest.raises(ServiceUnavailableError) as caught:
             await b.authenticate(random_key())
         assert (caught.value.status, caught.value.code) == (503, "service_unavailable")
+        assert caught.value.headers == {"retry-after": "1"}
         assert (await b.authenticate(known.secret)).key_id == known.record.id
         with pytest.raises(InvalidApiKeyError):
             await b.authenticate("ap_not_even_close")  # still no store needed to refuse
@@ -293,3 +294,20 @@ async def _gather(ring: KeyRing, keys: list[str]) -> list[BaseException | None]:
         for key in keys:
             group.start_soon(one, key)
     return outcomes
+
+
+async def test_a_key_written_is_issued_even_when_the_reload_after_it_stalls(
+    tmp_path: Path,
+) -> None:
+    async with await open_storage(f"sqlite:///{tmp_path / 'keys.db'}", migrate=True) as store:
+        counted = Counting(store.keys)
+        ring = KeyRing(counted, PEPPER, None, lookup_timeout_s=0.3)
+        await ring.refresh(force=True)
+        counted.hang = True  # the write lands, the reads after it stall
+        started = time.monotonic()
+        issued = await ring.issue("written")  # a 503 here would invite a second key
+        assert time.monotonic() - started < 5
+        assert [key.id for key in await store.keys.list()] == [issued.record.id]
+        counted.hang = False
+        # The next miss catches up with the store: the key works.
+        assert (await ring.authenticate(issued.secret)).key_id == issued.record.id

@@ -1,12 +1,15 @@
-"""OCR of images: availability reporting, the missing-binary path, and (where tesseract is
-installed) reading text rendered into a PNG."""
+"""OCR of images: availability reporting, the missing-binary path, decoding in the
+memory-capped decode pool, and (where tesseract is installed) reading text rendered into a
+PNG."""
 
 from __future__ import annotations
 
 import importlib.util
 import io
+import re
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -15,7 +18,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 from aperture.governance.ocr import OcrError, OcrReader, OcrTimeoutError
 from aperture.governance.pii import PiiScanner
+from aperture.images.workers import DecodePool
 from aperture.settings.governance import OcrSettings, PiiSettings
+from tests.images.test_workers import zero_png
 
 HAS_PYTESSERACT = importlib.util.find_spec("pytesseract") is not None
 HAS_TESSERACT = shutil.which("tesseract") is not None
@@ -25,6 +30,32 @@ needs_tesseract = pytest.mark.skipif(
     "(apt install tesseract-ocr; pip install 'aperture[ocr]')",
 )
 ENABLED = OcrSettings(enabled=True)
+# 64 MP of RGB zeros: a 200 KB PNG whose decode needs about 256 MB (RGB, then grayscale).
+BOMB = zero_png(8000, 8000)
+POOL_MB = 150
+
+
+@pytest.fixture
+def pool() -> Iterator[DecodePool]:
+    decoder = DecodePool(workers=1, memory_mb=POOL_MB, cpu_s=10)
+    yield decoder
+    decoder.close()
+
+
+def peak_rss_reset() -> bool:
+    """Reset this process's peak RSS (Linux ``clear_refs``); False where that is not allowed."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def peak_rss_mb() -> float:
+    status = Path("/proc/self/status").read_text()
+    found = re.search(r"VmHWM:\s+(\d+) kB", status)
+    assert found is not None
+    return int(found.group(1)) / 1024
 
 
 def _png(text: str, *, width: int = 1400, height: int = 200) -> bytes:
@@ -109,3 +140,23 @@ def test_ocr_past_its_timeout_is_an_ocr_timeout() -> None:
     reader = OcrReader(OcrSettings(enabled=True, timeout_s=0.001))
     with pytest.raises(OcrTimeoutError, match=r"longer than 0\.001s"):
         anyio.run(reader.read, _png("x " * 40, width=3000, height=2000))
+
+
+def test_a_bomb_costs_a_decode_worker_its_memory_not_this_process(pool: DecodePool) -> None:
+    reader = OcrReader(ENABLED, decoder=pool)
+    measured = peak_rss_reset()
+    before = peak_rss_mb() if measured else 0.0
+    with pytest.raises(OcrError, match=rf"needs more than {POOL_MB} MB of memory"):
+        anyio.run(reader.read, BOMB)
+    if measured:
+        # Decoded here it would have raised the peak by 250 MB or more.
+        assert peak_rss_mb() - before < 100
+    # The pool replaced its worker: the next image decodes (and fails only for what it is).
+    with pytest.raises(OcrError, match="cannot be decoded"):
+        anyio.run(reader.read, b"\x89PNG\r\n\x1a\n truncated")
+
+
+@needs_tesseract
+def test_reads_text_decoded_in_the_pool(pool: DecodePool) -> None:
+    reader = OcrReader(ENABLED, decoder=pool)
+    assert "212-555-0123" in anyio.run(reader.read, _png("Call me at 212-555-0123"))

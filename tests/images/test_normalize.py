@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import msgspec
 import pytest
 from PIL import Image
 
-from aperture.images.limits import limits_for, limits_for_provider
+from aperture.images.limits import TargetImageLimits, limits_for, limits_for_provider
 from aperture.images.normalize import (
     NormalizeOptions,
     needs_normalizing,
@@ -127,3 +128,42 @@ def test_metadata_stripping_keeps_colour_profiles_and_pixels() -> None:
     assert not opened(stripped).getexif()
     assert opened(stripped).info.get("icc_profile") == opened(with_icc).info.get("icc_profile")
     assert opened(stripped).tobytes() == opened(with_icc).tobytes()
+
+
+def noisy_png(width: int, height: int, grain: int) -> bytes:
+    """Noise ``grain`` pixels wide, upscaled: a PNG whose bytes fall slower than its pixels
+    when downscaled, as a photo's do (grain 1 is plain noise, which falls faster)."""
+    noise = Image.effect_noise((width // grain, height // grain), 60).convert("RGB")
+    buffer = io.BytesIO()
+    noise.resize((width, height)).save(buffer, "PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("grain", [1, 8, 32])
+def test_a_large_png_over_a_small_cap_fits_without_a_full_size_encode(
+    monkeypatch: pytest.MonkeyPatch, grain: int
+) -> None:
+    width, height = 2400, 1600
+    data = noisy_png(width, height, grain)
+    limits = TargetImageLimits(max_bytes=len(data) // 10, max_side=20_000)
+    # Every PNG encode, counted through Pillow's own registry of encoders.
+    encoded: list[tuple[int, int]] = []
+    save_png = Image.SAVE["PNG"]
+
+    def counting(image: Image.Image, *args: Any, **kwargs: Any) -> None:
+        encoded.append(image.size)
+        save_png(image, *args, **kwargs)
+
+    monkeypatch.setitem(Image.SAVE, "PNG", counting)
+    result = normalize(data, "image/png", (width, height), 1, limits, DEFAULT)
+    assert result is not None
+    assert limits.wire_size(len(result.data)) <= limits.max_bytes
+    # Not needlessly small: it keeps at least a third of the bytes it was allowed.
+    assert len(result.data) > limits.max_bytes / 3
+    assert "downscaled" in result.changes
+    # Few whole encodes, none at full size (bands of a few rows estimate that one), and in
+    # all less work than encoding the image once at full size.
+    whole = [size for size in encoded if size[1] > height // 8]
+    assert 1 <= len(whole) <= 3, encoded
+    assert max(w * h for w, h in whole) < width * height / 2, encoded
+    assert sum(w * h for w, h in encoded) < width * height, encoded

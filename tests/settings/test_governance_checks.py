@@ -131,3 +131,11 @@ governance:
         "server.max_body_bytes: must be positive",
         "governance.limits[0]: give exactly one of tenant and model",
     ]
+
+
+def test_store_deadlines_must_be_positive() -> None:
+    found = problems("storage: {database_timeout_s: 0, ledger_timeout_s: -1}")
+    assert found == [
+        "storage.ledger_timeout_s: must be positive",
+        "storage.database_timeout_s: must be positive",
+    ]

@@ -270,7 +270,7 @@ async def _collection(request: Request, docs: _Documents) -> Response:
             raise ConflictError(
                 f"A {docs.noun} {quote(docs.doc_id(value))} exists; PUT it to change it."
             ) from exc
-        await services.sync.refresh()
+        await _refresh_catalog(services)
         return _json(value, 201)
     except GatewayError as error:
         return _error(error)
@@ -289,7 +289,7 @@ async def _document(request: Request, docs: _Documents) -> Response:
         if request.method == "DELETE":
             if not await store.delete(doc_id):
                 raise NotFoundError(f"There is no {docs.noun} {quote(doc_id)}.")
-            await services.sync.refresh()
+            await _refresh_catalog(services)
             return _json({"id": doc_id, "deleted": True})
         value = await _definition(request, docs, services)
         if docs.doc_id(value) != doc_id:
@@ -299,10 +299,19 @@ async def _document(request: Request, docs: _Documents) -> Response:
             await store.put(doc_id, _encode(value), mode="replace")
         except RecordNotFoundError as exc:
             raise NotFoundError(f"There is no {docs.noun} {quote(doc_id)}; POST it.") from exc
-        await services.sync.refresh()
+        await _refresh_catalog(services)
         return _json(value)
     except GatewayError as error:
         return _error(error)
+
+
+async def _refresh_catalog(services: Services) -> None:
+    # The write is done: a rebuild that fails now must not answer it with a 503 (a retried
+    # POST would then be a 409). The catalog poll catches up within a second of the database.
+    try:
+        await services.sync.refresh()
+    except StorageError as exc:
+        log.warning("catalog not rebuilt after a change: %s", exc)
 
 
 async def _definition(

@@ -260,7 +260,9 @@ class BudgetBook:
                 "Budgets cannot be checked right now; try again shortly.",
                 headers={"retry-after": "1"},
             ) from exc
-        raise ServiceUnavailableError("Budget windows could not be seeded; try again.")
+        raise ServiceUnavailableError(
+            "Budget windows could not be seeded; try again.", headers={"retry-after": "1"}
+        )
 
     async def _reserve_once(
         self, request_id: str, scopes: tuple[BudgetScope, ...], estimate: BudgetCharge, note: bytes

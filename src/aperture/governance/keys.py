@@ -160,13 +160,22 @@ class KeyRing:
             admin=admin,
         )
         await self._store.create(record)
-        await self.refresh(force=True)
+        await self._refresh_after_write()
         return IssuedKey(record, secret)
 
     async def revoke(self, key_id: str) -> ApiKey | None:
         revoked = await self._store.revoke(key_id, at=datetime.now(UTC))
-        await self.refresh(force=True)
+        await self._refresh_after_write()
         return revoked
+
+    async def _refresh_after_write(self) -> None:
+        # The write is done and the store holds the truth: a reload that fails now must not
+        # turn it into an error (a client retrying an issue would mint a second key). The
+        # poll, or the next miss, catches up.
+        try:
+            await self._refresh_within_deadline(force=True)
+        except StorageError as exc:
+            log.warning("key cache not reloaded after a change: %s", exc)
 
     async def list(self, tenant: str | None = None) -> list[ApiKey]:
         return await self._store.list(tenant=tenant)
@@ -187,11 +196,11 @@ class KeyRing:
             # Whatever was absent may exist now; the next miss asks again.
             self._absent.clear()
 
-    async def _refresh_within_deadline(self) -> None:
+    async def _refresh_within_deadline(self, *, force: bool = False) -> None:
         """``refresh``, or StorageError once the deadline passes (a store that hangs)."""
         try:
             with anyio.fail_after(self._timeout_s):
-                await self.refresh()
+                await self.refresh(force=force)
         except TimeoutError:
             raise StorageError(f"the key store did not answer within {self._timeout_s}s") from None
 
@@ -234,7 +243,10 @@ class KeyRing:
         try:
             await self._catch_up.run()
         except StorageError as exc:
-            raise ServiceUnavailableError(_UNAVAILABLE_MESSAGE) from exc
+            # Retry-After as for every store 503: the next catch-up may be a second away.
+            raise ServiceUnavailableError(
+                _UNAVAILABLE_MESSAGE, headers={"retry-after": "1"}
+            ) from exc
         key = self._by_hash.get(digest)
         if key is None:
             self._remember_absent(digest)

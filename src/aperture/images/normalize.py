@@ -9,6 +9,7 @@ and frame counts were checked from the header at intake.
 from __future__ import annotations
 
 import io
+import math
 import warnings
 from typing import Literal, NamedTuple
 
@@ -30,6 +31,16 @@ __all__ = [
 
 _LOSSLESS_SOURCES = frozenset({"image/png", "image/gif", "image/bmp", "image/tiff"})
 _JPEG_QUALITIES = (85, 75, 65, 55)
+_LOSSY = frozenset({"image/jpeg", "image/webp"})
+# Lossless and row by row: what a few bands of rows can stand for (see _banded_size).
+_BANDED = frozenset({"image/png", "image/bmp", "image/tiff"})
+# Fitting a byte cap: aim this far under it (a size is predicted, not known), give up after
+# this many resizes, and trust a banded estimate (2 MP and up) when it is this far over.
+_AIM = 0.9
+_MAX_SHRINKS = 8
+_BANDED_MIN_PIXELS = 2_000_000
+_BANDS = 8
+_CLEARLY_OVER = 1.1
 _ORIENTATION = 0x0112
 # APP1 (Exif, XMP), APP13 (IPTC) and comments carry GPS, names and serials; APP0 (JFIF),
 # APP2 (ICC colour) and APP14 (Adobe colour transform) change how pixels look: kept.
@@ -180,8 +191,7 @@ def _reencode(
         changes.append("converted")
     if limits.wire_size(len(data)) > limits.max_bytes:
         changes.append("recompressed")
-    encoded = _encode(image, out_mime, quality=_JPEG_QUALITIES[0])
-    encoded, image = _fit_bytes(encoded, image, out_mime, limits, changes)
+    encoded, image = _fit_bytes(image, out_mime, limits, changes)
     changes.append("metadata_stripped")
     return Normalized(encoded, out_mime, image.width, image.height, tuple(changes))
 
@@ -197,43 +207,113 @@ def _output_mime(mime: str, image: Image.Image, limits: TargetImageLimits) -> st
     return next(iter(sorted(limits.accepted)))
 
 
+class _Attempt(NamedTuple):
+    """One try at the byte cap: the encoding, or only its size estimated from bands."""
+
+    data: bytes | None
+    wire_size: int
+    pixels: int
+
+    def fits(self, limits: TargetImageLimits) -> bool:
+        return self.data is not None and self.wire_size <= limits.max_bytes
+
+
 def _fit_bytes(
-    encoded: bytes,
-    image: Image.Image,
-    mime: str,
-    limits: TargetImageLimits,
-    changes: list[str],
+    image: Image.Image, mime: str, limits: TargetImageLimits, changes: list[str]
 ) -> tuple[bytes, Image.Image]:
-    """Shrink until the provider's byte count fits, losing as little as the model would see.
+    """The image encoded within the provider's byte cap, losing as little as the model sees.
 
     First down to the resolution the model works at anyway, then lower quality, then fewer
-    pixels in proportion to the bytes still over (one resize per try, not many small ones).
+    pixels, each size predicted from the encodings so far: bytes grow as a power of the pixel
+    count, the power is fitted to the last two tries (a lossless encoding of a smooth image
+    shrinks slower than its pixels), and the aim is a little under the cap. A lossless image
+    that is clearly over is not encoded whole: bands of it estimate its size at a tenth of
+    the cost. So a 40 MP PNG fits in two or three encodings, mostly small ones.
     """
-    if limits.wire_size(len(encoded)) <= limits.max_bytes:
-        return encoded, image
-    if "recompressed" not in changes:
-        changes.append("recompressed")
-    edge = limits.effective_long_edge
-    if edge is not None and max(image.size) > edge:
-        image = _resize(image, _scaled(image.size, edge))
-        encoded = _encode(image, mime, quality=_JPEG_QUALITIES[0])
-        _note_downscaled(changes)
-    lossy = mime in ("image/jpeg", "image/webp")
-    for quality in _JPEG_QUALITIES[1:] if lossy else ():
-        if limits.wire_size(len(encoded)) <= limits.max_bytes:
-            return encoded, image
-        encoded = _encode(image, mime, quality=quality)
-    for _ in range(8):
-        over = limits.wire_size(len(encoded)) / limits.max_bytes
-        if over <= 1 or min(image.size) <= 16:
-            break
-        scale = min(0.9, 0.95 / over**0.5)
-        image = _resize(
-            image, (max(1, int(image.width * scale)), max(1, int(image.height * scale)))
-        )
-        encoded = _encode(image, mime, quality=_JPEG_QUALITIES[-1])
-        _note_downscaled(changes)
-    return encoded, image
+    quality = _JPEG_QUALITIES[0]
+    attempt = _attempt(image, mime, limits, quality)
+    if not attempt.fits(limits):
+        if "recompressed" not in changes:
+            changes.append("recompressed")
+        edge = limits.effective_long_edge
+        if edge is not None and max(image.size) > edge:
+            image = _resize(image, _scaled(image.size, edge))
+            attempt = _attempt(image, mime, limits, quality)
+            _note_downscaled(changes)
+        for quality in _JPEG_QUALITIES[1:] if mime in _LOSSY else ():
+            if attempt.fits(limits):
+                break
+            attempt = _attempt(image, mime, limits, quality)
+        # Each try resizes the same image: no blur piles up, and its pixel count is exact.
+        full, tries = image, [attempt]
+        for _ in range(_MAX_SHRINKS):
+            if attempt.fits(limits) or min(image.size) <= 16:
+                break
+            # Always fewer pixels than the last try, which was over: the loop cannot stall.
+            wanted = min(_pixels_to_fit(tries, limits.max_bytes), attempt.pixels * 0.9)
+            image = _resize(full, _area(full.size, wanted))
+            attempt = _attempt(image, mime, limits, quality)
+            tries.append(attempt)
+            _note_downscaled(changes)
+        if attempt.fits(limits) and len(tries) > 1 and attempt.wire_size < limits.max_bytes / 2:
+            # Far under (bytes fell faster than the pixels, as noise does): one step back up,
+            # now that a try on each side of the cap pins the curve down.
+            wanted = _pixels_to_fit(tries, limits.max_bytes)
+            if wanted > attempt.pixels * 1.2:
+                bigger = _resize(full, _area(full.size, wanted))
+                second = _attempt(bigger, mime, limits, quality)
+                if second.fits(limits):
+                    image, attempt = bigger, second
+    # Out of tries on an estimate: what there is, encoded (over the cap only past 16 pixels).
+    data = attempt.data if attempt.data is not None else _encode(image, mime, quality=quality)
+    return data, image
+
+
+def _attempt(image: Image.Image, mime: str, limits: TargetImageLimits, quality: int) -> _Attempt:
+    pixels = image.width * image.height
+    if mime in _BANDED and pixels >= _BANDED_MIN_PIXELS:
+        guess = limits.wire_size(_banded_size(image, mime))
+        if guess > limits.max_bytes * _CLEARLY_OVER:
+            return _Attempt(None, guess, pixels)
+    data = _encode(image, mime, quality=quality)
+    return _Attempt(data, limits.wire_size(len(data)), pixels)
+
+
+def _banded_size(image: Image.Image, mime: str) -> int:
+    """The size ``image`` would encode to, from evenly spread bands of its rows.
+
+    Lossless encoders work row by row (PNG's filters see one row back, deflate 32 KB), so a
+    band's bytes per row are the whole image's, to a percent or two on photos and noise.
+    """
+    rows = max(8, image.height // (_BANDS * 8))
+    total = 0
+    for band in range(_BANDS):
+        top = (image.height - rows) * (2 * band + 1) // (2 * _BANDS)
+        strip = image.crop((0, top, image.width, top + rows))
+        strip.info.pop("icc_profile", None)  # counted once, not once per band
+        total += len(_encode(strip, mime, quality=_JPEG_QUALITIES[0]))
+    return total * image.height // (rows * _BANDS)
+
+
+def _area(size: tuple[int, int], pixels: float) -> tuple[int, int]:
+    scale = math.sqrt(pixels / (size[0] * size[1]))
+    return max(1, int(size[0] * scale)), max(1, int(size[1] * scale))
+
+
+def _pixels_to_fit(tries: list[_Attempt], max_bytes: int) -> float:
+    """How many pixels should encode to a little under ``max_bytes``, from the tries so far:
+    bytes ∝ pixels^k, k fitted to the last two tries, else 1."""
+    last = tries[-1]
+    power = 1.0
+    if len(tries) > 1:
+        before = tries[-2]
+        if before.pixels != last.pixels and before.wire_size != last.wire_size:
+            power = math.log(before.wire_size / last.wire_size) / math.log(
+                before.pixels / last.pixels
+            )
+            power = min(max(power, 0.3), 1.5)
+    ratio: float = (max_bytes * _AIM / last.wire_size) ** (1 / power)
+    return max(256.0, last.pixels * ratio)
 
 
 def _note_downscaled(changes: list[str]) -> None:

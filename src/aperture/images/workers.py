@@ -202,6 +202,7 @@ def _serve(conn: Connection, memory_bytes: int, cpu_s: int) -> None:
         resource.setrlimit(_LIMIT, (memory_bytes, memory_bytes))
     # Imported before the first job so that it does not count against the job's CPU time.
     importlib.import_module("aperture.images.normalize")
+    importlib.import_module("aperture.images.grayscale")
 
     _, cpu_hard = resource.getrlimit(resource.RLIMIT_CPU)
     while True:

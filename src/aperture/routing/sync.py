@@ -43,6 +43,9 @@ class CatalogSync:
         self._models = models
         self._live = live
         self._versions = (-1, -1)
+        # One rebuild at a time: a poll that read the stores before an admin write must not
+        # replace the catalog that write's own refresh just built.
+        self._rebuilding = anyio.Lock()
 
     async def seed(self) -> None:
         """Write the config's routes and models that the store does not hold yet."""
@@ -56,13 +59,15 @@ class CatalogSync:
 
     async def refresh(self, *, force: bool = False) -> None:
         """Rebuild the catalog if either store changed since the last build."""
-        versions = (await self._routes.version(), await self._models.version())
-        if versions == self._versions and not force:
-            return
-        routes = await _decoded(self._routes, RouteSettings)
-        models = await _decoded(self._models, ModelSettings)
-        self._live.replace(Catalog.from_settings(self._settings, models=models, routes=routes))
-        self._versions = versions
+        async with self._rebuilding:
+            versions = (await self._routes.version(), await self._models.version())
+            if versions == self._versions and not force:
+                return
+            routes = await _decoded(self._routes, RouteSettings)
+            models = await _decoded(self._models, ModelSettings)
+            catalog = Catalog.from_settings(self._settings, models=models, routes=routes)
+            self._live.replace(catalog)
+            self._versions = versions
 
     async def watch(self, interval_s: float = 0.5, timeout_s: float = 2.0) -> None:
         """Poll the change counters forever (a lifespan task).

@@ -203,7 +203,7 @@ def _check_meaning(settings: Settings) -> list[Problem]:
         problems.append(Problem("storage.instance_ttl_s", "must be longer than heartbeat_s"))
     problems.extend(
         Problem(f"storage.{field}", "must be positive")
-        for field in ("redis_timeout_s", "redis_retry_s", "ledger_timeout_s")
+        for field in ("redis_timeout_s", "redis_retry_s", "ledger_timeout_s", "database_timeout_s")
         if not getattr(settings.storage, field) > 0
     )
     images = settings.images

@@ -80,6 +80,10 @@ class StorageSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only
     redis_retry_s: float = 1.0
     # A ledger write the database has not confirmed within this is spooled to disk instead.
     ledger_timeout_s: float = 5.0
+    # Longest wait for one database operation (pool, connect, query): past it the caller
+    # gets StorageError (admin calls 503 with Retry-After). PostgreSQL's command timeout and
+    # SQLite's lock wait. Migrations are exempt: they may rightly take longer.
+    database_timeout_s: float = 5.0
 
 
 class FetchSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -251,7 +251,9 @@ async def _close() -> None:
     return None
 
 
-async def open_database(url: str = "memory://", *, migrate: bool = False) -> Database:
+async def open_database(
+    url: str = "memory://", *, migrate: bool = False, timeout_s: float | None = None
+) -> Database:
     """Fresh, empty stores for every database role (``memory://``; nothing to migrate)."""
     return Database(
         keys=MemoryKeyStore(),

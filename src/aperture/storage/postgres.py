@@ -21,6 +21,9 @@ __all__ = ["connect", "engine_url", "migrate", "open_database"]
 _SCHEMA = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 # Any constant works; instances starting together take turns migrating on this lock.
 _MIGRATION_LOCK = 0x41504552  # "APER"
+# Without a deadline (migrations, tools): how long one command may go unanswered.
+_COMMAND_TIMEOUT_S = 30.0
+_CONNECT_TIMEOUT_S = 5.0
 
 
 def engine_url(url: str) -> tuple[sa.URL, str | None]:
@@ -35,9 +38,15 @@ def engine_url(url: str) -> tuple[sa.URL, str | None]:
     return parsed, schema
 
 
-def connect(url: str) -> SqlDatabase:
-    """A pooled engine for ``url``; nothing is opened until first use."""
+def connect(url: str, *, timeout_s: float | None = None) -> SqlDatabase:
+    """A pooled engine for ``url``; nothing is opened until first use.
+
+    ``timeout_s`` bounds each operation as a whole (checkout, reconnect, every command); a
+    server that stops answering mid-command costs no more. Without it (migrations), each
+    command may take ``_COMMAND_TIMEOUT_S``.
+    """
     address, schema = engine_url(url)
+    command_timeout = _COMMAND_TIMEOUT_S if timeout_s is None else timeout_s
     server_settings = {"application_name": "aperture"}
     if schema is not None:
         server_settings["search_path"] = schema
@@ -45,14 +54,15 @@ def connect(url: str) -> SqlDatabase:
         address,
         hide_parameters=True,  # error messages must never echo key hashes or audit text
         pool_pre_ping=True,  # after a database restart, pooled connections are dead
-        pool_timeout=10,
+        pool_timeout=10 if timeout_s is None else timeout_s,
         connect_args={
-            "timeout": 5,  # an unreachable server is an outage to report, not to wait out
-            "command_timeout": 30,
+            # An unreachable server is an outage to report, not to wait out.
+            "timeout": min(_CONNECT_TIMEOUT_S, command_timeout),
+            "command_timeout": command_timeout,
             "server_settings": server_settings,
         },
     )
-    return SqlDatabase(reader=engine, writer=engine)
+    return SqlDatabase(reader=engine, writer=engine, deadline_s=timeout_s)
 
 
 def _prelude(url: str) -> list[sa.Executable]:
@@ -65,11 +75,18 @@ def _prelude(url: str) -> list[sa.Executable]:
     return statements
 
 
-async def open_database(url: str, *, migrate: bool) -> Database:
-    return await open_migrated(connect(url), migrate=migrate, prelude=_prelude(url))
+async def open_database(url: str, *, migrate: bool, timeout_s: float | None = None) -> Database:
+    if migrate:
+        # On engines of its own: a migration may rightly outlast the serving deadline.
+        await _migrate(url)
+    return await open_migrated(connect(url, timeout_s=timeout_s), migrate=False)
 
 
 async def migrate(url: str) -> None:
+    await _migrate(url)
+
+
+async def _migrate(url: str) -> None:
     db = connect(url)
     try:
         await run_migrations(db, *_prelude(url))

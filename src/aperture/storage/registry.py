@@ -32,7 +32,9 @@ class RedisOptions:
 class _DatabaseBackend(Protocol):
     """The shape of a database backend module."""
 
-    async def open_database(self, url: str, *, migrate: bool) -> Database: ...
+    async def open_database(
+        self, url: str, *, migrate: bool, timeout_s: float | None = None
+    ) -> Database: ...
 
     async def migrate(self, url: str) -> None: ...
 
@@ -105,11 +107,13 @@ async def open_storage(
     *,
     migrate: bool = False,
     redis: RedisOptions | None = None,
+    database_timeout_s: float | None = 5.0,
 ) -> Storage:
     """Open every store; with ``migrate`` first bring the schema up to date.
 
     ``redis`` sets how long a Redis call may take, and how long an unanswering Redis is left
-    alone before it is tried again (both 1 s by default).
+    alone before it is tried again (both 1 s by default). ``database_timeout_s`` bounds each
+    database operation (``StorageError`` past it); the migration is exempt.
 
     Opening does no I/O besides the migration: an unreachable server shows up as a
     ``StorageError`` from the first operation. Close the result with ``await storage.close()``.
@@ -123,7 +127,9 @@ async def open_storage(
     shared = _COUNTERS[_scheme(counters_url, dict(_COUNTERS), "storage.redis")]
     counters, limits, close_counters = shared(counters_url, redis or RedisOptions())
     try:
-        database = await backend.open_database(database_url, migrate=migrate)
+        database = await backend.open_database(
+            database_url, migrate=migrate, timeout_s=database_timeout_s
+        )
     except BaseException:
         await close_counters()
         raise

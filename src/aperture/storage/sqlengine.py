@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -27,13 +28,19 @@ class SqlDatabase:
     """The engines, and the one place driver exceptions become ``StorageError``.
 
     SQLite gets a separate single-connection writer engine (one writer, by construction);
-    PostgreSQL passes the same engine twice.
+    PostgreSQL passes the same engine twice. With ``deadline_s`` every ``read`` or ``write``
+    block, from taking a pooled connection to the last reply, ends within it (a server that
+    stopped answering is cut off, and its connection dropped): the driver's own timeouts each
+    bound one step, and a checkout may take several (pre-ping, reconnect, query).
     """
 
-    def __init__(self, *, reader: AsyncEngine, writer: AsyncEngine) -> None:
+    def __init__(
+        self, *, reader: AsyncEngine, writer: AsyncEngine, deadline_s: float | None = None
+    ) -> None:
         self.reader = reader
         self.writer = writer
         self.dialect = writer.dialect.name
+        self._deadline_s = deadline_s
         # OSError: asyncpg raises refused connections and connect timeouts unwrapped.
         self._errors = (SQLAlchemyError, OSError)
 
@@ -44,8 +51,11 @@ class SqlDatabase:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         try:
-            async with self.reader.connect() as conn:
-                yield conn
+            with anyio.fail_after(self._deadline_s):
+                async with self.reader.connect() as conn:
+                    yield conn
+        except TimeoutError as exc:  # ours, or the driver's command timeout
+            raise self._late() from exc
         except self._errors as exc:
             raise self._failed(exc) from exc
 
@@ -53,10 +63,17 @@ class SqlDatabase:
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """One transaction: committed when the block ends, rolled back if it raises."""
         try:
-            async with self.writer.begin() as conn:
-                yield conn
+            with anyio.fail_after(self._deadline_s):
+                async with self.writer.begin() as conn:
+                    yield conn
+        except TimeoutError as exc:  # ours, or the driver's command timeout
+            raise self._late() from exc
         except self._errors as exc:
             raise self._failed(exc) from exc
+
+    def _late(self) -> StorageError:
+        within = f" within {self._deadline_s:g}s" if self._deadline_s is not None else " in time"
+        return StorageError(f"{self.dialect} did not answer{within}")
 
     def insert_ignoring(self, table: sa.Table) -> Any:
         """``INSERT ... ON CONFLICT DO NOTHING``: how every idempotent append is written."""

@@ -25,9 +25,10 @@ __all__ = ["connect", "engine_url", "migrate", "open_database"]
 _PRAGMAS = (
     "PRAGMA journal_mode=WAL",  # readers never block the writer, nor it them
     "PRAGMA synchronous=NORMAL",  # durable at checkpoints; WAL keeps the file consistent
-    "PRAGMA busy_timeout=10000",  # another process (``aperture keys``) may hold the lock
     "PRAGMA foreign_keys=ON",
 )
+# Without a deadline (migrations, tools): how long a lock or a pooled connection is waited for.
+_LOCK_TIMEOUT_S = 10.0
 
 
 def engine_url(url: str) -> sa.URL:
@@ -41,14 +42,18 @@ def engine_url(url: str) -> sa.URL:
     return parsed.set(drivername="sqlite+aiosqlite")
 
 
-def _engine(url: sa.URL, *, writer: bool) -> AsyncEngine:
+def _engine(url: sa.URL, *, writer: bool, timeout_s: float | None) -> AsyncEngine:
     engine = create_async_engine(
         url,
         hide_parameters=True,  # error messages must never echo key hashes or audit text
         pool_size=1 if writer else 4,
         max_overflow=0 if writer else 4,
-        pool_timeout=60,
+        # Writers queue here for the one writer connection.
+        pool_timeout=60 if timeout_s is None else timeout_s,
     )
+    # Another process (``aperture keys``, a backup) may hold the lock: wait as long as the
+    # deadline allows, then fail as "database is locked" rather than hang.
+    busy_ms = round(1000 * (_LOCK_TIMEOUT_S if timeout_s is None else timeout_s))
 
     @event.listens_for(engine.sync_engine, "connect")
     def _configure(dbapi_connection: Any, _record: Any) -> None:
@@ -57,6 +62,7 @@ def _engine(url: sa.URL, *, writer: bool) -> AsyncEngine:
         cursor = dbapi_connection.cursor()
         for pragma in _PRAGMAS:
             cursor.execute(pragma)
+        cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
         if not writer:
             cursor.execute("PRAGMA query_only=ON")
         cursor.close()
@@ -68,16 +74,24 @@ def _engine(url: sa.URL, *, writer: bool) -> AsyncEngine:
     return engine
 
 
-def connect(url: str) -> SqlDatabase:
-    """Engines for the file at ``url``; nothing is opened until first use."""
+def connect(url: str, *, timeout_s: float | None = None) -> SqlDatabase:
+    """Engines for the file at ``url``; nothing is opened until first use.
+
+    ``timeout_s`` bounds the wait for the lock and for a pooled connection. The file is
+    local, so SQLite's own wait is deadline enough: no query is cut off mid-way (aiosqlite
+    would go on running it in its thread).
+    """
     address = engine_url(url)
-    return SqlDatabase(reader=_engine(address, writer=False), writer=_engine(address, writer=True))
+    return SqlDatabase(
+        reader=_engine(address, writer=False, timeout_s=timeout_s),
+        writer=_engine(address, writer=True, timeout_s=timeout_s),
+    )
 
 
-async def open_database(url: str, *, migrate: bool) -> Database:
+async def open_database(url: str, *, migrate: bool, timeout_s: float | None = None) -> Database:
     if migrate:
         await _migrate(url)
-    return await open_migrated(connect(url), migrate=False)
+    return await open_migrated(connect(url, timeout_s=timeout_s), migrate=False)
 
 
 async def migrate(url: str) -> None:
