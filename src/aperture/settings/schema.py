@@ -215,3 +215,7 @@ class Settings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     models: tuple[ModelSettings, ...] = ()
     routes: tuple[RouteSettings, ...] = ()
     governance: GovernanceSettings = GovernanceSettings()
+    # Also serve the demo catalog (settings/demo.py): its providers, answered by the
+    # emulator mounted on the public port under /emulator, and its models. Names the config
+    # gives itself take precedence.
+    demo: bool = False
