@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import ipaddress
 import os
 import socket
@@ -14,7 +15,7 @@ from typing import Any
 
 from aperture import __version__
 from aperture.demo import demo_settings
-from aperture.settings import ConfigError, Problem, Settings, load_settings
+from aperture.settings import ConfigError, Problem, ServerSettings, Settings, load_settings
 from aperture.settings.demo import include_demo
 
 __all__ = ["main"]
@@ -171,6 +172,11 @@ def _serve(args: argparse.Namespace) -> int:
         print("aperture: --workers must be 1 or more", file=sys.stderr)
         return 2
     configure_logging(args.log_level)
+    try:
+        listeners = _listen(server, args.workers)
+    except _PortTakenError as exc:
+        print(f"aperture: {exc}", file=sys.stderr)
+        return 1
     mode = "demo (built-in emulator)" if server.emulator else "config"
     workers = f"; {args.workers} workers" if args.workers > 1 else ""
     print(
@@ -183,7 +189,7 @@ def _serve(args: argparse.Namespace) -> int:
     if open_access:
         print("auth: none - the gateway is open, bound to loopback only", file=sys.stderr)
     if args.workers == 1:
-        if serve_process(settings):
+        if serve_process(settings, (listeners[0][0], listeners[0][1])):
             return 0
         print("aperture: the gateway did not start (the reason is above)", file=sys.stderr)
         return 1
@@ -194,9 +200,7 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     from aperture.serving import stop_budget_s
-    from aperture.workers import bind_listeners, run_workers
-
-    listeners = bind_listeners(server.host, (server.port, server.admin_port), args.workers)
+    from aperture.workers import run_workers
 
     def serve(index: int, sockets: list[socket.socket]) -> int:
         return _serve_worker(settings, index, sockets, debug=args.debug)
@@ -208,6 +212,68 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = shared
         # A worker is given the time its drain needs before it is killed.
         return run_workers(listeners, serve, stop_timeout_s=stop_budget_s(server))
+
+
+class _PortTakenError(Exception):
+    """A port cannot be listened on; the message names it, its setting and its option."""
+
+
+_PORTS = (
+    ("port", "the public API", "--port"),
+    ("admin_port", "the admin API", "--admin-port"),
+)
+
+
+def _listen(server: ServerSettings, workers: int) -> list[list[socket.socket]]:
+    """Each worker's listening sockets (public, admin), bound before anything is announced,
+    so that a port in use is reported as such, with the setting and the option that move
+    it, rather than by uvicorn after the banner."""
+    from aperture.workers import bind_listeners
+
+    bound: list[list[socket.socket]] = [[] for _ in range(workers)]
+    try:
+        for field, what, option in _PORTS:
+            port: int = getattr(server, field)
+            try:
+                # One process binds plainly: SO_REUSEPORT would let a second gateway share
+                # the port unnoticed. Several share it on purpose (aperture.workers).
+                socks = (
+                    [[_bind(server.host, port)]]
+                    if workers == 1
+                    else bind_listeners(server.host, (port,), workers)
+                )
+            except OSError as exc:
+                cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
+                held = "Stop what holds it, or c" if cause.errno == errno.EADDRINUSE else "C"
+                raise _PortTakenError(
+                    f"cannot listen on {server.host}:{port} for {what} (server.{field}): "
+                    f"{cause.strerror or cause}. {held}hoose another port with {option} N "
+                    f"or server.{field} in the config."
+                ) from exc
+            for own, (sock,) in zip(bound, socks, strict=True):
+                own.append(sock)
+    except BaseException:
+        for own in bound:
+            for sock in own:
+                sock.close()
+        raise
+    return bound
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family, _, _, _, address = socket.getaddrinfo(
+        host, None, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        # What uvicorn itself does: a restart may bind while old connections linger.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((address[0], port, *address[2:]))
+        sock.listen(2048)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 def _serve_worker(

@@ -26,6 +26,7 @@ from aperture.dialects.decoding import decode_request
 from aperture.dialects.openai.outbound import render_error
 from aperture.errors import (
     QUOTE_CHARS,
+    AdminDisabledError,
     ConflictError,
     GatewayError,
     InvalidApiKeyError,
@@ -100,8 +101,13 @@ async def _services(request: Request) -> Services:
     if services is None:
         raise GatewayError("The gateway is starting; try again in a moment.")
     if not services.auth_required:
-        # No master key, no admin: an open gateway has no one to authenticate admins against.
-        raise InvalidApiKeyError(INVALID_KEY_MESSAGE)
+        # No master key, no admin: an open gateway has no one to authenticate admins against,
+        # so no key can help, and the answer says what would.
+        raise AdminDisabledError(
+            "The admin API needs auth.master_key, and this gateway runs open. Set "
+            "auth.master_key in the config (or APERTURE_MASTER_KEY for the built-in demo), "
+            "restart, and send it as `Authorization: Bearer <key>`."
+        )
     if not (await services.keys.authenticate(presented_key(request))).is_admin:
         raise InvalidApiKeyError(INVALID_KEY_MESSAGE)
     return services
