@@ -30,7 +30,9 @@ def demo_settings(env: Mapping[str, str], *, host: str, port: int) -> Settings:
         Settings(
             server=ServerSettings(host=host, port=port),
             auth=(
-                AuthSettings(master_key=master_key, key_pepper=env.get("APERTURE_KEY_PEPPER"))
+                AuthSettings(
+                    master_key=master_key, key_pepper=env.get("APERTURE_KEY_PEPPER") or None
+                )
                 if master_key
                 else None
             ),
