@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from aperture.api.auth import presented_key
 from aperture.api.body import read_body
+from aperture.api.health import metrics_endpoint
 from aperture.api.models import model_entry
 from aperture.api.openapi import admin_document
 from aperture.api.render import store_unavailable
@@ -91,6 +92,8 @@ def create_admin_app() -> Starlette:
             Route("/v1/admin/models/{doc_id}", _model, methods=["GET", "PUT", "DELETE"]),
             Route("/v1/admin/routes", _routes, methods=["GET", "POST"]),
             Route("/v1/admin/routes/{doc_id}", _route, methods=["GET", "PUT", "DELETE"]),
+            # Outside the master key's reach: a scraper gets server.metrics_token at most.
+            Route("/metrics", metrics_endpoint("admin"), methods=["GET"]),
         ],
         exception_handlers={HTTPException: _http_error, StorageError: _storage_error},
     )

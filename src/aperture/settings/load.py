@@ -259,6 +259,8 @@ def _check_meaning(settings: Settings, decoded: _Decoded) -> list[Problem]:
         )
         if getattr(server, field) <= 0
     )
+    if server.metrics_token is not None and not server.metrics_token.strip():
+        problems.append(Problem("server.metrics_token", "must not be empty (omit it instead)"))
     storage = settings.storage
     if not storage.heartbeat_s > 0:
         problems.append(Problem("storage.heartbeat_s", "must be positive"))

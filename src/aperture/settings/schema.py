@@ -69,6 +69,11 @@ class ServerSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=
     drain_timeout_s: float = 10.0
     # Mounts the provider emulators under /emulator on the public port, for the demo.
     emulator: bool = False
+    # Which port answers GET /metrics (model and target names, token volumes): the public
+    # one, or only the admin one; with metrics_token set, a scrape must send it as a bearer
+    # token (Prometheus: `authorization: {credentials: ...}`), on either port.
+    metrics_port: Literal["public", "admin"] = "public"
+    metrics_token: str | None = None
 
 
 class AuthSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
