@@ -25,6 +25,7 @@ from aperture.dialects.openai.outbound import render_error
 from aperture.errors import GatewayError, InvalidRequestError, NotFoundError, clip, quote
 from aperture.services import open_services
 from aperture.settings import Settings
+from aperture.settings.demo import include_demo
 from aperture.storage import StorageError
 from aperture.tracing import NO_TRACER, Tracer
 
@@ -49,6 +50,8 @@ def create_apps(settings: Settings, *, tracer: Tracer = NO_TRACER) -> tuple[Star
     The public app's lifespan owns the services and hands them to the admin app, so both
     see the same keys, catalog and storage. ``tracer`` belongs to the caller, who closes it.
     """
+    # Here, where the public port is final: the demo's providers are answered on it.
+    settings = include_demo(settings)
     admin = create_admin_app()
 
     @asynccontextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import ipaddress
 import os
 import socket
@@ -14,7 +15,8 @@ from typing import Any
 
 from aperture import __version__
 from aperture.demo import demo_settings
-from aperture.settings import ConfigError, Problem, Settings, load_settings
+from aperture.settings import ConfigError, Problem, ServerSettings, Settings, load_settings
+from aperture.settings.demo import include_demo
 
 __all__ = ["main"]
 
@@ -30,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"config error: {problem}", file=sys.stderr)
         return 2
     except Exception as exc:
-        if args.debug:
+        if getattr(args, "debug", False):
             raise
         print(f"aperture: {exc} (run with --debug for details)", file=sys.stderr)
         return 1
@@ -40,12 +42,12 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aperture", description="The multimodal LLM gateway.")
     parser.add_argument("--version", action="version", version=f"aperture {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    _config_option(parser)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="serve the public API")
-    serve.add_argument("--config", type=Path, help="config file (default: the built-in demo)")
+    serve = _command(commands, "serve", help="serve the public API and the admin API")
     serve.add_argument("--host", help="address to bind (default: server.host, 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port to bind (default: server.port, 8080)")
+    serve.add_argument("--port", type=int, help="public API port (default: server.port, 8080)")
     serve.add_argument(
         "--admin-port", type=int, help="admin API port (default: server.admin_port, 8090)"
     )
@@ -55,20 +57,18 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="info", help="debug, info, warning or error")
     serve.set_defaults(run=_serve)
 
-    emulate = commands.add_parser("emulate", help="serve the provider emulators alone")
+    emulate = _command(commands, "emulate", help="serve the provider emulators alone", config=False)
     emulate.add_argument("--host", default="127.0.0.1")
     emulate.add_argument("--port", type=int, default=8081)
     emulate.set_defaults(run=_emulate)
 
-    migrate = commands.add_parser("migrate", help="bring the database schema up to date")
-    migrate.add_argument("--config", type=Path, help="config file (default: the built-in demo)")
-    migrate.set_defaults(run=_migrate, host=None, port=None, admin_port=None)
+    migrate = _command(commands, "migrate", help="bring the database schema up to date")
+    migrate.set_defaults(run=_migrate)
 
-    keys = commands.add_parser("keys", help="create, list and revoke API keys")
-    keys.add_argument("--config", type=Path, help="config file (default: APERTURE_CONFIG)")
-    keys.set_defaults(run=_keys, host=None, port=None, admin_port=None)
+    keys = _command(commands, "keys", help="create, list and revoke API keys")
+    keys.set_defaults(run=_keys)
     key_actions = keys.add_subparsers(dest="action", required=True)
-    create = key_actions.add_parser("create", help="issue a key; its secret is shown once")
+    create = _command(key_actions, "create", help="issue a key; its secret is shown once")
     create.add_argument("name")
     create.add_argument("--tenant")
     create.add_argument("--models", nargs="*", help="models the key may use (default: all)")
@@ -83,33 +83,75 @@ def _parser() -> argparse.ArgumentParser:
         help="the budget's window (UTC; default monthly)",
     )
     create.add_argument("--admin", action="store_true", help="may also call the admin API")
-    listing = key_actions.add_parser("list", help="list keys (never their secrets)")
+    listing = _command(key_actions, "list", help="list keys (never their secrets)")
     listing.add_argument("--tenant")
-    revoke = key_actions.add_parser("revoke", help="revoke a key by its id")
+    revoke = _command(key_actions, "revoke", help="revoke a key by its id")
     revoke.add_argument("id")
 
-    check = commands.add_parser("check-config", help="validate a config file")
-    check.add_argument("file", type=Path)
+    check = _command(commands, "check-config", help="validate a config file")
+    check.add_argument(
+        "file", type=Path, nargs="?", help="the config file (or --config, or APERTURE_CONFIG)"
+    )
     check.set_defaults(run=_check_config)
     return parser
+
+
+def _command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    *,
+    help: str,
+    config: bool = True,
+) -> argparse.ArgumentParser:
+    """A subcommand that also takes the common options, so they may be written anywhere:
+    ``aperture keys create ci --config F`` is ``aperture --config F keys create ci``."""
+    command = commands.add_parser(name, help=help, description=help)
+    # SUPPRESS: an option not given here is not set here, so it cannot reset the value an
+    # earlier position (``aperture --debug keys ...``) gave it.
+    command.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks"
+    )
+    if config:
+        _config_option(command)
+    return command
+
+
+def _config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help="config file (default: APERTURE_CONFIG, else the built-in demo)",
+    )
 
 
 def _settings(args: argparse.Namespace) -> Settings:
     import msgspec
 
     env = dict(os.environ)
-    config = args.config or (Path(env["APERTURE_CONFIG"]) if env.get("APERTURE_CONFIG") else None)
+    host: str | None = getattr(args, "host", None)
+    port: int | None = getattr(args, "port", None)
+    admin_port: int | None = getattr(args, "admin_port", None)
+    config = _config_file(args)
     if config is None:
-        settings = demo_settings(env, host=args.host or "127.0.0.1", port=args.port or 8080)
+        settings = demo_settings(env, host=host or "127.0.0.1", port=port or 8080)
     else:
         settings = load_settings(config, env)
     server = msgspec.structs.replace(
         settings.server,
-        host=args.host or settings.server.host,
-        port=args.port if args.port is not None else settings.server.port,
-        admin_port=args.admin_port if args.admin_port is not None else settings.server.admin_port,
+        host=host or settings.server.host,
+        port=port if port is not None else settings.server.port,
+        admin_port=admin_port if admin_port is not None else settings.server.admin_port,
     )
-    return msgspec.structs.replace(settings, server=server)
+    # After the port is final: the demo's providers are answered on it.
+    return include_demo(msgspec.structs.replace(settings, server=server))
+
+
+def _config_file(args: argparse.Namespace) -> Path | None:
+    config: Path | None = getattr(args, "config", None)
+    if config is None and os.environ.get("APERTURE_CONFIG"):
+        config = Path(os.environ["APERTURE_CONFIG"])
+    return config
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -130,6 +172,11 @@ def _serve(args: argparse.Namespace) -> int:
         print("aperture: --workers must be 1 or more", file=sys.stderr)
         return 2
     configure_logging(args.log_level)
+    try:
+        listeners = _listen(server, args.workers)
+    except _PortTakenError as exc:
+        print(f"aperture: {exc}", file=sys.stderr)
+        return 1
     mode = "demo (built-in emulator)" if server.emulator else "config"
     workers = f"; {args.workers} workers" if args.workers > 1 else ""
     print(
@@ -142,7 +189,7 @@ def _serve(args: argparse.Namespace) -> int:
     if open_access:
         print("auth: none - the gateway is open, bound to loopback only", file=sys.stderr)
     if args.workers == 1:
-        if serve_process(settings):
+        if serve_process(settings, (listeners[0][0], listeners[0][1])):
             return 0
         print("aperture: the gateway did not start (the reason is above)", file=sys.stderr)
         return 1
@@ -153,9 +200,7 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     from aperture.serving import stop_budget_s
-    from aperture.workers import bind_listeners, run_workers
-
-    listeners = bind_listeners(server.host, (server.port, server.admin_port), args.workers)
+    from aperture.workers import run_workers
 
     def serve(index: int, sockets: list[socket.socket]) -> int:
         return _serve_worker(settings, index, sockets, debug=args.debug)
@@ -167,6 +212,68 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = shared
         # A worker is given the time its drain needs before it is killed.
         return run_workers(listeners, serve, stop_timeout_s=stop_budget_s(server))
+
+
+class _PortTakenError(Exception):
+    """A port cannot be listened on; the message names it, its setting and its option."""
+
+
+_PORTS = (
+    ("port", "the public API", "--port"),
+    ("admin_port", "the admin API", "--admin-port"),
+)
+
+
+def _listen(server: ServerSettings, workers: int) -> list[list[socket.socket]]:
+    """Each worker's listening sockets (public, admin), bound before anything is announced,
+    so that a port in use is reported as such, with the setting and the option that move
+    it, rather than by uvicorn after the banner."""
+    from aperture.workers import bind_listeners
+
+    bound: list[list[socket.socket]] = [[] for _ in range(workers)]
+    try:
+        for field, what, option in _PORTS:
+            port: int = getattr(server, field)
+            try:
+                # One process binds plainly: SO_REUSEPORT would let a second gateway share
+                # the port unnoticed. Several share it on purpose (aperture.workers).
+                socks = (
+                    [[_bind(server.host, port)]]
+                    if workers == 1
+                    else bind_listeners(server.host, (port,), workers)
+                )
+            except OSError as exc:
+                cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
+                held = "Stop what holds it, or c" if cause.errno == errno.EADDRINUSE else "C"
+                raise _PortTakenError(
+                    f"cannot listen on {server.host}:{port} for {what} (server.{field}): "
+                    f"{cause.strerror or cause}. {held}hoose another port with {option} N "
+                    f"or server.{field} in the config."
+                ) from exc
+            for own, (sock,) in zip(bound, socks, strict=True):
+                own.append(sock)
+    except BaseException:
+        for own in bound:
+            for sock in own:
+                sock.close()
+        raise
+    return bound
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family, _, _, _, address = socket.getaddrinfo(
+        host, None, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        # What uvicorn itself does: a restart may bind while old connections linger.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((address[0], port, *address[2:]))
+        sock.listen(2048)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 def _serve_worker(
@@ -258,10 +365,14 @@ async def _keys_command(args: argparse.Namespace, settings: Settings) -> None:
                 raise ValueError(f"there is no API key {args.id!r}")
             print(f"revoked {args.id}")
         else:
+            rows = [("ID", "STATE", "TENANT", "MODELS", "NAME")]
             for key in await ring.list(args.tenant):
                 state = "revoked" if key.revoked_at else "active"
                 models = ",".join(key.models) if key.models is not None else "*"
-                print(f"{key.id}  {state:7}  {key.tenant or '-':12}  {models:20}  {key.name}")
+                rows.append((key.id, state, key.tenant or "-", models, key.name))
+            widths = [max(len(row[i]) for row in rows) for i in range(4)]
+            for row in rows:
+                print("  ".join([*(row[i].ljust(widths[i]) for i in range(4)), row[4]]))
 
 
 def _emulate(args: argparse.Namespace) -> int:
@@ -283,8 +394,14 @@ def _emulate(args: argparse.Namespace) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    settings = load_settings(args.file, os.environ)
-    print(f"{args.file}: ok ({len(settings.providers)} providers, {len(settings.models)} models)")
+    file: Path | None = args.file or _config_file(args)
+    if file is None:
+        print(
+            "aperture check-config: name the config file (or set APERTURE_CONFIG)", file=sys.stderr
+        )
+        return 2
+    settings = include_demo(load_settings(file, os.environ))
+    print(f"{file}: ok ({len(settings.providers)} providers, {len(settings.models)} models)")
     return 0
 
 

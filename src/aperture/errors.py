@@ -55,6 +55,7 @@ __all__ = [
     "MESSAGE_CHARS",
     "PARAM_CHARS",
     "QUOTE_CHARS",
+    "AdminDisabledError",
     "BudgetExceededError",
     "ConflictError",
     "GatewayError",
@@ -229,6 +230,14 @@ class ModelNotAllowedError(GatewayError):
     status = 403
     type = "permission_error"
     code = "model_not_allowed"
+
+
+class AdminDisabledError(GatewayError):
+    """The admin API on a gateway without ``auth.master_key``: no key could open it."""
+
+    status = 403
+    type = "permission_error"
+    code = "admin_disabled"
 
 
 class NotFoundError(GatewayError):

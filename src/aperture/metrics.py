@@ -15,7 +15,14 @@ import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Generic, TypeVar
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+    values,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
@@ -28,7 +35,7 @@ MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _OVERHEAD_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1)
-_BREAKER_VALUES = {"closed": 0.0, "half_open": 0.5, "open": 1.0}
+_BREAKER_STATES = ("closed", "half_open", "open")
 
 M = TypeVar("M", Counter, Histogram)
 
@@ -53,6 +60,10 @@ class _Children(Generic[M]):
 
 class Metrics:
     def __init__(self, environ: Mapping[str, str] = os.environ) -> None:
+        # No `_created` series: a timestamp per label set, doubling what a shared Prometheus
+        # stores for nothing it needs (rate() copes with restarts). The library's switch is
+        # process-wide; every metric of the gateway is made here, after it.
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=True)
         self._breakers: _BreakerStates | None = None
         # What /metrics reports: this process's registry, or every worker's files summed.
@@ -85,8 +96,16 @@ class Metrics:
         )
         self.tokens = Counter(
             "aperture_tokens",
-            "Tokens by direction: prompt, completion, image_estimate",
+            "Tokens the provider reported, by kind: prompt, completion",
             ["model", "kind"],
+            registry=r,
+        )
+        # Its own metric: the estimate is part of the prompt tokens, so as a kind of
+        # aperture_tokens_total it was counted twice by anyone summing the kinds.
+        self.image_tokens = Counter(
+            "aperture_image_tokens_estimated",
+            "Input tokens of the images as sent, estimated by the provider's own formula",
+            ["model"],
             registry=r,
         )
         self.images = Counter("aperture_images", "Images processed", ["mime"], registry=r)
@@ -115,6 +134,7 @@ class Metrics:
         self._latency = _Children(self.latency)
         self._overhead = _Children(self.overhead)
         self._tokens = _Children(self.tokens)
+        self._image_tokens = _Children(self.image_tokens)
         self._images = _Children(self.images)
         self._attempts = _Children(self.attempts)
         self._upstream_latency = _Children(self.upstream_latency)
@@ -132,7 +152,13 @@ class Metrics:
         self._rejections(code).inc()
 
     def count_tokens(self, model: str, kind: str, tokens: int) -> None:
-        self._tokens(model, kind).inc(tokens)
+        if kind == "image_estimate":  # the accounting's name for the estimate
+            self.image_tokens_estimated(model, tokens)
+        else:
+            self._tokens(model, kind).inc(tokens)
+
+    def image_tokens_estimated(self, model: str, tokens: int) -> None:
+        self._image_tokens(model).inc(tokens)
 
     def image(self, mime: str, size_bytes: int) -> None:
         self._images(mime).inc()
@@ -162,8 +188,9 @@ class Metrics:
 
 
 class _BreakerStates(Collector):
-    """Breaker state per target (0 closed, 0.5 half open, 1 open), refreshed before a scrape,
-    since reading shared state is async and a collector is not."""
+    """Breaker state per target as a state set: one series per state, 1 for the current one
+    and 0 for the others (``aperture_breaker_state{state="open"} == 1`` finds the open ones).
+    Refreshed before a scrape, since reading shared state is async and a collector is not."""
 
     def __init__(
         self, keys: Callable[[], Iterable[str]], state: Callable[[str], Awaitable[str]]
@@ -177,8 +204,11 @@ class _BreakerStates(Collector):
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
         family = GaugeMetricFamily(
-            "aperture_breaker_state", "Circuit breaker per target", labels=["target"]
+            "aperture_breaker_state",
+            "Circuit breaker per target: 1 for its current state, 0 for the others",
+            labels=["target", "state"],
         )
-        for key, value in sorted(self._last.items()):
-            family.add_metric([key], _BREAKER_VALUES.get(value, 0.0))
+        for key, current in sorted(self._last.items()):
+            for state in _BREAKER_STATES:
+                family.add_metric([key, state], 1.0 if state == current else 0.0)
         yield family

@@ -66,11 +66,14 @@ models:
     assert found == [
         "providers[0].api_key: environment variable MISSING is not set",
         "server.bogus: unknown field (known: admin_port, body_timeout_s, drain_timeout_s, "
-        "emulator, header_timeout_s, host, max_body_bytes, port, write_idle_timeout_s)",
+        "emulator, header_timeout_s, host, max_body_bytes, metrics_port, metrics_token, port, "
+        "write_idle_timeout_s)",
         "server.port: Expected `int`, got `str`",
-        "images.url_policy: Invalid enum value 'sometimes'",
+        "images.url_policy: Invalid enum value 'sometimes' (one of: reject, fetch, passthrough, "
+        "auto)",
         "providers[1].kind: missing required field",
-        "models[0].capabilities[1]: Invalid enum value 'smell'",
+        "models[0].capabilities[1]: Invalid enum value 'smell' (one of: vision, audio, video, "
+        "image_output, tools, json_mode)",
         "models[1]: expected a mapping, got 5",
     ]
 

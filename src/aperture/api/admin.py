@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from aperture.api.auth import presented_key
 from aperture.api.body import read_body
+from aperture.api.health import metrics_endpoint
 from aperture.api.models import model_entry
 from aperture.api.openapi import admin_document
 from aperture.api.render import store_unavailable
@@ -26,6 +27,7 @@ from aperture.dialects.decoding import decode_request
 from aperture.dialects.openai.outbound import render_error
 from aperture.errors import (
     QUOTE_CHARS,
+    AdminDisabledError,
     ConflictError,
     GatewayError,
     InvalidApiKeyError,
@@ -90,6 +92,8 @@ def create_admin_app() -> Starlette:
             Route("/v1/admin/models/{doc_id}", _model, methods=["GET", "PUT", "DELETE"]),
             Route("/v1/admin/routes", _routes, methods=["GET", "POST"]),
             Route("/v1/admin/routes/{doc_id}", _route, methods=["GET", "PUT", "DELETE"]),
+            # Outside the master key's reach: a scraper gets server.metrics_token at most.
+            Route("/metrics", metrics_endpoint("admin"), methods=["GET"]),
         ],
         exception_handlers={HTTPException: _http_error, StorageError: _storage_error},
     )
@@ -100,8 +104,13 @@ async def _services(request: Request) -> Services:
     if services is None:
         raise GatewayError("The gateway is starting; try again in a moment.")
     if not services.auth_required:
-        # No master key, no admin: an open gateway has no one to authenticate admins against.
-        raise InvalidApiKeyError(INVALID_KEY_MESSAGE)
+        # No master key, no admin: an open gateway has no one to authenticate admins against,
+        # so no key can help, and the answer says what would.
+        raise AdminDisabledError(
+            "The admin API needs auth.master_key, and this gateway runs open. Set "
+            "auth.master_key in the config (or APERTURE_MASTER_KEY for the built-in demo), "
+            "restart, and send it as `Authorization: Bearer <key>`."
+        )
     if not (await services.keys.authenticate(presented_key(request))).is_admin:
         raise InvalidApiKeyError(INVALID_KEY_MESSAGE)
     return services

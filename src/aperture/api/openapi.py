@@ -120,5 +120,6 @@ def admin_document() -> dict[str, Any]:
             ("delete", "/v1/admin/models/{doc_id}", "Delete a model", None),
             ("get", "/v1/admin/audit", "Audit events; ?format=jsonl exports", None),
             ("get", "/v1/admin/budgets", "Budgets in their current window, with spend", None),
+            ("get", "/metrics", "Prometheus metrics, with server.metrics_port: admin", None),
         ],
     )

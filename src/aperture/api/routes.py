@@ -11,7 +11,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
 from aperture.api.chat import ANTHROPIC, C1, OPENAI, chat_endpoint
-from aperture.api.health import healthz, metrics, readyz
+from aperture.api.health import healthz, metrics_endpoint, readyz
 from aperture.api.models import list_models
 from aperture.api.openapi import public_document
 
@@ -41,7 +41,7 @@ def public_routes() -> list[BaseRoute]:
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
+        Route("/metrics", metrics_endpoint("public"), methods=["GET"]),
         Route("/openapi.json", _public_openapi, methods=["GET"]),
     ]
 

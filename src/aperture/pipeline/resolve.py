@@ -15,7 +15,7 @@ class ResolveModel:
 
     async def __call__(self, ctx: RequestContext, request: ChatRequest) -> ChatRequest:
         resolution = self._catalog.current.resolve(request.model)
+        ctx.resolution = resolution  # first, so that a refusal's audit names the model
         ctx.principal.check_model(resolution.name, request.model)
-        ctx.resolution = resolution
         ctx.options = resolution.options
         return request

@@ -9,7 +9,7 @@ guardrail without words) is reported here, with every other mistake of the file.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from aperture.settings.governance import (
     GovernanceSettings,
@@ -23,20 +23,30 @@ __all__ = ["governance_problems"]
 Finding = tuple[str, str]
 
 
-def governance_problems(governance: GovernanceSettings) -> list[Finding]:
-    """Every mistake in ``governance``, by field path, in file order."""
+def _index(path: str, index: int) -> str:
+    return f"{path}[{index}]"
+
+
+def governance_problems(
+    governance: GovernanceSettings, at: Callable[[str, int], str] = _index
+) -> list[Finding]:
+    """Every mistake in ``governance``, by field path, in file order.
+
+    ``at`` names the path of a list's item: the loader's, which knows where each item was in
+    the file when items in error were left out.
+    """
     findings: list[Finding] = []
     for i, rule in enumerate(governance.policy):
-        findings.extend(_check_rule(rule, f"governance.policy[{i}]"))
+        findings.extend(_check_rule(rule, at("governance.policy", i)))
     names: set[str] = set()
     for i, guardrail in enumerate(governance.guardrails):
-        path = f"governance.guardrails[{i}]"
+        path = at("governance.guardrails", i)
         if guardrail.name in names:
             findings.append((f"{path}.name", f"duplicate guardrail name {guardrail.name!r}"))
         names.add(guardrail.name)
         findings.extend(_check_guardrail(guardrail, path))
     for i, limit in enumerate(governance.limits):
-        findings.extend(_check_limit(limit, f"governance.limits[{i}]"))
+        findings.extend(_check_limit(limit, at("governance.limits", i)))
     return findings
 
 

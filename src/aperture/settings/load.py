@@ -7,13 +7,14 @@ import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import msgspec
 import yaml
 
 from aperture.settings._governance_checks import governance_problems
+from aperture.settings.demo import include_demo
 from aperture.settings.fetch_allow import parse_allow_entry
 from aperture.settings.schema import ProviderSettings, Settings
 
@@ -68,13 +69,18 @@ def parse_settings(text: str, env: Mapping[str, str]) -> Settings:
         tree = {}
     problems: list[Problem] = []
     tree = _substitute(tree, _Environment(refs, env), "", problems)
-    _check_value(tree, Settings, "", problems)
+    # One pass reports everything: each section, and each item of a list, is decoded on its
+    # own, so a mistake costs only the field (which keeps its default) or the list item it
+    # is in, and the meaning checks still run on all that decoded. See ``_Decoded``.
+    decoded = _Decoded()
+    settings = decoded.value(tree, Settings, "", problems)
+    if settings is _INVALID:  # the root itself is not a mapping
+        raise ConfigError(problems)
+    # Included before the checks, so a model may name a demo provider.
+    problems.extend(_check_meaning(include_demo(settings), decoded))
     if problems:
         raise ConfigError(problems)
-    settings = msgspec.convert(tree, Settings)
-    problems.extend(_check_meaning(settings))
-    if problems:
-        raise ConfigError(problems)
+    assert isinstance(settings, Settings)
     return settings
 
 
@@ -125,50 +131,107 @@ def _struct_of(annotation: Any) -> type[msgspec.Struct] | None:
     return None
 
 
-def _check_value(value: Any, annotation: Any, path: str, problems: list[Problem]) -> None:
-    """Check ``value`` against ``annotation``, recording every problem instead of the first."""
-    struct = _struct_of(annotation)
-    if struct is not None:
-        _check_struct(value, struct, path, problems)
-        return
-    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-    if origin in (typing.Union, types.UnionType) and value is not None:
-        inner = [a for a in args if a is not type(None)]
-        if len(inner) == 1 and _struct_of(inner[0]) is not None:
-            _check_struct(value, inner[0], path, problems)
-            return
-    if origin is tuple and len(args) == 2 and args[1] is Ellipsis and _struct_of(args[0]):
+_INVALID: Any = object()
+"""What a value that did not decode becomes; its problems are already recorded."""
+
+
+class _Decoded:
+    """Decodes the config tree piece by piece, recording every problem instead of the first.
+
+    msgspec stops at a document's first error, so it is given one leaf at a time: a struct is
+    decoded field by field (a field in error keeps its default, a required one fails its
+    struct), and a list of structs item by item (an item in error is left out). The meaning
+    checks then run on what decoded; since left-out items would shift the indices of the
+    rest, this remembers where each kept item was in the file (``at``), and the names of the
+    items left out, so that a reference to one is not reported a second time as unknown.
+    """
+
+    def __init__(self) -> None:
+        self._kept: dict[str, list[int]] = {}
+        self.undecoded_names: dict[str, set[str]] = {}
+
+    def at(self, path: str, index: int) -> str:
+        """The path of the ``index``-th decoded item of the list at ``path``, as in the file."""
+        kept = self._kept.get(path)
+        return f"{path}[{kept[index] if kept is not None and index < len(kept) else index}]"
+
+    def value(self, value: Any, annotation: Any, path: str, problems: list[Problem]) -> Any:
+        struct = _struct_of(annotation)
+        if struct is not None:
+            return self._struct(value, struct, path, problems)
+        origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+        if origin in (typing.Union, types.UnionType) and value is not None:
+            inner = [a for a in args if a is not type(None)]
+            if len(inner) == 1 and _struct_of(inner[0]) is not None:
+                return self._struct(value, inner[0], path, problems)
+        if origin is tuple and len(args) == 2 and args[1] is Ellipsis and _struct_of(args[0]):
+            return self._items(value, args[0], path, problems)
+        try:
+            return msgspec.convert(value, annotation)
+        except msgspec.ValidationError as exc:
+            detail = str(exc).split(" - at `", 1)
+            where = detail[1].rstrip("`").removeprefix("$") if len(detail) == 2 else ""
+            message = detail[0]
+            choices = _choices(annotation)
+            if message.startswith("Invalid enum value") and choices:
+                message = f"{message} (one of: {', '.join(choices)})"
+            problems.append(Problem(f"{path}{where}", message))
+            return _INVALID
+
+    def _items(self, value: Any, item: Any, path: str, problems: list[Problem]) -> Any:
         if not isinstance(value, list):
             problems.append(Problem(path, f"expected a list, got {_kind_of(value)}"))
-            return
-        for i, item in enumerate(value):
-            _check_value(item, args[0], f"{path}[{i}]", problems)
-        return
-    try:
-        msgspec.convert(value, annotation)
-    except msgspec.ValidationError as exc:
-        detail = str(exc).split(" - at `", 1)
-        where = detail[1].rstrip("`").removeprefix("$") if len(detail) == 2 else ""
-        problems.append(Problem(f"{path}{where}", detail[0]))
+            return _INVALID
+        kept: list[int] = []
+        items: list[Any] = []
+        for i, raw in enumerate(value):
+            decoded = self.value(raw, item, f"{path}[{i}]", problems)
+            if decoded is _INVALID:
+                name = raw.get("name", raw.get("id")) if isinstance(raw, dict) else None
+                if isinstance(name, str):
+                    self.undecoded_names.setdefault(path, set()).add(name)
+            else:
+                kept.append(i)
+                items.append(decoded)
+        self._kept[path] = kept
+        return tuple(items)
+
+    def _struct(
+        self, value: Any, struct: type[msgspec.Struct], path: str, problems: list[Problem]
+    ) -> Any:
+        if not isinstance(value, dict):
+            problems.append(Problem(path, f"expected a mapping, got {_kind_of(value)}"))
+            return _INVALID
+        fields = {f.encode_name: f for f in msgspec.structs.fields(struct)}
+        hints = typing.get_type_hints(struct)
+        for key in value:
+            if key not in fields:
+                known = ", ".join(sorted(fields))
+                problems.append(Problem(_join(path, str(key)), f"unknown field (known: {known})"))
+        given: dict[str, Any] = {}
+        complete = True
+        for key, field in fields.items():
+            if key in value:
+                decoded = self.value(value[key], hints[field.name], _join(path, key), problems)
+                if decoded is not _INVALID:
+                    given[field.name] = decoded
+                elif field.required:
+                    complete = False
+            elif field.required:
+                problems.append(Problem(_join(path, key), "missing required field"))
+                complete = False
+        return struct(**given) if complete else _INVALID
 
 
-def _check_struct(
-    value: Any, struct: type[msgspec.Struct], path: str, problems: list[Problem]
-) -> None:
-    if not isinstance(value, dict):
-        problems.append(Problem(path, f"expected a mapping, got {_kind_of(value)}"))
-        return
-    fields = {f.encode_name: f for f in msgspec.structs.fields(struct)}
-    hints = typing.get_type_hints(struct)
-    for key in value:
-        if key not in fields:
-            known = ", ".join(sorted(fields))
-            problems.append(Problem(_join(path, str(key)), f"unknown field (known: {known})"))
-    for key, field in fields.items():
-        if key in value:
-            _check_value(value[key], hints[field.name], _join(path, key), problems)
-        elif field.required:
-            problems.append(Problem(_join(path, key), "missing required field"))
+def _choices(annotation: Any) -> tuple[str, ...]:
+    """The values a ``Literal`` inside ``annotation`` allows (also in an optional or a
+    tuple), so an enum error can list them."""
+    if typing.get_origin(annotation) is Literal:
+        return tuple(str(a) for a in typing.get_args(annotation))
+    for arg in typing.get_args(annotation):
+        if arg is not Ellipsis and (found := _choices(arg)):
+            return found
+    return ()
 
 
 def _kind_of(value: Any) -> str:
@@ -176,7 +239,7 @@ def _kind_of(value: Any) -> str:
     return names.get(type(value), repr(value))
 
 
-def _check_meaning(settings: Settings) -> list[Problem]:
+def _check_meaning(settings: Settings, decoded: _Decoded) -> list[Problem]:
     """Cross-field rules: references resolve, names are unique, values are usable."""
     problems: list[Problem] = []
     server = settings.server
@@ -196,6 +259,8 @@ def _check_meaning(settings: Settings) -> list[Problem]:
         )
         if getattr(server, field) <= 0
     )
+    if server.metrics_token is not None and not server.metrics_token.strip():
+        problems.append(Problem("server.metrics_token", "must not be empty (omit it instead)"))
     storage = settings.storage
     if not storage.heartbeat_s > 0:
         problems.append(Problem("storage.heartbeat_s", "must be positive"))
@@ -219,7 +284,7 @@ def _check_meaning(settings: Settings) -> list[Problem]:
             problems.append(Problem(f"images.fetch.allow_private_hosts[{i}]", str(exc)))
     providers: dict[str, int] = {}
     for i, provider in enumerate(settings.providers):
-        path = f"providers[{i}]"
+        path = decoded.at("providers", i)
         if provider.name in providers:
             problems.append(Problem(f"{path}.name", f"duplicate provider name {provider.name!r}"))
         providers[provider.name] = i
@@ -235,9 +300,13 @@ def _check_meaning(settings: Settings) -> list[Problem]:
             problems.append(
                 Problem(f"{path}.quota_cooldown_s", "must be positive and at most a day (86400)")
             )
-    problems.extend(_check_models(settings, providers))
-    problems.extend(_check_routes(settings, providers))
-    problems.extend(Problem(path, msg) for path, msg in governance_problems(settings.governance))
+    # A provider in error is left out, but it is not unknown: its mistakes are reported.
+    known = set(providers) | decoded.undecoded_names.get("providers", set())
+    problems.extend(_check_models(settings, known, decoded))
+    problems.extend(_check_routes(settings, known, decoded))
+    problems.extend(
+        Problem(path, msg) for path, msg in governance_problems(settings.governance, decoded.at)
+    )
     return problems
 
 
@@ -259,40 +328,38 @@ def _check_kind(provider: ProviderSettings, path: str) -> list[Problem]:
     return []
 
 
-def _check_routes(settings: Settings, providers: Mapping[str, int]) -> list[Problem]:
+def _check_routes(settings: Settings, known: set[str], decoded: _Decoded) -> list[Problem]:
     problems: list[Problem] = []
     ids: set[str] = set()
     for i, route in enumerate(settings.routes):
-        path = f"routes[{i}]"
+        path = decoded.at("routes", i)
         if route.id in ids:
             problems.append(Problem(f"{path}.id", f"duplicate route id {route.id!r}"))
         ids.add(route.id)
         if not route.providers:
             problems.append(Problem(f"{path}.providers", "a route needs at least one provider"))
         for j, target in enumerate(route.providers):
-            if target.provider not in providers:
+            where = decoded.at(f"{path}.providers", j)
+            if target.provider not in known:
                 problems.append(
-                    Problem(
-                        f"{path}.providers[{j}].provider",
-                        f"unknown provider {target.provider!r}",
-                    )
+                    Problem(f"{where}.provider", f"unknown provider {target.provider!r}")
                 )
             if target.weight < 0:
-                problems.append(Problem(f"{path}.providers[{j}].weight", "must not be negative"))
+                problems.append(Problem(f"{where}.weight", "must not be negative"))
         if route.strategy == "canary" and not any(t.canary for t in route.providers):
             problems.append(Problem(f"{path}.providers", "a canary route marks one canary"))
     return problems
 
 
-def _check_models(settings: Settings, providers: Mapping[str, int]) -> list[Problem]:
+def _check_models(settings: Settings, known: set[str], decoded: _Decoded) -> list[Problem]:
     problems: list[Problem] = []
     names: set[str] = set()
     for i, model in enumerate(settings.models):
-        path = f"models[{i}]"
-        if model.provider not in providers:
-            known = ", ".join(sorted(providers)) or "none are configured"
+        path = decoded.at("models", i)
+        if model.provider not in known:
+            listed = ", ".join(sorted(known)) or "none are configured"
             problems.append(
-                Problem(f"{path}.provider", f"unknown provider {model.provider!r} ({known})")
+                Problem(f"{path}.provider", f"unknown provider {model.provider!r} ({listed})")
             )
         for j, name in enumerate((model.name, *model.aliases)):
             where = f"{path}.name" if j == 0 else f"{path}.aliases[{j - 1}]"

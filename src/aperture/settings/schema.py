@@ -55,6 +55,11 @@ class ServerSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=
     drain_timeout_s: float = 10.0
     # Mounts the provider emulators under /emulator on the public port, for the demo.
     emulator: bool = False
+    # Which port answers GET /metrics (model and target names, token volumes): the public
+    # one, or only the admin one; with metrics_token set, a scrape must send it as a bearer
+    # token (Prometheus: `authorization: {credentials: ...}`), on either port.
+    metrics_port: Literal["public", "admin"] = "public"
+    metrics_token: str | None = None
 
 
 class AuthSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -205,3 +210,7 @@ class Settings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     models: tuple[ModelSettings, ...] = ()
     routes: tuple[RouteSettings, ...] = ()
     governance: GovernanceSettings = GovernanceSettings()
+    # Also serve the demo catalog (settings/demo.py): its providers, answered by the
+    # emulator mounted on the public port under /emulator, and its models. Names the config
+    # gives itself take precedence.
+    demo: bool = False
