@@ -93,13 +93,15 @@ routes:
     assert checked.stderr.splitlines() == [
         "config error: server.port: Expected `int`, got `str`",
         "config error: providers[1].timeout_s: Expected `float`, got `str`",
-        "config error: providers[2].kind: Invalid enum value 'opnai' (one of: openai, azure, "
-        "anthropic, gemini, bedrock, mistral, cohere, ollama, xai, groq, deepseek, qwen, "
-        "moonshot, glm, vllm)",
         "config error: models[0].capabilities[1]: Invalid enum value 'smell' (one of: vision, "
         "audio, video, image_output, tools, json_mode)",
         "config error: models[4]: expected a mapping, got 5",
         "config error: routes[0].providers[0].weight: Expected `float`, got `str`",
+        # A kind is checked against the provider registry, with what decoded, so it follows
+        # the schema's mistakes; it still lists the kinds there are.
+        "config error: providers[2].kind: unknown provider kind 'opnai' (openai, azure, "
+        "anthropic, gemini, bedrock, mistral, cohere, ollama, xai, groq, deepseek, qwen, "
+        "moonshot, glm, vllm)",
         # References are checked on what decoded, with the paths the file has: `broken` is
         # not called unknown (its own mistake is reported above), and the item left out
         # at models[4] does not shift models[5].
