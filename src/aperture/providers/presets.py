@@ -7,6 +7,8 @@ the key header. Image limits are from providers.md §1–13.
 
 from __future__ import annotations
 
+from functools import partial
+
 from aperture.providers.spec import (
     COMMON_IMAGE_TYPES,
     VISION_TOOLS,
@@ -79,13 +81,14 @@ AZURE = ProviderSpec(
     known_models=_OPENAI_MODELS,
 )
 
-XAI = ProviderSpec(
+# The kinds that speak OpenAI's Chat Completions with OpenAI's adapter; each differs only in
+# its endpoint, image limits, token rule and models.
+_compatible = partial(ProviderSpec, adapter=OPENAI_ADAPTER, wire="openai-chat", fetches_urls=True)
+
+XAI = _compatible(
     kind="xai",
-    adapter=OPENAI_ADAPTER,
-    wire="openai-chat",
     base_url="https://api.x.ai/v1",
     images=ImageLimits(accepted=frozenset({"image/png", "image/jpeg"}), max_bytes=20 * 1024 * 1024),
-    fetches_urls=True,
     image_tokens="unpublished",
     known_models=(
         ("grok-2-vision*", VISION_TOOLS),
@@ -96,13 +99,10 @@ XAI = ProviderSpec(
     demo_models=("grok-4", "grok-2-vision-1212"),
 )
 
-GROQ = ProviderSpec(
+GROQ = _compatible(
     kind="groq",
-    adapter=OPENAI_ADAPTER,
-    wire="openai-chat",
     base_url="https://api.groq.com/openai/v1",
     images=ImageLimits(max_bytes=3_000_000, max_side=5760, max_images=5),
-    fetches_urls=True,
     image_tokens="unpublished",
     known_models=(
         ("meta-llama/llama-4-scout*", VISION_TOOLS_JSON),
@@ -112,30 +112,24 @@ GROQ = ProviderSpec(
     demo_models=("meta-llama/llama-4-scout-17b-16e-instruct", "llama-3.3-70b-versatile"),
 )
 
-DEEPSEEK = ProviderSpec(
+DEEPSEEK = _compatible(
     kind="deepseek",
-    adapter=OPENAI_ADAPTER,
-    wire="openai-chat",
     base_url="https://api.deepseek.com/v1",
     images=ImageLimits(max_bytes=32 * 1024 * 1024, max_side=8192, max_images=600),
-    fetches_urls=True,
     image_tokens="deepseek",
     known_models=(("deepseek-vl*", VISION_TOOLS),),
     api_key_env="DEEPSEEK_API_KEY",
     demo_models=("deepseek-chat", "deepseek-reasoner"),
 )
 
-QWEN = ProviderSpec(
+QWEN = _compatible(
     kind="qwen",
-    adapter=OPENAI_ADAPTER,
-    wire="openai-chat",
     base_url="https://dashscope-intl.aliyuncs.com/compatible-mode/v1",
     images=ImageLimits(
         accepted=COMMON_IMAGE_TYPES | {"image/bmp", "image/tiff"},
         max_bytes=10_000_000,
         max_images=100,
     ),
-    fetches_urls=True,
     image_tokens="qwen",
     known_models=(
         ("qwen*-omni*", VISION_TOOLS | {"audio", "video"}),
@@ -148,26 +142,20 @@ QWEN = ProviderSpec(
     demo_models=("qwen-vl-max", "qwen-plus"),
 )
 
-MOONSHOT = ProviderSpec(
+MOONSHOT = _compatible(
     kind="moonshot",
-    adapter=OPENAI_ADAPTER,
-    wire="openai-chat",
     base_url="https://api.moonshot.ai/v1",
     images=_OPENAI_IMAGES,
-    fetches_urls=True,
     image_tokens="unpublished",
     known_models=(("*vision*", VISION_TOOLS), ("kimi-latest*", VISION_TOOLS)),
     api_key_env="MOONSHOT_API_KEY",
     demo_models=("moonshot-v1-8k-vision-preview", "moonshot-v1-8k"),
 )
 
-GLM = ProviderSpec(
+GLM = _compatible(
     kind="glm",
-    adapter=OPENAI_ADAPTER,
-    wire="openai-chat",
     base_url="https://open.bigmodel.cn/api/paas/v4",
     images=_OPENAI_IMAGES,
-    fetches_urls=True,
     image_tokens="unpublished",
     known_models=(
         ("glm-4v*", VISION_TOOLS),
@@ -178,13 +166,10 @@ GLM = ProviderSpec(
     demo_models=("glm-4v-plus", "glm-4-plus"),
 )
 
-VLLM = ProviderSpec(
+VLLM = _compatible(
     kind="vllm",
-    adapter=OPENAI_ADAPTER,
-    wire="openai-chat",
     base_url="http://127.0.0.1:8000/v1",
     images=_OPENAI_IMAGES,
-    fetches_urls=True,
     image_tokens="unpublished",
     # vLLM serves whatever model it was started with: the config declares capabilities.
     known_models=(),
