@@ -156,6 +156,24 @@ class ChatRequest(msgspec.Struct, frozen=True):
     include_usage: bool = False
     extra: dict[str, msgspec.Raw] = msgspec.field(default_factory=dict)
 
+    def modalities(self) -> tuple[str, ...]:
+        """What the client asked the answer to hold (OpenAI's ``modalities``, kept in
+        ``extra`` so an OpenAI-wire upstream still receives it as sent); ``()`` when unasked."""
+        raw = self.extra.get("modalities")
+        if raw is None:
+            return ()
+        try:
+            value = msgspec.json.decode(raw)
+        except msgspec.DecodeError:
+            return ()
+        if not isinstance(value, list):
+            return ()
+        return tuple(v for v in value if isinstance(v, str))
+
+    @property
+    def wants_images(self) -> bool:
+        return "image" in self.modalities()
+
     def images(self) -> list[tuple[int, int, Image]]:
         """Every image with the indexes of its message and part, in request order."""
         if all(isinstance(m.content, str | None) for m in self.messages):

@@ -11,8 +11,10 @@ from typing import Any, ClassVar
 import msgspec
 
 from aperture.errors import (
+    ImageDecodeError,
     UpstreamError,
 )
+from aperture.media.datauri import parse_data_uri
 from aperture.model import (
     Audio,
     ChatRequest,
@@ -20,6 +22,7 @@ from aperture.model import (
     Choice,
     Delta,
     File,
+    GeneratedImage,
     Image,
     Message,
     NamedToolChoice,
@@ -73,14 +76,27 @@ class _ToolCall(_In, kw_only=True):
     function: _Function = msgspec.field(default_factory=_Function)
 
 
+class _ImageUrl(_In, kw_only=True):
+    url: str = ""
+
+
+class _ImageOut(_In, kw_only=True):
+    """An image in ``message.images`` / ``delta.images``: the convention OpenAI-compatible
+    servers and routers use for image-output models (``type: image_url``, a data URI)."""
+
+    type: str = "image_url"
+    image_url: _ImageUrl = msgspec.field(default_factory=_ImageUrl)
+
+
 class _Message(_In, kw_only=True):
     role: str | None = None
     content: str | None = None
     refusal: str | None = None
     tool_calls: list[_ToolCall] | None = None
+    images: list[_ImageOut] | None = None
 
     def carries_anything(self) -> bool:
-        return bool(self.role or self.content or self.refusal or self.tool_calls)
+        return bool(self.role or self.content or self.refusal or self.tool_calls or self.images)
 
 
 class _Choice(_In, kw_only=True):
@@ -189,7 +205,7 @@ class OpenAIProvider:
             raise malformed(target.provider.name) from exc
         if completion.error is not None:
             raise _classify(200, completion.error, {}, target)
-        choices = tuple(_choice(c) for c in completion.choices)
+        choices = tuple(_choice(c, target) for c in completion.choices)
         return ChatResponse(
             id=completion.id,
             model=completion.model,
@@ -236,16 +252,17 @@ class _StreamParser:
         for choice in chunk.choices:
             if choice.delta is not None and choice.delta.carries_anything():
                 # The wire is the canonical shape already: a chunk's delta is one canonical one.
-                asm.delta(_delta(choice.index, choice.delta))
+                asm.delta(_delta(choice.index, choice.delta, self._target))
             asm.finish(_finish_reason(choice.finish_reason), choice.index)
         if chunk.usage is not None:
             asm.usage(_usage(chunk.usage))
         return asm.drain()
 
 
-def _delta(index: int, delta: _Message) -> Delta:
+def _delta(index: int, delta: _Message, target: Target) -> Delta:
     calls = delta.tool_calls
     return Delta(
+        images=_images(delta.images, target),
         index=index,
         role=delta.role,
         content=delta.content,
@@ -311,7 +328,22 @@ def _omit_none(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
-def _choice(choice: _Choice) -> Choice:
+def _images(images: list[_ImageOut] | None, target: Target) -> tuple[GeneratedImage, ...] | None:
+    """Generated images as data URIs; anything else is not an answer this adapter can relay."""
+    if not images:
+        return None
+    out = []
+    for image in images:
+        url = image.image_url.url
+        try:
+            uri = parse_data_uri(url)
+        except ImageDecodeError as exc:
+            raise malformed(target.provider.name) from exc
+        out.append(GeneratedImage(uri.mime, url[uri.payload_offset :]))
+    return tuple(out)
+
+
+def _choice(choice: _Choice, target: Target) -> Choice:
     message = choice.message or _Message()
     calls = (
         tuple(
@@ -327,6 +359,7 @@ def _choice(choice: _Choice) -> Choice:
         tool_calls=calls,
         refusal=message.refusal,
         finish_reason=_finish_reason(choice.finish_reason),
+        images=_images(message.images, target),
     )
 
 

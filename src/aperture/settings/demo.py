@@ -111,6 +111,12 @@ def demo_models() -> tuple[ModelSettings, ...]:
         ModelSettings(
             name="demo-gemini", provider="emulator-gemini", upstream_model="gemini-2.5-flash"
         ),
+        # An image model: answers with a picture of what was asked (modalities text+image).
+        ModelSettings(
+            name="demo-draw",
+            provider="emulator-gemini",
+            upstream_model="gemini-2.5-flash-image",
+        ),
         ModelSettings(
             name="demo-mistral", provider="emulator-mistral", upstream_model="pixtral-large-latest"
         ),
