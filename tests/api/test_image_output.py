@@ -31,11 +31,13 @@ storage: {database: "sqlite:///${STATE}/aperture.db", spool_dir: "${STATE}/spool
 providers:
   - {name: gemini-emu, kind: gemini, base_url: "${EMULATOR}/gemini", api_key: test-key}
   - {name: router, kind: openai, base_url: "${ROUTER}/v1", api_key: k}
+  - {name: openai-emu, kind: openai, base_url: "${EMULATOR}/openai/v1", api_key: k}
 models:
   - {name: draw, provider: gemini-emu, upstream_model: gemini-2.5-flash-image}
   - {name: gemini-text, provider: gemini-emu, upstream_model: gemini-2.5-flash}
   - {name: routed-draw, provider: router, upstream_model: some/image-model,
      capabilities: [vision, image_output]}
+  - {name: gpt-image-1, provider: openai-emu}
 """
 
 
@@ -192,3 +194,61 @@ def test_an_openai_compatible_router_s_streamed_images_are_relayed(sdk: openai.O
         for image in (choice.delta.model_extra or {}).get("images") or []
     ]
     assert [_png_of(i["image_url"]["url"]) for i in images] == [ROUTER_PNG]
+
+
+def test_images_generate_with_an_openai_image_model(sdk: openai.OpenAI) -> None:
+    result = sdk.images.generate(model="gpt-image-1", prompt=PROMPT, n=2, size="1536x1024")
+    assert result.data is not None and len(result.data) == 2
+    png = base64.b64decode(result.data[0].b64_json or "", validate=True)
+    assert png == draw_picture(PROMPT, width=1536, height=1024)
+    assert result.usage is not None and result.usage.output_tokens == 2 * 1568
+
+
+def test_images_generate_with_a_gemini_image_model(sdk: openai.OpenAI) -> None:
+    result = sdk.images.generate(model="draw", prompt=PROMPT)
+    assert result.data is not None and len(result.data) == 1
+    assert base64.b64decode(result.data[0].b64_json or "") == draw_picture(PROMPT)
+
+
+def test_images_edit_sends_the_files_and_the_mask(sdk: openai.OpenAI) -> None:
+    photo = sample_images.png(40, 30, "blue")
+    buffer = io.BytesIO()
+    Image.new("RGBA", (40, 30), (0, 0, 0, 0)).save(buffer, format="PNG")
+    result = sdk.images.edit(
+        model="gpt-image-1",
+        image=[("a.png", photo, "image/png"), ("b.png", ROUTER_PNG, "image/png")],
+        mask=("mask.png", buffer.getvalue(), "image/png"),
+        prompt=PROMPT,
+    )
+    assert result.data is not None
+    png = base64.b64decode(result.data[0].b64_json or "")
+    assert png == draw_picture(f"{PROMPT} (edited from 2 images)")
+
+
+def test_images_edit_refuses_what_is_not_an_image(sdk: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        sdk.images.edit(model="gpt-image-1", image=("a.png", b"not a picture"), prompt="x")
+    error = caught.value.body
+    assert isinstance(error, dict) and error["param"] == "image[0]"
+
+
+def test_a_mismatched_mask_is_the_provider_s_refusal(sdk: openai.OpenAI) -> None:
+    photo = sample_images.png(40, 30, "blue")
+    with pytest.raises(openai.BadRequestError):
+        sdk.images.edit(
+            model="gpt-image-1",
+            image=("a.png", photo, "image/png"),
+            mask=("mask.png", sample_images.png(10, 10), "image/png"),
+            prompt=PROMPT,
+        )
+
+
+def test_url_answers_and_text_models_are_refused(sdk: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        sdk.images.generate(model="gpt-image-1", prompt=PROMPT, response_format="url")
+    assert isinstance(caught.value.body, dict)
+    assert caught.value.body["param"] == "response_format"
+    with pytest.raises(openai.BadRequestError) as caught:
+        sdk.images.generate(model="gemini-text", prompt=PROMPT)
+    assert isinstance(caught.value.body, dict)
+    assert caught.value.body["code"] == "unsupported_capability"

@@ -24,8 +24,11 @@ _INK = (250, 240, 210)
 _MAX_LINES = 18
 
 
-def draw_picture(prompt: str, *, width: int = PICTURE_SIDE, height: int = PICTURE_SIDE) -> bytes:
-    """A PNG of ``width`` x ``height`` with ``prompt`` written on it, wrapped and framed."""
+def draw_picture(
+    prompt: str, *, width: int = PICTURE_SIDE, height: int = PICTURE_SIDE, format: str = "PNG"
+) -> bytes:
+    """A picture (PNG unless ``format`` says JPEG or WEBP) of ``width`` x ``height`` with
+    ``prompt`` written on it, wrapped and framed."""
     picture = Image.new("RGB", (width, height), _BACKGROUND)
     draw = ImageDraw.Draw(picture)
     font = ImageFont.load_default(size=_FONT_SIZE)
@@ -40,5 +43,5 @@ def draw_picture(prompt: str, *, width: int = PICTURE_SIDE, height: int = PICTUR
         lines = [*lines[: _MAX_LINES - 1], lines[_MAX_LINES - 1] + " ..."]
     draw.multiline_text((_MARGIN, _MARGIN), "\n".join(lines), font=font, fill=_INK, spacing=12)
     out = io.BytesIO()
-    picture.save(out, format="PNG", optimize=False)
+    picture.save(out, format=format)
     return out.getvalue()

@@ -122,6 +122,12 @@ class _Builder:
 
 def build_body(request: ChatRequest) -> dict[str, Any]:
     """The JSON body for ``request`` (the URL, which depends on ``stream``, is the caller's)."""
+    task = request.image_task
+    if task is not None and task.mask:
+        raise UnsupportedCapabilityError(
+            "Gemini image models edit from the prompt and take no mask; leave the mask out.",
+            param="mask",
+        )
     builder = _Builder()
     for i, message in enumerate(request.messages):
         _message(builder, message, i)
@@ -309,7 +315,10 @@ def _generation_config(request: ChatRequest, details: list[str | None]) -> dict[
         config["stopSequences"] = list(request.stop)
     config.update(_response_format(request.response_format))
     modalities = request.modalities()
-    if "image" in modalities:
+    if request.image_task is not None:
+        # The Images API answers with images only.
+        config["responseModalities"] = ["IMAGE"]
+    elif "image" in modalities:
         config["responseModalities"] = ["TEXT", "IMAGE"] if "text" in modalities else ["IMAGE"]
     if "high" in details:
         config["mediaResolution"] = "MEDIA_RESOLUTION_HIGH"

@@ -24,6 +24,7 @@ from aperture.model import (
     File,
     GeneratedImage,
     Image,
+    ImageTask,
     Message,
     NamedToolChoice,
     Part,
@@ -35,6 +36,7 @@ from aperture.model import (
     Usage,
     Video,
 )
+from aperture.providers._openai_images import build_images_body, images_path
 from aperture.providers._status import ErrorClass, body_text, classify_status, malformed
 from aperture.providers._stream import StreamAssembler
 from aperture.providers.registry import spec_for
@@ -120,6 +122,10 @@ class _Usage(_In, kw_only=True):
     completion_tokens: int = 0
     prompt_tokens_details: _PromptDetails | None = None
     completion_tokens_details: _CompletionDetails | None = None
+    # The Images API's names for the same counts (its output tokens are all image tokens).
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    input_tokens_details: _PromptDetails | None = None
 
 
 class _ErrorObject(_In, kw_only=True):
@@ -129,7 +135,17 @@ class _ErrorObject(_In, kw_only=True):
     param: str | None = None
 
 
+class _ImageDatum(_In, kw_only=True):
+    b64_json: str | None = None
+    url: str | None = None
+    revised_prompt: str | None = None
+
+
 class _Completion(_In, kw_only=True):
+    """A chat completion, or an ``ImagesResponse`` (``data``) from the Images API."""
+
+    data: list[_ImageDatum] | None = None
+    output_format: str | None = None
     id: str = ""
     created: int = 0
     model: str = ""
@@ -154,6 +170,11 @@ class OpenAIProvider:
     stream_ends_with_body: ClassVar[bool] = False
 
     def build_request(self, request: ChatRequest, target: Target) -> UpstreamRequest:
+        if request.image_task is not None:
+            return self._images_request(request, request.image_task, target)
+        return self._chat_request(request, target)
+
+    def _chat_request(self, request: ChatRequest, target: Target) -> UpstreamRequest:
         provider = target.provider
         body: dict[str, Any] = {
             "model": target.upstream_model,
@@ -198,6 +219,17 @@ class OpenAIProvider:
         base = (provider.base_url or spec_for(provider.kind).base_url or "").rstrip("/")
         return UpstreamRequest(f"{base}/chat/completions", headers, msgspec.json.encode(body))
 
+    def _images_request(
+        self, request: ChatRequest, task: ImageTask, target: Target
+    ) -> UpstreamRequest:
+        provider = target.provider
+        body, content_type = build_images_body(request, task, target)
+        headers = {**provider.headers, "Content-Type": content_type}
+        if provider.api_key:
+            headers["Authorization"] = f"Bearer {provider.api_key}"
+        base = (provider.base_url or spec_for(provider.kind).base_url or "").rstrip("/")
+        return UpstreamRequest(f"{base}{images_path(task)}", headers, body)
+
     def parse_response(self, body: bytes, target: Target) -> ChatResponse:
         try:
             completion = _COMPLETION.decode(body)
@@ -205,6 +237,8 @@ class OpenAIProvider:
             raise malformed(target.provider.name) from exc
         if completion.error is not None:
             raise _classify(200, completion.error, {}, target)
+        if completion.data is not None:
+            return _images_answer(completion, target)
         choices = tuple(_choice(c, target) for c in completion.choices)
         return ChatResponse(
             id=completion.id,
@@ -326,6 +360,35 @@ def _tool(tool: Any) -> dict[str, Any]:
 
 def _omit_none(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
+
+
+def _images_answer(response: _Completion, target: Target) -> ChatResponse:
+    """An ``ImagesResponse`` as one choice holding every image."""
+    mime = f"image/{response.output_format or 'png'}"
+    images = []
+    for datum in response.data or ():
+        if datum.b64_json is None:
+            raise malformed(target.provider.name)  # a URL: the gateway asked for bytes
+        images.append(GeneratedImage(mime, datum.b64_json))
+    usage = response.usage
+    tokens = None
+    if usage is not None:
+        details = usage.input_tokens_details
+        output = usage.output_tokens or 0
+        tokens = Usage(
+            prompt_tokens=usage.input_tokens or 0,
+            completion_tokens=output,
+            image_tokens=details.image_tokens if details is not None else None,
+            output_image_tokens=output,
+        )
+    choice = Choice(index=0, content=None, finish_reason="stop", images=tuple(images) or None)
+    return ChatResponse(
+        id="",
+        model=target.upstream_model,
+        created=response.created,
+        choices=(choice,),
+        usage=tokens,
+    )
 
 
 def _images(images: list[_ImageOut] | None, target: Target) -> tuple[GeneratedImage, ...] | None:
