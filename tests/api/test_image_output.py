@@ -4,10 +4,14 @@ that answer with ``message.images``, through the official openai SDK, stream and
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
+import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import openai
 import pytest
 from PIL import Image
@@ -16,17 +20,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from aperture.app import create_app
+from aperture.app import create_apps
 from aperture.emulator.drawing import draw_picture
 from aperture.settings import parse_settings
 from tests import sample_images
-from tests.servers import serve
+from tests.servers import serve, serve_together
 
 PROMPT = "A lighthouse at dusk, drawn in ink"
 ROUTER_PNG = sample_images.png(12, 8, "green")
 ROUTER_URI = sample_images.data_uri(ROUTER_PNG, "image/png")
 
+MASTER = "sk-master"
 CONFIG = """
+auth: {master_key: sk-master, key_pepper: pepper}
 storage: {database: "sqlite:///${STATE}/aperture.db", spool_dir: "${STATE}/spool"}
 providers:
   - {name: gemini-emu, kind: gemini, base_url: "${EMULATOR}/gemini", api_key: test-key}
@@ -74,7 +80,9 @@ async def _router(request: Request) -> Response:
 
 
 @pytest.fixture(scope="module")
-def gateway(emulator_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def gateways(
+    emulator_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, str]]:
     router = Starlette(routes=[Route("/v1/chat/completions", _router, methods=["POST"])])
     with serve(router) as router_url:
         env = {
@@ -82,14 +90,54 @@ def gateway(emulator_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
             "ROUTER": router_url,
             "STATE": str(tmp_path_factory.mktemp("image-output")),
         }
-        with serve(create_app(parse_settings(CONFIG, env))) as url:
-            yield url
+        with serve_together(*create_apps(parse_settings(CONFIG, env))) as (public, admin):
+            yield public, admin
 
 
 @pytest.fixture
-def sdk(gateway: str) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=f"{gateway}/v1", api_key="unused", max_retries=0) as client:
+def sdk(gateways: tuple[str, str]) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=f"{gateways[0]}/v1", api_key=MASTER, max_retries=0) as client:
         yield client
+
+
+def _audit(admin: str, request_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 5
+    while True:
+        found = httpx.get(
+            f"{admin}/v1/admin/audit",
+            params={"request_id": request_id},
+            headers={"authorization": f"Bearer {MASTER}"},
+            timeout=10,
+        ).json()["data"]
+        if found:
+            event: dict[str, Any] = found[0]
+            return event
+        assert time.monotonic() < deadline, "no audit event"
+        time.sleep(0.05)
+
+
+def test_the_audit_describes_generated_images_never_keeps_them(
+    sdk: openai.OpenAI, gateways: tuple[str, str]
+) -> None:
+    raw = sdk.images.with_raw_response.generate(model="draw", prompt=PROMPT)
+    png = base64.b64decode(raw.parse().data[0].b64_json or "")  # type: ignore[index]
+    event = _audit(gateways[1], raw.headers["x-request-id"])
+    assert event["generated_images"] == [
+        {"sha256": hashlib.sha256(png).hexdigest(), "mime": "image/png", "bytes": len(png)}
+    ]
+    assert base64.b64encode(png).decode()[:200] not in json.dumps(event)
+    stream = sdk.chat.completions.with_raw_response.create(
+        model="draw",
+        messages=[{"role": "user", "content": PROMPT}],
+        stream=True,
+        extra_body={"modalities": ["text", "image"]},
+    )
+    for _ in stream.parse():
+        pass
+    streamed = _audit(gateways[1], stream.headers["x-request-id"])
+    assert [i["sha256"] for i in streamed["generated_images"]] == [
+        hashlib.sha256(draw_picture(PROMPT)).hexdigest()
+    ]
 
 
 def _png_of(url: str) -> bytes:
