@@ -117,6 +117,8 @@ def demo_models() -> tuple[ModelSettings, ...]:
             provider="emulator-gemini",
             upstream_model="gemini-2.5-flash-image",
         ),
+        # OpenAI's Images API, answered by the emulator's /v1/images/generations and /edits.
+        ModelSettings(name="demo-gpt-image", provider="emulator", upstream_model="gpt-image-1"),
         ModelSettings(
             name="demo-mistral", provider="emulator-mistral", upstream_model="pixtral-large-latest"
         ),
