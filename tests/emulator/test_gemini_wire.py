@@ -18,6 +18,7 @@ from starlette.routing import Mount
 from starlette.testclient import TestClient
 
 from aperture.emulator import gemini
+from aperture.emulator.drawing import draw_picture
 from tests.sample_images import gif, jpeg, png, webp
 from tests.servers import serve
 
@@ -94,7 +95,11 @@ def test_auth_header_or_key_query(client: TestClient) -> None:
 
 def test_models_unknown_methods_and_urls(client: TestClient) -> None:
     models = client.get("/gemini/v1beta/models", headers=AUTH).json()["models"]
-    assert [m["name"] for m in models] == ["models/emulator-vision", "models/emulator-text"]
+    assert [m["name"] for m in models] == [
+        "models/emulator-vision",
+        "models/emulator-text",
+        "models/gemini-2.5-flash-image",
+    ]
     error_of(
         post(client, body(), "/gemini/v1beta/models/emulator-vision:countWords"), 404, "NOT_FOUND"
     )
@@ -498,3 +503,53 @@ def test_sdk_function_calling(sdk: genai.Client) -> None:
     )
     assert answer.function_calls is not None
     assert [(c.name, c.args) for c in answer.function_calls] == [("lookup", {"text": "Find it."})]
+
+
+IMAGE_URL = "/gemini/v1beta/models/gemini-2.5-flash-image:generateContent"
+
+
+def test_an_image_model_answers_with_a_png_of_what_was_asked(client: TestClient) -> None:
+    payload = body(
+        user(text="A blue whale"), generationConfig={"responseModalities": ["TEXT", "IMAGE"]}
+    )
+    answer = post(client, payload, IMAGE_URL).json()
+    parts = answer["candidates"][0]["content"]["parts"]
+    assert "A blue whale" in parts[0]["text"]
+    blob = parts[1]["inlineData"]
+    assert blob["mimeType"] == "image/png"
+    assert base64.b64decode(blob["data"], validate=True) == draw_picture("A blue whale")
+    image = {"modality": "IMAGE", "tokenCount": gemini.PICTURE_TOKENS}
+    assert image in answer["usageMetadata"]["candidatesTokensDetails"]
+    # The answer is what google-genai reads as a GenerateContentResponse with inline bytes.
+    parsed = types.GenerateContentResponse.model_validate(answer)
+    assert parsed.candidates and parsed.candidates[0].content
+    assert parsed.candidates[0].content.parts
+    assert parsed.candidates[0].content.parts[1].inline_data
+
+
+def test_images_only_and_streams(client: TestClient) -> None:
+    only = post(client, body(generationConfig={"responseModalities": ["IMAGE"]}), IMAGE_URL)
+    parts = only.json()["candidates"][0]["content"]["parts"]
+    assert [list(p) for p in parts] == [["inlineData"]]
+    raw = client.post(
+        IMAGE_URL.replace("generateContent", "streamGenerateContent") + "?alt=sse",
+        json=body(),
+        headers=AUTH,
+    ).content
+    chunks = sse_chunks(raw)
+    blobs = [
+        p
+        for c in chunks
+        for p in c["candidates"][0]["content"].get("parts", [])
+        if "inlineData" in p
+    ]
+    assert len(blobs) == 1 and "inlineData" in chunks[-1]["candidates"][0]["content"]["parts"][-1]
+
+
+def test_a_text_model_refuses_image_output(client: TestClient) -> None:
+    for modality in ("IMAGE", "AUDIO"):
+        payload = body(generationConfig={"responseModalities": ["TEXT", modality]})
+        error = error_of(post(client, payload), 400, "INVALID_ARGUMENT")
+        assert "response modalities" in error["message"]
+    bad = body(generationConfig={"responseModalities": ["PICTURE"]})
+    error_of(post(client, bad, IMAGE_URL), 400, "INVALID_ARGUMENT")

@@ -139,3 +139,16 @@ def test_a_lookup_gives_the_same_answer_the_second_time() -> None:
     assert table.price("claude", "us.anthropic.claude-sonnet-4-5-20250929-v1:0") == first
     # A different upstream under the same public name is looked up on its own.
     assert table.price("claude", "claude-opus-4-5") == BUILTIN_PRICES["claude-opus-4-5"]
+
+
+def test_images_a_model_makes_are_charged_at_the_output_image_price() -> None:
+    from aperture.governance.prices import PriceTable
+
+    price = PriceTable().price("gpt-image-1")
+    assert price is not None
+    # 100 text tokens in at $5/M, 1056 image tokens out at $40/M.
+    assert price.cost_micros(100, 1056, 0, 1056) == 500 + 42240
+    gemini = PriceTable().price("draw", "gemini-2.5-flash-image")
+    assert gemini is not None
+    # 20 text tokens out at $2.50/M and 1290 image tokens out at $30/M.
+    assert gemini.cost_micros(0, 1310, 0, 1290) == 50 + 38700

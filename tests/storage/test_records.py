@@ -32,6 +32,7 @@ AUDIT_FIELDS = (
     # Not in INTERFACES.md's list: the governance issue asks for findings in the audit
     # event (which check fired, its action and field, never the matched value).
     "findings",
+    "generated_images",
 )
 
 
@@ -98,7 +99,8 @@ def test_no_audit_field_can_hold_bytes() -> None:
         return found
 
     found = kinds(msgspec.inspect.type_info(AuditEvent))
-    assert found.count(msgspec.inspect.StructType) == 4  # it reached usage, images, findings
+    # it reached usage, images, findings, generated images
+    assert found.count(msgspec.inspect.StructType) == 5
     # Free-form types (Any, dicts, raw JSON) could smuggle anything in, so none exist either.
     loose = (
         msgspec.inspect.BytesType,

@@ -1,4 +1,5 @@
-"""Chat endpoints: ``POST /v1/chat/completions``, ``POST /v1/messages`` and ``POST /c1/chat``.
+"""Chat endpoints: ``POST /v1/chat/completions``, ``POST /v1/messages`` and ``POST /c1/chat``,
+and the Images API (``POST /v1/images/generations``, ``/v1/images/edits``), run the same way.
 
 Each is parse -> run -> render: the dialect decides parse and render, the pipeline's exchange
 runs the request there and back (stages, dispatch, after-steps); the endpoint ends the exchange
@@ -26,6 +27,7 @@ from aperture.api.streaming import SseResponse
 from aperture.dialects.anthropic import outbound as anthropic_outbound
 from aperture.dialects.anthropic.inbound import parse_messages_request
 from aperture.dialects.c1.inbound import parse_c1_request
+from aperture.dialects.openai import images as images_dialect
 from aperture.dialects.openai import outbound
 from aperture.dialects.openai.inbound import parse_chat_request
 from aperture.errors import GatewayError
@@ -34,7 +36,16 @@ from aperture.model.locator import FieldLocator
 from aperture.pipeline import AnswerStream, Exchange, StreamRenderer
 from aperture.services import Services
 
-__all__ = ["ANTHROPIC", "C1", "OPENAI", "ClientDialect", "chat_endpoint", "new_request_id"]
+__all__ = [
+    "ANTHROPIC",
+    "C1",
+    "IMAGE_EDITS",
+    "IMAGE_GENERATIONS",
+    "OPENAI",
+    "ClientDialect",
+    "chat_endpoint",
+    "new_request_id",
+]
 
 
 class ClientDialect(NamedTuple):
@@ -45,6 +56,8 @@ class ClientDialect(NamedTuple):
     render_response: Callable[[ChatResponse, str], bytes]
     stream_renderer: Callable[[str, int, str, bool], StreamRenderer]
     render_error: Callable[[GatewayError], bytes]
+    parse_form: Callable[[bytes, str], tuple[ChatRequest, FieldLocator]] | None = None
+    """Set for bodies whose reading needs their Content-Type (multipart): used over ``parse``."""
 
 
 def _openai_stream(id: str, created: int, model: str, include_usage: bool) -> StreamRenderer:
@@ -75,6 +88,27 @@ ANTHROPIC = ClientDialect(
 )
 
 
+def _no_form(body: bytes) -> tuple[ChatRequest, FieldLocator]:
+    raise AssertionError("parse_form reads this dialect")  # pragma: no cover
+
+
+IMAGE_GENERATIONS = ClientDialect(
+    "openai-images",
+    images_dialect.parse_generation_request,
+    images_dialect.render_images,
+    _openai_stream,  # never used: image requests refuse stream
+    outbound.render_error,
+)
+IMAGE_EDITS = ClientDialect(
+    "openai-images",
+    _no_form,
+    images_dialect.render_images,
+    _openai_stream,
+    outbound.render_error,
+    parse_form=images_dialect.parse_edit_request,
+)
+
+
 def new_request_id() -> str:
     return f"req_{secrets.token_hex(12)}"
 
@@ -94,7 +128,11 @@ def chat_endpoint(dialect: ClientDialect) -> Callable[[Request], Awaitable[Respo
             exchange.ctx.principal = await authenticate(request, services)
             body = await read_body(request, services.settings.server.max_body_bytes)
             read = True
-            chat, locator = dialect.parse(body)
+            if dialect.parse_form is not None:
+                content_type = request.headers.get("content-type", "")
+                chat, locator = dialect.parse_form(body, content_type)
+            else:
+                chat, locator = dialect.parse(body)
             del body  # the raw bytes are no longer needed; big images live in `chat` now
             # From here the client can only leave: every wait below ends when it does.
             return await unless_departed(

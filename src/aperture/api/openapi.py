@@ -13,6 +13,7 @@ import msgspec
 from aperture import __version__
 from aperture.dialects.anthropic.wire import MessagesRequest
 from aperture.dialects.c1.inbound import C1ChatRequest
+from aperture.dialects.openai.images import ImageGenerationRequest
 from aperture.dialects.openai.wire import ChatCompletionRequest
 from aperture.settings import ModelSettings, RouteSettings
 
@@ -92,6 +93,8 @@ def public_document() -> dict[str, Any]:
             ("post", "/v1/chat/completions", "OpenAI Chat Completions", ChatCompletionRequest),
             ("post", "/v1/messages", "Anthropic Messages", MessagesRequest),
             ("post", "/c1/chat", "One message and an images array", C1ChatRequest),
+            ("post", "/v1/images/generations", "OpenAI Images: generate", ImageGenerationRequest),
+            ("post", "/v1/images/edits", "OpenAI Images: edit (multipart/form-data)", None),
             ("get", "/v1/models", "Models; ?include_meta=true adds capabilities", None),
             ("get", "/healthz", "Liveness", None),
             ("get", "/readyz", "Readiness", None),

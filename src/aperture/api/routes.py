@@ -10,7 +10,14 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
-from aperture.api.chat import ANTHROPIC, C1, OPENAI, chat_endpoint
+from aperture.api.chat import (
+    ANTHROPIC,
+    C1,
+    IMAGE_EDITS,
+    IMAGE_GENERATIONS,
+    OPENAI,
+    chat_endpoint,
+)
 from aperture.api.health import healthz, metrics_endpoint, readyz
 from aperture.api.models import list_models
 from aperture.api.openapi import public_document
@@ -29,6 +36,8 @@ def direct_routes() -> dict[str, Endpoint]:
         "/chat/completions": chat_endpoint(OPENAI),
         "/c1/chat": chat_endpoint(C1),
         "/v1/messages": chat_endpoint(ANTHROPIC),
+        "/v1/images/generations": chat_endpoint(IMAGE_GENERATIONS),
+        "/v1/images/edits": chat_endpoint(IMAGE_EDITS),
     }
 
 

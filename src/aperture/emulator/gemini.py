@@ -13,6 +13,11 @@ URL (the google-genai SDK's ``http_options.base_url``) and the endpoints are
   tokens follow Gemini 2.x (``gemini_request.image_tokens``). ``toolConfig`` mode ANY
   answers with a ``functionCall``; ``responseMimeType: application/json`` with the JSON answer;
   ``maxOutputTokens`` cuts words (``MAX_TOKENS``), ``stopSequences`` cut text (``STOP``).
+- Image models (a name with ``-image``, such as ``gemini-2.5-flash-image``) answer with the
+  sentence and an ``inlineData`` PNG that says what was asked (``drawing.draw_picture``),
+  ``PICTURE_TOKENS`` output tokens each, reported under ``candidatesTokensDetails``;
+  ``responseModalities: ["IMAGE"]`` leaves the text out. Other models refuse IMAGE (and
+  AUDIO) in ``responseModalities`` with Google's 400.
 - Streams: ``alt=sse`` gives SSE ``data:`` events (CRLF-separated, as Google sends them) and no
   terminator; without it, one JSON array streamed piece by piece, as the REST API does.
 - Faults (``x-emulator-fault``): ``status=429`` is RESOURCE_EXHAUSTED with a per-minute
@@ -30,6 +35,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import msgspec
+import pybase64
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
@@ -42,13 +48,16 @@ from aperture.emulator.describe import (
     truncate_words,
     word_count,
 )
+from aperture.emulator.drawing import draw_picture
 from aperture.emulator.faults import FAULT_HEADER, FaultScript, parse_faults
 from aperture.emulator.gemini_errors import GoogleError, invalid
 from aperture.emulator.gemini_request import GenerateRequest, parse_generate_request
 
 __all__ = ["MIDSTREAM_CHUNKS", "MODELS", "RECEIVED_HEADER", "build_reply", "routes"]
 
-MODELS = ("emulator-vision", "emulator-text")
+MODELS = ("emulator-vision", "emulator-text", "gemini-2.5-flash-image")
+# What gemini-2.5-flash-image charges for one 1024x1024 picture (ai.google.dev pricing).
+PICTURE_TOKENS = 1290
 RECEIVED_HEADER = "x-emulator-received"
 VERSIONS = ("v1beta", "v1alpha", "v1")
 METHODS = ("generateContent", "streamGenerateContent")
@@ -114,12 +123,17 @@ class Reply:
     call: dict[str, object] | None
     finish_reason: str
     output_tokens: int
+    picture: str | None = None
+    """The base64 PNG an image model drew, sent after the text (in a stream's last chunk)."""
 
-    def parts(self, text: str | None = None) -> list[dict[str, object]]:
+    def parts(self, text: str | None = None, *, last: bool = True) -> list[dict[str, object]]:
         if self.call is not None:
             return [{"functionCall": self.call}]
         text = self.text if text is None else text
-        return [{"text": text}] if text else []
+        parts: list[dict[str, object]] = [{"text": text}] if text else []
+        if last and self.picture is not None:
+            parts.append({"inlineData": {"mimeType": "image/png", "data": self.picture}})
+        return parts
 
 
 def routes() -> list[BaseRoute]:
@@ -200,7 +214,11 @@ def build_reply(parsed: GenerateRequest) -> Reply:
     if hits:
         text = text[: min(hits)]
     text, cut = truncate_words(text, settings.max_output_tokens)
-    return Reply(text, None, "MAX_TOKENS" if cut else "STOP", word_count(text))
+    if not parsed.draws:
+        return Reply(text, None, "MAX_TOKENS" if cut else "STOP", word_count(text))
+    picture = pybase64.b64encode(draw_picture(seen.asked)).decode("ascii")
+    words = word_count(text) if parsed.text_out else 0
+    return Reply(text if parsed.text_out else None, None, "STOP", words + PICTURE_TOKENS, picture)
 
 
 def response_chunk(
@@ -226,7 +244,11 @@ def response_chunk(
     tokens = reply.output_tokens if output_tokens is None else output_tokens
     return {
         "candidates": candidates,
-        "usageMetadata": _usage(parsed, tokens * parsed.settings.candidate_count),
+        "usageMetadata": _usage(
+            parsed,
+            tokens * parsed.settings.candidate_count,
+            PICTURE_TOKENS * parsed.settings.candidate_count if reply.picture and final else 0,
+        ),
         "modelVersion": model,
         "responseId": response_id,
     }
@@ -238,6 +260,7 @@ def response_chunks(
     """The stream: one chunk per word (usage running), the last with the finish reason."""
     if reply.call is not None or not reply.text:
         return [response_chunk(parsed, reply, model, response_id, reply.parts(), final=True)]
+    drawn = PICTURE_TOKENS if reply.picture else 0
     pieces = stream_pieces(reply.text)
     chunks = []
     for n, piece in enumerate(pieces, 1):
@@ -247,9 +270,9 @@ def response_chunks(
                 reply,
                 model,
                 response_id,
-                reply.parts(piece),
+                reply.parts(piece, last=n == len(pieces)),
                 final=n == len(pieces),
-                output_tokens=word_count("".join(pieces[:n])),
+                output_tokens=word_count("".join(pieces[:n])) + (drawn if n == len(pieces) else 0),
             )
         )
     return chunks
@@ -272,19 +295,26 @@ async def stream(
         yield b"]"
 
 
-def _usage(parsed: GenerateRequest, output_tokens: int) -> dict[str, object]:
+def _usage(parsed: GenerateRequest, output_tokens: int, picture_tokens: int) -> dict[str, object]:
     prompt = parsed.prompt_tokens
     details: list[dict[str, object]] = [
         {"modality": "TEXT", "tokenCount": prompt - parsed.image_tokens}
     ]
     if parsed.image_tokens:
         details.append({"modality": "IMAGE", "tokenCount": parsed.image_tokens})
-    return {
+    usage: dict[str, object] = {
         "promptTokenCount": prompt,
         "candidatesTokenCount": output_tokens,
         "totalTokenCount": prompt + output_tokens,
         "promptTokensDetails": details,
     }
+    if picture_tokens:
+        # As Gemini reports an image model's answer: the picture's tokens apart from the text's.
+        usage["candidatesTokensDetails"] = [
+            {"modality": "TEXT", "tokenCount": output_tokens - picture_tokens},
+            {"modality": "IMAGE", "tokenCount": picture_tokens},
+        ]
+    return usage
 
 
 def received_header(parsed: GenerateRequest) -> str:

@@ -77,6 +77,8 @@ SCHEMA_FIELDS = frozenset(
 SCHEMA_TYPES = frozenset(
     {"TYPE_UNSPECIFIED", "STRING", "NUMBER", "INTEGER", "BOOLEAN", "ARRAY", "OBJECT", "NULL"}
 )
+MODALITIES = frozenset({"MODALITY_UNSPECIFIED", "TEXT", "IMAGE", "AUDIO"})
+"""google.ai.generativelanguage GenerationConfig.Modality."""
 MEDIA_RESOLUTIONS = frozenset(
     {
         "MEDIA_RESOLUTION_UNSPECIFIED",
@@ -114,6 +116,8 @@ class Settings:
     json_mode: bool = False
     candidate_count: int = 1
     media_resolution: str | None = None
+    modalities: tuple[str, ...] = ()
+    """``responseModalities`` as sent (``TEXT``, ``IMAGE``, ``AUDIO``); empty when unset."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +208,19 @@ def read_generation_config(value: object) -> Settings:
         json_mode=_response_format(config),
         candidate_count=count,
         media_resolution=_media_resolution(config.get("mediaResolution")),
+        modalities=_modalities(config.get("responseModalities")),
     )
+
+
+def _modalities(value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise invalid_value("generationConfig.responseModalities", "TYPE_ENUM", value)
+    for k, item in enumerate(value):
+        if item not in MODALITIES:
+            raise invalid_value(f"generationConfig.responseModalities[{k}]", "TYPE_ENUM", item)
+    return tuple(str(item) for item in value)
 
 
 def _stop_sequences(value: object) -> tuple[str, ...]:

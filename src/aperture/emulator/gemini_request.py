@@ -39,6 +39,7 @@ __all__ = [
     "REQUEST_FIELDS",
     "GenerateRequest",
     "image_tokens",
+    "is_image_model",
     "parse_generate_request",
 ]
 
@@ -95,6 +96,15 @@ class GenerateRequest:
     settings: Settings
     tool_name: str | None
     """Set when ``toolConfig`` forces a call (``mode: ANY``): the function the answer calls."""
+    draws: bool = False
+    """An image model asked (or by default) to answer with an image as well."""
+    text_out: bool = True
+    """Whether the answer holds text: not when ``responseModalities`` is ``["IMAGE"]``."""
+
+
+def is_image_model(model: str) -> bool:
+    """Gemini's image models (``gemini-2.5-flash-image``, ``gemini-3-pro-image-preview``...)."""
+    return "-image" in model.lower()
 
 
 @dataclass(slots=True)
@@ -144,6 +154,12 @@ def parse_generate_request(body: bytes, model: str) -> GenerateRequest:
     if collector.images and "text" in model.lower():
         raise invalid(f"Image input modality is not enabled for models/{model}")
     tool_name = read_tools(data.get("tools"), data.get("toolConfig")).forced
+    modalities = settings.modalities
+    if "AUDIO" in modalities or ("IMAGE" in modalities and not is_image_model(model)):
+        asked = "audio" if "AUDIO" in modalities else "image"
+        raise invalid(f"Model does not support the requested response modalities: {asked}")
+    # An image model answers with text and an image unless told otherwise.
+    draws = is_image_model(model) and (not modalities or "IMAGE" in modalities)
     seen = Seen(
         images=tuple(collector.images),
         asked=collector.asked,
@@ -157,6 +173,8 @@ def parse_generate_request(body: bytes, model: str) -> GenerateRequest:
         image_tokens=images,
         settings=settings,
         tool_name=tool_name,
+        draws=draws and tool_name is None,
+        text_out=not modalities or "TEXT" in modalities or not draws,
     )
 
 

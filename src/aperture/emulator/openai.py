@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import msgspec
@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
+from aperture.emulator import openai_images
 from aperture.emulator.describe import (
     Seen,
     describe,
@@ -81,6 +82,8 @@ def routes() -> list[BaseRoute]:
     return [
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
         Route("/v1/models", list_models, methods=["GET"]),
+        Route("/v1/images/generations", _authorized(openai_images.generations), methods=["POST"]),
+        Route("/v1/images/edits", _authorized(openai_images.edits), methods=["POST"]),
         # OpenAI answers unknown paths and wrong methods with its envelope, not a bare 404.
         Route("/{path:path}", unknown_url, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     ]
@@ -259,6 +262,23 @@ def _json(body: object, *, status: int = 200, headers: dict[str, str] | None = N
         headers=headers,
         media_type="application/json",
     )
+
+
+def _authorized(
+    endpoint: Callable[[Request], Awaitable[Response]],
+) -> Callable[[Request], Awaitable[Response]]:
+    async def checked(request: Request) -> Response:
+        try:
+            _authorize(request)
+            faults = _read_faults(request)
+            scripted = _scripted_error(faults)
+            if scripted is not None:
+                raise scripted
+        except OpenAIError as error:
+            return error_response(error)
+        return await endpoint(request)
+
+    return checked
 
 
 def _authorize(request: Request) -> None:

@@ -21,21 +21,33 @@ __all__ = ["BUILTIN_PRICES", "Price", "PriceTable"]
 
 
 class Price(msgspec.Struct, frozen=True):
-    """USD per million tokens: input (text), output, and input image tokens."""
+    """USD per million tokens: input (text), output, input image tokens, and output image
+    tokens (the images a model makes; ``output`` when None)."""
 
     input: float
     output: float
     image: float
+    output_image: float | None = None
 
-    def cost_micros(self, prompt_tokens: int, completion_tokens: int, image_tokens: int) -> int:
+    def cost_micros(
+        self,
+        prompt_tokens: int,
+        completion_tokens: int,
+        image_tokens: int,
+        output_image_tokens: int = 0,
+    ) -> int:
         """The cost in micro-dollars, rounded up: USD per million tokens is micro-dollars per
-        token, so no float ever holds a sum of money."""
+        token, so no float ever holds a sum of money. ``output_image_tokens`` are the part of
+        ``completion_tokens`` that made images, at ``output_image``."""
         image_tokens = min(max(image_tokens, 0), max(prompt_tokens, 0))
         text_tokens = max(prompt_tokens - image_tokens, 0)
+        made = min(max(output_image_tokens, 0), max(completion_tokens, 0))
+        output_image = self.output if self.output_image is None else self.output_image
         exact = (
             text_tokens * self.input
             + image_tokens * self.image
-            + max(completion_tokens, 0) * self.output
+            + (max(completion_tokens, 0) - made) * self.output
+            + made * output_image
         )
         # Rounded to a nano-dollar first: 20 × 0.15 is 3.0000000000000004 in binary floats,
         # which is 3 micro-dollars, not 4.
@@ -79,6 +91,10 @@ BUILTIN_PRICES: dict[str, Price] = {
     "grok-4": _p(3.00, 15.00),
     "deepseek-chat": _p(0.27, 1.10),
     "deepseek-reasoner": _p(0.55, 2.19),
+    # Image models: input text, output text, input image, output image (list prices).
+    "gpt-image-1": Price(5.00, 10.00, 10.00, 40.00),
+    "gpt-image-1-mini": Price(2.00, 8.00, 2.50, 8.00),
+    "gemini-2.5-flash-image": Price(0.30, 2.50, 0.30, 30.00),
 }
 
 # Bedrock ids carry a vendor prefix and a version suffix around the model's own name.
@@ -96,6 +112,7 @@ class PriceTable:
                     entry.input,
                     entry.output,
                     entry.input if entry.image is None else entry.image,
+                    entry.output_image,
                 ),
             )
             for entry in overrides

@@ -6,6 +6,7 @@ from aperture.model.chat import (
     Detail,
     File,
     Image,
+    ImageTask,
     InlineImage,
     Message,
     NamedToolChoice,
@@ -18,7 +19,7 @@ from aperture.model.chat import (
     ToolChoice,
     Video,
 )
-from aperture.model.response import ChatResponse, Choice, FinishReason, Usage
+from aperture.model.response import ChatResponse, Choice, FinishReason, GeneratedImage, Usage
 from aperture.model.stream import Delta, Finish, StreamEvent, ToolCallDelta, UsageReport
 from aperture.model.target import Target
 
@@ -32,7 +33,9 @@ __all__ = [
     "File",
     "Finish",
     "FinishReason",
+    "GeneratedImage",
     "Image",
+    "ImageTask",
     "InlineImage",
     "Message",
     "NamedToolChoice",

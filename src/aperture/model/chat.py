@@ -12,6 +12,7 @@ __all__ = [
     "Detail",
     "File",
     "Image",
+    "ImageTask",
     "InlineImage",
     "Message",
     "NamedToolChoice",
@@ -130,6 +131,27 @@ class ResponseFormat(msgspec.Struct, frozen=True):
     json_schema: dict[str, Any] | None = None
 
 
+class ImageTask(msgspec.Struct, frozen=True):
+    """A request to make images (``/v1/images/generations`` and ``/edits``), not to chat.
+
+    The prompt is also the request's user text and the images to edit its image parts (so
+    intake, policy and capabilities see them like any other); with ``mask`` the last image
+    part is the mask. Adapters of image APIs (OpenAI's) build their own call from it; chat
+    adapters of image models (Gemini's) just answer the message with images.
+    """
+
+    prompt: str
+    edit: bool = False
+    mask: bool = False
+    size: str | None = None
+    quality: str | None = None
+    background: str | None = None
+    output_format: str | None = None
+    output_compression: int | None = None
+    moderation: str | None = None
+    input_fidelity: str | None = None
+
+
 class ChatRequest(msgspec.Struct, frozen=True):
     """A chat request after parsing, whatever dialect it arrived in.
 
@@ -155,6 +177,25 @@ class ChatRequest(msgspec.Struct, frozen=True):
     stream: bool = False
     include_usage: bool = False
     extra: dict[str, msgspec.Raw] = msgspec.field(default_factory=dict)
+    image_task: ImageTask | None = None
+
+    def modalities(self) -> tuple[str, ...]:
+        """What the client asked the answer to hold (OpenAI's ``modalities``, kept in
+        ``extra`` so an OpenAI-wire upstream still receives it as sent); ``()`` when unasked."""
+        raw = self.extra.get("modalities")
+        if raw is None:
+            return ()
+        try:
+            value = msgspec.json.decode(raw)
+        except msgspec.DecodeError:
+            return ()
+        if not isinstance(value, list):
+            return ()
+        return tuple(v for v in value if isinstance(v, str))
+
+    @property
+    def wants_images(self) -> bool:
+        return self.image_task is not None or "image" in self.modalities()
 
     def images(self) -> list[tuple[int, int, Image]]:
         """Every image with the indexes of its message and part, in request order."""

@@ -8,9 +8,23 @@ import msgspec
 
 from aperture.model.chat import ToolCall
 
-__all__ = ["ChatResponse", "Choice", "FinishReason", "Usage"]
+__all__ = ["ChatResponse", "Choice", "FinishReason", "GeneratedImage", "Usage"]
 
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "function_call"]
+
+
+class GeneratedImage(msgspec.Struct, frozen=True):
+    """An image the model made: its MIME type and its bytes as (standard) base64.
+
+    Kept as the base64 the provider sent, so relaying it to the client never decodes it.
+    """
+
+    mime: str
+    data: str
+
+    @property
+    def data_uri(self) -> str:
+        return f"data:{self.mime};base64,{self.data}"
 
 
 class Usage(msgspec.Struct, frozen=True):
@@ -19,6 +33,8 @@ class Usage(msgspec.Struct, frozen=True):
     image_tokens: int | None = None
     cached_tokens: int | None = None
     reasoning_tokens: int | None = None
+    output_image_tokens: int | None = None
+    """Of ``completion_tokens``, those the provider counts as image output (priced apart)."""
 
     @property
     def total_tokens(self) -> int:
@@ -31,6 +47,7 @@ class Choice(msgspec.Struct, frozen=True):
     tool_calls: tuple[ToolCall, ...] | None = None
     refusal: str | None = None
     finish_reason: FinishReason | None = None
+    images: tuple[GeneratedImage, ...] | None = None
 
 
 class ChatResponse(msgspec.Struct, frozen=True):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from aperture.model.response import FinishReason, Usage
+from aperture.model.response import FinishReason, GeneratedImage, Usage
 
 __all__ = ["Delta", "Finish", "StreamEvent", "ToolCallDelta", "UsageReport"]
 
@@ -24,6 +24,8 @@ class Delta(msgspec.Struct, frozen=True, tag="delta"):
     content: str | None = None
     refusal: str | None = None
     tool_calls: tuple[ToolCallDelta, ...] | None = None
+    images: tuple[GeneratedImage, ...] | None = None
+    """Whole images the model made: providers send each in one piece, never in fragments."""
 
 
 class Finish(msgspec.Struct, frozen=True, tag="finish"):

@@ -102,8 +102,11 @@ class Admission(After):
         upstream = target.upstream_model if target else None
         price = self._prices.price(model, upstream) if model else None
         image = attempt.reported_image_tokens or (attempt.image_tokens if ctx.images else 0)
+        made = usage.output_image_tokens or 0
         amount = (
-            price.cost_micros(usage.prompt_tokens, usage.completion_tokens, image) if price else 0
+            price.cost_micros(usage.prompt_tokens, usage.completion_tokens, image, made)
+            if price
+            else 0
         )
         row = UsageRow(
             request_id=ctx.request_id,

@@ -1,6 +1,7 @@
 """Stage: never send a model input it cannot take; reject before any upstream call.
 
-A request needing vision, audio, video or tools keeps only the targets whose model has the
+A request needing vision, audio, video, tools or image output (``modalities`` with
+``image``) keeps only the targets whose model has the
 capability; when none is left, the client gets ``unsupported_capability`` naming the models
 that have it.
 """
@@ -33,6 +34,8 @@ def needed_capabilities(request: ChatRequest) -> dict[str, tuple[str, str]]:
             need = _NEEDS.get(type(part))
             if need is not None and need[0] not in needed:
                 needed[need[0]] = (need[1], f"{m}:{p}")
+    if request.wants_images:
+        needed["image_output"] = ("requests for image output", "modalities")
     if request.tools and request.tool_choice != "none":
         needed["tools"] = ("tools", "tools")
     return needed

@@ -18,7 +18,7 @@ import anyio
 from aperture.governance.budgets import Hold
 from aperture.governance.keys import Principal
 from aperture.governance.ratelimit import Ticket
-from aperture.model import InlineImage, Target, Usage
+from aperture.model import GeneratedImage, InlineImage, Target, Usage
 from aperture.model.locator import FieldLocator, OpenAILocator
 from aperture.routing.catalog import Resolution, TargetOption
 from aperture.storage.records import AuditFinding
@@ -108,6 +108,8 @@ class Attempt:
     usage: Usage | None = None
     reported_image_tokens: int | None = None
     """What the provider said the images cost, when it says (to compare with the estimate)."""
+    generated: tuple[GeneratedImage, ...] = ()
+    """The images the answer carried, described (never stored) by the audit."""
     streamed_chars: int = 0
     """Characters of answer text relayed so far (a disconnected stream's output estimate)."""
 

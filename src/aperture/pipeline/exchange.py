@@ -16,7 +16,15 @@ from typing import Protocol, TypeVar
 import anyio
 
 from aperture.errors import GatewayError, ShuttingDownError
-from aperture.model import ChatRequest, ChatResponse, Delta, StreamEvent, Usage, UsageReport
+from aperture.model import (
+    ChatRequest,
+    ChatResponse,
+    Delta,
+    GeneratedImage,
+    StreamEvent,
+    Usage,
+    UsageReport,
+)
 from aperture.model.locator import FieldLocator
 from aperture.pipeline.attempts import RequestAttempts
 from aperture.pipeline.context import Attempt, Outcome, RequestContext
@@ -89,6 +97,7 @@ class Exchange:
         self._usage: Usage | None = None
         self._reported: int | None = None
         self._streamed_chars = 0
+        self._generated: list[GeneratedImage] = []
         self._ended = False
 
     async def run(self, request: ChatRequest, locator: FieldLocator) -> ChatResponse | AnswerStream:
@@ -113,6 +122,8 @@ class Exchange:
         self._usage = response.usage
         if response.usage is not None:
             self._reported = response.usage.image_tokens
+        for choice in response.choices:
+            self._generated.extend(choice.images or ())
         for after in self._afters():
             response = await after.answer(ctx, response)
         return response
@@ -131,6 +142,7 @@ class Exchange:
             usage=self._usage,
             reported_image_tokens=self._reported,
             streamed_chars=self._streamed_chars,
+            generated=tuple(self._generated),
         )
 
     async def end(self, status: int, code: str | None) -> None:
@@ -194,8 +206,11 @@ class Exchange:
         if isinstance(event, UsageReport):
             self._usage = event.usage
             self._reported = event.usage.image_tokens
-        elif isinstance(event, Delta) and event.content:
-            self._streamed_chars += len(event.content)
+        elif isinstance(event, Delta):
+            if event.content:
+                self._streamed_chars += len(event.content)
+            if event.images:
+                self._generated.extend(event.images)
 
 
 class AnswerStream:

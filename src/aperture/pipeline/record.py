@@ -8,16 +8,21 @@ its usage and audit recorded and no hashing or writing ever delays an answer.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import logging
 import time
 from typing import Any
 
+import pybase64
+
 from aperture.metrics import Metrics
-from aperture.model import ChatRequest, Text
-from aperture.pipeline.context import Outcome, RequestContext
+from aperture.model import ChatRequest, GeneratedImage, Text
+from aperture.pipeline.context import Attempt, Outcome, RequestContext
 from aperture.pipeline.step import After
 from aperture.storage import AuditEvent, AuditImage, AuditUsage, audit_time
 from aperture.storage.audit_writer import AuditWriter
+from aperture.storage.records import AuditGeneratedImage
 
 __all__ = ["Record", "image_descriptors", "text_portions"]
 
@@ -57,6 +62,23 @@ async def image_descriptors(ctx: RequestContext) -> list[dict[str, Any]]:
     return descriptors
 
 
+async def generated_descriptors(attempt: Attempt) -> list[dict[str, Any]]:
+    """sha256, type and size of every image the answer carried; hashed off the event loop."""
+    if not attempt.generated:
+        return []
+    return await asyncio.to_thread(_describe_generated, attempt.generated)
+
+
+def _describe_generated(images: tuple[GeneratedImage, ...]) -> list[dict[str, Any]]:
+    out = []
+    for image in images:
+        data = pybase64.b64decode(image.data)
+        out.append(
+            {"sha256": hashlib.sha256(data).hexdigest(), "mime": image.mime, "bytes": len(data)}
+        )
+    return out
+
+
 class Record(After):
     """Log, audit and count each request's outcome: metadata only, never bytes or secrets."""
 
@@ -68,8 +90,9 @@ class Record(After):
         elapsed_s = time.perf_counter() - ctx.started
         latency_ms = round(elapsed_s * 1000, 2)
         images = await image_descriptors(ctx)
+        generated = await generated_descriptors(outcome.attempt)
         if self._audit is not None:
-            self._audit.submit(_audit_event(ctx, outcome, latency_ms, images))
+            self._audit.submit(_audit_event(ctx, outcome, latency_ms, images, generated))
         if self._metrics is not None:
             _count(self._metrics, ctx, outcome, elapsed_s)
         if not log.isEnabledFor(logging.INFO):
@@ -86,6 +109,7 @@ class Record(After):
                 "error_code": outcome.code,
                 "latency_ms": latency_ms,
                 "images": images,
+                "generated_images": generated or None,
                 "image_tokens_estimate": attempt.image_tokens if ctx.images else None,
                 "image_tokens_reported": attempt.reported_image_tokens,
             },
@@ -109,7 +133,11 @@ def _count(metrics: Metrics, ctx: RequestContext, outcome: Outcome, elapsed_s: f
 
 
 def _audit_event(
-    ctx: RequestContext, outcome: Outcome, latency_ms: float, images: list[dict[str, Any]]
+    ctx: RequestContext,
+    outcome: Outcome,
+    latency_ms: float,
+    images: list[dict[str, Any]],
+    generated: list[dict[str, Any]],
 ) -> AuditEvent:
     attempt = outcome.attempt
     usage, target = attempt.usage, attempt.target
@@ -134,5 +162,6 @@ def _audit_event(
         latency_ms=latency_ms,
         text=ctx.texts,
         images=tuple(AuditImage(**image) for image in images),
+        generated_images=tuple(AuditGeneratedImage(**image) for image in generated),
         findings=tuple(ctx.findings),
     )

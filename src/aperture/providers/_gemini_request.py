@@ -32,6 +32,10 @@ Translation choices, in one place:
   required → ANY, a named tool → ANY with ``allowedFunctionNames``). ``n`` becomes
   ``candidateCount``. ``user`` and ``parallel_tool_calls`` have no Gemini equivalent and are
   dropped.
+- ``modalities`` (OpenAI's, kept in ``extra``) asking for ``image`` sets
+  ``generationConfig.responseModalities`` to ``["TEXT", "IMAGE"]`` (``["IMAGE"]`` when the
+  client asked for images alone), which Gemini's image models answer with ``inlineData``
+  image parts.
 - ``extra`` (top-level fields the client dialect does not model) is NOT forwarded: those are
   OpenAI-dialect extras, and Gemini answers unknown fields with a 400 INVALID_ARGUMENT.
 """
@@ -118,6 +122,12 @@ class _Builder:
 
 def build_body(request: ChatRequest) -> dict[str, Any]:
     """The JSON body for ``request`` (the URL, which depends on ``stream``, is the caller's)."""
+    task = request.image_task
+    if task is not None and task.mask:
+        raise UnsupportedCapabilityError(
+            "Gemini image models edit from the prompt and take no mask; leave the mask out.",
+            param="mask",
+        )
     builder = _Builder()
     for i, message in enumerate(request.messages):
         _message(builder, message, i)
@@ -304,6 +314,12 @@ def _generation_config(request: ChatRequest, details: list[str | None]) -> dict[
     if request.stop:
         config["stopSequences"] = list(request.stop)
     config.update(_response_format(request.response_format))
+    modalities = request.modalities()
+    if request.image_task is not None:
+        # The Images API answers with images only.
+        config["responseModalities"] = ["IMAGE"]
+    elif "image" in modalities:
+        config["responseModalities"] = ["TEXT", "IMAGE"] if "text" in modalities else ["IMAGE"]
     if "high" in details:
         config["mediaResolution"] = "MEDIA_RESOLUTION_HIGH"
     elif details and all(detail == "low" for detail in details):

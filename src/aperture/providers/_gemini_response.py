@@ -26,7 +26,7 @@ from typing import Any
 import msgspec
 
 from aperture.errors import UpstreamError
-from aperture.model import Choice, FinishReason, Target, ToolCall, Usage
+from aperture.model import Choice, FinishReason, GeneratedImage, Target, ToolCall, Usage
 from aperture.providers._gemini_request import tool_call_id
 from aperture.providers._status import ErrorClass, body_text, classify_status, malformed
 
@@ -98,10 +98,16 @@ class GeminiFunctionCall(_In, kw_only=True):
     args: dict[str, Any] | None = None
 
 
+class _Blob(_In, kw_only=True):
+    mime_type: str = ""
+    data: str = ""
+
+
 class _Part(_In, kw_only=True):
     text: str | None = None
     thought: bool | None = None
     function_call: GeminiFunctionCall | None = None
+    inline_data: _Blob | None = None
 
 
 class _Content(_In, kw_only=True):
@@ -118,6 +124,19 @@ class GeminiCandidate(_In, kw_only=True):
         """The answer's text pieces; thought summaries (``thought: true``) are not the answer."""
         parts = self.content.parts if self.content is not None else []
         return [p.text for p in parts if p.text and not p.thought]
+
+    def images(self) -> list[GeneratedImage]:
+        """The images the model made (``inlineData`` image parts); the interim images of an
+        image model's thinking (``thought: true``) are not the answer."""
+        parts = self.content.parts if self.content is not None else []
+        return [
+            GeneratedImage(p.inline_data.mime_type, p.inline_data.data)
+            for p in parts
+            if p.inline_data is not None
+            and p.inline_data.mime_type.startswith("image/")
+            and p.inline_data.data
+            and not p.thought
+        ]
 
     def calls(self) -> list[GeminiFunctionCall]:
         parts = self.content.parts if self.content is not None else []
@@ -136,6 +155,7 @@ class _Usage(_In, kw_only=True):
     cached_content_token_count: int | None = None
     tool_use_prompt_token_count: int | None = None
     prompt_tokens_details: list[_ModalityCount] | None = None
+    candidates_tokens_details: list[_ModalityCount] | None = None
 
 
 class _PromptFeedback(_In, kw_only=True):
@@ -203,15 +223,16 @@ def finish_reason(reason: str | None, *, called: bool) -> FinishReason | None:
 
 
 def to_choice(candidate: GeminiCandidate) -> Choice:
-    texts, calls = candidate.texts(), candidate.calls()
+    texts, calls, images = candidate.texts(), candidate.calls(), candidate.images()
     tool_calls = tuple(
         ToolCall(tool_call_id(i, c.name), c.name, compact(c.args)) for i, c in enumerate(calls)
     )
     return Choice(
         index=candidate.index,
-        content="".join(texts) if texts or not calls else None,
+        content="".join(texts) if texts or not (calls or images) else None,
         tool_calls=tool_calls or None,
         finish_reason=finish_reason(candidate.finish_reason, called=bool(calls)),
+        images=tuple(images) or None,
     )
 
 
@@ -224,12 +245,14 @@ def to_usage(usage: _Usage) -> Usage:
     thoughts = usage.thoughts_token_count
     details = usage.prompt_tokens_details or []
     images = [d.token_count for d in details if d.modality == "IMAGE"]
+    made = [d.token_count for d in usage.candidates_tokens_details or () if d.modality == "IMAGE"]
     return Usage(
         prompt_tokens=usage.prompt_token_count + (usage.tool_use_prompt_token_count or 0),
         completion_tokens=usage.candidates_token_count + (thoughts or 0),
         image_tokens=sum(images) if images else None,
         cached_tokens=usage.cached_content_token_count,
         reasoning_tokens=thoughts,
+        output_image_tokens=sum(made) if made else None,
     )
 
 

@@ -27,6 +27,7 @@ from aperture.model import (
     Delta,
     Finish,
     FinishReason,
+    GeneratedImage,
     StreamEvent,
     ToolCallDelta,
     Usage,
@@ -79,6 +80,11 @@ class StreamAssembler:
         if text:
             self.role(choice)
             self._events.append(Delta(index=choice, content=text))
+
+    def image(self, image: GeneratedImage, choice: int = 0) -> None:
+        """An image the model made, whole, after the role."""
+        self.role(choice)
+        self._events.append(Delta(index=choice, images=(image,)))
 
     def delta(self, delta: Delta) -> None:
         """A delta the provider's own chunk already shapes (OpenAI-like wires): as it is."""

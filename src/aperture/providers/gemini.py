@@ -145,6 +145,8 @@ class _StreamParser:
         asm, index = self._asm, candidate.index
         asm.role(index)
         asm.text("".join(candidate.texts()), index)
+        for image in candidate.images():
+            asm.image(image, index)
         for call in candidate.calls():
             call_id = tool_call_id(asm.tool_count(index), call.name)
             asm.tool_call(call_id, call.name, compact(call.args), index)

@@ -11,8 +11,10 @@ from typing import Any, ClassVar
 import msgspec
 
 from aperture.errors import (
+    ImageDecodeError,
     UpstreamError,
 )
+from aperture.media.datauri import parse_data_uri
 from aperture.model import (
     Audio,
     ChatRequest,
@@ -20,7 +22,9 @@ from aperture.model import (
     Choice,
     Delta,
     File,
+    GeneratedImage,
     Image,
+    ImageTask,
     Message,
     NamedToolChoice,
     Part,
@@ -32,6 +36,7 @@ from aperture.model import (
     Usage,
     Video,
 )
+from aperture.providers._openai_images import build_images_body, images_path
 from aperture.providers._status import ErrorClass, body_text, classify_status, malformed
 from aperture.providers._stream import StreamAssembler
 from aperture.providers.registry import spec_for
@@ -73,14 +78,27 @@ class _ToolCall(_In, kw_only=True):
     function: _Function = msgspec.field(default_factory=_Function)
 
 
+class _ImageUrl(_In, kw_only=True):
+    url: str = ""
+
+
+class _ImageOut(_In, kw_only=True):
+    """An image in ``message.images`` / ``delta.images``: the convention OpenAI-compatible
+    servers and routers use for image-output models (``type: image_url``, a data URI)."""
+
+    type: str = "image_url"
+    image_url: _ImageUrl = msgspec.field(default_factory=_ImageUrl)
+
+
 class _Message(_In, kw_only=True):
     role: str | None = None
     content: str | None = None
     refusal: str | None = None
     tool_calls: list[_ToolCall] | None = None
+    images: list[_ImageOut] | None = None
 
     def carries_anything(self) -> bool:
-        return bool(self.role or self.content or self.refusal or self.tool_calls)
+        return bool(self.role or self.content or self.refusal or self.tool_calls or self.images)
 
 
 class _Choice(_In, kw_only=True):
@@ -104,6 +122,10 @@ class _Usage(_In, kw_only=True):
     completion_tokens: int = 0
     prompt_tokens_details: _PromptDetails | None = None
     completion_tokens_details: _CompletionDetails | None = None
+    # The Images API's names for the same counts (its output tokens are all image tokens).
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    input_tokens_details: _PromptDetails | None = None
 
 
 class _ErrorObject(_In, kw_only=True):
@@ -113,7 +135,17 @@ class _ErrorObject(_In, kw_only=True):
     param: str | None = None
 
 
+class _ImageDatum(_In, kw_only=True):
+    b64_json: str | None = None
+    url: str | None = None
+    revised_prompt: str | None = None
+
+
 class _Completion(_In, kw_only=True):
+    """A chat completion, or an ``ImagesResponse`` (``data``) from the Images API."""
+
+    data: list[_ImageDatum] | None = None
+    output_format: str | None = None
     id: str = ""
     created: int = 0
     model: str = ""
@@ -138,6 +170,11 @@ class OpenAIProvider:
     stream_ends_with_body: ClassVar[bool] = False
 
     def build_request(self, request: ChatRequest, target: Target) -> UpstreamRequest:
+        if request.image_task is not None:
+            return self._images_request(request, request.image_task, target)
+        return self._chat_request(request, target)
+
+    def _chat_request(self, request: ChatRequest, target: Target) -> UpstreamRequest:
         provider = target.provider
         body: dict[str, Any] = {
             "model": target.upstream_model,
@@ -182,6 +219,17 @@ class OpenAIProvider:
         base = (provider.base_url or spec_for(provider.kind).base_url or "").rstrip("/")
         return UpstreamRequest(f"{base}/chat/completions", headers, msgspec.json.encode(body))
 
+    def _images_request(
+        self, request: ChatRequest, task: ImageTask, target: Target
+    ) -> UpstreamRequest:
+        provider = target.provider
+        body, content_type = build_images_body(request, task, target)
+        headers = {**provider.headers, "Content-Type": content_type}
+        if provider.api_key:
+            headers["Authorization"] = f"Bearer {provider.api_key}"
+        base = (provider.base_url or spec_for(provider.kind).base_url or "").rstrip("/")
+        return UpstreamRequest(f"{base}{images_path(task)}", headers, body)
+
     def parse_response(self, body: bytes, target: Target) -> ChatResponse:
         try:
             completion = _COMPLETION.decode(body)
@@ -189,7 +237,9 @@ class OpenAIProvider:
             raise malformed(target.provider.name) from exc
         if completion.error is not None:
             raise _classify(200, completion.error, {}, target)
-        choices = tuple(_choice(c) for c in completion.choices)
+        if completion.data is not None:
+            return _images_answer(completion, target)
+        choices = tuple(_choice(c, target) for c in completion.choices)
         return ChatResponse(
             id=completion.id,
             model=completion.model,
@@ -236,16 +286,17 @@ class _StreamParser:
         for choice in chunk.choices:
             if choice.delta is not None and choice.delta.carries_anything():
                 # The wire is the canonical shape already: a chunk's delta is one canonical one.
-                asm.delta(_delta(choice.index, choice.delta))
+                asm.delta(_delta(choice.index, choice.delta, self._target))
             asm.finish(_finish_reason(choice.finish_reason), choice.index)
         if chunk.usage is not None:
             asm.usage(_usage(chunk.usage))
         return asm.drain()
 
 
-def _delta(index: int, delta: _Message) -> Delta:
+def _delta(index: int, delta: _Message, target: Target) -> Delta:
     calls = delta.tool_calls
     return Delta(
+        images=_images(delta.images, target),
         index=index,
         role=delta.role,
         content=delta.content,
@@ -311,7 +362,51 @@ def _omit_none(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
-def _choice(choice: _Choice) -> Choice:
+def _images_answer(response: _Completion, target: Target) -> ChatResponse:
+    """An ``ImagesResponse`` as one choice holding every image."""
+    mime = f"image/{response.output_format or 'png'}"
+    images = []
+    for datum in response.data or ():
+        if datum.b64_json is None:
+            raise malformed(target.provider.name)  # a URL: the gateway asked for bytes
+        images.append(GeneratedImage(mime, datum.b64_json))
+    usage = response.usage
+    tokens = None
+    if usage is not None:
+        details = usage.input_tokens_details
+        output = usage.output_tokens or 0
+        tokens = Usage(
+            prompt_tokens=usage.input_tokens or 0,
+            completion_tokens=output,
+            image_tokens=details.image_tokens if details is not None else None,
+            output_image_tokens=output,
+        )
+    choice = Choice(index=0, content=None, finish_reason="stop", images=tuple(images) or None)
+    return ChatResponse(
+        id="",
+        model=target.upstream_model,
+        created=response.created,
+        choices=(choice,),
+        usage=tokens,
+    )
+
+
+def _images(images: list[_ImageOut] | None, target: Target) -> tuple[GeneratedImage, ...] | None:
+    """Generated images as data URIs; anything else is not an answer this adapter can relay."""
+    if not images:
+        return None
+    out = []
+    for image in images:
+        url = image.image_url.url
+        try:
+            uri = parse_data_uri(url)
+        except ImageDecodeError as exc:
+            raise malformed(target.provider.name) from exc
+        out.append(GeneratedImage(uri.mime, url[uri.payload_offset :]))
+    return tuple(out)
+
+
+def _choice(choice: _Choice, target: Target) -> Choice:
     message = choice.message or _Message()
     calls = (
         tuple(
@@ -327,6 +422,7 @@ def _choice(choice: _Choice) -> Choice:
         tool_calls=calls,
         refusal=message.refusal,
         finish_reason=_finish_reason(choice.finish_reason),
+        images=_images(message.images, target),
     )
 
 

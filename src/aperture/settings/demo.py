@@ -111,6 +111,14 @@ def demo_models() -> tuple[ModelSettings, ...]:
         ModelSettings(
             name="demo-gemini", provider="emulator-gemini", upstream_model="gemini-2.5-flash"
         ),
+        # An image model: answers with a picture of what was asked (modalities text+image).
+        ModelSettings(
+            name="demo-draw",
+            provider="emulator-gemini",
+            upstream_model="gemini-2.5-flash-image",
+        ),
+        # OpenAI's Images API, answered by the emulator's /v1/images/generations and /edits.
+        ModelSettings(name="demo-gpt-image", provider="emulator", upstream_model="gpt-image-1"),
         ModelSettings(
             name="demo-mistral", provider="emulator-mistral", upstream_model="pixtral-large-latest"
         ),

@@ -67,12 +67,14 @@ class LimitSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=T
 
 class PriceSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """USD per million tokens for models matching ``model`` (a glob on the public or upstream
-    name); overrides the built-in table. ``image`` defaults to ``input``."""
+    name); overrides the built-in table. ``image`` defaults to ``input``, ``output_image``
+    (the images a model makes) to ``output``."""
 
     model: str
     input: float
     output: float
     image: float | None = None
+    output_image: float | None = None
 
 
 class PolicyMatch(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -20,6 +20,7 @@ __all__ = [
     "ApiKey",
     "AuditEvent",
     "AuditFinding",
+    "AuditGeneratedImage",
     "AuditImage",
     "AuditQuery",
     "AuditUsage",
@@ -110,6 +111,14 @@ class AuditUsage(msgspec.Struct, frozen=True, kw_only=True):
     image_tokens_reported: int | None = None
 
 
+class AuditGeneratedImage(msgspec.Struct, frozen=True, kw_only=True):
+    """An image the model made, as the audit may describe it: never its bytes."""
+
+    sha256: str
+    mime: str
+    bytes: int
+
+
 class AuditImage(msgspec.Struct, frozen=True, kw_only=True):
     """What the audit trail may say about an image: never pixels, base64 or the full URL."""
 
@@ -182,6 +191,8 @@ class AuditEvent(msgspec.Struct, frozen=True, kw_only=True):
     images: tuple[AuditImage, ...] = ()
     findings: tuple[AuditFinding, ...] = ()
     """Policy, PII and guardrail findings: names, actions and fields, never matched values."""
+    generated_images: tuple[AuditGeneratedImage, ...] = ()
+    """The images the answer carried (chat with image output, the Images API)."""
 
     def __post_init__(self) -> None:
         if not self.request_id:

@@ -7,7 +7,15 @@ from typing import Literal
 import msgspec
 
 from aperture.errors import GatewayError
-from aperture.model import ChatResponse, Delta, Finish, StreamEvent, Usage, UsageReport
+from aperture.model import (
+    ChatResponse,
+    Delta,
+    Finish,
+    GeneratedImage,
+    StreamEvent,
+    Usage,
+    UsageReport,
+)
 
 __all__ = ["StreamRenderer", "render_error", "render_response"]
 
@@ -28,11 +36,24 @@ class ToolCallOut(_Out, kw_only=True):
     function: FunctionOut
 
 
+class ImageUrlOut(msgspec.Struct, kw_only=True):
+    url: str
+
+
+class ImageOut(msgspec.Struct, kw_only=True):
+    """A generated image as OpenAI-compatible routers relay it: ``message.images[]``."""
+
+    type: Literal["image_url"] = "image_url"
+    image_url: ImageUrlOut
+
+
 class MessageOut(msgspec.Struct, kw_only=True):
     role: str = "assistant"
     content: str | None
     refusal: str | None = None
     tool_calls: list[ToolCallOut] | None = None
+    images: list[ImageOut] | msgspec.UnsetType = msgspec.UNSET
+    """Left out unless the model made images: OpenAI's own messages have no such field."""
 
 
 class ChoiceOut(msgspec.Struct, kw_only=True):
@@ -74,6 +95,7 @@ class DeltaOut(_Out, kw_only=True):
     content: str | None = None
     refusal: str | None = None
     tool_calls: list[ToolCallOut] | None = None
+    images: list[ImageOut] | None = None
 
 
 class ChunkChoice(msgspec.Struct, kw_only=True):
@@ -124,6 +146,7 @@ def render_response(response: ChatResponse, model: str) -> bytes:
                 ]
                 if c.tool_calls
                 else None,
+                images=_images(c.images) or msgspec.UNSET,
             ),
             finish_reason=c.finish_reason,
         )
@@ -229,4 +252,16 @@ def _delta(event: Delta) -> DeltaOut:
         if event.tool_calls
         else None
     )
-    return DeltaOut(role=event.role, content=event.content, refusal=event.refusal, tool_calls=calls)
+    return DeltaOut(
+        role=event.role,
+        content=event.content,
+        refusal=event.refusal,
+        tool_calls=calls,
+        images=_images(event.images),
+    )
+
+
+def _images(images: tuple[GeneratedImage, ...] | None) -> list[ImageOut] | None:
+    if not images:
+        return None
+    return [ImageOut(image_url=ImageUrlOut(url=image.data_uri)) for image in images]
