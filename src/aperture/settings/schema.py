@@ -39,13 +39,18 @@ class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
 
 
 class ServerSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    # Address both ports listen on; 0.0.0.0 to accept connections from other machines.
     host: str = "127.0.0.1"
+    # The public port: the chat APIs, /healthz, /readyz (and /metrics by default).
     port: int = 8080
+    # The admin API's port (keys, audit); it needs auth.master_key.
     admin_port: int = 8090
+    # Largest request body accepted; a larger one is answered 413.
     max_body_bytes: int = 64 * 1024 * 1024
     # A client must send its request line and headers, then its body, within these; a
     # connection that trickles bytes is answered 408 and closed (uvicorn has no deadline).
     header_timeout_s: float = 10.0
+    # Deadline for the whole request body once the headers are in.
     body_timeout_s: float = 30.0
     # A client that has stopped taking its answer (less than 64 KiB in this long while
     # bytes wait for it) is cut off, and its request is accounted as a disconnect.
@@ -59,10 +64,12 @@ class ServerSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=
     # one, or only the admin one; with metrics_token set, a scrape must send it as a bearer
     # token (Prometheus: `authorization: {credentials: ...}`), on either port.
     metrics_port: Literal["public", "admin"] = "public"
+    # Bearer token a scrape of /metrics must send; none means open.
     metrics_token: str | None = None
 
 
 class AuthSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    # The admin key; with it set, every public call needs an issued API key.
     master_key: str | None = None
     # Keyed-hash secret for stored API keys; defaults to the master key, so set it before
     # rotating the master key or every issued key stops working.
@@ -70,7 +77,10 @@ class AuthSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=Tr
 
 
 class StorageSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    # SQLAlchemy URL of the keys, ledger and audit store (sqlite:///F or postgresql://...).
     database: str = "sqlite:///aperture.db"
+    # Redis URL shared by every instance: rate limits, budget holds, breakers; none keeps them
+    # per process.
     redis: str | None = None
     # Where audit events and ledger rows wait while the database is unreachable (one
     # directory per process).
@@ -78,10 +88,12 @@ class StorageSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only
     # With Redis: each instance beats this often, and counts as lost (its budget holds settled
     # by the survivors, at the estimate) once it has not beaten for instance_ttl_s.
     heartbeat_s: float = 1.0
+    # How long an instance may miss its heartbeat before it counts as lost.
     instance_ttl_s: float = 5.0
     # Longest wait for a Redis connection or reply; after one goes unanswered, Redis calls
     # fail at once for redis_retry_s (budgets 503, rate limits open), then one tries again.
     redis_timeout_s: float = 2.0
+    # After a Redis call goes unanswered, how long calls fail at once before one retries.
     redis_retry_s: float = 1.0
     # A ledger write the database has not confirmed within this is spooled to disk instead.
     ledger_timeout_s: float = 5.0
@@ -92,14 +104,19 @@ class StorageSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only
 
 
 class FetchSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    # Deadline for fetching one image URL, redirects included.
     timeout_s: float = 10.0
+    # Deadline for connecting to an image URL's host.
     connect_timeout_s: float = 3.0
+    # Most redirects followed when fetching an image URL.
     max_redirects: int = 3
     # Names or CIDRs (an internal image server) exempt from the private-address ban, each on
     # the standard port (http 80, https 443) unless written: "images.internal:8443",
     # "10.0.0.0/8:8080", "[fd00::/8]:8443". Syntax and meaning: settings/fetch_allow.py.
     allow_private_hosts: tuple[str, ...] = ()
+    # Fetch plain http:// URLs too (https is always allowed).
     allow_http: bool = True
+    # Size of the in-memory cache of fetched images, in bytes.
     cache_bytes: int = 64_000_000
 
 
@@ -112,13 +129,20 @@ class ImageDecodeSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_
 
 
 class ImageSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    # What to do with an image given as a URL: refuse it, fetch it, pass it to the provider, or
+    # decide per target.
     url_policy: UrlPolicy = "reject"
+    # Largest single image, decoded, in bytes.
     max_image_bytes: int = 20_000_000
+    # Largest single image in pixels (width times height); guards against decompression bombs.
     max_image_pixels: int = 100_000_000
+    # Most images one request may carry.
     max_images_per_request: int = 100
+    # Most frames an animated image may have.
     max_frames: int = 1000
     # Downsize to the resolution each model actually sees: same answer, fewer bytes and tokens.
     optimize: bool = False
+    # Remove EXIF and other metadata (locations, camera serials) from images sent upstream.
     strip_metadata: bool = True
     fetch: FetchSettings = FetchSettings()
     decode: ImageDecodeSettings = ImageDecodeSettings()
@@ -127,28 +151,42 @@ class ImageSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=T
 class ProviderImageSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """Overrides of the provider kind's image limits (its spec in providers/)."""
 
+    # Image MIME types the provider accepts; others are converted.
     accepted: tuple[str, ...] | None = None
+    # Largest image the provider accepts, in bytes.
     max_bytes: int | None = None
+    # Whether the provider's byte limit counts the base64 text rather than the raw bytes.
     counts_base64: bool | None = None
+    # Longest side, in pixels, the provider accepts; larger images are downsized.
     max_side: int | None = None
+    # Most images the provider accepts in one request.
     max_images: int | None = None
+    # Whether the provider accepts animated images (otherwise the first frame is sent).
     animated: bool | None = None
+    # Whether the provider fetches image URLs itself (url_policy passthrough).
     fetches_urls: bool | None = None
 
 
 class ProviderSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    # The provider's name, as models and routes refer to it.
     name: str
+    # Which API the provider speaks (its spec in providers/).
     kind: ProviderKind
+    # The API's base URL; defaults to the kind's public endpoint.
     base_url: str | None = None
+    # The credential sent upstream; ${ENV_VAR} reads it from the environment.
     api_key: str | None = None
+    # Extra headers sent with every upstream call.
     headers: dict[str, str] = {}
     timeout_s: float = 600.0  # the whole call, a stream included
+    # Deadline for connecting to the provider.
     connect_timeout_s: float = 10.0
     first_byte_timeout_s: float = 120.0  # until the first event (reasoning models think first)
     idle_timeout_s: float = 120.0  # between two chunks of a stream
     # One stream event (an SSE event, an NDJSON line, an event-stream frame) over this is the
     # provider's failure, not memory the gateway holds; so is a whole answer over the other.
     max_event_bytes: int = 16 * 1024 * 1024
+    # Largest whole answer accepted from the provider.
     max_response_bytes: int = 64 * 1024 * 1024
     # How long a target whose quota or billing limit is spent stays out of rotation (shared
     # by every instance through the breakers' counters) before one probe tries it again.
@@ -161,18 +199,25 @@ class ProviderSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_onl
 
 
 class ModelConstraints(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    # Smallest max_tokens a request to this model may ask for; a smaller one is refused.
     min_max_tokens: int | None = None
+    # Most images a request to this model may carry.
     max_images: int | None = None
 
 
 class ModelSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    # The public model name clients ask for.
     name: str
+    # The provider (providers[].name) that serves it.
     provider: str
+    # The model's name at the provider; defaults to name.
     upstream_model: str | None = None
+    # Other public names for the same model.
     aliases: tuple[str, ...] = ()
     # None means "look the model up in the provider kind's table of known models".
     capabilities: tuple[Capability, ...] | None = None
     constraints: ModelConstraints = ModelConstraints()
+    # Overrides images.url_policy for this model.
     url_policy: UrlPolicy | None = None
 
 
@@ -180,10 +225,13 @@ Strategy = Literal["weighted", "priority", "latency", "least-busy", "canary"]
 
 
 class RouteTarget(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    # The provider (providers[].name) of this target.
     provider: str
     # The model name at that provider; defaults to the name the client asked for.
     model: str | None = None
+    # Relative share of requests with strategy weighted.
     weight: float = 1.0
+    # Whether this target is the canary with strategy canary.
     canary: bool = False
     # Used when neither the catalog nor the kind's table of known models knows the model.
     capabilities: tuple[Capability, ...] | None = None
@@ -193,11 +241,16 @@ class RouteSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=T
     """The seed's route shape: requests whose model matches ``model_pattern`` go to
     ``providers`` by ``strategy``."""
 
+    # The route's name, in audit events and metrics.
     id: str
+    # Glob on the requested model name that selects this route.
     model_pattern: str
+    # How a target is chosen among the route's providers.
     strategy: Strategy = "priority"
     providers: tuple[RouteTarget, ...]
+    # Overrides images.url_policy for requests on this route.
     url_policy: UrlPolicy | None = None
+    # With strategy canary: the share of requests (percent) sent to canary targets.
     canary_percent: float = 5.0
 
 

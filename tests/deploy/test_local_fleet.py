@@ -1,0 +1,112 @@
+"""deploy/local-fleet: three instances behind nginx on PostgreSQL and Redis, driven for real."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+_ROOT = Path(__file__).resolve().parents[2]
+_MASTER = "fleet-master-key-" + "x" * 24
+
+
+def _reachable(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _missing() -> str | None:
+    if shutil.which("nginx") is None:
+        return "nginx is not installed (apt-get install nginx)"
+    if not _reachable(5432):
+        return "PostgreSQL is not reachable on 127.0.0.1:5432"
+    if not _reachable(6379):
+        return "Redis is not reachable on 127.0.0.1:6379"
+    return None
+
+
+def _free_base() -> int:
+    # Seven consecutive free ports: nginx, then three public/admin pairs.
+    for base in range(21000, 40000, 97):
+        if not any(_reachable(base + i) for i in range(7)):
+            return base
+    raise AssertionError("no free port range")
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Iterator[tuple[Path, int]]:
+    reason = _missing()
+    if reason is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    base = _free_base()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("APERTURE_")},
+        "APERTURE_MASTER_KEY": _MASTER,
+        "APERTURE": str(Path(sys.executable).with_name("aperture")),
+    }
+    started = subprocess.run(
+        [str(_ROOT / "deploy" / "local-fleet"), "start", str(tmp_path), str(base)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    try:
+        assert started.returncode == 0, started.stderr
+        yield tmp_path, base
+    finally:
+        subprocess.run(
+            [str(_ROOT / "deploy" / "local-fleet"), "stop", str(tmp_path)], env=env, timeout=30
+        )
+
+
+def _chat(base: int, key: str) -> httpx.Response:
+    return httpx.post(
+        f"http://127.0.0.1:{base}/v1/chat/completions",
+        headers={"Authorization": f"Bearer {key}"},
+        json={"model": "demo-claude", "messages": [{"role": "user", "content": "hi"}]},
+        timeout=30,
+    )
+
+
+def test_the_fleet_spreads_shares_keys_and_survives_a_killed_instance(
+    fleet: tuple[Path, int],
+) -> None:
+    directory, base = fleet
+    # A key issued through instance 1's admin port...
+    issued = httpx.post(
+        f"http://127.0.0.1:{base + 2}/v1/admin/keys",
+        headers={"Authorization": f"Bearer {_MASTER}"},
+        json={"name": "fleet", "tenant": "acme"},
+        timeout=30,
+    )
+    assert issued.status_code in (200, 201), issued.text
+    key = issued.json()["key"]
+    # ...works through nginx on every instance.
+    for _ in range(9):
+        answer = _chat(base, key)
+        assert answer.status_code == 200, answer.text
+    served = (directory / "logs" / "upstreams.log").read_text().split()
+    addresses = {w for w in served if w.startswith("127.0.0.1:")}
+    assert addresses == {f"127.0.0.1:{base + p}" for p in (1, 3, 5)}
+
+    victim = int((directory / "i2.pid").read_text())
+    for n in range(30):
+        if n == 5:
+            os.kill(victim, signal.SIGKILL)
+        answer = _chat(base, key)
+        assert answer.status_code == 200, (n, answer.text)
+    survivors = (directory / "logs" / "upstreams.log").read_text().splitlines()[-10:]
+    assert all(f":{base + 3} " not in line.split(",")[-1] + " " for line in survivors)
