@@ -85,6 +85,7 @@ class PriceSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=T
     output: float
     # USD per million image tokens; defaults to input.
     image: float | None = None
+    # USD per million tokens of images the model makes; defaults to output.
     output_image: float | None = None
 
 
