@@ -72,11 +72,11 @@ def fleet(tmp_path: Path) -> Iterator[tuple[Path, int]]:
         )
 
 
-def _chat(base: int, key: str) -> httpx.Response:
+def _chat(base: int, key: str, **extra: object) -> httpx.Response:
     return httpx.post(
         f"http://127.0.0.1:{base}/v1/chat/completions",
         headers={"Authorization": f"Bearer {key}"},
-        json={"model": "demo-claude", "messages": [{"role": "user", "content": "hi"}]},
+        json={"model": "demo-claude", "messages": [{"role": "user", "content": "hi"}], **extra},
         timeout=30,
     )
 
@@ -110,3 +110,22 @@ def test_the_fleet_spreads_shares_keys_and_survives_a_killed_instance(
         assert answer.status_code == 200, (n, answer.text)
     survivors = (directory / "logs" / "upstreams.log").read_text().splitlines()[-10:]
     assert all(f":{base + 3} " not in line.split(",")[-1] + " " for line in survivors)
+
+
+def test_a_budget_holds_across_the_instances(fleet: tuple[Path, int]) -> None:
+    directory, base = fleet
+    issued = httpx.post(
+        f"http://127.0.0.1:{base + 4}/v1/admin/keys",
+        headers={"Authorization": f"Bearer {_MASTER}"},
+        json={"name": "capped", "tenant": "acme", "budget": {"tokens": 100, "period": "total"}},
+        timeout=30,
+    )
+    assert issued.status_code in (200, 201), issued.text
+    key = issued.json()["key"]
+    # Requests go round the three instances; the one shared budget stops them all.
+    statuses = [_chat(base, key, max_tokens=16).status_code for _ in range(40)]
+    assert 200 in statuses
+    assert statuses[-3:] == [429, 429, 429], statuses
+    log = (directory / "logs" / "upstreams.log").read_text().splitlines()
+    chats = [line.split() for line in log if line.endswith((" 200", " 429"))][-40:]
+    assert len({addr for addr, _ in chats}) == 3  # every instance saw the shared budget
