@@ -89,3 +89,26 @@ def test_encrypted_and_malformed_pdfs_are_refused() -> None:
     assert isinstance(problem, PdfProblem) and problem.problem == "encrypted"
     broken = inspect_pdf(b"%PDF-1.4\n garbage", 100, 14400)
     assert isinstance(broken, PdfProblem) and broken.problem == "malformed"
+
+
+def test_each_kind_takes_documents_only_within_its_own_limits() -> None:
+    from typing import NamedTuple
+
+    from aperture.errors import TooManyPagesError
+    from aperture.model import Target
+    from aperture.pipeline.documents import within_provider_limits
+    from aperture.settings import ProviderSettings
+
+    class Option(NamedTuple):
+        target: Target
+
+    def option(kind: str) -> Option:
+        return Option(Target(ProviderSettings(name=kind, kind=kind), "m"))
+
+    bedrock, gemini = option("bedrock"), option("gemini")
+    # Bedrock reads 4.5 MB a document, Gemini 20 MB: a 10 MB PDF goes to Gemini only.
+    assert within_provider_limits((bedrock, gemini), pages=5, largest=10_000_000) == (gemini,)
+    with pytest.raises(DocumentTooLargeError):
+        within_provider_limits((bedrock,), pages=5, largest=10_000_000)
+    with pytest.raises(TooManyPagesError):
+        within_provider_limits((bedrock,), pages=500, largest=1000)

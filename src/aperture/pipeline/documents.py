@@ -7,6 +7,8 @@ there is a pool (PDFium is not thread-safe: without a pool one thread at a time 
 
 from __future__ import annotations
 
+from typing import Protocol, TypeVar
+
 import anyio
 import msgspec
 
@@ -19,11 +21,17 @@ from aperture.errors import (
     TooManyPagesError,
 )
 from aperture.images.workers import DecodeFailed, DecodePool
-from aperture.model import ChatRequest, File, Message, Part
+from aperture.model import ChatRequest, File, Message, Part, Target
 from aperture.pipeline.context import RequestContext
+from aperture.providers.registry import spec_for
 from aperture.settings import DocumentSettings
 
-__all__ = ["IntakeDocuments"]
+__all__ = ["IntakeDocuments", "within_provider_limits"]
+
+
+class _HasTarget(Protocol):
+    @property
+    def target(self) -> Target: ...
 
 
 class IntakeDocuments:
@@ -53,6 +61,13 @@ class IntakeDocuments:
                     raise DocumentDecodeError("Document URLs must be https.", param=param)
                 continue  # a file id or URL: the provider's to resolve, or to refuse
             replaced[m, p] = await self._check(file, file.file_data, param)
+        checked = [f.inline for f in replaced.values() if f.inline is not None]
+        if checked:
+            ctx.options = within_provider_limits(
+                ctx.options,
+                pages=sum(d.pages for d in checked),
+                largest=max(d.size_bytes for d in checked),
+            )
         return _replace_files(request, replaced)
 
     async def _check(self, file: File, uri: str, param: str) -> File:
@@ -80,6 +95,40 @@ class IntakeDocuments:
             raise _problem(facts, limits, param)
         info = describe(decoded, facts.pages)
         return File(file.file_id, decoded.uri, file.filename, file.url, info)
+
+
+_O = TypeVar("_O", bound=_HasTarget)
+
+
+def within_provider_limits(options: tuple[_O, ...], *, pages: int, largest: int) -> tuple[_O, ...]:
+    """The targets whose provider reads documents this large natively (its spec's limits).
+
+    A kind whose spec states no document limits takes what the gateway's own limits let by.
+
+    Raises:
+        TooManyPagesError, DocumentTooLargeError: no target can take the documents.
+    """
+    kept: list[_O] = []
+    refusal: Exception | None = None
+    for option in options:
+        limits = spec_for(option.target.provider.kind).documents
+        if limits is not None and pages > limits.max_pages:
+            refusal = TooManyPagesError(
+                f"The documents have {pages} pages; {option.target.provider.kind} reads at "
+                f"most {limits.max_pages} in a request.",
+                param="messages",
+            )
+        elif limits is not None and largest > limits.max_bytes:
+            refusal = DocumentTooLargeError(
+                f"A document is {largest} bytes; {option.target.provider.kind} reads at most "
+                f"{limits.max_bytes} bytes in one.",
+                param="messages",
+            )
+        else:
+            kept.append(option)
+    if not kept and refusal is not None:
+        raise refusal
+    return tuple(kept)
 
 
 def _problem(problem: PdfProblem, limits: DocumentLimits, param: str) -> Exception:
