@@ -15,11 +15,15 @@ enter (``raise ... from``) and rendered once, where they leave, in the client's 
     │   ├── TooManyImagesError           400 too_many_images
     │   ├── ImageUrlNotAllowedError      400 image_url_not_allowed
     │   ├── ImageFetchFailedError        400 image_fetch_failed
+    │   ├── DocumentDecodeError          400 document_decode_error    (not a PDF, broken)
+    │   ├── DocumentEncryptedError       400 document_encrypted
+    │   ├── TooManyPagesError            400 too_many_pages
     │   ├── UnsupportedCapabilityError   400 unsupported_capability
     │   ├── MaxTokensBelowMinimumError   400 max_tokens_below_minimum
     │   ├── PolicyViolationError         400 policy_violation
     │   └── PiiDetectedError             400 pii_detected
     ├── ImageTooLargeError               413 image_too_large
+    ├── DocumentTooLargeError            413 document_too_large       (bytes, or page boxes)
     ├── RequestTooLargeError             413 request_too_large
     ├── RequestTimeoutError              408 request_timeout          (the body came too slowly)
     ├── InvalidApiKeyError               401 invalid_api_key
@@ -58,6 +62,9 @@ __all__ = [
     "AdminDisabledError",
     "BudgetExceededError",
     "ConflictError",
+    "DocumentDecodeError",
+    "DocumentEncryptedError",
+    "DocumentTooLargeError",
     "GatewayError",
     "ImageDecodeError",
     "ImageFetchFailedError",
@@ -79,6 +86,7 @@ __all__ = [
     "ServiceUnavailableError",
     "ShuttingDownError",
     "TooManyImagesError",
+    "TooManyPagesError",
     "UnsupportedCapabilityError",
     "UnsupportedImageFormatError",
     "UpstreamError",
@@ -177,6 +185,18 @@ class TooManyImagesError(InvalidRequestError):
     code = "too_many_images"
 
 
+class DocumentDecodeError(InvalidRequestError):
+    code = "document_decode_error"
+
+
+class DocumentEncryptedError(InvalidRequestError):
+    code = "document_encrypted"
+
+
+class TooManyPagesError(InvalidRequestError):
+    code = "too_many_pages"
+
+
 class ImageUrlNotAllowedError(InvalidRequestError):
     code = "image_url_not_allowed"
 
@@ -205,6 +225,12 @@ class ImageTooLargeError(GatewayError):
     status = 413
     type = "invalid_request_error"
     code = "image_too_large"
+
+
+class DocumentTooLargeError(GatewayError):
+    status = 413
+    type = "invalid_request_error"
+    code = "document_too_large"
 
 
 class RequestTooLargeError(GatewayError):

@@ -27,6 +27,7 @@ from aperture.metrics import Metrics
 from aperture.pipeline import (
     Dispatch,
     ImagePreparer,
+    IntakeDocuments,
     Pipeline,
     Record,
     Screening,
@@ -155,6 +156,7 @@ async def open_services(
         Record(audit, metrics),
         screening,
         tracer=tracer,
+        documents=IntakeDocuments(settings.documents, decoder),
     )
     return Services(
         settings=settings,

@@ -111,7 +111,7 @@ def to_params(body: dict[str, Any], model_id: str) -> dict[str, Any]:
             result = block.get("toolResult")
             if result is not None:
                 images += [item.get("image") for item in result["content"]]
-            for image in filter(None, images):
+            for image in filter(None, [*images, block.get("document")]):
                 image["source"]["bytes"] = base64.b64decode(image["source"]["bytes"])
     return params
 
@@ -619,3 +619,19 @@ def test_an_api_key_is_a_bearer_token_and_needs_no_signing() -> None:
     assert upstream.headers["Authorization"] == "Bearer ABSK-secret"
     assert PROVIDER.is_authorized(upstream)
     assert PROVIDER.stream_framing == "aws-eventstream"
+
+
+def test_a_checked_pdf_becomes_a_document_block_with_a_valid_name() -> None:
+    import hashlib
+
+    from aperture.model import File, InlineDocument
+
+    pdf = b"%PDF-1.4\n%%EOF\n"
+    uri = "data:application/pdf;base64," + base64.b64encode(pdf).decode()
+    info = InlineDocument("application/pdf", len(pdf), 1, hashlib.sha256(pdf).hexdigest(), 28)
+    part = File(file_data=uri, filename="Q3 report (final)!!.v2.pdf", inline=info)
+    body = build(request(Message("user", (part, Text("Summarise.")))))
+    document = body["messages"][0]["content"][0]["document"]
+    assert document["format"] == "pdf"
+    assert document["name"] == "Q3 report (final) v2"
+    assert base64.b64decode(document["source"]["bytes"]) == pdf

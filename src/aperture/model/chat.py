@@ -13,6 +13,7 @@ __all__ = [
     "File",
     "Image",
     "ImageTask",
+    "InlineDocument",
     "InlineImage",
     "Message",
     "NamedToolChoice",
@@ -80,10 +81,40 @@ class Video(msgspec.Struct, frozen=True, tag="video"):
     url: str
 
 
+class InlineDocument(msgspec.Struct, frozen=True):
+    """What intake learned about a document whose bytes the gateway holds.
+
+    ``File.file_data`` is then a canonical data URI with the sniffed type, its base64 payload
+    starting at ``payload_offset``; the audit keeps this descriptor, never the bytes.
+    """
+
+    mime: str
+    size_bytes: int
+    pages: int
+    sha256: str
+    payload_offset: int
+
+
 class File(msgspec.Struct, frozen=True, tag="file"):
+    """A document part (a PDF): every dialect's document shape arrives as this one.
+
+    ``file_data`` is a data URI as the client sent it until intake runs, ``url`` a document
+    URL (Anthropic's ``url`` source), ``file_id`` a provider-side upload; ``filename`` is
+    the name some providers require (Bedrock's ``name``).
+    """
+
     file_id: str | None = None
     file_data: str | None = None
     filename: str | None = None
+    url: str | None = None
+    inline: InlineDocument | None = None
+
+    @property
+    def base64(self) -> str:
+        """The bare base64 payload of an inline document (a copy: call once per use)."""
+        if self.inline is None or self.file_data is None:
+            raise ValueError("not an inline document")
+        return self.file_data[self.inline.payload_offset :]
 
 
 Part = Text | Image | Audio | Video | File
@@ -196,6 +227,18 @@ class ChatRequest(msgspec.Struct, frozen=True):
     @property
     def wants_images(self) -> bool:
         return self.image_task is not None or "image" in self.modalities()
+
+    def files(self) -> list[tuple[int, int, File]]:
+        """Every document with the indexes of its message and part, in request order."""
+        if all(isinstance(m.content, str | None) for m in self.messages):
+            return []
+        return [
+            (m, p, part)
+            for m, message in enumerate(self.messages)
+            if not isinstance(message.content, str | None)
+            for p, part in enumerate(message.content)
+            if isinstance(part, File)
+        ]
 
     def images(self) -> list[tuple[int, int, Image]]:
         """Every image with the indexes of its message and part, in request order."""

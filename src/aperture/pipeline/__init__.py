@@ -24,6 +24,7 @@ from aperture.pipeline.answers import AnswerScreen
 from aperture.pipeline.attempts import RequestAttempts
 from aperture.pipeline.capabilities import CheckCapabilities
 from aperture.pipeline.context import Attempt, Outcome, RequestContext
+from aperture.pipeline.documents import IntakeDocuments
 from aperture.pipeline.exchange import AnswerStream, Dispatch, Exchange, Pipeline, StreamRenderer
 from aperture.pipeline.images import IntakeImages
 from aperture.pipeline.normalize import ImagePreparer
@@ -44,6 +45,7 @@ __all__ = [
     "Dispatch",
     "Exchange",
     "ImagePreparer",
+    "IntakeDocuments",
     "Outcome",
     "Pipeline",
     "Record",
@@ -92,6 +94,7 @@ def build_pipeline(
     record: Record,
     screening: Screening | None = None,
     tracer: Tracer = NO_TRACER,
+    documents: IntakeDocuments | None = None,
 ) -> Pipeline:
     """The steps of every request; per-target image preparation runs at each attempt.
 
@@ -106,6 +109,7 @@ def build_pipeline(
         Step(EnforcePolicy(gov.policy, after_intake=False)) if gov.policy else None,  # fetches
         Step(CheckCapabilities(catalog, images)),  # keep targets that can take the inputs
         Step(IntakeImages(images, fetcher, limiter, target_limits, tracer)),  # decode, fetch
+        Step(documents) if documents else None,  # PDFs: base64, %PDF-, bytes, pages, encryption
         Step(ReadImages(gov.ocr)) if gov.ocr else None,  # text inside images, for the checks
         Step(EnforcePolicy(gov.policy, after_intake=True)) if gov.policy else None,  # sizes, OCR
         Step(ScreenPii(gov.pii, gov.pii_action)) if gov.pii else None,  # block, or redact

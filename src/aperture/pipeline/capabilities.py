@@ -14,14 +14,19 @@ from aperture.errors import (
     UnsupportedCapabilityError,
     quote,
 )
-from aperture.model import Audio, ChatRequest, Image, Video
+from aperture.model import Audio, ChatRequest, File, Image, Video
 from aperture.pipeline.context import RequestContext
 from aperture.routing.live import LiveCatalog
 from aperture.settings import ImageSettings
 
 __all__ = ["CheckCapabilities", "needed_capabilities"]
 
-_NEEDS = {Image: ("vision", "images"), Audio: ("audio", "audio"), Video: ("video", "video")}
+_NEEDS = {
+    Image: ("vision", "images"),
+    Audio: ("audio", "audio"),
+    Video: ("video", "video"),
+    File: ("documents", "documents"),
+}
 
 
 def needed_capabilities(request: ChatRequest) -> dict[str, tuple[str, str]]:

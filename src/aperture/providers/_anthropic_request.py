@@ -193,6 +193,11 @@ def _image(image: Image, param: str) -> dict[str, Any]:
 
 
 def _document(file: File, param: str) -> dict[str, Any]:
+    if file.inline is not None:
+        source = {"type": "base64", "media_type": file.inline.mime, "data": file.base64}
+        return {"type": "document", "source": source}
+    if file.url is not None:
+        return {"type": "document", "source": {"type": "url", "url": file.url}}
     data = file.file_data
     if data is not None and data[:5].lower() == "data:":
         uri = parse_data_uri(data, param=f"{param}.file.file_data")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aperture.providers.spec import TOOLS, VISION_TOOLS, ImageLimits, ProviderSpec
+from aperture.providers.spec import TOOLS, VISION_TOOLS, DocumentLimits, ImageLimits, ProviderSpec
 
 __all__ = ["ANTHROPIC", "ANTHROPIC_IMAGES", "DEFAULT_BASE_URL"]
 
@@ -20,6 +20,9 @@ ANTHROPIC_IMAGES = ImageLimits(
 )
 
 ANTHROPIC = ProviderSpec(
+    # PDF support (docs.anthropic.com/en/docs/build-with-claude/pdf-support, read 2026-12):
+    # requests up to 32 MB, at most 100 pages per request. Not in providers.md.
+    documents=DocumentLimits(max_bytes=32_000_000, max_pages=100),
     kind="anthropic",
     adapter="aperture.providers.anthropic:AnthropicProvider",
     wire="anthropic-messages",

@@ -29,6 +29,7 @@ Translation choices, in one place:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -239,13 +240,28 @@ def _blocks(parts: tuple[Part, ...], param: str, *, allow_images: bool) -> list[
                 raise InvalidRequestError(
                     "Bedrock accepts images only in user and tool messages.", param=at
                 )
+            case File(inline=inline) if inline is not None and allow_images:
+                blocks.append({"document": _document(part, j)})
             case File():
-                raise UnsupportedCapabilityError("Bedrock does not accept files here.", param=at)
+                raise UnsupportedCapabilityError(
+                    "Bedrock accepts documents only as PDF data in user messages.", param=at
+                )
             case Audio():
                 raise UnsupportedCapabilityError("Bedrock does not accept audio here.", param=at)
             case Video():
                 raise UnsupportedCapabilityError("Bedrock does not accept video here.", param=at)
     return blocks
+
+
+# Converse's DocumentBlock.name: alphanumerics, single whitespace, hyphens, parentheses and
+# square brackets (botocore's service model; it is also a prompt-injection surface).
+_NAME_DROP = re.compile(r"[^A-Za-z0-9\s\-()\[\]]+")
+
+
+def _document(file: File, index: int) -> dict[str, Any]:
+    stem = (file.filename or "").rsplit(".", 1)[0]
+    name = " ".join(_NAME_DROP.sub(" ", stem).split())[:200] or f"document-{index + 1}"
+    return {"format": "pdf", "name": name, "source": {"bytes": file.base64}}
 
 
 def _image(image: Image, param: str) -> dict[str, Any]:

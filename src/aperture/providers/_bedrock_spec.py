@@ -5,11 +5,15 @@ from __future__ import annotations
 import msgspec
 
 from aperture.providers._anthropic_spec import ANTHROPIC_IMAGES
-from aperture.providers.spec import TOOLS, VISION_TOOLS, ProviderSpec
+from aperture.providers.spec import TOOLS, VISION_TOOLS, DocumentLimits, ProviderSpec
 
 __all__ = ["BEDROCK"]
 
 BEDROCK = ProviderSpec(
+    # Converse DocumentBlock (docs.aws.amazon.com/bedrock/latest/APIReference/
+    # API_runtime_DocumentBlock.html, read 2026-12): 4.5 MB per document, 5 documents; the
+    # pages are Claude's 100. Not in providers.md.
+    documents=DocumentLimits(max_bytes=4_500_000, max_pages=100),
     kind="bedrock",
     adapter="aperture.providers.bedrock:BedrockProvider",
     wire="bedrock-converse",

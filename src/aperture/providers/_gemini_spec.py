@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aperture.providers.spec import TOOLS, VISION_TOOLS, ImageLimits, ProviderSpec
+from aperture.providers.spec import TOOLS, VISION_TOOLS, DocumentLimits, ImageLimits, ProviderSpec
 from aperture.settings import Capability
 
 __all__ = ["DEFAULT_BASE_URL", "GEMINI", "GEMINI_IMAGE_TYPES"]
@@ -16,6 +16,9 @@ GEMINI_IMAGE_TYPES = frozenset(
 _SEES_HEARS: frozenset[Capability] = frozenset({"vision", "audio", "video", "tools", "json_mode"})
 
 GEMINI = ProviderSpec(
+    # Document understanding (ai.google.dev/gemini-api/docs/document-processing, read
+    # 2026-12): inline data up to 20 MB a request, at most 1000 pages. Not in providers.md.
+    documents=DocumentLimits(max_bytes=20_000_000, max_pages=1000),
     kind="gemini",
     adapter="aperture.providers.gemini:GeminiProvider",
     wire="gemini-generate-content",

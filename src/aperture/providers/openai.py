@@ -341,7 +341,10 @@ def _part(part: Part) -> dict[str, Any]:
             return {"type": "input_audio", "input_audio": {"data": data, "format": fmt}}
         case Video(url=url):
             return {"type": "video_url", "video_url": {"url": url}}
-        case File(file_id=file_id, file_data=file_data, filename=filename):
+        case File(file_id=file_id, file_data=file_data, filename=filename, inline=inline):
+            # OpenAI refuses file_data without a filename; checked bytes get a neutral one.
+            if filename is None and inline is not None:
+                filename = "document.pdf"
             file = _omit_none({"file_id": file_id, "file_data": file_data, "filename": filename})
             return {"type": "file", "file": file}
 

@@ -13,6 +13,7 @@ from aperture.providers.spec import (
     COMMON_IMAGE_TYPES,
     VISION_TOOLS,
     VISION_TOOLS_JSON,
+    DocumentLimits,
     ImageLimits,
     KnownModel,
     ProviderSpec,
@@ -57,6 +58,9 @@ _OPENAI_MODELS: tuple[KnownModel, ...] = (
 )
 
 OPENAI = ProviderSpec(
+    # PDF files (platform.openai.com/docs/guides/pdf-files, read 2026-12): 100 pages and
+    # 32 MB per request. Not in providers.md.
+    documents=DocumentLimits(max_bytes=32_000_000, max_pages=100),
     kind="openai",
     adapter=OPENAI_ADAPTER,
     wire="openai-chat",

@@ -21,6 +21,7 @@ __all__ = [
     "TOOLS",
     "VISION_TOOLS",
     "VISION_TOOLS_JSON",
+    "DocumentLimits",
     "ImageLimits",
     "KnownModel",
     "ProviderSpec",
@@ -77,6 +78,13 @@ class ImageLimits(msgspec.Struct, frozen=True, kw_only=True):
         return (size_bytes + 2) // 3 * 4 if self.counts_base64 else size_bytes
 
 
+class DocumentLimits(msgspec.Struct, frozen=True, kw_only=True):
+    """What a kind reads natively in a document (a PDF); None on the spec: it reads none."""
+
+    max_bytes: int
+    max_pages: int
+
+
 class ProviderSpec(msgspec.Struct, frozen=True, kw_only=True):
     """Everything known about one provider kind; the fields without a default are required."""
 
@@ -103,3 +111,5 @@ class ProviderSpec(msgspec.Struct, frozen=True, kw_only=True):
     """The environment variable the demo reads a key from."""
     demo_models: tuple[str, ...] = ()
     """Models the demo offers when that key is present."""
+    documents: DocumentLimits | None = None
+    """Native PDF input; its vision models then have the ``documents`` capability."""

@@ -19,7 +19,11 @@ def known_capabilities(kind: str, upstream_model: str) -> frozenset[str] | None:
     Raises:
         LookupError: no such kind.
     """
-    for pattern, capabilities in spec_for(kind).known_models:
+    spec = spec_for(kind)
+    for pattern, capabilities in spec.known_models:
         if fnmatch.fnmatchcase(upstream_model, pattern):
+            # The kinds that read PDFs do so on their vision models.
+            if spec.documents is not None and "vision" in capabilities:
+                return capabilities | {"documents"}
             return capabilities
     return None

@@ -8,6 +8,7 @@ from aperture.settings.load import ConfigError, Problem, load_settings, parse_se
 from aperture.settings.schema import (
     AuthSettings,
     Capability,
+    DocumentSettings,
     ImageDecodeSettings,
     ImageSettings,
     ModelConstraints,
@@ -26,6 +27,7 @@ __all__ = [
     "AuthSettings",
     "Capability",
     "ConfigError",
+    "DocumentSettings",
     "ImageDecodeSettings",
     "ImageSettings",
     "ModelConstraints",

@@ -11,6 +11,7 @@ from aperture.settings.governance import GovernanceSettings
 __all__ = [
     "AuthSettings",
     "Capability",
+    "DocumentSettings",
     "FetchSettings",
     "ImageSettings",
     "ModelConstraints",
@@ -28,7 +29,9 @@ __all__ = [
 ]
 
 UrlPolicy = Literal["reject", "fetch", "passthrough", "auto"]
-Capability = Literal["vision", "audio", "video", "image_output", "tools", "json_mode"]
+Capability = Literal[
+    "vision", "audio", "video", "image_output", "tools", "json_mode", "documents"
+]  # fmt: skip
 # A kind listed in ``aperture.providers.registry``; ``load`` checks it against that list, so
 # that a new kind needs its spec and a registry line, not a line here as well.
 ProviderKind = str
@@ -148,6 +151,18 @@ class ImageSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=T
     decode: ImageDecodeSettings = ImageDecodeSettings()
 
 
+class DocumentSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Documents (PDFs) in requests: checked at intake before any provider sees them."""
+
+    # The largest document intake decodes; each provider's own cap (its spec) applies too.
+    max_document_bytes: int = 32_000_000
+    # Counted from the page tree before any page is parsed: a page bomb costs nothing.
+    max_pages: int = 100
+    max_documents_per_request: int = 20
+    # A page side above this (in PDF points; 14400 is the PDF spec's own limit) is a bomb.
+    max_page_side_pt: float = 14_400.0
+
+
 class ProviderImageSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """Overrides of the provider kind's image limits (its spec in providers/)."""
 
@@ -259,6 +274,7 @@ class Settings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     auth: AuthSettings | None = None
     storage: StorageSettings = StorageSettings()
     images: ImageSettings = ImageSettings()
+    documents: DocumentSettings = DocumentSettings()
     providers: tuple[ProviderSettings, ...] = ()
     models: tuple[ModelSettings, ...] = ()
     routes: tuple[RouteSettings, ...] = ()

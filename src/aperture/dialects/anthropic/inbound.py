@@ -15,6 +15,7 @@ from aperture.dialects.openai.inbound import extra_fields
 from aperture.errors import InvalidRequestError
 from aperture.model import (
     ChatRequest,
+    File,
     Image,
     Message,
     NamedToolChoice,
@@ -105,6 +106,9 @@ def _convert(
             case wire.ImageBlock(source=source):
                 parts.append(_image(source))
                 paths.append(f"{path}.source.{_field(source)}")
+            case wire.DocumentBlock():
+                parts.append(_document(block))
+                paths.append(f"{path}.source.data")
             case wire.ToolUseBlock(id=id, name=name, input=arguments):
                 calls.append(ToolCall(id, name, _encode(arguments).decode()))
             case wire.ToolResultBlock():
@@ -131,6 +135,17 @@ def _image(source: wire.Base64Source | wire.UrlSource) -> Image:
         return Image(source.url)
     # Intake checks the bytes and corrects the type; the data URI is its common input.
     return Image(f"data:{source.media_type};base64,{source.data}")
+
+
+def _document(block: wire.DocumentBlock) -> Part:
+    source, title = block.source, block.title
+    if isinstance(source, wire.PlainTextSource):
+        # A plain-text document is text to every model: sent as a text part.
+        return Text(f"{title}\n\n{source.data}" if title else source.data)
+    if isinstance(source, wire.UrlSource):
+        return File(filename=title, url=source.url)
+    # Intake checks the bytes (strict base64, %PDF-, pages) and corrects the type.
+    return File(file_data=f"data:{source.media_type};base64,{source.data}", filename=title)
 
 
 def _field(source: wire.Base64Source | wire.UrlSource) -> str:

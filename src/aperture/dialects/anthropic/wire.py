@@ -26,6 +26,19 @@ class UrlSource(_Wire, tag="url", tag_field="type", kw_only=True):
     url: str
 
 
+class PlainTextSource(_Wire, tag="text", tag_field="type", kw_only=True):
+    media_type: str = "text/plain"
+    data: str
+
+
+class DocumentBlock(_Wire, tag="document", tag_field="type", kw_only=True):
+    source: Base64Source | UrlSource | PlainTextSource
+    title: str | None = None
+    context: str | None = None
+    citations: dict[str, Any] | None = None
+    cache_control: dict[str, Any] | None = None
+
+
 class TextBlock(_Wire, tag="text", tag_field="type", kw_only=True):
     text: str
     cache_control: dict[str, Any] | None = None
@@ -58,7 +71,13 @@ class RedactedThinkingBlock(_Wire, tag="redacted_thinking", tag_field="type", kw
 
 
 ContentBlock = (
-    TextBlock | ImageBlock | ToolUseBlock | ToolResultBlock | ThinkingBlock | RedactedThinkingBlock
+    TextBlock
+    | ImageBlock
+    | DocumentBlock
+    | ToolUseBlock
+    | ToolResultBlock
+    | ThinkingBlock
+    | RedactedThinkingBlock
 )
 
 

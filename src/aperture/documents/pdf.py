@@ -1,0 +1,93 @@
+"""What PDFium says about a PDF without rendering it: pages, boxes, encryption, text.
+
+Every function here is top-level and returns plain data (never raises for bad input), so it
+runs unchanged in a decode worker, where an exception would reach the gateway only as words.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NamedTuple
+
+# pypdfium2 ships no type information; this module is the one place that calls it.
+import pypdfium2 as pdfium  # type: ignore[import-untyped]
+import pypdfium2.raw as pdfium_c  # type: ignore[import-untyped]
+
+__all__ = ["PdfFacts", "PdfProblem", "inspect_pdf", "pdf_text"]
+
+Problem = Literal["malformed", "encrypted", "too_many_pages", "page_too_large"]
+
+
+class PdfFacts(NamedTuple):
+    pages: int
+
+
+class PdfProblem(NamedTuple):
+    problem: Problem
+    detail: str
+
+
+def inspect_pdf(data: bytes, max_pages: int, max_side_pt: float) -> PdfFacts | PdfProblem:
+    """Count the pages and check their boxes; no page's content is parsed.
+
+    Loading reads the cross-reference table and trailer; the page count walks the page tree
+    only; a page size is read from the page's dictionary. So a file claiming thousands of
+    pages, or pages a mile wide, is refused for the cost of reading its skeleton.
+    """
+    try:
+        document = pdfium.PdfDocument(data)
+    except pdfium.PdfiumError as exc:
+        if getattr(exc, "err_code", None) == pdfium_c.FPDF_ERR_PASSWORD:
+            return PdfProblem("encrypted", "the PDF is password-protected")
+        return PdfProblem("malformed", "PDFium cannot read it (damaged or not a PDF)")
+    try:
+        # -1 means no security handler; any other revision is an encrypted file, which the
+        # providers refuse even when it opens without a password.
+        if pdfium_c.FPDF_GetSecurityHandlerRevision(document.raw) != -1:
+            return PdfProblem("encrypted", "the PDF is encrypted")
+        pages: int = len(document)
+        if pages <= 0:
+            return PdfProblem("malformed", "the PDF has no pages")
+        if pages > max_pages:
+            return PdfProblem("too_many_pages", f"{pages}")
+        for index in range(pages):
+            width: float
+            height: float
+            width, height = document.get_page_size(index)
+            if not (0 < width <= max_side_pt and 0 < height <= max_side_pt):
+                return PdfProblem(
+                    "page_too_large",
+                    f"page {index + 1} is {width:.0f}x{height:.0f} points "
+                    f"(the limit is {max_side_pt:.0f} a side)",
+                )
+        return PdfFacts(pages)
+    finally:
+        document.close()
+
+
+def pdf_text(data: bytes, max_pages: int, max_chars: int) -> str:
+    """The text layer of the first ``max_pages`` pages, at most ``max_chars`` characters.
+
+    Pages are separated by a form feed, the way ``pdftotext`` marks them. A page whose text
+    cannot be read contributes nothing: the text layer is for reading, not for proof.
+    """
+    out: list[str] = []
+    size = 0
+    document = pdfium.PdfDocument(data)
+    try:
+        for index in range(min(len(document), max_pages)):
+            page = document[index]
+            try:
+                textpage = page.get_textpage()
+                try:
+                    text: str = textpage.get_text_range()
+                finally:
+                    textpage.close()
+            finally:
+                page.close()
+            out.append(text)
+            size += len(text) + 1
+            if size >= max_chars:
+                break
+    finally:
+        document.close()
+    return "\f".join(out)[:max_chars]
