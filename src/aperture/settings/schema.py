@@ -158,6 +158,7 @@ class DocumentSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_onl
     max_document_bytes: int = 32_000_000
     # Counted from the page tree before any page is parsed: a page bomb costs nothing.
     max_pages: int = 100
+    # Documents one request may carry, across all its messages.
     max_documents_per_request: int = 20
     # A page side above this (in PDF points; 14400 is the PDF spec's own limit) is a bomb.
     max_page_side_pt: float = 14_400.0
