@@ -619,7 +619,11 @@ def test_parses_a_text_message() -> None:
     assert choice.tool_calls is None
     assert choice.finish_reason == "stop"
     assert response.usage == Usage(
-        prompt_tokens=420, completion_tokens=7, cached_tokens=300, reasoning_tokens=3
+        prompt_tokens=420,
+        completion_tokens=7,
+        cached_tokens=300,
+        cache_creation_tokens=20,
+        reasoning_tokens=3,
     )
 
 

@@ -33,6 +33,7 @@ from aperture.errors import (
 from aperture.media.sniff import sniff
 from aperture.model import (
     Audio,
+    CacheMark,
     ChatRequest,
     File,
     Image,
@@ -162,6 +163,9 @@ def assert_strict(body: dict[str, Any]) -> None:
     if uses_tools:
         assert body["toolConfig"]["tools"], "Bedrock wants toolConfig with tool blocks"
     for system in body.get("system", []):
+        if "cachePoint" in system:  # a prompt-cache breakpoint sits between text blocks
+            assert system == {"cachePoint": {"type": "default"}}
+            continue
         assert system["text"].strip()
     for stop in body.get("inferenceConfig", {}).get("stopSequences", []):
         assert stop
@@ -635,3 +639,23 @@ def test_a_checked_pdf_becomes_a_document_block_with_a_valid_name() -> None:
     assert document["format"] == "pdf"
     assert document["name"] == "Q3 report (final) v2"
     assert base64.b64decode(document["source"]["bytes"]) == pdf
+
+
+def test_cache_breakpoints_become_cache_points_where_they_were_set() -> None:
+    mark = CacheMark()
+    chat = request(
+        Message("system", (Text("Shared preamble.", mark), Text("Be terse."))),
+        Message("user", (Text("Long document text.", mark), Text("Question?"))),
+        tools=(Tool("lookup", "Look a word up.", {"type": "object"}, cache=mark),),
+    )
+    body = build(chat)  # botocore's ParamValidator and the emulator accept it
+    point = {"cachePoint": {"type": "default"}}
+    assert body["system"] == [{"text": "Shared preamble."}, point, {"text": "Be terse."}]
+    assert body["messages"][0]["content"] == [
+        {"text": "Long document text."},
+        point,
+        {"text": "Question?"},
+    ]
+    tools = body["toolConfig"]["tools"]
+    assert tools[0]["toolSpec"]["name"] == "lookup"
+    assert tools[1] == point

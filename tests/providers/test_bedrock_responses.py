@@ -136,7 +136,9 @@ def test_cache_tokens_add_to_the_prompt() -> None:
     # inputTokens counts only what was neither read from nor written to the prompt cache.
     body = response([{"text": "x"}], cacheReadInputTokens=100, cacheWriteInputTokens=20)
     usage = PROVIDER.parse_response(body, TARGET).usage
-    assert usage == Usage(prompt_tokens=132, completion_tokens=5, cached_tokens=100)
+    assert usage == Usage(
+        prompt_tokens=132, completion_tokens=5, cached_tokens=100, cache_creation_tokens=20
+    )
 
 
 def test_reasoning_blocks_are_skipped() -> None:

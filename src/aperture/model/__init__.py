@@ -2,6 +2,7 @@
 
 from aperture.model.chat import (
     Audio,
+    CacheMark,
     ChatRequest,
     Detail,
     File,
@@ -26,6 +27,7 @@ from aperture.model.target import Target
 
 __all__ = [
     "Audio",
+    "CacheMark",
     "ChatRequest",
     "ChatResponse",
     "Choice",

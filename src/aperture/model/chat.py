@@ -8,6 +8,7 @@ import msgspec
 
 __all__ = [
     "Audio",
+    "CacheMark",
     "ChatRequest",
     "Detail",
     "File",
@@ -31,8 +32,21 @@ Role = Literal["system", "developer", "user", "assistant", "tool"]
 Detail = Literal["auto", "low", "high"]
 
 
+class CacheMark(msgspec.Struct, frozen=True):
+    """A prompt-cache breakpoint the client set after this part, message or tool.
+
+    Anthropic's ``cache_control`` (``{"type": "ephemeral", "ttl": ...}``) in canonical form;
+    providers with explicit caching place their own marker there (Bedrock a ``cachePoint``),
+    the rest cache implicitly or not at all and drop it.
+    """
+
+    type: str = "ephemeral"
+    ttl: str | None = None
+
+
 class Text(msgspec.Struct, frozen=True, tag="text"):
     text: str
+    cache: CacheMark | None = None
 
 
 class InlineImage(msgspec.Struct, frozen=True):
@@ -59,6 +73,7 @@ class Image(msgspec.Struct, frozen=True, tag="image"):
     url: str
     detail: Detail | None = None
     inline: InlineImage | None = None
+    cache: CacheMark | None = None
 
     @property
     def is_data_uri(self) -> bool:
@@ -124,6 +139,7 @@ class ToolCall(msgspec.Struct, frozen=True):
     id: str
     name: str
     arguments: str
+    cache: CacheMark | None = None
 
 
 class Message(msgspec.Struct, frozen=True):
@@ -134,6 +150,8 @@ class Message(msgspec.Struct, frozen=True):
     name: str | None = None
     tool_calls: tuple[ToolCall, ...] | None = None
     tool_call_id: str | None = None
+    cache: CacheMark | None = None
+    """On a tool message: a cache breakpoint after its result (Anthropic's tool_result)."""
 
     def parts(self) -> tuple[Part, ...]:
         if self.content is None:
@@ -148,6 +166,7 @@ class Tool(msgspec.Struct, frozen=True):
     description: str | None = None
     parameters: dict[str, Any] | None = None
     strict: bool | None = None
+    cache: CacheMark | None = None
 
 
 class NamedToolChoice(msgspec.Struct, frozen=True):

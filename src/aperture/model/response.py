@@ -32,6 +32,9 @@ class Usage(msgspec.Struct, frozen=True):
     completion_tokens: int = 0
     image_tokens: int | None = None
     cached_tokens: int | None = None
+    """Prompt tokens read from the provider's prompt cache (part of ``prompt_tokens``)."""
+    cache_creation_tokens: int | None = None
+    """Prompt tokens written to the provider's prompt cache (part of ``prompt_tokens``)."""
     reasoning_tokens: int | None = None
     output_image_tokens: int | None = None
     """Of ``completion_tokens``, those the provider counts as image output (priced apart)."""

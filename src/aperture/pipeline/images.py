@@ -77,7 +77,7 @@ class IntakeImages:
                 checked = await self._check(image, policy, param)
                 if checked is None:
                     continue
-                replaced[m, p] = Image(checked.url, image.detail, checked.info)
+                replaced[m, p] = Image(checked.url, image.detail, checked.info, image.cache)
                 ctx.decoded[m, p] = checked.data
                 ctx.images[m, p] = checked.info
             if self._tracer.enabled:

@@ -127,7 +127,7 @@ class ImagePreparer:
                 result = await self._normalized(ctx, (m, p), image.inline, limits, options, param)
                 if result is not None:
                     url, info, changes = result
-                    image = Image(url, image.detail, info)
+                    image = Image(url, image.detail, info, image.cache)
                     replaced[m, p] = image
                     changed.extend(c for c in changes if c not in changed)
                 inline = image.inline

@@ -142,7 +142,7 @@ class ScreenPii:
                 continue
             self._found(ctx, findings, text_path(ctx.locator, m, p, whole=False), image=False)
             clean = self._scanner.redact(part.text, findings)
-            parts[p] = Text(clean)
+            parts[p] = Text(clean, part.cache)
             texts.append(clean)
             changed = True
         if not changed:

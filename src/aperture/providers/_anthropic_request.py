@@ -19,6 +19,7 @@ from aperture.errors import (
 from aperture.media.datauri import MIME_ALIASES, parse_data_uri
 from aperture.model import (
     Audio,
+    CacheMark,
     ChatRequest,
     File,
     Image,
@@ -39,6 +40,7 @@ __all__ = [
     "compact",
     "conversation",
     "json_instruction",
+    "system_value",
     "tool",
     "tool_choice",
 ]
@@ -50,15 +52,15 @@ class _Turn:
     blocks: list[dict[str, Any]] = field(default_factory=list)
 
 
-def conversation(messages: tuple[Message, ...]) -> tuple[list[str], list[dict[str, Any]]]:
-    """The system paragraphs and the alternating user/assistant turns."""
-    system: list[str] = []
+def conversation(
+    messages: tuple[Message, ...],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The system text blocks and the alternating user/assistant turns."""
+    system: list[dict[str, Any]] = []
     turns: list[_Turn] = []
     for i, message in enumerate(messages):
         if message.role in ("system", "developer"):
-            text = _system_text(message, i)
-            if text:
-                system.append(text)
+            system.extend(_system_blocks(message, i))
             continue
         role = "assistant" if message.role == "assistant" else "user"
         if message.role == "assistant":
@@ -90,29 +92,47 @@ def conversation(messages: tuple[Message, ...]) -> tuple[list[str], list[dict[st
     return system, [{"role": turn.role, "content": turn.blocks} for turn in turns]
 
 
-def _system_text(message: Message, i: int) -> str:
-    texts = []
+def system_value(blocks: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
+    """The ``system`` field: a string, unless a block carries a cache breakpoint, which only
+    the list form can hold."""
+    if any("cache_control" in block for block in blocks):
+        return blocks
+    return "\n\n".join(block["text"] for block in blocks)
+
+
+def _system_blocks(message: Message, i: int) -> list[dict[str, Any]]:
+    blocks = []
     for j, part in enumerate(message.parts()):
         if not isinstance(part, Text):
             raise InvalidRequestError(
                 f"{message.role.capitalize()} messages may only hold text for Anthropic.",
                 param=f"messages[{i}].content[{j}]",
             )
-        texts.append(part.text)
-    return "\n\n".join(text for text in texts if text)
+        if part.text:
+            blocks.append(_cached({"type": "text", "text": part.text}, part.cache))
+    return blocks
+
+
+def _cached(block: dict[str, Any], mark: CacheMark | None) -> dict[str, Any]:
+    """The block with the client's ``cache_control`` put back exactly as it was sent."""
+    if mark is not None:
+        control = {"type": mark.type}
+        if mark.ttl is not None:
+            control["ttl"] = mark.ttl
+        block["cache_control"] = control
+    return block
 
 
 def _assistant_blocks(message: Message, i: int) -> list[dict[str, Any]]:
     blocks = _blocks(message.parts(), f"messages[{i}]", allow_images=False)
     for k, call in enumerate(message.tool_calls or ()):
-        blocks.append(
-            {
-                "type": "tool_use",
-                "id": call.id,
-                "name": call.name,
-                "input": _tool_input(call.arguments, f"messages[{i}].tool_calls[{k}]"),
-            }
-        )
+        block = {
+            "type": "tool_use",
+            "id": call.id,
+            "name": call.name,
+            "input": _tool_input(call.arguments, f"messages[{i}].tool_calls[{k}]"),
+        }
+        blocks.append(_cached(block, call.cache))
     return blocks
 
 
@@ -147,7 +167,7 @@ def _tool_result(message: Message, i: int) -> dict[str, Any]:
         content = _blocks(message.parts(), f"messages[{i}]", allow_images=True)
         if content:
             block["content"] = content
-    return block
+    return _cached(block, message.cache)
 
 
 def _blocks(parts: tuple[Part, ...], param: str, *, allow_images: bool) -> list[dict[str, Any]]:
@@ -155,11 +175,11 @@ def _blocks(parts: tuple[Part, ...], param: str, *, allow_images: bool) -> list[
     for j, part in enumerate(parts):
         at = f"{param}.content[{j}]"
         match part:
-            case Text(text=text):
+            case Text(text=text, cache=mark):
                 if text.strip():  # Anthropic rejects empty and whitespace-only text blocks
-                    blocks.append({"type": "text", "text": text})
+                    blocks.append(_cached({"type": "text", "text": text}, mark))
             case Image() if allow_images:
-                blocks.append(_image(part, at))
+                blocks.append(_cached(_image(part, at), part.cache))
             case Image():
                 raise InvalidRequestError(
                     "Anthropic accepts images only in user and tool messages.", param=at
@@ -215,7 +235,7 @@ def tool(tool: Tool) -> dict[str, Any]:
         out["description"] = tool.description
     # Anthropic requires an object schema even for a tool that takes no parameters.
     out["input_schema"] = tool.parameters or {"type": "object", "properties": {}}
-    return out
+    return _cached(out, tool.cache)
 
 
 def tool_choice(request: ChatRequest) -> dict[str, Any] | None:

@@ -21,6 +21,9 @@ Translation choices, in one place:
 - ``response_format: json_schema`` becomes ``outputConfig.textFormat`` (native structured
   output, model-dependent on Bedrock); ``json_object`` has no native form and is emulated
   with an instruction appended to ``system``.
+- Cache breakpoints (canonical ``CacheMark``, Anthropic's ``cache_control``) become
+  ``cachePoint`` blocks right after the system block, content block, tool result, tool call
+  or tool definition that carried them, where Converse takes them.
 - ``seed``, ``presence_penalty``, ``frequency_penalty``, ``user`` and
   ``parallel_tool_calls`` have no Converse field and are dropped; ``n > 1`` is refused.
 - ``extra`` (top-level fields of the client's OpenAI dialect) is NOT forwarded: Converse
@@ -45,6 +48,7 @@ from aperture.errors import (
 from aperture.media.datauri import MIME_ALIASES, parse_data_uri
 from aperture.model import (
     Audio,
+    CacheMark,
     ChatRequest,
     File,
     Image,
@@ -83,7 +87,7 @@ class _Turn:
 
 @dataclass(slots=True)
 class _History:
-    system: list[str] = field(default_factory=list)
+    system: list[dict[str, Any]] = field(default_factory=list)
     turns: list[_Turn] = field(default_factory=list)
     tool_names: list[str] = field(default_factory=list)
     """Names of tools the history called, in order of first use."""
@@ -98,12 +102,12 @@ def converse_body(request: ChatRequest) -> dict[str, Any]:
         )
     history = _conversation(request.messages)
     if _wants_instruction(request.response_format):
-        history.system.append(JSON_INSTRUCTION)
+        history.system.append({"text": JSON_INSTRUCTION})
     body: dict[str, Any] = {
-        "messages": [{"role": t.role, "content": t.blocks} for t in history.turns]
+        "messages": [{"role": t.role, "content": _points(t.blocks)} for t in history.turns]
     }
     if history.system:
-        body["system"] = [{"text": text} for text in history.system]
+        body["system"] = _points(history.system)
     inference: dict[str, Any] = {}
     if request.max_tokens is not None:
         inference["maxTokens"] = request.max_tokens
@@ -134,9 +138,7 @@ def _conversation(messages: tuple[Message, ...]) -> _History:
     history = _History()
     for i, message in enumerate(messages):
         if message.role in ("system", "developer"):
-            text = _system_text(message, i)
-            if text:
-                history.system.append(text)
+            history.system.extend(_system_blocks(message, i))
             continue
         if message.role == "assistant":
             role, blocks = "assistant", _assistant_blocks(message, i, history)
@@ -168,8 +170,11 @@ def _conversation(messages: tuple[Message, ...]) -> _History:
     return history
 
 
-def _system_text(message: Message, i: int) -> str:
-    texts = []
+def _system_blocks(message: Message, i: int) -> list[dict[str, Any]]:
+    """One system block per message, or one per part when any part marks a cache point."""
+    texts: list[str] = []
+    blocks: list[dict[str, Any]] = []
+    marked = any(isinstance(part, Text) and part.cache for part in message.parts())
     for j, part in enumerate(message.parts()):
         if not isinstance(part, Text):
             raise InvalidRequestError(
@@ -178,22 +183,44 @@ def _system_text(message: Message, i: int) -> str:
             )
         if part.text.strip():
             texts.append(part.text)
-    return "\n\n".join(texts)
+            if marked:
+                blocks.append(_cached({"text": part.text}, part.cache))
+    if marked:
+        return blocks
+    return [{"text": "\n\n".join(texts)}] if texts else []
+
+
+def _cached(block: dict[str, Any], mark: CacheMark | None) -> dict[str, Any]:
+    """Notes a cache point on the block; ``_points`` moves it to a block of its own once the
+    turn's blocks are in their final order."""
+    if mark is not None:
+        point = {"type": "default"}
+        if mark.ttl is not None:
+            point["ttl"] = mark.ttl
+        block["cachePoint"] = point
+    return block
+
+
+def _points(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Splits each noted cache point into the ``cachePoint`` block that follows its block:
+    every Converse block is a union holding exactly one member."""
+    if not any("cachePoint" in block for block in blocks):
+        return blocks
+    out: list[dict[str, Any]] = []
+    for block in blocks:
+        point = block.pop("cachePoint", None)
+        out.append(block)
+        if point is not None:
+            out.append({"cachePoint": point})
+    return out
 
 
 def _assistant_blocks(message: Message, i: int, history: _History) -> list[dict[str, Any]]:
     blocks = _blocks(message.parts(), f"messages[{i}]", allow_images=False)
     for k, call in enumerate(message.tool_calls or ()):
         param = f"messages[{i}].tool_calls[{k}].function.arguments"
-        blocks.append(
-            {
-                "toolUse": {
-                    "toolUseId": call.id,
-                    "name": call.name,
-                    "input": _input(call.arguments, param),
-                }
-            }
-        )
+        use = {"toolUseId": call.id, "name": call.name, "input": _input(call.arguments, param)}
+        blocks.append(_cached({"toolUse": use}, call.cache))
         history.has_tool_blocks = True
         if call.name not in history.tool_names:
             history.tool_names.append(call.name)
@@ -222,8 +249,10 @@ def _tool_result(message: Message, i: int) -> dict[str, Any]:
             "A tool message needs the tool_call_id it answers.", param=f"messages[{i}].tool_call_id"
         )
     content = _blocks(message.parts(), f"messages[{i}]", allow_images=True)
+    for block in content:
+        block.pop("cachePoint", None)  # ToolResultContentBlock has no cachePoint member
     result = {"toolUseId": message.tool_call_id, "content": content, "status": "success"}
-    return {"toolResult": result}
+    return _cached({"toolResult": result}, message.cache)
 
 
 def _blocks(parts: tuple[Part, ...], param: str, *, allow_images: bool) -> list[dict[str, Any]]:
@@ -231,11 +260,11 @@ def _blocks(parts: tuple[Part, ...], param: str, *, allow_images: bool) -> list[
     for j, part in enumerate(parts):
         at = f"{param}.content[{j}]"
         match part:
-            case Text(text=text):
+            case Text(text=text, cache=mark):
                 if text.strip():  # Bedrock refuses blank text blocks
-                    blocks.append({"text": text})
+                    blocks.append(_cached({"text": text}, mark))
             case Image() if allow_images:
-                blocks.append({"image": _image(part, at)})
+                blocks.append(_cached({"image": _image(part, at)}, part.cache))
             case Image():
                 raise InvalidRequestError(
                     "Bedrock accepts images only in user and tool messages.", param=at
@@ -301,7 +330,7 @@ def _tool_config(request: ChatRequest, history: _History) -> dict[str, Any] | No
         tools = [_tool(Tool(name)) for name in history.tool_names]
     else:
         return None
-    config: dict[str, Any] = {"tools": tools}
+    config: dict[str, Any] = {"tools": _points(tools)}
     if offered:
         if isinstance(choice, NamedToolChoice):
             config["toolChoice"] = {"tool": {"name": choice.name}}
@@ -320,7 +349,7 @@ def _tool(tool: Tool) -> dict[str, Any]:
     spec["inputSchema"] = {"json": tool.parameters or dict(_OPEN_SCHEMA)}
     if tool.strict:
         spec["strict"] = True
-    return {"toolSpec": spec}
+    return _cached({"toolSpec": spec}, tool.cache)
 
 
 def _wants_instruction(response_format: ResponseFormat | None) -> bool:

@@ -199,6 +199,7 @@ def _usage(usage: _Usage) -> Usage:
         prompt_tokens=usage.input_tokens + (read or 0) + (write or 0),
         completion_tokens=usage.output_tokens,
         cached_tokens=read,
+        cache_creation_tokens=write,
     )
 
 

@@ -7,6 +7,9 @@ Translation choices, in one place:
 
 - ``system`` and ``developer`` messages, wherever they appear, become the top-level
   ``system`` string (paragraphs joined with a blank line): Anthropic has no system turn.
+  When a system part carries a cache breakpoint, ``system`` is the list of text blocks.
+- Cache breakpoints (canonical ``CacheMark``) on text, image, tool_use and tool_result
+  blocks and on tools go back out as the ``cache_control`` the client sent.
 - ``tool`` messages become ``tool_result`` blocks in a user turn; assistant ``tool_calls``
   become ``tool_use`` blocks whose ``input`` is the parsed JSON arguments.
 - Consecutive turns of the same role are merged (Anthropic wants user/assistant
@@ -51,6 +54,7 @@ from aperture.providers._anthropic_request import (
     compact,
     conversation,
     json_instruction,
+    system_value,
     tool,
     tool_choice,
 )
@@ -194,7 +198,7 @@ class AnthropicProvider:
         system, turns = conversation(request.messages)
         instruction = json_instruction(request.response_format)
         if instruction is not None:
-            system.append(instruction)
+            system.append({"type": "text", "text": instruction})
         body: dict[str, Any] = {
             "model": target.upstream_model,
             "max_tokens": request.max_tokens
@@ -202,7 +206,7 @@ class AnthropicProvider:
             else DEFAULT_MAX_TOKENS,
         }
         if system:
-            body["system"] = "\n\n".join(system)
+            body["system"] = system_value(system)
         body["messages"] = turns
         if request.stop:
             body["stop_sequences"] = list(request.stop)
@@ -377,6 +381,7 @@ def _usage(usage: _Usage) -> Usage:
         prompt_tokens=prompt,
         completion_tokens=usage.output_tokens or 0,
         cached_tokens=cache_read,
+        cache_creation_tokens=usage.cache_creation_input_tokens,
         reasoning_tokens=details.thinking_tokens if details is not None else None,
     )
 

@@ -14,6 +14,7 @@ from aperture.dialects.decoding import decode_request
 from aperture.dialects.openai.inbound import extra_fields
 from aperture.errors import InvalidRequestError
 from aperture.model import (
+    CacheMark,
     ChatRequest,
     File,
     Image,
@@ -56,9 +57,7 @@ def parse_messages_request(body: bytes) -> tuple[ChatRequest, MappedLocator]:
     locator = MappedLocator()
     messages: list[Message] = []
     if request.system:
-        system = request.system
-        text = system if isinstance(system, str) else "\n\n".join(b.text for b in system)
-        messages.append(Message("system", text))
+        messages.append(_system(request.system))
     for i, message in enumerate(request.messages):
         messages.extend(_convert(message, i, len(messages), locator))
     return (
@@ -70,7 +69,10 @@ def parse_messages_request(body: bytes) -> tuple[ChatRequest, MappedLocator]:
             top_p=request.top_p,
             stop=tuple(request.stop_sequences) if request.stop_sequences else None,
             user=request.metadata.user_id if request.metadata else None,
-            tools=tuple(Tool(t.name, t.description, t.input_schema) for t in request.tools)
+            tools=tuple(
+                Tool(t.name, t.description, t.input_schema, cache=_mark(t.cache_control))
+                for t in request.tools
+            )
             if request.tools
             else None,
             tool_choice=_tool_choice(request.tool_choice),
@@ -100,20 +102,27 @@ def _convert(
     for j, block in enumerate(message.content):
         path = f"messages[{i}].content[{j}]"
         match block:
-            case wire.TextBlock(text=text):
-                parts.append(Text(text))
+            case wire.TextBlock(text=text, cache_control=cache):
+                parts.append(Text(text, _mark(cache)))
                 paths.append(path)
-            case wire.ImageBlock(source=source):
-                parts.append(_image(source))
+            case wire.ImageBlock(source=source, cache_control=cache):
+                parts.append(_image(source, cache))
                 paths.append(f"{path}.source.{_field(source)}")
             case wire.DocumentBlock():
                 parts.append(_document(block))
                 paths.append(f"{path}.source.data")
-            case wire.ToolUseBlock(id=id, name=name, input=arguments):
-                calls.append(ToolCall(id, name, _encode(arguments).decode()))
+            case wire.ToolUseBlock(id=id, name=name, input=arguments, cache_control=cache):
+                calls.append(ToolCall(id, name, _encode(arguments).decode(), _mark(cache)))
             case wire.ToolResultBlock():
                 text, images = _tool_result(block, path)
-                tool_messages.append(Message("tool", text, tool_call_id=block.tool_use_id))
+                tool_messages.append(
+                    Message(
+                        "tool",
+                        text,
+                        tool_call_id=block.tool_use_id,
+                        cache=_mark(block.cache_control),
+                    )
+                )
                 for image, image_path in images:
                     parts.append(image)
                     paths.append(image_path)
@@ -130,11 +139,27 @@ def _convert(
     return converted
 
 
-def _image(source: wire.Base64Source | wire.UrlSource) -> Image:
+def _system(system: str | list[wire.TextBlock]) -> Message:
+    """A system list is kept as parts when any carries a cache breakpoint, so a provider that
+    caches can place it; otherwise it is one string, as every provider takes."""
+    if isinstance(system, str):
+        return Message("system", system)
+    if any(block.cache_control is not None for block in system):
+        return Message("system", tuple(Text(b.text, _mark(b.cache_control)) for b in system))
+    return Message("system", "\n\n".join(b.text for b in system))
+
+
+def _mark(cache: wire.CacheControl | None) -> CacheMark | None:
+    return None if cache is None else CacheMark(cache.type, cache.ttl)
+
+
+def _image(
+    source: wire.Base64Source | wire.UrlSource, cache: wire.CacheControl | None = None
+) -> Image:
     if isinstance(source, wire.UrlSource):
-        return Image(source.url)
+        return Image(source.url, cache=_mark(cache))
     # Intake checks the bytes and corrects the type; the data URI is its common input.
-    return Image(f"data:{source.media_type};base64,{source.data}")
+    return Image(f"data:{source.media_type};base64,{source.data}", cache=_mark(cache))
 
 
 def _document(block: wire.DocumentBlock) -> Part:
@@ -157,7 +182,7 @@ def _tool_result(block: wire.ToolResultBlock, path: str) -> tuple[str, list[tupl
         return block.content, []
     texts = [b.text for b in block.content if isinstance(b, wire.TextBlock)]
     images = [
-        (_image(b.source), f"{path}.content[{k}].source.{_field(b.source)}")
+        (_image(b.source, b.cache_control), f"{path}.content[{k}].source.{_field(b.source)}")
         for k, b in enumerate(block.content)
         if isinstance(b, wire.ImageBlock)
     ]

@@ -189,9 +189,16 @@ def _sse(kind: str, payload: dict[str, Any]) -> bytes:
 
 
 def _usage(usage: Usage) -> dict[str, int]:
-    out = {"input_tokens": usage.prompt_tokens, "output_tokens": usage.completion_tokens}
-    if usage.cached_tokens:
-        out["cache_read_input_tokens"] = usage.cached_tokens
+    """Anthropic's ``input_tokens`` counts only uncached input: cache reads and writes are
+    their own fields, all three summing to the canonical ``prompt_tokens``."""
+    read, write = usage.cached_tokens or 0, usage.cache_creation_tokens or 0
+    out = {
+        "input_tokens": max(usage.prompt_tokens - read - write, 0),
+        "output_tokens": usage.completion_tokens,
+    }
+    if usage.cache_creation_tokens is not None or usage.cached_tokens is not None:
+        out["cache_creation_input_tokens"] = write
+        out["cache_read_input_tokens"] = read
     return out
 
 

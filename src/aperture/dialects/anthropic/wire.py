@@ -26,6 +26,11 @@ class UrlSource(_Wire, tag="url", tag_field="type", kw_only=True):
     url: str
 
 
+class CacheControl(_Wire, kw_only=True):
+    type: Literal["ephemeral"]
+    ttl: Literal["5m", "1h"] | None = None
+
+
 class PlainTextSource(_Wire, tag="text", tag_field="type", kw_only=True):
     media_type: str = "text/plain"
     data: str
@@ -36,29 +41,31 @@ class DocumentBlock(_Wire, tag="document", tag_field="type", kw_only=True):
     title: str | None = None
     context: str | None = None
     citations: dict[str, Any] | None = None
-    cache_control: dict[str, Any] | None = None
+    cache_control: CacheControl | None = None
 
 
 class TextBlock(_Wire, tag="text", tag_field="type", kw_only=True):
     text: str
-    cache_control: dict[str, Any] | None = None
+    cache_control: CacheControl | None = None
 
 
 class ImageBlock(_Wire, tag="image", tag_field="type", kw_only=True):
     source: Base64Source | UrlSource
-    cache_control: dict[str, Any] | None = None
+    cache_control: CacheControl | None = None
 
 
 class ToolUseBlock(_Wire, tag="tool_use", tag_field="type", kw_only=True):
     id: str
     name: str
     input: dict[str, Any]
+    cache_control: CacheControl | None = None
 
 
 class ToolResultBlock(_Wire, tag="tool_result", tag_field="type", kw_only=True):
     tool_use_id: str
     content: str | list[TextBlock | ImageBlock] = ""
     is_error: bool | None = None
+    cache_control: CacheControl | None = None
 
 
 class ThinkingBlock(_Wire, tag="thinking", tag_field="type", kw_only=True):
@@ -90,6 +97,7 @@ class ToolParam(_Wire, kw_only=True):
     name: str
     description: str | None = None
     input_schema: dict[str, Any]
+    cache_control: CacheControl | None = None
 
 
 class ToolChoiceParam(_Wire, kw_only=True):
