@@ -19,10 +19,10 @@ from starlette.types import Message, Receive, Scope, Send
 from aperture.api.admin import create_admin_app
 from aperture.api.chat import new_request_id
 from aperture.api.middleware import RequestIdMiddleware, TracingMiddleware
-from aperture.api.render import store_unavailable
+from aperture.api.render import routing_error, store_unavailable
 from aperture.api.routes import Endpoint, direct_routes, public_routes
 from aperture.dialects.openai.outbound import render_error
-from aperture.errors import GatewayError, InvalidRequestError, NotFoundError, clip, quote
+from aperture.errors import GatewayError
 from aperture.services import open_services
 from aperture.settings import Settings
 from aperture.settings.demo import include_demo
@@ -32,11 +32,6 @@ from aperture.tracing import NO_TRACER, Tracer
 __all__ = ["create_app", "create_apps"]
 
 log = logging.getLogger("aperture")
-
-
-class _MethodNotAllowedError(InvalidRequestError):
-    status = 405
-    code = "method_not_allowed"
 
 
 def create_app(settings: Settings, *, tracer: Tracer = NO_TRACER) -> Starlette:
@@ -133,15 +128,7 @@ async def _serve_direct(endpoint: Endpoint, scope: Scope, receive: Receive, send
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    error: GatewayError
-    if exc.status_code == 405:
-        # The path and method are the client's: quoted with a bound, like every echoed value.
-        method, path = clip(request.method, 16), quote(request.scope["path"])
-        error = _MethodNotAllowedError(f"{method} is not allowed on {path}.")
-    elif exc.status_code == 404:
-        error = NotFoundError(f"There is no endpoint at {quote(request.scope['path'])}.")
-    else:
-        error = InvalidRequestError(str(exc.detail))
+    error = routing_error(request, exc)
     return Response(render_error(error), error.status_code, media_type="application/json")
 
 

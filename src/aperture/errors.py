@@ -75,6 +75,7 @@ __all__ = [
     "InvalidJsonError",
     "InvalidRequestError",
     "MaxTokensBelowMinimumError",
+    "MethodNotAllowedError",
     "ModelNotAllowedError",
     "ModelNotFoundError",
     "NotFoundError",
@@ -163,6 +164,11 @@ class InvalidRequestError(GatewayError):
     status = 400
     type = "invalid_request_error"
     code = "invalid_request"
+
+
+class MethodNotAllowedError(InvalidRequestError):
+    status = 405
+    code = "method_not_allowed"
 
 
 class InvalidJsonError(InvalidRequestError):

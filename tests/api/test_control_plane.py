@@ -150,6 +150,15 @@ def test_admin_bodies_reject_unknown_and_wrong_fields(
     assert error["param"] == param or "unknown field" in error["message"].lower()
 
 
+def test_an_unknown_admin_path_is_404_and_a_wrong_method_405(gateway: Gateway) -> None:
+    missing = gateway.admin_call("GET", "/v1/admin/nothing-here")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "not_found"
+    wrong = gateway.admin_call("PATCH", "/v1/admin/keys")
+    assert wrong.status_code == 405
+    assert wrong.json()["error"]["code"] == "method_not_allowed"
+
+
 def test_the_admin_api_needs_the_master_key(gateway: Gateway) -> None:
     assert httpx.get(f"{gateway.admin}/v1/admin/keys").status_code == 401
     key = gateway.admin_call("POST", "/v1/admin/keys", json={"name": "user"}).json()["key"]

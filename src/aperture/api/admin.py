@@ -22,11 +22,10 @@ from aperture.api.body import read_body
 from aperture.api.health import metrics_endpoint
 from aperture.api.models import model_entry
 from aperture.api.openapi import admin_document
-from aperture.api.render import store_unavailable
+from aperture.api.render import routing_error, store_unavailable
 from aperture.dialects.decoding import decode_request
 from aperture.dialects.openai.outbound import render_error
 from aperture.errors import (
-    QUOTE_CHARS,
     AdminDisabledError,
     ConflictError,
     GatewayError,
@@ -418,8 +417,4 @@ async def _storage_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    return _error(
-        InvalidRequestError(
-            f"{clip(request.method, 16)} {clip(request.scope['path'], QUOTE_CHARS)}: {exc.detail}"
-        )
-    )
+    return _error(routing_error(request, exc))

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.responses import Response
 
-from aperture.errors import GatewayError, ServiceUnavailableError
+from aperture.errors import (
+    GatewayError,
+    InvalidRequestError,
+    MethodNotAllowedError,
+    NotFoundError,
+    ServiceUnavailableError,
+    clip,
+    quote,
+)
 from aperture.storage import StorageError
 
-__all__ = ["error_response", "store_unavailable"]
+__all__ = ["error_response", "routing_error", "store_unavailable"]
 
 
 def error_response(
@@ -38,3 +48,16 @@ def store_unavailable(exc: StorageError) -> ServiceUnavailableError:
         "A store the gateway depends on is unreachable; try again shortly.",
         headers={"retry-after": "1"},
     )
+
+
+def routing_error(request: Request, exc: HTTPException) -> GatewayError:
+    """Starlette's "no such path" and "not that method" as errors of the tree, on both ports.
+
+    The path and method are the client's: quoted with a bound, like every echoed value.
+    """
+    path = quote(request.scope["path"])
+    if exc.status_code == 405:
+        return MethodNotAllowedError(f"{clip(request.method, 16)} is not allowed on {path}.")
+    if exc.status_code == 404:
+        return NotFoundError(f"There is no endpoint at {path}.")
+    return InvalidRequestError(str(exc.detail))
