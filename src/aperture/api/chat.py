@@ -30,6 +30,8 @@ from aperture.dialects.c1.inbound import parse_c1_request
 from aperture.dialects.openai import images as images_dialect
 from aperture.dialects.openai import outbound
 from aperture.dialects.openai.inbound import parse_chat_request
+from aperture.dialects.responses import outbound as responses_outbound
+from aperture.dialects.responses.inbound import parse_responses_request
 from aperture.errors import GatewayError
 from aperture.model import ChatRequest, ChatResponse
 from aperture.model.locator import FieldLocator
@@ -42,6 +44,7 @@ __all__ = [
     "IMAGE_EDITS",
     "IMAGE_GENERATIONS",
     "OPENAI",
+    "RESPONSES",
     "ClientDialect",
     "chat_endpoint",
     "new_request_id",
@@ -106,6 +109,21 @@ IMAGE_EDITS = ClientDialect(
     _openai_stream,
     outbound.render_error,
     parse_form=images_dialect.parse_edit_request,
+)
+
+
+def _responses_stream(id: str, created: int, model: str, include_usage: bool) -> StreamRenderer:
+    return responses_outbound.ResponsesStreamRenderer(
+        id=id, created=created, model=model, include_usage=include_usage
+    )
+
+
+RESPONSES = ClientDialect(
+    "responses",
+    parse_responses_request,
+    responses_outbound.render_response,
+    _responses_stream,
+    responses_outbound.render_error,
 )
 
 

@@ -15,6 +15,7 @@ from aperture.dialects.anthropic.wire import MessagesRequest
 from aperture.dialects.c1.inbound import C1ChatRequest
 from aperture.dialects.openai.images import ImageGenerationRequest
 from aperture.dialects.openai.wire import ChatCompletionRequest
+from aperture.dialects.responses.wire import ResponsesRequest
 from aperture.settings import ModelSettings, RouteSettings
 
 __all__ = ["admin_document", "public_document"]
@@ -92,6 +93,7 @@ def public_document() -> dict[str, Any]:
         [
             ("post", "/v1/chat/completions", "OpenAI Chat Completions", ChatCompletionRequest),
             ("post", "/v1/messages", "Anthropic Messages", MessagesRequest),
+            ("post", "/v1/responses", "OpenAI Responses", ResponsesRequest),
             ("post", "/c1/chat", "One message and an images array", C1ChatRequest),
             ("post", "/v1/images/generations", "OpenAI Images: generate", ImageGenerationRequest),
             ("post", "/v1/images/edits", "OpenAI Images: edit (multipart/form-data)", None),

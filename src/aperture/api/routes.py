@@ -16,6 +16,7 @@ from aperture.api.chat import (
     IMAGE_EDITS,
     IMAGE_GENERATIONS,
     OPENAI,
+    RESPONSES,
     chat_endpoint,
 )
 from aperture.api.health import healthz, metrics_endpoint, readyz
@@ -38,6 +39,7 @@ def direct_routes() -> dict[str, Endpoint]:
         "/v1/messages": chat_endpoint(ANTHROPIC),
         "/v1/images/generations": chat_endpoint(IMAGE_GENERATIONS),
         "/v1/images/edits": chat_endpoint(IMAGE_EDITS),
+        "/v1/responses": chat_endpoint(RESPONSES),
     }
 
 

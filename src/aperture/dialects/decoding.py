@@ -18,7 +18,7 @@ import msgspec
 
 from aperture.errors import InvalidJsonError, InvalidRequestError, clip, quote
 
-__all__ = ["check_utf8", "decode_request", "top_level_keys"]
+__all__ = ["check_utf8", "convert_at", "decode_request", "top_level_keys"]
 
 T = TypeVar("T")
 
@@ -61,6 +61,28 @@ def decode_request(body: bytes, decoder: msgspec.json.Decoder[T]) -> tuple[T, li
             f"The key {quote(duplicate)} appears more than once.", param=duplicate
         )
     return value, keys
+
+
+def convert_at(value: Any, type: type[T], path: str) -> T:
+    """Convert an already decoded JSON value to ``type``, naming errors from ``path``.
+
+    For values a dialect must decode apart from the body (an item whose kind decides its
+    type), with the same messages and ``param`` paths as ``decode_request``.
+
+    Raises:
+        InvalidRequestError: the value has the wrong shape; ``param`` is under ``path``.
+    """
+    try:
+        return msgspec.convert(value, type)
+    except msgspec.ValidationError as exc:
+        message, param = _split_validation_error(str(exc))
+        if param is None:
+            param = path
+        elif not param.startswith("["):
+            param = f"{path}.{param}"
+        else:
+            param = path + param
+        raise InvalidRequestError(f"Invalid request: {clip(message)}", param=param) from exc
 
 
 def check_utf8(body: bytes) -> None:

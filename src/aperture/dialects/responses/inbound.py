@@ -1,0 +1,239 @@
+"""OpenAI Responses request JSON -> canonical ``ChatRequest``. Pure.
+
+``instructions`` becomes the leading system turn; a run of ``function_call`` items becomes
+one assistant turn with its tool calls (joined to the assistant message before it, if any);
+each ``function_call_output`` becomes a tool turn. The locator maps every canonical part back
+to its place in ``input``, so an image refused anywhere in the pipeline is named as
+``input[2].content[1].image_url``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from aperture.dialects.decoding import convert_at, decode_request
+from aperture.dialects.openai.inbound import FORBIDDEN_FIELDS
+from aperture.dialects.responses import wire
+from aperture.errors import InvalidRequestError, quote
+from aperture.model import (
+    ChatRequest,
+    File,
+    Image,
+    Message,
+    NamedToolChoice,
+    Part,
+    ResponseFormat,
+    Text,
+    Tool,
+    ToolCall,
+    ToolChoice,
+)
+
+__all__ = ["InputLocator", "parse_responses_request"]
+
+_DECODER = msgspec.json.Decoder(wire.ResponsesRequest)
+_encode = msgspec.json.Encoder().encode
+
+
+class InputLocator:
+    """Paths into ``input`` recorded while converting."""
+
+    max_tokens = "max_output_tokens"
+
+    def __init__(self) -> None:
+        self.paths: dict[tuple[int, int], str] = {}
+
+    def image(self, message: int, part: int) -> str:
+        path = self.paths.get((message, part), "input")
+        return f"{path}.image_url" if path != "input" else path
+
+    def part(self, message: int, part: int) -> str:
+        return self.paths.get((message, part), "input")
+
+
+def parse_responses_request(body: bytes) -> tuple[ChatRequest, InputLocator]:
+    """Decode a Responses body into the canonical request and its field locator.
+
+    Raises:
+        InvalidJsonError, InvalidRequestError: with the path of the offending field.
+    """
+    request, keys = decode_request(body, _DECODER)
+    _check_fields(keys, request)
+    locator = InputLocator()
+    messages: list[Message] = []
+    if request.instructions:
+        messages.append(Message("system", request.instructions))
+    if isinstance(request.input, str):
+        messages.append(Message("user", request.input))
+    else:
+        _convert_items(request.input, messages, locator)
+    if not messages:
+        raise InvalidRequestError("input must hold at least one item.", param="input")
+    extra: dict[str, msgspec.Raw] = {}
+    if request.reasoning is not None and request.reasoning.effort is not None:
+        # The one canonical-free field an OpenAI-compatible upstream takes as it is.
+        extra["reasoning_effort"] = msgspec.Raw(_encode(request.reasoning.effort))
+    return (
+        ChatRequest(
+            model=request.model,
+            messages=tuple(messages),
+            max_tokens=request.max_output_tokens,
+            temperature=request.temperature,
+            top_p=request.top_p,
+            user=request.user or request.safety_identifier,
+            tools=tuple(Tool(t.name, t.description, t.parameters, t.strict) for t in request.tools)
+            if request.tools
+            else None,
+            tool_choice=_tool_choice(request.tool_choice),
+            parallel_tool_calls=request.parallel_tool_calls,
+            response_format=_format(request.text),
+            stream=bool(request.stream),
+            # A Responses stream always ends with the usage in ``response.completed``.
+            include_usage=True,
+            extra=extra,
+        ),
+        locator,
+    )
+
+
+def _check_fields(keys: list[str], request: wire.ResponsesRequest) -> None:
+    for key in keys:
+        if key in wire.MODELLED_FIELDS:
+            continue
+        if key.lower() in FORBIDDEN_FIELDS:
+            raise InvalidRequestError(
+                f"The field {quote(key)} is not accepted: Aperture never takes upstream addresses, "
+                "credentials or headers from a request.",
+                param=key,
+            )
+        # Unlike Chat Completions, nothing here is forwarded as sent: a Responses field
+        # means nothing to the Chat Completions or native APIs the request is translated to.
+        raise InvalidRequestError(
+            f"The field {quote(key)} is not supported on /v1/responses by this gateway.",
+            param=key,
+        )
+    if request.max_output_tokens is not None and request.max_output_tokens < 1:
+        raise InvalidRequestError(
+            "max_output_tokens must be at least 1.", param="max_output_tokens"
+        )
+    if request.previous_response_id is not None:
+        raise InvalidRequestError(
+            "previous_response_id is not supported by this gateway yet: send the whole "
+            "conversation in input.",
+            param="previous_response_id",
+        )
+    if request.background:
+        raise InvalidRequestError(
+            "background responses are not supported by this gateway.", param="background"
+        )
+
+
+def _convert_items(
+    items: list[dict[str, Any]], messages: list[Message], locator: InputLocator
+) -> None:
+    for i, raw in enumerate(items):
+        path = f"input[{i}]"
+        if not isinstance(raw, dict):
+            raise InvalidRequestError("Each input item must be an object.", param=path)
+        # A message may leave its type out (the SDK's EasyInputMessage).
+        if "type" not in raw and "role" in raw:
+            raw = {**raw, "type": "message"}
+        item: wire.InputItem = convert_at(raw, wire.InputItem, path)  # type: ignore[arg-type]
+        match item:
+            case wire.MessageItem():
+                messages.append(_message(item, path, len(messages), locator))
+            case wire.FunctionCallItem(call_id=call_id, name=name, arguments=arguments):
+                call = ToolCall(call_id, name, arguments)
+                last = messages[-1] if messages else None
+                if last is not None and last.role == "assistant":
+                    messages[-1] = Message(
+                        "assistant",
+                        last.content,
+                        name=last.name,
+                        tool_calls=(*(last.tool_calls or ()), call),
+                    )
+                else:
+                    messages.append(Message("assistant", None, tool_calls=(call,)))
+            case wire.FunctionCallOutputItem(call_id=call_id, output=output):
+                messages.append(Message("tool", _tool_output(output, path), tool_call_id=call_id))
+            case wire.ReasoningItem():
+                pass
+
+
+def _message(item: wire.MessageItem, path: str, index: int, locator: InputLocator) -> Message:
+    if isinstance(item.content, str):
+        return Message(item.role, item.content)
+    parts: list[Part] = []
+    for j, part in enumerate(item.content):
+        part_path = f"{path}.content[{j}]"
+        locator.paths[index, len(parts)] = part_path
+        parts.append(_part(part, part_path))
+    return Message(item.role, tuple(parts))
+
+
+def _part(part: wire.ContentPart, path: str) -> Part:
+    match part:
+        case wire.InputText(text=text) | wire.OutputText(text=text):
+            return Text(text)
+        case wire.Refusal(refusal=refusal):
+            return Text(refusal)
+        case wire.InputImage(image_url=str() as url, detail=detail):
+            # ``original`` asks for no downscaling: the gateway's nearest is ``high``.
+            return Image(url, "high" if detail == "original" else detail)
+        case wire.InputImage():
+            raise InvalidRequestError(
+                "input_image needs an image_url (a data URI or an http(s) URL): this gateway "
+                "has no Files API, so a file_id cannot be resolved.",
+                param=f"{path}.image_url",
+            )
+        case wire.InputFile(file_url=str()):
+            raise InvalidRequestError(
+                "input_file with a file_url is not supported; send the file as file_data.",
+                param=f"{path}.file_url",
+            )
+        case wire.InputFile(file_data=data, file_id=file_id, filename=filename):
+            if data is None and file_id is None:
+                raise InvalidRequestError("input_file needs file_data.", param=f"{path}.file_data")
+            # The same canonical part as Chat Completions' ``file``: one path from here on.
+            return File(file_id, data, filename)
+    raise AssertionError(f"unhandled content part {type(part).__name__}")
+
+
+def _tool_output(output: str | list[Any], path: str) -> str:
+    if isinstance(output, str):
+        return output
+    texts: list[str] = []
+    for k, part in enumerate(output):
+        if not isinstance(part, wire.InputText):
+            # A canonical tool turn holds text only; an image here would have no place
+            # every provider can take it.
+            raise InvalidRequestError(
+                "function_call_output may carry input_text only on this gateway; send images "
+                "in a user message after the tool outputs.",
+                param=f"{path}.output[{k}]",
+            )
+        texts.append(part.text)
+    return "\n".join(texts)
+
+
+def _tool_choice(choice: str | wire.FunctionChoice | None) -> ToolChoice | None:
+    if isinstance(choice, wire.FunctionChoice):
+        return NamedToolChoice(choice.name)
+    return choice  # type: ignore[return-value]  # the wire Literal is the canonical Literal
+
+
+def _format(text: wire.TextConfig | None) -> ResponseFormat | None:
+    match text.format if text is not None else None:
+        case wire.TextFormatJsonObject():
+            return ResponseFormat("json_object")
+        case wire.TextFormatJsonSchema(name=name, schema=schema, description=d, strict=strict):
+            spec: dict[str, Any] = {"name": name, "schema": schema}
+            if d is not None:
+                spec["description"] = d
+            if strict is not None:
+                spec["strict"] = strict
+            return ResponseFormat("json_schema", spec)
+        case _:
+            return None
