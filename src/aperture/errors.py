@@ -29,7 +29,9 @@ enter (``raise ... from``) and rendered once, where they leave, in the client's 
     ├── InvalidApiKeyError               401 invalid_api_key
     ├── ModelNotAllowedError             403 model_not_allowed
     ├── NotFoundError                    404 not_found                (no such endpoint or record)
-    │   └── ModelNotFoundError           404 model_not_found
+    │   ├── ModelNotFoundError           404 model_not_found
+    │   └── PreviousResponseNotFoundError 404 previous_response_not_found (unknown, expired,
+    │                                        another tenant's, or sent with store: false)
     ├── ConflictError                    409 conflict                 (admin: the id exists)
     ├── RateLimitExceededError           429 rate_limit_exceeded
     ├── BudgetExceededError              429 budget_exceeded
@@ -81,6 +83,7 @@ __all__ = [
     "NotFoundError",
     "PiiDetectedError",
     "PolicyViolationError",
+    "PreviousResponseNotFoundError",
     "RateLimitExceededError",
     "RequestTimeoutError",
     "RequestTooLargeError",
@@ -280,6 +283,12 @@ class NotFoundError(GatewayError):
 
 class ModelNotFoundError(NotFoundError):
     code = "model_not_found"
+
+
+class PreviousResponseNotFoundError(NotFoundError):
+    # OpenAI's own type and code for it, so clients that branch on them keep working.
+    type = "invalid_request_error"
+    code = "previous_response_not_found"
 
 
 class ConflictError(GatewayError):

@@ -25,11 +25,13 @@ from aperture.governance.reclaim import Reclaimer, new_instance_id
 from aperture.images.workers import DecodePool
 from aperture.metrics import Metrics
 from aperture.pipeline import (
+    Continuation,
     Dispatch,
     ImagePreparer,
     IntakeDocuments,
     Pipeline,
     Record,
+    ResponseArchive,
     Screening,
     TargetLimits,
     build_pipeline,
@@ -72,6 +74,7 @@ class Services:
     audit: AuditWriter
     metrics: Metrics
     admission: Admission
+    responses: ResponseArchive
 
     @property
     def auth_required(self) -> bool:
@@ -146,6 +149,10 @@ async def open_services(
         settings, admission, limiter, GuardModel(catalog, router, images), decoder
     )
     screening = dataclasses.replace(screening, answers=_answers(settings, screening))
+    responses = ResponseArchive(
+        storage.responses, retention_hours=settings.responses.retention_hours
+    )
+    pollers.start(responses.purge_periodically)
     pipeline = build_pipeline(
         catalog,
         settings.images,
@@ -157,6 +164,7 @@ async def open_services(
         screening,
         tracer=tracer,
         documents=IntakeDocuments(settings.documents, decoder),
+        continuation=Continuation(responses),
     )
     return Services(
         settings=settings,
@@ -172,6 +180,7 @@ async def open_services(
         audit=audit,
         metrics=metrics,
         admission=admission,
+        responses=responses,
     )
 
 

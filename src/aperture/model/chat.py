@@ -22,6 +22,7 @@ __all__ = [
     "ResponseFormat",
     "Role",
     "Text",
+    "Thread",
     "Tool",
     "ToolCall",
     "ToolChoice",
@@ -202,6 +203,19 @@ class ImageTask(msgspec.Struct, frozen=True):
     input_fidelity: str | None = None
 
 
+class Thread(msgspec.Struct, frozen=True):
+    """Where a request stands in a conversation the gateway keeps (the Responses API's).
+
+    ``previous`` is the stored answer it continues (``previous_response_id``); ``store`` asks
+    for its own answer to be kept; the first ``instructions`` messages came from the request's
+    ``instructions``, which apply to this turn only and are never carried on.
+    """
+
+    previous: str | None = None
+    store: bool = True
+    instructions: int = 0
+
+
 class ChatRequest(msgspec.Struct, frozen=True):
     """A chat request after parsing, whatever dialect it arrived in.
 
@@ -228,6 +242,8 @@ class ChatRequest(msgspec.Struct, frozen=True):
     include_usage: bool = False
     extra: dict[str, msgspec.Raw] = msgspec.field(default_factory=dict)
     image_task: ImageTask | None = None
+    thread: Thread | None = None
+    """Set by the Responses dialect, unless the request neither continues nor is kept."""
 
     def modalities(self) -> tuple[str, ...]:
         """What the client asked the answer to hold (OpenAI's ``modalities``, kept in

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-__all__ = ["FieldLocator", "OpenAILocator"]
+__all__ = ["FieldLocator", "OpenAILocator", "ShiftedLocator"]
 
 
 class FieldLocator(Protocol):
@@ -33,3 +33,26 @@ class OpenAILocator:
 
     def part(self, message: int, part: int) -> str:
         return f"messages[{message}].content[{part}]"
+
+
+class ShiftedLocator:
+    """``inner``'s paths, after ``count`` messages were inserted at ``start`` (a stored
+    conversation the request continues): those are named by ``label``."""
+
+    def __init__(self, inner: FieldLocator, start: int, count: int, label: str) -> None:
+        self.max_tokens = inner.max_tokens
+        self._inner, self._start, self._count, self._label = inner, start, count, label
+
+    def image(self, message: int, part: int) -> str:
+        if message < self._start:
+            return self._inner.image(message, part)
+        if message < self._start + self._count:
+            return self._label
+        return self._inner.image(message - self._count, part)
+
+    def part(self, message: int, part: int) -> str:
+        if message < self._start:
+            return self._inner.part(message, part)
+        if message < self._start + self._count:
+            return self._label
+        return self._inner.part(message - self._count, part)

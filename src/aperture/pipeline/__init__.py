@@ -24,6 +24,7 @@ from aperture.pipeline.answers import AnswerScreen
 from aperture.pipeline.attempts import RequestAttempts
 from aperture.pipeline.capabilities import CheckCapabilities
 from aperture.pipeline.context import Attempt, Outcome, RequestContext
+from aperture.pipeline.continuation import Continuation, ResponseArchive
 from aperture.pipeline.documents import IntakeDocuments
 from aperture.pipeline.exchange import AnswerStream, Dispatch, Exchange, Pipeline, StreamRenderer
 from aperture.pipeline.images import IntakeImages
@@ -42,6 +43,7 @@ __all__ = [
     "After",
     "AnswerStream",
     "Attempt",
+    "Continuation",
     "Dispatch",
     "Exchange",
     "ImagePreparer",
@@ -51,6 +53,7 @@ __all__ = [
     "Record",
     "RequestAttempts",
     "RequestContext",
+    "ResponseArchive",
     "Screening",
     "Stage",
     "Step",
@@ -95,6 +98,7 @@ def build_pipeline(
     screening: Screening | None = None,
     tracer: Tracer = NO_TRACER,
     documents: IntakeDocuments | None = None,
+    continuation: Continuation | None = None,
 ) -> Pipeline:
     """The steps of every request; per-target image preparation runs at each attempt.
 
@@ -106,6 +110,9 @@ def build_pipeline(
         # its end runs last, after the budget is settled.
         Step(after=record),
         Step(ResolveModel(catalog)),  # unknown or forbidden models fail before any work
+        # A stored conversation joins the request before anything looks at its content; its
+        # after-step keeps the answer once the request is over.
+        Step(continuation, after=continuation) if continuation else None,
         Step(EnforcePolicy(gov.policy, after_intake=False)) if gov.policy else None,  # fetches
         Step(CheckCapabilities(catalog, images)),  # keep targets that can take the inputs
         Step(IntakeImages(images, fetcher, limiter, target_limits, tracer)),  # decode, fetch

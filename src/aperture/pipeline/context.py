@@ -18,15 +18,34 @@ import anyio
 from aperture.governance.budgets import Hold
 from aperture.governance.keys import Principal
 from aperture.governance.ratelimit import Ticket
-from aperture.model import GeneratedImage, InlineImage, Target, Usage
+from aperture.model import ChatResponse, GeneratedImage, InlineImage, Message, Target, Usage
 from aperture.model.locator import FieldLocator, OpenAILocator
 from aperture.routing.catalog import Resolution, TargetOption
 from aperture.storage.records import AuditFinding
 
-__all__ = ["Attempt", "Outcome", "RequestContext"]
+__all__ = ["Attempt", "Conversation", "Outcome", "RequestContext"]
 
 # Hashing a few hundred kilobytes is cheaper than a hop to a worker thread.
 _THREAD_HASH_BYTES = 256 * 1024
+
+
+@dataclass(slots=True, kw_only=True)
+class Conversation:
+    """A Responses API turn the gateway keeps or continues: written by ``Continuation``."""
+
+    response_id: str
+    """The id the answer carries, and is kept under."""
+    owner: str
+    """Who may continue it (the key's tenant, else the key)."""
+    store: bool
+    prior: tuple[Message, ...] = ()
+    """The conversation continued, as stored (images as references to their blobs)."""
+    start: int = 0
+    """Where the new input begins in the request's messages."""
+    new: tuple[Message, ...] = ()
+    """The new input turns, as the client sent them."""
+    answer: ChatResponse | None = None
+    """The answer as the client got it, once it is whole."""
 
 
 @dataclass(slots=True)
@@ -75,6 +94,8 @@ class RequestContext:
     image_texts: dict[tuple[int, int], str] = field(default_factory=dict)
     """Text OCR read from each image, when ``governance.ocr`` is on (scanned, never stored):
     written by ``ReadImages``."""
+    conversation: Conversation | None = None
+    """The stored conversation this request continues or starts: written by ``Continuation``."""
 
     async def image_digest(
         self, at: tuple[int, int], limiter: anyio.CapacityLimiter | None = None

@@ -271,6 +271,8 @@ def _check_meaning(settings: Settings, decoded: _Decoded) -> list[Problem]:
         for field in ("redis_timeout_s", "redis_retry_s", "ledger_timeout_s", "database_timeout_s")
         if not getattr(settings.storage, field) > 0
     )
+    if not settings.responses.retention_hours > 0:
+        problems.append(Problem("responses.retention_hours", "must be positive"))
     images = settings.images
     problems.extend(
         Problem(f"images.{field}", "must be positive")

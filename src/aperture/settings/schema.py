@@ -19,6 +19,7 @@ __all__ = [
     "ProviderImageSettings",
     "ProviderKind",
     "ProviderSettings",
+    "ResponsesSettings",
     "RouteSettings",
     "RouteTarget",
     "ServerSettings",
@@ -104,6 +105,14 @@ class StorageSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only
     # gets StorageError (admin calls 503 with Retry-After). PostgreSQL's command timeout and
     # SQLite's lock wait. Migrations are exempt: they may rightly take longer.
     database_timeout_s: float = 5.0
+
+
+class ResponsesSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The Responses API's stored answers (``previous_response_id``, ``store``)."""
+
+    # How long an answer sent with store (the default) can be continued or read back, in
+    # hours; expired answers and the images only they needed are purged from the database.
+    retention_hours: float = 720.0
 
 
 class FetchSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -276,6 +285,7 @@ class Settings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     storage: StorageSettings = StorageSettings()
     images: ImageSettings = ImageSettings()
     documents: DocumentSettings = DocumentSettings()
+    responses: ResponsesSettings = ResponsesSettings()
     providers: tuple[ProviderSettings, ...] = ()
     models: tuple[ModelSettings, ...] = ()
     routes: tuple[RouteSettings, ...] = ()

@@ -31,6 +31,8 @@ __all__ = [
     "BudgetState",
     "ClaimedHold",
     "Document",
+    "ResponseBlob",
+    "StoredResponse",
     "UsageKind",
     "UsageRow",
     "UsageTotals",
@@ -355,3 +357,39 @@ def check_json_object(body: bytes) -> None:
         _OBJECT.decode(body)
     except msgspec.DecodeError as exc:
         raise ValueError(f"a document must be a JSON object: {exc}") from exc
+
+
+class StoredResponse(msgspec.Struct, frozen=True, kw_only=True):
+    """A Responses API answer kept so a later request can continue it (``previous_response_id``).
+
+    ``conversation`` and ``answer`` are opaque JSON to the stores (the pipeline writes and
+    reads them); images in the conversation are references to ``ResponseBlob``s, listed in
+    ``images``, so a blob is kept exactly while some stored response names it.
+    """
+
+    id: str
+    owner: str
+    """Who may read or continue it: the key's tenant, else the key's id ("" when open)."""
+    created_at: datetime
+    expires_at: datetime
+    conversation: bytes
+    answer: bytes
+    images: tuple[str, ...] = ()
+    """sha256 (hex) of every image blob the conversation refers to."""
+    key_id: str | None = None
+    model: str | None = None
+
+    def __post_init__(self) -> None:
+        _require_utc(self.created_at, "created_at")
+        _require_utc(self.expires_at, "expires_at")
+        for digest in self.images:
+            if not _SHA256.fullmatch(digest):
+                raise ValueError("images must be lowercase hex sha256 digests")
+
+
+class ResponseBlob(msgspec.Struct, frozen=True):
+    """An image a stored conversation needs, by the sha256 of its bytes."""
+
+    sha256: str
+    mime: str
+    data: bytes

@@ -26,6 +26,7 @@ from aperture.model import (
     Part,
     ResponseFormat,
     Text,
+    Thread,
     Tool,
     ToolCall,
     ToolChoice,
@@ -65,6 +66,7 @@ def parse_responses_request(body: bytes) -> tuple[ChatRequest, InputLocator]:
     messages: list[Message] = []
     if request.instructions:
         messages.append(Message("system", request.instructions))
+    instructions = len(messages)
     if isinstance(request.input, str):
         messages.append(Message("user", request.input))
     else:
@@ -93,9 +95,18 @@ def parse_responses_request(body: bytes) -> tuple[ChatRequest, InputLocator]:
             # A Responses stream always ends with the usage in ``response.completed``.
             include_usage=True,
             extra=extra,
+            thread=_thread(request, instructions),
         ),
         locator,
     )
+
+
+def _thread(request: wire.ResponsesRequest, instructions: int) -> Thread | None:
+    # Answers are kept unless the client says not to, as OpenAI's are.
+    store = request.store is not False
+    if request.previous_response_id is None and not store:
+        return None
+    return Thread(request.previous_response_id, store, instructions)
 
 
 def _check_fields(keys: list[str], request: wire.ResponsesRequest) -> None:
@@ -118,11 +129,9 @@ def _check_fields(keys: list[str], request: wire.ResponsesRequest) -> None:
         raise InvalidRequestError(
             "max_output_tokens must be at least 1.", param="max_output_tokens"
         )
-    if request.previous_response_id is not None:
+    if request.previous_response_id is not None and not request.previous_response_id:
         raise InvalidRequestError(
-            "previous_response_id is not supported by this gateway yet: send the whole "
-            "conversation in input.",
-            param="previous_response_id",
+            "previous_response_id must not be empty.", param="previous_response_id"
         )
     if request.background:
         raise InvalidRequestError(
