@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from aperture.emulator import openai_images
+from aperture.emulator import openai_images, openai_responses
 from aperture.emulator.describe import (
     Seen,
     describe,
@@ -31,7 +31,7 @@ from aperture.emulator.faults import FAULT_HEADER, FaultScript, parse_faults
 from aperture.emulator.openai_errors import OpenAIError
 from aperture.emulator.openai_request import ChatRequest, parse_chat_request
 
-__all__ = ["MODELS", "RECEIVED_HEADER", "routes"]
+__all__ = ["MODELS", "RECEIVED_HEADER", "authorized", "chat_completions", "routes"]
 
 MODELS = ("emulator-vision", "emulator-text")
 RECEIVED_HEADER = "x-emulator-received"
@@ -82,8 +82,9 @@ def routes() -> list[BaseRoute]:
     return [
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
         Route("/v1/models", list_models, methods=["GET"]),
-        Route("/v1/images/generations", _authorized(openai_images.generations), methods=["POST"]),
-        Route("/v1/images/edits", _authorized(openai_images.edits), methods=["POST"]),
+        Route("/v1/responses", authorized(openai_responses.responses), methods=["POST"]),
+        Route("/v1/images/generations", authorized(openai_images.generations), methods=["POST"]),
+        Route("/v1/images/edits", authorized(openai_images.edits), methods=["POST"]),
         # OpenAI answers unknown paths and wrong methods with its envelope, not a bare 404.
         Route("/{path:path}", unknown_url, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     ]
@@ -264,7 +265,7 @@ def _json(body: object, *, status: int = 200, headers: dict[str, str] | None = N
     )
 
 
-def _authorized(
+def authorized(
     endpoint: Callable[[Request], Awaitable[Response]],
 ) -> Callable[[Request], Awaitable[Response]]:
     async def checked(request: Request) -> Response:

@@ -34,7 +34,7 @@ from aperture.emulator.openai_options import (
     read_tools,
 )
 
-__all__ = ["IMAGE_MIMES", "ChatRequest", "parse_chat_request"]
+__all__ = ["IMAGE_MIMES", "ChatRequest", "parse_chat_request", "read_data_uri"]
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
 PART_TYPES = ("text", "image_url", "input_audio", "file")
@@ -218,10 +218,10 @@ def _read_image(param: str, part: Mapping[str, object]) -> SeenImage:
         return SeenImage(detail=detail, host=host)
     if scheme != "data":
         raise bad_image_url(url_param, f"the unsupported URL scheme '{scheme}'")
-    return _read_data_uri(url_param, url, detail)
+    return read_data_uri(url_param, url, detail)
 
 
-def _read_data_uri(param: str, url: str, detail: str) -> SeenImage:
+def read_data_uri(param: str, url: str, detail: str) -> SeenImage:
     comma = url.find(",")
     header = url[5:comma].lower() if comma >= 0 else ""
     if not header.endswith(";base64"):

@@ -71,6 +71,8 @@ OPENAI = ProviderSpec(
     known_models=_OPENAI_MODELS,
     api_key_env="OPENAI_API_KEY",
     demo_models=("gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "gpt-5", "gpt-5-mini"),
+    # Some models (the pro ones) are served only at /v1/responses.
+    wires=(("responses", "aperture.providers.openai_responses:OpenAIResponsesProvider"),),
 )
 
 AZURE = ProviderSpec(
@@ -83,6 +85,7 @@ AZURE = ProviderSpec(
     fetches_urls=True,
     image_tokens="openai",
     known_models=_OPENAI_MODELS,
+    wires=(("responses", "aperture.providers.azure:AzureResponsesProvider"),),
 )
 
 # The kinds that speak OpenAI's Chat Completions with OpenAI's adapter; each differs only in

@@ -113,3 +113,20 @@ class ProviderSpec(msgspec.Struct, frozen=True, kw_only=True):
     """Models the demo offers when that key is present."""
     documents: DocumentLimits | None = None
     """Native PDF input; its vision models then have the ``documents`` capability."""
+    wires: tuple[tuple[str, str], ...] = ()
+    """Other APIs of the kind a model may be configured to use (a model's ``wire``), each
+    with its adapter, ``(name, "module:Class")``; ``adapter`` serves every other model."""
+
+    def adapter_for(self, wire: str | None) -> str:
+        """The adapter serving models with ``wire`` (None: the kind's own).
+
+        Raises:
+            LookupError: the kind has no such wire.
+        """
+        if wire is None:
+            return self.adapter
+        for name, adapter in self.wires:
+            if name == wire:
+                return adapter
+        offered = ", ".join(name for name, _ in self.wires) or "none"
+        raise LookupError(f"provider kind {self.kind!r} has no wire {wire!r} (offered: {offered})")

@@ -163,9 +163,11 @@ class Catalog:
             if provider is None:
                 continue
             upstream = choice.model or (entry.target.upstream_model if entry else name)
+            # A model the catalog knows at that provider is called through its own wire.
+            known = self._by_target.get((provider.name, upstream))
             options.append(
                 TargetOption(
-                    Target(provider, upstream),
+                    Target(provider, upstream, known.target.wire if known else None),
                     self._capabilities(provider, upstream, choice.capabilities),
                     choice.weight,
                     choice.canary,
@@ -205,7 +207,7 @@ def _entry(model: ModelSettings, provider: ProviderSettings, url_policy: UrlPoli
     )
     return ModelEntry(
         name=model.name,
-        target=Target(provider, upstream),
+        target=Target(provider, upstream, model.wire),
         capabilities=capabilities,
         constraints=model.constraints,
         url_policy=model.url_policy or url_policy,

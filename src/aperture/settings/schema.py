@@ -244,6 +244,10 @@ class ModelSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=T
     constraints: ModelConstraints = ModelConstraints()
     # Overrides images.url_policy for this model.
     url_policy: UrlPolicy | None = None
+    # Which of the provider's APIs serves the model: "responses" calls the openai or azure
+    # kind's Responses API (/v1/responses) instead of Chat Completions, for models served
+    # only there. None uses the kind's own API.
+    wire: str | None = None
 
 
 Strategy = Literal["weighted", "priority", "latency", "least-busy", "canary"]
