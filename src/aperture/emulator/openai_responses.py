@@ -90,7 +90,7 @@ def _usage(seen: Seen, output: int) -> dict[str, Any]:
     prompt = prompt_tokens(seen)
     return {
         "input_tokens": prompt,
-        "input_tokens_details": {"cached_tokens": 0},
+        "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
         "output_tokens": output,
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": prompt + output,
