@@ -94,7 +94,8 @@ def test_a_forced_tool_call_streams_its_arguments(sdk: openai.OpenAI) -> None:
     [
         ({"input": "hi", "messages": []}, "messages", "unknown_parameter"),
         ({"input": image_input(None)}, "input[0].content[1].detail", "missing_required_parameter"),
-        ({"input": [{"type": "function_call_output", "call_id": "c", "output": "x"}]}, "input", None),
+        ({"input": [{"type": "function_call_output", "call_id": "c", "output": "x"}]}, "input",
+         None),
         ({"input": "hi", "max_output_tokens": 8}, "max_output_tokens", "integer_below_min_value"),
         ({"input": "hi", "text": {"format": {"type": "json_object"}}}, "input", None),
         ({"input": "hi", "previous_response_id": "resp_x"}, "previous_response_id",

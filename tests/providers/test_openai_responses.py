@@ -92,7 +92,8 @@ def test_the_body_is_a_responses_request_the_sdk_types() -> None:
             "content": [
                 {"type": "input_text", "text": "What is this?"},
                 {"type": "input_image", "image_url": "data:image/png;base64,AAAA", "detail": "low"},
-                {"type": "input_image", "image_url": "https://example.com/cat.jpg", "detail": "auto"},
+                {"type": "input_image", "image_url": "https://example.com/cat.jpg",
+                 "detail": "auto"},
                 {"type": "input_file", "file_data": "data:application/pdf;base64,JVBE",
                  "filename": "a.pdf"},
             ],
