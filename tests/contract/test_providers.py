@@ -33,6 +33,8 @@ KINDS = {
     "mistral": ("mistral", "pixtral-large-latest"),
     "cohere": ("cohere", "command-a-vision-07-2025"),
     "ollama": ("ollama", "llava:13b"),
+    # An OpenAI-compatible preset (vLLM here; xai, groq, deepseek... speak the same wire).
+    "vllm": ("openai/v1", "emulator-vision"),
 }
 FAULTS = {"503": "status=503", "429": "status=429", "quota": "quota", "midstream": "midstream"}
 
