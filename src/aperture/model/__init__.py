@@ -21,6 +21,7 @@ from aperture.model.chat import (
     ToolChoice,
     Video,
 )
+from aperture.model.logprobs import TokenLogprob, TopLogprob, token_bytes
 from aperture.model.response import ChatResponse, Choice, FinishReason, GeneratedImage, Usage
 from aperture.model.stream import Delta, Finish, StreamEvent, ToolCallDelta, UsageReport
 from aperture.model.target import Target
@@ -49,11 +50,14 @@ __all__ = [
     "StreamEvent",
     "Target",
     "Text",
+    "TokenLogprob",
     "Tool",
     "ToolCall",
     "ToolCallDelta",
     "ToolChoice",
+    "TopLogprob",
     "Usage",
     "UsageReport",
     "Video",
+    "token_bytes",
 ]

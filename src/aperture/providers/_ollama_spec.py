@@ -24,6 +24,8 @@ _VISION_FAMILIES = (
 )
 
 OLLAMA = ProviderSpec(
+    # Ollama's /api/chat has ``logprobs``/``top_logprobs`` in recent versions (the ollama
+    # SDK's ChatRequest), but this adapter does not relay them yet: refused, not dropped.
     kind="ollama",
     adapter="aperture.providers.ollama:OllamaProvider",
     wire="ollama-chat",
