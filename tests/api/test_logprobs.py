@@ -43,9 +43,12 @@ ASK = [{"role": "user", "content": "Say something short."}]
 @pytest.fixture(scope="module")
 def sdk(emulator_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[openai.OpenAI]:
     env = {"EMU": emulator_url, "SPOOL": str(tmp_path_factory.mktemp("logprobs"))}
-    with serve_together(*create_apps(parse_settings(CONFIG, env))) as (public, _):
-        with openai.OpenAI(base_url=f"{public}/v1", api_key="k", max_retries=0) as client:
-            yield client
+    apps = create_apps(parse_settings(CONFIG, env))
+    with (
+        serve_together(*apps) as (public, _),
+        openai.OpenAI(base_url=f"{public}/v1", api_key="k", max_retries=0) as client,
+    ):
+        yield client
 
 
 def _check_tokens(content: list[openai.types.chat.ChatCompletionTokenLogprob], top: int) -> None:

@@ -70,6 +70,8 @@ class ChatRequest:
 @dataclass(slots=True)
 class _Collector:
     text_only: bool
+    video: bool = False
+    """``video_url`` parts are taken (vLLM's extension; OpenAI refuses them)."""
     images: list[SeenImage] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
     system: list[str] = field(default_factory=list)
@@ -102,7 +104,7 @@ def parse_chat_request(body: bytes, *, strict: bool = True) -> ChatRequest:
         raise invalid_type("messages", "an array", messages)
     if not messages:
         raise empty_array("messages")
-    collector = _Collector(text_only="text" in model.lower())
+    collector = _Collector(text_only="text" in model.lower(), video=not strict)
     for i, message in enumerate(messages):
         _read_message(collector, i, message)
     stream, include_usage = read_stream(data)
@@ -187,6 +189,8 @@ def _read_part(collector: _Collector, at: tuple[int, int], role: str, part: obje
             param=f"messages[{i}]",
             code="invalid_value",
         )
+    if kind == "video_url" and role == "user" and collector.video:
+        return None
     if kind not in ROLE_PART_TYPES[role]:
         raise invalid_value(f"{param}.type", kind, ROLE_PART_TYPES[role])
     if kind == "image_url":
