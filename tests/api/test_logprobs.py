@@ -22,6 +22,7 @@ providers:
   - {name: gemini, kind: gemini, base_url: "${EMU}/gemini", api_key: k}
   - {name: cohere, kind: cohere, base_url: "${EMU}/cohere", api_key: k}
   - {name: ollama, kind: ollama, base_url: "${EMU}/ollama", api_key: k}
+  - {name: mistral, kind: mistral, base_url: "${EMU}/mistral", api_key: k}
 models:
   - {name: gpt, provider: openai, upstream_model: emulator-vision, capabilities: [vision]}
   - {name: local, provider: vllm, upstream_model: emulator-vision, capabilities: [vision]}
@@ -29,6 +30,7 @@ models:
   - {name: gemini, provider: gemini, upstream_model: gemini-2.5-flash}
   - {name: command, provider: cohere, upstream_model: command-a-vision-07-2025}
   - {name: llama, provider: ollama, upstream_model: llava}
+  - {name: pixtral, provider: mistral, upstream_model: pixtral-large-latest}
 routes:
   - id: claude-first
     model_pattern: either
@@ -61,7 +63,7 @@ def _check_tokens(content: list[openai.types.chat.ChatCompletionTokenLogprob], t
             assert token.top_logprobs[0].token == token.token
 
 
-@pytest.mark.parametrize("model", ["gpt", "local"])
+@pytest.mark.parametrize("model", ["gpt", "local", "pixtral"])
 def test_logprobs_from_openai_wire(sdk: openai.OpenAI, model: str) -> None:
     answer = sdk.chat.completions.create(model=model, messages=ASK, logprobs=True, top_logprobs=3)  # type: ignore[arg-type]
     choice = answer.choices[0]
@@ -75,9 +77,10 @@ def test_no_logprobs_unless_asked(sdk: openai.OpenAI) -> None:
     assert answer.choices[0].logprobs is None
 
 
-def test_logprobs_in_a_stream(sdk: openai.OpenAI) -> None:
+@pytest.mark.parametrize("model", ["gpt", "pixtral"])
+def test_logprobs_in_a_stream(sdk: openai.OpenAI, model: str) -> None:
     stream = sdk.chat.completions.create(
-        model="gpt",
+        model=model,
         messages=ASK,
         logprobs=True,
         top_logprobs=2,
@@ -220,3 +223,10 @@ def test_logprobs_from_cohere_streamed(sdk: openai.OpenAI) -> None:
                 tokens.extend(choice.logprobs.content)
     _check_tokens(tokens, 0)
     assert "".join(t.token for t in tokens) == text
+
+
+def test_ollama_refuses_rather_than_drops(sdk: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        sdk.chat.completions.create(model="llama", messages=ASK, logprobs=True)  # type: ignore[arg-type]
+    assert isinstance(caught.value.body, dict)
+    assert caught.value.body["code"] == "unsupported_parameter"
