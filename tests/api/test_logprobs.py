@@ -63,8 +63,8 @@ def _check_tokens(content: list[openai.types.chat.ChatCompletionTokenLogprob], t
             assert token.top_logprobs[0].token == token.token
 
 
-@pytest.mark.parametrize("model", ["gpt", "local", "pixtral"])
-def test_logprobs_from_openai_wire(sdk: openai.OpenAI, model: str) -> None:
+@pytest.mark.parametrize("model", ["gpt", "local", "pixtral", "llama"])
+def test_logprobs_relayed(sdk: openai.OpenAI, model: str) -> None:
     answer = sdk.chat.completions.create(model=model, messages=ASK, logprobs=True, top_logprobs=3)  # type: ignore[arg-type]
     choice = answer.choices[0]
     assert choice.logprobs is not None and choice.logprobs.content is not None
@@ -77,7 +77,7 @@ def test_no_logprobs_unless_asked(sdk: openai.OpenAI) -> None:
     assert answer.choices[0].logprobs is None
 
 
-@pytest.mark.parametrize("model", ["gpt", "pixtral"])
+@pytest.mark.parametrize("model", ["gpt", "pixtral", "llama"])
 def test_logprobs_in_a_stream(sdk: openai.OpenAI, model: str) -> None:
     stream = sdk.chat.completions.create(
         model=model,
@@ -223,10 +223,3 @@ def test_logprobs_from_cohere_streamed(sdk: openai.OpenAI) -> None:
                 tokens.extend(choice.logprobs.content)
     _check_tokens(tokens, 0)
     assert "".join(t.token for t in tokens) == text
-
-
-def test_ollama_refuses_rather_than_drops(sdk: openai.OpenAI) -> None:
-    with pytest.raises(openai.BadRequestError) as caught:
-        sdk.chat.completions.create(model="llama", messages=ASK, logprobs=True)  # type: ignore[arg-type]
-    assert isinstance(caught.value.body, dict)
-    assert caught.value.body["code"] == "unsupported_parameter"
