@@ -22,6 +22,7 @@ from aperture.model.chat import (
     ToolChoice,
     Video,
 )
+from aperture.model.logprobs import TokenLogprob, TopLogprob, token_bytes
 from aperture.model.response import ChatResponse, Choice, FinishReason, GeneratedImage, Usage
 from aperture.model.stream import Delta, Finish, StreamEvent, ToolCallDelta, UsageReport
 from aperture.model.target import Target
@@ -51,11 +52,14 @@ __all__ = [
     "Target",
     "Text",
     "Thread",
+    "TokenLogprob",
     "Tool",
     "ToolCall",
     "ToolCallDelta",
     "ToolChoice",
+    "TopLogprob",
     "Usage",
     "UsageReport",
     "Video",
+    "token_bytes",
 ]

@@ -233,6 +233,10 @@ class ChatRequest(msgspec.Struct, frozen=True):
     presence_penalty: float | None = None
     frequency_penalty: float | None = None
     n: int | None = None
+    logprobs: bool = False
+    """The client asked for the log probabilities of the answer's tokens."""
+    top_logprobs: int | None = None
+    """How many of the likeliest alternatives at each position (with ``logprobs``)."""
     user: str | None = None
     tools: tuple[Tool, ...] | None = None
     tool_choice: ToolChoice | None = None

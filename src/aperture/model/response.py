@@ -7,6 +7,7 @@ from typing import Literal
 import msgspec
 
 from aperture.model.chat import ToolCall
+from aperture.model.logprobs import TokenLogprob
 
 __all__ = ["ChatResponse", "Choice", "FinishReason", "GeneratedImage", "Usage"]
 
@@ -51,6 +52,8 @@ class Choice(msgspec.Struct, frozen=True):
     refusal: str | None = None
     finish_reason: FinishReason | None = None
     images: tuple[GeneratedImage, ...] | None = None
+    logprobs: tuple[TokenLogprob, ...] | None = None
+    """The content tokens' log probabilities, when asked for and the provider gave them."""
 
 
 class ChatResponse(msgspec.Struct, frozen=True):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
+from aperture.model.logprobs import TokenLogprob
 from aperture.model.response import FinishReason, GeneratedImage, Usage
 
 __all__ = ["Delta", "Finish", "StreamEvent", "ToolCallDelta", "UsageReport"]
@@ -26,6 +27,8 @@ class Delta(msgspec.Struct, frozen=True, tag="delta"):
     tool_calls: tuple[ToolCallDelta, ...] | None = None
     images: tuple[GeneratedImage, ...] | None = None
     """Whole images the model made: providers send each in one piece, never in fragments."""
+    logprobs: tuple[TokenLogprob, ...] | None = None
+    """The log probabilities of the tokens of this piece of content."""
 
 
 class Finish(msgspec.Struct, frozen=True, tag="finish"):

@@ -311,6 +311,10 @@ def _generation_config(request: ChatRequest, details: list[str | None]) -> dict[
             config[key] = value
     if request.n is not None and request.n > 1:
         config["candidateCount"] = request.n
+    if request.logprobs:
+        config["responseLogprobs"] = True
+        if request.top_logprobs is not None:
+            config["logprobs"] = request.top_logprobs
     if request.stop:
         config["stopSequences"] = list(request.stop)
     config.update(_response_format(request.response_format))

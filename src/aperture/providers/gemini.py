@@ -144,7 +144,7 @@ class _StreamParser:
     def _candidate(self, candidate: GeminiCandidate) -> None:
         asm, index = self._asm, candidate.index
         asm.role(index)
-        asm.text("".join(candidate.texts()), index)
+        asm.text("".join(candidate.texts()), index, candidate.logprobs())
         for image in candidate.images():
             asm.image(image, index)
         for call in candidate.calls():

@@ -36,6 +36,7 @@ from aperture.model import (
     Usage,
     Video,
 )
+from aperture.providers._logprobs import WireLogprobs, WireToken, from_tokens
 from aperture.providers._openai_images import build_images_body, images_path
 from aperture.providers._status import ErrorClass, body_text, classify_status, malformed
 from aperture.providers._stream import StreamAssembler
@@ -106,6 +107,7 @@ class _Choice(_In, kw_only=True):
     message: _Message | None = None
     delta: _Message | None = None
     finish_reason: str | None = None
+    logprobs: WireLogprobs | None = None
 
 
 class _PromptDetails(_In, kw_only=True):
@@ -182,14 +184,7 @@ class OpenAIProvider:
         }
         if request.max_tokens is not None:
             body[provider.max_tokens_field] = request.max_tokens
-        for field in ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty"):
-            value = getattr(request, field)
-            if value is not None:
-                body[field] = value
-        for field in ("n", "user", "parallel_tool_calls"):
-            value = getattr(request, field)
-            if value is not None:
-                body[field] = value
+        body.update(_scalars(request))
         if request.stop is not None:
             body["stop"] = list(request.stop)
         if request.tools is not None:
@@ -284,18 +279,22 @@ class _StreamParser:
             raise _classify(500, chunk.error, {}, self._target)
         asm = self._asm
         for choice in chunk.choices:
-            if choice.delta is not None and choice.delta.carries_anything():
+            logprobs = choice.logprobs.content if choice.logprobs is not None else None
+            if choice.delta is not None and (choice.delta.carries_anything() or logprobs):
                 # The wire is the canonical shape already: a chunk's delta is one canonical one.
-                asm.delta(_delta(choice.index, choice.delta, self._target))
+                asm.delta(_delta(choice.index, choice.delta, self._target, logprobs))
             asm.finish(_finish_reason(choice.finish_reason), choice.index)
         if chunk.usage is not None:
             asm.usage(_usage(chunk.usage))
         return asm.drain()
 
 
-def _delta(index: int, delta: _Message, target: Target) -> Delta:
+def _delta(
+    index: int, delta: _Message, target: Target, logprobs: list[WireToken] | None = None
+) -> Delta:
     calls = delta.tool_calls
     return Delta(
+        logprobs=from_tokens(logprobs) if logprobs else None,
         images=_images(delta.images, target),
         index=index,
         role=delta.role,
@@ -307,6 +306,20 @@ def _delta(index: int, delta: _Message, target: Target) -> Delta:
         if calls
         else None,
     )
+
+
+_SCALARS = (
+    "temperature", "top_p", "seed", "presence_penalty", "frequency_penalty", "n", "user",
+    "parallel_tool_calls", "top_logprobs",
+)  # fmt: skip
+
+
+def _scalars(request: ChatRequest) -> dict[str, Any]:
+    """The request's plain fields that are set, under their own (OpenAI's) names."""
+    body = {f: v for f in _SCALARS if (v := getattr(request, f)) is not None}
+    if request.logprobs:
+        body["logprobs"] = True
+    return body
 
 
 def _message(message: Message) -> dict[str, Any]:
@@ -426,6 +439,7 @@ def _choice(choice: _Choice, target: Target) -> Choice:
         refusal=message.refusal,
         finish_reason=_finish_reason(choice.finish_reason),
         images=_images(message.images, target),
+        logprobs=from_tokens(choice.logprobs.content) if choice.logprobs is not None else None,
     )
 
 

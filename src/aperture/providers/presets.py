@@ -16,6 +16,8 @@ from aperture.providers.spec import (
     DocumentLimits,
     ImageLimits,
     KnownModel,
+    LogprobSupport,
+    MediaLimits,
     ProviderSpec,
 )
 from aperture.settings import Capability
@@ -57,7 +59,20 @@ _OPENAI_MODELS: tuple[KnownModel, ...] = (
     ("o3-mini*", _TOOLS_JSON),
 )
 
+# input_audio takes wav and mp3 (the SDK's ``InputAudio.format``); Chat Completions takes no
+# video. Reasoning models refuse logprobs ("not supported with reasoning models").
+_OPENAI_AUDIO = MediaLimits(formats=frozenset({"wav", "mp3"}), source="openai SDK InputAudio")
+_OPENAI_LOGPROBS = LogprobSupport(
+    max_top=20, except_models=("o1*", "o3*", "o4*", "gpt-5", "gpt-5-*")
+)
+# OpenAI-compatible servers that take video (vLLM, Qwen-VL, GLM-4.5V) send it as video_url.
+_VIDEO_URL = MediaLimits(source="video_url parts, as vLLM, DashScope and GLM document them")
+_ANY_AUDIO = MediaLimits(source="input_audio parts; the server checks the format")
+
 OPENAI = ProviderSpec(
+    audio=_OPENAI_AUDIO,
+    logprobs=_OPENAI_LOGPROBS,
+    max_choices=128,
     # PDF files (platform.openai.com/docs/guides/pdf-files, read 2026-12): 100 pages and
     # 32 MB per request. Not in providers.md.
     documents=DocumentLimits(max_bytes=32_000_000, max_pages=100),
@@ -76,6 +91,9 @@ OPENAI = ProviderSpec(
 )
 
 AZURE = ProviderSpec(
+    audio=_OPENAI_AUDIO,
+    logprobs=_OPENAI_LOGPROBS,
+    max_choices=128,
     kind="azure",
     adapter="aperture.providers.azure:AzureProvider",
     wire="openai-chat",
@@ -93,6 +111,9 @@ AZURE = ProviderSpec(
 _compatible = partial(ProviderSpec, adapter=OPENAI_ADAPTER, wire="openai-chat", fetches_urls=True)
 
 XAI = _compatible(
+    # xAI's API reference: top_logprobs 0..8; n is taken.
+    logprobs=LogprobSupport(max_top=8),
+    max_choices=128,
     kind="xai",
     base_url="https://api.x.ai/v1",
     images=ImageLimits(accepted=frozenset({"image/png", "image/jpeg"}), max_bytes=20 * 1024 * 1024),
@@ -107,6 +128,7 @@ XAI = _compatible(
 )
 
 GROQ = _compatible(
+    # Groq's API reference: logprobs and top_logprobs are not supported yet, n must be 1.
     kind="groq",
     base_url="https://api.groq.com/openai/v1",
     images=ImageLimits(max_bytes=3_000_000, max_side=5760, max_images=5),
@@ -120,6 +142,8 @@ GROQ = _compatible(
 )
 
 DEEPSEEK = _compatible(
+    # api-docs.deepseek.com: logprobs, top_logprobs 0..20; deepseek-reasoner refuses them.
+    logprobs=LogprobSupport(max_top=20, except_models=("deepseek-reasoner*",)),
     kind="deepseek",
     base_url="https://api.deepseek.com/v1",
     images=ImageLimits(max_bytes=32 * 1024 * 1024, max_side=8192, max_images=600),
@@ -130,6 +154,12 @@ DEEPSEEK = _compatible(
 )
 
 QWEN = _compatible(
+    # DashScope's compatible mode: top_logprobs 0..5, n 1..4; omni models hear input_audio,
+    # VL models see video_url.
+    logprobs=LogprobSupport(max_top=5),
+    max_choices=4,
+    audio=_ANY_AUDIO,
+    video=_VIDEO_URL,
     kind="qwen",
     base_url="https://dashscope-intl.aliyuncs.com/compatible-mode/v1",
     images=ImageLimits(
@@ -160,6 +190,7 @@ MOONSHOT = _compatible(
 )
 
 GLM = _compatible(
+    video=_VIDEO_URL,
     kind="glm",
     base_url="https://open.bigmodel.cn/api/paas/v4",
     images=_OPENAI_IMAGES,
@@ -174,6 +205,12 @@ GLM = _compatible(
 )
 
 VLLM = _compatible(
+    # vLLM's OpenAI server: logprobs up to its --max-logprobs (20 by default), any n,
+    # input_audio and video_url for the models that take them.
+    logprobs=LogprobSupport(max_top=20),
+    max_choices=128,
+    audio=_ANY_AUDIO,
+    video=_VIDEO_URL,
     kind="vllm",
     base_url="http://127.0.0.1:8000/v1",
     images=_OPENAI_IMAGES,
