@@ -6,6 +6,7 @@ The screenshots in docs/images/ (shown by the README) are taken here.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -186,8 +187,8 @@ def test_create_and_revoke_a_key(page: Any, gateway: Gateway) -> None:
     expect(page.get_by_test_id("secret")).to_be_hidden()  # shown once, never again
 
 
-def chat_with(gateway: Gateway, key: str) -> int:
-    body = {"model": "demo-vision", "messages": [{"role": "user", "content": "hi"}]}
+def chat_with(gateway: Gateway, key: str, model: str = "demo-vision") -> int:
+    body = {"model": model, "messages": [{"role": "user", "content": "hi"}]}
     headers = {"authorization": f"Bearer {key}"}
     answer = httpx.post(
         f"{gateway.public}/v1/chat/completions", json=body, headers=headers, timeout=30
@@ -217,6 +218,20 @@ def test_edit_a_route_with_the_admin_apis_errors_at_the_field(page: Any, gateway
     stored = gateway.admin_call("GET", "/v1/admin/routes/browser-route").json()
     assert stored["model_pattern"] == "browser-vision"
     assert stored["providers"][0]["provider"] == "recorded"
+
+
+def test_add_a_model_live(page: Any, gateway: Gateway) -> None:
+    page.goto("/console/models")
+    definition = page.get_by_label("Model definition")
+    model = {"name": "browser-model", "provider": "nowhere", "upstream_model": "emulator-vision"}
+    definition.fill(json.dumps(model))
+    page.get_by_role("button", name="Save model").click()
+    expect(page.locator("#model-error")).to_contain_text("provider: Unknown provider 'nowhere'")
+    expect(definition).to_have_attribute("aria-invalid", "true")
+    definition.fill(json.dumps({**model, "provider": "emu", "capabilities": ["vision"]}))
+    page.get_by_role("button", name="Save model").click()
+    expect(page.locator("#catalog")).to_contain_text("browser-model")
+    assert chat_with(gateway, "sk-master", "browser-model") == 200
 
 
 def test_the_playground_with_an_image_end_to_end(page: Any, gateway: Gateway) -> None:

@@ -9,8 +9,11 @@ from contextlib import contextmanager
 import httpx
 import pytest
 
+from aperture.app import create_apps
 from aperture.console.sessions import COOKIE
+from aperture.settings import Settings
 from tests.api.test_control_plane import Gateway
+from tests.servers import serve_together
 
 _STATIC = (
     "console.css",
@@ -144,3 +147,10 @@ def test_static_files_are_only_the_console_assets(gateway: Gateway, name: str) -
     assert httpx.get(f"{gateway.admin}/console/static/{name}").status_code == 404
     for known in _STATIC:
         assert httpx.get(f"{gateway.admin}/console/static/{known}").status_code == 200
+
+
+def test_an_open_gateway_says_the_console_needs_a_master_key(gateway_settings: Settings) -> None:
+    with serve_together(*create_apps(gateway_settings)) as (_, admin):
+        answer = httpx.post(f"{admin}/console/signin", data={"key": "anything"})
+    assert answer.status_code == 403
+    assert "auth.master_key" in answer.text and "set-cookie" not in answer.headers

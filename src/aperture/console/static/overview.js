@@ -38,12 +38,16 @@ function render() {
   const seconds = previous ? now.time - previous.time : 0;
   byId("rps").textContent = seconds > 0 ? fmt.n((totalRequests - sum(previous.requests)) / seconds) : "–";
 
-  const windowRequests = delta(now, first, (s) => sum(s.requests));
-  const failed = delta(now, first, (s) =>
+  // The window is the readings kept; with no request in it yet, totals since start.
+  let base = first;
+  if (delta(now, first, (s) => sum(s.requests)) === 0) base = null;
+  byId("window").textContent = base ? "in the last minutes" : "since the gateway started";
+  const windowRequests = delta(now, base, (s) => sum(s.requests));
+  const failed = delta(now, base, (s) =>
     Object.entries(s.requests).filter(([status]) => Number(status) >= 400).reduce((a, [, v]) => a + v, 0));
   byId("error-rate").textContent = windowRequests > 0 ? `${fmt.n((100 * failed) / windowRequests)}%` : "–";
   const codes = Object.keys(now.errors)
-    .map((code) => [code, now.errors[code] - (first?.errors[code] ?? 0)])
+    .map((code) => [code, now.errors[code] - (base?.errors[code] ?? 0)])
     .filter(([, n]) => n > 0)
     .sort((a, b) => b[1] - a[1]);
   replace(byId("errors"), codes.length
@@ -51,10 +55,10 @@ function render() {
     : el("tr", {}, el("td", { class: "empty" }, "No errors in the window.")));
 
   const ms = (s) => (s === null ? null : s * 1000);
-  byId("latency").textContent = fmt.ms(ms(mean(now.latency, first?.latency)));
-  byId("latency-p95").textContent = fmt.ms(ms(quantile(now.latency, first?.latency, 0.95)));
-  byId("overhead").textContent = fmt.ms(ms(mean(now.overhead, first?.overhead)));
-  byId("overhead-p95").textContent = fmt.ms(ms(quantile(now.overhead, first?.overhead, 0.95)));
+  byId("latency").textContent = fmt.ms(ms(mean(now.latency, base?.latency)));
+  byId("latency-p95").textContent = fmt.ms(ms(quantile(now.latency, base?.latency, 0.95)));
+  byId("overhead").textContent = fmt.ms(ms(mean(now.overhead, base?.overhead)));
+  byId("overhead-p95").textContent = fmt.ms(ms(quantile(now.overhead, base?.overhead, 0.95)));
 
   const tokens = now.tokens;
   byId("tokens").textContent = fmt.n(tokens.prompt + tokens.completion);
