@@ -30,6 +30,7 @@ enter (``raise ... from``) and rendered once, where they leave, in the client's 
     ├── RequestTimeoutError              408 request_timeout          (the body came too slowly)
     ├── InvalidApiKeyError               401 invalid_api_key
     ├── ModelNotAllowedError             403 model_not_allowed
+    ├── CsrfError                        403 csrf_failed              (console: no CSRF token)
     ├── NotFoundError                    404 not_found                (no such endpoint or record)
     │   ├── ModelNotFoundError           404 model_not_found
     │   └── PreviousResponseNotFoundError 404 previous_response_not_found (unknown, expired,
@@ -66,6 +67,7 @@ __all__ = [
     "AdminDisabledError",
     "BudgetExceededError",
     "ConflictError",
+    "CsrfError",
     "DocumentDecodeError",
     "DocumentEncryptedError",
     "DocumentTooLargeError",
@@ -283,6 +285,14 @@ class ModelNotAllowedError(GatewayError):
     status = 403
     type = "permission_error"
     code = "model_not_allowed"
+
+
+class CsrfError(GatewayError):
+    """A console session's state-changing call without the session's CSRF token."""
+
+    status = 403
+    type = "permission_error"
+    code = "csrf_failed"
 
 
 class AdminDisabledError(GatewayError):

@@ -45,6 +45,7 @@ __all__ = [
     "IMAGE_GENERATIONS",
     "OPENAI",
     "RESPONSES",
+    "UPSTREAM_TAP",
     "ClientDialect",
     "chat_endpoint",
     "new_request_id",
@@ -127,6 +128,11 @@ RESPONSES = ClientDialect(
 )
 
 
+UPSTREAM_TAP = "aperture.upstream_tap"
+"""The scope key under which the console's playground hands a request its upstream tap
+(``RequestContext.upstream_tap``): set in-process only, never from anything a client sends."""
+
+
 def new_request_id() -> str:
     return f"req_{secrets.token_hex(12)}"
 
@@ -144,6 +150,7 @@ def chat_endpoint(dialect: ClientDialect) -> Callable[[Request], Awaitable[Respo
             if drain is not None and drain.draining:
                 raise drain.refusal()
             exchange.ctx.principal = await authenticate(request, services)
+            exchange.ctx.upstream_tap = request.scope.get(UPSTREAM_TAP)
             body = await read_body(request, services.settings.server.max_body_bytes)
             read = True
             if dialect.parse_form is not None:

@@ -125,6 +125,19 @@ def admin_document() -> dict[str, Any]:
             ("delete", "/v1/admin/models/{doc_id}", "Delete a model", None),
             ("get", "/v1/admin/audit", "Audit events; ?format=jsonl exports", None),
             ("get", "/v1/admin/budgets", "Budgets in their current window, with spend", None),
+            ("get", "/v1/admin/stats", "Metrics totals, breaker states and spend", None),
+            (
+                "post",
+                "/v1/admin/playground/{dialect}",
+                "Send a chat, messages, responses or c1 body as this admin key",
+                None,
+            ),
+            (
+                "get",
+                "/v1/admin/playground/{request_id}",
+                "What a playground request sent upstream, base64 elided",
+                None,
+            ),
             ("get", "/metrics", "Prometheus metrics, with server.metrics_port: admin", None),
         ],
     )

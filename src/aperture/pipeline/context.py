@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import anyio
@@ -18,12 +19,20 @@ import anyio
 from aperture.governance.budgets import Hold
 from aperture.governance.keys import Principal
 from aperture.governance.ratelimit import Ticket
-from aperture.model import ChatResponse, GeneratedImage, InlineImage, Message, Target, Usage
+from aperture.model import (
+    ChatRequest,
+    ChatResponse,
+    GeneratedImage,
+    InlineImage,
+    Message,
+    Target,
+    Usage,
+)
 from aperture.model.locator import FieldLocator, OpenAILocator
 from aperture.routing.catalog import Resolution, TargetOption
 from aperture.storage.records import AuditFinding
 
-__all__ = ["Attempt", "Conversation", "Outcome", "RequestContext"]
+__all__ = ["Attempt", "Conversation", "Outcome", "RequestContext", "Try", "UpstreamTap"]
 
 # Hashing a few hundred kilobytes is cheaper than a hop to a worker thread.
 _THREAD_HASH_BYTES = 256 * 1024
@@ -46,6 +55,10 @@ class Conversation:
     """The new input turns, as the client sent them."""
     answer: ChatResponse | None = None
     """The answer as the client got it, once it is whole."""
+
+
+UpstreamTap = Callable[[ChatRequest, Target], None]
+"""Shown each attempt's request as prepared for its target (the console's playground)."""
 
 
 @dataclass(slots=True)
@@ -96,6 +109,9 @@ class RequestContext:
     written by ``ReadImages``."""
     conversation: Conversation | None = None
     """The stored conversation this request continues or starts: written by ``Continuation``."""
+    upstream_tap: UpstreamTap | None = None
+    """Set by the endpoint for a request from the console's playground, which shows what
+    went upstream; None for every other request, which pays nothing for it."""
 
     async def image_digest(
         self, at: tuple[int, int], limiter: anyio.CapacityLimiter | None = None
@@ -114,6 +130,15 @@ class RequestContext:
 
 
 @dataclass(frozen=True, slots=True)
+class Try:
+    """One attempt that has ended: its target's key, ``ok`` or the error code, how long."""
+
+    target: str
+    outcome: str
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class Attempt:
     """What the request's attempts produced: nothing, for one refused before dispatch."""
 
@@ -126,6 +151,10 @@ class Attempt:
     """The estimated input tokens of the images as they were sent to the target."""
     image_changes: tuple[str, ...] = ()
     """What normalisation did to the images, over every attempt."""
+    image_bytes_saved: int = 0
+    """Bytes normalisation took off the images, at the last attempt's target."""
+    tried: tuple[Try, ...] = ()
+    """Every attempt that has ended, in order."""
     usage: Usage | None = None
     reported_image_tokens: int | None = None
     """What the provider said the images cost, when it says (to compare with the estimate)."""

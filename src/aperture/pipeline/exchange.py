@@ -139,6 +139,8 @@ class Exchange:
             upstream_s=attempts.upstream_s,
             image_tokens=hooks.image_tokens,
             image_changes=hooks.image_changes,
+            image_bytes_saved=hooks.bytes_saved,
+            tried=tuple(hooks.tried),
             usage=self._usage,
             reported_image_tokens=self._reported,
             streamed_chars=self._streamed_chars,

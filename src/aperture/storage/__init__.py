@@ -26,6 +26,7 @@ from aperture.storage.base import (
 from aperture.storage.records import (
     Admission,
     ApiKey,
+    AuditAttempt,
     AuditEvent,
     AuditImage,
     AuditQuery,
@@ -48,6 +49,7 @@ from aperture.storage.registry import RedisOptions, migrate, open_storage
 __all__ = [
     "Admission",
     "ApiKey",
+    "AuditAttempt",
     "AuditEvent",
     "AuditImage",
     "AuditQuery",
