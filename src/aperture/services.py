@@ -26,8 +26,10 @@ from aperture.images.workers import DecodePool
 from aperture.metrics import Metrics
 from aperture.pipeline import (
     Dispatch,
+    DocumentPreparer,
     ImagePreparer,
     IntakeDocuments,
+    PdfWork,
     Pipeline,
     Record,
     Screening,
@@ -146,17 +148,31 @@ async def open_services(
         settings, admission, limiter, GuardModel(catalog, router, images), decoder
     )
     screening = dataclasses.replace(screening, answers=_answers(settings, screening))
+    pdf = PdfWork(decoder)
+    documents = IntakeDocuments(
+        settings.documents,
+        pdf,
+        target_limits=target_limits,
+        read_text=_reads_text(settings),
+        ocr=screening.ocr,
+    )
     pipeline = build_pipeline(
         catalog,
         settings.images,
         fetcher,
         limiter,
         target_limits,
-        Dispatch(router, images, metrics.attempt),
+        Dispatch(
+            router,
+            images,
+            metrics.attempt,
+            DocumentPreparer(settings.documents, pdf, target_limits),
+        ),
         Record(audit, metrics),
         screening,
         tracer=tracer,
-        documents=IntakeDocuments(settings.documents, decoder),
+        documents=documents,
+        document_settings=settings.documents,
     )
     return Services(
         settings=settings,
@@ -172,6 +188,16 @@ async def open_services(
         audit=audit,
         metrics=metrics,
         admission=admission,
+    )
+
+
+def _reads_text(settings: Settings) -> bool:
+    """Whether a check reads the request's text (then a document's text layer is read too)."""
+    governance = settings.governance
+    return (
+        governance.pii is not None
+        or any(rule.deny_patterns for rule in governance.policy)
+        or any(guard.stage == "pre" for guard in governance.guardrails)
     )
 
 

@@ -24,7 +24,8 @@ from aperture.pipeline.answers import AnswerScreen
 from aperture.pipeline.attempts import RequestAttempts
 from aperture.pipeline.capabilities import CheckCapabilities
 from aperture.pipeline.context import Attempt, Outcome, RequestContext
-from aperture.pipeline.documents import IntakeDocuments
+from aperture.pipeline.document_prepare import DocumentPreparer
+from aperture.pipeline.documents import IntakeDocuments, PdfWork
 from aperture.pipeline.exchange import AnswerStream, Dispatch, Exchange, Pipeline, StreamRenderer
 from aperture.pipeline.images import IntakeImages
 from aperture.pipeline.normalize import ImagePreparer
@@ -33,7 +34,7 @@ from aperture.pipeline.resolve import ResolveModel
 from aperture.pipeline.screening import EnforcePolicy, PreCallGuardrails, ReadImages, ScreenPii
 from aperture.pipeline.step import After, Stage, Step
 from aperture.routing.live import LiveCatalog
-from aperture.settings import ImageSettings, ProviderSettings
+from aperture.settings import DocumentSettings, ImageSettings, ProviderSettings
 from aperture.settings.governance import PiiAction
 from aperture.tracing import NO_TRACER, Tracer
 from aperture.upstream.fetch import ImageFetcher
@@ -43,10 +44,12 @@ __all__ = [
     "AnswerStream",
     "Attempt",
     "Dispatch",
+    "DocumentPreparer",
     "Exchange",
     "ImagePreparer",
     "IntakeDocuments",
     "Outcome",
+    "PdfWork",
     "Pipeline",
     "Record",
     "RequestAttempts",
@@ -95,6 +98,7 @@ def build_pipeline(
     screening: Screening | None = None,
     tracer: Tracer = NO_TRACER,
     documents: IntakeDocuments | None = None,
+    document_settings: DocumentSettings | None = None,
 ) -> Pipeline:
     """The steps of every request; per-target image preparation runs at each attempt.
 
@@ -107,7 +111,8 @@ def build_pipeline(
         Step(after=record),
         Step(ResolveModel(catalog)),  # unknown or forbidden models fail before any work
         Step(EnforcePolicy(gov.policy, after_intake=False)) if gov.policy else None,  # fetches
-        Step(CheckCapabilities(catalog, images)),  # keep targets that can take the inputs
+        # Keep the targets that can take the inputs (documents: natively, as pages or text).
+        Step(CheckCapabilities(catalog, images, document_settings or DocumentSettings())),
         Step(IntakeImages(images, fetcher, limiter, target_limits, tracer)),  # decode, fetch
         Step(documents) if documents else None,  # PDFs: base64, %PDF-, bytes, pages, encryption
         Step(ReadImages(gov.ocr)) if gov.ocr else None,  # text inside images, for the checks

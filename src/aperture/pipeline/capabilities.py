@@ -3,11 +3,13 @@
 A request needing vision, audio, video, tools or image output (``modalities`` with
 ``image``) keeps only the targets whose model has the
 capability; when none is left, the client gets ``unsupported_capability`` naming the models
-that have it.
+that have it. A document whose bytes are inline also goes to a vision model (as pages the
+gateway renders) and, with ``documents.text_only: extract``, to a text-only one (as text).
 """
 
 from __future__ import annotations
 
+from aperture.documents.forms import form_for
 from aperture.errors import (
     MaxTokensBelowMinimumError,
     TooManyImagesError,
@@ -16,8 +18,9 @@ from aperture.errors import (
 )
 from aperture.model import Audio, ChatRequest, File, Image, Video
 from aperture.pipeline.context import RequestContext
+from aperture.routing.catalog import TargetOption
 from aperture.routing.live import LiveCatalog
-from aperture.settings import ImageSettings
+from aperture.settings import DocumentSettings, ImageSettings
 
 __all__ = ["CheckCapabilities", "needed_capabilities"]
 
@@ -47,18 +50,27 @@ def needed_capabilities(request: ChatRequest) -> dict[str, tuple[str, str]]:
 
 
 class CheckCapabilities:
-    def __init__(self, catalog: LiveCatalog, images: ImageSettings) -> None:
+    def __init__(
+        self,
+        catalog: LiveCatalog,
+        images: ImageSettings,
+        documents: DocumentSettings | None = None,
+    ) -> None:
         self._catalog = catalog
         self._max_images = images.max_images_per_request
+        self._extract = documents is not None and documents.text_only == "extract"
 
     async def __call__(self, ctx: RequestContext, request: ChatRequest) -> ChatRequest:
         resolution = ctx.resolution
         assert resolution is not None, "ResolveModel runs first"
         options = ctx.options
         for capability, (noun, where) in needed_capabilities(request).items():
-            able = tuple(o for o in options if o.can(capability))
+            if capability == "documents":
+                able = self._take_documents(options, request)
+            else:
+                able = tuple(o for o in options if o.can(capability))
             if not able:
-                raise self._unsupported(ctx, capability, noun, where)
+                raise self._unsupported(ctx, capability, noun, where, request)
             options = able
         ctx.options = options
         images = len(request.images())
@@ -80,11 +92,26 @@ class CheckCapabilities:
             )
         return request
 
+    def _take_documents(
+        self, options: tuple[TargetOption, ...], request: ChatRequest
+    ) -> tuple[TargetOption, ...]:
+        """The targets that can take every document in some form (see ``documents.forms``)."""
+        inline = all(file.file_data is not None for _, _, file in request.files())
+        return tuple(
+            o
+            for o in options
+            if form_for(o.capabilities, inline=inline, extract=self._extract) is not None
+        )
+
     def _unsupported(
-        self, ctx: RequestContext, capability: str, noun: str, where: str
+        self, ctx: RequestContext, capability: str, noun: str, where: str, request: ChatRequest
     ) -> UnsupportedCapabilityError:
         assert ctx.resolution is not None
-        able = self._catalog.current.names_with(capability)
+        catalog = self._catalog.current
+        able = catalog.names_with(capability)
+        if capability == "documents" and all(f.file_data for _, _, f in request.files()):
+            # A PDF's pages go to every vision model.
+            able += [name for name in catalog.names_with("vision") if name not in able]
         others = (
             f"Models that accept {noun}: {', '.join(able)}."
             if able
@@ -101,6 +128,8 @@ class CheckCapabilities:
             param = ctx.locator.part(m, p)
         else:
             param = where
+        if capability == "documents" and not self._extract:
+            others += " (documents.text_only: extract sends text-only models the text layer.)"
         return UnsupportedCapabilityError(
             f"{subject} (it lacks the {capability!r} capability). {others}", param=param
         )

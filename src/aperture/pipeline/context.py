@@ -12,21 +12,32 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import anyio
 
 from aperture.governance.budgets import Hold
 from aperture.governance.keys import Principal
 from aperture.governance.ratelimit import Ticket
-from aperture.model import GeneratedImage, InlineImage, Target, Usage
+from aperture.model import GeneratedImage, InlineDocument, InlineImage, Target, Usage
 from aperture.model.locator import FieldLocator, OpenAILocator
 from aperture.routing.catalog import Resolution, TargetOption
 from aperture.storage.records import AuditFinding
 
-__all__ = ["Attempt", "Outcome", "RequestContext"]
+__all__ = ["Attempt", "CheckedDocument", "Outcome", "RequestContext"]
 
 # Hashing a few hundred kilobytes is cheaper than a hop to a worker thread.
 _THREAD_HASH_BYTES = 256 * 1024
+
+
+class CheckedDocument(NamedTuple):
+    """A document intake has read: its descriptor, bytes, page boxes and given name."""
+
+    info: InlineDocument
+    data: bytes
+    sizes: tuple[tuple[float, float], ...]
+    """Each page's width and height in points."""
+    filename: str | None
 
 
 @dataclass(slots=True)
@@ -61,8 +72,11 @@ class RequestContext:
     """sha256 of the images' bytes, computed when first needed (never on the hot path):
     filled by ``image_digest`` alone."""
     prompt_estimate: int = 0
-    """Estimated input tokens (text and images), what a request cut short is charged:
-    written by ``Admission``."""
+    """Estimated input tokens (text, images and documents), what a request cut short is
+    charged: written by ``Admission``."""
+    document_estimate: int = 0
+    """The documents' estimated input tokens at the dearest of the options: written by
+    ``IntakeDocuments``, added in by ``Admission``."""
     hold: Hold | None = None
     """The budget reservation to settle when the request ends: taken and settled by
     ``Admission``."""
@@ -75,6 +89,13 @@ class RequestContext:
     image_texts: dict[tuple[int, int], str] = field(default_factory=dict)
     """Text OCR read from each image, when ``governance.ocr`` is on (scanned, never stored):
     written by ``ReadImages``."""
+    documents: dict[tuple[int, int], CheckedDocument] = field(default_factory=dict)
+    """Every inline document by (message, part), as the client sent it: written by
+    ``IntakeDocuments``, dropped with the request."""
+    document_texts: dict[tuple[int, int], str] = field(default_factory=dict)
+    """Each document's text layer (and OCR of its pages without one, when OCR is on), for
+    the checks and text-only models: written by ``IntakeDocuments`` when a check reads text,
+    else by the first attempt that needs it; scanned, never stored."""
 
     async def image_digest(
         self, at: tuple[int, int], limiter: anyio.CapacityLimiter | None = None
@@ -105,6 +126,8 @@ class Attempt:
     """The estimated input tokens of the images as they were sent to the target."""
     image_changes: tuple[str, ...] = ()
     """What normalisation did to the images, over every attempt."""
+    document_tokens: int = 0
+    """The estimated input tokens of the documents as they were sent to the target."""
     usage: Usage | None = None
     reported_image_tokens: int | None = None
     """What the provider said the images cost, when it says (to compare with the estimate)."""

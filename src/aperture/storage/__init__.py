@@ -25,6 +25,7 @@ from aperture.storage.base import (
 from aperture.storage.records import (
     Admission,
     ApiKey,
+    AuditDocument,
     AuditEvent,
     AuditImage,
     AuditQuery,
@@ -45,6 +46,7 @@ from aperture.storage.registry import RedisOptions, migrate, open_storage
 __all__ = [
     "Admission",
     "ApiKey",
+    "AuditDocument",
     "AuditEvent",
     "AuditImage",
     "AuditQuery",
