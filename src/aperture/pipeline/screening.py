@@ -20,7 +20,7 @@ from aperture.governance.guardrails import Guardrails, Outcome, raise_if_blocked
 from aperture.governance.ocr import OcrError, OcrReader
 from aperture.governance.pii import Finding, PiiScanner
 from aperture.governance.policy import PolicyEngine, Violation, text_path
-from aperture.model import ChatRequest, Message, Text
+from aperture.model import ChatRequest, File, Message, Text
 from aperture.pipeline.context import RequestContext
 from aperture.settings.governance import PiiAction
 from aperture.storage.records import AuditFinding
@@ -121,7 +121,6 @@ class ScreenPii:
             findings = self._scanner.scan(text)
             if findings:
                 self._found(ctx, findings, ctx.locator.part(*at), image=True, what="a document")
-        self._screen_filenames(ctx)
         ctx.texts = tuple(audit_texts)
         if changed and self._action == "redact":
             return msgspec.structs.replace(request, messages=tuple(messages))
@@ -142,6 +141,12 @@ class ScreenPii:
         texts: list[str] = []
         changed = False
         for p, part in enumerate(content):
+            if isinstance(part, File) and part.filename:
+                named = self._screen_filename(ctx, m, p, part)
+                if named is not part:
+                    parts[p] = named
+                    changed = True
+                continue
             if not isinstance(part, Text):
                 continue
             findings = self._scanner.scan(part.text)
@@ -157,14 +162,18 @@ class ScreenPii:
             return message, texts
         return msgspec.structs.replace(message, content=tuple(parts)), texts
 
-    def _screen_filenames(self, ctx: RequestContext) -> None:
-        """A document's name is text the audit keeps: redacted there like the rest."""
-        for at, document in ctx.documents.items():
-            name = document.filename
-            findings = self._scanner.scan(name) if name else []
-            if name and findings:
-                self._found(ctx, findings, f"{ctx.locator.part(*at)}.filename", image=False)
-                ctx.documents[at] = document._replace(filename=self._scanner.redact(name, findings))
+    def _screen_filename(self, ctx: RequestContext, m: int, p: int, file: File) -> File:
+        """A document's name is text too: sent to some providers, kept by the audit."""
+        assert file.filename is not None
+        findings = self._scanner.scan(file.filename)
+        if not findings:
+            return file
+        self._found(ctx, findings, f"{ctx.locator.part(m, p)}.filename", image=False)
+        clean = self._scanner.redact(file.filename, findings)
+        document = ctx.documents.get((m, p))
+        if document is not None:  # the audit keeps redacted text, whatever the action
+            ctx.documents[m, p] = document._replace(filename=clean)
+        return msgspec.structs.replace(file, filename=clean)
 
     def _found(
         self,
