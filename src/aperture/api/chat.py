@@ -241,4 +241,8 @@ def _routed_headers(exchange: Exchange) -> dict[str, str]:
         headers["x-aperture-image-tokens"] = str(attempt.image_tokens)
         if attempt.image_changes:
             headers["x-aperture-image-changes"] = ",".join(attempt.image_changes)
+    if exchange.ctx.documents:
+        # Apart from the images': a document's pages cost by the provider's PDF rule, or
+        # as the images the gateway rendered them to, or as text.
+        headers["x-aperture-document-tokens"] = str(attempt.document_tokens)
     return headers

@@ -7,10 +7,13 @@ that have it. Likewise for what the answer must carry: ``logprobs`` (within the 
 ``top_logprobs`` bound) and ``n`` > 1 (``choices``, within its ``max_choices``), refused as
 ``unsupported_parameter``. Audio and video parts are then held to the limits of the kinds
 left (``pipeline.media``).
+A document whose bytes are inline also goes to a vision model (as pages the
+gateway renders) and, with ``documents.text_only: extract``, to a text-only one (as text).
 """
 
 from __future__ import annotations
 
+from aperture.documents.forms import form_for
 from aperture.errors import (
     MaxTokensBelowMinimumError,
     TooManyImagesError,
@@ -24,7 +27,7 @@ from aperture.pipeline.media import within_media_limits
 from aperture.providers.registry import spec_for
 from aperture.routing.catalog import TargetOption
 from aperture.routing.live import LiveCatalog
-from aperture.settings import ImageSettings
+from aperture.settings import DocumentSettings, ImageSettings
 
 __all__ = ["CheckCapabilities", "needed_capabilities"]
 
@@ -62,18 +65,27 @@ _PARAMETERS = frozenset({"logprobs", "choices"})
 
 
 class CheckCapabilities:
-    def __init__(self, catalog: LiveCatalog, images: ImageSettings) -> None:
+    def __init__(
+        self,
+        catalog: LiveCatalog,
+        images: ImageSettings,
+        documents: DocumentSettings | None = None,
+    ) -> None:
         self._catalog = catalog
         self._max_images = images.max_images_per_request
+        self._extract = documents is not None and documents.text_only == "extract"
 
     async def __call__(self, ctx: RequestContext, request: ChatRequest) -> ChatRequest:
         resolution = ctx.resolution
         assert resolution is not None, "ResolveModel runs first"
         options = ctx.options
         for capability, (noun, where) in needed_capabilities(request).items():
-            able = tuple(o for o in options if o.can(capability))
+            if capability == "documents":
+                able = self._take_documents(options, request)
+            else:
+                able = tuple(o for o in options if o.can(capability))
             if not able:
-                raise self._unsupported(ctx, capability, noun, where)
+                raise self._unsupported(ctx, capability, noun, where, request)
             options = able
         options = self._within_bounds(ctx, request, options)
         ctx.options = within_media_limits(ctx, request, options)
@@ -110,6 +122,7 @@ class CheckCapabilities:
                     "logprobs",
                     f"top_logprobs={top} (its provider returns at most {best})",
                     "top_logprobs",
+                    request,
                 )
             options = able
         if n > 1:
@@ -117,16 +130,31 @@ class CheckCapabilities:
             if not able:
                 best = max(spec_for(o.target.provider.kind).max_choices for o in options)
                 raise self._unsupported(
-                    ctx, "choices", f"n={n} (its provider answers at most {best})", "n"
+                    ctx, "choices", f"n={n} (its provider answers at most {best})", "n", request
                 )
             options = able
         return options
 
+    def _take_documents(
+        self, options: tuple[TargetOption, ...], request: ChatRequest
+    ) -> tuple[TargetOption, ...]:
+        """The targets that can take every document in some form (see ``documents.forms``)."""
+        inline = all(file.file_data is not None for _, _, file in request.files())
+        return tuple(
+            o
+            for o in options
+            if form_for(o.capabilities, inline=inline, extract=self._extract) is not None
+        )
+
     def _unsupported(
-        self, ctx: RequestContext, capability: str, noun: str, where: str
+        self, ctx: RequestContext, capability: str, noun: str, where: str, request: ChatRequest
     ) -> UnsupportedCapabilityError | UnsupportedParameterError:
         assert ctx.resolution is not None
-        able = self._catalog.current.names_with(capability)
+        catalog = self._catalog.current
+        able = catalog.names_with(capability)
+        if capability == "documents" and all(f.file_data for _, _, f in request.files()):
+            # A PDF's pages go to every vision model.
+            able += [name for name in catalog.names_with("vision") if name not in able]
         others = (
             f"Models that accept {noun}: {', '.join(able)}."
             if able
@@ -143,6 +171,8 @@ class CheckCapabilities:
             param = ctx.locator.part(m, p)
         else:
             param = where
+        if capability == "documents" and not self._extract:
+            others += " (documents.text_only: extract sends text-only models the text layer.)"
         message = f"{subject} (it lacks the {capability!r} capability). {others}"
         if capability in _PARAMETERS:
             return UnsupportedParameterError(message, param=param)

@@ -28,6 +28,7 @@ from aperture.model import (
 from aperture.model.locator import FieldLocator
 from aperture.pipeline.attempts import RequestAttempts
 from aperture.pipeline.context import Attempt, Outcome, RequestContext
+from aperture.pipeline.document_prepare import DocumentPreparer
 from aperture.pipeline.normalize import ImagePreparer
 from aperture.pipeline.record import image_descriptors, text_portions
 from aperture.pipeline.step import After, Step, StreamFilter
@@ -48,12 +49,14 @@ class Dispatch:
     """Per-target image preparation, run at each attempt."""
     observe: Callable[[str, str, float], None] | None = None
     """Told of each attempt: target key, outcome, seconds."""
+    documents: DocumentPreparer | None = None
+    """Per-target document forms (native, rendered pages, text), run at each attempt."""
 
     def attempts(
         self, ctx: RequestContext, request: ChatRequest
     ) -> tuple[Attempts, RequestAttempts]:
         assert ctx.resolution is not None, "ResolveModel runs first"
-        hooks = RequestAttempts(ctx, self.images, self.observe)
+        hooks = RequestAttempts(ctx, self.images, self.observe, self.documents)
         return self.router.attempts(request, ctx.resolution, ctx.options, hooks), hooks
 
 
@@ -141,6 +144,7 @@ class Exchange:
             image_changes=hooks.image_changes,
             image_bytes_saved=hooks.bytes_saved,
             tried=tuple(hooks.tried),
+            document_tokens=hooks.document_tokens,
             usage=self._usage,
             reported_image_tokens=self._reported,
             streamed_chars=self._streamed_chars,
@@ -167,6 +171,7 @@ class Exchange:
                 except Exception as exc:
                     failure = failure or exc
         self.ctx.decoded.clear()
+        self.ctx.documents.clear()
         if failure is not None:
             raise failure
 

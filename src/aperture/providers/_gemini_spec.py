@@ -42,8 +42,15 @@ GEMINI = ProviderSpec(
     logprobs=LogprobSupport(max_top=20),
     max_choices=8,
     # Document understanding (ai.google.dev/gemini-api/docs/document-processing, read
-    # 2026-12): inline data up to 20 MB a request, at most 1000 pages. Not in providers.md.
-    documents=DocumentLimits(max_bytes=20_000_000, max_pages=1000),
+    # 2026-12): inline data up to 20 MB a request, at most 1000 pages; "each document page
+    # is equivalent to 258 tokens". Gemini 3 counts a PDF page at its media resolution,
+    # 560 by default (ai.google.dev/gemini-api/docs/media-resolution). Not in providers.md.
+    documents=DocumentLimits(
+        max_bytes=20_000_000,
+        max_pages=1000,
+        page_tokens=258,
+        page_tokens_by_model=(("gemini-3*", 560),),
+    ),
     kind="gemini",
     adapter="aperture.providers.gemini:GeminiProvider",
     wire="gemini-generate-content",

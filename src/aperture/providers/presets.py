@@ -74,8 +74,10 @@ OPENAI = ProviderSpec(
     logprobs=_OPENAI_LOGPROBS,
     max_choices=128,
     # PDF files (platform.openai.com/docs/guides/pdf-files, read 2026-12): 100 pages and
-    # 32 MB per request. Not in providers.md.
-    documents=DocumentLimits(max_bytes=32_000_000, max_pages=100),
+    # 32 MB per request; "both the extracted text and an image of each page" go into the
+    # model's context: the page image at OpenAI's image rule plus its text (1,500 tokens
+    # a page assumed, as for Claude: OpenAI states no figure). Not in providers.md.
+    documents=DocumentLimits(max_bytes=32_000_000, max_pages=100, text_tokens_per_page=1500),
     kind="openai",
     adapter=OPENAI_ADAPTER,
     wire="openai-chat",

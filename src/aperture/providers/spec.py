@@ -82,10 +82,28 @@ class ImageLimits(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class DocumentLimits(msgspec.Struct, frozen=True, kw_only=True):
-    """What a kind reads natively in a document (a PDF); None on the spec: it reads none."""
+    """What a kind reads natively in a document (a PDF); None on the spec: it reads none.
+
+    The token rule: a page costs ``page_tokens`` (the first matching glob of
+    ``page_tokens_by_model`` first) when the kind states a flat figure; else, with
+    ``pages_as_images``, the page as an image at the model's resolution (the kind's image
+    rule), plus ``text_tokens_per_page`` for its text layer.
+    """
 
     max_bytes: int
     max_pages: int
+    page_tokens: int | None = None
+    page_tokens_by_model: tuple[tuple[str, int], ...] = ()
+    pages_as_images: bool = True
+    text_tokens_per_page: int = 0
+
+    def flat_page_tokens(self, upstream_model: str) -> int | None:
+        """The flat per-page figure for ``upstream_model``, None when pages cost as images."""
+        name = upstream_model.lower().rsplit("/", 1)[-1]
+        for pattern, tokens in self.page_tokens_by_model:
+            if fnmatch.fnmatchcase(name, pattern):
+                return tokens
+        return self.page_tokens
 
 
 class LogprobSupport(msgspec.Struct, frozen=True, kw_only=True):

@@ -19,6 +19,7 @@ __all__ = [
     "Admission",
     "ApiKey",
     "AuditAttempt",
+    "AuditDocument",
     "AuditEvent",
     "AuditFinding",
     "AuditGeneratedImage",
@@ -112,6 +113,23 @@ class AuditUsage(msgspec.Struct, frozen=True, kw_only=True):
     completion_tokens: int | None = None
     image_tokens_estimate: int | None = None
     image_tokens_reported: int | None = None
+    document_tokens_estimate: int | None = None
+    """The documents' estimated tokens at the target, None for a request without any."""
+
+
+class AuditDocument(msgspec.Struct, frozen=True, kw_only=True):
+    """What the audit trail may say about a document: never its bytes or its text."""
+
+    sha256: str
+    mime: str
+    bytes: int
+    pages: int
+    filename: str | None = None
+    """As the client named it, redacted when the PII scan (``redact``) finds data in it."""
+
+    def __post_init__(self) -> None:
+        if not _SHA256.fullmatch(self.sha256):
+            raise ValueError("sha256 must be 64 lowercase hex digits")
 
 
 class AuditGeneratedImage(msgspec.Struct, frozen=True, kw_only=True):
@@ -216,6 +234,8 @@ class AuditEvent(msgspec.Struct, frozen=True, kw_only=True):
     """What normalisation did to the images (``resized``, ``transcoded``...), over all attempts."""
     image_bytes_saved: int = 0
     """Bytes normalisation took off the images as the client sent them (at the last attempt)."""
+    documents: tuple[AuditDocument, ...] = ()
+    """The documents (PDFs) the request carried, described."""
 
     def __post_init__(self) -> None:
         if not self.request_id:
