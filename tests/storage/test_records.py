@@ -108,8 +108,8 @@ def test_no_audit_field_can_hold_bytes() -> None:
         return found
 
     found = kinds(msgspec.inspect.type_info(AuditEvent))
-    # it reached usage, images, findings, generated images, attempts, documents
-    assert found.count(msgspec.inspect.StructType) == 6
+    # it reached the event, usage, images, findings, generated images, attempts, documents
+    assert found.count(msgspec.inspect.StructType) == 7
     # Free-form types (Any, dicts, raw JSON) could smuggle anything in, so none exist either.
     loose = (
         msgspec.inspect.BytesType,
