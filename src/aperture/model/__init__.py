@@ -21,11 +21,13 @@ from aperture.model.chat import (
     ToolChoice,
     Video,
 )
+from aperture.model.reasoning import EFFORT_BUDGETS, Effort, Reasoning, Thought
 from aperture.model.response import ChatResponse, Choice, FinishReason, GeneratedImage, Usage
 from aperture.model.stream import Delta, Finish, StreamEvent, ToolCallDelta, UsageReport
 from aperture.model.target import Target
 
 __all__ = [
+    "EFFORT_BUDGETS",
     "Audio",
     "CacheMark",
     "ChatRequest",
@@ -33,6 +35,7 @@ __all__ = [
     "Choice",
     "Delta",
     "Detail",
+    "Effort",
     "File",
     "Finish",
     "FinishReason",
@@ -44,11 +47,13 @@ __all__ = [
     "Message",
     "NamedToolChoice",
     "Part",
+    "Reasoning",
     "ResponseFormat",
     "Role",
     "StreamEvent",
     "Target",
     "Text",
+    "Thought",
     "Tool",
     "ToolCall",
     "ToolCallDelta",

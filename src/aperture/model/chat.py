@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 import msgspec
 
+from aperture.model.reasoning import Reasoning, Thought
+
 __all__ = [
     "Audio",
     "CacheMark",
@@ -152,6 +154,9 @@ class Message(msgspec.Struct, frozen=True):
     tool_call_id: str | None = None
     cache: CacheMark | None = None
     """On a tool message: a cache breakpoint after its result (Anthropic's tool_result)."""
+    reasoning: tuple[Thought, ...] | None = None
+    """On an assistant message: the thoughts the model sent with it, which some providers
+    want back unaltered with the tool turn they led to (signed thinking blocks)."""
 
     def parts(self) -> tuple[Part, ...]:
         if self.content is None:
@@ -228,6 +233,12 @@ class ChatRequest(msgspec.Struct, frozen=True):
     include_usage: bool = False
     extra: dict[str, msgspec.Raw] = msgspec.field(default_factory=dict)
     image_task: ImageTask | None = None
+    reasoning: Reasoning | None = None
+    """Anthropic's ``thinking`` or OpenAI's reasoning effort; None: the model's default."""
+
+    @property
+    def wants_reasoning(self) -> bool:
+        return self.reasoning is not None and self.reasoning.enabled
 
     def modalities(self) -> tuple[str, ...]:
         """What the client asked the answer to hold (OpenAI's ``modalities``, kept in

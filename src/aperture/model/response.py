@@ -7,6 +7,7 @@ from typing import Literal
 import msgspec
 
 from aperture.model.chat import ToolCall
+from aperture.model.reasoning import Thought
 
 __all__ = ["ChatResponse", "Choice", "FinishReason", "GeneratedImage", "Usage"]
 
@@ -51,6 +52,8 @@ class Choice(msgspec.Struct, frozen=True):
     refusal: str | None = None
     finish_reason: FinishReason | None = None
     images: tuple[GeneratedImage, ...] | None = None
+    reasoning: tuple[Thought, ...] | None = None
+    """The model's thoughts before its answer, in order, signatures kept."""
 
 
 class ChatResponse(msgspec.Struct, frozen=True):

@@ -1,6 +1,6 @@
 """Stage: never send a model input it cannot take; reject before any upstream call.
 
-A request needing vision, audio, video, tools or image output (``modalities`` with
+A request needing vision, audio, video, tools, reasoning or image output (``modalities`` with
 ``image``) keeps only the targets whose model has the
 capability; when none is left, the client gets ``unsupported_capability`` naming the models
 that have it.
@@ -43,6 +43,9 @@ def needed_capabilities(request: ChatRequest) -> dict[str, tuple[str, str]]:
         needed["image_output"] = ("requests for image output", "modalities")
     if request.tools and request.tool_choice != "none":
         needed["tools"] = ("tools", "tools")
+    if request.wants_reasoning:
+        # Refused like tools: a model that cannot think would silently answer without it.
+        needed["reasoning"] = ("reasoning (thinking)", "reasoning")
     return needed
 
 
@@ -99,6 +102,8 @@ class CheckCapabilities:
         if ":" in where:
             m, p = (int(x) for x in where.split(":"))
             param = ctx.locator.part(m, p)
+        elif where == "reasoning":
+            param = ctx.locator.reasoning
         else:
             param = where
         return UnsupportedCapabilityError(

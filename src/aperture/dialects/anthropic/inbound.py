@@ -2,7 +2,9 @@
 
 System prompts become a leading system message; ``tool_result`` blocks become tool
 messages (placed before the rest of their user turn, as OpenAI-style APIs expect);
-``thinking`` blocks from earlier turns are dropped, since no other provider can read them.
+``thinking`` and ``redacted_thinking`` blocks of earlier turns become the assistant
+message's ``reasoning``, signatures kept, so they go back to the provider that signed them.
+``thinking`` becomes the canonical ``Reasoning`` (its budget, or "disabled").
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from aperture.model import (
     Message,
     NamedToolChoice,
     Part,
+    Reasoning,
     Text,
+    Thought,
     Tool,
     ToolCall,
     ToolChoice,
@@ -37,6 +41,7 @@ class MappedLocator:
     """Paths recorded while converting, since canonical and client positions differ."""
 
     max_tokens = "max_tokens"
+    reasoning = "thinking"
 
     def __init__(self) -> None:
         self.paths: dict[tuple[int, int], str] = {}
@@ -82,6 +87,7 @@ def parse_messages_request(body: bytes) -> tuple[ChatRequest, MappedLocator]:
                 else None
             ),
             stream=bool(request.stream),
+            reasoning=_reasoning(request.thinking),
             # Anthropic streams always end with usage; the renderer needs it.
             include_usage=True,
             extra=extra_fields(body, keys, wire.MODELLED_FIELDS),
@@ -98,6 +104,7 @@ def _convert(
     tool_messages: list[Message] = []
     parts: list[Part] = []
     calls: list[ToolCall] = []
+    thoughts: list[Thought] = []
     paths: list[str] = []
     for j, block in enumerate(message.content):
         path = f"messages[{i}].content[{j}]"
@@ -127,16 +134,38 @@ def _convert(
                     parts.append(image)
                     paths.append(image_path)
             case wire.ThinkingBlock() | wire.RedactedThinkingBlock():
-                pass
+                thoughts.append(_thought(block))
     converted = list(tool_messages)
-    if parts or calls or not tool_messages:
+    if parts or calls or thoughts or not tool_messages:
         index = start + len(converted)
         for p, path in enumerate(paths):
             locator.paths[index, p] = path
         converted.append(
-            Message(message.role, tuple(parts) if parts else None, tool_calls=tuple(calls) or None)
+            Message(
+                message.role,
+                tuple(parts) if parts else None,
+                tool_calls=tuple(calls) or None,
+                reasoning=tuple(thoughts) if thoughts and message.role == "assistant" else None,
+            )
         )
     return converted
+
+
+def _thought(block: wire.ThinkingBlock | wire.RedactedThinkingBlock) -> Thought:
+    if isinstance(block, wire.RedactedThinkingBlock):
+        return Thought(redacted=block.data)
+    return Thought(block.thinking, block.signature)
+
+
+def _reasoning(thinking: wire.ThinkingParam | None) -> Reasoning | None:
+    match thinking:
+        case wire.ThinkingEnabled(budget_tokens=budget):
+            return Reasoning(budget_tokens=budget)
+        case wire.ThinkingAdaptive():
+            return Reasoning()
+        case wire.ThinkingDisabled():
+            return Reasoning(enabled=False)
+    return None
 
 
 def _system(system: str | list[wire.TextBlock]) -> Message:
