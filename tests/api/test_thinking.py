@@ -226,3 +226,64 @@ def test_a_responses_stream_has_the_reasoning_summary_events(client: openai.Open
     assert reasoning.type == "reasoning"
     assert reasoning.encrypted_content == signature_for(reasoning.summary[0].text)
     assert final.output_text.startswith("Saw no images")
+
+
+def test_gemini_thinks_from_a_budget_and_its_signature_survives_the_tool_turn(
+    claude: anthropic.Anthropic,
+) -> None:
+    tools: Any = [{"name": "lookup", "input_schema": {"type": "object", "properties": {}}}]
+    first = claude.messages.create(
+        model="gemini-vision",
+        max_tokens=4000,
+        thinking=THINK,
+        tools=tools,
+        tool_choice={"type": "any"},
+        messages=ask(),
+    )
+    thinking, use = first.content
+    assert isinstance(thinking, ThinkingBlock)
+    assert "Why is the sky blue?" in thinking.thinking
+    assert thinking.signature
+    assert use.type == "tool_use"
+
+    def turn(signature: str) -> Any:
+        block = {"type": "thinking", "thinking": thinking.thinking, "signature": signature}
+        return [
+            *ask(),
+            {"role": "assistant", "content": [block, use.model_dump(exclude_none=True)]},
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "ok"}],
+            },
+        ]
+
+    again = claude.messages.create(
+        model="gemini-vision",
+        max_tokens=4000,
+        thinking=THINK,
+        tools=tools,
+        messages=turn(thinking.signature),
+    )
+    assert isinstance(again.content[-1], TextBlock)
+    # Gemini checks the signature it gave that call: proof the gateway sent it back.
+    with pytest.raises(anthropic.BadRequestError):
+        claude.messages.create(
+            model="gemini-vision",
+            max_tokens=4000,
+            thinking=THINK,
+            tools=tools,
+            messages=turn("dGFtcGVyZWQ="),
+        )
+
+
+def test_gemini_thoughts_reach_a_chat_completions_client(client: openai.OpenAI) -> None:
+    completion = client.chat.completions.create(
+        model="gemini-vision",
+        reasoning_effort="low",
+        messages=[{"role": "user", "content": "Why is the sky blue?"}],
+    )
+    message = completion.choices[0].message
+    assert "Why is the sky blue?" in getattr(message, "reasoning_content", "")
+    usage = completion.usage
+    assert usage is not None and usage.completion_tokens_details is not None
+    assert usage.completion_tokens_details.reasoning_tokens

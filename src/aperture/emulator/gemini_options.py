@@ -118,6 +118,8 @@ class Settings:
     media_resolution: str | None = None
     modalities: tuple[str, ...] = ()
     """``responseModalities`` as sent (``TEXT``, ``IMAGE``, ``AUDIO``); empty when unset."""
+    thinking_config: object = None
+    """``thinkingConfig`` as sent, judged with the model (``gemini_thinking``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +211,7 @@ def read_generation_config(value: object) -> Settings:
         candidate_count=count,
         media_resolution=_media_resolution(config.get("mediaResolution")),
         modalities=_modalities(config.get("responseModalities")),
+        thinking_config=config.get("thinkingConfig"),
     )
 
 
