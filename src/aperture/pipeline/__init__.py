@@ -25,7 +25,14 @@ from aperture.pipeline.attempts import RequestAttempts
 from aperture.pipeline.capabilities import CheckCapabilities
 from aperture.pipeline.context import Attempt, Outcome, RequestContext
 from aperture.pipeline.documents import IntakeDocuments
-from aperture.pipeline.exchange import AnswerStream, Dispatch, Exchange, Pipeline, StreamRenderer
+from aperture.pipeline.exchange import (
+    AnswerStream,
+    Dispatch,
+    Exchange,
+    Pipeline,
+    StreamRenderer,
+    TokenCount,
+)
 from aperture.pipeline.images import IntakeImages
 from aperture.pipeline.normalize import ImagePreparer
 from aperture.pipeline.record import Record
@@ -56,6 +63,7 @@ __all__ = [
     "Step",
     "StreamRenderer",
     "TargetLimits",
+    "TokenCount",
     "build_pipeline",
 ]
 

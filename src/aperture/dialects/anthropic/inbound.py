@@ -31,9 +31,10 @@ from aperture.model import (
     ToolChoice,
 )
 
-__all__ = ["MappedLocator", "parse_messages_request"]
+__all__ = ["MappedLocator", "parse_count_request", "parse_messages_request"]
 
 _DECODER = msgspec.json.Decoder(wire.MessagesRequest)
+_COUNT_DECODER = msgspec.json.Decoder(wire.CountTokensRequest)
 _encode = msgspec.json.Encoder().encode
 
 
@@ -59,6 +60,28 @@ def parse_messages_request(body: bytes) -> tuple[ChatRequest, MappedLocator]:
     request, keys = decode_request(body, _DECODER)
     if request.max_tokens < 1:
         raise InvalidRequestError("max_tokens must be at least 1.", param="max_tokens")
+    return _to_chat(request, extra_fields(body, keys, wire.MODELLED_FIELDS))
+
+
+def parse_count_request(body: bytes) -> tuple[ChatRequest, MappedLocator]:
+    """Decode a ``count_tokens`` body into the canonical request (no ``max_tokens``)."""
+    counted, keys = decode_request(body, _COUNT_DECODER)
+    request = wire.MessagesRequest(
+        model=counted.model,
+        max_tokens=1,
+        messages=counted.messages,
+        system=counted.system,
+        tools=counted.tools,
+        tool_choice=counted.tool_choice,
+        thinking=counted.thinking,
+    )
+    chat, locator = _to_chat(request, extra_fields(body, keys, wire.COUNT_FIELDS))
+    return msgspec.structs.replace(chat, max_tokens=None, include_usage=False), locator
+
+
+def _to_chat(
+    request: wire.MessagesRequest, extra: dict[str, msgspec.Raw]
+) -> tuple[ChatRequest, MappedLocator]:
     locator = MappedLocator()
     messages: list[Message] = []
     if request.system:
@@ -90,7 +113,7 @@ def parse_messages_request(body: bytes) -> tuple[ChatRequest, MappedLocator]:
             reasoning=_reasoning(request.thinking),
             # Anthropic streams always end with usage; the renderer needs it.
             include_usage=True,
-            extra=extra_fields(body, keys, wire.MODELLED_FIELDS),
+            extra=extra,
         ),
         locator,
     )

@@ -142,3 +142,18 @@ class MessagesRequest(_Wire, kw_only=True):
 
 
 MODELLED_FIELDS = frozenset(f.encode_name for f in msgspec.structs.fields(MessagesRequest))
+
+
+class CountTokensRequest(_Wire, kw_only=True):
+    """``POST /v1/messages/count_tokens``: a Messages request without what only an answer
+    needs (``max_tokens``, sampling, ``stream``)."""
+
+    model: str
+    messages: list[MessageParam]
+    system: str | list[TextBlock] | None = None
+    tools: list[ToolParam] | None = None
+    tool_choice: ToolChoiceParam | None = None
+    thinking: ThinkingParam | None = None
+
+
+COUNT_FIELDS = frozenset(f.encode_name for f in msgspec.structs.fields(CountTokensRequest))
