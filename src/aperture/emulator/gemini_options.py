@@ -120,6 +120,8 @@ class Settings:
     """``responseModalities`` as sent (``TEXT``, ``IMAGE``, ``AUDIO``); empty when unset."""
     logprobs: int | None = None
     """With ``responseLogprobs``: how many top candidates each step lists (``logprobs``)."""
+    thinking_config: object = None
+    """``thinkingConfig`` as sent, judged with the model (``gemini_thinking``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +214,7 @@ def read_generation_config(value: object) -> Settings:
         candidate_count=count,
         media_resolution=_media_resolution(config.get("mediaResolution")),
         modalities=_modalities(config.get("responseModalities")),
+        thinking_config=config.get("thinkingConfig"),
     )
 
 

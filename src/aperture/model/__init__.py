@@ -23,11 +23,13 @@ from aperture.model.chat import (
     Video,
 )
 from aperture.model.logprobs import TokenLogprob, TopLogprob, token_bytes
+from aperture.model.reasoning import EFFORT_BUDGETS, Effort, Reasoning, Thought
 from aperture.model.response import ChatResponse, Choice, FinishReason, GeneratedImage, Usage
 from aperture.model.stream import Delta, Finish, StreamEvent, ToolCallDelta, UsageReport
 from aperture.model.target import Target
 
 __all__ = [
+    "EFFORT_BUDGETS",
     "Audio",
     "CacheMark",
     "ChatRequest",
@@ -35,6 +37,7 @@ __all__ = [
     "Choice",
     "Delta",
     "Detail",
+    "Effort",
     "File",
     "Finish",
     "FinishReason",
@@ -46,11 +49,13 @@ __all__ = [
     "Message",
     "NamedToolChoice",
     "Part",
+    "Reasoning",
     "ResponseFormat",
     "Role",
     "StreamEvent",
     "Target",
     "Text",
+    "Thought",
     "Thread",
     "TokenLogprob",
     "Tool",

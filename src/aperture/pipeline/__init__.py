@@ -27,7 +27,14 @@ from aperture.pipeline.context import Attempt, Outcome, RequestContext
 from aperture.pipeline.continuation import Continuation, ResponseArchive
 from aperture.pipeline.document_prepare import DocumentPreparer
 from aperture.pipeline.documents import IntakeDocuments, PdfWork
-from aperture.pipeline.exchange import AnswerStream, Dispatch, Exchange, Pipeline, StreamRenderer
+from aperture.pipeline.exchange import (
+    AnswerStream,
+    Dispatch,
+    Exchange,
+    Pipeline,
+    StreamRenderer,
+    TokenCount,
+)
 from aperture.pipeline.images import IntakeImages
 from aperture.pipeline.normalize import ImagePreparer
 from aperture.pipeline.record import Record
@@ -62,6 +69,7 @@ __all__ = [
     "Step",
     "StreamRenderer",
     "TargetLimits",
+    "TokenCount",
     "build_pipeline",
 ]
 

@@ -1,6 +1,6 @@
 """Stage: never send a model input it cannot take; reject before any upstream call.
 
-A request needing vision, audio, video, tools or image output (``modalities`` with
+A request needing vision, audio, video, tools, reasoning or image output (``modalities`` with
 ``image``) keeps only the targets whose model has the
 capability; when none is left, the client gets ``unsupported_capability`` naming the models
 that have it. Likewise for what the answer must carry: ``logprobs`` (within the kind's
@@ -57,6 +57,9 @@ def needed_capabilities(request: ChatRequest) -> dict[str, tuple[str, str]]:
         needed["logprobs"] = ("logprobs", "logprobs")
     if request.n is not None and request.n > 1:
         needed["choices"] = ("n > 1", "n")
+    if request.wants_reasoning:
+        # Refused like tools: a model that cannot think would silently answer without it.
+        needed["reasoning"] = ("reasoning (thinking)", "reasoning")
     return needed
 
 
@@ -169,6 +172,8 @@ class CheckCapabilities:
         if ":" in where:
             m, p = (int(x) for x in where.split(":"))
             param = ctx.locator.part(m, p)
+        elif where == "reasoning":
+            param = ctx.locator.reasoning
         else:
             param = where
         if capability == "documents" and not self._extract:

@@ -95,6 +95,9 @@ class RequestContext:
     principal: Principal = field(default_factory=Principal)
     """Written by the endpoint, once the key is checked."""
     started: float = field(default_factory=time.perf_counter)
+    counting: bool = False
+    """A token count, not a call: admitted without rate limits or budget holds, as it costs
+    nothing. Written by the exchange."""
     resolution: Resolution | None = None
     """Written by ``ResolveModel``."""
     options: tuple[TargetOption, ...] = ()

@@ -31,6 +31,7 @@ from aperture.model import (
     FinishReason,
     GeneratedImage,
     Target,
+    Thought,
     TokenLogprob,
     ToolCall,
     TopLogprob,
@@ -116,6 +117,7 @@ class _Blob(_In, kw_only=True):
 class _Part(_In, kw_only=True):
     text: str | None = None
     thought: bool | None = None
+    thought_signature: str | None = None
     function_call: GeminiFunctionCall | None = None
     inline_data: _Blob | None = None
 
@@ -183,6 +185,15 @@ class GeminiCandidate(_In, kw_only=True):
             and p.inline_data.data
             and not p.thought
         ]
+
+    def thought(self) -> Thought | None:
+        """The thought summaries' text and the answer's signature, as one thought."""
+        parts = self.content.parts if self.content is not None else []
+        texts = [p.text for p in parts if p.text and p.thought]
+        signature = next((p.thought_signature for p in parts if p.thought_signature), None)
+        if not texts and signature is None:
+            return None
+        return Thought("".join(texts), signature)
 
     def calls(self) -> list[GeminiFunctionCall]:
         parts = self.content.parts if self.content is not None else []
@@ -280,6 +291,7 @@ def to_choice(candidate: GeminiCandidate) -> Choice:
         finish_reason=finish_reason(candidate.finish_reason, called=bool(calls)),
         images=tuple(images) or None,
         logprobs=candidate.logprobs(),
+        reasoning=(thought,) if (thought := candidate.thought()) is not None else None,
     )
 
 

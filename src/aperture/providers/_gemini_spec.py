@@ -67,6 +67,9 @@ GEMINI = ProviderSpec(
     known_models=(
         ("gemini-*-image*", _SEES_HEARS | {"image_output"}),
         ("gemini-1.0*", TOOLS),
+        # Thinking models (ai.google.dev/gemini-api/docs/thinking, read 2026-12): 2.5 and 3.
+        ("gemini-2.5-*", _SEES_HEARS | {"reasoning"}),
+        ("gemini-3*", _SEES_HEARS | {"reasoning"}),
         ("gemini-*", _SEES_HEARS),
         ("gemma-3*", VISION_TOOLS),
     ),

@@ -29,6 +29,7 @@ from aperture.model import (
     FinishReason,
     GeneratedImage,
     StreamEvent,
+    Thought,
     TokenLogprob,
     ToolCallDelta,
     Usage,
@@ -92,6 +93,12 @@ class StreamAssembler:
         """An image the model made, whole, after the role."""
         self.role(choice)
         self._events.append(Delta(index=choice, images=(image,)))
+
+    def thought(self, thought: Thought, choice: int = 0) -> None:
+        """A piece of reasoning (text, a signature or a redacted thought), after the role."""
+        if thought.text or thought.signature or thought.redacted:
+            self.role(choice)
+            self._events.append(Delta(index=choice, thought=thought))
 
     def delta(self, delta: Delta) -> None:
         """A delta the provider's own chunk already shapes (OpenAI-like wires): as it is."""

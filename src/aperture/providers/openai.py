@@ -1,6 +1,12 @@
 """OpenAI and any OpenAI-compatible server (vLLM, llama.cpp, Ollama's /v1, LM Studio...).
 
 Pure: builds Chat Completions requests and parses responses, streams and errors.
+
+Canonical ``reasoning`` goes out as ``reasoning_effort`` (a budget as the effort it reaches,
+``aperture.model.reasoning``; "disabled" without an effort is left to the model's default).
+The reasoning text OpenAI-compatible servers return as ``reasoning_content`` (DeepSeek, vLLM)
+or ``reasoning`` (OpenRouter, newer vLLM) comes back as canonical thoughts; it is not sent
+back upstream, as OpenAI's own API has no such message field.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from aperture.model import (
     StreamEvent,
     Target,
     Text,
+    Thought,
     ToolCall,
     ToolCallDelta,
     Usage,
@@ -97,9 +104,17 @@ class _Message(_In, kw_only=True):
     refusal: str | None = None
     tool_calls: list[_ToolCall] | None = None
     images: list[_ImageOut] | None = None
+    reasoning_content: str | None = None
+    reasoning: str | None = None
+
+    @property
+    def thought(self) -> str | None:
+        return self.reasoning_content or self.reasoning
 
     def carries_anything(self) -> bool:
-        return bool(self.role or self.content or self.refusal or self.tool_calls or self.images)
+        return bool(
+            self.role or self.content or self.refusal or self.tool_calls or self.images
+        ) or bool(self.thought)
 
 
 class _Choice(_In, kw_only=True):
@@ -187,6 +202,9 @@ class OpenAIProvider:
         body.update(_scalars(request))
         if request.stop is not None:
             body["stop"] = list(request.stop)
+        reasoning = request.reasoning
+        if reasoning is not None and (reasoning.enabled or reasoning.effort is not None):
+            body["reasoning_effort"] = reasoning.level
         if request.tools is not None:
             body["tools"] = [_tool(t) for t in request.tools]
         if request.tool_choice is not None:
@@ -280,9 +298,18 @@ class _StreamParser:
         asm = self._asm
         for choice in chunk.choices:
             logprobs = choice.logprobs.content if choice.logprobs is not None else None
-            if choice.delta is not None and (choice.delta.carries_anything() or logprobs):
-                # The wire is the canonical shape already: a chunk's delta is one canonical one.
-                asm.delta(_delta(choice.index, choice.delta, self._target, logprobs))
+            delta = choice.delta
+            if delta is not None and (delta.carries_anything() or logprobs):
+                thought = delta.thought
+                if thought:
+                    # Its own event: renderers take a delta's thought or its content, not both.
+                    asm.delta(Delta(index=choice.index, role=delta.role, thought=Thought(thought)))
+                    delta = msgspec.structs.replace(
+                        delta, role=None, reasoning_content=None, reasoning=None
+                    )
+                if delta.carries_anything() or logprobs:
+                    # The wire is the canonical shape already: a chunk's delta is one canonical one.
+                    asm.delta(_delta(choice.index, delta, self._target, logprobs))
             asm.finish(_finish_reason(choice.finish_reason), choice.index)
         if chunk.usage is not None:
             asm.usage(_usage(chunk.usage))
@@ -440,6 +467,7 @@ def _choice(choice: _Choice, target: Target) -> Choice:
         finish_reason=_finish_reason(choice.finish_reason),
         images=_images(message.images, target),
         logprobs=from_tokens(choice.logprobs.content) if choice.logprobs is not None else None,
+        reasoning=(Thought(message.thought),) if message.thought else None,
     )
 
 

@@ -41,22 +41,24 @@ _OPENAI_IMAGES = ImageLimits(
     max_images=500, effective_long_edge=2048, low_detail_long_edge=512, max_side=12000
 )
 _TOOLS_JSON: frozenset[Capability] = frozenset({"tools", "json_mode"})
+# The reasoning models (o-series, GPT-5) take ``reasoning_effort``.
+_REASONS: frozenset[Capability] = VISION_TOOLS_JSON | {"reasoning"}
 _OPENAI_MODELS: tuple[KnownModel, ...] = (
     ("gpt-4o-audio*", frozenset({"audio", "tools", "json_mode"})),
     ("gpt-image*", frozenset({"vision", "image_output"})),
     ("gpt-4o*", VISION_TOOLS_JSON),
     ("gpt-4.1*", VISION_TOOLS_JSON),
     ("gpt-4.5*", VISION_TOOLS_JSON),
-    ("gpt-5*", VISION_TOOLS_JSON),
-    ("o1", VISION_TOOLS_JSON),
-    ("o1-2*", VISION_TOOLS_JSON),
-    ("o3*", VISION_TOOLS_JSON),
-    ("o4-mini*", VISION_TOOLS_JSON),
+    ("gpt-5*", _REASONS),
+    ("o1", _REASONS),
+    ("o1-2*", _REASONS),
+    ("o3*", _REASONS),
+    ("o4-mini*", _REASONS),
     ("gpt-4-turbo*", VISION_TOOLS_JSON),
     ("gpt-3.5-turbo*", _TOOLS_JSON),
     ("gpt-4", _TOOLS_JSON),
-    ("o1-mini*", frozenset({"json_mode"})),
-    ("o3-mini*", _TOOLS_JSON),
+    ("o1-mini*", frozenset({"json_mode", "reasoning"})),
+    ("o3-mini*", _TOOLS_JSON | {"reasoning"}),
 )
 
 # input_audio takes wav and mp3 (the SDK's ``InputAudio.format``); Chat Completions takes no
@@ -150,7 +152,11 @@ DEEPSEEK = _compatible(
     base_url="https://api.deepseek.com/v1",
     images=ImageLimits(max_bytes=32 * 1024 * 1024, max_side=8192, max_images=600),
     image_tokens="deepseek",
-    known_models=(("deepseek-vl*", VISION_TOOLS),),
+    known_models=(
+        ("deepseek-vl*", VISION_TOOLS),
+        # Thinks and returns ``reasoning_content`` (api-docs.deepseek.com/guides/reasoning_model).
+        ("deepseek-reasoner*", frozenset({"tools", "reasoning"})),
+    ),
     api_key_env="DEEPSEEK_API_KEY",
     demo_models=("deepseek-chat", "deepseek-reasoner"),
 )

@@ -22,6 +22,7 @@ __all__ = [
     "TOOLS",
     "VISION_TOOLS",
     "VISION_TOOLS_JSON",
+    "VISION_TOOLS_REASONING",
     "DocumentLimits",
     "ImageLimits",
     "KnownModel",
@@ -49,6 +50,7 @@ COMMON_IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/w
 VISION_TOOLS_JSON: frozenset[Capability] = frozenset({"vision", "tools", "json_mode"})
 VISION_TOOLS: frozenset[Capability] = frozenset({"vision", "tools"})
 TOOLS: frozenset[Capability] = frozenset({"tools"})
+VISION_TOOLS_REASONING: frozenset[Capability] = frozenset({"vision", "tools", "reasoning"})
 
 
 class ImageLimits(msgspec.Struct, frozen=True, kw_only=True):

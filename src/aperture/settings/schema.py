@@ -31,7 +31,7 @@ __all__ = [
 
 UrlPolicy = Literal["reject", "fetch", "passthrough", "auto"]
 Capability = Literal[
-    "vision", "audio", "video", "image_output", "tools", "json_mode", "documents"
+    "vision", "audio", "video", "image_output", "tools", "json_mode", "documents", "reasoning"
 ]  # fmt: skip
 # A kind listed in ``aperture.providers.registry``; ``load`` checks it against that list, so
 # that a new kind needs its spec and a registry line, not a line here as well.

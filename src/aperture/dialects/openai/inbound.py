@@ -15,8 +15,10 @@ from aperture.model import (
     Message,
     NamedToolChoice,
     Part,
+    Reasoning,
     ResponseFormat,
     Text,
+    Thought,
     Tool,
     ToolCall,
     ToolChoice,
@@ -144,6 +146,11 @@ def to_chat_request(
         stream=bool(request.stream),
         include_usage=bool(request.stream_options and request.stream_options.include_usage),
         extra=extra,
+        reasoning=(
+            Reasoning(enabled=request.reasoning_effort != "none", effort=request.reasoning_effort)
+            if request.reasoning_effort is not None
+            else None
+        ),
     )
 
 
@@ -176,7 +183,8 @@ def _assistant(message: wire.AssistantMessage) -> Message:
         if message.tool_calls
         else None
     )
-    return Message("assistant", content, name=message.name, tool_calls=calls)
+    thoughts = (Thought(message.reasoning_content),) if message.reasoning_content else None
+    return Message("assistant", content, name=message.name, tool_calls=calls, reasoning=thoughts)
 
 
 def _text_content(content: wire.TextContent) -> str | tuple[Part, ...]:

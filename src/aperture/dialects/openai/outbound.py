@@ -13,6 +13,7 @@ from aperture.model import (
     Finish,
     GeneratedImage,
     StreamEvent,
+    Thought,
     TokenLogprob,
     Usage,
     UsageReport,
@@ -55,6 +56,9 @@ class MessageOut(msgspec.Struct, kw_only=True):
     tool_calls: list[ToolCallOut] | None = None
     images: list[ImageOut] | msgspec.UnsetType = msgspec.UNSET
     """Left out unless the model made images: OpenAI's own messages have no such field."""
+    reasoning_content: str | msgspec.UnsetType = msgspec.UNSET
+    """The model's thinking, as DeepSeek, vLLM and OpenRouter put it; left out when none
+    (OpenAI's own models never return their reasoning here)."""
 
 
 class TopLogprobOut(msgspec.Struct, kw_only=True):
@@ -117,6 +121,7 @@ class DeltaOut(_Out, kw_only=True):
     refusal: str | None = None
     tool_calls: list[ToolCallOut] | None = None
     images: list[ImageOut] | None = None
+    reasoning_content: str | None = None
 
 
 class ChunkChoice(msgspec.Struct, kw_only=True):
@@ -168,6 +173,7 @@ def render_response(response: ChatResponse, model: str) -> bytes:
                 if c.tool_calls
                 else None,
                 images=_images(c.images) or msgspec.UNSET,
+                reasoning_content=_reasoning_text(c.reasoning) or msgspec.UNSET,
             ),
             finish_reason=c.finish_reason,
             logprobs=logprobs_out(c.logprobs),
@@ -229,6 +235,8 @@ class StreamRenderer:
     def event(self, event: StreamEvent) -> bytes:
         choice: ChunkChoice
         match event:
+            case Delta(thought=Thought(text="")):
+                return b""  # a signature or a redacted thought: nothing this shape can carry
             case Delta():
                 choice = ChunkChoice(
                     index=event.index, delta=_delta(event), logprobs=logprobs_out(event.logprobs)
@@ -282,7 +290,15 @@ def _delta(event: Delta) -> DeltaOut:
         refusal=event.refusal,
         tool_calls=calls,
         images=_images(event.images),
+        reasoning_content=event.thought.text or None if event.thought is not None else None,
     )
+
+
+def _reasoning_text(thoughts: tuple[Thought, ...] | None) -> str | None:
+    """The thoughts' text in one string; redacted ones have none to show."""
+    if not thoughts:
+        return None
+    return "\n\n".join(t.text for t in thoughts if t.text) or None
 
 
 def _images(images: tuple[GeneratedImage, ...] | None) -> list[ImageOut] | None:
