@@ -12,6 +12,8 @@ class FieldLocator(Protocol):
 
     max_tokens: str
     """The name of the field that set ``max_tokens``."""
+    logprobs: str
+    """The field that asks for token logprobs (``logprobs``; Responses' ``include``)."""
 
     def image(self, message: int, part: int) -> str:
         """The path of the URL (or data) of the image at ``messages[message].content[part]``."""
@@ -24,6 +26,8 @@ class FieldLocator(Protocol):
 
 class OpenAILocator:
     """Paths in the OpenAI shape: ``messages[0].content[1].image_url.url``."""
+
+    logprobs = "logprobs"
 
     def __init__(self, max_tokens: str = "max_tokens") -> None:
         self.max_tokens = max_tokens

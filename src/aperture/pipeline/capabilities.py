@@ -51,7 +51,7 @@ def needed_capabilities(request: ChatRequest) -> dict[str, tuple[str, str]]:
     if request.tools and request.tool_choice != "none":
         needed["tools"] = ("tools", "tools")
     if request.logprobs:
-        needed["logprobs"] = ("logprobs", "logprobs")
+        needed["logprobs"] = ("logprobs", "@logprobs")
     if request.n is not None and request.n > 1:
         needed["choices"] = ("n > 1", "n")
     return needed
@@ -141,6 +141,8 @@ class CheckCapabilities:
         if ":" in where:
             m, p = (int(x) for x in where.split(":"))
             param = ctx.locator.part(m, p)
+        elif where == "@logprobs":
+            param = ctx.locator.logprobs
         else:
             param = where
         message = f"{subject} (it lacks the {capability!r} capability). {others}"

@@ -37,6 +37,7 @@ class MappedLocator:
     """Paths recorded while converting, since canonical and client positions differ."""
 
     max_tokens = "max_tokens"
+    logprobs = "logprobs"  # Messages has no such field; never asked from this dialect
 
     def __init__(self) -> None:
         self.paths: dict[tuple[int, int], str] = {}

@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 
 from aperture.dialects.decoding import convert_at, decode_request
-from aperture.dialects.openai.inbound import FORBIDDEN_FIELDS
+from aperture.dialects.openai.inbound import FORBIDDEN_FIELDS, check_logprobs
 from aperture.dialects.responses import wire
 from aperture.errors import InvalidRequestError, quote
 from aperture.model import (
@@ -41,6 +41,7 @@ class InputLocator:
     """Paths into ``input`` recorded while converting."""
 
     max_tokens = "max_output_tokens"
+    logprobs = "include"
 
     def __init__(self) -> None:
         self.paths: dict[tuple[int, int], str] = {}
@@ -61,6 +62,7 @@ def parse_responses_request(body: bytes) -> tuple[ChatRequest, InputLocator]:
     """
     request, keys = decode_request(body, _DECODER)
     _check_fields(keys, request)
+    check_logprobs(True, request.top_logprobs, top_field="top_logprobs")
     locator = InputLocator()
     messages: list[Message] = []
     if request.instructions:
@@ -90,12 +92,18 @@ def parse_responses_request(body: bytes) -> tuple[ChatRequest, InputLocator]:
             parallel_tool_calls=request.parallel_tool_calls,
             response_format=_format(request.text),
             stream=bool(request.stream),
+            logprobs=_LOGPROBS in (request.include or ()) or request.top_logprobs is not None,
+            top_logprobs=request.top_logprobs,
             # A Responses stream always ends with the usage in ``response.completed``.
             include_usage=True,
             extra=extra,
         ),
         locator,
     )
+
+
+_LOGPROBS = "message.output_text.logprobs"
+"""The ``include`` value asking for the answer's token logprobs."""
 
 
 def _check_fields(keys: list[str], request: wire.ResponsesRequest) -> None:
