@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import openai
 import pytest
 
@@ -259,3 +260,14 @@ def test_responses_refusal_names_include(sdk: openai.OpenAI) -> None:
     assert isinstance(caught.value.body, dict)
     assert caught.value.body["code"] == "unsupported_parameter"
     assert caught.value.body["param"] == "include"
+
+
+def test_logprobs_on_the_c1_shortcut(sdk: openai.OpenAI) -> None:
+    url = str(sdk.base_url).rstrip("/").removesuffix("/v1") + "/c1/chat"
+    body = {"model": "gpt", "message": "Hi", "logprobs": True, "top_logprobs": 1, "n": 2}
+    answer = httpx.post(url, json=body, timeout=10).json()
+    assert [c["index"] for c in answer["choices"]] == [0, 1]
+    assert answer["choices"][0]["logprobs"]["content"]
+    refused = httpx.post(url, json={**body, "model": "claude"}, timeout=10)
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "unsupported_parameter"
