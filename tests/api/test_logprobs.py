@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import openai
 import pytest
 
@@ -223,3 +224,50 @@ def test_logprobs_from_cohere_streamed(sdk: openai.OpenAI) -> None:
                 tokens.extend(choice.logprobs.content)
     _check_tokens(tokens, 0)
     assert "".join(t.token for t in tokens) == text
+
+
+def test_logprobs_on_responses(sdk: openai.OpenAI) -> None:
+    answer = sdk.responses.create(
+        model="gpt",
+        input="Say something.",
+        include=["message.output_text.logprobs"],
+        top_logprobs=2,
+    )
+    part = answer.output[0].content[0]  # type: ignore[union-attr]
+    assert part.type == "output_text"
+    assert part.logprobs and "".join(t.token for t in part.logprobs) == part.text
+    assert all(len(t.top_logprobs) == 2 for t in part.logprobs)
+
+
+def test_logprobs_on_a_responses_stream(sdk: openai.OpenAI) -> None:
+    deltas, done = [], None
+    with sdk.responses.stream(
+        model="gemini", input="Say something.", include=["message.output_text.logprobs"]
+    ) as stream:
+        for event in stream:
+            if event.type == "response.output_text.delta":
+                deltas.extend(event.logprobs)
+            elif event.type == "response.output_text.done":
+                done = event
+    assert done is not None and deltas
+    assert "".join(t.token for t in deltas) == done.text
+    assert [t.token for t in done.logprobs or []] == [t.token for t in deltas]
+
+
+def test_responses_refusal_names_include(sdk: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        sdk.responses.create(model="claude", input="hi", include=["message.output_text.logprobs"])
+    assert isinstance(caught.value.body, dict)
+    assert caught.value.body["code"] == "unsupported_parameter"
+    assert caught.value.body["param"] == "include"
+
+
+def test_logprobs_on_the_c1_shortcut(sdk: openai.OpenAI) -> None:
+    url = str(sdk.base_url).rstrip("/").removesuffix("/v1") + "/c1/chat"
+    body = {"model": "gpt", "message": "Hi", "logprobs": True, "top_logprobs": 1, "n": 2}
+    answer = httpx.post(url, json=body, timeout=10).json()
+    assert [c["index"] for c in answer["choices"]] == [0, 1]
+    assert answer["choices"][0]["logprobs"]["content"]
+    refused = httpx.post(url, json={**body, "model": "claude"}, timeout=10)
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "unsupported_parameter"

@@ -115,10 +115,20 @@ async def chat_completions(request: Request) -> Response:
         "object": "chat.completion",
         "created": created,
         "model": parsed.model,
-        "choices": [choice],
-        "usage": reply.usage,
+        # ``n`` choices, the same deterministic answer in each; usage counts them all.
+        "choices": [{**choice, "index": i} for i in range(parsed.n)],
+        "usage": _times(reply.usage, parsed.n),
     }
     return _json(answer)
+
+
+def _times(usage: dict[str, int], n: int) -> dict[str, int]:
+    completion = usage["completion_tokens"] * n
+    return {
+        **usage,
+        "completion_tokens": completion,
+        "total_tokens": usage["prompt_tokens"] + completion,
+    }
 
 
 async def list_models(request: Request) -> Response:
@@ -180,8 +190,10 @@ async def stream_chunks(
 ) -> AsyncIterator[bytes]:
     """Role chunk, one chunk per word (or the whole tool call), then finish with usage."""
 
-    def event(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
-        choice = {"index": 0, "delta": delta, "finish_reason": finish}
+    def event(
+        delta: dict[str, Any], finish: str | None = None, index: int = 0, **extra: Any
+    ) -> bytes:
+        choice = {"index": index, "delta": delta, "finish_reason": finish}
         if delta.get("content"):
             choice["logprobs"] = _logprobs(chat, delta["content"])
         chunk = {
@@ -194,6 +206,11 @@ async def stream_chunks(
         }
         return b"data: " + msgspec.json.encode(chunk) + b"\n\n"
 
+    for index in range(1, chat.n):  # the other choices first, whole; choice 0 ends the stream
+        yield event({"role": "assistant", "content": ""}, index=index)
+        for piece in stream_pieces(reply.content):
+            yield event({"content": piece}, index=index)
+        yield event({"content": ""}, reply.finish_reason, index=index)
     yield event({"role": "assistant", "content": ""})
     if reply.tool_call is not None:
         deltas: list[dict[str, Any]] = [{"tool_calls": [reply.tool_call]}]
@@ -206,7 +223,7 @@ async def stream_chunks(
             return
         await asyncio.sleep(0)
         yield event(delta)
-    yield event({"content": ""}, reply.finish_reason, usage=reply.usage)
+    yield event({"content": ""}, reply.finish_reason, usage=_times(reply.usage, chat.n))
     yield b"data: [DONE]\n\n"
 
 

@@ -126,6 +126,7 @@ class ChatRequest:
     """Set when ``tool_choice`` forces a call: the tool the answer calls."""
     top_logprobs: int | None = None
     """With ``logprobs: true``: the alternatives per token (0 when unset); None: not asked."""
+    n: int = 1
 
 
 @dataclass(slots=True)
@@ -177,6 +178,7 @@ def parse_chat_request(body: bytes) -> ChatRequest:
     )
     return ChatRequest(
         top_logprobs=_read_logprobs(data),
+        n=_read_n(data),
         model=model,
         seen=seen,
         stream=stream,
@@ -184,6 +186,15 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         json_mode=_read_response_format(data.get("response_format")),
         tool_name=_read_tools(data),
     )
+
+
+def _read_n(data: Mapping[str, object]) -> int:
+    n = data.get("n")
+    if n is None:
+        return 1
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise unprocessable("greater_than_equal", ("n",), "Input should be >= 1", n)
+    return n
 
 
 def _read_logprobs(data: Mapping[str, object]) -> int | None:

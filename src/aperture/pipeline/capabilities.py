@@ -54,7 +54,7 @@ def needed_capabilities(request: ChatRequest) -> dict[str, tuple[str, str]]:
     if request.tools and request.tool_choice != "none":
         needed["tools"] = ("tools", "tools")
     if request.logprobs:
-        needed["logprobs"] = ("logprobs", "logprobs")
+        needed["logprobs"] = ("logprobs", "@logprobs")
     if request.n is not None and request.n > 1:
         needed["choices"] = ("n > 1", "n")
     if request.wants_reasoning:
@@ -174,6 +174,8 @@ class CheckCapabilities:
             param = ctx.locator.part(m, p)
         elif where == "reasoning":
             param = ctx.locator.reasoning
+        elif where == "@logprobs":
+            param = ctx.locator.logprobs
         else:
             param = where
         if capability == "documents" and not self._extract:

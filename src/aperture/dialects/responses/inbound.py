@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 
 from aperture.dialects.decoding import convert_at, decode_request
-from aperture.dialects.openai.inbound import FORBIDDEN_FIELDS
+from aperture.dialects.openai.inbound import FORBIDDEN_FIELDS, check_logprobs
 from aperture.dialects.responses import wire
 from aperture.errors import InvalidRequestError, quote
 from aperture.model import (
@@ -44,6 +44,7 @@ class InputLocator:
 
     max_tokens = "max_output_tokens"
     reasoning = "reasoning.effort"
+    logprobs = "include"
 
     def __init__(self) -> None:
         self.paths: dict[tuple[int, int], str] = {}
@@ -64,6 +65,7 @@ def parse_responses_request(body: bytes) -> tuple[ChatRequest, InputLocator]:
     """
     request, keys = decode_request(body, _DECODER)
     _check_fields(keys, request)
+    check_logprobs(True, request.top_logprobs, top_field="top_logprobs")
     locator = InputLocator()
     messages: list[Message] = []
     if request.instructions:
@@ -91,6 +93,8 @@ def parse_responses_request(body: bytes) -> tuple[ChatRequest, InputLocator]:
             parallel_tool_calls=request.parallel_tool_calls,
             response_format=_format(request.text),
             stream=bool(request.stream),
+            logprobs=_LOGPROBS in (request.include or ()) or request.top_logprobs is not None,
+            top_logprobs=request.top_logprobs,
             # A Responses stream always ends with the usage in ``response.completed``.
             include_usage=True,
             thread=_thread(request, instructions),
@@ -108,6 +112,10 @@ def _thread(request: wire.ResponsesRequest, instructions: int) -> Thread | None:
     if request.previous_response_id is None and not store:
         return None
     return Thread(request.previous_response_id, store, instructions)
+
+
+_LOGPROBS = "message.output_text.logprobs"
+"""The ``include`` value asking for the answer's token logprobs."""
 
 
 def _check_fields(keys: list[str], request: wire.ResponsesRequest) -> None:
