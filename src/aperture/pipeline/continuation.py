@@ -6,7 +6,8 @@ carried on; a stored answer of another tenant is as unknown as one never made. E
 after this step sees the whole conversation, so the images it holds pass intake, capability
 checks and normalisation for the new model as if the client had sent them again.
 
-On the way back, the answer is captured as the client got it and the conversation with its
+Just before dispatch (``capture``), the new turns to keep are taken as the provider may see
+them, after PII redaction. On the way back, the answer is captured as the client got it and the conversation with its
 answer is written, with its images by content hash, shielded like the audit, before the
 answer's last bytes leave (a client continues at once). ``store: false`` writes nothing.
 """
@@ -223,6 +224,14 @@ class Continuation(After):
         head = request.messages[: thread.instructions]
         messages = (*head, *restored, *conversation.new)
         return msgspec.structs.replace(request, messages=messages)
+
+    async def capture(self, ctx: RequestContext, request: ChatRequest) -> ChatRequest:
+        """The stage, just before dispatch, that takes the new turns to keep as the provider
+        may see them: with personal data redacted and documents checked."""
+        conversation = ctx.conversation
+        if conversation is not None and conversation.store:
+            conversation.new = request.messages[conversation.start :]
+        return request
 
     async def answer(self, ctx: RequestContext, response: ChatResponse) -> ChatResponse:
         conversation = ctx.conversation
