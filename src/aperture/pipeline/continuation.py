@@ -7,9 +7,10 @@ after this step sees the whole conversation, so the images it holds pass intake,
 checks and normalisation for the new model as if the client had sent them again.
 
 Just before dispatch (``capture``), the new turns to keep are taken as the provider may see
-them, after PII redaction. On the way back, the answer is captured as the client got it and the conversation with its
-answer is written, with its images by content hash, shielded like the audit, before the
-answer's last bytes leave (a client continues at once). ``store: false`` writes nothing.
+them, after PII redaction. On the way back, the answer is captured as the client got it, and
+the conversation with its answer is written, with its images by content hash, shielded like
+the audit, before the answer's last bytes leave (a client continues at once). ``store:
+false`` writes nothing.
 """
 
 from __future__ import annotations
