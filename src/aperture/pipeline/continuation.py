@@ -53,6 +53,7 @@ _ANSWER = msgspec.json.Decoder(ChatResponse)
 _encode = msgspec.json.Encoder().encode
 # Expired answers are never served (reads check the time); the purge only frees the space.
 _PURGE_EVERY_S = 3600.0
+_RETRY = {"retry-after": "1"}
 
 
 def owner_of(principal: Principal) -> str:
@@ -103,6 +104,7 @@ class ResponseArchive:
             raise ServiceUnavailableError(
                 "Stored responses cannot be read right now; retry shortly.",
                 param="previous_response_id",
+                headers=_RETRY,
             ) from exc
         if found is None or found[0].owner != owner_of(principal):
             return None
@@ -143,7 +145,7 @@ class ResponseArchive:
             return await self._store.delete(response_id)
         except StorageError as exc:
             raise ServiceUnavailableError(
-                "Stored responses cannot be deleted right now; retry shortly."
+                "Stored responses cannot be deleted right now; retry shortly.", headers=_RETRY
             ) from exc
 
     async def keep(self, ctx: RequestContext, conversation: Conversation, model: str) -> None:

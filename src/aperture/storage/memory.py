@@ -236,10 +236,6 @@ class MemoryResponseStore:
         for digest in set(digests) - named:
             self._blobs.pop(digest, None)
 
-    def blob_count(self) -> int:
-        """How many image blobs are kept (for tests)."""
-        return len(self._blobs)
-
 
 class MemoryCounters:
     """Counters for one process; ``clock`` is injectable so expiry is testable without sleeping."""
