@@ -92,14 +92,14 @@ class ResponseArchive:
         Raises:
             ServiceUnavailableError: the database failed.
         """
-        found = await self._read(principal, response_id)
+        found = await self._read(principal, response_id, images=False)
         return None if found is None else found[0]
 
     async def _read(
-        self, principal: Principal, response_id: str
+        self, principal: Principal, response_id: str, *, images: bool = True
     ) -> tuple[StoredResponse, dict[str, ResponseBlob]] | None:
         try:
-            found = await self._store.get(response_id, now=self._clock())
+            found = await self._store.get(response_id, now=self._clock(), images=images)
         except StorageError as exc:
             raise ServiceUnavailableError(
                 "Stored responses cannot be read right now; retry shortly.",

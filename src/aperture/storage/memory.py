@@ -198,12 +198,12 @@ class MemoryResponseStore:
         self._blobs: dict[str, ResponseBlob] = {}
 
     async def get(
-        self, response_id: str, *, now: datetime
+        self, response_id: str, *, now: datetime, images: bool = True
     ) -> tuple[StoredResponse, dict[str, ResponseBlob]] | None:
         found = self._responses.get(response_id)
         if found is None or found.expires_at <= now:
             return None
-        return found, {d: self._blobs[d] for d in found.images}
+        return found, {d: self._blobs[d] for d in found.images} if images else {}
 
     async def put(self, response: StoredResponse, blobs: Sequence[ResponseBlob]) -> None:
         if response.id in self._responses:
