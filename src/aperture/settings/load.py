@@ -386,11 +386,11 @@ def _check_wire(settings: Settings, provider: str, wire: str, path: str) -> list
     spec = SPECS.get(kind) if kind is not None else None
     if spec is None:
         return []  # the provider or its kind is reported already
-    offered = [name for name, _ in spec.wires]
-    if wire in offered:
-        return []
-    listed = ", ".join(offered) if offered else f"none: {kind} has one API"
-    return [Problem(path, f"provider kind {kind!r} has no wire {wire!r} ({listed})")]
+    try:
+        spec.adapter_for(wire)
+    except LookupError as exc:
+        return [Problem(path, str(exc))]
+    return []
 
 
 def _is_http_url(url: str) -> bool:

@@ -380,7 +380,7 @@ class SqlResponseStore:
         self._db = db
 
     async def get(
-        self, response_id: str, *, now: datetime
+        self, response_id: str, *, now: datetime, images: bool = True
     ) -> tuple[StoredResponse, dict[str, ResponseBlob]] | None:
         t, links, blobs = stored_responses, response_images, response_blobs
         async with self._db.read() as conn:
@@ -391,12 +391,19 @@ class SqlResponseStore:
             if row is None:
                 return None
             # The images ride along with the one lookup, on the same connection.
-            images = await conn.execute(
-                sa.select(blobs)
+            wanted = blobs.c if images else (blobs.c.sha256,)
+            linked = await conn.execute(
+                sa.select(*wanted)
                 .join(links, links.c.sha256 == blobs.c.sha256)
                 .where(links.c.response_id == response_id)
             )
-            kept = {b.sha256: ResponseBlob(b.sha256, b.mime, bytes(b.data)) for b in images}
+            rows = linked.all()
+            digests = tuple(sorted(b.sha256 for b in rows))
+            kept = (
+                {b.sha256: ResponseBlob(b.sha256, b.mime, bytes(b.data)) for b in rows}
+                if images
+                else {}
+            )
         stored = StoredResponse(
             id=row.id,
             owner=row.owner,
@@ -406,7 +413,7 @@ class SqlResponseStore:
             expires_at=row.expires_at,
             conversation=bytes(row.conversation),
             answer=bytes(row.answer),
-            images=tuple(sorted(kept)),
+            images=digests,
         )
         return stored, kept
 
