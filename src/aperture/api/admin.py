@@ -36,7 +36,7 @@ from aperture.errors import (
     quote,
 )
 from aperture.governance.budgets import BudgetBook, BudgetLine
-from aperture.governance.keys import INVALID_KEY_MESSAGE, Principal
+from aperture.governance.keys import Principal
 from aperture.providers.registry import spec_for
 from aperture.services import Services
 from aperture.settings import ModelSettings, RouteSettings
