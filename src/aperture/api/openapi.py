@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 
 from aperture import __version__
-from aperture.dialects.anthropic.wire import MessagesRequest
+from aperture.dialects.anthropic.wire import CountTokensRequest, MessagesRequest
 from aperture.dialects.c1.inbound import C1ChatRequest
 from aperture.dialects.openai.images import ImageGenerationRequest
 from aperture.dialects.openai.wire import ChatCompletionRequest
@@ -93,7 +93,15 @@ def public_document() -> dict[str, Any]:
         [
             ("post", "/v1/chat/completions", "OpenAI Chat Completions", ChatCompletionRequest),
             ("post", "/v1/messages", "Anthropic Messages", MessagesRequest),
+            (
+                "post",
+                "/v1/messages/count_tokens",
+                "Anthropic token count; x-aperture-token-count says provider or estimate",
+                CountTokensRequest,
+            ),
             ("post", "/v1/responses", "OpenAI Responses", ResponsesRequest),
+            ("get", "/v1/responses/{response_id}", "A kept Responses answer", None),
+            ("delete", "/v1/responses/{response_id}", "Forget a kept Responses answer", None),
             ("post", "/c1/chat", "One message and an images array", C1ChatRequest),
             ("post", "/v1/images/generations", "OpenAI Images: generate", ImageGenerationRequest),
             ("post", "/v1/images/edits", "OpenAI Images: edit (multipart/form-data)", None),

@@ -19,6 +19,7 @@ __all__ = [
     "Admission",
     "ApiKey",
     "AuditAttempt",
+    "AuditDocument",
     "AuditEvent",
     "AuditFinding",
     "AuditGeneratedImage",
@@ -32,6 +33,8 @@ __all__ = [
     "BudgetState",
     "ClaimedHold",
     "Document",
+    "ResponseBlob",
+    "StoredResponse",
     "UsageKind",
     "UsageRow",
     "UsageTotals",
@@ -110,6 +113,23 @@ class AuditUsage(msgspec.Struct, frozen=True, kw_only=True):
     completion_tokens: int | None = None
     image_tokens_estimate: int | None = None
     image_tokens_reported: int | None = None
+    document_tokens_estimate: int | None = None
+    """The documents' estimated tokens at the target, None for a request without any."""
+
+
+class AuditDocument(msgspec.Struct, frozen=True, kw_only=True):
+    """What the audit trail may say about a document: never its bytes or its text."""
+
+    sha256: str
+    mime: str
+    bytes: int
+    pages: int
+    filename: str | None = None
+    """As the client named it, redacted when the PII scan (``redact``) finds data in it."""
+
+    def __post_init__(self) -> None:
+        if not _SHA256.fullmatch(self.sha256):
+            raise ValueError("sha256 must be 64 lowercase hex digits")
 
 
 class AuditGeneratedImage(msgspec.Struct, frozen=True, kw_only=True):
@@ -214,6 +234,8 @@ class AuditEvent(msgspec.Struct, frozen=True, kw_only=True):
     """What normalisation did to the images (``resized``, ``transcoded``...), over all attempts."""
     image_bytes_saved: int = 0
     """Bytes normalisation took off the images as the client sent them (at the last attempt)."""
+    documents: tuple[AuditDocument, ...] = ()
+    """The documents (PDFs) the request carried, described."""
 
     def __post_init__(self) -> None:
         if not self.request_id:
@@ -377,3 +399,39 @@ def check_json_object(body: bytes) -> None:
         _OBJECT.decode(body)
     except msgspec.DecodeError as exc:
         raise ValueError(f"a document must be a JSON object: {exc}") from exc
+
+
+class StoredResponse(msgspec.Struct, frozen=True, kw_only=True):
+    """A Responses API answer kept so a later request can continue it (``previous_response_id``).
+
+    ``conversation`` and ``answer`` are opaque JSON to the stores (the pipeline writes and
+    reads them); images in the conversation are references to ``ResponseBlob``s, listed in
+    ``images``, so a blob is kept exactly while some stored response names it.
+    """
+
+    id: str
+    owner: str
+    """Who may read or continue it: the key's tenant, else the key's id ("" when open)."""
+    created_at: datetime
+    expires_at: datetime
+    conversation: bytes
+    answer: bytes
+    images: tuple[str, ...] = ()
+    """sha256 (hex) of every image blob the conversation refers to."""
+    key_id: str | None = None
+    model: str | None = None
+
+    def __post_init__(self) -> None:
+        _require_utc(self.created_at, "created_at")
+        _require_utc(self.expires_at, "expires_at")
+        for digest in self.images:
+            if not _SHA256.fullmatch(digest):
+                raise ValueError("images must be lowercase hex sha256 digests")
+
+
+class ResponseBlob(msgspec.Struct, frozen=True):
+    """An image a stored conversation needs, by the sha256 of its bytes."""
+
+    sha256: str
+    mime: str
+    data: bytes
