@@ -114,6 +114,11 @@ def test_a_text_only_model_refuses_documents(client: openai.OpenAI) -> None:
         )
     assert isinstance(refused.value.body, dict)
     assert refused.value.body["code"] == "unsupported_capability"
+    assert refused.value.body["param"] == "messages[0].content[0]"
+    # Those that read PDFs, and every vision model (it gets the pages).
+    message = refused.value.body["message"]
+    assert "claude-vision" in message and "demo-vision" in message
+    assert "text_only: extract" in message
 
 
 # --- Every dialect to every kind, with what the emulators received -----------------------
