@@ -25,6 +25,7 @@ from aperture.governance.reclaim import Reclaimer, new_instance_id
 from aperture.images.workers import DecodePool
 from aperture.metrics import Metrics
 from aperture.pipeline import (
+    Continuation,
     Dispatch,
     DocumentPreparer,
     ImagePreparer,
@@ -32,6 +33,7 @@ from aperture.pipeline import (
     PdfWork,
     Pipeline,
     Record,
+    ResponseArchive,
     Screening,
     TargetLimits,
     build_pipeline,
@@ -74,6 +76,7 @@ class Services:
     audit: AuditWriter
     metrics: Metrics
     admission: Admission
+    responses: ResponseArchive
 
     @property
     def auth_required(self) -> bool:
@@ -148,6 +151,10 @@ async def open_services(
         settings, admission, limiter, GuardModel(catalog, router, images), decoder
     )
     screening = dataclasses.replace(screening, answers=_answers(settings, screening))
+    responses = ResponseArchive(
+        storage.responses, retention_hours=settings.responses.retention_hours
+    )
+    pollers.start(responses.purge_periodically)
     pdf = PdfWork(decoder)
     documents = IntakeDocuments(
         settings.documents,
@@ -171,6 +178,7 @@ async def open_services(
         Record(audit, metrics),
         screening,
         tracer=tracer,
+        continuation=Continuation(responses),
         documents=documents,
         document_settings=settings.documents,
     )
@@ -188,6 +196,7 @@ async def open_services(
         audit=audit,
         metrics=metrics,
         admission=admission,
+        responses=responses,
     )
 
 

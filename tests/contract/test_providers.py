@@ -20,15 +20,21 @@ from aperture.settings import parse_settings
 from tests import sample_images
 from tests.servers import serve
 
-# kind -> (emulator path, upstream model)
+# kind (or kind-wire) -> (emulator path, upstream model)
 KINDS = {
     "openai": ("openai/v1", "emulator-vision"),
+    "openai-responses": ("openai/v1", "emulator-vision"),
+    "azure": ("azure", "emulator-vision"),
+    "azure-v1": ("azure/openai/v1", "emulator-vision"),
+    "azure-responses": ("azure", "emulator-vision"),
     "anthropic": ("anthropic", "claude-sonnet-4-5"),
     "gemini": ("gemini", "gemini-2.5-flash"),
     "bedrock": ("bedrock", "us.anthropic.claude-sonnet-4-5-20250929-v1:0"),
     "mistral": ("mistral", "pixtral-large-latest"),
     "cohere": ("cohere", "command-a-vision-07-2025"),
     "ollama": ("ollama", "llava:13b"),
+    # An OpenAI-compatible preset (vLLM here; xai, groq, deepseek... speak the same wire).
+    "vllm": ("openai/v1", "emulator-vision"),
 }
 FAULTS = {"503": "status=503", "429": "status=429", "quota": "quota", "midstream": "midstream"}
 
@@ -38,9 +44,11 @@ PNG = sample_images.data_uri(sample_images.png(30, 20), "image/png")
 
 def config(emulator: str) -> str:
     providers, models = [], []
-    for kind, (path, upstream) in KINDS.items():
+    for entry, (path, upstream) in KINDS.items():
+        kind, _, variant = entry.partition("-")
+        wire = ", wire: responses" if variant == "responses" else ""
         for suffix, fault in {"": None, **FAULTS}.items():
-            name = f"{kind}-{suffix}" if suffix else kind
+            name = f"{entry}-{suffix}" if suffix else entry
             headers = f', headers: {{x-emulator-fault: "{fault}"}}' if fault else ""
             providers.append(
                 f'  - {{name: {name}, kind: {kind}, base_url: "{emulator}/{path}", '
@@ -48,7 +56,7 @@ def config(emulator: str) -> str:
             )
             models.append(
                 f"  - {{name: {name}, provider: {name}, upstream_model: {upstream}, "
-                "capabilities: [vision, tools, json_mode]}"
+                f"capabilities: [vision, tools, json_mode]{wire}}}"
             )
     storage = 'storage: {database: "memory://", spool_dir: "${SPOOL}"}\n'
     return (

@@ -18,10 +18,12 @@ from aperture.api.chat import (
     OPENAI,
     RESPONSES,
     chat_endpoint,
+    count_tokens,
 )
 from aperture.api.health import healthz, metrics_endpoint, readyz
 from aperture.api.models import list_models
 from aperture.api.openapi import public_document
+from aperture.api.responses import delete_response, get_response
 
 __all__ = ["Endpoint", "direct_routes", "public_routes"]
 
@@ -37,6 +39,7 @@ def direct_routes() -> dict[str, Endpoint]:
         "/chat/completions": chat_endpoint(OPENAI),
         "/c1/chat": chat_endpoint(C1),
         "/v1/messages": chat_endpoint(ANTHROPIC),
+        "/v1/messages/count_tokens": count_tokens,
         "/v1/images/generations": chat_endpoint(IMAGE_GENERATIONS),
         "/v1/images/edits": chat_endpoint(IMAGE_EDITS),
         "/v1/responses": chat_endpoint(RESPONSES),
@@ -49,6 +52,8 @@ def public_routes() -> list[BaseRoute]:
     chat = [Route(path, endpoint, methods=["POST"]) for path, endpoint in direct_routes().items()]
     return [
         *chat,
+        Route("/v1/responses/{response_id}", get_response, methods=["GET"]),
+        Route("/v1/responses/{response_id}", delete_response, methods=["DELETE"]),
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),

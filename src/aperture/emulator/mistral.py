@@ -35,6 +35,7 @@ from aperture.emulator.describe import (
     word_count,
 )
 from aperture.emulator.faults import FAULT_HEADER, FaultScript, parse_faults
+from aperture.emulator.logprobs import token_logprobs
 from aperture.emulator.mistral_request import (
     ChatRequest,
     MistralError,
@@ -103,7 +104,12 @@ async def chat_completions(request: Request) -> Response:
         "tool_calls": [reply.tool_call] if reply.tool_call is not None else None,
         "prefix": False,
     }
-    choice = {"index": 0, "message": message, "finish_reason": reply.finish_reason}
+    choice = {
+        "index": 0,
+        "message": message,
+        "finish_reason": reply.finish_reason,
+        "logprobs": _logprobs(parsed, reply.content),
+    }
     answer = {
         "id": completion_id,
         "object": "chat.completion",
@@ -127,6 +133,28 @@ def tool_call_id(seed: str) -> str:
     """A nine-character alphanumeric id, like the ones Mistral hands out."""
     number = int(short_hash(seed, 16), 16)
     return "".join(_ALNUM[(number >> (6 * k)) % len(_ALNUM)] for k in range(9))
+
+
+def _logprobs(chat: ChatRequest, text: str | None) -> dict[str, Any] | None:
+    """OpenAI's token shape with Mistral's ``token_id``, when asked."""
+    if chat.top_logprobs is None:
+        return None
+
+    def token(text: str, logprob: float) -> dict[str, Any]:
+        token_id = int(short_hash(text, 6), 16)
+        return {
+            "token": text,
+            "logprob": logprob,
+            "bytes": list(text.encode()),
+            "token_id": token_id,
+        }
+
+    return {
+        "content": [
+            {**token(t.token, t.logprob), "top_logprobs": [token(s, lp) for s, lp in t.top]}
+            for t in token_logprobs(text or "", chat.top_logprobs)
+        ]
+    }
 
 
 def build_reply(chat: ChatRequest) -> Reply:
@@ -154,6 +182,8 @@ async def stream_chunks(
 
     def event(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
         choice = {"index": 0, "delta": delta, "finish_reason": finish}
+        if delta.get("content"):
+            choice["logprobs"] = _logprobs(chat, delta["content"])
         chunk = {
             "id": completion_id,
             "object": "chat.completion.chunk",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-__all__ = ["FieldLocator", "OpenAILocator"]
+__all__ = ["FieldLocator", "OpenAILocator", "ShiftedLocator"]
 
 
 class FieldLocator(Protocol):
@@ -12,6 +12,8 @@ class FieldLocator(Protocol):
 
     max_tokens: str
     """The name of the field that set ``max_tokens``."""
+    reasoning: str
+    """The path of the field that set ``reasoning``."""
 
     def image(self, message: int, part: int) -> str:
         """The path of the URL (or data) of the image at ``messages[message].content[part]``."""
@@ -25,6 +27,8 @@ class FieldLocator(Protocol):
 class OpenAILocator:
     """Paths in the OpenAI shape: ``messages[0].content[1].image_url.url``."""
 
+    reasoning = "reasoning_effort"
+
     def __init__(self, max_tokens: str = "max_tokens") -> None:
         self.max_tokens = max_tokens
 
@@ -33,3 +37,27 @@ class OpenAILocator:
 
     def part(self, message: int, part: int) -> str:
         return f"messages[{message}].content[{part}]"
+
+
+class ShiftedLocator:
+    """``inner``'s paths, after ``count`` messages were inserted at ``start`` (a stored
+    conversation the request continues): those are named by ``label``."""
+
+    def __init__(self, inner: FieldLocator, start: int, count: int, label: str) -> None:
+        self.max_tokens = inner.max_tokens
+        self.reasoning = inner.reasoning
+        self._inner, self._start, self._count, self._label = inner, start, count, label
+
+    def image(self, message: int, part: int) -> str:
+        if message < self._start:
+            return self._inner.image(message, part)
+        if message < self._start + self._count:
+            return self._label
+        return self._inner.image(message - self._count, part)
+
+    def part(self, message: int, part: int) -> str:
+        if message < self._start:
+            return self._inner.part(message, part)
+        if message < self._start + self._count:
+            return self._label
+        return self._inner.part(message - self._count, part)

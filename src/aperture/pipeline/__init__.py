@@ -24,9 +24,17 @@ from aperture.pipeline.answers import AnswerScreen
 from aperture.pipeline.attempts import RequestAttempts
 from aperture.pipeline.capabilities import CheckCapabilities
 from aperture.pipeline.context import Attempt, Outcome, RequestContext
+from aperture.pipeline.continuation import Continuation, ResponseArchive
 from aperture.pipeline.document_prepare import DocumentPreparer
 from aperture.pipeline.documents import IntakeDocuments, PdfWork
-from aperture.pipeline.exchange import AnswerStream, Dispatch, Exchange, Pipeline, StreamRenderer
+from aperture.pipeline.exchange import (
+    AnswerStream,
+    Dispatch,
+    Exchange,
+    Pipeline,
+    StreamRenderer,
+    TokenCount,
+)
 from aperture.pipeline.images import IntakeImages
 from aperture.pipeline.normalize import ImagePreparer
 from aperture.pipeline.record import Record
@@ -43,6 +51,7 @@ __all__ = [
     "After",
     "AnswerStream",
     "Attempt",
+    "Continuation",
     "Dispatch",
     "DocumentPreparer",
     "Exchange",
@@ -54,11 +63,13 @@ __all__ = [
     "Record",
     "RequestAttempts",
     "RequestContext",
+    "ResponseArchive",
     "Screening",
     "Stage",
     "Step",
     "StreamRenderer",
     "TargetLimits",
+    "TokenCount",
     "build_pipeline",
 ]
 
@@ -98,6 +109,7 @@ def build_pipeline(
     screening: Screening | None = None,
     tracer: Tracer = NO_TRACER,
     documents: IntakeDocuments | None = None,
+    continuation: Continuation | None = None,
     document_settings: DocumentSettings | None = None,
 ) -> Pipeline:
     """The steps of every request; per-target image preparation runs at each attempt.
@@ -110,6 +122,9 @@ def build_pipeline(
         # its end runs last, after the budget is settled.
         Step(after=record),
         Step(ResolveModel(catalog)),  # unknown or forbidden models fail before any work
+        # A stored conversation joins the request before anything looks at its content; its
+        # after-step keeps the answer once the request is over.
+        Step(continuation, after=continuation) if continuation else None,
         Step(EnforcePolicy(gov.policy, after_intake=False)) if gov.policy else None,  # fetches
         # Keep the targets that can take the inputs (documents: natively, as pages or text).
         Step(CheckCapabilities(catalog, images, document_settings or DocumentSettings())),

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from aperture.model import ChatRequest, Target
-from aperture.pipeline.context import RequestContext
+from aperture.pipeline.context import RequestContext, Try
 from aperture.pipeline.document_prepare import DocumentPreparer, RenderCache
 from aperture.pipeline.normalize import ImagePreparer
 
@@ -33,6 +33,10 @@ class RequestAttempts:
         """The images' estimated tokens at the last attempt's target."""
         self.image_changes: tuple[str, ...] = ()
         """What normalisation did to the images, over every attempt."""
+        self.bytes_saved = 0
+        """What normalisation took off the images' bytes, at the last attempt's target."""
+        self.tried: list[Try] = []
+        """Every attempt that has ended, in order."""
         self.document_tokens = 0
         """The documents' estimated tokens at the last attempt's target."""
 
@@ -41,6 +45,9 @@ class RequestAttempts:
         self.document_tokens = 0
         prepared = await self._images(self._ctx, request, target)
         self.image_tokens = prepared.image_tokens
+        self.bytes_saved = prepared.bytes_saved
+        if self._ctx.upstream_tap is not None:
+            self._ctx.upstream_tap(prepared.request, target)
         new = tuple(c for c in prepared.changes if c not in self.image_changes)
         self.image_changes += new
         if self._documents is None or not self._ctx.documents:
@@ -52,5 +59,6 @@ class RequestAttempts:
         return shaped.request
 
     def finished(self, key: str, outcome: str, seconds: float) -> None:
+        self.tried.append(Try(key, outcome, seconds))
         if self._observe is not None:
             self._observe(key, outcome, seconds)

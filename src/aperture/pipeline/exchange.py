@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Literal, Protocol, TypeVar
 
 import anyio
 
 from aperture.errors import GatewayError, ShuttingDownError
+from aperture.governance.estimate import image_tokens, text_tokens
 from aperture.model import (
     ChatRequest,
     ChatResponse,
@@ -35,7 +36,7 @@ from aperture.pipeline.step import After, Step, StreamFilter
 from aperture.routing.dispatch import EventStream
 from aperture.routing.router import Attempts, Router
 
-__all__ = ["AnswerStream", "Dispatch", "Exchange", "Pipeline", "StreamRenderer"]
+__all__ = ["AnswerStream", "Dispatch", "Exchange", "Pipeline", "StreamRenderer", "TokenCount"]
 
 T = TypeVar("T")
 
@@ -70,6 +71,14 @@ class Pipeline:
     def exchange(self, request_id: str, endpoint: str) -> Exchange:
         """A new request's exchange; from here on its ``end`` must be called, once."""
         return Exchange(self, RequestContext(request_id, endpoint))
+
+
+@dataclass(frozen=True, slots=True)
+class TokenCount:
+    """A request's input tokens, and whether the provider counted them or the gateway."""
+
+    input_tokens: int
+    source: Literal["provider", "estimate"]
 
 
 class StreamRenderer(Protocol):
@@ -131,6 +140,28 @@ class Exchange:
             response = await after.answer(ctx, response)
         return response
 
+    async def count_tokens(self, request: ChatRequest, locator: FieldLocator) -> TokenCount:
+        """``request``'s input tokens: the first target's own count where its kind has one,
+        else the gateway's estimate (text, tools and images at that target's image rule).
+        Every stage runs (key, model, capabilities, images, policy) but nothing is charged.
+
+        Raises:
+            GatewayError: a stage refused the request, or every count attempt failed.
+        """
+        ctx = self.ctx
+        ctx.locator = locator
+        ctx.counting = True
+        ctx.texts = text_portions(request)
+        request = await self._before(request)
+        attempts, self._hooks = self._pipeline.dispatch.attempts(ctx, request)
+        self._attempts = attempts
+        counted = await attempts.count_tokens()
+        if counted is not None:
+            return TokenCount(counted, "provider")
+        options = [o for o in ctx.options if o.target == attempts.target] or list(ctx.options)
+        estimate = text_tokens(request) + image_tokens(request, ctx.images, options[:1])
+        return TokenCount(estimate, "estimate")
+
     def attempt(self) -> Attempt:
         """What the attempts have produced so far (nothing before dispatch)."""
         attempts, hooks = self._attempts, self._hooks
@@ -142,6 +173,8 @@ class Exchange:
             upstream_s=attempts.upstream_s,
             image_tokens=hooks.image_tokens,
             image_changes=hooks.image_changes,
+            image_bytes_saved=hooks.bytes_saved,
+            tried=tuple(hooks.tried),
             document_tokens=hooks.document_tokens,
             usage=self._usage,
             reported_image_tokens=self._reported,

@@ -22,7 +22,7 @@ from aperture.pipeline.context import Attempt, Outcome, RequestContext
 from aperture.pipeline.step import After
 from aperture.storage import AuditDocument, AuditEvent, AuditImage, AuditUsage, audit_time
 from aperture.storage.audit_writer import AuditWriter
-from aperture.storage.records import AuditGeneratedImage
+from aperture.storage.records import AuditAttempt, AuditGeneratedImage
 
 __all__ = ["Record", "image_descriptors", "text_portions"]
 
@@ -146,6 +146,7 @@ def _count(metrics: Metrics, ctx: RequestContext, outcome: Outcome, elapsed_s: f
         metrics.count_tokens(model, "image_estimate", attempt.image_tokens)
         for info in ctx.images.values():
             metrics.image(info.mime, info.size_bytes)
+        metrics.image_bytes_saved(attempt.image_bytes_saved)
 
 
 def _audit_event(
@@ -182,4 +183,11 @@ def _audit_event(
         generated_images=tuple(AuditGeneratedImage(**image) for image in generated),
         documents=document_descriptors(ctx),
         findings=tuple(ctx.findings),
+        route=ctx.resolution.route_id if ctx.resolution else None,
+        tried=tuple(
+            AuditAttempt(target=t.target, outcome=t.outcome, latency_ms=round(t.seconds * 1000, 2))
+            for t in attempt.tried
+        ),
+        image_changes=attempt.image_changes,
+        image_bytes_saved=attempt.image_bytes_saved,
     )

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from aperture.providers.spec import TOOLS, VISION_TOOLS, DocumentLimits, ImageLimits, ProviderSpec
+from aperture.providers.spec import (
+    TOOLS,
+    VISION_TOOLS,
+    VISION_TOOLS_REASONING,
+    DocumentLimits,
+    ImageLimits,
+    ProviderSpec,
+)
 
 __all__ = ["ANTHROPIC", "ANTHROPIC_IMAGES", "DEFAULT_BASE_URL"]
 
@@ -32,7 +39,17 @@ ANTHROPIC = ProviderSpec(
     images=ANTHROPIC_IMAGES,
     fetches_urls=True,
     image_tokens="anthropic",
-    known_models=(("claude-2*", TOOLS), ("claude-instant*", TOOLS), ("claude-*", VISION_TOOLS)),
+    # Extended thinking (docs.anthropic.com/en/docs/build-with-claude/extended-thinking, read
+    # 2026-12): Claude 3.7 Sonnet and every Claude 4 model; not Claude 3.5 and older.
+    known_models=(
+        ("claude-2*", TOOLS),
+        ("claude-instant*", TOOLS),
+        ("claude-3-7-*", VISION_TOOLS_REASONING),
+        ("claude-3*", VISION_TOOLS),
+        ("claude-*-4*", VISION_TOOLS_REASONING),
+        ("claude-4*", VISION_TOOLS_REASONING),
+        ("claude-*", VISION_TOOLS),
+    ),
     api_key_env="ANTHROPIC_API_KEY",
     demo_models=("claude-sonnet-4-5", "claude-opus-4-1", "claude-3-5-haiku-latest"),
 )

@@ -5,7 +5,13 @@ from __future__ import annotations
 import msgspec
 
 from aperture.providers._anthropic_spec import ANTHROPIC_IMAGES
-from aperture.providers.spec import TOOLS, VISION_TOOLS, DocumentLimits, ProviderSpec
+from aperture.providers.spec import (
+    TOOLS,
+    VISION_TOOLS,
+    VISION_TOOLS_REASONING,
+    DocumentLimits,
+    ProviderSpec,
+)
 
 __all__ = ["BEDROCK"]
 
@@ -30,6 +36,9 @@ BEDROCK = ProviderSpec(
     known_models=(
         ("*anthropic.claude-v2*", TOOLS),
         ("*anthropic.claude-instant*", TOOLS),
+        # Claude 3.7 and 4 think on Bedrock too (additionalModelRequestFields.thinking).
+        ("*anthropic.claude-3-7-*", VISION_TOOLS_REASONING),
+        ("*anthropic.claude-*-4*", VISION_TOOLS_REASONING),
         ("*anthropic.claude*", VISION_TOOLS),
         ("*amazon.nova-pro*", VISION_TOOLS),
         ("*amazon.nova-lite*", VISION_TOOLS),

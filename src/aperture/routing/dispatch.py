@@ -8,7 +8,7 @@ from typing import cast
 
 from aperture.errors import UpstreamError, UpstreamUnavailableError, clip
 from aperture.model import ChatRequest, ChatResponse, StreamEvent, Target
-from aperture.providers import Authorizes, Provider, StreamParser, provider_for
+from aperture.providers import Authorizes, CountsTokens, Provider, StreamParser, provider_for
 from aperture.upstream import (
     FrameTooLargeError,
     Timeouts,
@@ -99,7 +99,7 @@ class Dispatcher:
         self._client = client
 
     async def complete(self, request: ChatRequest, target: Target) -> ChatResponse:
-        provider = provider_for(target.provider.kind)
+        provider = provider_for(target.provider.kind, target.wire)
         upstream = await _built(provider, request, target)
         name = target.provider.name
         response = await self._client.send(
@@ -109,8 +109,25 @@ class Dispatcher:
             raise provider.parse_error(response.status, response.body, response.headers, target)
         return provider.parse_response(response.body, target)
 
-    async def open_stream(self, request: ChatRequest, target: Target) -> EventStream:
+    async def count_tokens(self, request: ChatRequest, target: Target) -> int | None:
+        """The provider's own count of ``request``'s input tokens; None when its kind has no
+        counting endpoint."""
         provider = provider_for(target.provider.kind)
+        if not hasattr(provider, "count_request"):
+            return None
+        counter = cast(CountsTokens, provider)
+        upstream = counter.count_request(request, target)
+        if hasattr(provider, "authorize"):
+            upstream = await cast(Authorizes, provider).authorize(upstream, target)
+        response = await self._client.send(
+            upstream, _timeouts(target), provider=target.provider.name
+        )
+        if response.status >= 300:
+            raise provider.parse_error(response.status, response.body, response.headers, target)
+        return counter.parse_count(response.body, target)
+
+    async def open_stream(self, request: ChatRequest, target: Target) -> EventStream:
+        provider = provider_for(target.provider.kind, target.wire)
         upstream = await _built(provider, request, target)
         name = target.provider.name
         stream = await self._client.open_stream(upstream, _timeouts(target), provider=name)

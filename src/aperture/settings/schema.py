@@ -19,6 +19,7 @@ __all__ = [
     "ProviderImageSettings",
     "ProviderKind",
     "ProviderSettings",
+    "ResponsesSettings",
     "RouteSettings",
     "RouteTarget",
     "ServerSettings",
@@ -30,7 +31,7 @@ __all__ = [
 
 UrlPolicy = Literal["reject", "fetch", "passthrough", "auto"]
 Capability = Literal[
-    "vision", "audio", "video", "image_output", "tools", "json_mode", "documents"
+    "vision", "audio", "video", "image_output", "tools", "json_mode", "documents", "reasoning"
 ]  # fmt: skip
 # A kind listed in ``aperture.providers.registry``; ``load`` checks it against that list, so
 # that a new kind needs its spec and a registry line, not a line here as well.
@@ -104,6 +105,14 @@ class StorageSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only
     # gets StorageError (admin calls 503 with Retry-After). PostgreSQL's command timeout and
     # SQLite's lock wait. Migrations are exempt: they may rightly take longer.
     database_timeout_s: float = 5.0
+
+
+class ResponsesSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The Responses API's stored answers (``previous_response_id``, ``store``)."""
+
+    # How long an answer sent with store (the default) can be continued or read back, in
+    # hours; expired answers and the images only they needed are purged from the database.
+    retention_hours: float = 720.0
 
 
 class FetchSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -248,6 +257,10 @@ class ModelSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=T
     constraints: ModelConstraints = ModelConstraints()
     # Overrides images.url_policy for this model.
     url_policy: UrlPolicy | None = None
+    # Which of the provider's APIs serves the model: "responses" calls the openai or azure
+    # kind's Responses API (/v1/responses) instead of Chat Completions, for models served
+    # only there. None uses the kind's own API.
+    wire: str | None = None
 
 
 Strategy = Literal["weighted", "priority", "latency", "least-busy", "canary"]
@@ -289,6 +302,7 @@ class Settings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     storage: StorageSettings = StorageSettings()
     images: ImageSettings = ImageSettings()
     documents: DocumentSettings = DocumentSettings()
+    responses: ResponsesSettings = ResponsesSettings()
     providers: tuple[ProviderSettings, ...] = ()
     models: tuple[ModelSettings, ...] = ()
     routes: tuple[RouteSettings, ...] = ()

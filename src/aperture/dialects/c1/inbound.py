@@ -51,6 +51,7 @@ class C1Locator:
     """Maps the rebuilt message back to ``message[i]`` or ``images[i].url``."""
 
     max_tokens = "max_tokens"
+    reasoning = "reasoning"
 
     def __init__(self, *, has_system: bool, message_parts: int | None) -> None:
         self._user_index = 1 if has_system else 0

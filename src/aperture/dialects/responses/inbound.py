@@ -24,8 +24,11 @@ from aperture.model import (
     Message,
     NamedToolChoice,
     Part,
+    Reasoning,
     ResponseFormat,
     Text,
+    Thought,
+    Thread,
     Tool,
     ToolCall,
     ToolChoice,
@@ -34,13 +37,13 @@ from aperture.model import (
 __all__ = ["InputLocator", "parse_responses_request"]
 
 _DECODER = msgspec.json.Decoder(wire.ResponsesRequest)
-_encode = msgspec.json.Encoder().encode
 
 
 class InputLocator:
     """Paths into ``input`` recorded while converting."""
 
     max_tokens = "max_output_tokens"
+    reasoning = "reasoning.effort"
 
     def __init__(self) -> None:
         self.paths: dict[tuple[int, int], str] = {}
@@ -65,16 +68,14 @@ def parse_responses_request(body: bytes) -> tuple[ChatRequest, InputLocator]:
     messages: list[Message] = []
     if request.instructions:
         messages.append(Message("system", request.instructions))
+    instructions = len(messages)
     if isinstance(request.input, str):
         messages.append(Message("user", request.input))
     else:
         _convert_items(request.input, messages, locator)
     if not messages:
         raise InvalidRequestError("input must hold at least one item.", param="input")
-    extra: dict[str, msgspec.Raw] = {}
-    if request.reasoning is not None and request.reasoning.effort is not None:
-        # The one canonical-free field an OpenAI-compatible upstream takes as it is.
-        extra["reasoning_effort"] = msgspec.Raw(_encode(request.reasoning.effort))
+    effort = request.reasoning.effort if request.reasoning is not None else None
     return (
         ChatRequest(
             model=request.model,
@@ -92,10 +93,21 @@ def parse_responses_request(body: bytes) -> tuple[ChatRequest, InputLocator]:
             stream=bool(request.stream),
             # A Responses stream always ends with the usage in ``response.completed``.
             include_usage=True,
-            extra=extra,
+            thread=_thread(request, instructions),
+            reasoning=Reasoning(enabled=effort != "none", effort=effort)
+            if effort is not None
+            else None,
         ),
         locator,
     )
+
+
+def _thread(request: wire.ResponsesRequest, instructions: int) -> Thread | None:
+    # Answers are kept unless the client says not to, as OpenAI's are.
+    store = request.store is not False
+    if request.previous_response_id is None and not store:
+        return None
+    return Thread(request.previous_response_id, store, instructions)
 
 
 def _check_fields(keys: list[str], request: wire.ResponsesRequest) -> None:
@@ -118,11 +130,9 @@ def _check_fields(keys: list[str], request: wire.ResponsesRequest) -> None:
         raise InvalidRequestError(
             "max_output_tokens must be at least 1.", param="max_output_tokens"
         )
-    if request.previous_response_id is not None:
+    if request.previous_response_id is not None and not request.previous_response_id:
         raise InvalidRequestError(
-            "previous_response_id is not supported by this gateway yet: send the whole "
-            "conversation in input.",
-            param="previous_response_id",
+            "previous_response_id must not be empty.", param="previous_response_id"
         )
     if request.background:
         raise InvalidRequestError(
@@ -133,6 +143,7 @@ def _check_fields(keys: list[str], request: wire.ResponsesRequest) -> None:
 def _convert_items(
     items: list[dict[str, Any]], messages: list[Message], locator: InputLocator
 ) -> None:
+    thoughts: list[Thought] = []  # reasoning items waiting for the assistant turn they led to
     for i, raw in enumerate(items):
         path = f"input[{i}]"
         if not isinstance(raw, dict):
@@ -143,23 +154,36 @@ def _convert_items(
         item: wire.InputItem = convert_at(raw, wire.InputItem, path)  # type: ignore[arg-type]
         match item:
             case wire.MessageItem():
-                messages.append(_message(item, path, len(messages), locator))
+                message = _message(item, path, len(messages), locator)
+                if message.role == "assistant" and thoughts:
+                    message = msgspec.structs.replace(message, reasoning=tuple(thoughts))
+                    thoughts = []
+                messages.append(message)
             case wire.FunctionCallItem(call_id=call_id, name=name, arguments=arguments):
                 call = ToolCall(call_id, name, arguments)
                 last = messages[-1] if messages else None
-                if last is not None and last.role == "assistant":
+                if last is not None and last.role == "assistant" and not thoughts:
                     messages[-1] = Message(
                         "assistant",
                         last.content,
                         name=last.name,
                         tool_calls=(*(last.tool_calls or ()), call),
+                        reasoning=last.reasoning,
                     )
                 else:
-                    messages.append(Message("assistant", None, tool_calls=(call,)))
+                    messages.append(
+                        Message(
+                            "assistant", None, tool_calls=(call,), reasoning=tuple(thoughts) or None
+                        )
+                    )
+                    thoughts = []
             case wire.FunctionCallOutputItem(call_id=call_id, output=output):
                 messages.append(Message("tool", _tool_output(output, path), tool_call_id=call_id))
-            case wire.ReasoningItem():
-                pass
+            case wire.ReasoningItem(summary=summary, encrypted_content=signature):
+                # The summary and the signature (``encrypted_content``) this gateway sent go
+                # back to the provider that made them; from another, it has nothing to check.
+                texts = [s["text"] for s in summary or () if isinstance(s, dict) and "text" in s]
+                thoughts.append(Thought("\n\n".join(map(str, texts)), signature))
 
 
 def _message(item: wire.MessageItem, path: str, index: int, locator: InputLocator) -> Message:
