@@ -56,9 +56,11 @@ def decode_request(body: bytes, decoder: msgspec.json.Decoder[T]) -> tuple[T, li
     if not body.strip():
         raise InvalidJsonError("The request body is empty; send a JSON object.")
     if len(body) >= _SPLICE_MIN:
-        spliced = _decode_spliced(body, decoder)
+        spliced, scanned = _decode_spliced(body, decoder)
         if spliced is not None:
             return spliced
+    else:
+        scanned = None
     check_utf8(body)
     try:
         value = decoder.decode(body)
@@ -71,7 +73,8 @@ def decode_request(body: bytes, decoder: msgspec.json.Decoder[T]) -> tuple[T, li
         raise InvalidJsonError("The body is not valid UTF-8.") from exc
     except RecursionError as exc:
         raise InvalidJsonError("The body is nested too deeply to be a chat request.") from exc
-    keys = top_level_keys(body)
+    # The splice's scan found the keys already (the body is JSON, so they are right).
+    keys = scanned if scanned is not None else top_level_keys(body)
     if len(keys) != len(set(keys)):
         seen: set[str] = set()
         duplicate = next(k for k in keys if k in seen or seen.add(k))  # type: ignore[func-returns-value]
@@ -87,15 +90,18 @@ class _Cut(NamedTuple):
     end: int
 
 
-def _decode_spliced(body: bytes, decoder: msgspec.json.Decoder[T]) -> tuple[T, list[str]] | None:
+def _decode_spliced(
+    body: bytes, decoder: msgspec.json.Decoder[T]
+) -> tuple[tuple[T, list[str]] | None, list[str] | None]:
     """The body decoded with its large base64 strings cut out and put back, or None when
-    there is none, or anything at all is off (the caller then decodes the body as sent)."""
+    there is none, or anything at all is off (the caller then decodes the body as sent);
+    and the top-level keys the scan found, when it could scan the body."""
     try:
         keys, cuts = _scan(body, splice=True)
     except (ValueError, IndexError, AttributeError):  # not JSON: the decoder says how
-        return None
+        return None, None
     if not cuts:
-        return None
+        return None, keys
     parts: list[bytes | memoryview] = []
     view, at = memoryview(body), 0
     for cut in cuts:
@@ -110,15 +116,15 @@ def _decode_spliced(body: bytes, decoder: msgspec.json.Decoder[T]) -> tuple[T, l
     try:
         value = decoder.decode(rest)
     except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
-        return None
+        return None, keys
     # The cut bytes are ASCII (strict base64, checked): one copy each, straight into a str.
     restored = {cut.token: str(view[cut.start : cut.end], "ascii") for cut in cuts}
     found = _restore(value, restored)
     if found is _UNRESTORABLE or restored:  # a token not found where it was put
-        return None
+        return None, keys
     if len(keys) != len(set(keys)):
-        return None  # the plain path names the repeated key
-    return found, keys
+        return None, keys  # the plain path names the repeated key
+    return (found, keys), keys
 
 
 _UNRESTORABLE: Any = object()
