@@ -1,5 +1,6 @@
 import base64
 import json
+from typing import Annotated
 
 import msgspec
 import pytest
@@ -230,3 +231,24 @@ def test_a_raw_value_holding_a_large_string_decodes_as_sent() -> None:
     body = json.dumps({"a": B64, "b": [B64]}).encode()
     decoded, _ = decode_request(body, msgspec.json.Decoder(dict[str, msgspec.Raw]))
     assert msgspec.json.decode(decoded["b"]) == [B64]
+
+
+class Limited(msgspec.Struct):
+    model: str
+    parts: list[dict[str, Annotated[str, msgspec.Meta(max_length=100)]]]
+
+
+def test_a_type_that_limits_strings_sees_every_string_itself() -> None:
+    body = json.dumps({"model": "m", "parts": [{"url": B64}]}).encode()
+    with pytest.raises(InvalidRequestError) as caught:
+        decode_request(body, msgspec.json.Decoder(Limited))
+    assert caught.value.param == "parts[0][...]"  # msgspec names a dict value so
+
+
+def test_the_dialects_limit_no_string_so_their_images_are_cut_out() -> None:
+    from aperture.dialects.anthropic.inbound import _DECODER as anthropic
+    from aperture.dialects.openai.inbound import _DECODER as openai
+    from aperture.dialects.responses.inbound import _DECODER as responses
+
+    for decoder in (openai, anthropic, responses):
+        assert not decoding._constrains_strings(decoder.type)

@@ -19,10 +19,12 @@ import binascii
 import codecs
 import re
 import secrets
-from collections.abc import Callable, Iterable
-from typing import Any, NamedTuple, TypeVar
+from collections.abc import Callable, Hashable, Iterable
+from functools import cache
+from typing import Any, NamedTuple, TypeVar, cast
 
 import msgspec
+import msgspec.inspect
 import pybase64
 
 from aperture.errors import InvalidJsonError, InvalidRequestError, clip, quote
@@ -55,7 +57,7 @@ def decode_request(body: bytes, decoder: msgspec.json.Decoder[T]) -> tuple[T, li
     """
     if not body.strip():
         raise InvalidJsonError("The request body is empty; send a JSON object.")
-    if len(body) >= _SPLICE_MIN:
+    if len(body) >= _SPLICE_MIN and not _constrains_strings(cast(Hashable, decoder.type)):
         spliced, scanned = _decode_spliced(body, decoder)
         if spliced is not None:
             return spliced
@@ -128,6 +130,28 @@ def _decode_spliced(
 
 
 _UNRESTORABLE: Any = object()
+
+
+@cache
+def _constrains_strings(kind: Any) -> bool:
+    """Whether ``kind`` limits a string's length or pattern anywhere: a cut-out string's
+    stand-in would be checked instead of the string, so such a body is decoded as sent."""
+    seen: set[int] = set()
+
+    def walk(info: Any) -> bool:
+        if id(info) in seen:
+            return False
+        seen.add(id(info))
+        if isinstance(info, msgspec.inspect.StrType):
+            return any(v is not None for v in (info.min_length, info.max_length, info.pattern))
+        if isinstance(info, msgspec.inspect.StructType | msgspec.inspect.DataclassType):
+            return any(walk(f.type) for f in info.fields)
+        children = [getattr(info, a, None) for a in ("item_type", "key_type", "value_type")]
+        children += list(getattr(info, "types", None) or ())
+        children += list(getattr(info, "item_types", None) or ())
+        return any(walk(c) for c in children if c is not None)
+
+    return walk(msgspec.inspect.type_info(kind))
 
 
 def _restore(value: Any, restored: dict[str, str]) -> Any:
