@@ -69,6 +69,7 @@ class ChoiceOut(msgspec.Struct, kw_only=True):
 
 class PromptDetails(_Out, kw_only=True):
     cached_tokens: int | None = None
+    cache_write_tokens: int | None = None
     image_tokens: int | None = None
 
 
@@ -172,9 +173,14 @@ def render_response(response: ChatResponse, model: str) -> bytes:
 
 
 def _usage(usage: Usage) -> UsageOut:
+    cache = (usage.cached_tokens, usage.cache_creation_tokens)
     prompt = (
-        PromptDetails(cached_tokens=usage.cached_tokens, image_tokens=usage.image_tokens)
-        if usage.cached_tokens is not None or usage.image_tokens is not None
+        PromptDetails(
+            cached_tokens=usage.cached_tokens,
+            cache_write_tokens=usage.cache_creation_tokens,
+            image_tokens=usage.image_tokens,
+        )
+        if cache != (None, None) or usage.image_tokens is not None
         else None
     )
     completion = (
