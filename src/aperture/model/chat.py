@@ -125,6 +125,7 @@ class File(msgspec.Struct, frozen=True, tag="file"):
     filename: str | None = None
     url: str | None = None
     inline: InlineDocument | None = None
+    cache: CacheMark | None = None
 
     @property
     def base64(self) -> str:

@@ -94,7 +94,7 @@ class IntakeDocuments:
         if isinstance(facts, PdfProblem):
             raise _problem(facts, limits, param)
         info = describe(decoded, facts.pages)
-        return File(file.file_id, decoded.uri, file.filename, file.url, info)
+        return File(file.file_id, decoded.uri, file.filename, file.url, info, file.cache)
 
 
 _O = TypeVar("_O", bound=_HasTarget)

@@ -279,7 +279,7 @@ def _blocks(parts: tuple[Part, ...], param: str, *, allow_images: bool) -> list[
                     "Anthropic accepts images only in user and tool messages.", param=at
                 )
             case File():
-                blocks.append(_document(part, at))
+                blocks.append(_cached(_document(part, at), part.cache))
             case Audio():
                 raise UnsupportedCapabilityError("Anthropic does not accept audio.", param=at)
             case Video():

@@ -309,7 +309,7 @@ def _blocks(parts: tuple[Part, ...], param: str, *, allow_images: bool) -> list[
                     "Bedrock accepts images only in user and tool messages.", param=at
                 )
             case File(inline=inline) if inline is not None and allow_images:
-                blocks.append({"document": _document(part, j)})
+                blocks.append(_cached({"document": _document(part, j)}, part.cache))
             case File():
                 raise UnsupportedCapabilityError(
                     "Bedrock accepts documents only as PDF data in user messages.", param=at
