@@ -287,3 +287,42 @@ def test_gemini_thoughts_reach_a_chat_completions_client(client: openai.OpenAI) 
     usage = completion.usage
     assert usage is not None and usage.completion_tokens_details is not None
     assert usage.completion_tokens_details.reasoning_tokens
+
+
+def test_openai_reasoning_models_get_reasoning_effort_from_either_dialect(
+    client: openai.OpenAI, claude: anthropic.Anthropic, recorder: tuple[Recorder, str]
+) -> None:
+    rec, _ = recorder
+    completion = client.chat.completions.create(
+        model="reasoner",
+        reasoning_effort="high",
+        messages=[{"role": "user", "content": "Why is the sky blue?"}],
+    )
+    assert json.loads(rec.bodies[-1])["reasoning_effort"] == "high"
+    usage = completion.usage
+    assert usage is not None and usage.completion_tokens_details is not None
+    assert usage.completion_tokens_details.reasoning_tokens == 64
+    # A Messages budget becomes the effort it reaches (8192 <= 9000 < 16384: medium).
+    claude.messages.create(
+        model="reasoner",
+        max_tokens=12000,
+        thinking={"type": "enabled", "budget_tokens": 9000},
+        messages=ask(),
+    )
+    sent = json.loads(rec.bodies[-1])
+    assert sent["reasoning_effort"] == "medium"
+    assert "thinking" not in sent
+
+
+def test_a_model_configured_without_reasoning_refuses_reasoning_effort(
+    client: openai.OpenAI,
+) -> None:
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(
+            model="demo-vision",
+            reasoning_effort="low",
+            messages=[{"role": "user", "content": "Hi"}],
+        )
+    body = refused.value.body
+    assert isinstance(body, dict)
+    assert (body["code"], body["param"]) == ("unsupported_capability", "reasoning_effort")

@@ -29,6 +29,7 @@ from aperture.emulator.openai_errors import (
 from aperture.emulator.openai_options import (
     STANDARD_FIELDS,
     read_max_tokens,
+    read_reasoning_effort,
     read_response_format,
     read_stream,
     read_tools,
@@ -60,6 +61,7 @@ class ChatRequest:
     tool_name: str | None
     """Set when ``tool_choice`` forces a call: the tool the answer calls."""
     extra_fields: tuple[str, ...]
+    reasoning_effort: str | None = None
 
 
 @dataclass(slots=True)
@@ -112,6 +114,7 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         json_mode=read_response_format(data, collector.texts),
         tool_name=read_tools(data),
         extra_fields=tuple(sorted(key for key in data if key not in STANDARD_FIELDS)),
+        reasoning_effort=read_reasoning_effort(data, model),
     )
 
 
