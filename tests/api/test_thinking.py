@@ -326,3 +326,28 @@ def test_a_model_configured_without_reasoning_refuses_reasoning_effort(
     body = refused.value.body
     assert isinstance(body, dict)
     assert (body["code"], body["param"]) == ("unsupported_capability", "reasoning_effort")
+
+
+def test_a_streamed_gemini_answer_brings_its_thoughts_and_signature(
+    claude: anthropic.Anthropic,
+) -> None:
+    with claude.messages.stream(
+        model="gemini-vision", max_tokens=4000, thinking=THINK, messages=ask()
+    ) as stream:
+        final = stream.get_final_message()
+    thoughts = [block for block in final.content if isinstance(block, ThinkingBlock)]
+    assert "Why is the sky blue?" in thoughts[0].thinking
+    # Gemini signs the answer's last part: its signature arrives after the text.
+    assert any(block.signature for block in thoughts)
+    assert any(isinstance(block, TextBlock) for block in final.content)
+
+
+def test_gemini_refuses_a_budget_outside_its_range(claude: anthropic.Anthropic) -> None:
+    with pytest.raises(anthropic.BadRequestError) as refused:
+        claude.messages.create(
+            model="gemini-vision",
+            max_tokens=8000,
+            thinking={"type": "enabled", "budget_tokens": 30000},
+            messages=ask(),
+        )
+    assert "thinking budget" in str(refused.value)
