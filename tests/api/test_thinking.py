@@ -351,3 +351,41 @@ def test_gemini_refuses_a_budget_outside_its_range(claude: anthropic.Anthropic) 
             messages=ask(),
         )
     assert "thinking budget" in str(refused.value)
+
+
+def test_a_chat_completions_tool_loop_keeps_the_signed_reasoning(client: openai.OpenAI) -> None:
+    tools: Any = [
+        {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
+    ]
+    question: Any = {"role": "user", "content": "Why is the sky blue?"}
+    first = client.chat.completions.create(
+        model="gemini-vision",
+        reasoning_effort="low",
+        tools=tools,
+        tool_choice="required",
+        messages=[question],
+    )
+    message = first.choices[0].message
+    assert message.tool_calls
+    details = (message.model_extra or {})["reasoning_details"]
+    assert details[0]["type"] == "reasoning.text"
+    assert details[0]["signature"]
+    # The assistant message goes back as it came, its reasoning_details with it.
+    turn = message.model_dump(exclude_none=True)
+    result: Any = {"role": "tool", "tool_call_id": message.tool_calls[0].id, "content": "ok"}
+    again = client.chat.completions.create(
+        model="gemini-vision",
+        reasoning_effort="low",
+        tools=tools,
+        messages=[question, turn, result],
+    )
+    assert again.choices[0].message.content
+    # Gemini checks the signature it gave that call: a changed one is refused.
+    turn["reasoning_details"] = [{**details[0], "signature": "dGFtcGVyZWQ="}]
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(
+            model="gemini-vision",
+            reasoning_effort="low",
+            tools=tools,
+            messages=[question, turn, result],
+        )

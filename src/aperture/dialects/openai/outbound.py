@@ -58,6 +58,9 @@ class MessageOut(msgspec.Struct, kw_only=True):
     reasoning_content: str | msgspec.UnsetType = msgspec.UNSET
     """The model's thinking, as DeepSeek, vLLM and OpenRouter put it; left out when none
     (OpenAI's own models never return their reasoning here)."""
+    reasoning_details: list[dict[str, object]] | msgspec.UnsetType = msgspec.UNSET
+    """The same thoughts with their signatures, as OpenRouter returns them, for a client to
+    send back with the next turn; left out when no thought is signed."""
 
 
 class ChoiceOut(msgspec.Struct, kw_only=True):
@@ -154,6 +157,7 @@ def render_response(response: ChatResponse, model: str) -> bytes:
                 else None,
                 images=_images(c.images) or msgspec.UNSET,
                 reasoning_content=_reasoning_text(c.reasoning) or msgspec.UNSET,
+                reasoning_details=_reasoning_details(c.reasoning) or msgspec.UNSET,
             ),
             finish_reason=c.finish_reason,
         )
@@ -274,6 +278,22 @@ def _delta(event: Delta) -> DeltaOut:
         images=_images(event.images),
         reasoning_content=event.thought.text or None if event.thought is not None else None,
     )
+
+
+def _reasoning_details(thoughts: tuple[Thought, ...] | None) -> list[dict[str, object]]:
+    if not thoughts or not any(t.signature or t.redacted for t in thoughts):
+        return []
+    details: list[dict[str, object]] = []
+    for index, thought in enumerate(thoughts):
+        if thought.redacted is not None:
+            details.append({"type": "reasoning.encrypted", "data": thought.redacted})
+        else:
+            detail: dict[str, object] = {"type": "reasoning.text", "text": thought.text}
+            if thought.signature:
+                detail["signature"] = thought.signature
+            details.append(detail)
+        details[-1]["index"] = index
+    return details
 
 
 def _reasoning_text(thoughts: tuple[Thought, ...] | None) -> str | None:
