@@ -3,6 +3,7 @@ Messages clients as it was (the OpenAI shapes' ``cached_tokens``: tests/dialects
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,6 +11,7 @@ import anthropic
 import pytest
 
 from aperture.emulator.anthropic_cache import MIN_CACHED_TOKENS
+from tests.upstreams import Recorder
 
 EPHEMERAL: Any = {"type": "ephemeral"}
 # Two cacheable prefixes: each over Anthropic's minimum (four characters a token).
@@ -63,3 +65,20 @@ def test_streamed_messages_carry_the_cache_usage(claude: anthropic.Anthropic) ->
         final = stream.get_final_message()
     assert final.usage.cache_read_input_tokens
     assert final.usage.cache_creation_input_tokens
+
+
+def test_automatic_caching_reaches_anthropic_as_the_top_level_field(
+    claude: anthropic.Anthropic, recorder: tuple[Recorder, str]
+) -> None:
+    rec, _ = recorder
+    message = claude.messages.create(
+        model="claude-recorded",
+        max_tokens=100,
+        cache_control=EPHEMERAL,
+        system=PREAMBLE,
+        messages=[{"role": "user", "content": "Hello"}],
+    )
+    assert json.loads(rec.bodies[-1])["cache_control"] == EPHEMERAL
+    # The breakpoint is after the last block: the whole prompt is written.
+    assert message.usage.cache_creation_input_tokens
+    assert message.usage.input_tokens == 0

@@ -200,6 +200,9 @@ def parse_messages_request(body: bytes, *, counting: bool = False) -> MessagesRe
         last = collector.last_assistant
         if last is not None and last[2] and not last[1]:
             raise tool_turn_error(last[0])
+    if read_cache_control(data, "body"):
+        # Automatic caching: a breakpoint after the last cacheable block.
+        collector.breakpoints.append(collector.tokens())
     written, read = cache_split(collector.breakpoints)
     return MessagesRequest(
         model=model,

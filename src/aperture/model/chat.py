@@ -236,6 +236,9 @@ class ChatRequest(msgspec.Struct, frozen=True):
     image_task: ImageTask | None = None
     reasoning: Reasoning | None = None
     """Anthropic's ``thinking`` or OpenAI's reasoning effort; None: the model's default."""
+    cache: CacheMark | None = None
+    """Automatic prompt caching (Anthropic's top-level ``cache_control``): a breakpoint after
+    the last cacheable block, wherever that is."""
 
     @property
     def wants_reasoning(self) -> bool:

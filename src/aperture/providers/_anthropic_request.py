@@ -78,6 +78,8 @@ def messages_body(request: ChatRequest, model: str) -> dict[str, Any]:
         body["metadata"] = {"user_id": request.user}
     if thinking_field is not None:
         body["thinking"] = thinking_field
+    if request.cache is not None:
+        body["cache_control"] = _cached({}, request.cache)["cache_control"]
     return body
 
 

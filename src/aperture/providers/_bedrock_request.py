@@ -110,22 +110,16 @@ def converse_body(request: ChatRequest, model: str = "") -> dict[str, Any]:
     history = _conversation(request.messages)
     if _wants_instruction(request.response_format):
         history.system.append({"text": JSON_INSTRUCTION})
+    if request.cache is not None and history.turns and history.turns[-1].blocks:
+        # Automatic caching: Converse has no such field, so the point goes after the last block.
+        _cached(history.turns[-1].blocks[-1], request.cache)
     body: dict[str, Any] = {
         "messages": [{"role": t.role, "content": _points(t.blocks)} for t in history.turns]
     }
     if history.system:
         body["system"] = _points(history.system)
-    inference: dict[str, Any] = {}
     fields, max_tokens = _reasoning_fields(request, model)
-    if max_tokens is not None:
-        inference["maxTokens"] = max_tokens
-    if request.temperature is not None:
-        inference["temperature"] = request.temperature
-    if request.top_p is not None:
-        inference["topP"] = request.top_p
-    stops = [stop for stop in request.stop or () if stop]  # Bedrock: NonEmptyString
-    if stops:
-        inference["stopSequences"] = stops
+    inference = _inference(request, max_tokens)
     if inference:
         body["inferenceConfig"] = inference
     tool_config = _tool_config(request, history)
@@ -223,6 +217,20 @@ def _points(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if point is not None:
             out.append({"cachePoint": point})
     return out
+
+
+def _inference(request: ChatRequest, max_tokens: int | None) -> dict[str, Any]:
+    inference: dict[str, Any] = {}
+    if max_tokens is not None:
+        inference["maxTokens"] = max_tokens
+    if request.temperature is not None:
+        inference["temperature"] = request.temperature
+    if request.top_p is not None:
+        inference["topP"] = request.top_p
+    stops = [stop for stop in request.stop or () if stop]  # Bedrock: NonEmptyString
+    if stops:
+        inference["stopSequences"] = stops
+    return inference
 
 
 def _reasoning_fields(request: ChatRequest, model: str) -> tuple[dict[str, Any], int | None]:

@@ -74,6 +74,7 @@ def parse_count_request(body: bytes) -> tuple[ChatRequest, MappedLocator]:
         tools=counted.tools,
         tool_choice=counted.tool_choice,
         thinking=counted.thinking,
+        cache_control=counted.cache_control,
     )
     chat, locator = _to_chat(request, extra_fields(body, keys, wire.COUNT_FIELDS))
     return msgspec.structs.replace(chat, max_tokens=None, include_usage=False), locator
@@ -111,6 +112,7 @@ def _to_chat(
             ),
             stream=bool(request.stream),
             reasoning=_reasoning(request.thinking),
+            cache=_mark(request.cache_control),
             # Anthropic streams always end with usage; the renderer needs it.
             include_usage=True,
             extra=extra,
