@@ -389,3 +389,30 @@ def test_a_chat_completions_tool_loop_keeps_the_signed_reasoning(client: openai.
             tools=tools,
             messages=[question, turn, result],
         )
+
+
+def test_a_streamed_chat_completion_ends_each_signed_thought_with_its_details(
+    client: openai.OpenAI,
+) -> None:
+    stream = client.chat.completions.create(
+        model="claude-vision",
+        reasoning_effort="low",
+        stream=True,
+        messages=[{"role": "user", "content": "Why is the sky blue?"}],
+    )
+    text, details = [], []
+    for chunk in stream:
+        for choice in chunk.choices:
+            extra = choice.delta.model_extra or {}
+            text.append(extra.get("reasoning_content") or "")
+            details += extra.get("reasoning_details") or []
+    thought = "".join(text)
+    # One item, whole: what the client sends back with the next turn.
+    assert details == [
+        {
+            "type": "reasoning.text",
+            "text": thought,
+            "signature": signature_for(thought),
+            "index": 0,
+        }
+    ]

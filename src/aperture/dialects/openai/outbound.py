@@ -105,6 +105,7 @@ class DeltaOut(_Out, kw_only=True):
     tool_calls: list[ToolCallOut] | None = None
     images: list[ImageOut] | None = None
     reasoning_content: str | None = None
+    reasoning_details: list[dict[str, object]] | None = None
 
 
 class ChunkChoice(msgspec.Struct, kw_only=True):
@@ -214,17 +215,28 @@ class StreamRenderer:
     """Renders canonical stream events as SSE ``chat.completion.chunk`` lines.
 
     ``include_usage`` decides whether the final usage chunk is sent, as the client asked.
+    Thinking streams as ``reasoning_content``; when a thought is signed (or redacted), one
+    ``reasoning_details`` item carries it whole, signature included, for the client to send
+    back as the non-streamed answer's would be.
     """
 
     def __init__(self, *, id: str, created: int, model: str, include_usage: bool) -> None:
         self._id, self._created, self._model = id, created, model
         self._include_usage = include_usage
+        self._thought: list[str] = []  # the current thought's text so far
+        self._thoughts = 0
 
     def event(self, event: StreamEvent) -> bytes:
         choice: ChunkChoice
         match event:
-            case Delta(thought=Thought(text="")):
-                return b""  # a signature or a redacted thought: nothing this shape can carry
+            case Delta(thought=Thought(text="") as thought):
+                detail = self._signed(thought)
+                if detail is None:
+                    return b""
+                choice = ChunkChoice(index=event.index, delta=DeltaOut(reasoning_details=detail))
+            case Delta(thought=Thought(text=text)) if text:
+                self._thought.append(text)
+                choice = ChunkChoice(index=event.index, delta=_delta(event))
             case Delta():
                 choice = ChunkChoice(index=event.index, delta=_delta(event))
             case Finish(index=index, reason=reason):
@@ -234,6 +246,18 @@ class StreamRenderer:
                     return b""
                 return self._chunk([], _usage(usage))
         return self._chunk([choice], None)
+
+    def _signed(self, thought: Thought) -> list[dict[str, object]] | None:
+        """The whole thought a signature (or a redacted payload) ends, as one detail."""
+        text, self._thought = "".join(self._thought), []
+        if thought.redacted is None and not thought.signature:
+            return None
+        whole = Thought(text, thought.signature, thought.redacted)
+        details = _reasoning_details((whole,))
+        for detail in details:
+            detail["index"] = self._thoughts
+        self._thoughts += 1
+        return details
 
     def _chunk(self, choices: list[ChunkChoice], usage: UsageOut | None) -> bytes:
         chunk = ChatCompletionChunk(
