@@ -10,7 +10,7 @@ import pytest
 from aperture.errors import PiiDetectedError, PolicyViolationError
 from aperture.governance.guardrails import Guardrails
 from aperture.governance.pii import PiiScanner
-from aperture.model import ChatResponse, Choice, Delta, Finish, StreamEvent, UsageReport
+from aperture.model import ChatResponse, Choice, Delta, Finish, StreamEvent, Thought, UsageReport
 from aperture.model.response import Usage
 from aperture.pipeline.answers import AnswerScreen, StreamScreen
 from aperture.pipeline.context import RequestContext
@@ -304,3 +304,49 @@ async def test_post_guardrails_allow_a_clean_stream() -> None:
     sent = run(stream, [Delta(content="All good.")])
     assert sent + await stream.finish() == [Delta(content="All good.")]
     assert ctx.findings == []
+
+
+# --- thoughts --------------------------------------------------------------------------------
+
+
+async def test_thoughts_are_screened_and_a_redacted_one_loses_its_signature() -> None:
+    ctx = context()
+    thoughts = (Thought(f"Mail {EMAIL} later.", "c2ln"), Thought("Nothing here.", "b3Ro"))
+    choice = Choice(index=0, content="Done.", reasoning=thoughts)
+    result = await screen().complete(ctx, ChatResponse("c1", "chat", 0, (choice,)))
+    # The provider would refuse an altered thought back: unsigned, it is not sent back.
+    assert result.choices[0].reasoning == (
+        Thought("Mail [EMAIL] later."),
+        Thought("Nothing here.", "b3Ro"),
+    )
+    with pytest.raises(PiiDetectedError) as blocked:
+        await screen("block").complete(context(), ChatResponse("c1", "chat", 0, (choice,)))
+    assert blocked.value.param == "choices[0].message.reasoning[0]"
+
+
+async def test_streamed_thoughts_are_redacted_across_chunks_before_the_answer() -> None:
+    stream = screen().stream(context())
+    assert stream is not None
+    events: list[StreamEvent] = [Delta(index=0, role="assistant", content="")]
+    events += [Delta(index=0, thought=Thought(piece)) for piece in chunks(STORY)]
+    events += [Delta(index=0, thought=Thought(signature="c2ln")), Delta(index=0, content="Ok.")]
+    sent = run(stream, [*events, Finish(0, "stop")])
+    thought = "".join(e.thought.text for e in sent if isinstance(e, Delta) and e.thought)
+    assert thought == STORY.replace(PHONE, "[PHONE]")
+    # Altered, the thought goes without its signature; the answer follows it.
+    assert not any(isinstance(e, Delta) and e.thought and e.thought.signature for e in sent)
+    assert contents(sent) == ["Ok."]
+
+
+async def test_a_clean_streamed_thought_keeps_its_signature() -> None:
+    stream = screen().stream(context())
+    assert stream is not None
+    events = [
+        Delta(index=0, thought=Thought("Light scatters.")),
+        Delta(index=0, thought=Thought(signature="c2ln")),
+    ]
+    sent = run(stream, events)
+    assert sent[-1] == Delta(index=0, thought=Thought(signature="c2ln"))
+    assert "".join(e.thought.text for e in sent if isinstance(e, Delta) and e.thought) == (
+        "Light scatters."
+    )
