@@ -416,3 +416,36 @@ def test_a_streamed_chat_completion_ends_each_signed_thought_with_its_details(
             "index": 0,
         }
     ]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_redacted_thought_round_trips_through_responses(
+    client: openai.OpenAI, recorder: tuple[Recorder, str], stream: bool
+) -> None:
+    rec, _ = recorder
+    if stream:
+        with client.responses.stream(
+            model="claude-recorded", input=REDACTED_TRIGGER, reasoning={"effort": "low"}
+        ) as events:
+            response = events.get_final_response()
+    else:
+        response = client.responses.create(
+            model="claude-recorded", input=REDACTED_TRIGGER, reasoning={"effort": "low"}
+        )
+    sealed = response.output[0]
+    assert sealed.type == "reasoning"
+    assert sealed.summary == []
+    assert sealed.encrypted_content is not None
+    data = sealed.encrypted_content.removeprefix("redacted_thinking:")
+    client.responses.create(
+        model="claude-recorded",
+        reasoning={"effort": "low"},
+        input=[
+            {"role": "user", "content": REDACTED_TRIGGER},
+            sealed.model_dump(exclude_none=True),  # type: ignore[list-item]
+            {"role": "assistant", "content": response.output_text},
+            {"role": "user", "content": "And at sunset?"},
+        ],
+    )
+    turn = json.loads(rec.bodies[-1])["messages"][1]["content"]
+    assert turn[0] == {"type": "redacted_thinking", "data": data}
