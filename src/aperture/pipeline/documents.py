@@ -185,7 +185,7 @@ class IntakeDocuments:
         if isinstance(facts, PdfProblem):
             raise _problem(facts, limits, param)
         info = describe(decoded, facts.pages)
-        checked = File(file.file_id, decoded.uri, file.filename, file.url, info)
+        checked = File(file.file_id, decoded.uri, file.filename, file.url, info, file.cache)
         return _Checked(checked, CheckedDocument(info, decoded.data, facts.sizes, file.filename))
 
     async def _read(self, ctx: RequestContext) -> None:

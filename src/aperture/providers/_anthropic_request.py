@@ -79,6 +79,8 @@ def messages_body(request: ChatRequest, model: str) -> dict[str, Any]:
         body["metadata"] = {"user_id": request.user}
     if thinking_field is not None:
         body["thinking"] = thinking_field
+    if request.cache is not None:
+        body["cache_control"] = _cached({}, request.cache)["cache_control"]
     return body
 
 
@@ -280,7 +282,7 @@ def _blocks(parts: tuple[Part, ...], param: str, *, allow_images: bool) -> list[
                     "Anthropic accepts images only in user and tool messages.", param=at
                 )
             case File():
-                blocks.append(_document(part, at))
+                blocks.append(_cached(_document(part, at), part.cache))
             case Audio():
                 raise UnsupportedCapabilityError("Anthropic does not accept audio.", param=at)
             case Video():

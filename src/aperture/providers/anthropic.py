@@ -183,7 +183,9 @@ class _TokenCount(_In, kw_only=True):
 
 
 # What ``/v1/messages/count_tokens`` takes of a Messages body (MessageCountTokensParams).
-_COUNTED_FIELDS = frozenset({"model", "messages", "system", "thinking", "tools", "tool_choice"})
+_COUNTED_FIELDS = frozenset(
+    {"model", "messages", "system", "thinking", "tools", "tool_choice", "cache_control"}
+)
 
 _COUNT = msgspec.json.Decoder(_TokenCount)
 _MESSAGE = msgspec.json.Decoder(_Message)
