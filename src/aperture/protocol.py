@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from aperture.api.body import TIMED_OUT
+from aperture.api.departure import Departure
 from aperture.settings import ServerSettings
 
 __all__ = ["DeadlineProtocol", "deadline_protocol"]
@@ -65,6 +66,7 @@ class DeadlineProtocol(HttpToolsProtocol):
         self._read_timer: asyncio.TimerHandle | None = None
         self._write_timer: asyncio.TimerHandle | None = None
         self._begun = False  # a byte of the current request has arrived
+        self._departure: Departure | None = None  # the current request's
 
     # Reads -----------------------------------------------------------------------------
 
@@ -81,6 +83,9 @@ class DeadlineProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._disarm_read()
+        # In the scope before the application's task (started below) first runs.
+        self._departure = Departure()
+        self._departure.install(self.scope)  # type: ignore[arg-type]  # our own key
         super().on_headers_complete()
         # Cancelled by on_message_complete, in this same feed for a request without a body.
         self._arm_read(self.body_timeout_s, self._body_late)
@@ -166,3 +171,5 @@ class DeadlineProtocol(HttpToolsProtocol):
         self._disarm_read()
         self._disarm_write()
         super().connection_lost(exc)
+        if self._departure is not None:
+            self._departure.leave()
