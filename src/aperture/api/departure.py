@@ -100,16 +100,17 @@ async def unless_departed(
 
 
 async def _unless_left(departure: Departure, drain: Drain | None, work: Awaitable[T]) -> T:
-    with (
-        drain.cancelled_on_cut() if drain is not None else nullcontext() as cut,
-        anyio.CancelScope() as gone,
-    ):
-        departure.watch(gone.cancel)
+    # One scope for both ways out: each costs a scope to make on every request.
+    with anyio.CancelScope() as scope:
+        if drain is not None:
+            drain.cancel_on_cut(scope)
+        departure.watch(scope.cancel)
         try:
             return await work
         finally:
             departure.watch(None)
-    if cut is not None and cut.cancel_called:
-        assert drain is not None
+            if drain is not None:
+                drain.forget(scope)
+    if drain is not None and drain.cutting:
         raise drain.refusal()
     raise ClientDisconnect
