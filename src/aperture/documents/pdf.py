@@ -6,15 +6,21 @@ runs unchanged in a decode worker, where an exception would reach the gateway on
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple
-
-# pypdfium2 ships no type information; this module is the one place that calls it.
-import pypdfium2 as pdfium  # type: ignore[import-untyped]
-import pypdfium2.raw as pdfium_c  # type: ignore[import-untyped]
+from typing import Any, Literal, NamedTuple
 
 __all__ = ["PdfFacts", "PdfProblem", "inspect_pdf", "pdf_text"]
 
 Problem = Literal["malformed", "encrypted", "too_many_pages", "page_too_large"]
+
+
+def _pdfium() -> tuple[Any, Any]:
+    """PDFium, loaded at the first PDF: a gateway that is never sent one never pays the
+    quarter-second its import costs at start (and pypdfium2 ships no type information;
+    this module is the one place that calls it)."""
+    import pypdfium2 as pdfium  # type: ignore[import-untyped]
+    import pypdfium2.raw as pdfium_c  # type: ignore[import-untyped]
+
+    return pdfium, pdfium_c
 
 
 class PdfFacts(NamedTuple):
@@ -33,6 +39,7 @@ def inspect_pdf(data: bytes, max_pages: int, max_side_pt: float) -> PdfFacts | P
     only; a page size is read from the page's dictionary. So a file claiming thousands of
     pages, or pages a mile wide, is refused for the cost of reading its skeleton.
     """
+    pdfium, pdfium_c = _pdfium()
     try:
         document = pdfium.PdfDocument(data)
     except pdfium.PdfiumError as exc:
@@ -70,6 +77,7 @@ def pdf_text(data: bytes, max_pages: int, max_chars: int) -> str:
     Pages are separated by a form feed, the way ``pdftotext`` marks them. A page whose text
     cannot be read contributes nothing: the text layer is for reading, not for proof.
     """
+    pdfium, _ = _pdfium()
     out: list[str] = []
     size = 0
     document = pdfium.PdfDocument(data)
