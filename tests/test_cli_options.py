@@ -94,7 +94,7 @@ routes:
         "config error: server.port: Expected `int`, got `str`",
         "config error: providers[1].timeout_s: Expected `float`, got `str`",
         "config error: models[0].capabilities[1]: Invalid enum value 'smell' (one of: vision, "
-        "audio, video, image_output, tools, json_mode, documents)",
+        "audio, video, image_output, tools, json_mode, documents, reasoning)",
         "config error: models[4]: expected a mapping, got 5",
         "config error: routes[0].providers[0].weight: Expected `float`, got `str`",
         # A kind is checked against the provider registry, with what decoded, so it follows

@@ -27,8 +27,10 @@ from aperture.metrics import Metrics
 from aperture.pipeline import (
     Continuation,
     Dispatch,
+    DocumentPreparer,
     ImagePreparer,
     IntakeDocuments,
+    PdfWork,
     Pipeline,
     Record,
     ResponseArchive,
@@ -153,18 +155,32 @@ async def open_services(
         storage.responses, retention_hours=settings.responses.retention_hours
     )
     pollers.start(responses.purge_periodically)
+    pdf = PdfWork(decoder)
+    documents = IntakeDocuments(
+        settings.documents,
+        pdf,
+        target_limits=target_limits,
+        read_text=_reads_text(settings),
+        ocr=screening.ocr,
+    )
     pipeline = build_pipeline(
         catalog,
         settings.images,
         fetcher,
         limiter,
         target_limits,
-        Dispatch(router, images, metrics.attempt),
+        Dispatch(
+            router,
+            images,
+            metrics.attempt,
+            DocumentPreparer(settings.documents, pdf, target_limits),
+        ),
         Record(audit, metrics),
         screening,
         tracer=tracer,
-        documents=IntakeDocuments(settings.documents, decoder),
         continuation=Continuation(responses),
+        documents=documents,
+        document_settings=settings.documents,
     )
     return Services(
         settings=settings,
@@ -181,6 +197,16 @@ async def open_services(
         metrics=metrics,
         admission=admission,
         responses=responses,
+    )
+
+
+def _reads_text(settings: Settings) -> bool:
+    """Whether a check reads the request's text (then a document's text layer is read too)."""
+    governance = settings.governance
+    return (
+        governance.pii is not None
+        or any(rule.deny_patterns for rule in governance.policy)
+        or any(guard.stage == "pre" for guard in governance.guardrails)
     )
 
 

@@ -16,6 +16,7 @@ import pytest
 
 from aperture.app import create_app
 from aperture.emulator import create_emulator_app
+from aperture.providers.registry import spec_for
 from aperture.settings import parse_settings
 from tests import sample_images
 from tests.servers import serve
@@ -34,7 +35,7 @@ KINDS = {
     "cohere": ("cohere", "command-a-vision-07-2025"),
     "ollama": ("ollama", "llava:13b"),
     # An OpenAI-compatible preset (vLLM here; xai, groq, deepseek... speak the same wire).
-    "vllm": ("openai/v1", "emulator-vision"),
+    "vllm": ("vllm/v1", "emulator-vision"),
 }
 FAULTS = {"503": "status=503", "429": "status=429", "quota": "quota", "midstream": "midstream"}
 
@@ -193,3 +194,52 @@ def test_a_mid_stream_error(gateway: str, kind: str) -> None:
         lines = [line for line in response.iter_lines() if line.startswith("data: ")]
     assert '"error"' in lines[-1]
     assert "[DONE]" not in lines[-1]
+
+
+def test_logprobs(sdk: openai.OpenAI, kind: str) -> None:
+    """Every kind whose spec says it returns logprobs relays them, stream and not; the rest
+    refuse before any call."""
+    support = spec_for(kind).logprobs
+    messages = [user("Hello")]
+    if support is None:
+        with pytest.raises(openai.BadRequestError) as caught:
+            sdk.chat.completions.create(model=kind, messages=messages, logprobs=True)  # type: ignore[arg-type]
+        assert isinstance(caught.value.body, dict)
+        assert caught.value.body["code"] == "unsupported_parameter"
+        return
+    top = min(2, support.max_top)
+    answer = sdk.chat.completions.create(
+        model=kind,
+        messages=messages,
+        logprobs=True,
+        top_logprobs=top,  # type: ignore[arg-type]
+    )
+    choice = answer.choices[0]
+    assert choice.logprobs is not None and choice.logprobs.content
+    assert "".join(t.token for t in choice.logprobs.content) == choice.message.content
+    assert all(len(t.top_logprobs) == top for t in choice.logprobs.content)
+    stream = sdk.chat.completions.create(
+        model=kind,
+        messages=messages,
+        logprobs=True,
+        stream=True,  # type: ignore[arg-type]
+    )
+    text, tokens = "", ""
+    for chunk in stream:
+        for piece in chunk.choices:
+            text += piece.delta.content or ""
+            if piece.logprobs is not None and piece.logprobs.content:
+                tokens += "".join(t.token for t in piece.logprobs.content)
+    assert tokens == text
+
+
+def test_several_choices(sdk: openai.OpenAI, kind: str) -> None:
+    messages = [user("Hello")]
+    if spec_for(kind).max_choices < 2:
+        with pytest.raises(openai.BadRequestError) as caught:
+            sdk.chat.completions.create(model=kind, messages=messages, n=2)  # type: ignore[arg-type]
+        assert isinstance(caught.value.body, dict)
+        assert caught.value.body["code"] == "unsupported_parameter"
+        return
+    answer = sdk.chat.completions.create(model=kind, messages=messages, n=2)  # type: ignore[arg-type]
+    assert [c.index for c in answer.choices] == [0, 1]

@@ -50,6 +50,7 @@ from aperture.model import (
     StreamEvent,
     Target,
     Text,
+    Thought,
     Tool,
     ToolCall,
     ToolCallDelta,
@@ -823,18 +824,36 @@ def test_tool_use_stream_counts_tool_blocks_from_zero() -> None:
     assert parser.done
 
 
-def test_thinking_pings_and_unknown_events_are_ignored() -> None:
+def test_pings_and_unknown_events_are_ignored() -> None:
     parser = PROVIDER.stream_parser(TARGET)
     assert parser.feed(SseEvent("ping", '{"type":"ping"}')) == []
     assert parser.feed(SseEvent("ping", "")) == []
     assert parser.feed(SseEvent("future_event", '{"type":"future_event","x":1}')) == []
-    thinking = {
-        "type": "content_block_delta",
-        "index": 0,
-        "delta": {"type": "thinking_delta", "thinking": "hm"},
-    }
-    assert parser.feed(SseEvent("content_block_delta", json.dumps(thinking))) == []
     assert not parser.done
+
+
+def test_thinking_and_signature_deltas_become_thoughts() -> None:
+    parser = PROVIDER.stream_parser(TARGET)
+
+    def delta(body: dict[str, str]) -> list[StreamEvent]:
+        event = {"type": "content_block_delta", "index": 0, "delta": body}
+        return parser.feed(SseEvent("content_block_delta", json.dumps(event)))
+
+    assert delta({"type": "thinking_delta", "thinking": "hm"}) == [
+        Delta(index=0, role="assistant", content=""),
+        Delta(index=0, thought=Thought("hm")),
+    ]
+    assert delta({"type": "signature_delta", "signature": "c2ln"}) == [
+        Delta(index=0, thought=Thought(signature="c2ln"))
+    ]
+    start = {
+        "type": "content_block_start",
+        "index": 1,
+        "content_block": {"type": "redacted_thinking", "data": "b3BhcXVl"},
+    }
+    assert parser.feed(SseEvent("content_block_start", json.dumps(start))) == [
+        Delta(index=0, thought=Thought(redacted="b3BhcXVl"))
+    ]
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ from aperture.model import (
     Finish,
     StreamEvent,
     Target,
+    Thought,
     ToolCall,
     ToolCallDelta,
     Usage,
@@ -222,17 +223,26 @@ def test_a_tool_call_stream_after_text() -> None:
     assert parser.done
 
 
-def test_reasoning_and_unknown_events_carry_nothing() -> None:
+def test_reasoning_deltas_are_thoughts_and_unknown_events_carry_nothing() -> None:
+    def reasoning(delta: dict[str, str]) -> Frame:
+        body = {"contentBlockIndex": 0, "delta": {"reasoningContent": delta}}
+        return event("contentBlockDelta", body)
+
     events, parser = feed(
         START,
-        event(
-            "contentBlockDelta",
-            {"contentBlockIndex": 0, "delta": {"reasoningContent": {"text": "thinking"}}},
-        ),
+        reasoning({"text": "thinking"}),
+        reasoning({"signature": "c2ln"}),
+        reasoning({"redactedContent": "b3BhcXVl"}),
         event("someFutureEvent", {"x": 1}),
         event("messageStop", {"stopReason": "end_turn"}),
     )
-    assert events == [Delta(index=0, role="assistant", content=""), Finish(0, "stop")]
+    assert events == [
+        Delta(index=0, role="assistant", content=""),
+        Delta(index=0, thought=Thought("thinking")),
+        Delta(index=0, thought=Thought(signature="c2ln")),
+        Delta(index=0, thought=Thought(redacted="b3BhcXVl")),
+        Finish(0, "stop"),
+    ]
     assert not parser.done, "done only after metadata, which carries the usage"
 
 

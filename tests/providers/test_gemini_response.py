@@ -27,6 +27,7 @@ from aperture.model import (
     Finish,
     StreamEvent,
     Target,
+    Thought,
     ToolCall,
     ToolCallDelta,
     Usage,
@@ -111,7 +112,15 @@ def test_text_response_with_usage() -> None:
         id="resp-1",
         model="gemini-2.5-flash",
         created=parsed.created,
-        choices=(Choice(index=0, content="A cat on a sofa", finish_reason="stop"),),
+        choices=(
+            Choice(
+                index=0,
+                content="A cat on a sofa",
+                finish_reason="stop",
+                # The thought summary is not the answer: it is kept as the answer's reasoning.
+                reasoning=(Thought("thinking..."),),
+            ),
+        ),
         usage=Usage(
             prompt_tokens=266,
             completion_tokens=25,
@@ -139,6 +148,8 @@ def test_function_calls_get_synthesised_ids_and_tool_calls_finish() -> None:
             ToolCall("call_1_ping", "ping", "{}"),
         ),
         finish_reason="tool_calls",
+        # The signature is kept, to go back with this turn.
+        reasoning=(Thought("", "c2lnbmF0dXJl"),),
     )
     only_call = response(candidate({"functionCall": {"name": "ping", "args": {}}}))
     assert PROVIDER.parse_response(only_call, TARGET).choices[0].content is None

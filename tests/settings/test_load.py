@@ -73,7 +73,7 @@ models:
         "auto)",
         "providers[1].kind: missing required field",
         "models[0].capabilities[1]: Invalid enum value 'smell' (one of: vision, audio, video, "
-        "image_output, tools, json_mode, documents)",
+        "image_output, tools, json_mode, documents, reasoning)",
         "models[1]: expected a mapping, got 5",
     ]
 

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import NamedTuple
 
+import msgspec
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
@@ -25,7 +26,7 @@ from aperture.api.drain import Drain
 from aperture.api.render import error_response
 from aperture.api.streaming import SseResponse
 from aperture.dialects.anthropic import outbound as anthropic_outbound
-from aperture.dialects.anthropic.inbound import parse_messages_request
+from aperture.dialects.anthropic.inbound import parse_count_request, parse_messages_request
 from aperture.dialects.c1.inbound import parse_c1_request
 from aperture.dialects.openai import images as images_dialect
 from aperture.dialects.openai import outbound
@@ -45,8 +46,10 @@ __all__ = [
     "IMAGE_GENERATIONS",
     "OPENAI",
     "RESPONSES",
+    "UPSTREAM_TAP",
     "ClientDialect",
     "chat_endpoint",
+    "count_tokens",
     "new_request_id",
 ]
 
@@ -127,6 +130,11 @@ RESPONSES = ClientDialect(
 )
 
 
+UPSTREAM_TAP = "aperture.upstream_tap"
+"""The scope key under which the console's playground hands a request its upstream tap
+(``RequestContext.upstream_tap``): set in-process only, never from anything a client sends."""
+
+
 def new_request_id() -> str:
     return f"req_{secrets.token_hex(12)}"
 
@@ -144,6 +152,7 @@ def chat_endpoint(dialect: ClientDialect) -> Callable[[Request], Awaitable[Respo
             if drain is not None and drain.draining:
                 raise drain.refusal()
             exchange.ctx.principal = await authenticate(request, services)
+            exchange.ctx.upstream_tap = request.scope.get(UPSTREAM_TAP)
             body = await read_body(request, services.settings.server.max_body_bytes)
             read = True
             if dialect.parse_form is not None:
@@ -174,6 +183,43 @@ def chat_endpoint(dialect: ClientDialect) -> Callable[[Request], Awaitable[Respo
             raise
 
     return endpoint
+
+
+TOKEN_COUNT_HEADER = "x-aperture-token-count"
+"""``provider`` when the target's provider counted the tokens, ``estimate`` when the gateway
+did (text at four characters a token, images at the target's image-token rule)."""
+
+
+async def count_tokens(request: Request) -> Response:
+    """``POST /v1/messages/count_tokens``: Anthropic's ``{"input_tokens": N}``, with the same
+    key, model and input checks as a Messages request, and nothing charged."""
+    services: Services = request.app.state.services
+    exchange = services.pipeline.exchange(new_request_id(), request.scope["path"])
+    render = anthropic_outbound.render_error
+    try:
+        exchange.ctx.principal = await authenticate(request, services)
+        body = await read_body(request, services.settings.server.max_body_bytes)
+        chat, locator = parse_count_request(body)
+        del body
+        counted = await exchange.count_tokens(chat, locator)
+    except GatewayError as error:
+        response = error_response(error, exchange.ctx.request_id, render)
+        response.background = BackgroundTask(exchange.end, error.status_code, error.code)
+        return response
+    except ClientDisconnect:
+        await exchange.end(499, "client_disconnected")
+        return Response(status_code=499)
+    except BaseException as exc:
+        cancelled = not isinstance(exc, Exception)
+        await exchange.end(*((499, "cancelled") if cancelled else (500, "internal_error")))
+        raise
+    headers = {**_routed_headers(exchange), TOKEN_COUNT_HEADER: counted.source}
+    return Response(
+        msgspec.json.encode({"input_tokens": counted.input_tokens}),
+        headers=headers,
+        media_type="application/json",
+        background=BackgroundTask(exchange.end, 200, None),
+    )
 
 
 async def _answer(
@@ -234,4 +280,8 @@ def _routed_headers(exchange: Exchange) -> dict[str, str]:
         headers["x-aperture-image-tokens"] = str(attempt.image_tokens)
         if attempt.image_changes:
             headers["x-aperture-image-changes"] = ",".join(attempt.image_changes)
+    if exchange.ctx.documents:
+        # Apart from the images': a document's pages cost by the provider's PDF rule, or
+        # as the images the gateway rendered them to, or as text.
+        headers["x-aperture-document-tokens"] = str(attempt.document_tokens)
     return headers

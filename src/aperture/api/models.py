@@ -17,7 +17,16 @@ from aperture.services import Services
 
 __all__ = ["list_models", "model_entry"]
 
-_CAPABILITIES = ("vision", "audio", "video", "image_output", "tools", "json_mode")
+_CAPABILITIES = (
+    "vision",
+    "audio",
+    "video",
+    "image_output",
+    "tools",
+    "json_mode",
+    "logprobs",
+    "choices",
+)
 
 
 async def list_models(request: Request) -> Response:

@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 
 from aperture import __version__
-from aperture.dialects.anthropic.wire import MessagesRequest
+from aperture.dialects.anthropic.wire import CountTokensRequest, MessagesRequest
 from aperture.dialects.c1.inbound import C1ChatRequest
 from aperture.dialects.openai.images import ImageGenerationRequest
 from aperture.dialects.openai.wire import ChatCompletionRequest
@@ -93,6 +93,12 @@ def public_document() -> dict[str, Any]:
         [
             ("post", "/v1/chat/completions", "OpenAI Chat Completions", ChatCompletionRequest),
             ("post", "/v1/messages", "Anthropic Messages", MessagesRequest),
+            (
+                "post",
+                "/v1/messages/count_tokens",
+                "Anthropic token count; x-aperture-token-count says provider or estimate",
+                CountTokensRequest,
+            ),
             ("post", "/v1/responses", "OpenAI Responses", ResponsesRequest),
             ("get", "/v1/responses/{response_id}", "A kept Responses answer", None),
             ("delete", "/v1/responses/{response_id}", "Forget a kept Responses answer", None),
@@ -127,6 +133,19 @@ def admin_document() -> dict[str, Any]:
             ("delete", "/v1/admin/models/{doc_id}", "Delete a model", None),
             ("get", "/v1/admin/audit", "Audit events; ?format=jsonl exports", None),
             ("get", "/v1/admin/budgets", "Budgets in their current window, with spend", None),
+            ("get", "/v1/admin/stats", "Metrics totals, breaker states and spend", None),
+            (
+                "post",
+                "/v1/admin/playground/{dialect}",
+                "Send a chat, messages, responses or c1 body as this admin key",
+                None,
+            ),
+            (
+                "get",
+                "/v1/admin/playground/{request_id}",
+                "What a playground request sent upstream, base64 elided",
+                None,
+            ),
             ("get", "/metrics", "Prometheus metrics, with server.metrics_port: admin", None),
         ],
     )

@@ -18,6 +18,7 @@ from aperture.api.chat import (
     OPENAI,
     RESPONSES,
     chat_endpoint,
+    count_tokens,
 )
 from aperture.api.health import healthz, metrics_endpoint, readyz
 from aperture.api.models import list_models
@@ -38,6 +39,7 @@ def direct_routes() -> dict[str, Endpoint]:
         "/chat/completions": chat_endpoint(OPENAI),
         "/c1/chat": chat_endpoint(C1),
         "/v1/messages": chat_endpoint(ANTHROPIC),
+        "/v1/messages/count_tokens": count_tokens,
         "/v1/images/generations": chat_endpoint(IMAGE_GENERATIONS),
         "/v1/images/edits": chat_endpoint(IMAGE_EDITS),
         "/v1/responses": chat_endpoint(RESPONSES),

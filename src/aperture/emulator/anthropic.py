@@ -11,6 +11,7 @@ formula (``anthropic_request.image_tokens``).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 from collections.abc import AsyncIterator
@@ -23,6 +24,7 @@ from starlette.routing import BaseRoute, Route
 
 from aperture.emulator.anthropic_errors import AnthropicError, invalid
 from aperture.emulator.anthropic_request import MessagesRequest, parse_messages_request
+from aperture.emulator.anthropic_thinking import redacted_data, signature_for, thought_text
 from aperture.emulator.describe import (
     describe,
     describe_json,
@@ -93,18 +95,24 @@ class Reply:
     stop_reason: str
     stop_sequence: str | None
     output_tokens: int
+    thinking: dict[str, object] | None = None
+    """The ``thinking`` (or ``redacted_thinking``) block opening the answer, when asked."""
 
     def content(self) -> list[dict[str, object]]:
         """The content blocks; an answer cut to nothing (``max_tokens: 0``) has none."""
+        blocks = [self.thinking] if self.thinking is not None else []
         if self.tool_use is not None:
             use = self.tool_use
-            return [{"type": "tool_use", "id": use.id, "name": use.name, "input": use.input}]
-        return [{"type": "text", "text": self.text}] if self.text else []
+            blocks.append({"type": "tool_use", "id": use.id, "name": use.name, "input": use.input})
+        elif self.text:
+            blocks.append({"type": "text", "text": self.text})
+        return blocks
 
 
 def routes() -> list[BaseRoute]:
     return [
         Route("/v1/messages", messages, methods=["POST"]),
+        Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
         Route("/v1/models", list_models, methods=["GET"]),
         # Anthropic answers unknown paths and wrong methods with its envelope, not a bare 404.
         Route("/{path:path}", unknown_url, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
@@ -134,6 +142,19 @@ async def messages(request: Request) -> Response:
     return _json(message_body(parsed, reply, message_id), headers=headers)
 
 
+async def count_tokens(request: Request) -> Response:
+    """``{"input_tokens": N}``: the same count a Messages request with this body would use,
+    cached or not."""
+    body = await request.body()
+    request_id = f"req_{short_hash(body)}"
+    try:
+        _authorize(request)
+        parsed = parse_messages_request(body, counting=True)
+    except AnthropicError as error:
+        return error_response(error, request_id)
+    return _json({"input_tokens": parsed.prompt_tokens}, headers={"request-id": request_id})
+
+
 async def list_models(request: Request) -> Response:
     try:
         _authorize(request)
@@ -161,6 +182,21 @@ def build_reply(parsed: MessagesRequest) -> Reply:
     Stop sequences cut the description at the first one it contains; ``max_tokens`` then
     cuts it to that many words.
     """
+    reply = _answer(parsed)
+    if parsed.thinking is None:
+        return reply
+    asked = parsed.seen.asked
+    if parsed.redacted:
+        block: dict[str, object] = {"type": "redacted_thinking", "data": redacted_data(asked)}
+        tokens = TOOL_USE_TOKENS
+    else:
+        text = thought_text(asked)
+        block = {"type": "thinking", "thinking": text, "signature": signature_for(text)}
+        tokens = word_count(text)
+    return dataclasses.replace(reply, thinking=block, output_tokens=reply.output_tokens + tokens)
+
+
+def _answer(parsed: MessagesRequest) -> Reply:
     seen = parsed.seen
     if parsed.tool_name is not None:
         use = ToolUse(f"toolu_{short_hash(seen.asked)}", parsed.tool_name, {"text": seen.asked})
@@ -186,7 +222,7 @@ def message_body(parsed: MessagesRequest, reply: Reply, message_id: str) -> dict
         "content": reply.content(),
         "stop_reason": reply.stop_reason,
         "stop_sequence": reply.stop_sequence,
-        "usage": _usage(parsed.input_tokens, reply.output_tokens),
+        "usage": _usage(parsed, reply.output_tokens),
     }
 
 
@@ -203,25 +239,36 @@ async def stream_events(
         "content": [],
         "stop_reason": None,
         "stop_sequence": None,
-        "usage": _usage(parsed.input_tokens, 1),
+        "usage": _usage(parsed, 1),
     }
     yield _event("message_start", {"type": "message_start", "message": start})
-    has_block = bool(reply.content())
-    block_start, deltas = _block_events(reply)
-    if has_block:
-        yield _event("content_block_start", block_start)
-    yield _event("ping", {"type": "ping"})
-    if has_block:
-        for sent, delta in enumerate(deltas):
+    blocks = _blocks(reply)
+    sent = 0
+    for index, (block, deltas) in enumerate(blocks):
+        yield _event(
+            "content_block_start",
+            {"type": "content_block_start", "index": index, "content_block": block},
+        )
+        if index == 0:
+            yield _event("ping", {"type": "ping"})
+        for delta in deltas:
             if midstream and sent == MIDSTREAM_DELTAS:
-                break
+                error = AnthropicError(529, SCRIPTED[529])
+                yield _event("error", {"type": "error", "error": error.error()})
+                return
+            sent += 1
             await asyncio.sleep(0)
-            yield _event("content_block_delta", delta)
-        if midstream:
-            error = AnthropicError(529, SCRIPTED[529])
-            yield _event("error", {"type": "error", "error": error.error()})
-            return
-        yield _event("content_block_stop", {"type": "content_block_stop", "index": 0})
+            yield _event(
+                "content_block_delta",
+                {"type": "content_block_delta", "index": index, "delta": delta},
+            )
+        yield _event("content_block_stop", {"type": "content_block_stop", "index": index})
+    if not blocks:
+        yield _event("ping", {"type": "ping"})
+    elif midstream:
+        error = AnthropicError(529, SCRIPTED[529])
+        yield _event("error", {"type": "error", "error": error.error()})
+        return
     await asyncio.sleep(0)
     yield _event(
         "message_delta",
@@ -234,40 +281,46 @@ async def stream_events(
     yield _event("message_stop", {"type": "message_stop"})
 
 
-def _block_events(reply: Reply) -> tuple[dict[str, object], list[dict[str, object]]]:
-    use = reply.tool_use
-    start: dict[str, object]
-    deltas: list[dict[str, str]]
-    if use is None:
-        start = {"type": "text", "text": ""}
-        deltas = [
-            {"type": "text_delta", "text": piece} for piece in stream_pieces(reply.text or "")
+Block = tuple[dict[str, object], list[dict[str, object]]]
+
+
+def _blocks(reply: Reply) -> list[Block]:
+    """Each content block's ``content_block_start`` body and its deltas, in order."""
+    blocks: list[Block] = []
+    thinking = reply.thinking
+    if thinking is not None and thinking["type"] == "redacted_thinking":
+        blocks.append((thinking, []))  # a redacted thought arrives whole in its start
+    elif thinking is not None:
+        pieces = stream_pieces(str(thinking["thinking"]))
+        deltas: list[dict[str, object]] = [
+            {"type": "thinking_delta", "thinking": piece} for piece in pieces
         ]
-    else:
-        start = {"type": "tool_use", "id": use.id, "name": use.name, "input": {}}
+        deltas.append({"type": "signature_delta", "signature": thinking["signature"]})
+        blocks.append(({"type": "thinking", "thinking": "", "signature": ""}, deltas))
+    use = reply.tool_use
+    if use is not None:
+        start: dict[str, object] = {"type": "tool_use", "id": use.id, "name": use.name, "input": {}}
         arguments = msgspec.json.encode(use.input).decode()
         # Anthropic opens every tool input with an empty piece, then streams the JSON.
         pieces = ["", *stream_pieces(arguments)]
-        deltas = [{"type": "input_json_delta", "partial_json": piece} for piece in pieces]
-    block_start: dict[str, object] = {
-        "type": "content_block_start",
-        "index": 0,
-        "content_block": start,
-    }
-    return block_start, [
-        {"type": "content_block_delta", "index": 0, "delta": delta} for delta in deltas
-    ]
+        blocks.append((start, [{"type": "input_json_delta", "partial_json": p} for p in pieces]))
+    elif reply.text:
+        pieces = stream_pieces(reply.text)
+        blocks.append(
+            ({"type": "text", "text": ""}, [{"type": "text_delta", "text": p} for p in pieces])
+        )
+    return blocks
 
 
 def _event(name: str, data: dict[str, object]) -> bytes:
     return b"event: " + name.encode() + b"\ndata: " + msgspec.json.encode(data) + b"\n\n"
 
 
-def _usage(input_tokens: int, output_tokens: int) -> dict[str, object]:
+def _usage(parsed: MessagesRequest, output_tokens: int) -> dict[str, object]:
     return {
-        "input_tokens": input_tokens,
-        "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 0,
+        "input_tokens": parsed.input_tokens,
+        "cache_creation_input_tokens": parsed.cache_write,
+        "cache_read_input_tokens": parsed.cache_read,
         "output_tokens": output_tokens,
         "service_tier": "standard",
     }

@@ -13,12 +13,21 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from aperture.emulator.anthropic_cache import cache_split, read_cache_control
 from aperture.emulator.anthropic_errors import (
     extra_input,
     field_required,
     invalid,
     unknown_tag,
     wrong_type,
+)
+from aperture.emulator.anthropic_thinking import (
+    REDACTED_TRIGGER,
+    ThinkingConfig,
+    check_sampling,
+    check_signed,
+    read_thinking,
+    tool_turn_error,
 )
 from aperture.emulator.describe import URL_IMAGE_TOKENS, Seen, SeenImage, one_line
 from aperture.emulator.images import ImageRejected, Rejection, inspect_base64
@@ -72,6 +81,23 @@ FIELDS = frozenset(
         "context_management",
     }
 )
+COUNT_FIELDS = frozenset(
+    {
+        "model",
+        "messages",
+        "system",
+        "thinking",
+        "tools",
+        "tool_choice",
+        "cache_control",
+        "output_config",
+        "speed",
+        "mcp_servers",
+        "context_management",
+    }
+)
+"""What ``/v1/messages/count_tokens`` takes (MessageCountTokensParams): no ``max_tokens``,
+sampling, ``stop_sequences``, ``metadata`` or ``stream``."""
 MESSAGE_FIELDS = frozenset({"role", "content"})
 ROLE_BLOCKS: Mapping[str, tuple[str, ...]] = {
     "user": ("text", "image", "document", "tool_result"),
@@ -93,6 +119,16 @@ class MessagesRequest:
     tool_name: str | None
     """Set when ``tool_choice`` forces a call (``any`` or ``tool``): the tool the answer calls."""
     json_mode: bool
+    thinking: ThinkingConfig | None = None
+    redacted: bool = False
+    """The prompt holds Anthropic's test string: the thinking comes back redacted."""
+    cache_write: int = 0
+    cache_read: int = 0
+
+    @property
+    def prompt_tokens(self) -> int:
+        """Every input token, cached or not: what ``count_tokens`` answers."""
+        return self.input_tokens + self.cache_write + self.cache_read
 
 
 @dataclass(slots=True)
@@ -104,6 +140,19 @@ class _Collector:
     asked: str = ""
     pending_tool_uses: tuple[str, ...] = ()
     """``tool_use`` ids of the previous assistant turn, which the next turn must answer."""
+    breakpoints: list[int] = field(default_factory=list)
+    """The prompt-token position of each ``cache_control`` block."""
+    last_assistant: tuple[int, bool, bool] | None = None
+    """The last assistant turn: its index, whether it opens with thinking, whether it calls
+    tools."""
+
+    def tokens(self) -> int:
+        chars = sum(len(text) for text in self.texts)
+        return math.ceil(chars / 4) + sum(image_tokens(i) for i in self.images)
+
+    def mark(self, block: Mapping[str, object], path: str) -> None:
+        if read_cache_control(block, path):
+            self.breakpoints.append(self.tokens())
 
 
 def image_tokens(image: SeenImage) -> int:
@@ -113,8 +162,8 @@ def image_tokens(image: SeenImage) -> int:
     return math.ceil(image.width / 28) * math.ceil(image.height / 28)
 
 
-def parse_messages_request(body: bytes) -> MessagesRequest:
-    """Validate a request body.
+def parse_messages_request(body: bytes, *, counting: bool = False) -> MessagesRequest:
+    """Validate a request body (of ``count_tokens`` when ``counting``).
 
     Raises:
         AnthropicError: what Anthropic would answer for the same body.
@@ -126,18 +175,20 @@ def parse_messages_request(body: bytes) -> MessagesRequest:
     if not isinstance(data, dict):
         raise wrong_type("body", "a valid dictionary")
     for key in data:
-        if key not in FIELDS:
+        if key not in (COUNT_FIELDS if counting else FIELDS):
             raise extra_input(key)
     model = _required(data, "model")
     if not isinstance(model, str):
         raise wrong_type("model", "a valid string")
-    max_tokens = _integer(data, "max_tokens", low=0)
+    max_tokens = 0 if counting else _integer(data, "max_tokens", low=0)
     messages = _required(data, "messages")
     if not isinstance(messages, list):
         raise wrong_type("messages", "a valid list")
     if not messages:
         raise invalid("messages: at least one message is required")
     collector = _Collector()
+    # Tools come first in the cached prefix; they add no tokens of their own here.
+    collector.breakpoints.extend(0 for _ in range(_tool_breakpoints(data.get("tools"))))
     _read_system(collector, data.get("system"))
     for i, message in enumerate(messages):
         _read_message(collector, messages, i, message)
@@ -149,16 +200,27 @@ def parse_messages_request(body: bytes) -> MessagesRequest:
         system=" ".join(collector.system) if collector.system else None,
         text_chars=sum(len(text) for text in collector.texts),
     )
-    input_tokens = math.ceil(seen.text_chars / 4) + sum(image_tokens(i) for i in seen.images)
+    tool_name = _read_tools(data)
+    thinking = read_thinking(data, model, None if counting else max_tokens)
+    if thinking is not None:
+        check_sampling(data, forced_tool=tool_name is not None)
+        last = collector.last_assistant
+        if last is not None and last[2] and not last[1]:
+            raise tool_turn_error(last[0])
+    written, read = cache_split(collector.breakpoints)
     return MessagesRequest(
         model=model,
         seen=seen,
-        input_tokens=input_tokens,
+        input_tokens=collector.tokens() - written - read,
         stream=_boolean(data, "stream"),
         max_tokens=max_tokens,
         stop_sequences=_stop_sequences(data),
-        tool_name=_read_tools(data),
+        tool_name=tool_name,
         json_mode=_json_mode(data, seen.system),
+        thinking=thinking,
+        redacted=any(REDACTED_TRIGGER in text for text in collector.texts),
+        cache_write=written,
+        cache_read=read,
     )
 
 
@@ -230,20 +292,22 @@ def _read_system(collector: _Collector, system: object) -> None:
     if system is None:
         return
     if isinstance(system, str):
-        texts = [system]
-    elif isinstance(system, list):
-        texts = []
-        for k, block in enumerate(system):
-            path = f"system.{k}"
-            if not isinstance(block, dict):
-                raise wrong_type(path, "a valid dictionary")
-            if block.get("type") != "text":
-                raise unknown_tag(path, block.get("type"), ("text",))
-            texts.append(_text(block, f"{path}.text"))
-    else:
+        collector.texts.append(system)
+        collector.system.append(system)
+        return
+    if not isinstance(system, list):
         raise wrong_type("system", "a valid string")
-    collector.texts.extend(texts)
-    collector.system.extend(text for text in texts if text)
+    for k, block in enumerate(system):
+        path = f"system.{k}"
+        if not isinstance(block, dict):
+            raise wrong_type(path, "a valid dictionary")
+        if block.get("type") != "text":
+            raise unknown_tag(path, block.get("type"), ("text",))
+        text = _text(block, f"{path}.text")
+        collector.texts.append(text)
+        if text:
+            collector.system.append(text)
+        collector.mark(block, f"{path}.text")
 
 
 def _read_message(
@@ -280,6 +344,10 @@ def _read_message(
             "assistant message"
         )
     answered = _read_blocks(collector, path, str(role), blocks)
+    if role == "assistant":
+        first = blocks[0].get("type") if blocks and isinstance(blocks[0], dict) else None
+        thinks = first in ("thinking", "redacted_thinking")
+        collector.last_assistant = (i, thinks, bool(answered))
     _pair_tools(collector, i, str(role), answered)
 
 
@@ -295,19 +363,23 @@ def _read_blocks(
         at = f"{path}.content.{j}"
         kind, block = _block(block, at, ROLE_BLOCKS[role])
         tagged = f"{at}.{kind}"
+        if kind in ("thinking", "redacted_thinking"):
+            check_signed(at, kind, block)
+            continue  # earlier turns' thinking is not part of the prompt Anthropic counts
         if kind == "tool_result":
             ids.append(_tool_result(collector, tagged, block))
-            continue
-        asks = True
+        else:
+            asks = True
         if kind == "tool_use":
             ids.append(_tool_use(tagged, block))
         elif kind == "text":
             texts.append(_text(block, f"{tagged}.text", nonempty=True))
+            collector.texts.append(texts[-1])
         elif kind == "image":
             _image(collector, tagged, block)
         elif kind == "document":
             _required(block, "source", tagged)
-    collector.texts.extend(texts)
+        collector.mark(block, tagged)
     if role == "user" and asks:
         collector.asked = " ".join(texts)
     return tuple(ids)
@@ -486,6 +558,16 @@ def _read_tools(data: Mapping[str, object]) -> str | None:
     if name not in names:
         raise invalid(f"tool_choice.tool.name: Tool '{name}' not found in tools")
     return name
+
+
+def _tool_breakpoints(tools: object) -> int:
+    if not isinstance(tools, list):
+        return 0  # ``_tool_names`` reports the wrong type
+    return sum(
+        read_cache_control(tool, f"tools.{k}")
+        for k, tool in enumerate(tools)
+        if isinstance(tool, dict)
+    )
 
 
 def _tool_names(tools: object) -> list[str]:

@@ -23,6 +23,8 @@ def create_emulator_app() -> Starlette:
             Route("/healthz", healthz, methods=["GET"]),
             Mount("/openai", routes=openai.routes()),
             Mount("/azure", routes=azure.routes()),
+            # An OpenAI-compatible server (vLLM): the same wire, unknown fields ignored.
+            Mount("/vllm", routes=openai.routes(strict=False)),
             Mount("/anthropic", routes=anthropic.routes()),
             Mount("/gemini", routes=gemini.routes()),
             Mount("/bedrock", routes=bedrock.routes()),

@@ -12,6 +12,7 @@ frames, CRCs included, with the ``p`` padding field Bedrock adds to event payloa
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
+from aperture.emulator.anthropic_thinking import signature_for, thought_text
 from aperture.emulator.bedrock_errors import BedrockError, check_authorization, validation
 from aperture.emulator.bedrock_request import ConverseRequest, parse_converse_request
 from aperture.emulator.describe import (
@@ -93,12 +95,24 @@ class Reply:
     tool_use: ToolUse | None
     stop_reason: str
     output_tokens: int
+    thought: str | None = None
+    """Claude's thinking, when asked: a ``reasoningContent`` block first, signed."""
+
+    def reasoning(self) -> list[dict[str, object]]:
+        if self.thought is None:
+            return []
+        text = {"text": self.thought, "signature": signature_for(self.thought)}
+        return [{"reasoningContent": {"reasoningText": text}}]
 
     def content(self) -> list[dict[str, object]]:
         if self.tool_use is not None:
             use = self.tool_use
-            return [{"toolUse": {"toolUseId": use.id, "name": use.name, "input": use.input}}]
-        return [{"text": self.text}] if self.text else []
+            call: dict[str, object] = {
+                "toolUse": {"toolUseId": use.id, "name": use.name, "input": use.input}
+            }
+            return [*self.reasoning(), call]
+        text: list[dict[str, object]] = [{"text": self.text}] if self.text else []
+        return [*self.reasoning(), *text]
 
 
 def routes() -> list[BaseRoute]:
@@ -147,6 +161,15 @@ def build_reply(parsed: ConverseRequest) -> Reply:
     Stop sequences cut the description at the first one it contains; ``maxTokens`` then
     cuts it to that many words.
     """
+    reply = _answer(parsed)
+    if not parsed.thinking:
+        return reply
+    thought = thought_text(parsed.seen.asked)
+    tokens = reply.output_tokens + word_count(thought)
+    return dataclasses.replace(reply, thought=thought, output_tokens=tokens)
+
+
+def _answer(parsed: ConverseRequest) -> Reply:
     seen = parsed.seen
     if parsed.tool_name is not None:
         use = ToolUse(f"tooluse_{short_hash(seen.asked)}", parsed.tool_name, {"text": seen.asked})
@@ -177,10 +200,21 @@ async def stream_frames(
     """ConverseStream's order: messageStart; per block an optional contentBlockStart (tool
     uses only), the deltas and contentBlockStop; messageStop; metadata with the usage."""
     yield _event("messageStart", {"role": "assistant"})
+    index = 0
+    if reply.thought is not None:
+        pieces = stream_pieces(reply.thought)
+        thinking: list[dict[str, object]] = [
+            {"reasoningContent": {"text": piece}} for piece in pieces
+        ]
+        thinking.append({"reasoningContent": {"signature": signature_for(reply.thought)}})
+        for delta in thinking:
+            yield _event("contentBlockDelta", {"contentBlockIndex": 0, "delta": delta})
+        yield _event("contentBlockStop", {"contentBlockIndex": 0})
+        index = 1
     use = reply.tool_use
     if use is not None:
         start = {"toolUse": {"toolUseId": use.id, "name": use.name}}
-        yield _event("contentBlockStart", {"contentBlockIndex": 0, "start": start})
+        yield _event("contentBlockStart", {"contentBlockIndex": index, "start": start})
         pieces = stream_pieces(msgspec.json.encode(use.input).decode())
         deltas: list[dict[str, object]] = [{"toolUse": {"input": piece}} for piece in pieces]
     else:
@@ -189,12 +223,12 @@ async def stream_frames(
         if faults.midstream and sent == MIDSTREAM_DELTAS:
             break
         await asyncio.sleep(0)
-        yield _event("contentBlockDelta", {"contentBlockIndex": 0, "delta": delta})
+        yield _event("contentBlockDelta", {"contentBlockIndex": index, "delta": delta})
     if faults.midstream:
         yield _exception(faults.status)
         return
     if deltas or use is not None:
-        yield _event("contentBlockStop", {"contentBlockIndex": 0})
+        yield _event("contentBlockStop", {"contentBlockIndex": index})
     await asyncio.sleep(0)
     yield _event("messageStop", {"stopReason": reply.stop_reason})
     metadata: dict[str, object] = {

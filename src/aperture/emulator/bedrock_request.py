@@ -25,7 +25,9 @@ import pybase64
 from botocore.model import OperationModel
 from botocore.validate import ParamValidator
 
+from aperture.emulator.anthropic_errors import AnthropicError
 from aperture.emulator.anthropic_request import image_tokens
+from aperture.emulator.anthropic_thinking import check_sampling, read_thinking, signature_for
 from aperture.emulator.bedrock_errors import validation
 from aperture.emulator.describe import Seen, SeenImage
 from aperture.emulator.images import ImageRejected, Rejection, inspect_base64
@@ -66,6 +68,8 @@ class ConverseRequest:
     tool_name: str | None
     """Set when ``toolChoice`` forces a call (``any`` or ``tool``): the tool the answer calls."""
     json_mode: bool
+    thinking: bool = False
+    """Claude was asked to think (``additionalModelRequestFields.thinking``)."""
 
 
 @dataclass(slots=True)
@@ -149,7 +153,9 @@ def parse_converse_request(model_id: str, body: bytes, *, stream: bool) -> Conve
         system=" ".join(system) if system else None,
         text_chars=sum(len(text) for text in collector.texts),
     )
+    thinking = _thinking(model_id, data, config, forced=tool_name is not None)
     return ConverseRequest(
+        thinking=thinking,
         model_id=model_id,
         seen=seen,
         input_tokens=math.ceil(seen.text_chars / 4) + sum(image_tokens(i) for i in seen.images),
@@ -158,6 +164,34 @@ def parse_converse_request(model_id: str, body: bytes, *, stream: bool) -> Conve
         tool_name=tool_name,
         json_mode=_json_mode(data.get("outputConfig"), seen.system),
     )
+
+
+def _thinking(
+    model_id: str, data: Mapping[str, Any], config: Mapping[str, Any], *, forced: bool
+) -> bool:
+    """Claude on Bedrock takes Anthropic's ``thinking`` in ``additionalModelRequestFields``
+    and judges it as Anthropic does; Bedrock relays the model's refusal."""
+    fields = data.get("additionalModelRequestFields")
+    if not isinstance(fields, dict) or "thinking" not in fields:
+        return False
+    _, _, model = model_id.partition("anthropic.")
+    if not model:
+        raise validation(f"{MODEL_ERRORS}thinking: Extra inputs are not permitted")
+    try:
+        thinking = read_thinking(fields, model, config.get("maxTokens"))
+        if thinking is not None:
+            sampling = {"temperature": config.get("temperature"), "top_p": config.get("topP")}
+            check_sampling(sampling, forced_tool=forced)
+    except AnthropicError as error:
+        raise validation(f"{MODEL_ERRORS}{error.message}") from None
+    return thinking is not None
+
+
+def _reasoning(path: str, block: Mapping[str, Any]) -> None:
+    """A reasoning block sent back must carry the signature Claude gave it."""
+    text = block.get("reasoningText")
+    if isinstance(text, dict) and text.get("signature") != signature_for(text.get("text", "")):
+        raise validation(f"{MODEL_ERRORS}{path}: Invalid `signature` in `thinking` block")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -264,6 +298,9 @@ def _message(
         path = f"messages.{i}.content.{j}"
         if "toolResult" in block:
             ids.append(_tool_result(collector, f"{path}.toolResult", block["toolResult"]))
+            continue
+        if "reasoningContent" in block:
+            _reasoning(f"{path}.reasoningContent", block["reasoningContent"])
             continue
         asks = True
         if "text" in block:

@@ -30,6 +30,7 @@ URL (the google-genai SDK's ``http_options.base_url``) and the endpoints are
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -52,6 +53,8 @@ from aperture.emulator.drawing import draw_picture
 from aperture.emulator.faults import FAULT_HEADER, FaultScript, parse_faults
 from aperture.emulator.gemini_errors import GoogleError, invalid
 from aperture.emulator.gemini_request import GenerateRequest, parse_generate_request
+from aperture.emulator.gemini_thinking import sign_part, thought_text
+from aperture.emulator.logprobs import token_logprobs
 
 __all__ = ["MIDSTREAM_CHUNKS", "MODELS", "RECEIVED_HEADER", "build_reply", "routes"]
 
@@ -125,15 +128,31 @@ class Reply:
     output_tokens: int
     picture: str | None = None
     """The base64 PNG an image model drew, sent after the text (in a stream's last chunk)."""
+    thinking: bool = False
+    """The model thought: the answer's first call (or its text) carries a signature."""
+    thought: str | None = None
+    """The thought summary shown (``includeThoughts``), as a ``thought: true`` part first."""
+    thought_tokens: int = 0
 
-    def parts(self, text: str | None = None, *, last: bool = True) -> list[dict[str, object]]:
+    def parts(
+        self, text: str | None = None, *, last: bool = True, first: bool = True
+    ) -> list[dict[str, object]]:
+        shown: list[dict[str, object]] = (
+            [{"text": self.thought, "thought": True}] if first and self.thought else []
+        )
         if self.call is not None:
-            return [{"functionCall": self.call}]
-        text = self.text if text is None else text
-        parts: list[dict[str, object]] = [{"text": text}] if text else []
+            call: dict[str, object] = {"functionCall": self.call}
+            if self.thinking:
+                call["thoughtSignature"] = sign_part(call)
+            return [*shown, call]
+        piece = self.text if text is None else text
+        parts: list[dict[str, object]] = [{"text": piece}] if piece else []
+        if last and parts and self.thinking:
+            # Signed over the whole answer text, which is what a later turn sends back.
+            parts[-1]["thoughtSignature"] = sign_part({"text": self.text})
         if last and self.picture is not None:
             parts.append({"inlineData": {"mimeType": "image/png", "data": self.picture}})
-        return parts
+        return [*shown, *parts]
 
 
 def routes() -> list[BaseRoute]:
@@ -205,6 +224,20 @@ def build_reply(parsed: GenerateRequest) -> Reply:
     Stop sequences cut the description at the first one it contains (Gemini still says
     ``STOP``); ``maxOutputTokens`` then cuts it to that many words (``MAX_TOKENS``).
     """
+    reply = _answer(parsed)
+    thinking = parsed.thinking
+    if not thinking.on:
+        return reply
+    thought = thought_text(parsed.seen.asked)
+    return dataclasses.replace(
+        reply,
+        thinking=True,
+        thought=thought if thinking.include_thoughts else None,
+        thought_tokens=word_count(thought),
+    )
+
+
+def _answer(parsed: GenerateRequest) -> Reply:
     seen, settings = parsed.seen, parsed.settings
     if parsed.tool_name is not None:
         call: dict[str, object] = {"name": parsed.tool_name, "args": {"text": seen.asked}}
@@ -240,17 +273,37 @@ def response_chunk(
         candidate: dict[str, object] = {"content": content, "index": index}
         if final:
             candidate["finishReason"] = reply.finish_reason
+        if parsed.settings.logprobs is not None:
+            candidate["logprobsResult"] = _logprobs_result(parts, parsed.settings.logprobs)
         candidates.append(candidate)
     tokens = reply.output_tokens if output_tokens is None else output_tokens
+    usage = _usage(
+        parsed,
+        tokens * parsed.settings.candidate_count,
+        PICTURE_TOKENS * parsed.settings.candidate_count if reply.picture and final else 0,
+    )
+    if reply.thought_tokens:
+        # Gemini counts thoughts apart from the answer's tokens, and in the total.
+        thoughts = reply.thought_tokens * parsed.settings.candidate_count
+        usage["thoughtsTokenCount"] = thoughts
+        usage["totalTokenCount"] = int(str(usage["totalTokenCount"])) + thoughts
     return {
         "candidates": candidates,
-        "usageMetadata": _usage(
-            parsed,
-            tokens * parsed.settings.candidate_count,
-            PICTURE_TOKENS * parsed.settings.candidate_count if reply.picture and final else 0,
-        ),
+        "usageMetadata": usage,
         "modelVersion": model,
         "responseId": response_id,
+    }
+
+
+def _logprobs_result(parts: list[dict[str, object]], top: int) -> dict[str, object]:
+    text = "".join(str(p["text"]) for p in parts if isinstance(p.get("text"), str))
+    tokens = token_logprobs(text, top)
+    return {
+        "chosenCandidates": [{"token": t.token, "logProbability": t.logprob} for t in tokens],
+        "topCandidates": [
+            {"candidates": [{"token": s, "logProbability": lp} for s, lp in t.top]} for t in tokens
+        ],
+        "logProbabilitySum": round(sum(t.logprob for t in tokens), 3),
     }
 
 
@@ -270,7 +323,7 @@ def response_chunks(
                 reply,
                 model,
                 response_id,
-                reply.parts(piece, last=n == len(pieces)),
+                reply.parts(piece, last=n == len(pieces), first=n == 1),
                 final=n == len(pieces),
                 output_tokens=word_count("".join(pieces[:n])) + (drawn if n == len(pieces) else 0),
             )

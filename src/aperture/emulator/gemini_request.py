@@ -32,6 +32,7 @@ from aperture.emulator.gemini_options import (
     read_generation_config,
     read_tools,
 )
+from aperture.emulator.gemini_thinking import Thinking, check_signature, read_thinking
 from aperture.emulator.images import ImageRejected, inspect_base64
 
 __all__ = [
@@ -100,6 +101,7 @@ class GenerateRequest:
     """An image model asked (or by default) to answer with an image as well."""
     text_out: bool = True
     """Whether the answer holds text: not when ``responseModalities`` is ``["IMAGE"]``."""
+    thinking: Thinking = field(default_factory=Thinking)
 
 
 def is_image_model(model: str) -> bool:
@@ -175,6 +177,7 @@ def parse_generate_request(body: bytes, model: str) -> GenerateRequest:
         tool_name=tool_name,
         draws=draws and tool_name is None,
         text_out=not modalities or "TEXT" in modalities or not draws,
+        thinking=read_thinking(settings.thinking_config, model),
     )
 
 
@@ -216,20 +219,34 @@ def _read_content(collector: _Collector, i: int, value: object) -> None:
     for j, part in enumerate(parts):
         at = f"{path}.parts[{j}]"
         kind, spec = _part(part, at)
-        if kind == "text":
-            texts.append(_text(spec, at))
-        elif kind == "inlineData":
-            _inline(collector, spec, at)
-        elif kind == "fileData":
-            _file(collector, spec, at)
-        elif kind == "functionCall":
-            _function(spec, f"{at}.functionCall", "args", role == "model")
-        elif kind == "functionResponse":
-            _function(spec, f"{at}.functionResponse", "response", role != "model")
-            collector.texts.append(msgspec.json.encode(spec.get("response")).decode())
+        if role == "model":
+            check_signature(spec, at)
+        _read_part(collector, kind, spec, at, role, texts)
     collector.texts.extend(texts)
     if role != "model" and texts:
         collector.asked = " ".join(texts)
+
+
+def _read_part(
+    collector: _Collector,
+    kind: str,
+    spec: Mapping[str, object],
+    at: str,
+    role: object,
+    texts: list[str],
+) -> None:
+    if kind == "text" and spec.get("thought") is not True:
+        # A thought summary sent back is not part of the prompt.
+        texts.append(_text(spec, at))
+    elif kind == "inlineData":
+        _inline(collector, spec, at)
+    elif kind == "fileData":
+        _file(collector, spec, at)
+    elif kind == "functionCall":
+        _function(spec, f"{at}.functionCall", "args", role == "model")
+    elif kind == "functionResponse":
+        _function(spec, f"{at}.functionResponse", "response", role != "model")
+        collector.texts.append(msgspec.json.encode(spec.get("response")).decode())
 
 
 def _part(value: object, path: str) -> tuple[str, dict[str, object]]:

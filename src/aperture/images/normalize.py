@@ -22,6 +22,7 @@ __all__ = [
     "NormalizeOptions",
     "Normalized",
     "PixelJob",
+    "fit_bytes",
     "needs_normalizing",
     "normalize",
     "plan",
@@ -191,7 +192,7 @@ def _reencode(
         changes.append("converted")
     if limits.wire_size(len(data)) > limits.max_bytes:
         changes.append("recompressed")
-    encoded, image = _fit_bytes(image, out_mime, limits, changes)
+    encoded, image = fit_bytes(image, out_mime, limits, changes)
     changes.append("metadata_stripped")
     return Normalized(encoded, out_mime, image.width, image.height, tuple(changes))
 
@@ -218,7 +219,7 @@ class _Attempt(NamedTuple):
         return self.data is not None and self.wire_size <= limits.max_bytes
 
 
-def _fit_bytes(
+def fit_bytes(
     image: Image.Image, mime: str, limits: TargetImageLimits, changes: list[str]
 ) -> tuple[bytes, Image.Image]:
     """The image encoded within the provider's byte cap, losing as little as the model sees.

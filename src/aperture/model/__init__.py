@@ -22,11 +22,14 @@ from aperture.model.chat import (
     ToolChoice,
     Video,
 )
+from aperture.model.logprobs import TokenLogprob, TopLogprob, token_bytes
+from aperture.model.reasoning import EFFORT_BUDGETS, Effort, Reasoning, Thought
 from aperture.model.response import ChatResponse, Choice, FinishReason, GeneratedImage, Usage
 from aperture.model.stream import Delta, Finish, StreamEvent, ToolCallDelta, UsageReport
 from aperture.model.target import Target
 
 __all__ = [
+    "EFFORT_BUDGETS",
     "Audio",
     "CacheMark",
     "ChatRequest",
@@ -34,6 +37,7 @@ __all__ = [
     "Choice",
     "Delta",
     "Detail",
+    "Effort",
     "File",
     "Finish",
     "FinishReason",
@@ -45,17 +49,22 @@ __all__ = [
     "Message",
     "NamedToolChoice",
     "Part",
+    "Reasoning",
     "ResponseFormat",
     "Role",
     "StreamEvent",
     "Target",
     "Text",
+    "Thought",
     "Thread",
+    "TokenLogprob",
     "Tool",
     "ToolCall",
     "ToolCallDelta",
     "ToolChoice",
+    "TopLogprob",
     "Usage",
     "UsageReport",
     "Video",
+    "token_bytes",
 ]

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 import msgspec
 
+from aperture.model.reasoning import Reasoning, Thought
+
 __all__ = [
     "Audio",
     "CacheMark",
@@ -153,6 +155,9 @@ class Message(msgspec.Struct, frozen=True):
     tool_call_id: str | None = None
     cache: CacheMark | None = None
     """On a tool message: a cache breakpoint after its result (Anthropic's tool_result)."""
+    reasoning: tuple[Thought, ...] | None = None
+    """On an assistant message: the thoughts the model sent with it, which some providers
+    want back unaltered with the tool turn they led to (signed thinking blocks)."""
 
     def parts(self) -> tuple[Part, ...]:
         if self.content is None:
@@ -233,6 +238,10 @@ class ChatRequest(msgspec.Struct, frozen=True):
     presence_penalty: float | None = None
     frequency_penalty: float | None = None
     n: int | None = None
+    logprobs: bool = False
+    """The client asked for the log probabilities of the answer's tokens."""
+    top_logprobs: int | None = None
+    """How many of the likeliest alternatives at each position (with ``logprobs``)."""
     user: str | None = None
     tools: tuple[Tool, ...] | None = None
     tool_choice: ToolChoice | None = None
@@ -244,6 +253,12 @@ class ChatRequest(msgspec.Struct, frozen=True):
     image_task: ImageTask | None = None
     thread: Thread | None = None
     """Set by the Responses dialect, unless the request neither continues nor is kept."""
+    reasoning: Reasoning | None = None
+    """Anthropic's ``thinking`` or OpenAI's reasoning effort; None: the model's default."""
+
+    @property
+    def wants_reasoning(self) -> bool:
+        return self.reasoning is not None and self.reasoning.enabled
 
     def modalities(self) -> tuple[str, ...]:
         """What the client asked the answer to hold (OpenAI's ``modalities``, kept in

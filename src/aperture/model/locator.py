@@ -12,6 +12,10 @@ class FieldLocator(Protocol):
 
     max_tokens: str
     """The name of the field that set ``max_tokens``."""
+    reasoning: str
+    """The path of the field that set ``reasoning``."""
+    logprobs: str
+    """The field that asks for token logprobs (``logprobs``; Responses' ``include``)."""
 
     def image(self, message: int, part: int) -> str:
         """The path of the URL (or data) of the image at ``messages[message].content[part]``."""
@@ -24,6 +28,9 @@ class FieldLocator(Protocol):
 
 class OpenAILocator:
     """Paths in the OpenAI shape: ``messages[0].content[1].image_url.url``."""
+
+    reasoning = "reasoning_effort"
+    logprobs = "logprobs"
 
     def __init__(self, max_tokens: str = "max_tokens") -> None:
         self.max_tokens = max_tokens
@@ -41,6 +48,8 @@ class ShiftedLocator:
 
     def __init__(self, inner: FieldLocator, start: int, count: int, label: str) -> None:
         self.max_tokens = inner.max_tokens
+        self.reasoning = inner.reasoning
+        self.logprobs = inner.logprobs
         self._inner, self._start, self._count, self._label = inner, start, count, label
 
     def image(self, message: int, part: int) -> str:

@@ -25,8 +25,16 @@ from aperture.pipeline.attempts import RequestAttempts
 from aperture.pipeline.capabilities import CheckCapabilities
 from aperture.pipeline.context import Attempt, Outcome, RequestContext
 from aperture.pipeline.continuation import Continuation, ResponseArchive
-from aperture.pipeline.documents import IntakeDocuments
-from aperture.pipeline.exchange import AnswerStream, Dispatch, Exchange, Pipeline, StreamRenderer
+from aperture.pipeline.document_prepare import DocumentPreparer
+from aperture.pipeline.documents import IntakeDocuments, PdfWork
+from aperture.pipeline.exchange import (
+    AnswerStream,
+    Dispatch,
+    Exchange,
+    Pipeline,
+    StreamRenderer,
+    TokenCount,
+)
 from aperture.pipeline.images import IntakeImages
 from aperture.pipeline.normalize import ImagePreparer
 from aperture.pipeline.record import Record
@@ -34,7 +42,7 @@ from aperture.pipeline.resolve import ResolveModel
 from aperture.pipeline.screening import EnforcePolicy, PreCallGuardrails, ReadImages, ScreenPii
 from aperture.pipeline.step import After, Stage, Step
 from aperture.routing.live import LiveCatalog
-from aperture.settings import ImageSettings, ProviderSettings
+from aperture.settings import DocumentSettings, ImageSettings, ProviderSettings
 from aperture.settings.governance import PiiAction
 from aperture.tracing import NO_TRACER, Tracer
 from aperture.upstream.fetch import ImageFetcher
@@ -45,10 +53,12 @@ __all__ = [
     "Attempt",
     "Continuation",
     "Dispatch",
+    "DocumentPreparer",
     "Exchange",
     "ImagePreparer",
     "IntakeDocuments",
     "Outcome",
+    "PdfWork",
     "Pipeline",
     "Record",
     "RequestAttempts",
@@ -59,6 +69,7 @@ __all__ = [
     "Step",
     "StreamRenderer",
     "TargetLimits",
+    "TokenCount",
     "build_pipeline",
 ]
 
@@ -99,6 +110,7 @@ def build_pipeline(
     tracer: Tracer = NO_TRACER,
     documents: IntakeDocuments | None = None,
     continuation: Continuation | None = None,
+    document_settings: DocumentSettings | None = None,
 ) -> Pipeline:
     """The steps of every request; per-target image preparation runs at each attempt.
 
@@ -114,7 +126,8 @@ def build_pipeline(
         # after-step keeps the answer once the request is over.
         Step(continuation, after=continuation) if continuation else None,
         Step(EnforcePolicy(gov.policy, after_intake=False)) if gov.policy else None,  # fetches
-        Step(CheckCapabilities(catalog, images)),  # keep targets that can take the inputs
+        # Keep the targets that can take the inputs (documents: natively, as pages or text).
+        Step(CheckCapabilities(catalog, images, document_settings or DocumentSettings())),
         Step(IntakeImages(images, fetcher, limiter, target_limits, tracer)),  # decode, fetch
         Step(documents) if documents else None,  # PDFs: base64, %PDF-, bytes, pages, encryption
         Step(ReadImages(gov.ocr)) if gov.ocr else None,  # text inside images, for the checks

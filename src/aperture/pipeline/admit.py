@@ -43,13 +43,15 @@ class Admission(After):
     async def __call__(self, ctx: RequestContext, request: ChatRequest) -> ChatRequest:
         assert ctx.resolution is not None, "ResolveModel runs first"
         principal = ctx.principal
-        if principal.key is None:
-            return request  # the master key (or an open gateway): no limits to count
+        if principal.key is None or ctx.counting:
+            # The master key (or an open gateway), or a token count: nothing to limit.
+            return request
         has_limits = bool(self._limiter.windows(principal, ctx.resolution.name))
         lines = self._budgets.lines(principal)
         if not has_limits and not lines:
             return request
         prompt = text_tokens(request) + image_tokens(request, ctx.images, ctx.options)
+        prompt += ctx.document_estimate
         output = output_tokens(request)
         ctx.prompt_estimate = prompt
         ctx.ticket = await self._limiter.admit(

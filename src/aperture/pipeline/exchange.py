@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Literal, Protocol, TypeVar
 
 import anyio
 
 from aperture.errors import GatewayError, ShuttingDownError
+from aperture.governance.estimate import image_tokens, text_tokens
 from aperture.model import (
     ChatRequest,
     ChatResponse,
@@ -28,13 +29,14 @@ from aperture.model import (
 from aperture.model.locator import FieldLocator
 from aperture.pipeline.attempts import RequestAttempts
 from aperture.pipeline.context import Attempt, Outcome, RequestContext
+from aperture.pipeline.document_prepare import DocumentPreparer
 from aperture.pipeline.normalize import ImagePreparer
 from aperture.pipeline.record import image_descriptors, text_portions
 from aperture.pipeline.step import After, Step, StreamFilter
 from aperture.routing.dispatch import EventStream
 from aperture.routing.router import Attempts, Router
 
-__all__ = ["AnswerStream", "Dispatch", "Exchange", "Pipeline", "StreamRenderer"]
+__all__ = ["AnswerStream", "Dispatch", "Exchange", "Pipeline", "StreamRenderer", "TokenCount"]
 
 T = TypeVar("T")
 
@@ -48,12 +50,14 @@ class Dispatch:
     """Per-target image preparation, run at each attempt."""
     observe: Callable[[str, str, float], None] | None = None
     """Told of each attempt: target key, outcome, seconds."""
+    documents: DocumentPreparer | None = None
+    """Per-target document forms (native, rendered pages, text), run at each attempt."""
 
     def attempts(
         self, ctx: RequestContext, request: ChatRequest
     ) -> tuple[Attempts, RequestAttempts]:
         assert ctx.resolution is not None, "ResolveModel runs first"
-        hooks = RequestAttempts(ctx, self.images, self.observe)
+        hooks = RequestAttempts(ctx, self.images, self.observe, self.documents)
         return self.router.attempts(request, ctx.resolution, ctx.options, hooks), hooks
 
 
@@ -67,6 +71,14 @@ class Pipeline:
     def exchange(self, request_id: str, endpoint: str) -> Exchange:
         """A new request's exchange; from here on its ``end`` must be called, once."""
         return Exchange(self, RequestContext(request_id, endpoint))
+
+
+@dataclass(frozen=True, slots=True)
+class TokenCount:
+    """A request's input tokens, and whether the provider counted them or the gateway."""
+
+    input_tokens: int
+    source: Literal["provider", "estimate"]
 
 
 class StreamRenderer(Protocol):
@@ -128,6 +140,28 @@ class Exchange:
             response = await after.answer(ctx, response)
         return response
 
+    async def count_tokens(self, request: ChatRequest, locator: FieldLocator) -> TokenCount:
+        """``request``'s input tokens: the first target's own count where its kind has one,
+        else the gateway's estimate (text, tools and images at that target's image rule).
+        Every stage runs (key, model, capabilities, images, policy) but nothing is charged.
+
+        Raises:
+            GatewayError: a stage refused the request, or every count attempt failed.
+        """
+        ctx = self.ctx
+        ctx.locator = locator
+        ctx.counting = True
+        ctx.texts = text_portions(request)
+        request = await self._before(request)
+        attempts, self._hooks = self._pipeline.dispatch.attempts(ctx, request)
+        self._attempts = attempts
+        counted = await attempts.count_tokens()
+        if counted is not None:
+            return TokenCount(counted, "provider")
+        options = [o for o in ctx.options if o.target == attempts.target] or list(ctx.options)
+        estimate = text_tokens(request) + image_tokens(request, ctx.images, options[:1])
+        return TokenCount(estimate, "estimate")
+
     def attempt(self) -> Attempt:
         """What the attempts have produced so far (nothing before dispatch)."""
         attempts, hooks = self._attempts, self._hooks
@@ -139,6 +173,9 @@ class Exchange:
             upstream_s=attempts.upstream_s,
             image_tokens=hooks.image_tokens,
             image_changes=hooks.image_changes,
+            image_bytes_saved=hooks.bytes_saved,
+            tried=tuple(hooks.tried),
+            document_tokens=hooks.document_tokens,
             usage=self._usage,
             reported_image_tokens=self._reported,
             streamed_chars=self._streamed_chars,
@@ -165,6 +202,7 @@ class Exchange:
                 except Exception as exc:
                     failure = failure or exc
         self.ctx.decoded.clear()
+        self.ctx.documents.clear()
         if failure is not None:
             raise failure
 

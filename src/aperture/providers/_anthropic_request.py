@@ -18,6 +18,7 @@ from aperture.errors import (
 )
 from aperture.media.datauri import MIME_ALIASES, parse_data_uri
 from aperture.model import (
+    EFFORT_BUDGETS,
     Audio,
     CacheMark,
     ChatRequest,
@@ -28,6 +29,7 @@ from aperture.model import (
     Part,
     ResponseFormat,
     Text,
+    Thought,
     Tool,
     Video,
 )
@@ -36,14 +38,47 @@ from aperture.providers._anthropic_spec import ANTHROPIC_IMAGES
 IMAGE_MEDIA_TYPES = ANTHROPIC_IMAGES.accepted
 
 __all__ = [
+    "DEFAULT_MAX_TOKENS",
     "IMAGE_MEDIA_TYPES",
     "compact",
     "conversation",
     "json_instruction",
+    "messages_body",
     "system_value",
+    "thinking",
     "tool",
     "tool_choice",
 ]
+
+
+def messages_body(request: ChatRequest, model: str) -> dict[str, Any]:
+    """The Messages body for ``request`` but ``stream``; ``extra`` is never forwarded (those
+    are OpenAI-dialect extras, and Anthropic answers unknown fields with a 400)."""
+    system, turns = conversation(request.messages)
+    instruction = json_instruction(request.response_format)
+    if instruction is not None:
+        system.append({"type": "text", "text": instruction})
+    thinking_field, max_tokens = thinking(request, request.max_tokens)
+    body: dict[str, Any] = {"model": model, "max_tokens": max_tokens}
+    if system:
+        body["system"] = system_value(system)
+    body["messages"] = turns
+    if request.stop:
+        body["stop_sequences"] = list(request.stop)
+    if request.temperature is not None:
+        body["temperature"] = request.temperature
+    if request.top_p is not None:
+        body["top_p"] = request.top_p
+    if request.tools:
+        body["tools"] = [tool(t) for t in request.tools]
+        choice = tool_choice(request)
+        if choice is not None:
+            body["tool_choice"] = choice
+    if request.user is not None:
+        body["metadata"] = {"user_id": request.user}
+    if thinking_field is not None:
+        body["thinking"] = thinking_field
+    return body
 
 
 @dataclass(slots=True)
@@ -124,7 +159,10 @@ def _cached(block: dict[str, Any], mark: CacheMark | None) -> dict[str, Any]:
 
 
 def _assistant_blocks(message: Message, i: int) -> list[dict[str, Any]]:
-    blocks = _blocks(message.parts(), f"messages[{i}]", allow_images=False)
+    # Thinking opens the turn, as Anthropic requires; unsigned thoughts (another provider's
+    # summaries) cannot be verified by Anthropic and are left out.
+    blocks = [_thought(t) for t in message.reasoning or () if t.signature or t.redacted]
+    blocks += _blocks(message.parts(), f"messages[{i}]", allow_images=False)
     for k, call in enumerate(message.tool_calls or ()):
         block = {
             "type": "tool_use",
@@ -134,6 +172,62 @@ def _assistant_blocks(message: Message, i: int) -> list[dict[str, Any]]:
         }
         blocks.append(_cached(block, call.cache))
     return blocks
+
+
+def _thought(thought: Thought) -> dict[str, Any]:
+    if thought.redacted is not None:
+        return {"type": "redacted_thinking", "data": thought.redacted}
+    return {"type": "thinking", "thinking": thought.text, "signature": thought.signature}
+
+
+MIN_THINKING_BUDGET = 1024
+"""Anthropic refuses a smaller ``budget_tokens``."""
+
+
+def thinking(request: ChatRequest, max_tokens: int | None) -> tuple[dict[str, Any] | None, int]:
+    """The ``thinking`` field and the ``max_tokens`` to send with it.
+
+    A budget the client gave goes as sent (Anthropic judges it). An effort becomes its
+    budget (``aperture.model.reasoning``), capped below the client's ``max_tokens``; with no
+    ``max_tokens``, the answer gets ``DEFAULT_MAX_TOKENS`` on top of the budget. A request
+    whose last assistant turn called tools without its signed thinking (a client that cannot
+    carry signatures) is sent without thinking: Anthropic would refuse it otherwise.
+    """
+    reasoning = request.reasoning
+    default = max_tokens if max_tokens is not None else DEFAULT_MAX_TOKENS
+    if reasoning is None:
+        return None, default
+    if not reasoning.enabled:
+        return {"type": "disabled"}, default
+    if _unsigned_tool_turn(request.messages):
+        return None, default
+    if reasoning.budget_tokens is not None:
+        return {"type": "enabled", "budget_tokens": reasoning.budget_tokens}, default
+    if reasoning.effort is None:
+        return {"type": "adaptive"}, default
+    budget = EFFORT_BUDGETS.get(reasoning.effort, MIN_THINKING_BUDGET)
+    if max_tokens is None:
+        return {"type": "enabled", "budget_tokens": budget}, budget + DEFAULT_MAX_TOKENS
+    budget = min(budget, max_tokens - 1)
+    if budget < MIN_THINKING_BUDGET:
+        raise InvalidRequestError(
+            f"Anthropic thinks with at least {MIN_THINKING_BUDGET} tokens, which must be fewer "
+            f"than max_tokens: ask for more than {MIN_THINKING_BUDGET} tokens to reason.",
+            param="max_tokens",
+        )
+    return {"type": "enabled", "budget_tokens": budget}, max_tokens
+
+
+def _unsigned_tool_turn(messages: tuple[Message, ...]) -> bool:
+    for message in reversed(messages):
+        if message.role == "assistant":
+            signed = any(t.signature or t.redacted for t in message.reasoning or ())
+            return bool(message.tool_calls) and not signed
+    return False
+
+
+DEFAULT_MAX_TOKENS = 4096
+"""Sent when the client gave no ``max_tokens``: Anthropic requires the field."""
 
 
 def _tool_input(arguments: str, param: str) -> dict[str, Any]:

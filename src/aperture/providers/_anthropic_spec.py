@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from aperture.providers.spec import TOOLS, VISION_TOOLS, DocumentLimits, ImageLimits, ProviderSpec
+from aperture.providers.spec import (
+    TOOLS,
+    VISION_TOOLS,
+    VISION_TOOLS_REASONING,
+    DocumentLimits,
+    ImageLimits,
+    ProviderSpec,
+)
 
 __all__ = ["ANTHROPIC", "ANTHROPIC_IMAGES", "DEFAULT_BASE_URL"]
 
@@ -21,8 +28,10 @@ ANTHROPIC_IMAGES = ImageLimits(
 
 ANTHROPIC = ProviderSpec(
     # PDF support (docs.anthropic.com/en/docs/build-with-claude/pdf-support, read 2026-12):
-    # requests up to 32 MB, at most 100 pages per request. Not in providers.md.
-    documents=DocumentLimits(max_bytes=32_000_000, max_pages=100),
+    # requests up to 32 MB, at most 100 pages per request. Each page is put in context as
+    # an image and as its text: "1,500-3,000 tokens per page" for the text (the low end
+    # here), plus the page image at Claude's image rule. Not in providers.md.
+    documents=DocumentLimits(max_bytes=32_000_000, max_pages=100, text_tokens_per_page=1500),
     kind="anthropic",
     adapter="aperture.providers.anthropic:AnthropicProvider",
     wire="anthropic-messages",
@@ -30,7 +39,17 @@ ANTHROPIC = ProviderSpec(
     images=ANTHROPIC_IMAGES,
     fetches_urls=True,
     image_tokens="anthropic",
-    known_models=(("claude-2*", TOOLS), ("claude-instant*", TOOLS), ("claude-*", VISION_TOOLS)),
+    # Extended thinking (docs.anthropic.com/en/docs/build-with-claude/extended-thinking, read
+    # 2026-12): Claude 3.7 Sonnet and every Claude 4 model; not Claude 3.5 and older.
+    known_models=(
+        ("claude-2*", TOOLS),
+        ("claude-instant*", TOOLS),
+        ("claude-3-7-*", VISION_TOOLS_REASONING),
+        ("claude-3*", VISION_TOOLS),
+        ("claude-*-4*", VISION_TOOLS_REASONING),
+        ("claude-4*", VISION_TOOLS_REASONING),
+        ("claude-*", VISION_TOOLS),
+    ),
     api_key_env="ANTHROPIC_API_KEY",
     demo_models=("claude-sonnet-4-5", "claude-opus-4-1", "claude-3-5-haiku-latest"),
 )

@@ -24,6 +24,11 @@ Translation choices, in one place:
 - Cache breakpoints (canonical ``CacheMark``, Anthropic's ``cache_control``) become
   ``cachePoint`` blocks right after the system block, content block, tool result, tool call
   or tool definition that carried them, where Converse takes them.
+- Canonical ``reasoning`` goes in ``additionalModelRequestFields``, where Converse passes
+  model-specific fields through: for Claude, Anthropic's own ``thinking`` (the same budget
+  and ``maxTokens`` rules as the ``anthropic`` kind, ``_anthropic_request.thinking``); for
+  Amazon Nova, ``reasoningConfig`` with the effort as ``maxReasoningEffort``. An assistant
+  message's signed thoughts go back as ``reasoningContent`` blocks opening its turn.
 - ``seed``, ``presence_penalty``, ``frequency_penalty``, ``user`` and
   ``parallel_tool_calls`` have no Converse field and are dropped; ``n > 1`` is refused.
 - ``extra`` (top-level fields of the client's OpenAI dialect) is NOT forwarded: Converse
@@ -57,9 +62,11 @@ from aperture.model import (
     Part,
     ResponseFormat,
     Text,
+    Thought,
     Tool,
     Video,
 )
+from aperture.providers._anthropic_request import thinking as anthropic_thinking
 
 __all__ = ["IMAGE_FORMATS", "JSON_INSTRUCTION", "converse_body"]
 
@@ -94,8 +101,8 @@ class _History:
     has_tool_blocks: bool = False
 
 
-def converse_body(request: ChatRequest) -> dict[str, Any]:
-    """The JSON body (``modelId`` travels in the URL)."""
+def converse_body(request: ChatRequest, model: str = "") -> dict[str, Any]:
+    """The JSON body for ``model`` (the ``modelId``, which travels in the URL)."""
     if request.n is not None and request.n > 1:
         raise UnsupportedCapabilityError(
             "Bedrock returns one choice per request; n must be 1.", param="n"
@@ -109,8 +116,9 @@ def converse_body(request: ChatRequest) -> dict[str, Any]:
     if history.system:
         body["system"] = _points(history.system)
     inference: dict[str, Any] = {}
-    if request.max_tokens is not None:
-        inference["maxTokens"] = request.max_tokens
+    fields, max_tokens = _reasoning_fields(request, model)
+    if max_tokens is not None:
+        inference["maxTokens"] = max_tokens
     if request.temperature is not None:
         inference["temperature"] = request.temperature
     if request.top_p is not None:
@@ -126,6 +134,8 @@ def converse_body(request: ChatRequest) -> dict[str, Any]:
     output = _output_config(request.response_format)
     if output is not None:
         body["outputConfig"] = output
+    if fields:
+        body["additionalModelRequestFields"] = fields
     # request.extra is deliberately not forwarded (OpenAI-dialect extras; see module doc).
     return body
 
@@ -215,8 +225,37 @@ def _points(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _reasoning_fields(request: ChatRequest, model: str) -> tuple[dict[str, Any], int | None]:
+    """``additionalModelRequestFields`` for the request's reasoning, and ``maxTokens``."""
+    reasoning = request.reasoning
+    if reasoning is None:
+        return {}, request.max_tokens
+    if "anthropic.claude" in model:
+        thinking, max_tokens = anthropic_thinking(request, request.max_tokens)
+        if thinking is None:
+            return {}, request.max_tokens
+        # Only a budget needs room made for it; Bedrock's own default stands otherwise.
+        return {"thinking": thinking}, (
+            max_tokens if thinking["type"] == "enabled" else request.max_tokens
+        )
+    if "amazon.nova" in model and reasoning.enabled:
+        level = reasoning.level if reasoning.level in ("low", "medium", "high") else "high"
+        config = {"type": "enabled", "maxReasoningEffort": level}
+        return {"reasoningConfig": config}, request.max_tokens
+    return {}, request.max_tokens
+
+
+def _thought(thought: Thought) -> dict[str, Any]:
+    if thought.redacted is not None:
+        return {"reasoningContent": {"redactedContent": thought.redacted}}
+    text = {"text": thought.text, "signature": thought.signature}
+    return {"reasoningContent": {"reasoningText": text}}
+
+
 def _assistant_blocks(message: Message, i: int, history: _History) -> list[dict[str, Any]]:
-    blocks = _blocks(message.parts(), f"messages[{i}]", allow_images=False)
+    # Signed reasoning opens the turn, as Claude requires; unsigned thoughts are left out.
+    blocks = [_thought(t) for t in message.reasoning or () if t.signature or t.redacted]
+    blocks += _blocks(message.parts(), f"messages[{i}]", allow_images=False)
     for k, call in enumerate(message.tool_calls or ()):
         param = f"messages[{i}].tool_calls[{k}].function.arguments"
         use = {"toolUseId": call.id, "name": call.name, "input": _input(call.arguments, param)}

@@ -5,15 +5,25 @@ from __future__ import annotations
 import msgspec
 
 from aperture.providers._anthropic_spec import ANTHROPIC_IMAGES
-from aperture.providers.spec import TOOLS, VISION_TOOLS, DocumentLimits, ProviderSpec
+from aperture.providers.spec import (
+    TOOLS,
+    VISION_TOOLS,
+    VISION_TOOLS_REASONING,
+    DocumentLimits,
+    ProviderSpec,
+)
 
 __all__ = ["BEDROCK"]
 
 BEDROCK = ProviderSpec(
     # Converse DocumentBlock (docs.aws.amazon.com/bedrock/latest/APIReference/
     # API_runtime_DocumentBlock.html, read 2026-12): 4.5 MB per document, 5 documents; the
-    # pages are Claude's 100. Not in providers.md.
-    documents=DocumentLimits(max_bytes=4_500_000, max_pages=100),
+    # pages are Claude's 100. Converse reads a document block's text (its page images only
+    # with citations on, which the gateway does not ask for): a page costs its text, counted
+    # at the low end of Anthropic's "1,500-3,000 tokens per page". Not in providers.md.
+    documents=DocumentLimits(
+        max_bytes=4_500_000, max_pages=100, pages_as_images=False, text_tokens_per_page=1500
+    ),
     kind="bedrock",
     adapter="aperture.providers.bedrock:BedrockProvider",
     wire="bedrock-converse",
@@ -26,6 +36,9 @@ BEDROCK = ProviderSpec(
     known_models=(
         ("*anthropic.claude-v2*", TOOLS),
         ("*anthropic.claude-instant*", TOOLS),
+        # Claude 3.7 and 4 think on Bedrock too (additionalModelRequestFields.thinking).
+        ("*anthropic.claude-3-7-*", VISION_TOOLS_REASONING),
+        ("*anthropic.claude-*-4*", VISION_TOOLS_REASONING),
         ("*anthropic.claude*", VISION_TOOLS),
         ("*amazon.nova-pro*", VISION_TOOLS),
         ("*amazon.nova-lite*", VISION_TOOLS),

@@ -21,6 +21,7 @@ from aperture.model import (
     FinishReason,
     StreamEvent,
     Target,
+    Thought,
     ToolCall,
     Usage,
 )
@@ -89,9 +90,27 @@ class _ToolUse(_In, kw_only=True):
     input: Any = None
 
 
+class _ReasoningText(_In, kw_only=True):
+    text: str = ""
+    signature: str | None = None
+
+
+class _Reasoning(_In, kw_only=True):
+    reasoning_text: _ReasoningText | None = None
+    redacted_content: str | None = None
+    """Base64, as the JSON protocol carries a blob."""
+
+    def thought(self) -> Thought:
+        if self.redacted_content is not None:
+            return Thought(redacted=self.redacted_content)
+        text = self.reasoning_text or _ReasoningText()
+        return Thought(text.text, text.signature)
+
+
 class _Block(_In, kw_only=True):
     text: str | None = None
     tool_use: _ToolUse | None = None
+    reasoning_content: _Reasoning | None = None
 
 
 class _Message(_In, kw_only=True):
@@ -124,9 +143,16 @@ class _ToolDelta(_In, kw_only=True):
     input: str = ""
 
 
+class _ReasoningDelta(_In, kw_only=True):
+    text: str | None = None
+    signature: str | None = None
+    redacted_content: str | None = None
+
+
 class _DeltaBody(_In, kw_only=True):
     text: str | None = None
     tool_use: _ToolDelta | None = None
+    reasoning_content: _ReasoningDelta | None = None
 
 
 class _Event(_In, kw_only=True):
@@ -169,11 +195,13 @@ def parse_converse_response(body: bytes, target: Target) -> ChatResponse:
         for b in blocks
         if b.tool_use is not None
     )
+    thoughts = tuple(b.reasoning_content.thought() for b in blocks if b.reasoning_content)
     choice = Choice(
         index=0,
         content="".join(texts) if texts or not calls else None,
         tool_calls=calls or None,
         finish_reason=finish_reason(response.stop_reason),
+        reasoning=thoughts or None,
     )
     return ChatResponse(
         # Converse answers carry no id (the x-amzn-requestid header is not ours to see here)
@@ -263,7 +291,10 @@ class BedrockStreamParser:
             self._asm.text(delta.text)
         elif delta.tool_use is not None:
             self._asm.tool_args(event.content_block_index, delta.tool_use.input)
-        # reasoningContent, citation and image deltas have no canonical home.
+        elif delta.reasoning_content is not None:
+            r = delta.reasoning_content
+            self._asm.thought(Thought(r.text or "", r.signature, r.redacted_content))
+        # citation and image deltas have no canonical home.
 
 
 def _frame_error(frame: Frame, target: Target) -> UpstreamError | None:

@@ -62,6 +62,8 @@ def build_body(request: ChatRequest, model: str) -> dict[str, Any]:
     if request.top_p is not None:
         # 1.0 (no nucleus cut) is refused by Cohere; 0.99 is the closest it accepts.
         body["p"] = min(max(request.top_p, MIN_P), MAX_P)
+    if request.logprobs:
+        body["logprobs"] = True
     body["stream"] = request.stream
     return body
 

@@ -12,9 +12,15 @@ Translation choices, in one place:
   only ``tool_call_id``, so its function name is looked up in the nearest earlier assistant
   message holding a call with that id (ids repeat across turns; the nearest one is the call
   being answered); the legacy ``name`` field is the fallback.
-- The first ``functionCall`` of each model turn carries Google's documented placeholder
-  thought signature (``SKIP_THOUGHT_SIGNATURE``): Gemini 3 refuses a function call in history
-  without one, and the canonical model has nowhere to keep the real signature.
+- An assistant message's signed thought (the ``thoughtSignature`` Gemini gave the answer,
+  kept as canonical reasoning) goes back on its first ``functionCall`` part, else on its
+  first text part, where Gemini put it. A model turn's first ``functionCall`` without a real
+  signature carries Google's documented placeholder (``SKIP_THOUGHT_SIGNATURE``): Gemini 3
+  refuses a function call in history without one. Thought summaries are not sent back.
+- Canonical ``reasoning`` becomes ``generationConfig.thinkingConfig``: its budget
+  (``aperture.model.reasoning``: an effort as its documented budget) as ``thinkingBudget``
+  with ``includeThoughts``; no budget nor effort (Anthropic's ``adaptive``) is ``-1``, Gemini's
+  dynamic thinking; "disabled" is ``thinkingBudget: 0``.
 - A tool result that is a JSON object is sent as the ``response`` itself (a function that
   failed can say ``{"error": ...}``); anything else is wrapped as ``{"output": ...}``.
   Images in a tool result follow its ``functionResponse`` as ``inlineData`` parts.
@@ -177,6 +183,7 @@ def _message(builder: _Builder, message: Message, i: int) -> None:
                 builder.call_names[call.id] = call.name
                 args = _arguments(call.arguments, f"{at}.tool_calls[{k}].function.arguments")
                 parts.append({"functionCall": {"name": call.name, "args": args}})
+            _sign(parts, message)
             builder.add("model", parts)
         case "tool":
             builder.add("user", _tool_result(builder, message, at))
@@ -184,10 +191,20 @@ def _message(builder: _Builder, message: Message, i: int) -> None:
             builder.add("user", _parts(builder, message.parts(), at))
 
 
+def _sign(parts: list[dict[str, Any]], message: Message) -> None:
+    signature = next((t.signature for t in message.reasoning or () if t.signature), None)
+    if signature is None:
+        return
+    calls = [part for part in parts if "functionCall" in part]
+    texts = [part for part in parts if "text" in part]
+    for part in (calls or texts)[:1]:
+        part["thoughtSignature"] = signature
+
+
 def _sign_first_call(parts: list[dict[str, Any]]) -> None:
     for part in parts:
         if "functionCall" in part:
-            part["thoughtSignature"] = SKIP_THOUGHT_SIGNATURE
+            part.setdefault("thoughtSignature", SKIP_THOUGHT_SIGNATURE)
             return
 
 
@@ -296,6 +313,26 @@ def _check_image_type(mime: str, param: str) -> None:
 
 
 def _generation_config(request: ChatRequest, details: list[str | None]) -> dict[str, Any]:
+    config = _sampling(request)
+    config.update(_response_format(request.response_format))
+    modalities = request.modalities()
+    if request.image_task is not None:
+        # The Images API answers with images only.
+        config["responseModalities"] = ["IMAGE"]
+    elif "image" in modalities:
+        config["responseModalities"] = ["TEXT", "IMAGE"] if "text" in modalities else ["IMAGE"]
+    thinking = _thinking(request)
+    if thinking is not None:
+        config["thinkingConfig"] = thinking
+    if "high" in details:
+        config["mediaResolution"] = "MEDIA_RESOLUTION_HIGH"
+    elif details and all(detail == "low" for detail in details):
+        config["mediaResolution"] = "MEDIA_RESOLUTION_LOW"
+    return config
+
+
+def _sampling(request: ChatRequest) -> dict[str, Any]:
+    """Length, sampling, choices and log probabilities, under Gemini's names."""
     config: dict[str, Any] = {}
     if request.max_tokens is not None:
         config["maxOutputTokens"] = request.max_tokens
@@ -311,20 +348,23 @@ def _generation_config(request: ChatRequest, details: list[str | None]) -> dict[
             config[key] = value
     if request.n is not None and request.n > 1:
         config["candidateCount"] = request.n
+    if request.logprobs:
+        config["responseLogprobs"] = True
+        if request.top_logprobs is not None:
+            config["logprobs"] = request.top_logprobs
     if request.stop:
         config["stopSequences"] = list(request.stop)
-    config.update(_response_format(request.response_format))
-    modalities = request.modalities()
-    if request.image_task is not None:
-        # The Images API answers with images only.
-        config["responseModalities"] = ["IMAGE"]
-    elif "image" in modalities:
-        config["responseModalities"] = ["TEXT", "IMAGE"] if "text" in modalities else ["IMAGE"]
-    if "high" in details:
-        config["mediaResolution"] = "MEDIA_RESOLUTION_HIGH"
-    elif details and all(detail == "low" for detail in details):
-        config["mediaResolution"] = "MEDIA_RESOLUTION_LOW"
     return config
+
+
+def _thinking(request: ChatRequest) -> dict[str, Any] | None:
+    reasoning = request.reasoning
+    if reasoning is None:
+        return None
+    if not reasoning.enabled:
+        return {"thinkingBudget": 0}
+    dynamic = reasoning.budget_tokens is None and reasoning.effort is None
+    return {"thinkingBudget": -1 if dynamic else reasoning.budget, "includeThoughts": True}
 
 
 def _response_format(response_format: ResponseFormat | None) -> dict[str, Any]:

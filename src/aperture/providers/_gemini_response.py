@@ -26,7 +26,18 @@ from typing import Any
 import msgspec
 
 from aperture.errors import UpstreamError
-from aperture.model import Choice, FinishReason, GeneratedImage, Target, ToolCall, Usage
+from aperture.model import (
+    Choice,
+    FinishReason,
+    GeneratedImage,
+    Target,
+    Thought,
+    TokenLogprob,
+    ToolCall,
+    TopLogprob,
+    Usage,
+    token_bytes,
+)
 from aperture.providers._gemini_request import tool_call_id
 from aperture.providers._status import ErrorClass, body_text, classify_status, malformed
 
@@ -106,6 +117,7 @@ class _Blob(_In, kw_only=True):
 class _Part(_In, kw_only=True):
     text: str | None = None
     thought: bool | None = None
+    thought_signature: str | None = None
     function_call: GeminiFunctionCall | None = None
     inline_data: _Blob | None = None
 
@@ -115,10 +127,46 @@ class _Content(_In, kw_only=True):
     parts: list[_Part] = []
 
 
+class _LogprobCandidate(_In, kw_only=True):
+    token: str = ""
+    log_probability: float = 0.0
+
+
+class _TopCandidates(_In, kw_only=True):
+    candidates: list[_LogprobCandidate] = []
+
+
+class _LogprobsResult(_In, kw_only=True):
+    """``logprobsResult``: the chosen token and the top ones at each step, side by side."""
+
+    chosen_candidates: list[_LogprobCandidate] = []
+    top_candidates: list[_TopCandidates] = []
+
+
 class GeminiCandidate(_In, kw_only=True):
     index: int = 0
     content: _Content | None = None
     finish_reason: str | None = None
+    logprobs_result: _LogprobsResult | None = None
+
+    def logprobs(self) -> tuple[TokenLogprob, ...] | None:
+        """The chosen tokens with their top alternatives, when asked for (``responseLogprobs``)."""
+        result = self.logprobs_result
+        if result is None:
+            return None
+        tops = result.top_candidates
+        return tuple(
+            TokenLogprob(
+                c.token,
+                c.log_probability,
+                token_bytes(c.token),
+                tuple(
+                    TopLogprob(t.token, t.log_probability, token_bytes(t.token))
+                    for t in (tops[i].candidates if i < len(tops) else ())
+                ),
+            )
+            for i, c in enumerate(result.chosen_candidates)
+        )
 
     def texts(self) -> list[str]:
         """The answer's text pieces; thought summaries (``thought: true``) are not the answer."""
@@ -137,6 +185,15 @@ class GeminiCandidate(_In, kw_only=True):
             and p.inline_data.data
             and not p.thought
         ]
+
+    def thought(self) -> Thought | None:
+        """The thought summaries' text and the answer's signature, as one thought."""
+        parts = self.content.parts if self.content is not None else []
+        texts = [p.text for p in parts if p.text and p.thought]
+        signature = next((p.thought_signature for p in parts if p.thought_signature), None)
+        if not texts and signature is None:
+            return None
+        return Thought("".join(texts), signature)
 
     def calls(self) -> list[GeminiFunctionCall]:
         parts = self.content.parts if self.content is not None else []
@@ -233,6 +290,8 @@ def to_choice(candidate: GeminiCandidate) -> Choice:
         tool_calls=tool_calls or None,
         finish_reason=finish_reason(candidate.finish_reason, called=bool(calls)),
         images=tuple(images) or None,
+        logprobs=candidate.logprobs(),
+        reasoning=(thought,) if (thought := candidate.thought()) is not None else None,
     )
 
 

@@ -63,6 +63,10 @@ def build_body(request: ChatRequest, model: str) -> dict[str, Any]:
             body[field] = value
     if request.n is not None:
         body["n"] = request.n
+    if request.logprobs:
+        body["logprobs"] = True
+        if request.top_logprobs is not None:
+            body["top_logprobs"] = request.top_logprobs
     if request.seed is not None:
         body["random_seed"] = request.seed
     if request.stop:

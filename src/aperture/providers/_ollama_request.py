@@ -55,6 +55,10 @@ def build_body(request: ChatRequest, model: str) -> dict[str, Any]:
     options = _options(request)
     if options:
         body["options"] = options
+    if request.logprobs:
+        body["logprobs"] = True
+        if request.top_logprobs is not None:
+            body["top_logprobs"] = request.top_logprobs
     return body
 
 

@@ -29,6 +29,8 @@ from aperture.model import (
     FinishReason,
     GeneratedImage,
     StreamEvent,
+    Thought,
+    TokenLogprob,
     ToolCallDelta,
     Usage,
     UsageReport,
@@ -75,16 +77,28 @@ class StreamAssembler:
             self._started.add(choice)
             self._events.append(Delta(index=choice, role="assistant", content=""))
 
-    def text(self, text: str | None, choice: int = 0) -> None:
-        """A piece of answer text (nothing when empty), after the role."""
+    def text(
+        self,
+        text: str | None,
+        choice: int = 0,
+        logprobs: tuple[TokenLogprob, ...] | None = None,
+    ) -> None:
+        """A piece of answer text (nothing when empty), after the role, with its tokens'
+        log probabilities when the provider gave them."""
         if text:
             self.role(choice)
-            self._events.append(Delta(index=choice, content=text))
+            self._events.append(Delta(index=choice, content=text, logprobs=logprobs or None))
 
     def image(self, image: GeneratedImage, choice: int = 0) -> None:
         """An image the model made, whole, after the role."""
         self.role(choice)
         self._events.append(Delta(index=choice, images=(image,)))
+
+    def thought(self, thought: Thought, choice: int = 0) -> None:
+        """A piece of reasoning (text, a signature or a redacted thought), after the role."""
+        if thought.text or thought.signature or thought.redacted:
+            self.role(choice)
+            self._events.append(Delta(index=choice, thought=thought))
 
     def delta(self, delta: Delta) -> None:
         """A delta the provider's own chunk already shapes (OpenAI-like wires): as it is."""

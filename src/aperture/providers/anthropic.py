@@ -21,6 +21,9 @@ Translation choices, in one place:
   goes out), URLs as ``url`` sources. Anthropic has no ``detail``: it is dropped, as is a
   message's ``name``.
 - ``max_tokens`` is required by Anthropic: ``DEFAULT_MAX_TOKENS`` when the client sent none.
+- Canonical ``reasoning`` becomes ``thinking`` (``_anthropic_request.thinking``); an assistant
+  message's signed thoughts go back as ``thinking`` / ``redacted_thinking`` blocks opening its
+  turn, and the answer's come back as canonical thoughts, signatures kept.
 - ``response_format`` has no Anthropic field: JSON mode is emulated with an instruction
   appended to ``system`` (see ``json_instruction``).
 - ``user`` becomes ``metadata.user_id``; ``parallel_tool_calls: false`` becomes
@@ -46,17 +49,15 @@ from aperture.model import (
     FinishReason,
     StreamEvent,
     Target,
+    Thought,
     ToolCall,
     Usage,
 )
 from aperture.providers._anthropic_request import (
+    DEFAULT_MAX_TOKENS,
     IMAGE_MEDIA_TYPES,
     compact,
-    conversation,
-    json_instruction,
-    system_value,
-    tool,
-    tool_choice,
+    messages_body,
 )
 from aperture.providers._anthropic_spec import DEFAULT_BASE_URL
 from aperture.providers._status import ErrorClass, body_text, classify_status, malformed
@@ -72,9 +73,6 @@ __all__ = [
 ]
 
 ANTHROPIC_VERSION = "2023-06-01"
-DEFAULT_MAX_TOKENS = 4096
-"""Sent when the client gave no ``max_tokens``: Anthropic requires the field."""
-"""Exactly what Anthropic accepts as ``source.media_type``; ``image/jpg`` is refused."""
 
 _STOP_REASONS: Mapping[str, FinishReason] = {
     "end_turn": "stop",
@@ -131,6 +129,9 @@ class _Usage(_In, kw_only=True):
 class _Block(_In, kw_only=True):
     type: str = ""
     text: str | None = None
+    thinking: str | None = None
+    signature: str | None = None
+    data: str | None = None
     id: str | None = None
     name: str | None = None
     input: Any = None
@@ -156,6 +157,8 @@ class _Message(_In, kw_only=True):
 class _DeltaBody(_In, kw_only=True):
     type: str | None = None
     text: str | None = None
+    thinking: str | None = None
+    signature: str | None = None
     partial_json: str | None = None
     stop_reason: str | None = None
 
@@ -174,6 +177,14 @@ class _ErrorEnvelope(_In, kw_only=True):
     error: _ErrorObject | str | None = None
 
 
+class _TokenCount(_In, kw_only=True):
+    input_tokens: int
+
+
+# What ``/v1/messages/count_tokens`` takes of a Messages body (MessageCountTokensParams).
+_COUNTED_FIELDS = frozenset({"model", "messages", "system", "thinking", "tools", "tool_choice"})
+
+_COUNT = msgspec.json.Decoder(_TokenCount)
 _MESSAGE = msgspec.json.Decoder(_Message)
 _EVENT = msgspec.json.Decoder(_Event)
 _ERROR = msgspec.json.Decoder(_ErrorEnvelope)
@@ -190,40 +201,32 @@ class AnthropicProvider:
     stream_ends_with_body: ClassVar[bool] = False
 
     def build_request(self, request: ChatRequest, target: Target) -> UpstreamRequest:
-        provider = target.provider
         if request.n is not None and request.n > 1:
             raise UnsupportedCapabilityError(
                 "Anthropic returns one choice per request; n must be 1.", param="n"
             )
-        system, turns = conversation(request.messages)
-        instruction = json_instruction(request.response_format)
-        if instruction is not None:
-            system.append({"type": "text", "text": instruction})
-        body: dict[str, Any] = {
-            "model": target.upstream_model,
-            "max_tokens": request.max_tokens
-            if request.max_tokens is not None
-            else DEFAULT_MAX_TOKENS,
-        }
-        if system:
-            body["system"] = system_value(system)
-        body["messages"] = turns
-        if request.stop:
-            body["stop_sequences"] = list(request.stop)
-        if request.temperature is not None:
-            body["temperature"] = request.temperature
-        if request.top_p is not None:
-            body["top_p"] = request.top_p
-        if request.tools:
-            body["tools"] = [tool(t) for t in request.tools]
-            choice = tool_choice(request)
-            if choice is not None:
-                body["tool_choice"] = choice
-        if request.user is not None:
-            body["metadata"] = {"user_id": request.user}
+        body = messages_body(request, target.upstream_model)
         if request.stream:
             body["stream"] = True
-        # request.extra is deliberately not forwarded (OpenAI-dialect extras; see module doc).
+        return self._post(target, "/v1/messages", body)
+
+    def count_request(self, request: ChatRequest, target: Target) -> UpstreamRequest:
+        """``POST /v1/messages/count_tokens`` for ``request``: the fields that endpoint
+        takes (no ``max_tokens``, sampling, stop or metadata)."""
+        body = messages_body(request, target.upstream_model)
+        counted = {k: v for k, v in body.items() if k in _COUNTED_FIELDS}
+        return self._post(target, "/v1/messages/count_tokens", counted)
+
+    @staticmethod
+    def parse_count(body: bytes, target: Target) -> int:
+        try:
+            return _COUNT.decode(body).input_tokens
+        except msgspec.DecodeError as exc:
+            raise malformed(target.provider.name) from exc
+
+    @staticmethod
+    def _post(target: Target, path: str, body: dict[str, Any]) -> UpstreamRequest:
+        provider = target.provider
         headers = {
             "Content-Type": "application/json",
             "anthropic-version": ANTHROPIC_VERSION,
@@ -232,7 +235,7 @@ class AnthropicProvider:
         if provider.api_key:
             headers["x-api-key"] = provider.api_key
         base = (provider.base_url or DEFAULT_BASE_URL).rstrip("/")
-        return UpstreamRequest(f"{base}/v1/messages", headers, msgspec.json.encode(body))
+        return UpstreamRequest(f"{base}{path}", headers, msgspec.json.encode(body))
 
     def parse_response(self, body: bytes, target: Target) -> ChatResponse:
         try:
@@ -247,11 +250,19 @@ class AnthropicProvider:
             for b in message.content
             if b.type == "tool_use"
         )
+        thoughts = tuple(
+            Thought(redacted=b.data)
+            if b.type == "redacted_thinking"
+            else Thought(b.thinking or "", b.signature)
+            for b in message.content
+            if b.type in ("thinking", "redacted_thinking")
+        )
         choice = Choice(
             index=0,
             content="".join(texts) if texts or not calls else None,
             tool_calls=calls or None,
             finish_reason=_finish_reason(message.stop_reason),
+            reasoning=thoughts or None,
         )
         return ChatResponse(
             id=message.id,
@@ -353,6 +364,10 @@ class _StreamParser:
             asm.text(block.text)
         elif block.type == "tool_use":
             asm.tool_start(index, block.id, block.name)
+        elif block.type == "thinking":
+            asm.thought(Thought(block.thinking or "", block.signature))
+        elif block.type == "redacted_thinking":
+            asm.thought(Thought(redacted=block.data))
 
     def _block_delta(self, index: int, delta: _DeltaBody | None) -> None:
         if delta is None:
@@ -361,7 +376,11 @@ class _StreamParser:
             self._asm.text(delta.text)
         elif delta.type == "input_json_delta":
             self._asm.tool_args(index, delta.partial_json)
-        # thinking_delta, signature_delta and citations_delta have no canonical home.
+        elif delta.type == "thinking_delta":
+            self._asm.thought(Thought(delta.thinking or ""))
+        elif delta.type == "signature_delta":
+            self._asm.thought(Thought(signature=delta.signature))
+        # citations_delta has no canonical home.
 
 
 def _finish_reason(reason: str | None) -> FinishReason | None:

@@ -10,7 +10,7 @@ from aperture.model import ChatRequest, ChatResponse, StreamEvent
 from aperture.model.target import Target
 from aperture.upstream import Framing, UpstreamRequest
 
-__all__ = ["Authorizes", "Provider", "StreamParser"]
+__all__ = ["Authorizes", "CountsTokens", "Provider", "StreamParser"]
 
 
 class StreamParser(Protocol):
@@ -71,5 +71,22 @@ class Authorizes(Protocol):
 
         Raises:
             UpstreamError: no credentials could be found.
+        """
+        ...
+
+
+@runtime_checkable
+class CountsTokens(Protocol):
+    """A provider with its own token-counting endpoint (Anthropic's ``count_tokens``)."""
+
+    def count_request(self, request: ChatRequest, target: Target) -> UpstreamRequest:
+        """The HTTP request asking ``target`` to count ``request``'s input tokens."""
+        ...
+
+    def parse_count(self, body: bytes, target: Target) -> int:
+        """The input tokens a successful count answer says.
+
+        Raises:
+            UpstreamError: the body is not what the provider documents.
         """
         ...

@@ -67,7 +67,7 @@ class BedrockProvider:
     def build_request(self, request: ChatRequest, target: Target) -> UpstreamRequest:
         """The request, complete with an API key, else unsigned (see ``authorize``)."""
         provider = target.provider
-        body = converse_body(request)
+        body = converse_body(request, target.upstream_model)
         headers = {"Content-Type": "application/json", **provider.headers}
         if provider.api_key:
             headers["Authorization"] = f"Bearer {provider.api_key}"

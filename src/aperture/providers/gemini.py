@@ -34,6 +34,7 @@ from aperture.model import (
     FinishReason,
     StreamEvent,
     Target,
+    Thought,
     Usage,
 )
 from aperture.providers._gemini_request import build_body, tool_call_id
@@ -144,7 +145,13 @@ class _StreamParser:
     def _candidate(self, candidate: GeminiCandidate) -> None:
         asm, index = self._asm, candidate.index
         asm.role(index)
-        asm.text("".join(candidate.texts()), index)
+        thought = candidate.thought()
+        if thought is not None and thought.text:
+            asm.thought(Thought(thought.text), index)
+        asm.text("".join(candidate.texts()), index, candidate.logprobs())
+        if thought is not None and thought.signature:
+            # After the text it came with: a signature ends the thought it belongs to.
+            asm.thought(Thought(signature=thought.signature), index)
         for image in candidate.images():
             asm.image(image, index)
         for call in candidate.calls():

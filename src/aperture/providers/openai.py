@@ -1,6 +1,12 @@
 """OpenAI and any OpenAI-compatible server (vLLM, llama.cpp, Ollama's /v1, LM Studio...).
 
 Pure: builds Chat Completions requests and parses responses, streams and errors.
+
+Canonical ``reasoning`` goes out as ``reasoning_effort`` (a budget as the effort it reaches,
+``aperture.model.reasoning``; "disabled" without an effort is left to the model's default).
+The reasoning text OpenAI-compatible servers return as ``reasoning_content`` (DeepSeek, vLLM)
+or ``reasoning`` (OpenRouter, newer vLLM) comes back as canonical thoughts; it is not sent
+back upstream, as OpenAI's own API has no such message field.
 """
 
 from __future__ import annotations
@@ -31,11 +37,13 @@ from aperture.model import (
     StreamEvent,
     Target,
     Text,
+    Thought,
     ToolCall,
     ToolCallDelta,
     Usage,
     Video,
 )
+from aperture.providers._logprobs import WireLogprobs, WireToken, from_tokens
 from aperture.providers._openai_images import build_images_body, images_path
 from aperture.providers._status import ErrorClass, body_text, classify_status, malformed
 from aperture.providers._stream import StreamAssembler
@@ -96,9 +104,17 @@ class _Message(_In, kw_only=True):
     refusal: str | None = None
     tool_calls: list[_ToolCall] | None = None
     images: list[_ImageOut] | None = None
+    reasoning_content: str | None = None
+    reasoning: str | None = None
+
+    @property
+    def thought(self) -> str | None:
+        return self.reasoning_content or self.reasoning
 
     def carries_anything(self) -> bool:
-        return bool(self.role or self.content or self.refusal or self.tool_calls or self.images)
+        return bool(
+            self.role or self.content or self.refusal or self.tool_calls or self.images
+        ) or bool(self.thought)
 
 
 class _Choice(_In, kw_only=True):
@@ -106,6 +122,7 @@ class _Choice(_In, kw_only=True):
     message: _Message | None = None
     delta: _Message | None = None
     finish_reason: str | None = None
+    logprobs: WireLogprobs | None = None
 
 
 class _PromptDetails(_In, kw_only=True):
@@ -182,16 +199,12 @@ class OpenAIProvider:
         }
         if request.max_tokens is not None:
             body[provider.max_tokens_field] = request.max_tokens
-        for field in ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty"):
-            value = getattr(request, field)
-            if value is not None:
-                body[field] = value
-        for field in ("n", "user", "parallel_tool_calls"):
-            value = getattr(request, field)
-            if value is not None:
-                body[field] = value
+        body.update(_scalars(request))
         if request.stop is not None:
             body["stop"] = list(request.stop)
+        reasoning = request.reasoning
+        if reasoning is not None and (reasoning.enabled or reasoning.effort is not None):
+            body["reasoning_effort"] = reasoning.level
         if request.tools is not None:
             body["tools"] = [_tool(t) for t in request.tools]
         if request.tool_choice is not None:
@@ -284,18 +297,31 @@ class _StreamParser:
             raise _classify(500, chunk.error, {}, self._target)
         asm = self._asm
         for choice in chunk.choices:
-            if choice.delta is not None and choice.delta.carries_anything():
-                # The wire is the canonical shape already: a chunk's delta is one canonical one.
-                asm.delta(_delta(choice.index, choice.delta, self._target))
+            logprobs = choice.logprobs.content if choice.logprobs is not None else None
+            delta = choice.delta
+            if delta is not None and (delta.carries_anything() or logprobs):
+                thought = delta.thought
+                if thought:
+                    # Its own event: renderers take a delta's thought or its content, not both.
+                    asm.delta(Delta(index=choice.index, role=delta.role, thought=Thought(thought)))
+                    delta = msgspec.structs.replace(
+                        delta, role=None, reasoning_content=None, reasoning=None
+                    )
+                if delta.carries_anything() or logprobs:
+                    # The wire is the canonical shape already: a chunk's delta is one canonical one.
+                    asm.delta(_delta(choice.index, delta, self._target, logprobs))
             asm.finish(_finish_reason(choice.finish_reason), choice.index)
         if chunk.usage is not None:
             asm.usage(_usage(chunk.usage))
         return asm.drain()
 
 
-def _delta(index: int, delta: _Message, target: Target) -> Delta:
+def _delta(
+    index: int, delta: _Message, target: Target, logprobs: list[WireToken] | None = None
+) -> Delta:
     calls = delta.tool_calls
     return Delta(
+        logprobs=from_tokens(logprobs) if logprobs else None,
         images=_images(delta.images, target),
         index=index,
         role=delta.role,
@@ -307,6 +333,20 @@ def _delta(index: int, delta: _Message, target: Target) -> Delta:
         if calls
         else None,
     )
+
+
+_SCALARS = (
+    "temperature", "top_p", "seed", "presence_penalty", "frequency_penalty", "n", "user",
+    "parallel_tool_calls", "top_logprobs",
+)  # fmt: skip
+
+
+def _scalars(request: ChatRequest) -> dict[str, Any]:
+    """The request's plain fields that are set, under their own (OpenAI's) names."""
+    body = {f: v for f in _SCALARS if (v := getattr(request, f)) is not None}
+    if request.logprobs:
+        body["logprobs"] = True
+    return body
 
 
 def _message(message: Message) -> dict[str, Any]:
@@ -426,6 +466,8 @@ def _choice(choice: _Choice, target: Target) -> Choice:
         refusal=message.refusal,
         finish_reason=_finish_reason(choice.finish_reason),
         images=_images(message.images, target),
+        logprobs=from_tokens(choice.logprobs.content) if choice.logprobs is not None else None,
+        reasoning=(Thought(message.thought),) if message.thought else None,
     )
 
 

@@ -16,6 +16,8 @@ from aperture.providers.spec import (
     DocumentLimits,
     ImageLimits,
     KnownModel,
+    LogprobSupport,
+    MediaLimits,
     ProviderSpec,
 )
 from aperture.settings import Capability
@@ -39,28 +41,45 @@ _OPENAI_IMAGES = ImageLimits(
     max_images=500, effective_long_edge=2048, low_detail_long_edge=512, max_side=12000
 )
 _TOOLS_JSON: frozenset[Capability] = frozenset({"tools", "json_mode"})
+# The reasoning models (o-series, GPT-5) take ``reasoning_effort``.
+_REASONS: frozenset[Capability] = VISION_TOOLS_JSON | {"reasoning"}
 _OPENAI_MODELS: tuple[KnownModel, ...] = (
     ("gpt-4o-audio*", frozenset({"audio", "tools", "json_mode"})),
     ("gpt-image*", frozenset({"vision", "image_output"})),
     ("gpt-4o*", VISION_TOOLS_JSON),
     ("gpt-4.1*", VISION_TOOLS_JSON),
     ("gpt-4.5*", VISION_TOOLS_JSON),
-    ("gpt-5*", VISION_TOOLS_JSON),
-    ("o1", VISION_TOOLS_JSON),
-    ("o1-2*", VISION_TOOLS_JSON),
-    ("o3*", VISION_TOOLS_JSON),
-    ("o4-mini*", VISION_TOOLS_JSON),
+    ("gpt-5*", _REASONS),
+    ("o1", _REASONS),
+    ("o1-2*", _REASONS),
+    ("o3*", _REASONS),
+    ("o4-mini*", _REASONS),
     ("gpt-4-turbo*", VISION_TOOLS_JSON),
     ("gpt-3.5-turbo*", _TOOLS_JSON),
     ("gpt-4", _TOOLS_JSON),
-    ("o1-mini*", frozenset({"json_mode"})),
-    ("o3-mini*", _TOOLS_JSON),
+    ("o1-mini*", frozenset({"json_mode", "reasoning"})),
+    ("o3-mini*", _TOOLS_JSON | {"reasoning"}),
 )
 
+# input_audio takes wav and mp3 (the SDK's ``InputAudio.format``); Chat Completions takes no
+# video. Reasoning models refuse logprobs ("not supported with reasoning models").
+_OPENAI_AUDIO = MediaLimits(formats=frozenset({"wav", "mp3"}), source="openai SDK InputAudio")
+_OPENAI_LOGPROBS = LogprobSupport(
+    max_top=20, except_models=("o1*", "o3*", "o4*", "gpt-5", "gpt-5-*")
+)
+# OpenAI-compatible servers that take video (vLLM, Qwen-VL, GLM-4.5V) send it as video_url.
+_VIDEO_URL = MediaLimits(source="video_url parts, as vLLM, DashScope and GLM document them")
+_ANY_AUDIO = MediaLimits(source="input_audio parts; the server checks the format")
+
 OPENAI = ProviderSpec(
+    audio=_OPENAI_AUDIO,
+    logprobs=_OPENAI_LOGPROBS,
+    max_choices=128,
     # PDF files (platform.openai.com/docs/guides/pdf-files, read 2026-12): 100 pages and
-    # 32 MB per request. Not in providers.md.
-    documents=DocumentLimits(max_bytes=32_000_000, max_pages=100),
+    # 32 MB per request; "both the extracted text and an image of each page" go into the
+    # model's context: the page image at OpenAI's image rule plus its text (1,500 tokens
+    # a page assumed, as for Claude: OpenAI states no figure). Not in providers.md.
+    documents=DocumentLimits(max_bytes=32_000_000, max_pages=100, text_tokens_per_page=1500),
     kind="openai",
     adapter=OPENAI_ADAPTER,
     wire="openai-chat",
@@ -76,6 +95,9 @@ OPENAI = ProviderSpec(
 )
 
 AZURE = ProviderSpec(
+    audio=_OPENAI_AUDIO,
+    logprobs=_OPENAI_LOGPROBS,
+    max_choices=128,
     kind="azure",
     adapter="aperture.providers.azure:AzureProvider",
     wire="openai-chat",
@@ -93,6 +115,9 @@ AZURE = ProviderSpec(
 _compatible = partial(ProviderSpec, adapter=OPENAI_ADAPTER, wire="openai-chat", fetches_urls=True)
 
 XAI = _compatible(
+    # xAI's API reference: top_logprobs 0..8; n is taken.
+    logprobs=LogprobSupport(max_top=8),
+    max_choices=128,
     kind="xai",
     base_url="https://api.x.ai/v1",
     images=ImageLimits(accepted=frozenset({"image/png", "image/jpeg"}), max_bytes=20 * 1024 * 1024),
@@ -107,6 +132,7 @@ XAI = _compatible(
 )
 
 GROQ = _compatible(
+    # Groq's API reference: logprobs and top_logprobs are not supported yet, n must be 1.
     kind="groq",
     base_url="https://api.groq.com/openai/v1",
     images=ImageLimits(max_bytes=3_000_000, max_side=5760, max_images=5),
@@ -120,16 +146,28 @@ GROQ = _compatible(
 )
 
 DEEPSEEK = _compatible(
+    # api-docs.deepseek.com: logprobs, top_logprobs 0..20; deepseek-reasoner refuses them.
+    logprobs=LogprobSupport(max_top=20, except_models=("deepseek-reasoner*",)),
     kind="deepseek",
     base_url="https://api.deepseek.com/v1",
     images=ImageLimits(max_bytes=32 * 1024 * 1024, max_side=8192, max_images=600),
     image_tokens="deepseek",
-    known_models=(("deepseek-vl*", VISION_TOOLS),),
+    known_models=(
+        ("deepseek-vl*", VISION_TOOLS),
+        # Thinks and returns ``reasoning_content`` (api-docs.deepseek.com/guides/reasoning_model).
+        ("deepseek-reasoner*", frozenset({"tools", "reasoning"})),
+    ),
     api_key_env="DEEPSEEK_API_KEY",
     demo_models=("deepseek-chat", "deepseek-reasoner"),
 )
 
 QWEN = _compatible(
+    # DashScope's compatible mode: top_logprobs 0..5, n 1..4; omni models hear input_audio,
+    # VL models see video_url.
+    logprobs=LogprobSupport(max_top=5),
+    max_choices=4,
+    audio=_ANY_AUDIO,
+    video=_VIDEO_URL,
     kind="qwen",
     base_url="https://dashscope-intl.aliyuncs.com/compatible-mode/v1",
     images=ImageLimits(
@@ -160,6 +198,7 @@ MOONSHOT = _compatible(
 )
 
 GLM = _compatible(
+    video=_VIDEO_URL,
     kind="glm",
     base_url="https://open.bigmodel.cn/api/paas/v4",
     images=_OPENAI_IMAGES,
@@ -174,6 +213,12 @@ GLM = _compatible(
 )
 
 VLLM = _compatible(
+    # vLLM's OpenAI server: logprobs up to its --max-logprobs (20 by default), any n,
+    # input_audio and video_url for the models that take them.
+    logprobs=LogprobSupport(max_top=20),
+    max_choices=128,
+    audio=_ANY_AUDIO,
+    video=_VIDEO_URL,
     kind="vllm",
     base_url="http://127.0.0.1:8000/v1",
     images=_OPENAI_IMAGES,

@@ -13,7 +13,7 @@ import msgspec
 
 from aperture.errors import ModelNotFoundError, quote
 from aperture.model.target import Target
-from aperture.routing.known_models import known_capabilities
+from aperture.routing.known_models import carried_capabilities, known_capabilities
 from aperture.settings import (
     ModelConstraints,
     ModelSettings,
@@ -193,17 +193,19 @@ class Catalog:
         if entry is not None:
             return entry.capabilities
         known = known_capabilities(provider.kind, upstream)
-        if known is not None:
-            return known
-        return frozenset(declared or ())
+        if known is None:
+            known = frozenset(declared or ())
+        return carried_capabilities(provider.kind, upstream, known)
 
 
 def _entry(model: ModelSettings, provider: ProviderSettings, url_policy: UrlPolicy) -> ModelEntry:
     upstream = model.upstream_model or model.name
-    capabilities = (
+    capabilities = carried_capabilities(
+        provider.kind,
+        upstream,
         frozenset(model.capabilities)
         if model.capabilities is not None
-        else known_capabilities(provider.kind, upstream) or frozenset()
+        else known_capabilities(provider.kind, upstream) or frozenset(),
     )
     return ModelEntry(
         name=model.name,

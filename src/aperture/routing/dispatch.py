@@ -8,7 +8,7 @@ from typing import cast
 
 from aperture.errors import UpstreamError, UpstreamUnavailableError, clip
 from aperture.model import ChatRequest, ChatResponse, StreamEvent, Target
-from aperture.providers import Authorizes, Provider, StreamParser, provider_for
+from aperture.providers import Authorizes, CountsTokens, Provider, StreamParser, provider_for
 from aperture.upstream import (
     FrameTooLargeError,
     Timeouts,
@@ -108,6 +108,23 @@ class Dispatcher:
         if response.status >= 300:
             raise provider.parse_error(response.status, response.body, response.headers, target)
         return provider.parse_response(response.body, target)
+
+    async def count_tokens(self, request: ChatRequest, target: Target) -> int | None:
+        """The provider's own count of ``request``'s input tokens; None when its kind has no
+        counting endpoint."""
+        provider = provider_for(target.provider.kind)
+        if not hasattr(provider, "count_request"):
+            return None
+        counter = cast(CountsTokens, provider)
+        upstream = counter.count_request(request, target)
+        if hasattr(provider, "authorize"):
+            upstream = await cast(Authorizes, provider).authorize(upstream, target)
+        response = await self._client.send(
+            upstream, _timeouts(target), provider=target.provider.name
+        )
+        if response.status >= 300:
+            raise provider.parse_error(response.status, response.body, response.headers, target)
+        return counter.parse_count(response.body, target)
 
     async def open_stream(self, request: ChatRequest, target: Target) -> EventStream:
         provider = provider_for(target.provider.kind, target.wire)

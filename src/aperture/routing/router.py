@@ -85,6 +85,15 @@ class Attempts:
         """
         return await self.router._run(self, self.router._open_on)
 
+    async def count_tokens(self) -> int | None:
+        """The first target's own count of the input tokens (None: its kind counts none),
+        failing over as ``complete`` does.
+
+        Raises:
+            GatewayError: as ``complete``.
+        """
+        return await self.router._run(self, self.router._count_on)
+
 
 class Router:
     def __init__(
@@ -131,6 +140,9 @@ class Router:
 
     async def _complete_on(self, prepared: ChatRequest, target: Target) -> ChatResponse:
         return await self._dispatcher.complete(prepared, target)
+
+    async def _count_on(self, prepared: ChatRequest, target: Target) -> int | None:
+        return await self._dispatcher.count_tokens(prepared, target)
 
     async def _open_on(self, prepared: ChatRequest, target: Target) -> EventStream:
         name = target.provider.name

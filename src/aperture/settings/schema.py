@@ -31,7 +31,7 @@ __all__ = [
 
 UrlPolicy = Literal["reject", "fetch", "passthrough", "auto"]
 Capability = Literal[
-    "vision", "audio", "video", "image_output", "tools", "json_mode", "documents"
+    "vision", "audio", "video", "image_output", "tools", "json_mode", "documents", "reasoning"
 ]  # fmt: skip
 # A kind listed in ``aperture.providers.registry``; ``load`` checks it against that list, so
 # that a new kind needs its spec and a registry line, not a line here as well.
@@ -171,6 +171,19 @@ class DocumentSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_onl
     max_documents_per_request: int = 20
     # A page side above this (in PDF points; 14400 is the PDF spec's own limit) is a bomb.
     max_page_side_pt: float = 14_400.0
+    # For a model that reads no documents and no images: send the PDF's text layer as text
+    # (extract), or refuse with unsupported_capability naming the models that read PDFs.
+    text_only: Literal["extract", "reject"] = "reject"
+    # Pages one request may have rendered to images (for vision models without native PDF
+    # input); a document with more is refused before any page is drawn.
+    render_max_pages: int = 50
+    # Pixels of one rendered page at most, whatever the model's own resolution allows.
+    render_max_pixels: int = 4_200_000
+    # Deadline for rendering one request's pages (each job is also under the decode pool's
+    # memory and CPU ceilings).
+    render_timeout_s: float = 60.0
+    # Characters of a document's text layer read for the checks and for text-only models.
+    max_text_chars: int = 200_000
 
 
 class ProviderImageSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -26,6 +26,8 @@ from aperture.storage.base import (
 from aperture.storage.records import (
     Admission,
     ApiKey,
+    AuditAttempt,
+    AuditDocument,
     AuditEvent,
     AuditImage,
     AuditQuery,
@@ -48,6 +50,8 @@ from aperture.storage.registry import RedisOptions, migrate, open_storage
 __all__ = [
     "Admission",
     "ApiKey",
+    "AuditAttempt",
+    "AuditDocument",
     "AuditEvent",
     "AuditImage",
     "AuditQuery",

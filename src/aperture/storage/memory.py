@@ -118,6 +118,7 @@ def matches(event: AuditEvent, query: AuditQuery) -> bool:
         (query.tenant, event.tenant),
         (query.model, event.model),
         (query.status, event.status),
+        (query.error_code, event.error_code),
     )
     if any(wanted is not None and wanted != actual for wanted, actual in checks):
         return False

@@ -2,7 +2,9 @@
 
 System prompts become a leading system message; ``tool_result`` blocks become tool
 messages (placed before the rest of their user turn, as OpenAI-style APIs expect);
-``thinking`` blocks from earlier turns are dropped, since no other provider can read them.
+``thinking`` and ``redacted_thinking`` blocks of earlier turns become the assistant
+message's ``reasoning``, signatures kept, so they go back to the provider that signed them.
+``thinking`` becomes the canonical ``Reasoning`` (its budget, or "disabled").
 """
 
 from __future__ import annotations
@@ -21,15 +23,18 @@ from aperture.model import (
     Message,
     NamedToolChoice,
     Part,
+    Reasoning,
     Text,
+    Thought,
     Tool,
     ToolCall,
     ToolChoice,
 )
 
-__all__ = ["MappedLocator", "parse_messages_request"]
+__all__ = ["MappedLocator", "parse_count_request", "parse_messages_request"]
 
 _DECODER = msgspec.json.Decoder(wire.MessagesRequest)
+_COUNT_DECODER = msgspec.json.Decoder(wire.CountTokensRequest)
 _encode = msgspec.json.Encoder().encode
 
 
@@ -37,6 +42,8 @@ class MappedLocator:
     """Paths recorded while converting, since canonical and client positions differ."""
 
     max_tokens = "max_tokens"
+    reasoning = "thinking"
+    logprobs = "logprobs"  # Messages has no such field; never asked from this dialect
 
     def __init__(self) -> None:
         self.paths: dict[tuple[int, int], str] = {}
@@ -54,6 +61,28 @@ def parse_messages_request(body: bytes) -> tuple[ChatRequest, MappedLocator]:
     request, keys = decode_request(body, _DECODER)
     if request.max_tokens < 1:
         raise InvalidRequestError("max_tokens must be at least 1.", param="max_tokens")
+    return _to_chat(request, extra_fields(body, keys, wire.MODELLED_FIELDS))
+
+
+def parse_count_request(body: bytes) -> tuple[ChatRequest, MappedLocator]:
+    """Decode a ``count_tokens`` body into the canonical request (no ``max_tokens``)."""
+    counted, keys = decode_request(body, _COUNT_DECODER)
+    request = wire.MessagesRequest(
+        model=counted.model,
+        max_tokens=1,
+        messages=counted.messages,
+        system=counted.system,
+        tools=counted.tools,
+        tool_choice=counted.tool_choice,
+        thinking=counted.thinking,
+    )
+    chat, locator = _to_chat(request, extra_fields(body, keys, wire.COUNT_FIELDS))
+    return msgspec.structs.replace(chat, max_tokens=None, include_usage=False), locator
+
+
+def _to_chat(
+    request: wire.MessagesRequest, extra: dict[str, msgspec.Raw]
+) -> tuple[ChatRequest, MappedLocator]:
     locator = MappedLocator()
     messages: list[Message] = []
     if request.system:
@@ -82,9 +111,10 @@ def parse_messages_request(body: bytes) -> tuple[ChatRequest, MappedLocator]:
                 else None
             ),
             stream=bool(request.stream),
+            reasoning=_reasoning(request.thinking),
             # Anthropic streams always end with usage; the renderer needs it.
             include_usage=True,
-            extra=extra_fields(body, keys, wire.MODELLED_FIELDS),
+            extra=extra,
         ),
         locator,
     )
@@ -98,6 +128,7 @@ def _convert(
     tool_messages: list[Message] = []
     parts: list[Part] = []
     calls: list[ToolCall] = []
+    thoughts: list[Thought] = []
     paths: list[str] = []
     for j, block in enumerate(message.content):
         path = f"messages[{i}].content[{j}]"
@@ -127,16 +158,38 @@ def _convert(
                     parts.append(image)
                     paths.append(image_path)
             case wire.ThinkingBlock() | wire.RedactedThinkingBlock():
-                pass
+                thoughts.append(_thought(block))
     converted = list(tool_messages)
-    if parts or calls or not tool_messages:
+    if parts or calls or thoughts or not tool_messages:
         index = start + len(converted)
         for p, path in enumerate(paths):
             locator.paths[index, p] = path
         converted.append(
-            Message(message.role, tuple(parts) if parts else None, tool_calls=tuple(calls) or None)
+            Message(
+                message.role,
+                tuple(parts) if parts else None,
+                tool_calls=tuple(calls) or None,
+                reasoning=tuple(thoughts) if thoughts and message.role == "assistant" else None,
+            )
         )
     return converted
+
+
+def _thought(block: wire.ThinkingBlock | wire.RedactedThinkingBlock) -> Thought:
+    if isinstance(block, wire.RedactedThinkingBlock):
+        return Thought(redacted=block.data)
+    return Thought(block.thinking, block.signature)
+
+
+def _reasoning(thinking: wire.ThinkingParam | None) -> Reasoning | None:
+    match thinking:
+        case wire.ThinkingEnabled(budget_tokens=budget):
+            return Reasoning(budget_tokens=budget)
+        case wire.ThinkingAdaptive():
+            return Reasoning()
+        case wire.ThinkingDisabled():
+            return Reasoning(enabled=False)
+    return None
 
 
 def _system(system: str | list[wire.TextBlock]) -> Message:

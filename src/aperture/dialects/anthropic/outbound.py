@@ -7,7 +7,15 @@ from typing import Any
 import msgspec
 
 from aperture.errors import GatewayError
-from aperture.model import ChatResponse, Delta, Finish, StreamEvent, Usage, UsageReport
+from aperture.model import (
+    ChatResponse,
+    Delta,
+    Finish,
+    StreamEvent,
+    Thought,
+    Usage,
+    UsageReport,
+)
 
 __all__ = ["AnthropicStreamRenderer", "render_error", "render_response"]
 
@@ -36,7 +44,9 @@ _ERROR_TYPES = {
 def render_response(response: ChatResponse, model: str) -> bytes:
     """The ``message`` object, naming the model the client asked for."""
     choice = response.choices[0] if response.choices else None
-    content: list[dict[str, Any]] = []
+    content: list[dict[str, Any]] = [
+        _thinking_block(t) for t in (choice.reasoning if choice else None) or ()
+    ]
     if choice is not None and choice.content:
         content.append({"type": "text", "text": choice.content})
     content.extend(
@@ -56,6 +66,14 @@ def render_response(response: ChatResponse, model: str) -> bytes:
             "usage": _usage(response.usage or Usage()),
         }
     )
+
+
+def _thinking_block(thought: Thought) -> dict[str, Any]:
+    """A thought as Anthropic's block; a thought without a signature (a provider that signs
+    none) gets an empty one, as the SDK's type requires the field."""
+    if thought.redacted is not None:
+        return {"type": "redacted_thinking", "data": thought.redacted}
+    return {"type": "thinking", "thinking": thought.text, "signature": thought.signature or ""}
 
 
 def render_error(error: GatewayError) -> bytes:
@@ -93,6 +111,8 @@ class AnthropicStreamRenderer:
     def event(self, event: StreamEvent) -> bytes:
         out = [] if self._started else self._start()
         match event:
+            case Delta(thought=thought) if thought is not None:
+                out += self._thought(thought)
             case Delta(content=text) if text:
                 out += self._open("text", {"type": "text", "text": ""})
                 out.append(
@@ -133,6 +153,22 @@ class AnthropicStreamRenderer:
             case _:
                 pass
         return b"".join(out)
+
+    def _thought(self, thought: Thought) -> list[bytes]:
+        """Thinking text streams as ``thinking_delta``s into one block, which its
+        ``signature_delta`` ends; a redacted thought is a whole block of its own."""
+        if thought.redacted is not None:
+            block = {"type": "redacted_thinking", "data": thought.redacted}
+            return [*self._open("redacted", block, force=True), *self._close()]
+        out = self._open("thinking", {"type": "thinking", "thinking": "", "signature": ""})
+        if thought.text:
+            delta = {"type": "thinking_delta", "thinking": thought.text}
+            out.append(_sse("content_block_delta", {"index": self._block, "delta": delta}))
+        if thought.signature:
+            delta = {"type": "signature_delta", "signature": thought.signature}
+            out.append(_sse("content_block_delta", {"index": self._block, "delta": delta}))
+            out += self._close()
+        return out
 
     def done(self) -> bytes:
         out = [] if self._started else self._start()

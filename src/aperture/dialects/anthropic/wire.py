@@ -88,6 +88,22 @@ ContentBlock = (
 )
 
 
+class ThinkingEnabled(_Wire, tag="enabled", tag_field="type", kw_only=True):
+    budget_tokens: int
+    display: Literal["summarized", "omitted"] | None = None
+
+
+class ThinkingAdaptive(_Wire, tag="adaptive", tag_field="type", kw_only=True):
+    display: Literal["summarized", "omitted"] | None = None
+
+
+class ThinkingDisabled(_Wire, tag="disabled", tag_field="type", kw_only=True):
+    pass
+
+
+ThinkingParam = ThinkingEnabled | ThinkingAdaptive | ThinkingDisabled
+
+
 class MessageParam(_Wire, kw_only=True):
     role: Literal["user", "assistant"]
     content: str | list[ContentBlock]
@@ -122,6 +138,22 @@ class MessagesRequest(_Wire, kw_only=True):
     tool_choice: ToolChoiceParam | None = None
     metadata: Metadata | None = None
     stream: bool | None = None
+    thinking: ThinkingParam | None = None
 
 
 MODELLED_FIELDS = frozenset(f.encode_name for f in msgspec.structs.fields(MessagesRequest))
+
+
+class CountTokensRequest(_Wire, kw_only=True):
+    """``POST /v1/messages/count_tokens``: a Messages request without what only an answer
+    needs (``max_tokens``, sampling, ``stream``)."""
+
+    model: str
+    messages: list[MessageParam]
+    system: str | list[TextBlock] | None = None
+    tools: list[ToolParam] | None = None
+    tool_choice: ToolChoiceParam | None = None
+    thinking: ThinkingParam | None = None
+
+
+COUNT_FIELDS = frozenset(f.encode_name for f in msgspec.structs.fields(CountTokensRequest))

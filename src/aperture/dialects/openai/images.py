@@ -80,6 +80,8 @@ class ImagesLocator:
     """Paths in the Images API's shape: ``image[0]``, ``mask``, ``prompt``."""
 
     max_tokens = "n"
+    reasoning = "model"
+    logprobs = "logprobs"  # the Images API has no such field
 
     def __init__(self, images: int = 0, mask: bool = False) -> None:
         self._images, self._mask = images, mask

@@ -13,11 +13,13 @@ from aperture.model import (
     Finish,
     GeneratedImage,
     StreamEvent,
+    Thought,
+    TokenLogprob,
     Usage,
     UsageReport,
 )
 
-__all__ = ["StreamRenderer", "render_error", "render_response"]
+__all__ = ["StreamRenderer", "logprobs_out", "render_error", "render_response"]
 
 
 class _Out(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -54,13 +56,36 @@ class MessageOut(msgspec.Struct, kw_only=True):
     tool_calls: list[ToolCallOut] | None = None
     images: list[ImageOut] | msgspec.UnsetType = msgspec.UNSET
     """Left out unless the model made images: OpenAI's own messages have no such field."""
+    reasoning_content: str | msgspec.UnsetType = msgspec.UNSET
+    """The model's thinking, as DeepSeek, vLLM and OpenRouter put it; left out when none
+    (OpenAI's own models never return their reasoning here)."""
+
+
+class TopLogprobOut(msgspec.Struct, kw_only=True):
+    token: str
+    logprob: float
+    bytes: list[int] | None
+
+
+class TokenLogprobOut(msgspec.Struct, kw_only=True):
+    token: str
+    logprob: float
+    bytes: list[int] | None
+    top_logprobs: list[TopLogprobOut]
+
+
+class LogprobsOut(msgspec.Struct, kw_only=True):
+    """``choices[].logprobs``: OpenAI's ``ChoiceLogprobs`` (content only; no refusal tokens)."""
+
+    content: list[TokenLogprobOut] | None
+    refusal: None = None
 
 
 class ChoiceOut(msgspec.Struct, kw_only=True):
     index: int
     message: MessageOut
     finish_reason: str | None
-    logprobs: None = None
+    logprobs: LogprobsOut | None = None
 
 
 class PromptDetails(_Out, kw_only=True):
@@ -96,13 +121,14 @@ class DeltaOut(_Out, kw_only=True):
     refusal: str | None = None
     tool_calls: list[ToolCallOut] | None = None
     images: list[ImageOut] | None = None
+    reasoning_content: str | None = None
 
 
 class ChunkChoice(msgspec.Struct, kw_only=True):
     index: int
     delta: DeltaOut
     finish_reason: str | None = None
-    logprobs: None = None
+    logprobs: LogprobsOut | None = None
 
 
 class ChatCompletionChunk(_Out, kw_only=True):
@@ -147,8 +173,10 @@ def render_response(response: ChatResponse, model: str) -> bytes:
                 if c.tool_calls
                 else None,
                 images=_images(c.images) or msgspec.UNSET,
+                reasoning_content=_reasoning_text(c.reasoning) or msgspec.UNSET,
             ),
             finish_reason=c.finish_reason,
+            logprobs=logprobs_out(c.logprobs),
         )
         for c in response.choices
     ]
@@ -207,8 +235,12 @@ class StreamRenderer:
     def event(self, event: StreamEvent) -> bytes:
         choice: ChunkChoice
         match event:
+            case Delta(thought=Thought(text="")):
+                return b""  # a signature or a redacted thought: nothing this shape can carry
             case Delta():
-                choice = ChunkChoice(index=event.index, delta=_delta(event))
+                choice = ChunkChoice(
+                    index=event.index, delta=_delta(event), logprobs=logprobs_out(event.logprobs)
+                )
             case Finish(index=index, reason=reason):
                 choice = ChunkChoice(index=index, delta=DeltaOut(), finish_reason=reason)
             case UsageReport(usage=usage):
@@ -258,10 +290,45 @@ def _delta(event: Delta) -> DeltaOut:
         refusal=event.refusal,
         tool_calls=calls,
         images=_images(event.images),
+        reasoning_content=event.thought.text or None if event.thought is not None else None,
     )
+
+
+def _reasoning_text(thoughts: tuple[Thought, ...] | None) -> str | None:
+    """The thoughts' text in one string; redacted ones have none to show."""
+    if not thoughts:
+        return None
+    return "\n\n".join(t.text for t in thoughts if t.text) or None
 
 
 def _images(images: tuple[GeneratedImage, ...] | None) -> list[ImageOut] | None:
     if not images:
         return None
     return [ImageOut(image_url=ImageUrlOut(url=image.data_uri)) for image in images]
+
+
+def logprobs_out(tokens: tuple[TokenLogprob, ...] | None) -> LogprobsOut | None:
+    """The ``logprobs`` object of a choice or chunk; None when there are none."""
+    if tokens is None:
+        return None
+    return LogprobsOut(content=token_logprobs_out(tokens))
+
+
+def token_logprobs_out(tokens: tuple[TokenLogprob, ...]) -> list[TokenLogprobOut]:
+    """Tokens in OpenAI's shape (Chat Completions' ``content[]``; Responses reuses it)."""
+    return [
+        TokenLogprobOut(
+            token=t.token,
+            logprob=t.logprob,
+            bytes=list(t.bytes) if t.bytes is not None else None,
+            top_logprobs=[
+                TopLogprobOut(
+                    token=a.token,
+                    logprob=a.logprob,
+                    bytes=list(a.bytes) if a.bytes is not None else None,
+                )
+                for a in t.top
+            ],
+        )
+        for t in tokens
+    ]

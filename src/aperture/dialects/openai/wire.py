@@ -98,6 +98,8 @@ class AssistantMessage(_Wire, tag="assistant", tag_field="role", kw_only=True):
     name: str | None = None
     tool_calls: list[ToolCallWire] | None = None
     refusal: str | None = None
+    # The model's reasoning, as DeepSeek, vLLM and OpenRouter return it and take it back.
+    reasoning_content: str | None = None
 
 
 class ToolMessage(_Wire, tag="tool", tag_field="role", kw_only=True):
@@ -150,6 +152,8 @@ class ChatCompletionRequest(_Wire, kw_only=True):
     presence_penalty: float | None = None
     frequency_penalty: float | None = None
     n: int | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
     user: str | None = None
     tools: list[ToolDefinition] | None = None
     tool_choice: Literal["auto", "none", "required"] | NamedToolChoiceWire | None = None
@@ -157,6 +161,7 @@ class ChatCompletionRequest(_Wire, kw_only=True):
     response_format: ResponseFormatWire | None = None
     stream: bool | None = None
     stream_options: StreamOptions | None = None
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None
 
 
 MODELLED_FIELDS = frozenset(f.encode_name for f in msgspec.structs.fields(ChatCompletionRequest))

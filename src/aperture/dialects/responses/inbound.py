@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 
 from aperture.dialects.decoding import convert_at, decode_request
-from aperture.dialects.openai.inbound import FORBIDDEN_FIELDS
+from aperture.dialects.openai.inbound import FORBIDDEN_FIELDS, check_logprobs
 from aperture.dialects.responses import wire
 from aperture.errors import InvalidRequestError, quote
 from aperture.model import (
@@ -24,8 +24,10 @@ from aperture.model import (
     Message,
     NamedToolChoice,
     Part,
+    Reasoning,
     ResponseFormat,
     Text,
+    Thought,
     Thread,
     Tool,
     ToolCall,
@@ -35,13 +37,14 @@ from aperture.model import (
 __all__ = ["InputLocator", "parse_responses_request"]
 
 _DECODER = msgspec.json.Decoder(wire.ResponsesRequest)
-_encode = msgspec.json.Encoder().encode
 
 
 class InputLocator:
     """Paths into ``input`` recorded while converting."""
 
     max_tokens = "max_output_tokens"
+    reasoning = "reasoning.effort"
+    logprobs = "include"
 
     def __init__(self) -> None:
         self.paths: dict[tuple[int, int], str] = {}
@@ -62,6 +65,7 @@ def parse_responses_request(body: bytes) -> tuple[ChatRequest, InputLocator]:
     """
     request, keys = decode_request(body, _DECODER)
     _check_fields(keys, request)
+    check_logprobs(True, request.top_logprobs, top_field="top_logprobs")
     locator = InputLocator()
     messages: list[Message] = []
     if request.instructions:
@@ -73,10 +77,7 @@ def parse_responses_request(body: bytes) -> tuple[ChatRequest, InputLocator]:
         _convert_items(request.input, messages, locator)
     if not messages:
         raise InvalidRequestError("input must hold at least one item.", param="input")
-    extra: dict[str, msgspec.Raw] = {}
-    if request.reasoning is not None and request.reasoning.effort is not None:
-        # The one canonical-free field an OpenAI-compatible upstream takes as it is.
-        extra["reasoning_effort"] = msgspec.Raw(_encode(request.reasoning.effort))
+    effort = request.reasoning.effort if request.reasoning is not None else None
     return (
         ChatRequest(
             model=request.model,
@@ -92,10 +93,14 @@ def parse_responses_request(body: bytes) -> tuple[ChatRequest, InputLocator]:
             parallel_tool_calls=request.parallel_tool_calls,
             response_format=_format(request.text),
             stream=bool(request.stream),
+            logprobs=_LOGPROBS in (request.include or ()) or request.top_logprobs is not None,
+            top_logprobs=request.top_logprobs,
             # A Responses stream always ends with the usage in ``response.completed``.
             include_usage=True,
-            extra=extra,
             thread=_thread(request, instructions),
+            reasoning=Reasoning(enabled=effort != "none", effort=effort)
+            if effort is not None
+            else None,
         ),
         locator,
     )
@@ -107,6 +112,10 @@ def _thread(request: wire.ResponsesRequest, instructions: int) -> Thread | None:
     if request.previous_response_id is None and not store:
         return None
     return Thread(request.previous_response_id, store, instructions)
+
+
+_LOGPROBS = "message.output_text.logprobs"
+"""The ``include`` value asking for the answer's token logprobs."""
 
 
 def _check_fields(keys: list[str], request: wire.ResponsesRequest) -> None:
@@ -142,6 +151,7 @@ def _check_fields(keys: list[str], request: wire.ResponsesRequest) -> None:
 def _convert_items(
     items: list[dict[str, Any]], messages: list[Message], locator: InputLocator
 ) -> None:
+    thoughts: list[Thought] = []  # reasoning items waiting for the assistant turn they led to
     for i, raw in enumerate(items):
         path = f"input[{i}]"
         if not isinstance(raw, dict):
@@ -152,23 +162,36 @@ def _convert_items(
         item: wire.InputItem = convert_at(raw, wire.InputItem, path)  # type: ignore[arg-type]
         match item:
             case wire.MessageItem():
-                messages.append(_message(item, path, len(messages), locator))
+                message = _message(item, path, len(messages), locator)
+                if message.role == "assistant" and thoughts:
+                    message = msgspec.structs.replace(message, reasoning=tuple(thoughts))
+                    thoughts = []
+                messages.append(message)
             case wire.FunctionCallItem(call_id=call_id, name=name, arguments=arguments):
                 call = ToolCall(call_id, name, arguments)
                 last = messages[-1] if messages else None
-                if last is not None and last.role == "assistant":
+                if last is not None and last.role == "assistant" and not thoughts:
                     messages[-1] = Message(
                         "assistant",
                         last.content,
                         name=last.name,
                         tool_calls=(*(last.tool_calls or ()), call),
+                        reasoning=last.reasoning,
                     )
                 else:
-                    messages.append(Message("assistant", None, tool_calls=(call,)))
+                    messages.append(
+                        Message(
+                            "assistant", None, tool_calls=(call,), reasoning=tuple(thoughts) or None
+                        )
+                    )
+                    thoughts = []
             case wire.FunctionCallOutputItem(call_id=call_id, output=output):
                 messages.append(Message("tool", _tool_output(output, path), tool_call_id=call_id))
-            case wire.ReasoningItem():
-                pass
+            case wire.ReasoningItem(summary=summary, encrypted_content=signature):
+                # The summary and the signature (``encrypted_content``) this gateway sent go
+                # back to the provider that made them; from another, it has nothing to check.
+                texts = [s["text"] for s in summary or () if isinstance(s, dict) and "text" in s]
+                thoughts.append(Thought("\n\n".join(map(str, texts)), signature))
 
 
 def _message(item: wire.MessageItem, path: str, index: int, locator: InputLocator) -> Message:

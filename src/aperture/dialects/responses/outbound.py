@@ -1,6 +1,9 @@
 """Canonical answers and stream events -> the OpenAI Responses API's objects and events. Pure.
 
-A Responses answer is a list of output items: the assistant's message (its text as an
+A Responses answer is a list of output items: one ``reasoning`` item per thought of the
+model (its text as a ``summary_text``, its signature as ``encrypted_content``, which the
+client sends back to continue; redacted thoughts have no text and are left out), the
+assistant's message (its text as an
 ``output_text`` part, a refusal as a ``refusal`` part) and one ``function_call`` item per tool
 call. A stream is the typed event sequence the official SDKs' helpers accumulate: the
 response's lifecycle (``created``, ``in_progress``, then ``completed``, ``incomplete`` or
@@ -10,13 +13,23 @@ response's lifecycle (``created``, ``in_progress``, then ``completed``, ``incomp
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 
-from aperture.dialects.openai.outbound import render_error
+from aperture.dialects.openai.outbound import render_error, token_logprobs_out
 from aperture.errors import GatewayError
-from aperture.model import ChatResponse, Delta, Finish, StreamEvent, Usage, UsageReport
+from aperture.model import (
+    ChatResponse,
+    Delta,
+    Finish,
+    StreamEvent,
+    Thought,
+    TokenLogprob,
+    Usage,
+    UsageReport,
+)
 from aperture.model.response import FinishReason
 
 __all__ = ["ResponsesStreamRenderer", "render_error", "render_response", "response_id"]
@@ -44,9 +57,12 @@ def render_response(response: ChatResponse, model: str) -> bytes:
         choice = response.choices[0]
         reason = choice.finish_reason
         done = "incomplete" if reason in _INCOMPLETE else "completed"
+        thoughts = [t for t in choice.reasoning or () if t.redacted is None]
+        for k, thought in enumerate(thoughts):
+            output.append(_reasoning_item(_item_id("rs", rid, k), thought.text, thought.signature))
         content: list[dict[str, Any]] = []
         if choice.content:
-            content.append(_text_part(choice.content))
+            content.append(_text_part(choice.content, choice.logprobs))
         if choice.refusal:
             content.append({"type": "refusal", "refusal": choice.refusal})
         if content:
@@ -110,12 +126,36 @@ def _item_id(kind: str, rid: str, k: int) -> str:
     return f"{kind}_{rid.removeprefix('resp_')}_{k}"
 
 
-def _text_part(text: str) -> dict[str, Any]:
-    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+def _text_part(text: str, logprobs: Sequence[TokenLogprob] | None = None) -> dict[str, Any]:
+    return {
+        "type": "output_text",
+        "text": text,
+        "annotations": [],
+        "logprobs": _logprobs(logprobs),
+    }
+
+
+def _logprobs(tokens: Sequence[TokenLogprob] | None) -> list[Any]:
+    """``output_text.logprobs``: Chat Completions' token objects (the SDK's ``Logprob``)."""
+    if not tokens:
+        return []
+    return msgspec.to_builtins(token_logprobs_out(tuple(tokens)))  # type: ignore[no-any-return]  # a list of dicts
 
 
 def _message_item(id: str, content: list[dict[str, Any]], status: str) -> dict[str, Any]:
     return {"id": id, "type": "message", "role": "assistant", "status": status, "content": content}
+
+
+def _reasoning_item(id: str, text: str, signature: str | None) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "id": id,
+        "type": "reasoning",
+        "summary": [{"type": "summary_text", "text": text}] if text else [],
+        "status": "completed",
+    }
+    if signature:
+        item["encrypted_content"] = signature
+    return item
 
 
 def _call_item(id: str, call_id: str, name: str, arguments: str, status: str) -> dict[str, Any]:
@@ -159,16 +199,23 @@ class ResponsesStreamRenderer:
         self._message: int | None = None
         self._part_kind: str | None = None
         self._part_text: list[str] = []
+        self._part_logprobs: list[TokenLogprob] = []
         self._parts: list[dict[str, Any]] = []
         self._calls: dict[int, _Call] = {}
+        # The open reasoning item: its output index and summary text so far.
+        self._thinking: int | None = None
+        self._thinking_text: list[str] = []
+        self._thoughts = 0
         self._reason: FinishReason | None = None
         self._usage: Usage | None = None
 
     def event(self, event: StreamEvent) -> bytes:
         out = self._start()
         match event:
+            case Delta(thought=thought) if thought is not None:
+                out += self._thought(thought)
             case Delta(content=text) if text:
-                out += self._text("output_text", text)
+                out += self._text("output_text", text, event.logprobs)
             case Delta(refusal=text) if text:
                 out += self._text("refusal", text)
             case Delta(tool_calls=calls) if calls:
@@ -182,8 +229,65 @@ class ResponsesStreamRenderer:
                 pass
         return b"".join(out)
 
+    def _thought(self, thought: Thought) -> list[bytes]:
+        """A reasoning item per thought: its summary text streams as one summary part; its
+        signature closes it."""
+        if thought.redacted is not None:
+            return []
+        out: list[bytes] = []
+        if self._thinking is None:
+            out += self._close_message()
+            out += self._close_calls()
+            self._thinking = len(self._output)
+            self._output.append({})
+            item = {**_reasoning_item(self._thinking_id, "", None), "status": "in_progress"}
+            where = {"output_index": self._thinking}
+            out.append(self._sse("response.output_item.added", {**where, "item": item}))
+            part = {"type": "summary_text", "text": ""}
+            out.append(
+                self._sse("response.reasoning_summary_part.added", {**self._summary, "part": part})
+            )
+        if thought.text:
+            self._thinking_text.append(thought.text)
+            out.append(
+                self._sse(
+                    "response.reasoning_summary_text.delta",
+                    {**self._summary, "delta": thought.text},
+                )
+            )
+        if thought.signature:
+            out += self._close_thinking(thought.signature)
+        return out
+
+    @property
+    def _thinking_id(self) -> str:
+        return _item_id("rs", self._id, self._thoughts)
+
+    @property
+    def _summary(self) -> dict[str, Any]:
+        return {"item_id": self._thinking_id, "output_index": self._thinking, "summary_index": 0}
+
+    def _close_thinking(self, signature: str | None = None) -> list[bytes]:
+        if self._thinking is None:
+            return []
+        text = "".join(self._thinking_text)
+        part = {"type": "summary_text", "text": text}
+        out = [
+            self._sse("response.reasoning_summary_text.done", {**self._summary, "text": text}),
+            self._sse("response.reasoning_summary_part.done", {**self._summary, "part": part}),
+        ]
+        item = _reasoning_item(self._thinking_id, text, signature)
+        self._output[self._thinking] = item
+        out.append(
+            self._sse("response.output_item.done", {"output_index": self._thinking, "item": item})
+        )
+        self._thinking, self._thinking_text = None, []
+        self._thoughts += 1
+        return out
+
     def done(self) -> bytes:
         out = self._start()
+        out += self._close_thinking()
         out += self._close_message()
         out += self._close_calls()
         status = _status(self._reason)
@@ -224,8 +328,11 @@ class ResponsesStreamRenderer:
             self._sse("response.in_progress", {"response": response}),
         ]
 
-    def _text(self, kind: str, text: str) -> list[bytes]:
-        out = self._close_calls()
+    def _text(
+        self, kind: str, text: str, logprobs: tuple[TokenLogprob, ...] | None = None
+    ) -> list[bytes]:
+        out = self._close_thinking()
+        out += self._close_calls()
         if self._message is None:
             self._message = len(self._output)
             self._output.append({})  # the place is taken; the item is written when done
@@ -242,8 +349,10 @@ class ResponsesStreamRenderer:
                 self._sse("response.content_part.added", {**self._where, "part": self._part("")})
             )
         self._part_text.append(text)
+        if logprobs:
+            self._part_logprobs.extend(logprobs)
         delta = "response.output_text.delta" if kind == "output_text" else "response.refusal.delta"
-        extra: dict[str, Any] = {"logprobs": []} if kind == "output_text" else {}
+        extra: dict[str, Any] = {"logprobs": _logprobs(logprobs)} if kind == "output_text" else {}
         out.append(self._sse(delta, {**self._where, "delta": text, **extra}))
         return out
 
@@ -262,7 +371,7 @@ class ResponsesStreamRenderer:
     def _part(self, text: str) -> dict[str, Any]:
         if self._part_kind == "refusal":
             return {"type": "refusal", "refusal": text}
-        return _text_part(text)
+        return _text_part(text, self._part_logprobs)
 
     def _close_part(self) -> list[bytes]:
         if self._part_kind is None:
@@ -271,13 +380,14 @@ class ResponsesStreamRenderer:
         part = self._part(text)
         if self._part_kind == "output_text":
             done = self._sse(
-                "response.output_text.done", {**self._where, "text": text, "logprobs": []}
+                "response.output_text.done",
+                {**self._where, "text": text, "logprobs": _logprobs(self._part_logprobs)},
             )
         else:
             done = self._sse("response.refusal.done", {**self._where, "refusal": text})
         out = [done, self._sse("response.content_part.done", {**self._where, "part": part})]
         self._parts.append(part)
-        self._part_kind, self._part_text = None, []
+        self._part_kind, self._part_text, self._part_logprobs = None, [], []
         return out
 
     def _close_message(self) -> list[bytes]:
@@ -299,6 +409,7 @@ class ResponsesStreamRenderer:
         out: list[bytes] = []
         call = self._calls.get(index)
         if call is None:
+            out += self._close_thinking()
             out += self._close_message()
             position = len(self._output)
             self._output.append({})
