@@ -17,6 +17,7 @@ import pytest
 from aperture.app import create_app
 from aperture.emulator import create_emulator_app
 from aperture.providers.registry import spec_for
+from aperture.providers.spec import OtherWire, ProviderSpec
 from aperture.settings import parse_settings
 from tests import sample_images
 from tests.servers import serve
@@ -41,6 +42,12 @@ FAULTS = {"503": "status=503", "429": "status=429", "quota": "quota", "midstream
 
 JPEG = sample_images.data_uri(sample_images.jpeg(64, 48), "image/jpeg")
 PNG = sample_images.data_uri(sample_images.png(30, 20), "image/png")
+
+
+def api_of(entry: str) -> ProviderSpec | OtherWire:
+    """The spec of an entry's kind, or of its other wire (``openai-responses``)."""
+    kind, _, variant = entry.partition("-")
+    return spec_for(kind).wire_named(variant if variant == "responses" else None)
 
 
 def config(emulator: str) -> str:
@@ -199,7 +206,7 @@ def test_a_mid_stream_error(gateway: str, kind: str) -> None:
 def test_logprobs(sdk: openai.OpenAI, kind: str) -> None:
     """Every kind whose spec says it returns logprobs relays them, stream and not; the rest
     refuse before any call."""
-    support = spec_for(kind).logprobs
+    support = api_of(kind).logprobs
     messages = [user("Hello")]
     if support is None:
         with pytest.raises(openai.BadRequestError) as caught:
@@ -235,7 +242,7 @@ def test_logprobs(sdk: openai.OpenAI, kind: str) -> None:
 
 def test_several_choices(sdk: openai.OpenAI, kind: str) -> None:
     messages = [user("Hello")]
-    if spec_for(kind).max_choices < 2:
+    if api_of(kind).max_choices < 2:
         with pytest.raises(openai.BadRequestError) as caught:
             sdk.chat.completions.create(model=kind, messages=messages, n=2)  # type: ignore[arg-type]
         assert isinstance(caught.value.body, dict)

@@ -19,6 +19,7 @@ from aperture.model import (
     Image,
     Message,
     NamedToolChoice,
+    Reasoning,
     ResponseFormat,
     Target,
     Text,
@@ -66,8 +67,8 @@ REQUEST = ChatRequest(
     tool_choice=NamedToolChoice("look"),
     response_format=ResponseFormat("json_schema", {"name": "s", "schema": {"type": "object"}}),
     stream=True,
+    reasoning=Reasoning(effort="low"),
     extra={
-        "reasoning_effort": msgspec.Raw(b'"low"'),
         "modalities": msgspec.Raw(b'["text"]'),
         "metadata": msgspec.Raw(b'{"a": "b"}'),
     },

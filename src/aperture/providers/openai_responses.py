@@ -7,7 +7,9 @@ calls become ``function_call`` items and tool turns ``function_call_output`` ite
 kept at OpenAI (``store: false``): the gateway sends the whole conversation every time and
 keeps its own (``previous_response_id`` on the client's side). Chat-only fields a client may
 have sent (``extra``) have no place in this API, which refuses unknown ones, so only the few
-that mean the same here go on (``reasoning_effort`` as ``reasoning.effort``). Sampling hints
+that mean the same here go on; the canonical reasoning goes as ``reasoning.effort``. The
+model's reasoning items are not read back (nor earlier thoughts sent): another provider's
+signed thoughts mean nothing to OpenAI, and its own come encrypted. Sampling hints
 it lacks (``seed``, the penalties) are left out; what would change the answer's shape (``n``
 above 1, ``stop``, audio and video parts) is refused before the call.
 
@@ -200,9 +202,11 @@ def responses_body(request: ChatRequest, target: Target) -> dict[str, Any]:
         body["text"] = {"format": _format(request)}
     if request.stream:
         body["stream"] = True
+    reasoning = request.reasoning
+    if reasoning is not None and (reasoning.enabled or reasoning.effort is not None):
+        # A thinking budget goes as the effort it reaches (model/reasoning.py).
+        body["reasoning"] = {"effort": reasoning.level}
     extra = request.extra
-    if "reasoning_effort" in extra:
-        body["reasoning"] = {"effort": msgspec.json.decode(extra["reasoning_effort"])}
     for field in _SAME_FIELDS:
         if field in extra:
             body[field] = msgspec.json.decode(extra[field])
