@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 OPENAI_ADAPTER = "aperture.providers.openai:OpenAIProvider"
-# The Responses API as an upstream: no audio or video parts, one answer, no logprobs (yet).
+# The Responses API as an upstream: no audio or video parts, one answer; logprobs as asked.
 _RESPONSES_ADAPTER = "aperture.providers.openai_responses:OpenAIResponsesProvider"
 
 _OPENAI_IMAGES = ImageLimits(
@@ -94,7 +94,7 @@ OPENAI = ProviderSpec(
     api_key_env="OPENAI_API_KEY",
     demo_models=("gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "gpt-5", "gpt-5-mini"),
     # Some models (the pro ones) are served only at /v1/responses.
-    wires=(OtherWire(name="responses", adapter=_RESPONSES_ADAPTER),),
+    wires=(OtherWire(name="responses", adapter=_RESPONSES_ADAPTER, logprobs=_OPENAI_LOGPROBS),),
 )
 
 AZURE = ProviderSpec(
@@ -110,7 +110,13 @@ AZURE = ProviderSpec(
     fetches_urls=True,
     image_tokens="openai",
     known_models=_OPENAI_MODELS,
-    wires=(OtherWire(name="responses", adapter="aperture.providers.azure:AzureResponsesProvider"),),
+    wires=(
+        OtherWire(
+            name="responses",
+            adapter="aperture.providers.azure:AzureResponsesProvider",
+            logprobs=_OPENAI_LOGPROBS,
+        ),
+    ),
 )
 
 # The kinds that speak OpenAI's Chat Completions with OpenAI's adapter; each differs only in
