@@ -42,6 +42,7 @@ from aperture.model import (
     Usage,
 )
 from aperture.model.response import FinishReason
+from aperture.providers._json_body import encode_body, verbatim
 from aperture.providers._logprobs import WireToken, from_tokens
 from aperture.providers._status import ErrorClass, classify_status, malformed
 from aperture.providers._stream import StreamAssembler
@@ -124,7 +125,6 @@ class _Event(_In, kw_only=True):
 
 _RESPONSE = msgspec.json.Decoder(_Response)
 _EVENT = msgspec.json.Decoder(_Event)
-_encode = msgspec.json.Encoder().encode
 
 
 class OpenAIResponsesProvider(OpenAIProvider):
@@ -136,7 +136,7 @@ class OpenAIResponsesProvider(OpenAIProvider):
         if provider.api_key:
             headers["Authorization"] = f"Bearer {provider.api_key}"
         base = (provider.base_url or spec_for(provider.kind).base_url or "").rstrip("/")
-        body = _encode(responses_body(request, target))
+        body = encode_body(responses_body(request, target))
         return UpstreamRequest(f"{base}/responses", headers, body)
 
     def parse_response(self, body: bytes, target: Target) -> ChatResponse:
@@ -296,9 +296,10 @@ def _part(part: Part) -> dict[str, Any]:
     match part:
         case Text(text=text):
             return {"type": "input_text", "text": text}
-        case Image(url=url, detail=detail):
+        case Image(url=url, detail=detail, inline=inline):
             # The API requires ``detail``; "auto" is what it means when a client leaves it out.
-            return {"type": "input_image", "image_url": url, "detail": detail or "auto"}
+            image_url = verbatim(url) if inline is not None else url  # checked: unscanned
+            return {"type": "input_image", "image_url": image_url, "detail": detail or "auto"}
         case File(file_id=file_id, file_data=data, filename=filename, inline=inline):
             if filename is None and inline is not None:
                 filename = "document.pdf"
