@@ -390,7 +390,7 @@ def _check_wire(settings: Settings, provider: str, wire: str, path: str) -> list
     if spec is None:
         return []  # the provider or its kind is reported already
     try:
-        spec.adapter_for(wire)
+        spec.wire_named(wire)
     except LookupError as exc:
         return [Problem(path, str(exc))]
     return []
