@@ -203,13 +203,15 @@ def thinking(request: ChatRequest, max_tokens: int | None) -> tuple[dict[str, An
         return {"type": "disabled"}, default
     if _unsigned_tool_turn(request.messages):
         return None, default
+    display = {} if reasoning.show is None else {"display": _DISPLAY[reasoning.show]}
     if reasoning.budget_tokens is not None:
-        return {"type": "enabled", "budget_tokens": reasoning.budget_tokens}, default
+        return {"type": "enabled", "budget_tokens": reasoning.budget_tokens, **display}, default
     if reasoning.effort is None:
-        return {"type": "adaptive"}, default
+        return {"type": "adaptive", **display}, default
     budget = EFFORT_BUDGETS.get(reasoning.effort, MIN_THINKING_BUDGET)
     if max_tokens is None:
-        return {"type": "enabled", "budget_tokens": budget}, budget + DEFAULT_MAX_TOKENS
+        field = {"type": "enabled", "budget_tokens": budget, **display}
+        return field, budget + DEFAULT_MAX_TOKENS
     budget = min(budget, max_tokens - 1)
     if budget < MIN_THINKING_BUDGET:
         raise InvalidRequestError(
@@ -217,7 +219,10 @@ def thinking(request: ChatRequest, max_tokens: int | None) -> tuple[dict[str, An
             f"than max_tokens: ask for more than {MIN_THINKING_BUDGET} tokens to reason.",
             param="max_tokens",
         )
-    return {"type": "enabled", "budget_tokens": budget}, max_tokens
+    return {"type": "enabled", "budget_tokens": budget, **display}, max_tokens
+
+
+_DISPLAY = {True: "summarized", False: "omitted"}
 
 
 def _unsigned_tool_turn(messages: tuple[Message, ...]) -> bool:
