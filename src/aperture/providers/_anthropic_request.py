@@ -36,6 +36,11 @@ from aperture.model import (
 from aperture.providers._anthropic_spec import ANTHROPIC_IMAGES
 
 IMAGE_MEDIA_TYPES = ANTHROPIC_IMAGES.accepted
+DEFAULT_MAX_TOKENS = 4096
+"""Sent when the client gave no ``max_tokens``: Anthropic requires the field."""
+MIN_THINKING_BUDGET = 1024
+"""Anthropic refuses a smaller ``budget_tokens``."""
+_DISPLAY = {True: "summarized", False: "omitted"}
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",
@@ -182,10 +187,6 @@ def _thought(thought: Thought) -> dict[str, Any]:
     return {"type": "thinking", "thinking": thought.text, "signature": thought.signature}
 
 
-MIN_THINKING_BUDGET = 1024
-"""Anthropic refuses a smaller ``budget_tokens``."""
-
-
 def thinking(request: ChatRequest, max_tokens: int | None) -> tuple[dict[str, Any] | None, int]:
     """The ``thinking`` field and the ``max_tokens`` to send with it.
 
@@ -222,19 +223,12 @@ def thinking(request: ChatRequest, max_tokens: int | None) -> tuple[dict[str, An
     return {"type": "enabled", "budget_tokens": budget, **display}, max_tokens
 
 
-_DISPLAY = {True: "summarized", False: "omitted"}
-
-
 def _unsigned_tool_turn(messages: tuple[Message, ...]) -> bool:
     for message in reversed(messages):
         if message.role == "assistant":
             signed = any(t.signature or t.redacted for t in message.reasoning or ())
             return bool(message.tool_calls) and not signed
     return False
-
-
-DEFAULT_MAX_TOKENS = 4096
-"""Sent when the client gave no ``max_tokens``: Anthropic requires the field."""
 
 
 def _tool_input(arguments: str, param: str) -> dict[str, Any]:
