@@ -463,3 +463,14 @@ def test_omitted_thinking_display_reaches_anthropic_and_comes_back_signed_but_em
     thinking = message.content[0]
     assert isinstance(thinking, ThinkingBlock)
     assert (thinking.thinking, thinking.signature) == ("", signature_for(""))
+
+
+def test_a_streamed_redacted_thought_arrives_whole(claude: anthropic.Anthropic) -> None:
+    with claude.messages.stream(
+        model="claude-vision", max_tokens=4000, thinking=THINK, messages=ask(REDACTED_TRIGGER)
+    ) as stream:
+        final = stream.get_final_message()
+    redacted = final.content[0]
+    assert isinstance(redacted, RedactedThinkingBlock)
+    assert redacted.data
+    assert isinstance(final.content[1], TextBlock)
