@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import image_scenarios
+
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 WORK = BENCH / "work"
@@ -80,6 +82,7 @@ class Plan:
     streams: int = 100
     stream_rounds: int = 5
     vision_s: int = 10
+    curve_s: int = 6  # per point of the image cost-growth curve (g)
     vision_target_bytes: int = 4_000_000
     cold_runs: int = 3
     profile_s: int = 10
@@ -95,7 +98,8 @@ class Plan:
     @classmethod
     def quick(cls) -> Plan:
         return cls(
-            throughput_s=4, warmup_s=1, paced_s=4, stream_rounds=2, vision_s=3, cold_runs=1,
+            throughput_s=4, warmup_s=1, paced_s=4, stream_rounds=2, vision_s=3, curve_s=2,
+            cold_runs=1,
             profile_s=3, gateway_warmup_s=2, quiet_max_wait_s=3, quiet_budget_s=20,
         )
 
@@ -543,7 +547,7 @@ def nginx_conf() -> str:
         f"  client_body_temp_path {ngx}/body;\n  proxy_temp_path {ngx}/proxy;\n"
         f"  fastcgi_temp_path {ngx}/fastcgi;\n  uwsgi_temp_path {ngx}/uwsgi;\n"
         f"  scgi_temp_path {ngx}/scgi;\n"
-        "  client_max_body_size 128m;\n  client_body_buffer_size 16m;\n"
+        "  client_max_body_size 128m;\n  client_body_buffer_size 64m;\n"
         "  keepalive_requests 10000000;\n  keepalive_timeout 300s;\n"
         "  tcp_nodelay on;\n"
         + server(UP_FAST, "    location = /v1/chat/completions {\n"
@@ -698,6 +702,7 @@ class Bench:
                 path.write_bytes(data)
                 self.bodies[(contender, scenario)] = path
         self.results["vision_image"]["body_bytes"] = self.body("aperture", "vision").stat().st_size
+        self.results["image_curve_images"] = image_scenarios.prepare(WORK, UPSTREAM_MODEL)
 
         import yaml
 
@@ -832,6 +837,30 @@ class Bench:
             f"errors {result['error_count']}")
         self.record(scenario, contender, result)
 
+    def image_curve(self, contender: str, port: int, *, translated: bool) -> None:
+        """(g): the image cost-growth curve and the translated path (image_scenarios.py)."""
+        def measure(url: str, body: str) -> dict[str, Any]:
+            run_wrk(url, "post.lua", [body], threads=1, conns=1, duration_s=1)
+            return self.measured(lambda: run_wrk(url, "post.lua", [body], threads=1, conns=1,
+                                                 duration_s=self.plan.curve_s))
+
+        points = image_scenarios.run(contender, port, WORK, direct_ports=(UP_FAST, UP_ANTHROPIC),
+                                     translated=translated, measure=measure)
+        self.record(image_scenarios.SCENARIO, contender, points)
+        shown = ", ".join(f"{k} {v['latency_ms']['p50']:.1f}" for k, v in points.items()
+                          if "latency_ms" in v)
+        log(f"  (g) {contender}: p50 ms {shown}")
+
+    def summarize_image_curve(self) -> None:
+        images = self.results.get("image_curve_images", {})
+
+        def megabytes(point: image_scenarios.Point) -> float:
+            return images.get(f"{point.image_mb}mb_jpeg_bytes", point.image_mb * 1e6) \
+                * point.images / 1e6
+
+        curve = self.results["scenarios"].get(image_scenarios.SCENARIO, {})
+        self.results["image_curve_summary"] = image_scenarios.summarize(curve, megabytes)
+
     # ---- blocks
 
     def run_direct(self) -> None:
@@ -846,6 +875,7 @@ class Bench:
         self._direct_streams()
         self.vision("direct", UP_FAST, None, "d_vision_openai")
         self.vision("direct", UP_ANTHROPIC, None, "d_vision_anthropic")
+        self.image_curve("direct", 0, translated=True)
 
     def _direct_streams(self) -> None:
         for scenario, port in (("c_stream_instant", UP_STREAM), ("c_stream_paced", UP_PACED)):
@@ -898,6 +928,8 @@ class Bench:
                 self.record("d_vision_anthropic", name, {
                     "na": "n/a (Aperture has no anthropic provider yet)",
                     "detail": self.aperture_anthropic_reason})
+            if usable["vision"]:
+                self.image_curve(name, gw.port, translated=anthropic_ok)
             peaks = [memory.get("loaded_rss_mb", 0.0), tree_kb(pid, "VmHWM") / 1024]
             peaks += [self.results["scenarios"].get(s, {}).get(name, {}).get("peak_rss_mb", 0.0)
                       for s in ("d_vision_openai", "d_vision_anthropic")]
@@ -1033,6 +1065,7 @@ class Bench:
             if self.plan.default_logs:
                 self.run_default_logs(litellm_gateway(self.litellm_yaml, None),
                                       "default (uvicorn access log on)")
+        self.summarize_image_curve()
         log("cold starts")
         self.cold_starts(ap)
         if self.plan.litellm:

@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import image_scenarios
+
 NA = "n/a"
 
 
@@ -257,6 +259,16 @@ number below comes from that run, on one machine, against the same local upstrea
 Ratios are Aperture's figure divided by the other's; whether above or below 1 is good depends
 on the *better* column. "—" means the ratio is not meaningful (the direct path has no gateway
 process, or added latency is zero by definition).
+
+## (g) Image cost-growth curve and the translated path
+
+Sequential (`wrk -t1 -c1 -d{plan.get('curve_s')}s` per point), noise JPEGs as data URIs.
+"Added" is the gateway's p50 minus the direct path's for the same point; ms/MB divides it by
+the image bytes in the request. Translated points send the OpenAI shape to the gateway and
+the gateway sends Anthropic Messages on (the direct path sends the Anthropic body itself);
+the ratio is translated over pass-through at the same bytes.
+
+{image_scenarios.markdown(results)}
 
 ## Machine and versions
 

@@ -25,7 +25,8 @@ images:
   fetch: {allow_private_hosts: ["127.0.0.0/8:${IMAGE_PORT}"], timeout_s: 5}
 providers:
   - {name: emu, kind: openai, base_url: "${EMULATOR}/openai/v1", api_key: test-key}
-  - {name: recorded, kind: openai, base_url: "${RECORDER}/openai/v1", api_key: rec-key,
+  # An OpenAI-compatible server (vLLM's emulator): it takes fields OpenAI would refuse.
+  - {name: recorded, kind: openai, base_url: "${RECORDER}/vllm/v1", api_key: rec-key,
      headers: {x-team: vision}}
   - {name: slow, kind: openai, base_url: "${SLOW}/v1"}
   - {name: claude-emu, kind: anthropic, base_url: "${EMULATOR}/anthropic", api_key: test-key}

@@ -72,3 +72,17 @@ def test_the_demo_claude_answers_both_dialects(demo_url: str) -> None:
         ],
     )
     assert "#1 image/png 20x10" in (completion.choices[0].message.content or "")
+
+
+def test_the_readme_logprobs_example_works_on_the_demo(demo_url: str) -> None:
+    client = openai.OpenAI(base_url=f"{demo_url}/v1", api_key="unused", max_retries=0)
+    answer = client.chat.completions.create(
+        model="demo-vision",
+        messages=[{"role": "user", "content": "Say hello."}],
+        logprobs=True,
+        top_logprobs=3,
+        n=2,
+    )
+    assert len(answer.choices) == 2
+    content = answer.choices[0].logprobs.content  # type: ignore[union-attr]
+    assert content and all(len(token.top_logprobs) == 3 for token in content)

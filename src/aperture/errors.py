@@ -19,17 +19,22 @@ enter (``raise ... from``) and rendered once, where they leave, in the client's 
     │   ├── DocumentEncryptedError       400 document_encrypted
     │   ├── TooManyPagesError            400 too_many_pages
     │   ├── UnsupportedCapabilityError   400 unsupported_capability
+    │   ├── UnsupportedParameterError    400 unsupported_parameter    (logprobs, n: no target can)
     │   ├── MaxTokensBelowMinimumError   400 max_tokens_below_minimum
     │   ├── PolicyViolationError         400 policy_violation
     │   └── PiiDetectedError             400 pii_detected
     ├── ImageTooLargeError               413 image_too_large
     ├── DocumentTooLargeError            413 document_too_large       (bytes, or page boxes)
+    ├── MediaTooLargeError               413 media_too_large          (audio, video: bytes, length)
     ├── RequestTooLargeError             413 request_too_large
     ├── RequestTimeoutError              408 request_timeout          (the body came too slowly)
     ├── InvalidApiKeyError               401 invalid_api_key
     ├── ModelNotAllowedError             403 model_not_allowed
+    ├── CsrfError                        403 csrf_failed              (console: no CSRF token)
     ├── NotFoundError                    404 not_found                (no such endpoint or record)
-    │   └── ModelNotFoundError           404 model_not_found
+    │   ├── ModelNotFoundError           404 model_not_found
+    │   └── PreviousResponseNotFoundError 404 previous_response_not_found (unknown, expired,
+    │                                        another tenant's, or sent with store: false)
     ├── ConflictError                    409 conflict                 (admin: the id exists)
     ├── RateLimitExceededError           429 rate_limit_exceeded
     ├── BudgetExceededError              429 budget_exceeded
@@ -62,6 +67,7 @@ __all__ = [
     "AdminDisabledError",
     "BudgetExceededError",
     "ConflictError",
+    "CsrfError",
     "DocumentDecodeError",
     "DocumentEncryptedError",
     "DocumentTooLargeError",
@@ -75,12 +81,14 @@ __all__ = [
     "InvalidJsonError",
     "InvalidRequestError",
     "MaxTokensBelowMinimumError",
+    "MediaTooLargeError",
     "MethodNotAllowedError",
     "ModelNotAllowedError",
     "ModelNotFoundError",
     "NotFoundError",
     "PiiDetectedError",
     "PolicyViolationError",
+    "PreviousResponseNotFoundError",
     "RateLimitExceededError",
     "RequestTimeoutError",
     "RequestTooLargeError",
@@ -90,6 +98,7 @@ __all__ = [
     "TooManyPagesError",
     "UnsupportedCapabilityError",
     "UnsupportedImageFormatError",
+    "UnsupportedParameterError",
     "UpstreamError",
     "UpstreamQuotaError",
     "UpstreamRateLimitedError",
@@ -215,6 +224,12 @@ class UnsupportedCapabilityError(InvalidRequestError):
     code = "unsupported_capability"
 
 
+class UnsupportedParameterError(InvalidRequestError):
+    """A request field no target of the model can honour (``logprobs``, ``n`` > 1)."""
+
+    code = "unsupported_parameter"
+
+
 class MaxTokensBelowMinimumError(InvalidRequestError):
     code = "max_tokens_below_minimum"
 
@@ -237,6 +252,14 @@ class DocumentTooLargeError(GatewayError):
     status = 413
     type = "invalid_request_error"
     code = "document_too_large"
+
+
+class MediaTooLargeError(GatewayError):
+    """An audio or video part over its provider's limit, in bytes or in length."""
+
+    status = 413
+    type = "invalid_request_error"
+    code = "media_too_large"
 
 
 class RequestTooLargeError(GatewayError):
@@ -264,6 +287,14 @@ class ModelNotAllowedError(GatewayError):
     code = "model_not_allowed"
 
 
+class CsrfError(GatewayError):
+    """A console session's state-changing call without the session's CSRF token."""
+
+    status = 403
+    type = "permission_error"
+    code = "csrf_failed"
+
+
 class AdminDisabledError(GatewayError):
     """The admin API on a gateway without ``auth.master_key``: no key could open it."""
 
@@ -280,6 +311,12 @@ class NotFoundError(GatewayError):
 
 class ModelNotFoundError(NotFoundError):
     code = "model_not_found"
+
+
+class PreviousResponseNotFoundError(NotFoundError):
+    # OpenAI's own type and code for it, so clients that branch on them keep working.
+    type = "invalid_request_error"
+    code = "previous_response_not_found"
 
 
 class ConflictError(GatewayError):

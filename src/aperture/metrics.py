@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from prometheus_client import (
     CollectorRegistry,
@@ -23,11 +23,11 @@ from prometheus_client import (
     generate_latest,
     values,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-__all__ = ["CONTENT_TYPE", "MULTIPROCESS_DIR_ENV", "Metrics"]
+__all__ = ["CONTENT_TYPE", "MULTIPROCESS_DIR_ENV", "Metrics", "Snapshot"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -110,6 +110,11 @@ class Metrics:
         )
         self.images = Counter("aperture_images", "Images processed", ["mime"], registry=r)
         self.image_bytes = Counter("aperture_image_bytes", "Bytes of images processed", registry=r)
+        self.image_saved = Counter(
+            "aperture_image_bytes_saved",
+            "Bytes normalisation took off images before they went upstream",
+            registry=r,
+        )
         self.attempts = Counter(
             "aperture_upstream_attempts",
             "Upstream attempts by target and outcome",
@@ -164,6 +169,10 @@ class Metrics:
         self._images(mime).inc()
         self.image_bytes.inc(size_bytes)
 
+    def image_bytes_saved(self, size_bytes: int) -> None:
+        if size_bytes > 0:
+            self.image_saved.inc(size_bytes)
+
     def attempt(self, key: str, outcome: str, seconds: float) -> None:
         self._attempts(key, outcome).inc()
         self._upstream_latency(key).observe(seconds)
@@ -179,6 +188,15 @@ class Metrics:
             self._exposed.register(collector)
         self._breakers = collector
         return collector
+
+    async def snapshot(self) -> Snapshot:
+        """Every counter and histogram as totals since start (summed over workers), and the
+        breakers' current states: what the console's overview turns into rates."""
+        breakers: dict[str, str] = {}
+        if self._breakers is not None:
+            await self._breakers.refresh()
+            breakers = dict(self._breakers.states)
+        return summarise(self._exposed.collect(), breakers)
 
     async def render(self) -> bytes:
         """The exposition text, breaker states read fresh from their (maybe shared) store."""
@@ -202,6 +220,11 @@ class _BreakerStates(Collector):
     async def refresh(self) -> None:
         self._last = {key: await self._state(key) for key in self._keys()}
 
+    @property
+    def states(self) -> Mapping[str, str]:
+        """Each target's state at the last refresh."""
+        return self._last
+
     def collect(self) -> Iterable[GaugeMetricFamily]:
         family = GaugeMetricFamily(
             "aperture_breaker_state",
@@ -212,3 +235,69 @@ class _BreakerStates(Collector):
             for state in _BREAKER_STATES:
                 family.add_metric([key, state], 1.0 if state == current else 0.0)
         yield family
+
+
+Snapshot = dict[str, Any]
+"""Totals since start, as JSON-ready values: see ``summarise``."""
+
+
+def _histogram() -> dict[str, Any]:
+    return {"count": 0.0, "sum": 0.0, "buckets": {}}
+
+
+def summarise(families: Iterable[Metric], breakers: Mapping[str, str]) -> Snapshot:
+    """The families' samples folded to what an overview needs, every label but the one
+    that matters summed away: requests by status, refusals by code, latency and overhead
+    histograms (cumulative buckets by ``le``), tokens by kind, images, attempts by target
+    and outcome."""
+    snap: Snapshot = {
+        "requests": {},
+        "errors": {},
+        "latency": _histogram(),
+        "overhead": _histogram(),
+        "tokens": {"prompt": 0.0, "completion": 0.0, "image_estimate": 0.0},
+        "images": {"count": 0.0, "bytes": 0.0, "bytes_saved": 0.0},
+        "attempts": {},
+        "breakers": dict(sorted(breakers.items())),
+    }
+    histograms = {
+        "aperture_request_duration_seconds": snap["latency"],
+        "aperture_gateway_overhead_seconds": snap["overhead"],
+    }
+    for family in families:
+        for sample in family.samples:
+            name, labels, value = sample.name, sample.labels, sample.value
+            if family.name in histograms:
+                _fold_histogram(histograms[family.name], name, labels, value)
+            elif name == "aperture_requests_total":
+                _add(snap["requests"], labels["status"], value)
+            elif name == "aperture_rejections_total":
+                _add(snap["errors"], labels["code"], value)
+            elif name == "aperture_tokens_total":
+                _add(snap["tokens"], labels["kind"], value)
+            elif name == "aperture_image_tokens_estimated_total":
+                _add(snap["tokens"], "image_estimate", value)
+            elif name == "aperture_images_total":
+                _add(snap["images"], "count", value)
+            elif name == "aperture_image_bytes_total":
+                _add(snap["images"], "bytes", value)
+            elif name == "aperture_image_bytes_saved_total":
+                _add(snap["images"], "bytes_saved", value)
+            elif name == "aperture_upstream_attempts_total":
+                _add(snap["attempts"].setdefault(labels["target"], {}), labels["outcome"], value)
+    return snap
+
+
+def _add(into: dict[str, float], key: str, value: float) -> None:
+    into[key] = into.get(key, 0.0) + value
+
+
+def _fold_histogram(
+    into: dict[str, Any], name: str, labels: Mapping[str, str], value: float
+) -> None:
+    if name.endswith("_bucket"):
+        _add(into["buckets"], labels["le"], value)
+    elif name.endswith("_sum"):
+        into["sum"] += value
+    elif name.endswith("_count"):
+        into["count"] += value

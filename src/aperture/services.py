@@ -25,11 +25,15 @@ from aperture.governance.reclaim import Reclaimer, new_instance_id
 from aperture.images.workers import DecodePool
 from aperture.metrics import Metrics
 from aperture.pipeline import (
+    Continuation,
     Dispatch,
+    DocumentPreparer,
     ImagePreparer,
     IntakeDocuments,
+    PdfWork,
     Pipeline,
     Record,
+    ResponseArchive,
     Screening,
     TargetLimits,
     build_pipeline,
@@ -72,6 +76,7 @@ class Services:
     audit: AuditWriter
     metrics: Metrics
     admission: Admission
+    responses: ResponseArchive
 
     @property
     def auth_required(self) -> bool:
@@ -146,17 +151,36 @@ async def open_services(
         settings, admission, limiter, GuardModel(catalog, router, images), decoder
     )
     screening = dataclasses.replace(screening, answers=_answers(settings, screening))
+    responses = ResponseArchive(
+        storage.responses, retention_hours=settings.responses.retention_hours
+    )
+    pollers.start(responses.purge_periodically)
+    pdf = PdfWork(decoder)
+    documents = IntakeDocuments(
+        settings.documents,
+        pdf,
+        target_limits=target_limits,
+        read_text=_reads_text(settings),
+        ocr=screening.ocr,
+    )
     pipeline = build_pipeline(
         catalog,
         settings.images,
         fetcher,
         limiter,
         target_limits,
-        Dispatch(router, images, metrics.attempt),
+        Dispatch(
+            router,
+            images,
+            metrics.attempt,
+            DocumentPreparer(settings.documents, pdf, target_limits),
+        ),
         Record(audit, metrics),
         screening,
         tracer=tracer,
-        documents=IntakeDocuments(settings.documents, decoder),
+        continuation=Continuation(responses),
+        documents=documents,
+        document_settings=settings.documents,
     )
     return Services(
         settings=settings,
@@ -172,6 +196,17 @@ async def open_services(
         audit=audit,
         metrics=metrics,
         admission=admission,
+        responses=responses,
+    )
+
+
+def _reads_text(settings: Settings) -> bool:
+    """Whether a check reads the request's text (then a document's text layer is read too)."""
+    governance = settings.governance
+    return (
+        governance.pii is not None
+        or any(rule.deny_patterns for rule in governance.policy)
+        or any(guard.stage == "pre" for guard in governance.guardrails)
     )
 
 

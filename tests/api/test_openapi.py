@@ -32,7 +32,9 @@ def test_every_public_route_is_documented() -> None:
 
 
 def test_every_admin_route_is_documented() -> None:
-    assert served(create_admin_app().routes) == documented(admin_document())
+    # The console's pages are HTML for a browser, not API: its calls are the routes above.
+    api = {(m, p) for m, p in served(create_admin_app().routes) if not p.startswith("/console")}
+    assert api == documented(admin_document())
 
 
 def test_the_chat_schema_is_the_decoder_s(http: httpx.Client) -> None:

@@ -182,7 +182,7 @@ def test_errors_have_the_openai_envelope_and_a_path_into_input(client: openai.Op
             "input[0].content[0].text",
         ),
         ({"input": [{"type": "function_call", "name": "f"}]}, "input[0].call_id"),
-        ({"input": "hi", "previous_response_id": "resp_1"}, "previous_response_id"),
+        ({"input": "hi", "previous_response_id": ""}, "previous_response_id"),
         ({"input": "hi", "conversation": "c"}, "conversation"),
         ({"input": "hi", "base_url": "http://evil"}, "base_url"),
         ({"input": "hi", "max_output_tokens": 0}, "max_output_tokens"),

@@ -16,19 +16,27 @@ import pytest
 
 from aperture.app import create_app
 from aperture.emulator import create_emulator_app
+from aperture.providers.registry import spec_for
+from aperture.providers.spec import ProviderSpec
 from aperture.settings import parse_settings
 from tests import sample_images
 from tests.servers import serve
 
-# kind -> (emulator path, upstream model)
+# kind (or kind-wire) -> (emulator path, upstream model)
 KINDS = {
     "openai": ("openai/v1", "emulator-vision"),
+    "openai-responses": ("openai/v1", "emulator-vision"),
+    "azure": ("azure", "emulator-vision"),
+    "azure-v1": ("azure/openai/v1", "emulator-vision"),
+    "azure-responses": ("azure", "emulator-vision"),
     "anthropic": ("anthropic", "claude-sonnet-4-5"),
     "gemini": ("gemini", "gemini-2.5-flash"),
     "bedrock": ("bedrock", "us.anthropic.claude-sonnet-4-5-20250929-v1:0"),
     "mistral": ("mistral", "pixtral-large-latest"),
     "cohere": ("cohere", "command-a-vision-07-2025"),
     "ollama": ("ollama", "llava:13b"),
+    # An OpenAI-compatible preset (vLLM here; xai, groq, deepseek... speak the same wire).
+    "vllm": ("openai/v1", "emulator-vision"),
 }
 FAULTS = {"503": "status=503", "429": "status=429", "quota": "quota", "midstream": "midstream"}
 
@@ -38,9 +46,11 @@ PNG = sample_images.data_uri(sample_images.png(30, 20), "image/png")
 
 def config(emulator: str) -> str:
     providers, models = [], []
-    for kind, (path, upstream) in KINDS.items():
+    for entry, (path, upstream) in KINDS.items():
+        kind, _, variant = entry.partition("-")
+        wire = ", wire: responses" if variant == "responses" else ""
         for suffix, fault in {"": None, **FAULTS}.items():
-            name = f"{kind}-{suffix}" if suffix else kind
+            name = f"{entry}-{suffix}" if suffix else entry
             headers = f', headers: {{x-emulator-fault: "{fault}"}}' if fault else ""
             providers.append(
                 f'  - {{name: {name}, kind: {kind}, base_url: "{emulator}/{path}", '
@@ -48,7 +58,7 @@ def config(emulator: str) -> str:
             )
             models.append(
                 f"  - {{name: {name}, provider: {name}, upstream_model: {upstream}, "
-                "capabilities: [vision, tools, json_mode]}"
+                f"capabilities: [vision, tools, json_mode]{wire}}}"
             )
     storage = 'storage: {database: "memory://", spool_dir: "${SPOOL}"}\n'
     return (
@@ -185,3 +195,61 @@ def test_a_mid_stream_error(gateway: str, kind: str) -> None:
         lines = [line for line in response.iter_lines() if line.startswith("data: ")]
     assert '"error"' in lines[-1]
     assert "[DONE]" not in lines[-1]
+
+
+def _own_api(kind: str) -> ProviderSpec | None:
+    """The spec whose features a kind's entry gets: none for a model on another wire (its
+    logprobs and choices are the kind's own API's); azure-v1 is Azure's own API."""
+    name, _, variant = kind.partition("-")
+    return None if variant == "responses" else spec_for(name)
+
+
+def test_logprobs(sdk: openai.OpenAI, kind: str) -> None:
+    """Every kind whose spec says it returns logprobs relays them, stream and not; the rest
+    refuse before any call."""
+    own_api = _own_api(kind)
+    support = own_api.logprobs if own_api is not None else None
+    messages = [user("Hello")]
+    if support is None:
+        with pytest.raises(openai.BadRequestError) as caught:
+            sdk.chat.completions.create(model=kind, messages=messages, logprobs=True)  # type: ignore[arg-type]
+        assert isinstance(caught.value.body, dict)
+        assert caught.value.body["code"] == "unsupported_parameter"
+        return
+    top = min(2, support.max_top)
+    answer = sdk.chat.completions.create(
+        model=kind,
+        messages=messages,
+        logprobs=True,
+        top_logprobs=top,  # type: ignore[arg-type]
+    )
+    choice = answer.choices[0]
+    assert choice.logprobs is not None and choice.logprobs.content
+    assert "".join(t.token for t in choice.logprobs.content) == choice.message.content
+    assert all(len(t.top_logprobs) == top for t in choice.logprobs.content)
+    stream = sdk.chat.completions.create(
+        model=kind,
+        messages=messages,
+        logprobs=True,
+        stream=True,  # type: ignore[arg-type]
+    )
+    text, tokens = "", ""
+    for chunk in stream:
+        for piece in chunk.choices:
+            text += piece.delta.content or ""
+            if piece.logprobs is not None and piece.logprobs.content:
+                tokens += "".join(t.token for t in piece.logprobs.content)
+    assert tokens == text
+
+
+def test_several_choices(sdk: openai.OpenAI, kind: str) -> None:
+    messages = [user("Hello")]
+    own_api = _own_api(kind)
+    if own_api is None or own_api.max_choices < 2:
+        with pytest.raises(openai.BadRequestError) as caught:
+            sdk.chat.completions.create(model=kind, messages=messages, n=2)  # type: ignore[arg-type]
+        assert isinstance(caught.value.body, dict)
+        assert caught.value.body["code"] == "unsupported_parameter"
+        return
+    answer = sdk.chat.completions.create(model=kind, messages=messages, n=2)  # type: ignore[arg-type]
+    assert [c.index for c in answer.choices] == [0, 1]

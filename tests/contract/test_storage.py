@@ -15,6 +15,7 @@ import pytest
 
 from aperture.storage import (
     ApiKey,
+    AuditAttempt,
     AuditEvent,
     AuditImage,
     AuditQuery,
@@ -281,6 +282,36 @@ async def test_audit_events_come_back_exactly_as_written(storage: Storage) -> No
     assert await storage.audit.query(AuditQuery(request_id=rich.request_id)) == [rich]
 
 
+async def test_the_error_code_filter_matches_the_field_itself(storage: Storage) -> None:
+    # A text that spells the field, and codes only LIKE's wildcards would confuse.
+    await storage.audit.append(
+        [
+            event(1, status=502, error_code="upstream_error"),
+            event(2, status=200, text=('"error_code":"upstream_error"',)),
+            event(3, status=502, error_code="upstreamXerror"),
+            event(4, status=502, error_code="upstream_error_2"),
+        ]
+    )
+    found = await storage.audit.query(AuditQuery(error_code="upstream_error"))
+    assert [e.request_id for e in found] == ["req-00001"]
+    assert await storage.audit.query(AuditQuery(error_code="upstream%")) == []
+
+
+async def test_an_events_way_through_the_gateway_comes_back_as_written(storage: Storage) -> None:
+    routed = event(
+        5,
+        route="vision-failover",
+        tried=(
+            AuditAttempt(target="a/m", outcome="upstream_unavailable", latency_ms=3.5),
+            AuditAttempt(target="b/m", outcome="ok", latency_ms=120.25),
+        ),
+        image_changes=("downscaled", "metadata_stripped"),
+        image_bytes_saved=12_000,
+    )
+    await storage.audit.append([routed])
+    assert await storage.audit.query(AuditQuery(request_id=routed.request_id)) == [routed]
+
+
 @pytest.mark.parametrize(
     ("query", "expected"),
     [
@@ -289,6 +320,8 @@ async def test_audit_events_come_back_exactly_as_written(storage: Storage) -> No
         (AuditQuery(tenant="tenant2"), [11, 8, 5, 2]),
         (AuditQuery(model="claude"), [10, 8, 6, 4, 2, 0]),
         (AuditQuery(status=429), [8, 4, 0]),
+        (AuditQuery(error_code="rate_limit_exceeded"), [8, 4, 0]),
+        (AuditQuery(error_code="rate_limit_exceeded", key_id="key1"), []),
         (AuditQuery(since=T0 + timedelta(seconds=9)), [11, 10, 9]),
         (AuditQuery(until=T0 + timedelta(seconds=2)), [1, 0]),
         (AuditQuery(since=T0 + timedelta(seconds=3), until=T0 + timedelta(seconds=5)), [4, 3]),

@@ -55,7 +55,7 @@ def test_a_pdf_is_decoded_and_counted() -> None:
     decoded = decode_document(uri(data, "application/octet-stream"), 10**6, param="p")
     assert decoded.uri.startswith("data:application/pdf;base64,")
     assert decoded.data == data
-    assert inspect_pdf(decoded.data, 100, 14400) == PdfFacts(3)
+    assert inspect_pdf(decoded.data, 100, 14400) == PdfFacts(3, ((612.0, 792.0),) * 3)
 
 
 def test_not_a_pdf_and_bad_base64_are_refused_with_the_param() -> None:
@@ -101,6 +101,9 @@ def test_each_kind_takes_documents_only_within_its_own_limits() -> None:
 
     class Option(NamedTuple):
         target: Target
+
+        def can(self, capability: str) -> bool:
+            return capability == "documents"
 
     def option(kind: str) -> Option:
         return Option(Target(ProviderSettings(name=kind, kind=kind), "m"))

@@ -13,7 +13,7 @@ from aperture.governance.estimate import (
     output_tokens,
     text_tokens,
 )
-from aperture.images.tokens import estimate_image_tokens
+from aperture.images.tokens import estimate_image_tokens, token_family
 from aperture.model import ChatRequest, InlineImage, Target
 from aperture.routing.catalog import TargetOption
 from aperture.settings import ProviderSettings
@@ -132,3 +132,39 @@ def test_the_images_of_a_request_add_up_per_target() -> None:
     gpt4o = option("openai", "gpt-4o")
     # An unseen URL (765), a low-detail one (85) and a seen 200x100 image (255).
     assert image_tokens(request, seen, [gpt4o]) == 765 + 85 + 255
+
+
+def test_documents_cost_pages_times_the_provider_rule() -> None:
+    from aperture.governance.estimate import document_tokens, page_long_edge
+    from aperture.images.limits import limits_for
+
+    letter = ((612.0, 792.0),) * 3
+
+    def native(kind: str, model: str) -> int:
+        target = Target(ProviderSettings(name=kind, kind=kind), model)
+        limits = limits_for(kind)
+        return document_tokens(
+            "native", target, letter, limits, image_count=3, max_pixels=4_200_000
+        )
+
+    # Gemini states a flat figure a page: 258, and 560 at Gemini 3's default resolution.
+    assert native("gemini", "gemini-2.5-flash") == 3 * 258
+    assert native("gemini", "gemini-3-pro-preview") == 3 * 560
+    # Bedrock's Converse reads the text only; Claude the page image and the text.
+    assert native("bedrock", "us.anthropic.claude-sonnet-4-5-20250929-v1:0") == 3 * 1500
+    limits = limits_for("anthropic")
+    edge = page_long_edge(limits, 3)
+    assert edge == 1568
+    page = estimate_image_tokens(token_family("anthropic", "claude-sonnet-4-5"), 1212, 1568)
+    assert native("anthropic", "claude-sonnet-4-5") == 3 * (page + 1500)
+
+    openai = Target(ProviderSettings(name="o", kind="openai"), "gpt-4o")
+    # Rendered for a vision model: the pages as the images the gateway draws (144 dpi).
+    pages = document_tokens(
+        "pages", openai, letter, limits_for("openai"), image_count=3, max_pixels=4_200_000
+    )
+    assert pages == 3 * estimate_image_tokens(token_family("openai", "gpt-4o"), 1224, 1584)
+    # As text: its characters at four a token, or a page's worth each when unread.
+    assert document_tokens("text", openai, letter, limits, image_count=0, max_pixels=1,
+                           text_chars=400) == 100  # fmt: skip
+    assert document_tokens("text", openai, letter, limits, image_count=0, max_pixels=1) == 4500

@@ -10,7 +10,16 @@ import pytest
 from aperture.errors import PiiDetectedError, PolicyViolationError
 from aperture.governance.guardrails import Guardrails
 from aperture.governance.pii import PiiScanner
-from aperture.model import ChatResponse, Choice, Delta, Finish, StreamEvent, Thought, UsageReport
+from aperture.model import (
+    ChatResponse,
+    Choice,
+    Delta,
+    Finish,
+    StreamEvent,
+    Thought,
+    TokenLogprob,
+    UsageReport,
+)
 from aperture.model.response import Usage
 from aperture.pipeline.answers import AnswerScreen, StreamScreen
 from aperture.pipeline.context import RequestContext
@@ -304,6 +313,28 @@ async def test_post_guardrails_allow_a_clean_stream() -> None:
     sent = run(stream, [Delta(content="All good.")])
     assert sent + await stream.finish() == [Delta(content="All good.")]
     assert ctx.findings == []
+
+
+async def test_redacted_answers_lose_their_logprobs() -> None:
+    tokens = tuple(TokenLogprob(w, -0.5) for w in f"Write to {EMAIL}.".split(" "))
+    plain = (TokenLogprob("Fine", -0.1),)
+    response = ChatResponse(
+        id="c1",
+        model="chat",
+        created=0,
+        choices=(
+            Choice(index=0, content=f"Write to {EMAIL}.", logprobs=tokens),
+            Choice(index=1, content="Fine", logprobs=plain),
+        ),
+    )
+    result = await screen().complete(context(), response)
+    assert result.choices[0].logprobs is None  # they would spell the address out
+    assert result.choices[1].logprobs == plain
+
+    stream = screen().stream(context())
+    assert stream is not None
+    sent = stream.event(Delta(index=0, content=f"Write to {EMAIL}.", logprobs=tokens))
+    assert all(isinstance(e, Delta) and e.logprobs is None for e in sent)
 
 
 # --- thoughts --------------------------------------------------------------------------------

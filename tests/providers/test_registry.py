@@ -41,9 +41,22 @@ def test_the_adapter_is_a_provider(spec: ProviderSpec) -> None:
 
 
 def test_every_wire_runs_the_contract_suite() -> None:
-    # A kind with a wire of its own needs an emulator and a place in the contract suite.
+    # A kind with a wire of its own needs an emulator and a place in the contract suite;
+    # so does each other wire a kind offers (``kind-wire`` there).
     wires = {spec.wire for spec in LISTED}
-    assert {SPECS[kind].wire for kind in CONTRACT_KINDS} == wires
+    contract = {SPECS[name.partition("-")[0]].wire for name in CONTRACT_KINDS}
+    assert contract == wires
+    offered = {f"{spec.kind}-{wire}" for spec in LISTED for wire, _ in spec.wires}
+    assert offered <= set(CONTRACT_KINDS)
+
+
+@ALL
+def test_each_offered_wire_has_an_adapter(spec: ProviderSpec) -> None:
+    for wire, adapter in spec.wires:
+        module, _, name = adapter.partition(":")
+        assert type(provider_for(spec.kind, wire)) is getattr(importlib.import_module(module), name)
+    with pytest.raises(LookupError, match="no wire 'carrier-pigeon'"):
+        provider_for(spec.kind, "carrier-pigeon")
 
 
 @ALL

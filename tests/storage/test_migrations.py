@@ -26,7 +26,10 @@ TABLES = {
     "audit_events",
     "changes",
     "models",
+    "response_blobs",
+    "response_images",
     "routes",
+    "stored_responses",
     "usage_ledger",
 }
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 import msgspec
@@ -17,26 +17,27 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from aperture.api.auth import presented_key
+from aperture.api.admin_auth import admin_services, refusal_headers
 from aperture.api.body import read_body
 from aperture.api.health import metrics_endpoint
 from aperture.api.models import model_entry
 from aperture.api.openapi import admin_document
+from aperture.api.playground import Traces, playground_routes
 from aperture.api.render import routing_error, store_unavailable
+from aperture.console import Sessions, console_routes
 from aperture.dialects.decoding import decode_request
 from aperture.dialects.openai.outbound import render_error
 from aperture.errors import (
-    AdminDisabledError,
     ConflictError,
     GatewayError,
-    InvalidApiKeyError,
     InvalidRequestError,
     NotFoundError,
     clip,
     quote,
 )
 from aperture.governance.budgets import BudgetBook, BudgetLine
-from aperture.governance.keys import INVALID_KEY_MESSAGE, Principal
+from aperture.governance.keys import Principal
+from aperture.providers.registry import spec_for
 from aperture.services import Services
 from aperture.settings import ModelSettings, RouteSettings
 from aperture.storage import (
@@ -79,13 +80,16 @@ _encode = msgspec.json.Encoder().encode
 
 
 def create_admin_app() -> Starlette:
-    """The admin API; ``app.state.services`` is set by the public app's lifespan."""
-    return Starlette(
+    """The admin API and the console; ``app.state.services`` is set by the public app's
+    lifespan."""
+    app = Starlette(
         routes=[
             Route("/v1/admin/keys", _keys, methods=["GET", "POST"]),
             Route("/v1/admin/keys/{key_id}", _key, methods=["GET", "DELETE"]),
             Route("/v1/admin/audit", _audit, methods=["GET"]),
             Route("/v1/admin/budgets", _budgets, methods=["GET"]),
+            Route("/v1/admin/stats", _stats, methods=["GET"]),
+            *playground_routes(),
             Route("/openapi.json", _openapi, methods=["GET"]),
             Route("/v1/admin/models", _models, methods=["GET", "POST"]),
             Route("/v1/admin/models/{doc_id}", _model, methods=["GET", "PUT", "DELETE"]),
@@ -93,26 +97,17 @@ def create_admin_app() -> Starlette:
             Route("/v1/admin/routes/{doc_id}", _route, methods=["GET", "PUT", "DELETE"]),
             # Outside the master key's reach: a scraper gets server.metrics_token at most.
             Route("/metrics", metrics_endpoint("admin"), methods=["GET"]),
+            *console_routes(),
         ],
         exception_handlers={HTTPException: _http_error, StorageError: _storage_error},
     )
+    app.state.console_sessions = Sessions()
+    app.state.playground_traces = Traces()
+    return app
 
 
 async def _services(request: Request) -> Services:
-    services: Services | None = getattr(request.app.state, "services", None)
-    if services is None:
-        raise GatewayError("The gateway is starting; try again in a moment.")
-    if not services.auth_required:
-        # No master key, no admin: an open gateway has no one to authenticate admins against,
-        # so no key can help, and the answer says what would.
-        raise AdminDisabledError(
-            "The admin API needs auth.master_key, and this gateway runs open. Set "
-            "auth.master_key in the config (or APERTURE_MASTER_KEY for the built-in demo), "
-            "restart, and send it as `Authorization: Bearer <key>`."
-        )
-    if not (await services.keys.authenticate(presented_key(request))).is_admin:
-        raise InvalidApiKeyError(INVALID_KEY_MESSAGE)
-    return services
+    return (await admin_services(request))[0]
 
 
 def _json(value: Any, status: int = 200) -> Response:
@@ -123,7 +118,7 @@ def _error(error: GatewayError) -> Response:
     return Response(
         render_error(error),
         error.status_code,
-        headers=dict(error.headers),
+        headers=refusal_headers(error),
         media_type="application/json",
     )
 
@@ -208,6 +203,7 @@ def _audit_query(request: Request) -> AuditQuery:
         "tenant",
         "model",
         "status",
+        "error_code",
         "since",
         "until",
         "limit",
@@ -221,6 +217,7 @@ def _audit_query(request: Request) -> AuditQuery:
         tenant=params.get("tenant"),
         model=params.get("model"),
         status=status,
+        error_code=params.get("error_code"),
         since=since,
         until=until,
         limit=max(0, min(limit, _MAX_AUDIT_LIMIT)),
@@ -339,6 +336,12 @@ async def _definition(
             raise InvalidRequestError(
                 f"Unknown provider {quote(provider)} (configured: {', '.join(known)}).", param=param
             )
+    if isinstance(value, ModelSettings) and value.wire is not None:
+        kind = next(p.kind for p in services.settings.providers if p.name == value.provider)
+        try:
+            spec_for(kind).adapter_for(value.wire)
+        except LookupError as exc:
+            raise InvalidRequestError(f"{exc}.", param="wire") from exc
     return value
 
 
@@ -402,6 +405,26 @@ async def _budget_view(book: BudgetBook, line: BudgetLine) -> dict[str, Any]:
         "remaining": {"usd": remaining_usd, "tokens": remaining_tokens},
         "ledger": {"usd": ledger.micros / 1e6, "tokens": ledger.tokens},
     }
+
+
+async def _stats(request: Request) -> Response:
+    """The gateway's own metrics as totals since start (the console's overview takes rates
+    between two readings), the breakers' states, and the ledger's spend of the last hour
+    and of today (UTC)."""
+    try:
+        services = await _services(request)
+        now = datetime.now(UTC)
+        ledger = services.storage.ledger
+        hour = await ledger.totals(since=now - timedelta(hours=1))
+        today = await ledger.totals(since=now.replace(hour=0, minute=0, second=0, microsecond=0))
+        snapshot = await services.metrics.snapshot()
+        spend = {"last_hour_usd": hour.amount_micros / 1e6, "today_usd": today.amount_micros / 1e6}
+        return _json({"time": now.timestamp(), **snapshot, "spend": spend})
+    except StorageError as exc:
+        log.warning("usage ledger failed on %s: %s", request.url.path, exc)
+        return _error(store_unavailable(exc))
+    except GatewayError as error:
+        return _error(error)
 
 
 async def _openapi(request: Request) -> Response:

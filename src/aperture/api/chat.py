@@ -46,6 +46,7 @@ __all__ = [
     "IMAGE_GENERATIONS",
     "OPENAI",
     "RESPONSES",
+    "UPSTREAM_TAP",
     "ClientDialect",
     "chat_endpoint",
     "count_tokens",
@@ -129,6 +130,11 @@ RESPONSES = ClientDialect(
 )
 
 
+UPSTREAM_TAP = "aperture.upstream_tap"
+"""The scope key under which the console's playground hands a request its upstream tap
+(``RequestContext.upstream_tap``): set in-process only, never from anything a client sends."""
+
+
 def new_request_id() -> str:
     return f"req_{secrets.token_hex(12)}"
 
@@ -146,6 +152,7 @@ def chat_endpoint(dialect: ClientDialect) -> Callable[[Request], Awaitable[Respo
             if drain is not None and drain.draining:
                 raise drain.refusal()
             exchange.ctx.principal = await authenticate(request, services)
+            exchange.ctx.upstream_tap = request.scope.get(UPSTREAM_TAP)
             body = await read_body(request, services.settings.server.max_body_bytes)
             read = True
             if dialect.parse_form is not None:
@@ -273,4 +280,8 @@ def _routed_headers(exchange: Exchange) -> dict[str, str]:
         headers["x-aperture-image-tokens"] = str(attempt.image_tokens)
         if attempt.image_changes:
             headers["x-aperture-image-changes"] = ",".join(attempt.image_changes)
+    if exchange.ctx.documents:
+        # Apart from the images': a document's pages cost by the provider's PDF rule, or
+        # as the images the gateway rendered them to, or as text.
+        headers["x-aperture-document-tokens"] = str(attempt.document_tokens)
     return headers

@@ -17,7 +17,17 @@ from aperture.services import Services
 
 __all__ = ["list_models", "model_entry"]
 
-_CAPABILITIES = ("vision", "audio", "video", "image_output", "tools", "json_mode", "reasoning")
+_CAPABILITIES = (
+    "vision",
+    "audio",
+    "video",
+    "image_output",
+    "tools",
+    "json_mode",
+    "logprobs",
+    "choices",
+    "reasoning",
+)
 
 
 async def list_models(request: Request) -> Response:

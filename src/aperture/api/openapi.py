@@ -100,6 +100,8 @@ def public_document() -> dict[str, Any]:
                 CountTokensRequest,
             ),
             ("post", "/v1/responses", "OpenAI Responses", ResponsesRequest),
+            ("get", "/v1/responses/{response_id}", "A kept Responses answer", None),
+            ("delete", "/v1/responses/{response_id}", "Forget a kept Responses answer", None),
             ("post", "/c1/chat", "One message and an images array", C1ChatRequest),
             ("post", "/v1/images/generations", "OpenAI Images: generate", ImageGenerationRequest),
             ("post", "/v1/images/edits", "OpenAI Images: edit (multipart/form-data)", None),
@@ -131,6 +133,19 @@ def admin_document() -> dict[str, Any]:
             ("delete", "/v1/admin/models/{doc_id}", "Delete a model", None),
             ("get", "/v1/admin/audit", "Audit events; ?format=jsonl exports", None),
             ("get", "/v1/admin/budgets", "Budgets in their current window, with spend", None),
+            ("get", "/v1/admin/stats", "Metrics totals, breaker states and spend", None),
+            (
+                "post",
+                "/v1/admin/playground/{dialect}",
+                "Send a chat, messages, responses or c1 body as this admin key",
+                None,
+            ),
+            (
+                "get",
+                "/v1/admin/playground/{request_id}",
+                "What a playground request sent upstream, base64 elided",
+                None,
+            ),
             ("get", "/metrics", "Prometheus metrics, with server.metrics_port: admin", None),
         ],
     )

@@ -23,6 +23,7 @@ from aperture.api.chat import (
 from aperture.api.health import healthz, metrics_endpoint, readyz
 from aperture.api.models import list_models
 from aperture.api.openapi import public_document
+from aperture.api.responses import delete_response, get_response
 
 __all__ = ["Endpoint", "direct_routes", "public_routes"]
 
@@ -51,6 +52,8 @@ def public_routes() -> list[BaseRoute]:
     chat = [Route(path, endpoint, methods=["POST"]) for path, endpoint in direct_routes().items()]
     return [
         *chat,
+        Route("/v1/responses/{response_id}", get_response, methods=["GET"]),
+        Route("/v1/responses/{response_id}", delete_response, methods=["DELETE"]),
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),

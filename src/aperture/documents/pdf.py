@@ -6,19 +6,41 @@ runs unchanged in a decode worker, where an exception would reach the gateway on
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Literal, NamedTuple
 
 # pypdfium2 ships no type information; this module is the one place that calls it.
 import pypdfium2 as pdfium  # type: ignore[import-untyped]
 import pypdfium2.raw as pdfium_c  # type: ignore[import-untyped]
 
-__all__ = ["PdfFacts", "PdfProblem", "inspect_pdf", "pdf_text"]
+from aperture.documents.forms import rendered_size
+
+__all__ = [
+    "PageBitmap",
+    "PdfFacts",
+    "PdfProblem",
+    "inspect_pdf",
+    "page_texts",
+    "pdf_text",
+    "render_pages",
+]
 
 Problem = Literal["malformed", "encrypted", "too_many_pages", "page_too_large"]
 
 
 class PdfFacts(NamedTuple):
     pages: int
+    sizes: tuple[tuple[float, float], ...] = ()
+    """Each page's width and height in points, as the page's box says (not rendered)."""
+
+
+class PageBitmap(NamedTuple):
+    """One rendered page: RGB pixels, ``stride`` bytes a row."""
+
+    pixels: bytes
+    width: int
+    height: int
+    stride: int
 
 
 class PdfProblem(NamedTuple):
@@ -49,6 +71,7 @@ def inspect_pdf(data: bytes, max_pages: int, max_side_pt: float) -> PdfFacts | P
             return PdfProblem("malformed", "the PDF has no pages")
         if pages > max_pages:
             return PdfProblem("too_many_pages", f"{pages}")
+        sizes: list[tuple[float, float]] = []
         for index in range(pages):
             width: float
             height: float
@@ -59,7 +82,8 @@ def inspect_pdf(data: bytes, max_pages: int, max_side_pt: float) -> PdfFacts | P
                     f"page {index + 1} is {width:.0f}x{height:.0f} points "
                     f"(the limit is {max_side_pt:.0f} a side)",
                 )
-        return PdfFacts(pages)
+            sizes.append((float(width), float(height)))
+        return PdfFacts(pages, tuple(sizes))
     finally:
         document.close()
 
@@ -70,6 +94,12 @@ def pdf_text(data: bytes, max_pages: int, max_chars: int) -> str:
     Pages are separated by a form feed, the way ``pdftotext`` marks them. A page whose text
     cannot be read contributes nothing: the text layer is for reading, not for proof.
     """
+    return "\f".join(page_texts(data, max_pages, max_chars))[:max_chars]
+
+
+def page_texts(data: bytes, max_pages: int, max_chars: int) -> tuple[str, ...]:
+    """The text layer of each of the first ``max_pages`` pages (an empty string for a page
+    without one, a scan), stopping once ``max_chars`` characters are read."""
     out: list[str] = []
     size = 0
     document = pdfium.PdfDocument(data)
@@ -84,10 +114,39 @@ def pdf_text(data: bytes, max_pages: int, max_chars: int) -> str:
                     textpage.close()
             finally:
                 page.close()
-            out.append(text)
+            out.append(text.replace("\r\n", "\n").strip())
             size += len(text) + 1
             if size >= max_chars:
                 break
     finally:
         document.close()
-    return "\f".join(out)[:max_chars]
+    return tuple(out)
+
+
+def render_pages(
+    data: bytes, pages: tuple[int, ...], long_edge: int, max_pixels: int
+) -> Iterator[PageBitmap]:
+    """Each of ``pages`` (0-based) rendered on white with its long edge at most ``long_edge``
+    pixels and at most ``max_pixels`` in all, one at a time (a caller encoding each before
+    the next keeps one bitmap in memory). Never scaled up past 2x (144 dpi): a small page
+    gains nothing from more pixels than its content has."""
+    document = pdfium.PdfDocument(data)
+    try:
+        for index in pages:
+            page = document[index]
+            try:
+                width, height = page.get_size()
+                _, _, scale = rendered_size(width, height, long_edge, max_pixels)
+                bitmap = page.render(
+                    scale=scale, fill_color=(255, 255, 255, 255), rev_byteorder=True
+                )
+                try:
+                    yield PageBitmap(
+                        bytes(bitmap.buffer), bitmap.width, bitmap.height, bitmap.stride
+                    )
+                finally:
+                    bitmap.close()
+            finally:
+                page.close()
+    finally:
+        document.close()

@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
-from aperture.emulator import anthropic, bedrock, cohere, gemini, mistral, ollama, openai
+from aperture.emulator import anthropic, azure, bedrock, cohere, gemini, mistral, ollama, openai
 
 __all__ = ["create_emulator_app"]
 
@@ -22,6 +22,9 @@ def create_emulator_app() -> Starlette:
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Mount("/openai", routes=openai.routes()),
+            Mount("/azure", routes=azure.routes()),
+            # An OpenAI-compatible server (vLLM): the same wire, unknown fields ignored.
+            Mount("/vllm", routes=openai.routes(strict=False)),
             Mount("/anthropic", routes=anthropic.routes()),
             Mount("/gemini", routes=gemini.routes()),
             Mount("/bedrock", routes=bedrock.routes()),

@@ -38,6 +38,7 @@ from aperture.emulator.describe import (
     word_count,
 )
 from aperture.emulator.faults import FAULT_HEADER, FaultScript, parse_faults
+from aperture.emulator.logprobs import EmulatedToken, token_logprobs
 
 __all__ = ["MIDSTREAM_DELTAS", "MIDSTREAM_ERROR", "PREAMBLE_TOKENS", "routes"]
 
@@ -99,7 +100,9 @@ async def chat(request: Request) -> Response:
         return _json({"id": response_id, "message": error.message}, error.status, error.headers)
     reply = build_reply(parsed)
     if parsed.stream:
-        events = stream_events(reply, response_id, midstream=faults.midstream)
+        events = stream_events(
+            reply, response_id, midstream=faults.midstream, logprobs=parsed.logprobs
+        )
         return StreamingResponse(events, media_type="text/event-stream")
     message: dict[str, Any] = {"role": "assistant"}
     if reply.tool_call is not None:
@@ -107,13 +110,21 @@ async def chat(request: Request) -> Response:
         message["tool_calls"] = [reply.tool_call]
     else:
         message["content"] = [{"type": "text", "text": reply.text}] if reply.text else []
-    answer = {
+    answer: dict[str, Any] = {
         "id": response_id,
         "message": message,
         "finish_reason": reply.finish_reason,
         "usage": reply.usage(),
     }
+    if parsed.logprobs:
+        answer["logprobs"] = [logprob_item(t) for t in token_logprobs(reply.text or "", 0)]
     return _json(answer)
+
+
+def logprob_item(token: EmulatedToken) -> dict[str, Any]:
+    """A ``LogprobItem``: one chunk of text, its token ids and their logprobs."""
+    token_id = int(short_hash(token.token, 6), 16)
+    return {"text": token.token, "token_ids": [token_id], "logprobs": [token.logprob]}
 
 
 def build_reply(chat: ChatRequest) -> Reply:
@@ -135,7 +146,9 @@ def build_reply(chat: ChatRequest) -> Reply:
     return Reply(text, None, None, reason, prompt, word_count(text))
 
 
-async def stream_events(reply: Reply, response_id: str, *, midstream: bool) -> AsyncIterator[bytes]:
+async def stream_events(
+    reply: Reply, response_id: str, *, midstream: bool, logprobs: bool = False
+) -> AsyncIterator[bytes]:
     """Cohere's event order: message-start, content or tool-plan/tool-call, message-end."""
 
     def event(kind: str, body: dict[str, Any]) -> bytes:
@@ -150,8 +163,11 @@ async def stream_events(reply: Reply, response_id: str, *, midstream: bool) -> A
         body = [
             ("content-start", {"index": 0, "delta": _msg(content={"type": "text", "text": ""})})
         ]
-        for piece in stream_pieces(reply.text or ""):
-            body.append(("content-delta", {"index": 0, "delta": _msg(content={"text": piece})}))
+        for token in token_logprobs(reply.text or "", 0):
+            delta: dict[str, Any] = {"index": 0, "delta": _msg(content={"text": token.token})}
+            if logprobs:
+                delta["logprobs"] = logprob_item(token)
+            body.append(("content-delta", delta))
         body.append(("content-end", {"index": 0}))
     sent = 0
     for kind, payload in body:

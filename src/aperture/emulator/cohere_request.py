@@ -84,6 +84,7 @@ class ChatRequest:
     json_mode: bool
     tool_name: str | None
     """Set when ``tool_choice`` is ``REQUIRED``: the first tool, which the answer calls."""
+    logprobs: bool = False
 
 
 @dataclass(slots=True)
@@ -126,6 +127,9 @@ def parse_chat_request(body: bytes) -> ChatRequest:
     if not isinstance(stream, bool):
         raise invalid("stream must be a boolean")
     _read_sampling(data)
+    logprobs = data.get("logprobs", False)
+    if not isinstance(logprobs, bool):
+        raise invalid("logprobs must be a boolean")
     seen = Seen(
         images=tuple(collector.images),
         asked=collector.asked,
@@ -139,6 +143,7 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         max_tokens=data.get("max_tokens"),
         json_mode=_read_response_format(data.get("response_format")),
         tool_name=tool_name,
+        logprobs=logprobs,
     )
 
 

@@ -54,6 +54,7 @@ from aperture.emulator.faults import FAULT_HEADER, FaultScript, parse_faults
 from aperture.emulator.gemini_errors import GoogleError, invalid
 from aperture.emulator.gemini_request import GenerateRequest, parse_generate_request
 from aperture.emulator.gemini_thinking import sign_part, thought_text
+from aperture.emulator.logprobs import token_logprobs
 
 __all__ = ["MIDSTREAM_CHUNKS", "MODELS", "RECEIVED_HEADER", "build_reply", "routes"]
 
@@ -272,6 +273,8 @@ def response_chunk(
         candidate: dict[str, object] = {"content": content, "index": index}
         if final:
             candidate["finishReason"] = reply.finish_reason
+        if parsed.settings.logprobs is not None:
+            candidate["logprobsResult"] = _logprobs_result(parts, parsed.settings.logprobs)
         candidates.append(candidate)
     tokens = reply.output_tokens if output_tokens is None else output_tokens
     usage = _usage(
@@ -289,6 +292,18 @@ def response_chunk(
         "usageMetadata": usage,
         "modelVersion": model,
         "responseId": response_id,
+    }
+
+
+def _logprobs_result(parts: list[dict[str, object]], top: int) -> dict[str, object]:
+    text = "".join(str(p["text"]) for p in parts if isinstance(p.get("text"), str))
+    tokens = token_logprobs(text, top)
+    return {
+        "chosenCandidates": [{"token": t.token, "logProbability": t.logprob} for t in tokens],
+        "topCandidates": [
+            {"candidates": [{"token": s, "logProbability": lp} for s, lp in t.top]} for t in tokens
+        ],
+        "logProbabilitySum": round(sum(t.logprob for t in tokens), 3),
     }
 
 

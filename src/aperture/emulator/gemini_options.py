@@ -118,6 +118,8 @@ class Settings:
     media_resolution: str | None = None
     modalities: tuple[str, ...] = ()
     """``responseModalities`` as sent (``TEXT``, ``IMAGE``, ``AUDIO``); empty when unset."""
+    logprobs: int | None = None
+    """With ``responseLogprobs``: how many top candidates each step lists (``logprobs``)."""
     thinking_config: object = None
     """``thinkingConfig`` as sent, judged with the model (``gemini_thinking``)."""
 
@@ -205,6 +207,7 @@ def read_generation_config(value: object) -> Settings:
             "range [1, 8]\n"
         )
     return Settings(
+        logprobs=_logprobs(config),
         max_output_tokens=max_tokens,
         stop_sequences=_stop_sequences(config.get("stopSequences")),
         json_mode=_response_format(config),
@@ -213,6 +216,28 @@ def read_generation_config(value: object) -> Settings:
         modalities=_modalities(config.get("responseModalities")),
         thinking_config=config.get("thinkingConfig"),
     )
+
+
+MAX_LOGPROBS = 20
+
+
+def _logprobs(config: Mapping[str, object]) -> int | None:
+    """``responseLogprobs`` and ``logprobs`` (0..20, only with ``responseLogprobs``)."""
+    wanted = config.get("responseLogprobs")
+    if wanted is not None and not isinstance(wanted, bool):
+        raise invalid_value("generationConfig.responseLogprobs", "TYPE_BOOL", wanted)
+    top = config.get("logprobs")
+    if top is None:
+        return 0 if wanted else None
+    top = _int(top, "generationConfig.logprobs")
+    if not 0 <= top <= MAX_LOGPROBS:
+        raise invalid(
+            "* GenerateContentRequest.generation_config.logprobs: must be in the range "
+            f"[0, {MAX_LOGPROBS}]\n"
+        )
+    if not wanted:
+        raise invalid("logprobs can only be set when response_logprobs is true.")
+    return top
 
 
 def _modalities(value: object) -> tuple[str, ...]:

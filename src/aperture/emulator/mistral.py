@@ -35,6 +35,7 @@ from aperture.emulator.describe import (
     word_count,
 )
 from aperture.emulator.faults import FAULT_HEADER, FaultScript, parse_faults
+from aperture.emulator.logprobs import token_logprobs
 from aperture.emulator.mistral_request import (
     ChatRequest,
     MistralError,
@@ -103,16 +104,31 @@ async def chat_completions(request: Request) -> Response:
         "tool_calls": [reply.tool_call] if reply.tool_call is not None else None,
         "prefix": False,
     }
-    choice = {"index": 0, "message": message, "finish_reason": reply.finish_reason}
+    choice = {
+        "index": 0,
+        "message": message,
+        "finish_reason": reply.finish_reason,
+        "logprobs": _logprobs(parsed, reply.content),
+    }
     answer = {
         "id": completion_id,
         "object": "chat.completion",
         "created": created,
         "model": parsed.model,
-        "choices": [choice],
-        "usage": reply.usage,
+        # ``n`` choices, the same deterministic answer in each; usage counts them all.
+        "choices": [{**choice, "index": i} for i in range(parsed.n)],
+        "usage": _times(reply.usage, parsed.n),
     }
     return _json(answer)
+
+
+def _times(usage: dict[str, int], n: int) -> dict[str, int]:
+    completion = usage["completion_tokens"] * n
+    return {
+        **usage,
+        "completion_tokens": completion,
+        "total_tokens": usage["prompt_tokens"] + completion,
+    }
 
 
 async def list_models(request: Request) -> Response:
@@ -127,6 +143,28 @@ def tool_call_id(seed: str) -> str:
     """A nine-character alphanumeric id, like the ones Mistral hands out."""
     number = int(short_hash(seed, 16), 16)
     return "".join(_ALNUM[(number >> (6 * k)) % len(_ALNUM)] for k in range(9))
+
+
+def _logprobs(chat: ChatRequest, text: str | None) -> dict[str, Any] | None:
+    """OpenAI's token shape with Mistral's ``token_id``, when asked."""
+    if chat.top_logprobs is None:
+        return None
+
+    def token(text: str, logprob: float) -> dict[str, Any]:
+        token_id = int(short_hash(text, 6), 16)
+        return {
+            "token": text,
+            "logprob": logprob,
+            "bytes": list(text.encode()),
+            "token_id": token_id,
+        }
+
+    return {
+        "content": [
+            {**token(t.token, t.logprob), "top_logprobs": [token(s, lp) for s, lp in t.top]}
+            for t in token_logprobs(text or "", chat.top_logprobs)
+        ]
+    }
 
 
 def build_reply(chat: ChatRequest) -> Reply:
@@ -152,8 +190,12 @@ async def stream_chunks(
 ) -> AsyncIterator[bytes]:
     """Role chunk, one chunk per word (or the whole tool call), then finish with usage."""
 
-    def event(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
-        choice = {"index": 0, "delta": delta, "finish_reason": finish}
+    def event(
+        delta: dict[str, Any], finish: str | None = None, index: int = 0, **extra: Any
+    ) -> bytes:
+        choice = {"index": index, "delta": delta, "finish_reason": finish}
+        if delta.get("content"):
+            choice["logprobs"] = _logprobs(chat, delta["content"])
         chunk = {
             "id": completion_id,
             "object": "chat.completion.chunk",
@@ -164,6 +206,11 @@ async def stream_chunks(
         }
         return b"data: " + msgspec.json.encode(chunk) + b"\n\n"
 
+    for index in range(1, chat.n):  # the other choices first, whole; choice 0 ends the stream
+        yield event({"role": "assistant", "content": ""}, index=index)
+        for piece in stream_pieces(reply.content):
+            yield event({"content": piece}, index=index)
+        yield event({"content": ""}, reply.finish_reason, index=index)
     yield event({"role": "assistant", "content": ""})
     if reply.tool_call is not None:
         deltas: list[dict[str, Any]] = [{"tool_calls": [reply.tool_call]}]
@@ -176,7 +223,7 @@ async def stream_chunks(
             return
         await asyncio.sleep(0)
         yield event(delta)
-    yield event({"content": ""}, reply.finish_reason, usage=reply.usage)
+    yield event({"content": ""}, reply.finish_reason, usage=_times(reply.usage, chat.n))
     yield b"data: [DONE]\n\n"
 
 

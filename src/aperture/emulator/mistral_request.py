@@ -124,6 +124,9 @@ class ChatRequest:
     json_mode: bool
     tool_name: str | None
     """Set when ``tool_choice`` forces a call: the tool the answer calls."""
+    top_logprobs: int | None = None
+    """With ``logprobs: true``: the alternatives per token (0 when unset); None: not asked."""
+    n: int = 1
 
 
 @dataclass(slots=True)
@@ -174,6 +177,8 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         text_chars=sum(len(text) for text in collector.texts),
     )
     return ChatRequest(
+        top_logprobs=_read_logprobs(data),
+        n=_read_n(data),
         model=model,
         seen=seen,
         stream=stream,
@@ -181,6 +186,26 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         json_mode=_read_response_format(data.get("response_format")),
         tool_name=_read_tools(data),
     )
+
+
+def _read_n(data: Mapping[str, object]) -> int:
+    n = data.get("n")
+    if n is None:
+        return 1
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise unprocessable("greater_than_equal", ("n",), "Input should be >= 1", n)
+    return n
+
+
+def _read_logprobs(data: Mapping[str, object]) -> int | None:
+    """``top_logprobs`` (0 when unset) if ``logprobs`` is true, else None."""
+    logprobs = data.get("logprobs")
+    if logprobs is not None and not isinstance(logprobs, bool):
+        raise unprocessable("bool_type", ("logprobs",), "Input should be a valid boolean", logprobs)
+    top = data.get("top_logprobs")
+    if top is not None and (not isinstance(top, int) or isinstance(top, bool) or top < 0):
+        raise unprocessable("greater_than_equal", ("top_logprobs",), "Input should be >= 0", top)
+    return (top or 0) if logprobs else None
 
 
 def image_tokens(image: SeenImage, model: str) -> int:

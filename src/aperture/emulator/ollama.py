@@ -32,6 +32,7 @@ from aperture.emulator.describe import (
     word_count,
 )
 from aperture.emulator.faults import FAULT_HEADER, FaultScript, parse_faults
+from aperture.emulator.logprobs import token_logprobs
 from aperture.emulator.ollama_request import ChatRequest, OllamaError, parse_chat_request
 
 __all__ = ["MIDSTREAM_ERROR", "MIDSTREAM_LINES", "MODELS", "TOOL_CALL_TOKENS", "routes"]
@@ -103,8 +104,27 @@ async def chat(request: Request) -> Response:
         "created_at": created_at,
         "message": _message(reply.content, reply.tool_call),
         **_final(reply),
+        **_logprobs(parsed, reply.content),
     }
     return _json(body)
+
+
+def _logprobs(chat: ChatRequest, text: str) -> dict[str, Any]:
+    """``logprobs``: the tokens of ``text`` as a bare list, when asked; nothing otherwise."""
+    if chat.top_logprobs is None or not text:
+        return {}
+    tokens = [
+        {
+            "token": t.token,
+            "logprob": t.logprob,
+            "bytes": list(t.token.encode()),
+            "top_logprobs": [
+                {"token": s, "logprob": lp, "bytes": list(s.encode())} for s, lp in t.top
+            ],
+        }
+        for t in token_logprobs(text, chat.top_logprobs)
+    ]
+    return {"logprobs": tokens}
 
 
 async def tags(request: Request) -> Response:
@@ -145,7 +165,7 @@ async def stream_lines(
         if midstream and sent == MIDSTREAM_LINES:
             break
         await asyncio.sleep(0)
-        yield line({"message": _message(piece, None), "done": False})
+        yield line({"message": _message(piece, None), "done": False, **_logprobs(chat, piece)})
     if reply.tool_call is not None and not midstream:
         yield line({"message": _message("", reply.tool_call), "done": False})
     if midstream:

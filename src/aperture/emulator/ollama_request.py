@@ -52,6 +52,8 @@ class ChatRequest:
     json_mode: bool
     tool_name: str | None
     """The tool the emulated model calls: the first offered, when the user spoke last."""
+    top_logprobs: int | None = None
+    """With ``logprobs: true``: the alternatives per token; None: logprobs not asked."""
 
 
 @dataclass(slots=True)
@@ -104,7 +106,20 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         max_words=_read_options(data.get("options")),
         json_mode=_read_format(data.get("format")),
         tool_name=tools[0] if tools and last_role == "user" else None,
+        top_logprobs=_read_logprobs(data),
     )
+
+
+def _read_logprobs(data: dict[str, object]) -> int | None:
+    logprobs = data.get("logprobs", False)
+    if not isinstance(logprobs, bool):
+        raise _unmarshal(logprobs, "logprobs", "bool")
+    top = data.get("top_logprobs", 0)
+    if not isinstance(top, int) or isinstance(top, bool):
+        raise _unmarshal(top, "top_logprobs", "int")
+    if not 0 <= top <= 20:
+        raise OllamaError(400, "top_logprobs must be between 0 and 20")
+    return top if logprobs else None
 
 
 def _read_message(collector: _Collector, message: object) -> str:

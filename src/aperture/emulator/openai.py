@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from aperture.emulator import openai_images
+from aperture.emulator import openai_images, openai_responses
 from aperture.emulator.describe import (
     Seen,
     describe,
@@ -28,11 +28,12 @@ from aperture.emulator.describe import (
     word_count,
 )
 from aperture.emulator.faults import FAULT_HEADER, FaultScript, parse_faults
+from aperture.emulator.logprobs import token_logprobs
 from aperture.emulator.openai_errors import OpenAIError
 from aperture.emulator.openai_options import REASONING_TOKENS
 from aperture.emulator.openai_request import ChatRequest, parse_chat_request
 
-__all__ = ["MODELS", "RECEIVED_HEADER", "routes"]
+__all__ = ["MODELS", "RECEIVED_HEADER", "authorized", "chat_completions", "routes"]
 
 MODELS = ("emulator-vision", "emulator-text")
 RECEIVED_HEADER = "x-emulator-received"
@@ -79,18 +80,25 @@ class Reply:
     usage: dict[str, object]
 
 
-def routes() -> list[BaseRoute]:
+def routes(*, strict: bool = True) -> list[BaseRoute]:
+    """OpenAI's routes; ``strict=False`` is an OpenAI-compatible server (vLLM) instead, which
+    ignores request fields it does not know where OpenAI refuses them."""
+
+    async def completions(request: Request) -> Response:
+        return await chat_completions(request, strict=strict)
+
     return [
-        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        Route("/v1/chat/completions", completions, methods=["POST"]),
         Route("/v1/models", list_models, methods=["GET"]),
-        Route("/v1/images/generations", _authorized(openai_images.generations), methods=["POST"]),
-        Route("/v1/images/edits", _authorized(openai_images.edits), methods=["POST"]),
+        Route("/v1/responses", authorized(openai_responses.responses), methods=["POST"]),
+        Route("/v1/images/generations", authorized(openai_images.generations), methods=["POST"]),
+        Route("/v1/images/edits", authorized(openai_images.edits), methods=["POST"]),
         # OpenAI answers unknown paths and wrong methods with its envelope, not a bare 404.
         Route("/{path:path}", unknown_url, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     ]
 
 
-async def chat_completions(request: Request) -> Response:
+async def chat_completions(request: Request, *, strict: bool = True) -> Response:
     try:
         _authorize(request)
         faults = _read_faults(request)
@@ -100,17 +108,17 @@ async def chat_completions(request: Request) -> Response:
         if scripted is not None:
             raise scripted
         body = await request.body()
-        chat = parse_chat_request(body)
+        chat = parse_chat_request(body, strict=strict)
     except OpenAIError as error:
         return error_response(error)
-    reply = build_reply(chat)
+    replies = build_replies(chat)
     completion_id = f"chatcmpl-{short_hash(body)}"
     headers = {RECEIVED_HEADER: received_header(chat), "x-request-id": f"req_{short_hash(body)}"}
     created = int(time.time())
     if chat.stream:
-        chunks = stream_chunks(chat, reply, completion_id, created, midstream=faults.midstream)
+        chunks = stream_chunks(chat, replies, completion_id, created, midstream=faults.midstream)
         return StreamingResponse(chunks, media_type="text/event-stream", headers=headers)
-    return _json(completion_body(chat, reply, completion_id, created), headers=headers)
+    return _json(completion_body(chat, replies, completion_id, created), headers=headers)
 
 
 async def list_models(request: Request) -> Response:
@@ -129,8 +137,10 @@ async def unknown_url(request: Request) -> Response:
     return error_response(OpenAIError(404, f"Invalid URL ({request.method} {path})"))
 
 
-def build_reply(chat: ChatRequest) -> Reply:
-    """The deterministic answer: a forced tool call, a JSON object or the description."""
+def build_reply(chat: ChatRequest, choice: int = 0) -> Reply:
+    """The deterministic answer: a forced tool call, a JSON object or the description.
+
+    With ``n`` choices, choice ``i`` > 0 ends its text with ``(choice i)``."""
     seen = chat.seen
     reasoning = REASONING_TOKENS.get(chat.reasoning_effort or "none", 0)
     if chat.tool_name is not None:
@@ -138,38 +148,83 @@ def build_reply(chat: ChatRequest) -> Reply:
         call = ToolCall(f"call_{short_hash(seen.asked)}", chat.tool_name, arguments)
         return Reply(None, call, "tool_calls", _usage(seen, TOOL_CALL_TOKENS, reasoning))
     text = describe_json(seen) if chat.json_mode else describe(seen)
+    if choice and not chat.json_mode:
+        text = f"{text} (choice {choice})"
     text, cut = truncate_words(text, chat.max_words)
     usage = _usage(seen, word_count(text), reasoning)
     return Reply(text, None, "length" if cut else "stop", usage)
 
 
-def completion_body(
-    chat: ChatRequest, reply: Reply, completion_id: str, created: int
-) -> dict[str, object]:
-    message: dict[str, object] = {"role": "assistant", "content": reply.content, "refusal": None}
-    if reply.tool_call is not None:
-        message["tool_calls"] = [_tool_call_json(reply.tool_call, index=None)]
-    choice = {
-        "index": 0,
-        "message": message,
-        "logprobs": None,
-        "finish_reason": reply.finish_reason,
+def build_replies(chat: ChatRequest) -> list[Reply]:
+    """One reply per requested choice (``n``); the usage counts every choice's tokens."""
+    replies = [build_reply(chat, i) for i in range(chat.sampling.n)]
+    if len(replies) == 1:
+        return replies
+    completion = sum(int(str(r.usage["completion_tokens"])) for r in replies)
+    prompt = int(str(replies[0].usage["prompt_tokens"]))
+    usage = {
+        **replies[0].usage,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
     }
+    return [Reply(r.content, r.tool_call, r.finish_reason, usage) for r in replies]
+
+
+def logprobs_json(chat: ChatRequest, text: str | None) -> dict[str, object] | None:
+    """A choice's ``logprobs`` object when asked (``null`` otherwise, as OpenAI sends)."""
+    if not chat.sampling.logprobs:
+        return None
+    content = [
+        {
+            "token": t.token,
+            "logprob": t.logprob,
+            "bytes": list(t.token.encode()),
+            "top_logprobs": [
+                {"token": token, "logprob": logprob, "bytes": list(token.encode())}
+                for token, logprob in t.top
+            ],
+        }
+        for t in token_logprobs(text or "", chat.sampling.top_logprobs)
+    ]
+    return {"content": content, "refusal": None}
+
+
+def completion_body(
+    chat: ChatRequest, replies: list[Reply], completion_id: str, created: int
+) -> dict[str, object]:
+    choices = []
+    for index, reply in enumerate(replies):
+        message: dict[str, object] = {
+            "role": "assistant",
+            "content": reply.content,
+            "refusal": None,
+        }
+        if reply.tool_call is not None:
+            message["tool_calls"] = [_tool_call_json(reply.tool_call, index=None)]
+        choices.append(
+            {
+                "index": index,
+                "message": message,
+                "logprobs": logprobs_json(chat, reply.content),
+                "finish_reason": reply.finish_reason,
+            }
+        )
     return {
         "id": completion_id,
         "object": "chat.completion",
         "created": created,
         "model": chat.model,
-        "choices": [choice],
-        "usage": reply.usage,
+        "choices": choices,
+        "usage": replies[0].usage,
         "system_fingerprint": FINGERPRINT,
     }
 
 
 async def stream_chunks(
-    chat: ChatRequest, reply: Reply, completion_id: str, created: int, *, midstream: bool
+    chat: ChatRequest, replies: list[Reply], completion_id: str, created: int, *, midstream: bool
 ) -> AsyncIterator[bytes]:
-    """SSE events in OpenAI's order: role, one delta per word, finish, usage, ``[DONE]``."""
+    """SSE events in OpenAI's order: for each choice its role, one delta per word and its
+    finish; then usage and ``[DONE]``. A word's delta carries its logprobs when asked."""
 
     def event(choices: list[dict[str, object]], usage: dict[str, object] | None = None) -> bytes:
         chunk: dict[str, object] = {
@@ -184,25 +239,35 @@ async def stream_chunks(
             chunk["usage"] = usage
         return b"data: " + msgspec.json.encode(chunk) + b"\n\n"
 
-    def delta(body: dict[str, object], finish: str | None = None) -> bytes:
-        return event([{"index": 0, "delta": body, "logprobs": None, "finish_reason": finish}])
+    def delta(index: int, body: dict[str, object], finish: str | None = None) -> bytes:
+        content = body.get("content")
+        logprobs = logprobs_json(chat, content) if isinstance(content, str) and content else None
+        return event(
+            [{"index": index, "delta": body, "logprobs": logprobs, "finish_reason": finish}]
+        )
 
-    first, rest = _deltas(reply)
-    yield delta(first)
-    for sent, body in enumerate(rest):
-        if midstream and sent == MIDSTREAM_CHUNKS:
-            break
+    sent = 0
+    for index, reply in enumerate(replies):
+        first, rest = _deltas(reply)
+        yield delta(index, first)
+        for body in rest:
+            if midstream and sent == MIDSTREAM_CHUNKS:
+                error = {
+                    "message": MIDSTREAM_ERROR,
+                    "type": "server_error",
+                    "param": None,
+                    "code": None,
+                }
+                yield b"data: " + msgspec.json.encode({"error": error}) + b"\n\n"
+                return
+            sent += 1
+            await asyncio.sleep(0)
+            yield delta(index, body)
         await asyncio.sleep(0)
-        yield delta(body)
-    if midstream:
-        error = {"message": MIDSTREAM_ERROR, "type": "server_error", "param": None, "code": None}
-        yield b"data: " + msgspec.json.encode({"error": error}) + b"\n\n"
-        return
-    await asyncio.sleep(0)
-    yield delta({}, reply.finish_reason)
+        yield delta(index, {}, reply.finish_reason)
     if chat.include_usage:
         await asyncio.sleep(0)
-        yield event([], reply.usage)
+        yield event([], replies[0].usage)
     yield b"data: [DONE]\n\n"
 
 
@@ -271,7 +336,7 @@ def _json(body: object, *, status: int = 200, headers: dict[str, str] | None = N
     )
 
 
-def _authorized(
+def authorized(
     endpoint: Callable[[Request], Awaitable[Response]],
 ) -> Callable[[Request], Awaitable[Response]]:
     async def checked(request: Request) -> Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from aperture.emulator.openai_errors import (
     OpenAIError,
@@ -14,19 +15,32 @@ from aperture.emulator.openai_errors import (
 )
 
 __all__ = [
+    "MAX_N",
     "REASONING_TOKENS",
     "STANDARD_FIELDS",
+    "Sampling",
     "read_max_tokens",
     "read_reasoning_effort",
     "read_response_format",
+    "read_sampling",
     "read_stream",
     "read_tools",
+    "unknown_field",
 ]
 
 RESPONSE_FORMATS = ("text", "json_object", "json_schema")
 TOOL_CHOICES = ("none", "auto", "required")
+MAX_N = 128
+MAX_TOP_LOGPROBS = 20
+# Exactly the fields of the SDK's ``CompletionCreateParams`` (plus ``stream``); OpenAI refuses
+# any other top-level field. tests/emulator checks this list against the installed SDK.
 STANDARD_FIELDS = frozenset(
     {
+        "function_call",
+        "functions",
+        "moderation",
+        "prompt_cache_options",
+        "prompt_cache_retention",
         "model",
         "messages",
         "max_tokens",
@@ -61,6 +75,62 @@ STANDARD_FIELDS = frozenset(
         "safety_identifier",
     }
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Sampling:
+    n: int
+    logprobs: bool
+    top_logprobs: int
+
+
+def unknown_field(name: str) -> OpenAIError:
+    """OpenAI's answer to a top-level field it does not know (its ``param`` is null)."""
+    return OpenAIError(400, f"Unrecognized request argument supplied: {name}")
+
+
+def read_sampling(data: Mapping[str, object]) -> Sampling:
+    """``n``, ``logprobs`` and ``top_logprobs``, within OpenAI's bounds."""
+    n = _bounded(data, "n", 1, MAX_N, default=1)
+    logprobs = data.get("logprobs")
+    if logprobs is not None and not isinstance(logprobs, bool):
+        raise invalid_type("logprobs", "a boolean", logprobs)
+    top = data.get("top_logprobs")
+    if top is not None and not logprobs:
+        raise OpenAIError(
+            400,
+            "Invalid value for 'top_logprobs': 'logprobs' must be set to true when "
+            "'top_logprobs' is used.",
+            param="top_logprobs",
+            code="invalid_value",
+        )
+    top_logprobs = _bounded(data, "top_logprobs", 0, MAX_TOP_LOGPROBS, default=0)
+    return Sampling(n, bool(logprobs), top_logprobs)
+
+
+def _bounded(data: Mapping[str, object], name: str, low: int, high: int, *, default: int) -> int:
+    value = data.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise invalid_type(name, "an integer", value)
+    if value < low:
+        raise OpenAIError(
+            400,
+            f"Invalid '{name}': integer below minimum value. Expected a value >= {low}, but "
+            f"got {value} instead.",
+            param=name,
+            code="integer_below_min_value",
+        )
+    if value > high:
+        raise OpenAIError(
+            400,
+            f"Invalid '{name}': integer above maximum value. Expected a value <= {high}, but "
+            f"got {value} instead.",
+            param=name,
+            code="integer_above_max_value",
+        )
+    return value
 
 
 def read_stream(data: Mapping[str, object]) -> tuple[bool, bool]:

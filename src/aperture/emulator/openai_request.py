@@ -1,7 +1,8 @@
 """Reading a Chat Completions request the way OpenAI does: the body, messages and images.
 
-Unknown top-level fields are accepted (OpenAI ignores them) but listed, so gateway tests can
-see what was passed through.
+OpenAI refuses a top-level field it does not know ("Unrecognized request argument
+supplied"); an OpenAI-compatible server (vLLM, mounted as ``/vllm``) ignores it. Either way
+the unknown fields are listed, so gateway tests can see what was passed through.
 """
 
 from __future__ import annotations
@@ -28,14 +29,17 @@ from aperture.emulator.openai_errors import (
 )
 from aperture.emulator.openai_options import (
     STANDARD_FIELDS,
+    Sampling,
     read_max_tokens,
     read_reasoning_effort,
     read_response_format,
+    read_sampling,
     read_stream,
     read_tools,
+    unknown_field,
 )
 
-__all__ = ["IMAGE_MIMES", "ChatRequest", "parse_chat_request"]
+__all__ = ["IMAGE_MIMES", "ChatRequest", "parse_chat_request", "read_data_uri"]
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
 PART_TYPES = ("text", "image_url", "input_audio", "file")
@@ -61,20 +65,23 @@ class ChatRequest:
     tool_name: str | None
     """Set when ``tool_choice`` forces a call: the tool the answer calls."""
     extra_fields: tuple[str, ...]
+    sampling: Sampling
     reasoning_effort: str | None = None
 
 
 @dataclass(slots=True)
 class _Collector:
     text_only: bool
+    video: bool = False
+    """``video_url`` parts are taken (vLLM's extension; OpenAI refuses them)."""
     images: list[SeenImage] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
     system: list[str] = field(default_factory=list)
     asked: str = ""
 
 
-def parse_chat_request(body: bytes) -> ChatRequest:
-    """Validate a request body.
+def parse_chat_request(body: bytes, *, strict: bool = True) -> ChatRequest:
+    """Validate a request body; ``strict`` refuses unknown fields as OpenAI does.
 
     Raises:
         OpenAIError: what OpenAI would answer for the same body.
@@ -87,6 +94,10 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         got = json_kind(data)
         message = f"Invalid type for request body: expected an object, but got {got} instead."
         raise OpenAIError(400, message, code="invalid_type")
+    unknown = [key for key in data if key not in STANDARD_FIELDS]
+    if strict and unknown:
+        raise unknown_field(unknown[0])
+    extra_fields = tuple(sorted(unknown))
     model = required(data, "model")
     if not isinstance(model, str):
         raise invalid_type("model", "a string", model)
@@ -95,7 +106,7 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         raise invalid_type("messages", "an array", messages)
     if not messages:
         raise empty_array("messages")
-    collector = _Collector(text_only="text" in model.lower())
+    collector = _Collector(text_only="text" in model.lower(), video=not strict)
     for i, message in enumerate(messages):
         _read_message(collector, i, message)
     stream, include_usage = read_stream(data)
@@ -113,7 +124,8 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         max_words=read_max_tokens(data),
         json_mode=read_response_format(data, collector.texts),
         tool_name=read_tools(data),
-        extra_fields=tuple(sorted(key for key in data if key not in STANDARD_FIELDS)),
+        extra_fields=extra_fields,
+        sampling=read_sampling(data),
         reasoning_effort=read_reasoning_effort(data, model),
     )
 
@@ -180,6 +192,8 @@ def _read_part(collector: _Collector, at: tuple[int, int], role: str, part: obje
             param=f"messages[{i}]",
             code="invalid_value",
         )
+    if kind == "video_url" and role == "user" and collector.video:
+        return None
     if kind not in ROLE_PART_TYPES[role]:
         raise invalid_value(f"{param}.type", kind, ROLE_PART_TYPES[role])
     if kind == "image_url":
@@ -221,10 +235,10 @@ def _read_image(param: str, part: Mapping[str, object]) -> SeenImage:
         return SeenImage(detail=detail, host=host)
     if scheme != "data":
         raise bad_image_url(url_param, f"the unsupported URL scheme '{scheme}'")
-    return _read_data_uri(url_param, url, detail)
+    return read_data_uri(url_param, url, detail)
 
 
-def _read_data_uri(param: str, url: str, detail: str) -> SeenImage:
+def read_data_uri(param: str, url: str, detail: str) -> SeenImage:
     comma = url.find(",")
     header = url[5:comma].lower() if comma >= 0 else ""
     if not header.endswith(";base64"):

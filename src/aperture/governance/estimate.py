@@ -11,11 +11,21 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
+from aperture.documents.forms import Form, rendered_size
+from aperture.images.limits import TargetImageLimits
 from aperture.images.tokens import estimate_image_tokens, token_family
-from aperture.model import ChatRequest, Image, InlineImage, Text
+from aperture.model import ChatRequest, Image, InlineImage, Target, Text
+from aperture.providers.registry import spec_for
 from aperture.routing.catalog import TargetOption
 
-__all__ = ["DEFAULT_OUTPUT_TOKENS", "image_tokens", "output_tokens", "text_tokens"]
+__all__ = [
+    "DEFAULT_OUTPUT_TOKENS",
+    "document_tokens",
+    "image_tokens",
+    "output_tokens",
+    "page_long_edge",
+    "text_tokens",
+]
 
 # What a request without max_tokens is assumed to produce (Anthropic needs the field and
 # Aperture sends 4096 there; other providers' defaults are of the same order).
@@ -24,6 +34,8 @@ _CHARS_PER_TOKEN = 4
 _MESSAGE_OVERHEAD = 4
 # An image whose size the gateway never saw (a passed-through URL) counts as 1024 × 1024.
 _UNSEEN_SIDE = 1024
+# A page whose text the gateway has not read, sent as text: Anthropic's low figure.
+_TEXT_PAGE_TOKENS = 1500
 
 
 def text_tokens(request: ChatRequest) -> int:
@@ -75,3 +87,48 @@ def _images(request: ChatRequest) -> list[tuple[tuple[int, int], Image]]:
         for p, part in enumerate(message.parts())
         if isinstance(part, Image)
     ]
+
+
+def page_long_edge(limits: TargetImageLimits, image_count: int) -> int:
+    """The long edge, in pixels, a target's model sees an image at: the resolution a page
+    is rendered at for it (more would be downscaled by the provider, unread)."""
+    edge = limits.max_side_for(image_count)
+    if limits.effective_long_edge is not None:
+        edge = min(edge, limits.effective_long_edge)
+    return edge
+
+
+def document_tokens(
+    form: Form,
+    target: Target,
+    sizes: Sequence[tuple[float, float]],
+    limits: TargetImageLimits,
+    *,
+    image_count: int,
+    max_pixels: int,
+    text_chars: int | None = None,
+) -> int:
+    """Input tokens of one document of pages ``sizes`` (points) sent to ``target`` as
+    ``form``: pages times the provider's rule for a PDF it reads (``DocumentLimits``), the
+    rendered pages as images, or the text layer (``text_chars`` characters, when read)."""
+    if form == "text":
+        if text_chars is None:
+            return _TEXT_PAGE_TOKENS * len(sizes)
+        return math.ceil(text_chars / _CHARS_PER_TOKEN)
+    model = target.upstream_model
+    rule = spec_for(target.provider.kind).documents if form == "native" else None
+    if rule is not None:
+        flat = rule.flat_page_tokens(model)
+        if flat is not None:
+            return flat * len(sizes)
+        if not rule.pages_as_images:
+            return rule.text_tokens_per_page * len(sizes)
+    family = token_family(target.provider.kind, model)
+    edge = page_long_edge(limits, image_count)
+    total = 0
+    for width_pt, height_pt in sizes:
+        width, height, _ = rendered_size(width_pt, height_pt, edge, max_pixels)
+        total += estimate_image_tokens(family, width, height, model=model)
+    if rule is not None:
+        total += rule.text_tokens_per_page * len(sizes)
+    return total

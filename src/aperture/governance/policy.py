@@ -90,6 +90,7 @@ class PolicyEngine:
         locator: FieldLocator,
         image_bytes: Mapping[tuple[int, int], int] | None = None,
         image_texts: Mapping[tuple[int, int], str] | None = None,
+        document_texts: Mapping[tuple[int, int], str] | None = None,
     ) -> list[Violation]:
         """Every violation of the rules that apply, in rule order.
 
@@ -101,10 +102,14 @@ class PolicyEngine:
             image_bytes: decoded sizes by (message, part), when intake measured them.
             image_texts: text read from images (OCR) by (message, part), searched like the
                 text portions and reported at the image's path.
+            document_texts: the text layer of documents by (message, part), likewise,
+                reported at the document part's path.
         """
         if not self._rules:
             return []
-        subject = _Subject(request, model, locator, image_bytes or {}, image_texts or {})
+        subject = _Subject(
+            request, model, locator, image_bytes or {}, image_texts or {}, document_texts or {}
+        )
         violations: list[Violation] = []
         for rule in self._rules:
             if rule.applies(model, principal):
@@ -152,6 +157,7 @@ class _Subject:
     locator: FieldLocator
     image_bytes: Mapping[tuple[int, int], int]
     image_texts: Mapping[tuple[int, int], str]
+    document_texts: Mapping[tuple[int, int], str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,6 +312,10 @@ def _search(patterns: tuple[re.Pattern[str], ...], subject: _Subject) -> tuple[s
         index = _first_match(patterns, text)
         if index is not None:
             return subject.locator.image(m, p), index
+    for (m, p), text in subject.document_texts.items():
+        index = _first_match(patterns, text)
+        if index is not None:
+            return subject.locator.part(m, p), index
     return None
 
 

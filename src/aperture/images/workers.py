@@ -28,7 +28,7 @@ from typing import Literal, TypeVar
 
 import anyio
 
-__all__ = ["DecodeFailed", "DecodePool"]
+__all__ = ["DecodeFailed", "DecodePool", "chain"]
 
 T = TypeVar("T")
 
@@ -38,6 +38,17 @@ _MB = 1024 * 1024
 # measure of what decoding allocates. Linux has had it since 4.7.
 _LIMIT = getattr(resource, "RLIMIT_DATA", resource.RLIMIT_AS)
 _START_TIMEOUT_S = 30.0
+
+
+def chain(
+    first: Callable[..., object],
+    first_args: tuple[object, ...],
+    then: Callable[..., T],
+    then_args: tuple[object, ...],
+) -> T:
+    """``then(first(*first_args), *then_args)``: two packages' steps as one job, so what
+    passes between them (a generator of bitmaps, say) never leaves the worker."""
+    return then(first(*first_args), *then_args)
 
 
 class DecodeFailed(Exception):
@@ -203,6 +214,7 @@ def _serve(conn: Connection, memory_bytes: int, cpu_s: int) -> None:
     # Imported before the first job so that it does not count against the job's CPU time.
     importlib.import_module("aperture.images.normalize")
     importlib.import_module("aperture.images.grayscale")
+    importlib.import_module("aperture.images.rendered")
 
     _, cpu_hard = resource.getrlimit(resource.RLIMIT_CPU)
     while True:

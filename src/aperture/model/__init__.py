@@ -16,11 +16,13 @@ from aperture.model.chat import (
     ResponseFormat,
     Role,
     Text,
+    Thread,
     Tool,
     ToolCall,
     ToolChoice,
     Video,
 )
+from aperture.model.logprobs import TokenLogprob, TopLogprob, token_bytes
 from aperture.model.reasoning import EFFORT_BUDGETS, Effort, Reasoning, Thought
 from aperture.model.response import ChatResponse, Choice, FinishReason, GeneratedImage, Usage
 from aperture.model.stream import Delta, Finish, StreamEvent, ToolCallDelta, UsageReport
@@ -54,11 +56,15 @@ __all__ = [
     "Target",
     "Text",
     "Thought",
+    "Thread",
+    "TokenLogprob",
     "Tool",
     "ToolCall",
     "ToolCallDelta",
     "ToolChoice",
+    "TopLogprob",
     "Usage",
     "UsageReport",
     "Video",
+    "token_bytes",
 ]

@@ -24,6 +24,7 @@ __all__ = [
     "ResponseFormat",
     "Role",
     "Text",
+    "Thread",
     "Tool",
     "ToolCall",
     "ToolChoice",
@@ -208,6 +209,19 @@ class ImageTask(msgspec.Struct, frozen=True):
     input_fidelity: str | None = None
 
 
+class Thread(msgspec.Struct, frozen=True):
+    """Where a request stands in a conversation the gateway keeps (the Responses API's).
+
+    ``previous`` is the stored answer it continues (``previous_response_id``); ``store`` asks
+    for its own answer to be kept; the first ``instructions`` messages came from the request's
+    ``instructions``, which apply to this turn only and are never carried on.
+    """
+
+    previous: str | None = None
+    store: bool = True
+    instructions: int = 0
+
+
 class ChatRequest(msgspec.Struct, frozen=True):
     """A chat request after parsing, whatever dialect it arrived in.
 
@@ -225,6 +239,10 @@ class ChatRequest(msgspec.Struct, frozen=True):
     presence_penalty: float | None = None
     frequency_penalty: float | None = None
     n: int | None = None
+    logprobs: bool = False
+    """The client asked for the log probabilities of the answer's tokens."""
+    top_logprobs: int | None = None
+    """How many of the likeliest alternatives at each position (with ``logprobs``)."""
     user: str | None = None
     tools: tuple[Tool, ...] | None = None
     tool_choice: ToolChoice | None = None
@@ -234,6 +252,8 @@ class ChatRequest(msgspec.Struct, frozen=True):
     include_usage: bool = False
     extra: dict[str, msgspec.Raw] = msgspec.field(default_factory=dict)
     image_task: ImageTask | None = None
+    thread: Thread | None = None
+    """Set by the Responses dialect, unless the request neither continues nor is kept."""
     reasoning: Reasoning | None = None
     """Anthropic's ``thinking`` or OpenAI's reasoning effort; None: the model's default."""
     cache: CacheMark | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-__all__ = ["FieldLocator", "OpenAILocator"]
+__all__ = ["FieldLocator", "OpenAILocator", "ShiftedLocator"]
 
 
 class FieldLocator(Protocol):
@@ -14,6 +14,8 @@ class FieldLocator(Protocol):
     """The name of the field that set ``max_tokens``."""
     reasoning: str
     """The path of the field that set ``reasoning``."""
+    logprobs: str
+    """The field that asks for token logprobs (``logprobs``; Responses' ``include``)."""
 
     def image(self, message: int, part: int) -> str:
         """The path of the URL (or data) of the image at ``messages[message].content[part]``."""
@@ -28,6 +30,7 @@ class OpenAILocator:
     """Paths in the OpenAI shape: ``messages[0].content[1].image_url.url``."""
 
     reasoning = "reasoning_effort"
+    logprobs = "logprobs"
 
     def __init__(self, max_tokens: str = "max_tokens") -> None:
         self.max_tokens = max_tokens
@@ -37,3 +40,28 @@ class OpenAILocator:
 
     def part(self, message: int, part: int) -> str:
         return f"messages[{message}].content[{part}]"
+
+
+class ShiftedLocator:
+    """``inner``'s paths, after ``count`` messages were inserted at ``start`` (a stored
+    conversation the request continues): those are named by ``label``."""
+
+    def __init__(self, inner: FieldLocator, start: int, count: int, label: str) -> None:
+        self.max_tokens = inner.max_tokens
+        self.reasoning = inner.reasoning
+        self.logprobs = inner.logprobs
+        self._inner, self._start, self._count, self._label = inner, start, count, label
+
+    def image(self, message: int, part: int) -> str:
+        if message < self._start:
+            return self._inner.image(message, part)
+        if message < self._start + self._count:
+            return self._label
+        return self._inner.image(message - self._count, part)
+
+    def part(self, message: int, part: int) -> str:
+        if message < self._start:
+            return self._inner.part(message, part)
+        if message < self._start + self._count:
+            return self._label
+        return self._inner.part(message - self._count, part)

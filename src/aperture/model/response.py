@@ -7,6 +7,7 @@ from typing import Literal
 import msgspec
 
 from aperture.model.chat import ToolCall
+from aperture.model.logprobs import TokenLogprob
 from aperture.model.reasoning import Thought
 
 __all__ = ["ChatResponse", "Choice", "FinishReason", "GeneratedImage", "Usage"]
@@ -52,6 +53,8 @@ class Choice(msgspec.Struct, frozen=True):
     refusal: str | None = None
     finish_reason: FinishReason | None = None
     images: tuple[GeneratedImage, ...] | None = None
+    logprobs: tuple[TokenLogprob, ...] | None = None
+    """The content tokens' log probabilities, when asked for and the provider gave them."""
     reasoning: tuple[Thought, ...] | None = None
     """The model's thoughts before its answer, in order, signatures kept."""
 

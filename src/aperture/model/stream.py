@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
+from aperture.model.logprobs import TokenLogprob
 from aperture.model.reasoning import Thought
 from aperture.model.response import FinishReason, GeneratedImage, Usage
 
@@ -27,6 +28,8 @@ class Delta(msgspec.Struct, frozen=True, tag="delta"):
     tool_calls: tuple[ToolCallDelta, ...] | None = None
     images: tuple[GeneratedImage, ...] | None = None
     """Whole images the model made: providers send each in one piece, never in fragments."""
+    logprobs: tuple[TokenLogprob, ...] | None = None
+    """The log probabilities of the tokens of this piece of content."""
     thought: Thought | None = None
     """A piece of the model's reasoning: text to append to the current thought, or its
     signature (which ends that thought), or a whole redacted thought."""

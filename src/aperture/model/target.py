@@ -12,3 +12,5 @@ __all__ = ["Target"]
 class Target(msgspec.Struct, frozen=True):
     provider: ProviderSettings
     upstream_model: str
+    wire: str | None = None
+    """Which of the kind's APIs serves the model (its ``wire`` setting); None: the kind's own."""

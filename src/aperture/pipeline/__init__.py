@@ -24,7 +24,9 @@ from aperture.pipeline.answers import AnswerScreen
 from aperture.pipeline.attempts import RequestAttempts
 from aperture.pipeline.capabilities import CheckCapabilities
 from aperture.pipeline.context import Attempt, Outcome, RequestContext
-from aperture.pipeline.documents import IntakeDocuments
+from aperture.pipeline.continuation import Continuation, ResponseArchive
+from aperture.pipeline.document_prepare import DocumentPreparer
+from aperture.pipeline.documents import IntakeDocuments, PdfWork
 from aperture.pipeline.exchange import (
     AnswerStream,
     Dispatch,
@@ -40,7 +42,7 @@ from aperture.pipeline.resolve import ResolveModel
 from aperture.pipeline.screening import EnforcePolicy, PreCallGuardrails, ReadImages, ScreenPii
 from aperture.pipeline.step import After, Stage, Step
 from aperture.routing.live import LiveCatalog
-from aperture.settings import ImageSettings, ProviderSettings
+from aperture.settings import DocumentSettings, ImageSettings, ProviderSettings
 from aperture.settings.governance import PiiAction
 from aperture.tracing import NO_TRACER, Tracer
 from aperture.upstream.fetch import ImageFetcher
@@ -49,15 +51,19 @@ __all__ = [
     "After",
     "AnswerStream",
     "Attempt",
+    "Continuation",
     "Dispatch",
+    "DocumentPreparer",
     "Exchange",
     "ImagePreparer",
     "IntakeDocuments",
     "Outcome",
+    "PdfWork",
     "Pipeline",
     "Record",
     "RequestAttempts",
     "RequestContext",
+    "ResponseArchive",
     "Screening",
     "Stage",
     "Step",
@@ -103,6 +109,8 @@ def build_pipeline(
     screening: Screening | None = None,
     tracer: Tracer = NO_TRACER,
     documents: IntakeDocuments | None = None,
+    continuation: Continuation | None = None,
+    document_settings: DocumentSettings | None = None,
 ) -> Pipeline:
     """The steps of every request; per-target image preparation runs at each attempt.
 
@@ -114,14 +122,20 @@ def build_pipeline(
         # its end runs last, after the budget is settled.
         Step(after=record),
         Step(ResolveModel(catalog)),  # unknown or forbidden models fail before any work
+        # A stored conversation joins the request before anything looks at its content; its
+        # after-step keeps the answer once the request is over.
+        Step(continuation, after=continuation) if continuation else None,
         Step(EnforcePolicy(gov.policy, after_intake=False)) if gov.policy else None,  # fetches
-        Step(CheckCapabilities(catalog, images)),  # keep targets that can take the inputs
+        # Keep the targets that can take the inputs (documents: natively, as pages or text).
+        Step(CheckCapabilities(catalog, images, document_settings or DocumentSettings())),
         Step(IntakeImages(images, fetcher, limiter, target_limits, tracer)),  # decode, fetch
         Step(documents) if documents else None,  # PDFs: base64, %PDF-, bytes, pages, encryption
         Step(ReadImages(gov.ocr)) if gov.ocr else None,  # text inside images, for the checks
         Step(EnforcePolicy(gov.policy, after_intake=True)) if gov.policy else None,  # sizes, OCR
         Step(ScreenPii(gov.pii, gov.pii_action)) if gov.pii else None,  # block, or redact
         Step(PreCallGuardrails(gov.guardrails)) if gov.guardrails else None,
+        # What a kept conversation keeps is what the provider may see: redacted, checked.
+        Step(continuation.capture) if continuation else None,
         # Rate limits and budget holds, last: a refusal before costs no quota. Its after-step
         # settles what it took, however the request ends.
         Step(gov.admission, after=gov.admission) if gov.admission else None,

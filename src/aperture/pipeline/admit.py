@@ -51,6 +51,7 @@ class Admission(After):
         if not has_limits and not lines:
             return request
         prompt = text_tokens(request) + image_tokens(request, ctx.images, ctx.options)
+        prompt += ctx.document_estimate
         output = output_tokens(request)
         ctx.prompt_estimate = prompt
         ctx.ticket = await self._limiter.admit(

@@ -74,7 +74,8 @@ class AnswerScreen(After):
                 self.found(ctx, kinds, f"choices[{i}].message.content")
                 if self._action == "redact":
                     clean = scanner.redact(choice.content, findings)
-                    choices[i] = msgspec.structs.replace(choice, content=clean)
+                    # The tokens' logprobs spell the redacted text out: they go too.
+                    choices[i] = msgspec.structs.replace(choice, content=clean, logprobs=None)
         await self.judge(ctx, [c.content for c in choices if c.content])
         return msgspec.structs.replace(response, choices=tuple(choices))
 
@@ -159,7 +160,9 @@ class StreamScreen:
             self._check(redactor, event.index)
             if not released and event.role is None and not event.tool_calls:
                 return []
-            return [msgspec.structs.replace(event, content=released or None)]
+            # Held-back text no longer lines up with its tokens, which would spell out what
+            # is redacted: a redacting stream carries no logprobs.
+            return [msgspec.structs.replace(event, content=released or None, logprobs=None)]
         if isinstance(event, Finish):
             held = self._release_thought(event.index, ended=True)
             return [*held, *self._release(event.index), event]

@@ -11,22 +11,74 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import anyio
 
 from aperture.governance.budgets import Hold
 from aperture.governance.keys import Principal
 from aperture.governance.ratelimit import Ticket
-from aperture.model import GeneratedImage, InlineImage, Target, Usage
+from aperture.model import (
+    ChatRequest,
+    ChatResponse,
+    GeneratedImage,
+    InlineDocument,
+    InlineImage,
+    Message,
+    Target,
+    Usage,
+)
 from aperture.model.locator import FieldLocator, OpenAILocator
 from aperture.routing.catalog import Resolution, TargetOption
 from aperture.storage.records import AuditFinding
 
-__all__ = ["Attempt", "Outcome", "RequestContext"]
+__all__ = [
+    "Attempt",
+    "CheckedDocument",
+    "Conversation",
+    "Outcome",
+    "RequestContext",
+    "Try",
+    "UpstreamTap",
+]
 
 # Hashing a few hundred kilobytes is cheaper than a hop to a worker thread.
 _THREAD_HASH_BYTES = 256 * 1024
+
+
+@dataclass(slots=True, kw_only=True)
+class Conversation:
+    """A Responses API turn the gateway keeps or continues: written by ``Continuation``."""
+
+    response_id: str
+    """The id the answer carries, and is kept under."""
+    owner: str
+    """Who may continue it (the key's tenant, else the key)."""
+    store: bool
+    prior: tuple[Message, ...] = ()
+    """The conversation continued, as stored (images as references to their blobs)."""
+    start: int = 0
+    """Where the new input begins in the request's messages."""
+    new: tuple[Message, ...] = ()
+    """The new input turns, as the client sent them."""
+    answer: ChatResponse | None = None
+    """The answer as the client got it, once it is whole."""
+
+
+UpstreamTap = Callable[[ChatRequest, Target], None]
+"""Shown each attempt's request as prepared for its target (the console's playground)."""
+
+
+class CheckedDocument(NamedTuple):
+    """A document intake has read: its descriptor, bytes, page boxes and given name."""
+
+    info: InlineDocument
+    data: bytes
+    sizes: tuple[tuple[float, float], ...]
+    """Each page's width and height in points."""
+    filename: str | None
 
 
 @dataclass(slots=True)
@@ -64,8 +116,11 @@ class RequestContext:
     """sha256 of the images' bytes, computed when first needed (never on the hot path):
     filled by ``image_digest`` alone."""
     prompt_estimate: int = 0
-    """Estimated input tokens (text and images), what a request cut short is charged:
-    written by ``Admission``."""
+    """Estimated input tokens (text, images and documents), what a request cut short is
+    charged: written by ``Admission``."""
+    document_estimate: int = 0
+    """The documents' estimated input tokens at the dearest of the options: written by
+    ``IntakeDocuments``, added in by ``Admission``."""
     hold: Hold | None = None
     """The budget reservation to settle when the request ends: taken and settled by
     ``Admission``."""
@@ -78,6 +133,18 @@ class RequestContext:
     image_texts: dict[tuple[int, int], str] = field(default_factory=dict)
     """Text OCR read from each image, when ``governance.ocr`` is on (scanned, never stored):
     written by ``ReadImages``."""
+    conversation: Conversation | None = None
+    """The stored conversation this request continues or starts: written by ``Continuation``."""
+    upstream_tap: UpstreamTap | None = None
+    """Set by the endpoint for a request from the console's playground, which shows what
+    went upstream; None for every other request, which pays nothing for it."""
+    documents: dict[tuple[int, int], CheckedDocument] = field(default_factory=dict)
+    """Every inline document by (message, part), as the client sent it: written by
+    ``IntakeDocuments``, dropped with the request."""
+    document_texts: dict[tuple[int, int], str] = field(default_factory=dict)
+    """Each document's text layer (and OCR of its pages without one, when OCR is on), for
+    the checks and text-only models: written by ``IntakeDocuments`` when a check reads text,
+    else by the first attempt that needs it; scanned, never stored."""
 
     async def image_digest(
         self, at: tuple[int, int], limiter: anyio.CapacityLimiter | None = None
@@ -96,6 +163,15 @@ class RequestContext:
 
 
 @dataclass(frozen=True, slots=True)
+class Try:
+    """One attempt that has ended: its target's key, ``ok`` or the error code, how long."""
+
+    target: str
+    outcome: str
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class Attempt:
     """What the request's attempts produced: nothing, for one refused before dispatch."""
 
@@ -108,6 +184,12 @@ class Attempt:
     """The estimated input tokens of the images as they were sent to the target."""
     image_changes: tuple[str, ...] = ()
     """What normalisation did to the images, over every attempt."""
+    image_bytes_saved: int = 0
+    """Bytes normalisation took off the images, at the last attempt's target."""
+    tried: tuple[Try, ...] = ()
+    """Every attempt that has ended, in order."""
+    document_tokens: int = 0
+    """The estimated input tokens of the documents as they were sent to the target."""
     usage: Usage | None = None
     reported_image_tokens: int | None = None
     """What the provider said the images cost, when it says (to compare with the estimate)."""

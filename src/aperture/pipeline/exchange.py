@@ -29,6 +29,7 @@ from aperture.model import (
 from aperture.model.locator import FieldLocator
 from aperture.pipeline.attempts import RequestAttempts
 from aperture.pipeline.context import Attempt, Outcome, RequestContext
+from aperture.pipeline.document_prepare import DocumentPreparer
 from aperture.pipeline.normalize import ImagePreparer
 from aperture.pipeline.record import image_descriptors, text_portions
 from aperture.pipeline.step import After, Step, StreamFilter
@@ -49,12 +50,14 @@ class Dispatch:
     """Per-target image preparation, run at each attempt."""
     observe: Callable[[str, str, float], None] | None = None
     """Told of each attempt: target key, outcome, seconds."""
+    documents: DocumentPreparer | None = None
+    """Per-target document forms (native, rendered pages, text), run at each attempt."""
 
     def attempts(
         self, ctx: RequestContext, request: ChatRequest
     ) -> tuple[Attempts, RequestAttempts]:
         assert ctx.resolution is not None, "ResolveModel runs first"
-        hooks = RequestAttempts(ctx, self.images, self.observe)
+        hooks = RequestAttempts(ctx, self.images, self.observe, self.documents)
         return self.router.attempts(request, ctx.resolution, ctx.options, hooks), hooks
 
 
@@ -139,7 +142,8 @@ class Exchange:
 
     async def count_tokens(self, request: ChatRequest, locator: FieldLocator) -> TokenCount:
         """``request``'s input tokens: the first target's own count where its kind has one,
-        else the gateway's estimate (text, tools and images at that target's image rule).
+        else the gateway's estimate (text, tools and images at that target's image rule,
+        documents in the form that target takes them).
         Every stage runs (key, model, capabilities, images, policy) but nothing is charged.
 
         Raises:
@@ -157,6 +161,8 @@ class Exchange:
             return TokenCount(counted, "provider")
         options = [o for o in ctx.options if o.target == attempts.target] or list(ctx.options)
         estimate = text_tokens(request) + image_tokens(request, ctx.images, options[:1])
+        # The documents as that target takes them (prepared by the count's attempt).
+        estimate += self._hooks.document_tokens
         return TokenCount(estimate, "estimate")
 
     def attempt(self) -> Attempt:
@@ -170,6 +176,9 @@ class Exchange:
             upstream_s=attempts.upstream_s,
             image_tokens=hooks.image_tokens,
             image_changes=hooks.image_changes,
+            image_bytes_saved=hooks.bytes_saved,
+            tried=tuple(hooks.tried),
+            document_tokens=hooks.document_tokens,
             usage=self._usage,
             reported_image_tokens=self._reported,
             streamed_chars=self._streamed_chars,
@@ -196,6 +205,7 @@ class Exchange:
                 except Exception as exc:
                     failure = failure or exc
         self.ctx.decoded.clear()
+        self.ctx.documents.clear()
         if failure is not None:
             raise failure
 

@@ -74,6 +74,8 @@ class Prepared(NamedTuple):
     """What normalisation did (``resized``, ``transcoded``...), each named once."""
     image_tokens: int = 0
     """The images' estimated input tokens at the target."""
+    bytes_saved: int = 0
+    """Bytes normalisation took off the images as the client sent them."""
 
 
 class ImagePreparer:
@@ -117,7 +119,7 @@ class ImagePreparer:
         images = request.images()
         limits = self._target_limits(target)
         family = token_family(target.provider.kind, target.upstream_model)
-        tokens = 0
+        tokens = saved = 0
         changed: list[str] = []
         replaced: dict[tuple[int, int], Image] = {}
         for m, p, image in images:
@@ -127,6 +129,7 @@ class ImagePreparer:
                 result = await self._normalized(ctx, (m, p), image.inline, limits, options, param)
                 if result is not None:
                     url, info, changes = result
+                    saved += image.inline.size_bytes - info.size_bytes
                     image = Image(url, image.detail, info, image.cache)
                     replaced[m, p] = image
                     changed.extend(c for c in changes if c not in changed)
@@ -139,7 +142,7 @@ class ImagePreparer:
                     image.detail,
                     model=target.upstream_model,
                 )
-        prepared = Prepared(replace_images(request, replaced), tuple(changed), tokens)
+        prepared = Prepared(replace_images(request, replaced), tuple(changed), tokens, saved)
         return prepared, len(replaced)
 
     async def _normalized(

@@ -20,9 +20,9 @@ from aperture.metrics import Metrics
 from aperture.model import ChatRequest, GeneratedImage, Text
 from aperture.pipeline.context import Attempt, Outcome, RequestContext
 from aperture.pipeline.step import After
-from aperture.storage import AuditEvent, AuditImage, AuditUsage, audit_time
+from aperture.storage import AuditDocument, AuditEvent, AuditImage, AuditUsage, audit_time
 from aperture.storage.audit_writer import AuditWriter
-from aperture.storage.records import AuditGeneratedImage
+from aperture.storage.records import AuditAttempt, AuditGeneratedImage
 
 __all__ = ["Record", "image_descriptors", "text_portions"]
 
@@ -60,6 +60,20 @@ async def image_descriptors(ctx: RequestContext) -> list[dict[str, Any]]:
             }
         )
     return descriptors
+
+
+def document_descriptors(ctx: RequestContext) -> tuple[AuditDocument, ...]:
+    """sha256, type, size, pages and name of every inline document; never bytes or text."""
+    return tuple(
+        AuditDocument(
+            sha256=document.info.sha256,
+            mime=document.info.mime,
+            bytes=document.info.size_bytes,
+            pages=document.info.pages,
+            filename=document.filename,
+        )
+        for document in ctx.documents.values()
+    )
 
 
 async def generated_descriptors(attempt: Attempt) -> list[dict[str, Any]]:
@@ -112,6 +126,8 @@ class Record(After):
                 "generated_images": generated or None,
                 "image_tokens_estimate": attempt.image_tokens if ctx.images else None,
                 "image_tokens_reported": attempt.reported_image_tokens,
+                "documents": [d.info.sha256 for d in ctx.documents.values()] or None,
+                "document_tokens_estimate": attempt.document_tokens if ctx.documents else None,
             },
         )
 
@@ -130,6 +146,7 @@ def _count(metrics: Metrics, ctx: RequestContext, outcome: Outcome, elapsed_s: f
         metrics.count_tokens(model, "image_estimate", attempt.image_tokens)
         for info in ctx.images.values():
             metrics.image(info.mime, info.size_bytes)
+        metrics.image_bytes_saved(attempt.image_bytes_saved)
 
 
 def _audit_event(
@@ -158,10 +175,19 @@ def _audit_event(
             completion_tokens=usage.completion_tokens if usage else 0,
             image_tokens_estimate=attempt.image_tokens if ctx.images else None,
             image_tokens_reported=attempt.reported_image_tokens,
+            document_tokens_estimate=attempt.document_tokens if ctx.documents else None,
         ),
         latency_ms=latency_ms,
         text=ctx.texts,
         images=tuple(AuditImage(**image) for image in images),
         generated_images=tuple(AuditGeneratedImage(**image) for image in generated),
+        documents=document_descriptors(ctx),
         findings=tuple(ctx.findings),
+        route=ctx.resolution.route_id if ctx.resolution else None,
+        tried=tuple(
+            AuditAttempt(target=t.target, outcome=t.outcome, latency_ms=round(t.seconds * 1000, 2))
+            for t in attempt.tried
+        ),
+        image_changes=attempt.image_changes,
+        image_bytes_saved=attempt.image_bytes_saved,
     )

@@ -3,8 +3,10 @@
 Each applies to vision requests exactly as to text ones. Text rendered inside images is
 invisible to text scanners unless ``governance.ocr`` is on; then ``ReadImages`` puts the text
 tesseract finds in ``ctx.image_texts``, and the policy patterns, the PII scan and the
-guardrails read it with the text portions. Matched values never reach an error message, a
-log line or the audit trail: only which check fired, its action and the field.
+guardrails read it with the text portions. A document's text layer (and, with OCR, the
+text of its pages without one) is in ``ctx.document_texts``, read the same way. Matched
+values never reach an error message, a log line or the audit trail: only which check
+fired, its action and the field.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from aperture.governance.guardrails import Guardrails, Outcome, raise_if_blocked
 from aperture.governance.ocr import OcrError, OcrReader
 from aperture.governance.pii import Finding, PiiScanner
 from aperture.governance.policy import PolicyEngine, Violation, text_path
-from aperture.model import ChatRequest, Message, Text
+from aperture.model import ChatRequest, File, Message, Text
 from aperture.pipeline.context import RequestContext
 from aperture.settings.governance import PiiAction
 from aperture.storage.records import AuditFinding
@@ -48,6 +50,7 @@ class EnforcePolicy:
             locator=ctx.locator,
             image_bytes={at: info.size_bytes for at, info in ctx.images.items()},
             image_texts=ctx.image_texts,
+            document_texts=ctx.document_texts,
         )
         seen = {(f.name, f.param) for f in ctx.findings if f.check == "policy"}
         for violation in violations:
@@ -114,6 +117,10 @@ class ScreenPii:
             findings = self._scanner.scan(text)
             if findings:
                 self._found(ctx, findings, ctx.locator.image(*at), image=True)
+        for at, text in ctx.document_texts.items():
+            findings = self._scanner.scan(text)
+            if findings:
+                self._found(ctx, findings, ctx.locator.part(*at), image=True, what="a document")
         ctx.texts = tuple(audit_texts)
         if changed and self._action == "redact":
             return msgspec.structs.replace(request, messages=tuple(messages))
@@ -134,6 +141,12 @@ class ScreenPii:
         texts: list[str] = []
         changed = False
         for p, part in enumerate(content):
+            if isinstance(part, File) and part.filename:
+                named = self._screen_filename(ctx, m, p, part)
+                if named is not part:
+                    parts[p] = named
+                    changed = True
+                continue
             if not isinstance(part, Text):
                 continue
             findings = self._scanner.scan(part.text)
@@ -149,8 +162,27 @@ class ScreenPii:
             return message, texts
         return msgspec.structs.replace(message, content=tuple(parts)), texts
 
+    def _screen_filename(self, ctx: RequestContext, m: int, p: int, file: File) -> File:
+        """A document's name is text too: sent to some providers, kept by the audit."""
+        assert file.filename is not None
+        findings = self._scanner.scan(file.filename)
+        if not findings:
+            return file
+        self._found(ctx, findings, f"{ctx.locator.part(m, p)}.filename", image=False)
+        clean = self._scanner.redact(file.filename, findings)
+        document = ctx.documents.get((m, p))
+        if document is not None:  # the audit keeps redacted text, whatever the action
+            ctx.documents[m, p] = document._replace(filename=clean)
+        return msgspec.structs.replace(file, filename=clean)
+
     def _found(
-        self, ctx: RequestContext, findings: list[Finding], param: str, *, image: bool
+        self,
+        ctx: RequestContext,
+        findings: list[Finding],
+        param: str,
+        *,
+        image: bool,
+        what: str = "an image",
     ) -> None:
         counts: dict[str, int] = {}
         for finding in findings:
@@ -161,7 +193,7 @@ class ScreenPii:
             )
         if self._action == "block" or (image and self._action == "redact"):
             kinds = ", ".join(sorted(counts))
-            where = "an image" if image else "the text"
+            where = what if image else "the text"
             raise PiiDetectedError(
                 f"Personal data ({kinds}) was found in {where} at {param}; the request was "
                 "not sent. Remove it and try again.",
@@ -180,7 +212,7 @@ class PreCallGuardrails:
         selection = self._guardrails.for_request(ctx.resolution.route_id, ctx.resolution.name)
         if not selection:
             return request
-        texts = [*ctx.texts, *ctx.image_texts.values()]
+        texts = [*ctx.texts, *ctx.image_texts.values(), *ctx.document_texts.values()]
         outcomes = await selection.run("pre", texts)
         ctx.findings += guard_findings(outcomes)
         raise_if_blocked(outcomes)

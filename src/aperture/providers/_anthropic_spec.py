@@ -28,8 +28,10 @@ ANTHROPIC_IMAGES = ImageLimits(
 
 ANTHROPIC = ProviderSpec(
     # PDF support (docs.anthropic.com/en/docs/build-with-claude/pdf-support, read 2026-12):
-    # requests up to 32 MB, at most 100 pages per request. Not in providers.md.
-    documents=DocumentLimits(max_bytes=32_000_000, max_pages=100),
+    # requests up to 32 MB, at most 100 pages per request. Each page is put in context as
+    # an image and as its text: "1,500-3,000 tokens per page" for the text (the low end
+    # here), plus the page image at Claude's image rule. Not in providers.md.
+    documents=DocumentLimits(max_bytes=32_000_000, max_pages=100, text_tokens_per_page=1500),
     kind="anthropic",
     adapter="aperture.providers.anthropic:AnthropicProvider",
     wire="anthropic-messages",

@@ -67,6 +67,7 @@ from aperture.model import (
     Video,
 )
 from aperture.providers._anthropic_request import thinking as anthropic_thinking
+from aperture.providers._json_body import verbatim
 
 __all__ = ["IMAGE_FORMATS", "JSON_INSTRUCTION", "converse_body"]
 
@@ -337,13 +338,18 @@ _NAME_DROP = re.compile(r"[^A-Za-z0-9\s\-()\[\]]+")
 def _document(file: File, index: int) -> dict[str, Any]:
     stem = (file.filename or "").rsplit(".", 1)[0]
     name = " ".join(_NAME_DROP.sub(" ", stem).split())[:200] or f"document-{index + 1}"
-    return {"format": "pdf", "name": name, "source": {"bytes": file.base64}}
+    # Only checked documents get here (inline set): strict base64, written unscanned.
+    if file.inline is None or file.file_data is None:
+        raise ValueError("not an inline document")
+    data = verbatim(file.file_data, file.inline.payload_offset)
+    return {"format": "pdf", "name": name, "source": {"bytes": data}}
 
 
 def _image(image: Image, param: str) -> dict[str, Any]:
     at = f"{param}.image_url.url"
     if image.inline is not None:
-        mime, data = image.inline.mime, image.base64
+        # Checked strict base64: written into the body unscanned.
+        mime, data = image.inline.mime, verbatim(image.url, image.inline.payload_offset)
     elif image.is_data_uri:
         # Intake normally sets ``inline``; a bare data URI is still translated faithfully.
         uri = parse_data_uri(image.url, param=at)

@@ -18,8 +18,12 @@ __all__ = ["BEDROCK"]
 BEDROCK = ProviderSpec(
     # Converse DocumentBlock (docs.aws.amazon.com/bedrock/latest/APIReference/
     # API_runtime_DocumentBlock.html, read 2026-12): 4.5 MB per document, 5 documents; the
-    # pages are Claude's 100. Not in providers.md.
-    documents=DocumentLimits(max_bytes=4_500_000, max_pages=100),
+    # pages are Claude's 100. Converse reads a document block's text (its page images only
+    # with citations on, which the gateway does not ask for): a page costs its text, counted
+    # at the low end of Anthropic's "1,500-3,000 tokens per page". Not in providers.md.
+    documents=DocumentLimits(
+        max_bytes=4_500_000, max_pages=100, pages_as_images=False, text_tokens_per_page=1500
+    ),
     kind="bedrock",
     adapter="aperture.providers.bedrock:BedrockProvider",
     wire="bedrock-converse",

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from aperture.providers.spec import VISION_TOOLS, ImageLimits, ProviderSpec
+from aperture.providers.spec import VISION_TOOLS, ImageLimits, LogprobSupport, ProviderSpec
 
 __all__ = ["COHERE", "DEFAULT_BASE_URL"]
 
 DEFAULT_BASE_URL = "https://api.cohere.com"
 
 COHERE = ProviderSpec(
+    # v2 chat ``logprobs: true``: the chosen tokens' logprobs, no alternatives.
+    logprobs=LogprobSupport(max_top=0),
     kind="cohere",
     adapter="aperture.providers.cohere:CohereProvider",
     wire="cohere-chat-v2",

@@ -76,6 +76,7 @@ from aperture.model import (
 )
 from aperture.providers._gemini_schema import to_gemini_schema
 from aperture.providers._gemini_spec import GEMINI_IMAGE_TYPES
+from aperture.providers._json_body import verbatim
 
 __all__ = ["IMAGE_MIME_TYPES", "SKIP_THOUGHT_SIGNATURE", "build_body", "tool_call_id"]
 
@@ -284,7 +285,8 @@ def _image(image: Image, param: str) -> dict[str, Any]:
     if image.inline is not None:
         mime = MIME_ALIASES.get(image.inline.mime, image.inline.mime)
         _check_image_type(mime, at)
-        return {"inlineData": {"mimeType": mime, "data": image.base64}}
+        data = verbatim(image.url, image.inline.payload_offset)  # checked: written unscanned
+        return {"inlineData": {"mimeType": mime, "data": data}}
     if image.is_data_uri:
         # Intake normally sets ``inline``; a bare data URI is still translated faithfully.
         uri = parse_data_uri(image.url, param=at)
@@ -313,6 +315,26 @@ def _check_image_type(mime: str, param: str) -> None:
 
 
 def _generation_config(request: ChatRequest, details: list[str | None]) -> dict[str, Any]:
+    config = _sampling(request)
+    config.update(_response_format(request.response_format))
+    modalities = request.modalities()
+    if request.image_task is not None:
+        # The Images API answers with images only.
+        config["responseModalities"] = ["IMAGE"]
+    elif "image" in modalities:
+        config["responseModalities"] = ["TEXT", "IMAGE"] if "text" in modalities else ["IMAGE"]
+    thinking = _thinking(request)
+    if thinking is not None:
+        config["thinkingConfig"] = thinking
+    if "high" in details:
+        config["mediaResolution"] = "MEDIA_RESOLUTION_HIGH"
+    elif details and all(detail == "low" for detail in details):
+        config["mediaResolution"] = "MEDIA_RESOLUTION_LOW"
+    return config
+
+
+def _sampling(request: ChatRequest) -> dict[str, Any]:
+    """Length, sampling, choices and log probabilities, under Gemini's names."""
     config: dict[str, Any] = {}
     if request.max_tokens is not None:
         config["maxOutputTokens"] = request.max_tokens
@@ -328,22 +350,12 @@ def _generation_config(request: ChatRequest, details: list[str | None]) -> dict[
             config[key] = value
     if request.n is not None and request.n > 1:
         config["candidateCount"] = request.n
+    if request.logprobs:
+        config["responseLogprobs"] = True
+        if request.top_logprobs is not None:
+            config["logprobs"] = request.top_logprobs
     if request.stop:
         config["stopSequences"] = list(request.stop)
-    config.update(_response_format(request.response_format))
-    modalities = request.modalities()
-    if request.image_task is not None:
-        # The Images API answers with images only.
-        config["responseModalities"] = ["IMAGE"]
-    elif "image" in modalities:
-        config["responseModalities"] = ["TEXT", "IMAGE"] if "text" in modalities else ["IMAGE"]
-    thinking = _thinking(request)
-    if thinking is not None:
-        config["thinkingConfig"] = thinking
-    if "high" in details:
-        config["mediaResolution"] = "MEDIA_RESOLUTION_HIGH"
-    elif details and all(detail == "low" for detail in details):
-        config["mediaResolution"] = "MEDIA_RESOLUTION_LOW"
     return config
 
 

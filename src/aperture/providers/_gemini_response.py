@@ -32,8 +32,11 @@ from aperture.model import (
     GeneratedImage,
     Target,
     Thought,
+    TokenLogprob,
     ToolCall,
+    TopLogprob,
     Usage,
+    token_bytes,
 )
 from aperture.providers._gemini_request import tool_call_id
 from aperture.providers._status import ErrorClass, body_text, classify_status, malformed
@@ -124,10 +127,46 @@ class _Content(_In, kw_only=True):
     parts: list[_Part] = []
 
 
+class _LogprobCandidate(_In, kw_only=True):
+    token: str = ""
+    log_probability: float = 0.0
+
+
+class _TopCandidates(_In, kw_only=True):
+    candidates: list[_LogprobCandidate] = []
+
+
+class _LogprobsResult(_In, kw_only=True):
+    """``logprobsResult``: the chosen token and the top ones at each step, side by side."""
+
+    chosen_candidates: list[_LogprobCandidate] = []
+    top_candidates: list[_TopCandidates] = []
+
+
 class GeminiCandidate(_In, kw_only=True):
     index: int = 0
     content: _Content | None = None
     finish_reason: str | None = None
+    logprobs_result: _LogprobsResult | None = None
+
+    def logprobs(self) -> tuple[TokenLogprob, ...] | None:
+        """The chosen tokens with their top alternatives, when asked for (``responseLogprobs``)."""
+        result = self.logprobs_result
+        if result is None:
+            return None
+        tops = result.top_candidates
+        return tuple(
+            TokenLogprob(
+                c.token,
+                c.log_probability,
+                token_bytes(c.token),
+                tuple(
+                    TopLogprob(t.token, t.log_probability, token_bytes(t.token))
+                    for t in (tops[i].candidates if i < len(tops) else ())
+                ),
+            )
+            for i, c in enumerate(result.chosen_candidates)
+        )
 
     def texts(self) -> list[str]:
         """The answer's text pieces; thought summaries (``thought: true``) are not the answer."""
@@ -251,6 +290,7 @@ def to_choice(candidate: GeminiCandidate) -> Choice:
         tool_calls=tool_calls or None,
         finish_reason=finish_reason(candidate.finish_reason, called=bool(calls)),
         images=tuple(images) or None,
+        logprobs=candidate.logprobs(),
         reasoning=(thought,) if (thought := candidate.thought()) is not None else None,
     )
 

@@ -23,6 +23,7 @@ from aperture.model import (
     Tool,
     Video,
 )
+from aperture.providers._json_body import verbatim
 
 __all__ = ["TOOL_CALL_ID", "build_body", "mistral_tool_call_id"]
 
@@ -63,6 +64,10 @@ def build_body(request: ChatRequest, model: str) -> dict[str, Any]:
             body[field] = value
     if request.n is not None:
         body["n"] = request.n
+    if request.logprobs:
+        body["logprobs"] = True
+        if request.top_logprobs is not None:
+            body["top_logprobs"] = request.top_logprobs
     if request.seed is not None:
         body["random_seed"] = request.seed
     if request.stop:
@@ -139,7 +144,9 @@ def _part(part: Part, param: str) -> dict[str, Any]:
     match part:
         case Text(text=text):
             return {"type": "text", "text": text}
-        case Image(url=url, detail=detail):
+        case Image(url=url, detail=detail, inline=inline):
+            if inline is not None:  # a checked, canonical data URI: written unscanned
+                url = verbatim(url)
             # The documented form is a bare string (a data URI or an http(s) URL, which
             # Mistral fetches itself); the object form is only needed to carry ``detail``.
             return {

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
-from aperture.providers.spec import VISION_TOOLS_JSON, ImageLimits, ProviderSpec
+from aperture.providers.spec import (
+    VISION_TOOLS_JSON,
+    ImageLimits,
+    LogprobSupport,
+    MediaLimits,
+    ProviderSpec,
+)
 
 __all__ = ["DEFAULT_BASE_URL", "MISTRAL"]
 
 DEFAULT_BASE_URL = "https://api.mistral.ai"
 
 MISTRAL = ProviderSpec(
+    # Voxtral's audio understanding (docs.mistral.ai/capabilities/audio): input_audio as
+    # base64, about 40 minutes of audio at most. No video in Mistral chat.
+    audio=MediaLimits(max_seconds=40 * 60, source="docs.mistral.ai/capabilities/audio"),
+    max_choices=128,
+    # logprobs and top_logprobs in chat completions, OpenAI's token shape (the mistralai
+    # SDK's ChatCompletionRequest and ChatCompletionChoice.logprobs); no bound is stated there.
+    logprobs=LogprobSupport(max_top=20),
     kind="mistral",
     adapter="aperture.providers.mistral:MistralProvider",
     wire="mistral-chat",

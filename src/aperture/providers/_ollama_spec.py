@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aperture.providers.spec import VISION_TOOLS, ImageLimits, ProviderSpec
+from aperture.providers.spec import VISION_TOOLS, ImageLimits, LogprobSupport, ProviderSpec
 
 __all__ = ["DEFAULT_BASE_URL", "OLLAMA"]
 
@@ -24,6 +24,9 @@ _VISION_FAMILIES = (
 )
 
 OLLAMA = ProviderSpec(
+    # /api/chat ``logprobs`` and ``top_logprobs`` (0..20) in recent versions (the ollama
+    # SDK's ChatRequest and ChatResponse.logprobs); an older server ignores them.
+    logprobs=LogprobSupport(max_top=20),
     kind="ollama",
     adapter="aperture.providers.ollama:OllamaProvider",
     wire="ollama-chat",

@@ -30,6 +30,7 @@ from aperture.model import (
     GeneratedImage,
     StreamEvent,
     Thought,
+    TokenLogprob,
     ToolCallDelta,
     Usage,
     UsageReport,
@@ -76,11 +77,17 @@ class StreamAssembler:
             self._started.add(choice)
             self._events.append(Delta(index=choice, role="assistant", content=""))
 
-    def text(self, text: str | None, choice: int = 0) -> None:
-        """A piece of answer text (nothing when empty), after the role."""
+    def text(
+        self,
+        text: str | None,
+        choice: int = 0,
+        logprobs: tuple[TokenLogprob, ...] | None = None,
+    ) -> None:
+        """A piece of answer text (nothing when empty), after the role, with its tokens'
+        log probabilities when the provider gave them."""
         if text:
             self.role(choice)
-            self._events.append(Delta(index=choice, content=text))
+            self._events.append(Delta(index=choice, content=text, logprobs=logprobs or None))
 
     def image(self, image: GeneratedImage, choice: int = 0) -> None:
         """An image the model made, whole, after the role."""

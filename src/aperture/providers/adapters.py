@@ -15,9 +15,13 @@ from aperture.providers.registry import spec_for
 __all__ = ["provider_for"]
 
 
-@cache  # adapters are stateless; one instance per kind for the process
-def provider_for(kind: str) -> Provider:
-    """The adapter for ``kind``, its module imported on first use."""
-    module, _, name = spec_for(kind).adapter.partition(":")
+@cache  # adapters are stateless; one instance per kind and wire for the process
+def provider_for(kind: str, wire: str | None = None) -> Provider:
+    """The adapter for ``kind`` (and the model's ``wire``), its module imported on first use.
+
+    Raises:
+        LookupError: an unknown kind, or a wire the kind does not offer.
+    """
+    module, _, name = spec_for(kind).adapter_for(wire).partition(":")
     adapter: Provider = getattr(importlib.import_module(module), name)()
     return adapter

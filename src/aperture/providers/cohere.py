@@ -45,11 +45,14 @@ from aperture.model import (
     FinishReason,
     StreamEvent,
     Target,
+    TokenLogprob,
     ToolCall,
     Usage,
+    token_bytes,
 )
 from aperture.providers._cohere_request import build_body
 from aperture.providers._cohere_spec import DEFAULT_BASE_URL
+from aperture.providers._json_body import encode_body
 from aperture.providers._status import body_text, classify_status, malformed
 from aperture.providers._stream import StreamAssembler
 from aperture.upstream import Framing, SseEvent, UpstreamRequest
@@ -108,6 +111,25 @@ class _Usage(_In, kw_only=True):
     cached_tokens: float | None = None
 
 
+class _LogprobItem(_In, kw_only=True):
+    """Cohere's ``LogprobItem``: a text chunk, its tokens' ids and each token's logprob."""
+
+    text: str | None = None
+    token_ids: list[int] = []
+    logprobs: list[float] | None = None
+
+
+def _logprobs(items: list[_LogprobItem] | None) -> tuple[TokenLogprob, ...] | None:
+    """One canonical token per chunk: Cohere names the chunk's text, not each token's, so
+    its logprob is the sum of its tokens' (the chunk's own probability)."""
+    if items is None:
+        return None
+    return tuple(
+        TokenLogprob(item.text or "", sum(item.logprobs or ()), token_bytes(item.text or ""))
+        for item in items
+    )
+
+
 class _Delta(_In, kw_only=True):
     message: _Message | None = None
     finish_reason: str | None = None
@@ -120,12 +142,15 @@ class _Response(_In, kw_only=True):
     message: _Message | None = None
     finish_reason: str | None = None
     usage: _Usage | None = None
+    logprobs: list[_LogprobItem] | None = None
 
 
 class _Event(_In, kw_only=True):
     type: str | None = None
     index: int = 0
     delta: _Delta | None = None
+    logprobs: _LogprobItem | None = None
+    """On ``content-delta``: the logprobs of the delta's text, when asked."""
     message: Any = None
     """Set when the event is an error body (``{"id", "message"}``) instead of a typed event."""
 
@@ -159,7 +184,7 @@ class CohereProvider:
         if provider.api_key:
             headers["Authorization"] = f"Bearer {provider.api_key}"
         base = (provider.base_url or DEFAULT_BASE_URL).rstrip("/")
-        return UpstreamRequest(f"{base}/v2/chat", headers, msgspec.json.encode(body))
+        return UpstreamRequest(f"{base}/v2/chat", headers, encode_body(body))
 
     def parse_response(self, body: bytes, target: Target) -> ChatResponse:
         try:
@@ -179,6 +204,7 @@ class CohereProvider:
             content=text if text or not calls else None,
             tool_calls=calls or None,
             finish_reason="tool_calls" if calls and reason == "stop" else reason,
+            logprobs=_logprobs(response.logprobs),
         )
         return ChatResponse(
             id=response.id,
@@ -228,7 +254,9 @@ class _StreamParser:
             case "message-start":
                 asm.role()
             case "content-start" | "content-delta":
-                asm.text(message.event_text())
+                asm.text(
+                    message.event_text(), 0, _logprobs([data.logprobs] if data.logprobs else None)
+                )
             case "tool-plan-delta":
                 asm.text(message.tool_plan)
             case "tool-call-start" | "tool-call-delta":

@@ -42,10 +42,13 @@ from aperture.model import (
     FinishReason,
     StreamEvent,
     Target,
+    TokenLogprob,
     ToolCall,
     ToolCallDelta,
     Usage,
 )
+from aperture.providers._json_body import encode_body
+from aperture.providers._logprobs import WireLogprobs, from_tokens
 from aperture.providers._mistral_request import build_body, mistral_tool_call_id
 from aperture.providers._mistral_spec import DEFAULT_BASE_URL
 from aperture.providers._status import body_text, classify_status, malformed
@@ -98,6 +101,7 @@ class _Choice(_In, kw_only=True):
     message: _Message | None = None
     delta: _Message | None = None
     finish_reason: str | None = None
+    logprobs: WireLogprobs | None = None
 
 
 class _Usage(_In, kw_only=True):
@@ -143,7 +147,7 @@ class MistralProvider:
         if provider.api_key:
             headers["Authorization"] = f"Bearer {provider.api_key}"
         base = (provider.base_url or DEFAULT_BASE_URL).rstrip("/").removesuffix("/v1")
-        return UpstreamRequest(f"{base}/v1/chat/completions", headers, msgspec.json.encode(body))
+        return UpstreamRequest(f"{base}/v1/chat/completions", headers, encode_body(body))
 
     def parse_response(self, body: bytes, target: Target) -> ChatResponse:
         try:
@@ -196,19 +200,22 @@ class _StreamParser:
         asm = self._asm
         for choice in chunk.choices:
             if choice.delta is not None:
-                self._delta(choice.index, choice.delta)
+                logprobs = choice.logprobs.content if choice.logprobs is not None else None
+                self._delta(choice.index, choice.delta, from_tokens(logprobs) or None)
             if choice.finish_reason is not None:
                 asm.finish(_finish_reason(choice.finish_reason, self._target), choice.index)
         if chunk.usage is not None:
             asm.usage(_usage(chunk.usage))
         return asm.drain()
 
-    def _delta(self, choice: int, delta: _Message) -> None:
+    def _delta(
+        self, choice: int, delta: _Message, logprobs: tuple[TokenLogprob, ...] | None
+    ) -> None:
         text = _text(delta.content)
         calls = self._tool_calls(choice, delta.tool_calls or [])
         if delta.role or text or calls:
             content = text if text or delta.role else None
-            self._asm.delta(Delta(choice, delta.role, content, tool_calls=calls))
+            self._asm.delta(Delta(choice, delta.role, content, tool_calls=calls, logprobs=logprobs))
 
     def _tool_calls(self, choice: int, calls: list[_ToolCall]) -> tuple[ToolCallDelta, ...] | None:
         deltas = []
@@ -252,6 +259,7 @@ def _choice(choice: _Choice, target: Target) -> Choice:
         content=text if text is not None or not calls else None,
         tool_calls=calls or None,
         finish_reason=_finish_reason(choice.finish_reason, target),
+        logprobs=from_tokens(choice.logprobs.content) if choice.logprobs is not None else None,
     )
 
 

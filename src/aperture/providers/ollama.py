@@ -53,6 +53,8 @@ from aperture.model import (
     ToolCall,
     Usage,
 )
+from aperture.providers._json_body import encode_body
+from aperture.providers._logprobs import WireToken, from_tokens
 from aperture.providers._ollama_request import build_body
 from aperture.providers._ollama_spec import DEFAULT_BASE_URL
 from aperture.providers._status import body_text, classify_status, malformed
@@ -93,6 +95,8 @@ class _Chunk(_In, kw_only=True):
     prompt_eval_count: int | None = None
     eval_count: int | None = None
     error: Any = None
+    logprobs: list[WireToken] | None = None
+    """The tokens of this object's content (OpenAI's token shape, as a bare list), when asked."""
 
 
 _CHUNK = msgspec.json.Decoder(_Chunk)
@@ -113,7 +117,7 @@ class OllamaProvider:
             # Ollama itself has no auth; a key is for Ollama's cloud or a proxy in front.
             headers["Authorization"] = f"Bearer {provider.api_key}"
         base = (provider.base_url or DEFAULT_BASE_URL).rstrip("/")
-        return UpstreamRequest(f"{base}/api/chat", headers, msgspec.json.encode(body))
+        return UpstreamRequest(f"{base}/api/chat", headers, encode_body(body))
 
     def parse_response(self, body: bytes, target: Target) -> ChatResponse:
         try:
@@ -132,6 +136,7 @@ class OllamaProvider:
             content=text if text or not calls else None,
             tool_calls=calls or None,
             finish_reason=_finish_reason(chunk.done_reason, bool(calls)),
+            logprobs=from_tokens(chunk.logprobs),
         )
         return ChatResponse(
             id=f"ollama-{hashlib.sha256(body).hexdigest()[:24]}",
@@ -178,7 +183,7 @@ class _StreamParser:
         asm.role()
         message = chunk.message
         if message is not None:
-            asm.text(message.content)
+            asm.text(message.content, 0, from_tokens(chunk.logprobs))
             for call in message.tool_calls or ():
                 # Ollama streams each tool call whole, in one object: one delta carries it all.
                 full = _tool_call(call, asm.tool_count(), chunk.created_at)

@@ -43,6 +43,8 @@ from aperture.model import (
     Usage,
     Video,
 )
+from aperture.providers._json_body import encode_body, verbatim
+from aperture.providers._logprobs import WireLogprobs, WireToken, from_tokens
 from aperture.providers._openai_images import build_images_body, images_path
 from aperture.providers._status import ErrorClass, body_text, classify_status, malformed
 from aperture.providers._stream import StreamAssembler
@@ -121,6 +123,7 @@ class _Choice(_In, kw_only=True):
     message: _Message | None = None
     delta: _Message | None = None
     finish_reason: str | None = None
+    logprobs: WireLogprobs | None = None
 
 
 class _PromptDetails(_In, kw_only=True):
@@ -197,10 +200,7 @@ class OpenAIProvider:
         }
         if request.max_tokens is not None:
             body[provider.max_tokens_field] = request.max_tokens
-        for field in _SAMPLING_AND_OPTIONS:
-            value = getattr(request, field)
-            if value is not None:
-                body[field] = value
+        body.update(_scalars(request))
         if request.stop is not None:
             body["stop"] = list(request.stop)
         reasoning = request.reasoning
@@ -231,7 +231,7 @@ class OpenAIProvider:
         if provider.api_key:
             headers["Authorization"] = f"Bearer {provider.api_key}"
         base = (provider.base_url or spec_for(provider.kind).base_url or "").rstrip("/")
-        return UpstreamRequest(f"{base}/chat/completions", headers, msgspec.json.encode(body))
+        return UpstreamRequest(f"{base}/chat/completions", headers, encode_body(body))
 
     def _images_request(
         self, request: ChatRequest, task: ImageTask, target: Target
@@ -280,18 +280,6 @@ class OpenAIProvider:
         return _classify(status, error, headers, target)
 
 
-_SAMPLING_AND_OPTIONS = (
-    "temperature",
-    "top_p",
-    "seed",
-    "presence_penalty",
-    "frequency_penalty",
-    "n",
-    "user",
-    "parallel_tool_calls",
-)
-
-
 class _StreamParser:
     def __init__(self, target: Target) -> None:
         self._target = target
@@ -310,8 +298,9 @@ class _StreamParser:
             raise _classify(500, chunk.error, {}, self._target)
         asm = self._asm
         for choice in chunk.choices:
+            logprobs = choice.logprobs.content if choice.logprobs is not None else None
             delta = choice.delta
-            if delta is not None and delta.carries_anything():
+            if delta is not None and (delta.carries_anything() or logprobs):
                 thought = delta.thought
                 if thought:
                     # Its own event: renderers take a delta's thought or its content, not both.
@@ -319,18 +308,21 @@ class _StreamParser:
                     delta = msgspec.structs.replace(
                         delta, role=None, reasoning_content=None, reasoning=None
                     )
-                if delta.carries_anything():
+                if delta.carries_anything() or logprobs:
                     # The wire is the canonical shape already: a chunk's delta is one canonical one.
-                    asm.delta(_delta(choice.index, delta, self._target))
+                    asm.delta(_delta(choice.index, delta, self._target, logprobs))
             asm.finish(_finish_reason(choice.finish_reason), choice.index)
         if chunk.usage is not None:
             asm.usage(_usage(chunk.usage))
         return asm.drain()
 
 
-def _delta(index: int, delta: _Message, target: Target) -> Delta:
+def _delta(
+    index: int, delta: _Message, target: Target, logprobs: list[WireToken] | None = None
+) -> Delta:
     calls = delta.tool_calls
     return Delta(
+        logprobs=from_tokens(logprobs) if logprobs else None,
         images=_images(delta.images, target),
         index=index,
         role=delta.role,
@@ -342,6 +334,20 @@ def _delta(index: int, delta: _Message, target: Target) -> Delta:
         if calls
         else None,
     )
+
+
+_SCALARS = (
+    "temperature", "top_p", "seed", "presence_penalty", "frequency_penalty", "n", "user",
+    "parallel_tool_calls", "top_logprobs",
+)  # fmt: skip
+
+
+def _scalars(request: ChatRequest) -> dict[str, Any]:
+    """The request's plain fields that are set, under their own (OpenAI's) names."""
+    body = {f: v for f in _SCALARS if (v := getattr(request, f)) is not None}
+    if request.logprobs:
+        body["logprobs"] = True
+    return body
 
 
 def _message(message: Message) -> dict[str, Any]:
@@ -367,8 +373,9 @@ def _part(part: Part) -> dict[str, Any]:
     match part:
         case Text(text=text):
             return {"type": "text", "text": text}
-        case Image(url=url, detail=detail):
-            image: dict[str, Any] = {"url": url}
+        case Image(url=url, detail=detail, inline=inline):
+            # A checked image's data URI is canonical and strict base64: written unscanned.
+            image: dict[str, Any] = {"url": verbatim(url) if inline is not None else url}
             if detail is not None:
                 image["detail"] = detail
             return {"type": "image_url", "image_url": image}
@@ -461,6 +468,7 @@ def _choice(choice: _Choice, target: Target) -> Choice:
         refusal=message.refusal,
         finish_reason=_finish_reason(choice.finish_reason),
         images=_images(message.images, target),
+        logprobs=from_tokens(choice.logprobs.content) if choice.logprobs is not None else None,
         reasoning=(Thought(message.thought),) if message.thought else None,
     )
 

@@ -16,6 +16,8 @@ from aperture.providers.spec import (
     DocumentLimits,
     ImageLimits,
     KnownModel,
+    LogprobSupport,
+    MediaLimits,
     ProviderSpec,
 )
 from aperture.settings import Capability
@@ -59,10 +61,25 @@ _OPENAI_MODELS: tuple[KnownModel, ...] = (
     ("o3-mini*", _TOOLS_JSON | {"reasoning"}),
 )
 
+# input_audio takes wav and mp3 (the SDK's ``InputAudio.format``); Chat Completions takes no
+# video. Reasoning models refuse logprobs ("not supported with reasoning models").
+_OPENAI_AUDIO = MediaLimits(formats=frozenset({"wav", "mp3"}), source="openai SDK InputAudio")
+_OPENAI_LOGPROBS = LogprobSupport(
+    max_top=20, except_models=("o1*", "o3*", "o4*", "gpt-5", "gpt-5-*")
+)
+# OpenAI-compatible servers that take video (vLLM, Qwen-VL, GLM-4.5V) send it as video_url.
+_VIDEO_URL = MediaLimits(source="video_url parts, as vLLM, DashScope and GLM document them")
+_ANY_AUDIO = MediaLimits(source="input_audio parts; the server checks the format")
+
 OPENAI = ProviderSpec(
+    audio=_OPENAI_AUDIO,
+    logprobs=_OPENAI_LOGPROBS,
+    max_choices=128,
     # PDF files (platform.openai.com/docs/guides/pdf-files, read 2026-12): 100 pages and
-    # 32 MB per request. Not in providers.md.
-    documents=DocumentLimits(max_bytes=32_000_000, max_pages=100),
+    # 32 MB per request; "both the extracted text and an image of each page" go into the
+    # model's context: the page image at OpenAI's image rule plus its text (1,500 tokens
+    # a page assumed, as for Claude: OpenAI states no figure). Not in providers.md.
+    documents=DocumentLimits(max_bytes=32_000_000, max_pages=100, text_tokens_per_page=1500),
     kind="openai",
     adapter=OPENAI_ADAPTER,
     wire="openai-chat",
@@ -73,9 +90,14 @@ OPENAI = ProviderSpec(
     known_models=_OPENAI_MODELS,
     api_key_env="OPENAI_API_KEY",
     demo_models=("gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "gpt-5", "gpt-5-mini"),
+    # Some models (the pro ones) are served only at /v1/responses.
+    wires=(("responses", "aperture.providers.openai_responses:OpenAIResponsesProvider"),),
 )
 
 AZURE = ProviderSpec(
+    audio=_OPENAI_AUDIO,
+    logprobs=_OPENAI_LOGPROBS,
+    max_choices=128,
     kind="azure",
     adapter="aperture.providers.azure:AzureProvider",
     wire="openai-chat",
@@ -85,6 +107,7 @@ AZURE = ProviderSpec(
     fetches_urls=True,
     image_tokens="openai",
     known_models=_OPENAI_MODELS,
+    wires=(("responses", "aperture.providers.azure:AzureResponsesProvider"),),
 )
 
 # The kinds that speak OpenAI's Chat Completions with OpenAI's adapter; each differs only in
@@ -92,6 +115,9 @@ AZURE = ProviderSpec(
 _compatible = partial(ProviderSpec, adapter=OPENAI_ADAPTER, wire="openai-chat", fetches_urls=True)
 
 XAI = _compatible(
+    # xAI's API reference: top_logprobs 0..8; n is taken.
+    logprobs=LogprobSupport(max_top=8),
+    max_choices=128,
     kind="xai",
     base_url="https://api.x.ai/v1",
     images=ImageLimits(accepted=frozenset({"image/png", "image/jpeg"}), max_bytes=20 * 1024 * 1024),
@@ -106,6 +132,7 @@ XAI = _compatible(
 )
 
 GROQ = _compatible(
+    # Groq's API reference: logprobs and top_logprobs are not supported yet, n must be 1.
     kind="groq",
     base_url="https://api.groq.com/openai/v1",
     images=ImageLimits(max_bytes=3_000_000, max_side=5760, max_images=5),
@@ -119,6 +146,8 @@ GROQ = _compatible(
 )
 
 DEEPSEEK = _compatible(
+    # api-docs.deepseek.com: logprobs, top_logprobs 0..20; deepseek-reasoner refuses them.
+    logprobs=LogprobSupport(max_top=20, except_models=("deepseek-reasoner*",)),
     kind="deepseek",
     base_url="https://api.deepseek.com/v1",
     images=ImageLimits(max_bytes=32 * 1024 * 1024, max_side=8192, max_images=600),
@@ -133,6 +162,12 @@ DEEPSEEK = _compatible(
 )
 
 QWEN = _compatible(
+    # DashScope's compatible mode: top_logprobs 0..5, n 1..4; omni models hear input_audio,
+    # VL models see video_url.
+    logprobs=LogprobSupport(max_top=5),
+    max_choices=4,
+    audio=_ANY_AUDIO,
+    video=_VIDEO_URL,
     kind="qwen",
     base_url="https://dashscope-intl.aliyuncs.com/compatible-mode/v1",
     images=ImageLimits(
@@ -163,6 +198,7 @@ MOONSHOT = _compatible(
 )
 
 GLM = _compatible(
+    video=_VIDEO_URL,
     kind="glm",
     base_url="https://open.bigmodel.cn/api/paas/v4",
     images=_OPENAI_IMAGES,
@@ -177,6 +213,12 @@ GLM = _compatible(
 )
 
 VLLM = _compatible(
+    # vLLM's OpenAI server: logprobs up to its --max-logprobs (20 by default), any n,
+    # input_audio and video_url for the models that take them.
+    logprobs=LogprobSupport(max_top=20),
+    max_choices=128,
+    audio=_ANY_AUDIO,
+    video=_VIDEO_URL,
     kind="vllm",
     base_url="http://127.0.0.1:8000/v1",
     images=_OPENAI_IMAGES,

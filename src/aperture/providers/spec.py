@@ -10,6 +10,7 @@ first use, so reading specs at start-up loads neither botocore nor any adapter's
 
 from __future__ import annotations
 
+import fnmatch
 from typing import Literal
 
 import msgspec
@@ -25,6 +26,8 @@ __all__ = [
     "DocumentLimits",
     "ImageLimits",
     "KnownModel",
+    "LogprobSupport",
+    "MediaLimits",
     "ProviderSpec",
     "TokenRule",
 ]
@@ -81,10 +84,53 @@ class ImageLimits(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class DocumentLimits(msgspec.Struct, frozen=True, kw_only=True):
-    """What a kind reads natively in a document (a PDF); None on the spec: it reads none."""
+    """What a kind reads natively in a document (a PDF); None on the spec: it reads none.
+
+    The token rule: a page costs ``page_tokens`` (the first matching glob of
+    ``page_tokens_by_model`` first) when the kind states a flat figure; else, with
+    ``pages_as_images``, the page as an image at the model's resolution (the kind's image
+    rule), plus ``text_tokens_per_page`` for its text layer.
+    """
 
     max_bytes: int
     max_pages: int
+    page_tokens: int | None = None
+    page_tokens_by_model: tuple[tuple[str, int], ...] = ()
+    pages_as_images: bool = True
+    text_tokens_per_page: int = 0
+
+    def flat_page_tokens(self, upstream_model: str) -> int | None:
+        """The flat per-page figure for ``upstream_model``, None when pages cost as images."""
+        name = upstream_model.lower().rsplit("/", 1)[-1]
+        for pattern, tokens in self.page_tokens_by_model:
+            if fnmatch.fnmatchcase(name, pattern):
+                return tokens
+        return self.page_tokens
+
+
+class LogprobSupport(msgspec.Struct, frozen=True, kw_only=True):
+    """A kind that returns token log probabilities when asked."""
+
+    max_top: int
+    """The most alternatives per position it returns (``top_logprobs``); 0: the chosen only."""
+    except_models: tuple[str, ...] = ()
+    """``fnmatch`` patterns of its models that refuse logprobs (reasoning models)."""
+
+
+class MediaLimits(msgspec.Struct, frozen=True, kw_only=True):
+    """What a kind's API takes in one audio or video part.
+
+    ``formats`` are the names clients send (``input_audio.format``: ``wav``, ``mp3``) or, for
+    video, the container types; None where the API states no list. Limits are None where
+    the provider documents none; ``max_seconds`` is checked where the gateway can read the
+    duration cheaply (WAV), see ``media.duration``.
+    """
+
+    formats: frozenset[str] | None = None
+    max_bytes: int | None = None
+    max_seconds: float | None = None
+    source: str = ""
+    """Where the limits come from, for whoever revisits them."""
 
 
 class ProviderSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -115,3 +161,52 @@ class ProviderSpec(msgspec.Struct, frozen=True, kw_only=True):
     """Models the demo offers when that key is present."""
     documents: DocumentLimits | None = None
     """Native PDF input; its vision models then have the ``documents`` capability."""
+    wires: tuple[tuple[str, str], ...] = ()
+    """Other APIs of the kind a model may be configured to use (a model's ``wire``), each
+    with its adapter, ``(name, "module:Class")``; ``adapter`` serves every other model."""
+
+    def adapter_for(self, wire: str | None) -> str:
+        """The adapter serving models with ``wire`` (None: the kind's own).
+
+        Raises:
+            LookupError: the kind has no such wire.
+        """
+        if wire is None:
+            return self.adapter
+        for name, adapter in self.wires:
+            if name == wire:
+                return adapter
+        offered = ", ".join(name for name, _ in self.wires) or "none"
+        raise LookupError(f"provider kind {self.kind!r} has no wire {wire!r} (offered: {offered})")
+
+    audio: MediaLimits | None = None
+    """Audio parts its API takes (on its models with ``audio``); None: it carries none, so no
+    model of the kind has the ``audio`` capability, whatever the config says."""
+    video: MediaLimits | None = None
+    """Video parts its API takes (on its models with ``video``); None as for ``audio``."""
+    logprobs: LogprobSupport | None = None
+    """Token log probabilities; its models then have the ``logprobs`` capability."""
+    max_choices: int = 1
+    """The most choices one request may ask for (``n``); above 1 its models have ``choices``."""
+
+    def carried(
+        self, capabilities: frozenset[str], upstream_model: str, wire: str | None = None
+    ) -> frozenset[str]:
+        """``capabilities`` (declared or known) as this kind's API can serve them: without
+        the media it cannot carry, with the features it adds (``logprobs``, ``choices``).
+        Those features are the kind's own API's: a model on another ``wire`` gets neither."""
+        out = set(capabilities)
+        if self.audio is None:
+            out.discard("audio")
+        if self.video is None:
+            out.discard("video")
+        if wire is not None:
+            return frozenset(out)
+        logprobs = self.logprobs
+        if logprobs is not None and not any(
+            fnmatch.fnmatchcase(upstream_model, p) for p in logprobs.except_models
+        ):
+            out.add("logprobs")
+        if self.max_choices > 1:
+            out.add("choices")
+        return frozenset(out)

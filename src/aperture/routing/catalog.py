@@ -13,7 +13,7 @@ import msgspec
 
 from aperture.errors import ModelNotFoundError, quote
 from aperture.model.target import Target
-from aperture.routing.known_models import known_capabilities
+from aperture.routing.known_models import carried_capabilities, known_capabilities
 from aperture.settings import (
     ModelConstraints,
     ModelSettings,
@@ -163,9 +163,11 @@ class Catalog:
             if provider is None:
                 continue
             upstream = choice.model or (entry.target.upstream_model if entry else name)
+            # A model the catalog knows at that provider is called through its own wire.
+            known = self._by_target.get((provider.name, upstream))
             options.append(
                 TargetOption(
-                    Target(provider, upstream),
+                    Target(provider, upstream, known.target.wire if known else None),
                     self._capabilities(provider, upstream, choice.capabilities),
                     choice.weight,
                     choice.canary,
@@ -191,21 +193,24 @@ class Catalog:
         if entry is not None:
             return entry.capabilities
         known = known_capabilities(provider.kind, upstream)
-        if known is not None:
-            return known
-        return frozenset(declared or ())
+        if known is None:
+            known = frozenset(declared or ())
+        return carried_capabilities(provider.kind, upstream, known)
 
 
 def _entry(model: ModelSettings, provider: ProviderSettings, url_policy: UrlPolicy) -> ModelEntry:
     upstream = model.upstream_model or model.name
-    capabilities = (
+    capabilities = carried_capabilities(
+        provider.kind,
+        upstream,
         frozenset(model.capabilities)
         if model.capabilities is not None
-        else known_capabilities(provider.kind, upstream) or frozenset()
+        else known_capabilities(provider.kind, upstream) or frozenset(),
+        model.wire,
     )
     return ModelEntry(
         name=model.name,
-        target=Target(provider, upstream),
+        target=Target(provider, upstream, model.wire),
         capabilities=capabilities,
         constraints=model.constraints,
         url_policy=model.url_policy or url_policy,

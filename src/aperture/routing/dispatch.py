@@ -99,7 +99,7 @@ class Dispatcher:
         self._client = client
 
     async def complete(self, request: ChatRequest, target: Target) -> ChatResponse:
-        provider = provider_for(target.provider.kind)
+        provider = provider_for(target.provider.kind, target.wire)
         upstream = await _built(provider, request, target)
         name = target.provider.name
         response = await self._client.send(
@@ -127,7 +127,7 @@ class Dispatcher:
         return counter.parse_count(response.body, target)
 
     async def open_stream(self, request: ChatRequest, target: Target) -> EventStream:
-        provider = provider_for(target.provider.kind)
+        provider = provider_for(target.provider.kind, target.wire)
         upstream = await _built(provider, request, target)
         name = target.provider.name
         stream = await self._client.open_stream(upstream, _timeouts(target), provider=name)

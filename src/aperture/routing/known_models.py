@@ -10,7 +10,7 @@ import fnmatch
 
 from aperture.providers.registry import spec_for
 
-__all__ = ["known_capabilities"]
+__all__ = ["carried_capabilities", "known_capabilities"]
 
 
 def known_capabilities(kind: str, upstream_model: str) -> frozenset[str] | None:
@@ -27,3 +27,15 @@ def known_capabilities(kind: str, upstream_model: str) -> frozenset[str] | None:
                 return capabilities | {"documents"}
             return capabilities
     return None
+
+
+def carried_capabilities(
+    kind: str, upstream_model: str, capabilities: frozenset[str], wire: str | None = None
+) -> frozenset[str]:
+    """What a model with ``capabilities`` can do through its kind's API (``ProviderSpec.carried``):
+    an OpenAI model declared for video still cannot get a video through OpenAI's API.
+
+    Raises:
+        LookupError: no such kind.
+    """
+    return spec_for(kind).carried(capabilities, upstream_model, wire)

@@ -271,6 +271,8 @@ def _check_meaning(settings: Settings, decoded: _Decoded) -> list[Problem]:
         for field in ("redis_timeout_s", "redis_retry_s", "ledger_timeout_s", "database_timeout_s")
         if not getattr(settings.storage, field) > 0
     )
+    if not settings.responses.retention_hours > 0:
+        problems.append(Problem("responses.retention_hours", "must be positive"))
     images = settings.images
     problems.extend(
         Problem(f"images.{field}", "must be positive")
@@ -371,7 +373,24 @@ def _check_models(settings: Settings, known: set[str], decoded: _Decoded) -> lis
         minimum = model.constraints.min_max_tokens
         if minimum is not None and minimum <= 0:
             problems.append(Problem(f"{path}.constraints.min_max_tokens", "must be positive"))
+        if model.wire is not None:
+            problems.extend(_check_wire(settings, model.provider, model.wire, f"{path}.wire"))
     return problems
+
+
+def _check_wire(settings: Settings, provider: str, wire: str, path: str) -> list[Problem]:
+    """The model's provider kind offers ``wire`` (its spec lists the wires it has)."""
+    from aperture.providers.registry import SPECS  # as in _check_kind
+
+    kind = next((p.kind for p in settings.providers if p.name == provider), None)
+    spec = SPECS.get(kind) if kind is not None else None
+    if spec is None:
+        return []  # the provider or its kind is reported already
+    try:
+        spec.adapter_for(wire)
+    except LookupError as exc:
+        return [Problem(path, str(exc))]
+    return []
 
 
 def _is_http_url(url: str) -> bool:

@@ -19,6 +19,7 @@ __all__ = [
     "ProviderImageSettings",
     "ProviderKind",
     "ProviderSettings",
+    "ResponsesSettings",
     "RouteSettings",
     "RouteTarget",
     "ServerSettings",
@@ -106,6 +107,14 @@ class StorageSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only
     database_timeout_s: float = 5.0
 
 
+class ResponsesSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The Responses API's stored answers (``previous_response_id``, ``store``)."""
+
+    # How long an answer sent with store (the default) can be continued or read back, in
+    # hours; expired answers and the images only they needed are purged from the database.
+    retention_hours: float = 720.0
+
+
 class FetchSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     # Deadline for fetching one image URL, redirects included.
     timeout_s: float = 10.0
@@ -162,6 +171,19 @@ class DocumentSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_onl
     max_documents_per_request: int = 20
     # A page side above this (in PDF points; 14400 is the PDF spec's own limit) is a bomb.
     max_page_side_pt: float = 14_400.0
+    # For a model that reads no documents and no images: send the PDF's text layer as text
+    # (extract), or refuse with unsupported_capability naming the models that read PDFs.
+    text_only: Literal["extract", "reject"] = "reject"
+    # Pages one request may have rendered to images (for vision models without native PDF
+    # input); a document with more is refused before any page is drawn.
+    render_max_pages: int = 50
+    # Pixels of one rendered page at most, whatever the model's own resolution allows.
+    render_max_pixels: int = 4_200_000
+    # Deadline for rendering one request's pages (each job is also under the decode pool's
+    # memory and CPU ceilings).
+    render_timeout_s: float = 60.0
+    # Characters of a document's text layer read for the checks and for text-only models.
+    max_text_chars: int = 200_000
 
 
 class ProviderImageSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -235,6 +257,10 @@ class ModelSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=T
     constraints: ModelConstraints = ModelConstraints()
     # Overrides images.url_policy for this model.
     url_policy: UrlPolicy | None = None
+    # Which of the provider's APIs serves the model: "responses" calls the openai or azure
+    # kind's Responses API (/v1/responses) instead of Chat Completions, for models served
+    # only there. None uses the kind's own API.
+    wire: str | None = None
 
 
 Strategy = Literal["weighted", "priority", "latency", "least-busy", "canary"]
@@ -276,6 +302,7 @@ class Settings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     storage: StorageSettings = StorageSettings()
     images: ImageSettings = ImageSettings()
     documents: DocumentSettings = DocumentSettings()
+    responses: ResponsesSettings = ResponsesSettings()
     providers: tuple[ProviderSettings, ...] = ()
     models: tuple[ModelSettings, ...] = ()
     routes: tuple[RouteSettings, ...] = ()

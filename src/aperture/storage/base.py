@@ -28,6 +28,8 @@ from aperture.storage.records import (
     BudgetState,
     ClaimedHold,
     Document,
+    ResponseBlob,
+    StoredResponse,
     UsageRow,
     UsageTotals,
     WindowAdmission,
@@ -44,6 +46,7 @@ __all__ = [
     "PutMode",
     "RecordExistsError",
     "RecordNotFoundError",
+    "ResponseStore",
     "RouteStore",
     "Storage",
     "StorageError",
@@ -226,6 +229,53 @@ class UsageLedger(Protocol):
         until: datetime | None = None,
     ) -> UsageTotals:
         """Sums of the spend kinds (settle, adjust, refund) over ``[since, until)``.
+
+        Raises:
+            StorageError: the backend failed.
+        """
+        ...
+
+
+class ResponseStore(Protocol):
+    """Responses API answers kept for ``previous_response_id``, and the images they need.
+
+    A blob lives exactly as long as some stored response refers to it: deleting or purging
+    the last response naming a digest deletes the blob in the same transaction.
+    """
+
+    async def get(
+        self, response_id: str, *, now: datetime, images: bool = True
+    ) -> tuple[StoredResponse, dict[str, ResponseBlob]] | None:
+        """The response unless unknown or expired at ``now``, with its image blobs by digest
+        (none read when ``images`` is false: reading the answer back needs no image).
+
+        Raises:
+            StorageError: the backend failed.
+        """
+        ...
+
+    async def put(self, response: StoredResponse, blobs: Sequence[ResponseBlob]) -> None:
+        """Keep ``response`` and the blobs it names (a blob already kept is not rewritten).
+
+        A response id already kept is left as it was (a retried write changes nothing).
+
+        Raises:
+            ValueError: ``response.images`` names a digest neither kept nor in ``blobs``.
+            StorageError: the backend failed; nothing or everything is written.
+        """
+        ...
+
+    async def delete(self, response_id: str) -> bool:
+        """Forget the response (and the blobs only it named); True if it existed.
+
+        Raises:
+            StorageError: the backend failed.
+        """
+        ...
+
+    async def purge(self, before: datetime) -> int:
+        """Forget every response that expired before ``before``, and the blobs only they
+        named; returns how many responses went.
 
         Raises:
             StorageError: the backend failed.
@@ -436,6 +486,7 @@ class Database:
     models: ModelStore
     audit: AuditStore
     ledger: UsageLedger
+    responses: ResponseStore
     close: Closer
 
 
@@ -448,6 +499,7 @@ class Storage:
     models: ModelStore
     audit: AuditStore
     ledger: UsageLedger
+    responses: ResponseStore
     counters: Counters
     limits: Limits
     closers: tuple[Closer, ...] = ()

@@ -21,6 +21,8 @@ from aperture.storage.records import (
     AuditEvent,
     AuditQuery,
     Document,
+    ResponseBlob,
+    StoredResponse,
     UsageRow,
     UsageTotals,
     check_json_object,
@@ -31,6 +33,7 @@ __all__ = [
     "MemoryCounters",
     "MemoryDocumentStore",
     "MemoryKeyStore",
+    "MemoryResponseStore",
     "MemoryUsageLedger",
     "migrate",
     "open_database",
@@ -115,6 +118,7 @@ def matches(event: AuditEvent, query: AuditQuery) -> bool:
         (query.tenant, event.tenant),
         (query.model, event.model),
         (query.status, event.status),
+        (query.error_code, event.error_code),
     )
     if any(wanted is not None and wanted != actual for wanted, actual in checks):
         return False
@@ -189,6 +193,51 @@ class MemoryUsageLedger:
         )
 
 
+class MemoryResponseStore:
+    def __init__(self) -> None:
+        self._responses: dict[str, StoredResponse] = {}
+        self._blobs: dict[str, ResponseBlob] = {}
+
+    async def get(
+        self, response_id: str, *, now: datetime, images: bool = True
+    ) -> tuple[StoredResponse, dict[str, ResponseBlob]] | None:
+        found = self._responses.get(response_id)
+        if found is None or found.expires_at <= now:
+            return None
+        return found, {d: self._blobs[d] for d in found.images} if images else {}
+
+    async def put(self, response: StoredResponse, blobs: Sequence[ResponseBlob]) -> None:
+        if response.id in self._responses:
+            return
+        given = {b.sha256: b for b in blobs}
+        missing = [d for d in response.images if d not in self._blobs and d not in given]
+        if missing:
+            raise ValueError(f"no blob for images {sorted(missing)}")
+        for digest in response.images:
+            self._blobs.setdefault(digest, given.get(digest) or self._blobs[digest])
+        self._responses[response.id] = msgspec.structs.replace(
+            response, images=tuple(sorted(set(response.images)))
+        )
+
+    async def delete(self, response_id: str) -> bool:
+        gone = self._responses.pop(response_id, None)
+        if gone is not None:
+            self._drop_unreferenced(gone.images)
+        return gone is not None
+
+    async def purge(self, before: datetime) -> int:
+        expired = [r for r in self._responses.values() if r.expires_at < before]
+        for response in expired:
+            del self._responses[response.id]
+        self._drop_unreferenced([d for r in expired for d in r.images])
+        return len(expired)
+
+    def _drop_unreferenced(self, digests: Sequence[str]) -> None:
+        named = {d for r in self._responses.values() for d in r.images}
+        for digest in set(digests) - named:
+            self._blobs.pop(digest, None)
+
+
 class MemoryCounters:
     """Counters for one process; ``clock`` is injectable so expiry is testable without sleeping."""
 
@@ -261,6 +310,7 @@ async def open_database(
         models=MemoryDocumentStore(),
         audit=MemoryAuditStore(),
         ledger=MemoryUsageLedger(),
+        responses=MemoryResponseStore(),
         close=_close,
     )
 

@@ -18,6 +18,8 @@ from aperture.model.chat import InlineImage
 __all__ = [
     "Admission",
     "ApiKey",
+    "AuditAttempt",
+    "AuditDocument",
     "AuditEvent",
     "AuditFinding",
     "AuditGeneratedImage",
@@ -31,6 +33,8 @@ __all__ = [
     "BudgetState",
     "ClaimedHold",
     "Document",
+    "ResponseBlob",
+    "StoredResponse",
     "UsageKind",
     "UsageRow",
     "UsageTotals",
@@ -109,6 +113,23 @@ class AuditUsage(msgspec.Struct, frozen=True, kw_only=True):
     completion_tokens: int | None = None
     image_tokens_estimate: int | None = None
     image_tokens_reported: int | None = None
+    document_tokens_estimate: int | None = None
+    """The documents' estimated tokens at the target, None for a request without any."""
+
+
+class AuditDocument(msgspec.Struct, frozen=True, kw_only=True):
+    """What the audit trail may say about a document: never its bytes or its text."""
+
+    sha256: str
+    mime: str
+    bytes: int
+    pages: int
+    filename: str | None = None
+    """As the client named it, redacted when the PII scan (``redact``) finds data in it."""
+
+    def __post_init__(self) -> None:
+        if not _SHA256.fullmatch(self.sha256):
+            raise ValueError("sha256 must be 64 lowercase hex digits")
 
 
 class AuditGeneratedImage(msgspec.Struct, frozen=True, kw_only=True):
@@ -164,6 +185,16 @@ class AuditFinding(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     count: int = 1
 
 
+class AuditAttempt(msgspec.Struct, frozen=True, kw_only=True):
+    """One attempt on one target: where it went, how it ended (``ok`` or an error code), how
+    long the provider took."""
+
+    target: str
+    """``provider/upstream_model``, as breakers and metrics name a target."""
+    outcome: str
+    latency_ms: float
+
+
 class AuditEvent(msgspec.Struct, frozen=True, kw_only=True):
     """One ``GATEWAY_RESPONSE`` per request, with exactly the fields of INTERFACES.md.
 
@@ -193,6 +224,18 @@ class AuditEvent(msgspec.Struct, frozen=True, kw_only=True):
     """Policy, PII and guardrail findings: names, actions and fields, never matched values."""
     generated_images: tuple[AuditGeneratedImage, ...] = ()
     """The images the answer carried (chat with image output, the Images API)."""
+    # What the console shows of a request's way through the gateway. Defaults, so events
+    # written before these fields existed still decode.
+    route: str | None = None
+    """The id of the route the model resolved through; None for a model served directly."""
+    tried: tuple[AuditAttempt, ...] = ()
+    """Every attempt, in order: target, outcome and the provider's latency."""
+    image_changes: tuple[str, ...] = ()
+    """What normalisation did to the images (``resized``, ``transcoded``...), over all attempts."""
+    image_bytes_saved: int = 0
+    """Bytes normalisation took off the images as the client sent them (at the last attempt)."""
+    documents: tuple[AuditDocument, ...] = ()
+    """The documents (PDFs) the request carried, described."""
 
     def __post_init__(self) -> None:
         if not self.request_id:
@@ -216,6 +259,7 @@ class AuditQuery(msgspec.Struct, frozen=True, kw_only=True):
     tenant: str | None = None
     model: str | None = None
     status: int | None = None
+    error_code: str | None = None
     since: datetime | None = None
     until: datetime | None = None
     limit: int | None = 100
@@ -355,3 +399,39 @@ def check_json_object(body: bytes) -> None:
         _OBJECT.decode(body)
     except msgspec.DecodeError as exc:
         raise ValueError(f"a document must be a JSON object: {exc}") from exc
+
+
+class StoredResponse(msgspec.Struct, frozen=True, kw_only=True):
+    """A Responses API answer kept so a later request can continue it (``previous_response_id``).
+
+    ``conversation`` and ``answer`` are opaque JSON to the stores (the pipeline writes and
+    reads them); images in the conversation are references to ``ResponseBlob``s, listed in
+    ``images``, so a blob is kept exactly while some stored response names it.
+    """
+
+    id: str
+    owner: str
+    """Who may read or continue it: the key's tenant, else the key's id ("" when open)."""
+    created_at: datetime
+    expires_at: datetime
+    conversation: bytes
+    answer: bytes
+    images: tuple[str, ...] = ()
+    """sha256 (hex) of every image blob the conversation refers to."""
+    key_id: str | None = None
+    model: str | None = None
+
+    def __post_init__(self) -> None:
+        _require_utc(self.created_at, "created_at")
+        _require_utc(self.expires_at, "expires_at")
+        for digest in self.images:
+            if not _SHA256.fullmatch(digest):
+                raise ValueError("images must be lowercase hex sha256 digests")
+
+
+class ResponseBlob(msgspec.Struct, frozen=True):
+    """An image a stored conversation needs, by the sha256 of its bytes."""
+
+    sha256: str
+    mime: str
+    data: bytes

@@ -139,6 +139,7 @@ async def open_storage(
         models=database.models,
         audit=database.audit,
         ledger=database.ledger,
+        responses=database.responses,
         counters=counters,
         limits=limits,
         closers=(database.close, close_counters),

@@ -31,6 +31,8 @@ from aperture.storage.records import (
     AuditEvent,
     AuditQuery,
     Document,
+    ResponseBlob,
+    StoredResponse,
     UsageRow,
     UsageTotals,
     check_json_object,
@@ -41,7 +43,10 @@ from aperture.storage.tables import (
     audit_events,
     changes,
     model_documents,
+    response_blobs,
+    response_images,
     route_documents,
+    stored_responses,
     usage_ledger,
 )
 
@@ -255,6 +260,13 @@ class SqlAuditStore:
             )
             if wanted is not None
         ]
+        if query.error_code is not None:
+            # No column of its own (no migration for a console filter): the code as msgspec
+            # writes it into the body. Inside a string value every quote is escaped, so the
+            # pattern matches only the event's own field; the other filters narrow first.
+            code = msgspec.json.encode(query.error_code).decode()
+            pattern = _like_literal(f'"error_code":{code}')
+            filters.append(t.c.body.like(f"%{pattern}%", escape="\\"))
         if query.since is not None:
             filters.append(t.c.ts_ms >= int(query.since.timestamp() * 1000))
         if query.until is not None:
@@ -293,6 +305,11 @@ class SqlAuditStore:
                 return
             after = (rows[-1].ts_ms, rows[-1].request_id)
             left = None if left is None else left - len(rows)
+
+
+def _like_literal(text: str) -> str:
+    """``text`` matched as itself by LIKE, with backslash as the escape character."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _usage(row: sa.Row[Any]) -> UsageRow:
@@ -358,6 +375,130 @@ class SqlUsageLedger:
         )
 
 
+class SqlResponseStore:
+    def __init__(self, db: SqlDatabase) -> None:
+        self._db = db
+
+    async def get(
+        self, response_id: str, *, now: datetime, images: bool = True
+    ) -> tuple[StoredResponse, dict[str, ResponseBlob]] | None:
+        t, links, blobs = stored_responses, response_images, response_blobs
+        async with self._db.read() as conn:
+            found = await conn.execute(
+                sa.select(t).where(t.c.id == response_id, t.c.expires_at > now)
+            )
+            row = found.first()
+            if row is None:
+                return None
+            # The images ride along with the one lookup, on the same connection.
+            wanted = blobs.c if images else (blobs.c.sha256,)
+            linked = await conn.execute(
+                sa.select(*wanted)
+                .join(links, links.c.sha256 == blobs.c.sha256)
+                .where(links.c.response_id == response_id)
+            )
+            rows = linked.all()
+            digests = tuple(sorted(b.sha256 for b in rows))
+            kept = (
+                {b.sha256: ResponseBlob(b.sha256, b.mime, bytes(b.data)) for b in rows}
+                if images
+                else {}
+            )
+        stored = StoredResponse(
+            id=row.id,
+            owner=row.owner,
+            key_id=row.key_id,
+            model=row.model,
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+            conversation=bytes(row.conversation),
+            answer=bytes(row.answer),
+            images=digests,
+        )
+        return stored, kept
+
+    async def put(self, response: StoredResponse, blobs: Sequence[ResponseBlob]) -> None:
+        given = {b.sha256: b for b in blobs}
+        wanted = set(response.images)
+        values = msgspec.structs.asdict(response)
+        del values["images"]
+        async with self._db.write() as conn:
+            inserted = await conn.execute(
+                self._db.insert_ignoring(stored_responses)
+                .values(values)
+                .returning(stored_responses.c.id)
+            )
+            if inserted.first() is None or not wanted:
+                return  # a retried write: the first one stands
+            kept = await conn.execute(
+                sa.select(response_blobs.c.sha256).where(response_blobs.c.sha256.in_(wanted))
+            )
+            missing = wanted - set(kept.scalars())
+            if missing - given.keys():
+                raise ValueError(f"no blob for images {sorted(missing - given.keys())}")
+            if missing:
+                await conn.execute(
+                    self._db.insert_ignoring(response_blobs),
+                    [
+                        {"sha256": d, "mime": given[d].mime, "data": given[d].data}
+                        for d in sorted(missing)
+                    ],
+                )
+            await conn.execute(
+                sa.insert(response_images),
+                [{"response_id": response.id, "sha256": d} for d in sorted(wanted)],
+            )
+
+    async def delete(self, response_id: str) -> bool:
+        async with self._db.write() as conn:
+            named = await conn.execute(
+                sa.select(response_images.c.sha256).where(
+                    response_images.c.response_id == response_id
+                )
+            )
+            digests = list(named.scalars())
+            await conn.execute(
+                sa.delete(response_images).where(response_images.c.response_id == response_id)
+            )
+            gone = await conn.execute(
+                sa.delete(stored_responses)
+                .where(stored_responses.c.id == response_id)
+                .returning(stored_responses.c.id)
+            )
+            existed = gone.first() is not None
+            await self._drop_unreferenced(conn, digests)
+        return existed
+
+    async def purge(self, before: datetime) -> int:
+        t = stored_responses
+        expired = sa.select(t.c.id).where(t.c.expires_at < before).scalar_subquery()
+        async with self._db.write() as conn:
+            named = await conn.execute(
+                sa.select(response_images.c.sha256)
+                .where(response_images.c.response_id.in_(expired))
+                .distinct()
+            )
+            digests = list(named.scalars())
+            await conn.execute(
+                sa.delete(response_images).where(response_images.c.response_id.in_(expired))
+            )
+            gone = await conn.execute(sa.delete(t).where(t.c.expires_at < before).returning(t.c.id))
+            count = len(gone.all())
+            await self._drop_unreferenced(conn, digests)
+        return count
+
+    @staticmethod
+    async def _drop_unreferenced(conn: AsyncConnection, digests: builtins.list[str]) -> None:
+        if not digests:
+            return
+        still = sa.select(response_images.c.sha256).where(
+            response_images.c.sha256 == response_blobs.c.sha256
+        )
+        await conn.execute(
+            sa.delete(response_blobs).where(response_blobs.c.sha256.in_(digests), ~sa.exists(still))
+        )
+
+
 def open_stores(db: SqlDatabase) -> Database:
     """Every database role over one ``SqlDatabase``."""
     return Database(
@@ -366,6 +507,7 @@ def open_stores(db: SqlDatabase) -> Database:
         models=SqlDocumentStore(db, model_documents, "models"),
         audit=SqlAuditStore(db),
         ledger=SqlUsageLedger(db),
+        responses=SqlResponseStore(db),
         close=db.close,
     )
 

@@ -18,7 +18,10 @@ __all__ = [
     "changes",
     "metadata",
     "model_documents",
+    "response_blobs",
+    "response_images",
     "route_documents",
+    "stored_responses",
     "usage_ledger",
 ]
 
@@ -134,4 +137,42 @@ usage_ledger = sa.Table(
     sa.UniqueConstraint("request_id", "kind", name="uq_usage_ledger_request_kind"),
     sa.Index("ix_usage_ledger_key", "key_id", "created_at"),
     sa.Index("ix_usage_ledger_tenant", "tenant", "created_at"),
+)
+
+# Responses API answers kept for ``previous_response_id``: the conversation is opaque JSON,
+# its images are rows of ``response_blobs`` (by content hash), linked by ``response_images``.
+stored_responses = sa.Table(
+    "stored_responses",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("owner", sa.Text, nullable=False),
+    sa.Column("key_id", sa.Text, nullable=True),
+    sa.Column("model", sa.Text, nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+    sa.Column("conversation", sa.LargeBinary, nullable=False),
+    sa.Column("answer", sa.LargeBinary, nullable=False),
+    sa.Index("ix_stored_responses_expires", "expires_at"),
+)
+
+response_blobs = sa.Table(
+    "response_blobs",
+    metadata,
+    sa.Column("sha256", sa.Text, primary_key=True),
+    sa.Column("mime", sa.Text, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+)
+
+response_images = sa.Table(
+    "response_images",
+    metadata,
+    sa.Column(
+        "response_id",
+        sa.Text,
+        sa.ForeignKey("stored_responses.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    # The foreign key makes a purge that races a new reference fail rather than orphan it.
+    sa.Column("sha256", sa.Text, sa.ForeignKey("response_blobs.sha256"), primary_key=True),
+    sa.Index("ix_response_images_sha256", "sha256"),
 )

@@ -41,6 +41,9 @@ class C1ChatRequest(msgspec.Struct, kw_only=True):
     stop: str | list[str] | None = None
     seed: int | None = None
     user: str | None = None
+    n: int | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
 
 
 _MODELLED = frozenset(f.encode_name for f in msgspec.structs.fields(C1ChatRequest))
@@ -52,6 +55,7 @@ class C1Locator:
 
     max_tokens = "max_tokens"
     reasoning = "reasoning"
+    logprobs = "logprobs"
 
     def __init__(self, *, has_system: bool, message_parts: int | None) -> None:
         self._user_index = 1 if has_system else 0
@@ -97,6 +101,9 @@ def parse_c1_request(body: bytes) -> tuple[ChatRequest, C1Locator]:
         stop=request.stop,
         seed=request.seed,
         user=request.user,
+        n=request.n,
+        logprobs=request.logprobs,
+        top_logprobs=request.top_logprobs,
         # An empty tools list (as in the seed's example) means "no tools".
         tools=request.tools or None,
         tool_choice=request.tool_choice if request.tools else None,

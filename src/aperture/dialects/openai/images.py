@@ -81,6 +81,7 @@ class ImagesLocator:
 
     max_tokens = "n"
     reasoning = "model"
+    logprobs = "logprobs"  # the Images API has no such field
 
     def __init__(self, images: int = 0, mask: bool = False) -> None:
         self._images, self._mask = images, mask

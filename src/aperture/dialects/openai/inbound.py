@@ -26,7 +26,17 @@ from aperture.model import (
 )
 from aperture.model.locator import OpenAILocator
 
-__all__ = ["FORBIDDEN_FIELDS", "extra_fields", "parse_chat_request", "to_chat_request"]
+__all__ = [
+    "FORBIDDEN_FIELDS",
+    "MAX_TOP_LOGPROBS",
+    "check_logprobs",
+    "extra_fields",
+    "parse_chat_request",
+    "to_chat_request",
+]
+
+MAX_TOP_LOGPROBS = 20
+"""OpenAI's bound on ``top_logprobs`` (the SDK's ``CompletionCreateParams``: 0 to 20)."""
 
 _DECODER = msgspec.json.Decoder(wire.ChatCompletionRequest)
 
@@ -82,6 +92,22 @@ def extra_fields(body: bytes, keys: list[str], modelled: frozenset[str]) -> dict
     return {k: raw[k] for k in unknown}
 
 
+def check_logprobs(logprobs: bool | None, top: int | None, *, top_field: str) -> None:
+    """``top_logprobs`` within 0..20 and only with ``logprobs`` (as OpenAI requires).
+
+    Raises:
+        InvalidRequestError: with the path of the offending field.
+    """
+    if top is None:
+        return
+    if not 0 <= top <= MAX_TOP_LOGPROBS:
+        raise InvalidRequestError(
+            f"{top_field} must be between 0 and {MAX_TOP_LOGPROBS}; got {top}.", param=top_field
+        )
+    if top_field == "top_logprobs" and not logprobs:
+        raise InvalidRequestError("top_logprobs needs logprobs set to true.", param="top_logprobs")
+
+
 def to_chat_request(
     request: wire.ChatCompletionRequest, extra: dict[str, msgspec.Raw]
 ) -> ChatRequest:
@@ -94,6 +120,7 @@ def to_chat_request(
             field = "max_completion_tokens" if request.max_completion_tokens else name
             raise InvalidRequestError(f"{field} must be at least 1.", param=field)
     stop = request.stop
+    check_logprobs(request.logprobs, request.top_logprobs, top_field="top_logprobs")
     return ChatRequest(
         model=request.model,
         messages=tuple(_message(m) for m in request.messages),
@@ -105,6 +132,8 @@ def to_chat_request(
         presence_penalty=request.presence_penalty,
         frequency_penalty=request.frequency_penalty,
         n=request.n,
+        logprobs=bool(request.logprobs),
+        top_logprobs=request.top_logprobs,
         user=request.user,
         tools=tuple(_tool(t) for t in request.tools) if request.tools is not None else None,
         tool_choice=_tool_choice(request.tool_choice),

@@ -14,11 +14,12 @@ from aperture.model import (
     GeneratedImage,
     StreamEvent,
     Thought,
+    TokenLogprob,
     Usage,
     UsageReport,
 )
 
-__all__ = ["StreamRenderer", "render_error", "render_response"]
+__all__ = ["StreamRenderer", "logprobs_out", "render_error", "render_response"]
 
 
 class _Out(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -63,11 +64,31 @@ class MessageOut(msgspec.Struct, kw_only=True):
     send back with the next turn; left out when no thought is signed."""
 
 
+class TopLogprobOut(msgspec.Struct, kw_only=True):
+    token: str
+    logprob: float
+    bytes: list[int] | None
+
+
+class TokenLogprobOut(msgspec.Struct, kw_only=True):
+    token: str
+    logprob: float
+    bytes: list[int] | None
+    top_logprobs: list[TopLogprobOut]
+
+
+class LogprobsOut(msgspec.Struct, kw_only=True):
+    """``choices[].logprobs``: OpenAI's ``ChoiceLogprobs`` (content only; no refusal tokens)."""
+
+    content: list[TokenLogprobOut] | None
+    refusal: None = None
+
+
 class ChoiceOut(msgspec.Struct, kw_only=True):
     index: int
     message: MessageOut
     finish_reason: str | None
-    logprobs: None = None
+    logprobs: LogprobsOut | None = None
 
 
 class PromptDetails(_Out, kw_only=True):
@@ -112,7 +133,7 @@ class ChunkChoice(msgspec.Struct, kw_only=True):
     index: int
     delta: DeltaOut
     finish_reason: str | None = None
-    logprobs: None = None
+    logprobs: LogprobsOut | None = None
 
 
 class ChatCompletionChunk(_Out, kw_only=True):
@@ -161,6 +182,7 @@ def render_response(response: ChatResponse, model: str) -> bytes:
                 reasoning_details=_reasoning_details(c.reasoning) or msgspec.UNSET,
             ),
             finish_reason=c.finish_reason,
+            logprobs=logprobs_out(c.logprobs),
         )
         for c in response.choices
     ]
@@ -238,7 +260,9 @@ class StreamRenderer:
                 self._thought.append(text)
                 choice = ChunkChoice(index=event.index, delta=_delta(event))
             case Delta():
-                choice = ChunkChoice(index=event.index, delta=_delta(event))
+                choice = ChunkChoice(
+                    index=event.index, delta=_delta(event), logprobs=logprobs_out(event.logprobs)
+                )
             case Finish(index=index, reason=reason):
                 choice = ChunkChoice(index=index, delta=DeltaOut(), finish_reason=reason)
             case UsageReport(usage=usage):
@@ -331,3 +355,30 @@ def _images(images: tuple[GeneratedImage, ...] | None) -> list[ImageOut] | None:
     if not images:
         return None
     return [ImageOut(image_url=ImageUrlOut(url=image.data_uri)) for image in images]
+
+
+def logprobs_out(tokens: tuple[TokenLogprob, ...] | None) -> LogprobsOut | None:
+    """The ``logprobs`` object of a choice or chunk; None when there are none."""
+    if tokens is None:
+        return None
+    return LogprobsOut(content=token_logprobs_out(tokens))
+
+
+def token_logprobs_out(tokens: tuple[TokenLogprob, ...]) -> list[TokenLogprobOut]:
+    """Tokens in OpenAI's shape (Chat Completions' ``content[]``; Responses reuses it)."""
+    return [
+        TokenLogprobOut(
+            token=t.token,
+            logprob=t.logprob,
+            bytes=list(t.bytes) if t.bytes is not None else None,
+            top_logprobs=[
+                TopLogprobOut(
+                    token=a.token,
+                    logprob=a.logprob,
+                    bytes=list(a.bytes) if a.bytes is not None else None,
+                )
+                for a in t.top
+            ],
+        )
+        for t in tokens
+    ]

@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 
 from aperture.dialects.decoding import convert_at, decode_request
-from aperture.dialects.openai.inbound import FORBIDDEN_FIELDS
+from aperture.dialects.openai.inbound import FORBIDDEN_FIELDS, check_logprobs
 from aperture.dialects.responses import wire
 from aperture.dialects.responses.outbound import REDACTED_PREFIX
 from aperture.errors import InvalidRequestError, quote
@@ -29,6 +29,7 @@ from aperture.model import (
     ResponseFormat,
     Text,
     Thought,
+    Thread,
     Tool,
     ToolCall,
     ToolChoice,
@@ -44,6 +45,7 @@ class InputLocator:
 
     max_tokens = "max_output_tokens"
     reasoning = "reasoning.effort"
+    logprobs = "include"
 
     def __init__(self) -> None:
         self.paths: dict[tuple[int, int], str] = {}
@@ -64,10 +66,12 @@ def parse_responses_request(body: bytes) -> tuple[ChatRequest, InputLocator]:
     """
     request, keys = decode_request(body, _DECODER)
     _check_fields(keys, request)
+    check_logprobs(True, request.top_logprobs, top_field="top_logprobs")
     locator = InputLocator()
     messages: list[Message] = []
     if request.instructions:
         messages.append(Message("system", request.instructions))
+    instructions = len(messages)
     if isinstance(request.input, str):
         messages.append(Message("user", request.input))
     else:
@@ -90,14 +94,29 @@ def parse_responses_request(body: bytes) -> tuple[ChatRequest, InputLocator]:
             parallel_tool_calls=request.parallel_tool_calls,
             response_format=_format(request.text),
             stream=bool(request.stream),
+            logprobs=_LOGPROBS in (request.include or ()) or request.top_logprobs is not None,
+            top_logprobs=request.top_logprobs,
             # A Responses stream always ends with the usage in ``response.completed``.
             include_usage=True,
+            thread=_thread(request, instructions),
             reasoning=Reasoning(enabled=effort != "none", effort=effort)
             if effort is not None
             else None,
         ),
         locator,
     )
+
+
+def _thread(request: wire.ResponsesRequest, instructions: int) -> Thread | None:
+    # Answers are kept unless the client says not to, as OpenAI's are.
+    store = request.store is not False
+    if request.previous_response_id is None and not store:
+        return None
+    return Thread(request.previous_response_id, store, instructions)
+
+
+_LOGPROBS = "message.output_text.logprobs"
+"""The ``include`` value asking for the answer's token logprobs."""
 
 
 def _check_fields(keys: list[str], request: wire.ResponsesRequest) -> None:
@@ -120,11 +139,9 @@ def _check_fields(keys: list[str], request: wire.ResponsesRequest) -> None:
         raise InvalidRequestError(
             "max_output_tokens must be at least 1.", param="max_output_tokens"
         )
-    if request.previous_response_id is not None:
+    if request.previous_response_id is not None and not request.previous_response_id:
         raise InvalidRequestError(
-            "previous_response_id is not supported by this gateway yet: send the whole "
-            "conversation in input.",
-            param="previous_response_id",
+            "previous_response_id must not be empty.", param="previous_response_id"
         )
     if request.background:
         raise InvalidRequestError(

@@ -13,13 +13,23 @@ response's lifecycle (``created``, ``in_progress``, then ``completed``, ``incomp
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 
-from aperture.dialects.openai.outbound import render_error
+from aperture.dialects.openai.outbound import render_error, token_logprobs_out
 from aperture.errors import GatewayError
-from aperture.model import ChatResponse, Delta, Finish, StreamEvent, Thought, Usage, UsageReport
+from aperture.model import (
+    ChatResponse,
+    Delta,
+    Finish,
+    StreamEvent,
+    Thought,
+    TokenLogprob,
+    Usage,
+    UsageReport,
+)
 from aperture.model.response import FinishReason
 
 __all__ = [
@@ -61,7 +71,7 @@ def render_response(response: ChatResponse, model: str) -> bytes:
             output.append(_reasoning_item(_item_id("rs", rid, k), *_sealed(thought)))
         content: list[dict[str, Any]] = []
         if choice.content:
-            content.append(_text_part(choice.content))
+            content.append(_text_part(choice.content, choice.logprobs))
         if choice.refusal:
             content.append({"type": "refusal", "refusal": choice.refusal})
         if content:
@@ -125,8 +135,20 @@ def _item_id(kind: str, rid: str, k: int) -> str:
     return f"{kind}_{rid.removeprefix('resp_')}_{k}"
 
 
-def _text_part(text: str) -> dict[str, Any]:
-    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+def _text_part(text: str, logprobs: Sequence[TokenLogprob] | None = None) -> dict[str, Any]:
+    return {
+        "type": "output_text",
+        "text": text,
+        "annotations": [],
+        "logprobs": _logprobs(logprobs),
+    }
+
+
+def _logprobs(tokens: Sequence[TokenLogprob] | None) -> list[Any]:
+    """``output_text.logprobs``: Chat Completions' token objects (the SDK's ``Logprob``)."""
+    if not tokens:
+        return []
+    return msgspec.to_builtins(token_logprobs_out(tuple(tokens)))  # type: ignore[no-any-return]  # a list of dicts
 
 
 def _message_item(id: str, content: list[dict[str, Any]], status: str) -> dict[str, Any]:
@@ -193,6 +215,7 @@ class ResponsesStreamRenderer:
         self._message: int | None = None
         self._part_kind: str | None = None
         self._part_text: list[str] = []
+        self._part_logprobs: list[TokenLogprob] = []
         self._parts: list[dict[str, Any]] = []
         self._calls: dict[int, _Call] = {}
         # The open reasoning item: its output index and summary text so far.
@@ -208,7 +231,7 @@ class ResponsesStreamRenderer:
             case Delta(thought=thought) if thought is not None:
                 out += self._thought(thought)
             case Delta(content=text) if text:
-                out += self._text("output_text", text)
+                out += self._text("output_text", text, event.logprobs)
             case Delta(refusal=text) if text:
                 out += self._text("refusal", text)
             case Delta(tool_calls=calls) if calls:
@@ -324,7 +347,9 @@ class ResponsesStreamRenderer:
             self._sse("response.in_progress", {"response": response}),
         ]
 
-    def _text(self, kind: str, text: str) -> list[bytes]:
+    def _text(
+        self, kind: str, text: str, logprobs: tuple[TokenLogprob, ...] | None = None
+    ) -> list[bytes]:
         out = self._close_thinking()
         out += self._close_calls()
         if self._message is None:
@@ -343,8 +368,10 @@ class ResponsesStreamRenderer:
                 self._sse("response.content_part.added", {**self._where, "part": self._part("")})
             )
         self._part_text.append(text)
+        if logprobs:
+            self._part_logprobs.extend(logprobs)
         delta = "response.output_text.delta" if kind == "output_text" else "response.refusal.delta"
-        extra: dict[str, Any] = {"logprobs": []} if kind == "output_text" else {}
+        extra: dict[str, Any] = {"logprobs": _logprobs(logprobs)} if kind == "output_text" else {}
         out.append(self._sse(delta, {**self._where, "delta": text, **extra}))
         return out
 
@@ -363,7 +390,7 @@ class ResponsesStreamRenderer:
     def _part(self, text: str) -> dict[str, Any]:
         if self._part_kind == "refusal":
             return {"type": "refusal", "refusal": text}
-        return _text_part(text)
+        return _text_part(text, self._part_logprobs)
 
     def _close_part(self) -> list[bytes]:
         if self._part_kind is None:
@@ -372,13 +399,14 @@ class ResponsesStreamRenderer:
         part = self._part(text)
         if self._part_kind == "output_text":
             done = self._sse(
-                "response.output_text.done", {**self._where, "text": text, "logprobs": []}
+                "response.output_text.done",
+                {**self._where, "text": text, "logprobs": _logprobs(self._part_logprobs)},
             )
         else:
             done = self._sse("response.refusal.done", {**self._where, "refusal": text})
         out = [done, self._sse("response.content_part.done", {**self._where, "part": part})]
         self._parts.append(part)
-        self._part_kind, self._part_text = None, []
+        self._part_kind, self._part_text, self._part_logprobs = None, [], []
         return out
 
     def _close_message(self) -> list[bytes]:

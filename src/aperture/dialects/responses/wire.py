@@ -144,6 +144,7 @@ class ResponsesRequest(_Wire, kw_only=True):
     safety_identifier: str | None = None
     truncation: Literal["auto", "disabled"] | None = None
     include: list[str] | None = None
+    top_logprobs: int | None = None
     background: bool | None = None
 
 

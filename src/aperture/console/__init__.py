@@ -1,0 +1,12 @@
+"""The web console on the admin port (``/console``): overview, requests, keys, models and
+routes, playground.
+
+Server-rendered pages (``pages``) and small ES modules (``static/``, no build step, no CDN),
+behind a sign-in that keeps the admin key server-side (``sessions``). The pages change
+nothing themselves: their scripts call the admin API with the session.
+"""
+
+from aperture.console.endpoints import console_routes
+from aperture.console.sessions import CSRF_HEADER, Session, Sessions, session_key
+
+__all__ = ["CSRF_HEADER", "Session", "Sessions", "console_routes", "session_key"]
