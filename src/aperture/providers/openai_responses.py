@@ -7,7 +7,9 @@ calls become ``function_call`` items and tool turns ``function_call_output`` ite
 kept at OpenAI (``store: false``): the gateway sends the whole conversation every time and
 keeps its own (``previous_response_id`` on the client's side). Chat-only fields a client may
 have sent (``extra``) have no place in this API, which refuses unknown ones, so only the few
-that mean the same here go on (``reasoning_effort`` as ``reasoning.effort``). Sampling hints
+that mean the same here go on; canonical ``reasoning`` goes as ``reasoning.effort`` (a budget as
+the effort it reaches), and the answer's ``reasoning`` items come back as thoughts (their
+summary, and ``encrypted_content`` as the signature). Sampling hints
 it lacks (``seed``, the penalties) are left out; what would change the answer's shape (``n``
 above 1, ``stop``, audio and video parts) is refused before the call.
 
@@ -34,6 +36,7 @@ from aperture.model import (
     StreamEvent,
     Target,
     Text,
+    Thought,
     Tool,
     ToolCall,
     Usage,
@@ -66,6 +69,8 @@ class _Item(_In, kw_only=True):
     type: str
     id: str | None = None
     content: list[_Part] | None = None
+    summary: list[_Part] | None = None
+    encrypted_content: str | None = None
     call_id: str | None = None
     name: str | None = None
     arguments: str | None = None
@@ -143,8 +148,13 @@ class OpenAIResponsesProvider(OpenAIProvider):
         content: list[str] = []
         refusal: list[str] = []
         calls: list[ToolCall] = []
+        thoughts: list[Thought] = []
         for item in response.output:
-            if item.type == "message":
+            if item.type == "reasoning":
+                summary = "".join(p.text or "" for p in item.summary or ())
+                if summary or item.encrypted_content:
+                    thoughts.append(Thought(summary, item.encrypted_content))
+            elif item.type == "message":
                 for part in item.content or ():
                     if part.type == "output_text" and part.text:
                         content.append(part.text)
@@ -158,6 +168,7 @@ class OpenAIResponsesProvider(OpenAIProvider):
             tool_calls=tuple(calls) or None,
             refusal="".join(refusal) or None,
             finish_reason=_finish(response, bool(calls)),
+            reasoning=tuple(thoughts) or None,
         )
         return ChatResponse(
             id=response.id,
@@ -201,8 +212,9 @@ def responses_body(request: ChatRequest, target: Target) -> dict[str, Any]:
     if request.stream:
         body["stream"] = True
     extra = request.extra
-    if "reasoning_effort" in extra:
-        body["reasoning"] = {"effort": msgspec.json.decode(extra["reasoning_effort"])}
+    reasoning = request.reasoning
+    if reasoning is not None and (reasoning.enabled or reasoning.effort is not None):
+        body["reasoning"] = {"effort": reasoning.level}
     for field in _SAME_FIELDS:
         if field in extra:
             body[field] = msgspec.json.decode(extra[field])
