@@ -449,3 +449,28 @@ def test_a_redacted_thought_round_trips_through_responses(
     )
     turn = json.loads(rec.bodies[-1])["messages"][1]["content"]
     assert turn[0] == {"type": "redacted_thinking", "data": data}
+
+
+def test_omitted_thinking_display_reaches_anthropic_and_comes_back_signed_but_empty(
+    claude: anthropic.Anthropic, recorder: tuple[Recorder, str]
+) -> None:
+    rec, _ = recorder
+    omitted: Any = {"type": "enabled", "budget_tokens": 2000, "display": "omitted"}
+    message = claude.messages.create(
+        model="claude-recorded", max_tokens=4000, thinking=omitted, messages=ask()
+    )
+    assert json.loads(rec.bodies[-1])["thinking"] == omitted
+    thinking = message.content[0]
+    assert isinstance(thinking, ThinkingBlock)
+    assert (thinking.thinking, thinking.signature) == ("", signature_for(""))
+
+
+def test_a_streamed_redacted_thought_arrives_whole(claude: anthropic.Anthropic) -> None:
+    with claude.messages.stream(
+        model="claude-vision", max_tokens=4000, thinking=THINK, messages=ask(REDACTED_TRIGGER)
+    ) as stream:
+        final = stream.get_final_message()
+    redacted = final.content[0]
+    assert isinstance(redacted, RedactedThinkingBlock)
+    assert redacted.data
+    assert isinstance(final.content[1], TextBlock)

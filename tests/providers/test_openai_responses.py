@@ -23,6 +23,7 @@ from aperture.model import (
     ResponseFormat,
     Target,
     Text,
+    Thought,
     Tool,
     ToolCall,
 )
@@ -157,6 +158,8 @@ def test_an_answer_and_a_stream_become_canonical() -> None:
         "incomplete_details": {"reason": "max_output_tokens"},
         "output": [
             {"type": "reasoning", "id": "rs_1", "summary": []},
+            {"type": "reasoning", "id": "rs_2", "encrypted_content": "c2ln",
+             "summary": [{"type": "summary_text", "text": "Thought."}]},
             {"type": "message", "content": [{"type": "output_text", "text": "Hi"}]},
         ],
         "usage": {"input_tokens": 3, "output_tokens": 1, "output_tokens_details": {
@@ -165,6 +168,8 @@ def test_an_answer_and_a_stream_become_canonical() -> None:
     parsed = provider.parse_response(json.dumps(answer).encode(), target("openai"))
     choice = parsed.choices[0]
     assert (choice.content, choice.finish_reason) == ("Hi", "length")
+    # An empty reasoning item says nothing; a summarised one is a thought, signed.
+    assert choice.reasoning == (Thought("Thought.", "c2ln"),)
     assert parsed.usage is not None and parsed.usage.reasoning_tokens == 7
 
     parser = provider.stream_parser(target("openai"))

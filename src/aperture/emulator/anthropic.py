@@ -191,8 +191,9 @@ def build_reply(parsed: MessagesRequest) -> Reply:
         tokens = TOOL_USE_TOKENS
     else:
         text = thought_text(asked)
+        tokens = word_count(text)  # thought, and paid for, even when not shown
+        text = text if parsed.thinking.shown else ""
         block = {"type": "thinking", "thinking": text, "signature": signature_for(text)}
-        tokens = word_count(text)
     return dataclasses.replace(reply, thinking=block, output_tokens=reply.output_tokens + tokens)
 
 

@@ -51,9 +51,11 @@ _UNTHINKING = ("claude-2", "claude-instant", "claude-3-5", "claude-3-haiku", "cl
 
 @dataclass(frozen=True, slots=True)
 class ThinkingConfig:
-    """Thinking that is on: its budget (None for ``adaptive``)."""
+    """Thinking that is on: its budget (None for ``adaptive``), and whether its text is
+    shown (``display: omitted`` returns the signature with empty thinking)."""
 
     budget_tokens: int | None
+    shown: bool = True
 
 
 def read_thinking(
@@ -75,8 +77,12 @@ def read_thinking(
         return None
     if model.startswith(_UNTHINKING):
         raise invalid(f"'{model}' does not support thinking.")
+    display = value.get("display")
+    if display not in (None, "summarized", "omitted"):
+        raise wrong_type(f"thinking.{kind}.display", "'summarized' or 'omitted'")
+    shown = display != "omitted"
     if kind == "adaptive":
-        return ThinkingConfig(None)
+        return ThinkingConfig(None, shown)
     if "budget_tokens" not in value:
         raise field_required("thinking.enabled.budget_tokens")
     budget = value["budget_tokens"]
@@ -90,7 +96,7 @@ def read_thinking(
             "documentation at https://docs.claude.com/en/docs/build-with-claude/"
             "extended-thinking#max-tokens-and-context-window-size"
         )
-    return ThinkingConfig(budget)
+    return ThinkingConfig(budget, shown)
 
 
 def check_sampling(data: Mapping[str, object], forced_tool: bool) -> None:

@@ -259,12 +259,17 @@ def _exception(status: int | None) -> bytes:
 
 
 def _usage(parsed: ConverseRequest, reply: Reply) -> dict[str, int]:
-    total = parsed.input_tokens + reply.output_tokens
-    return {
+    """As Bedrock counts: ``inputTokens`` excludes cache reads and writes, the total has them."""
+    cached = parsed.cache_read + parsed.cache_write
+    usage = {
         "inputTokens": parsed.input_tokens,
         "outputTokens": reply.output_tokens,
-        "totalTokens": total,
+        "totalTokens": parsed.input_tokens + cached + reply.output_tokens,
     }
+    if parsed.caches:
+        usage["cacheReadInputTokens"] = parsed.cache_read
+        usage["cacheWriteInputTokens"] = parsed.cache_write
+    return usage
 
 
 def received_header(parsed: ConverseRequest) -> str:

@@ -25,6 +25,7 @@ import pybase64
 from botocore.model import OperationModel
 from botocore.validate import ParamValidator
 
+from aperture.emulator.anthropic_cache import cache_split
 from aperture.emulator.anthropic_errors import AnthropicError
 from aperture.emulator.anthropic_request import image_tokens
 from aperture.emulator.anthropic_thinking import check_sampling, read_thinking, signature_for
@@ -70,6 +71,10 @@ class ConverseRequest:
     json_mode: bool
     thinking: bool = False
     """Claude was asked to think (``additionalModelRequestFields.thinking``)."""
+    cache_write: int = 0
+    cache_read: int = 0
+    caches: bool = False
+    """The request set ``cachePoint``s: the usage then reports cache reads and writes."""
 
 
 @dataclass(slots=True)
@@ -80,6 +85,12 @@ class _Collector:
     pending: tuple[str, ...] = ()
     """``toolUse`` ids of the previous assistant turn, which the next turn must answer."""
     uses_tools: bool = False
+    breakpoints: list[int] = field(default_factory=list)
+    """The prompt-token position of each ``cachePoint`` (see ``anthropic_cache``)."""
+
+    def tokens(self) -> int:
+        chars = sum(len(text) for text in self.texts)
+        return math.ceil(chars / 4) + sum(image_tokens(i) for i in self.images)
 
 
 @cache
@@ -129,6 +140,9 @@ def parse_converse_request(model_id: str, body: bytes, *, stream: bool) -> Conve
     if report.has_errors():
         raise validation(report.generate_report())
     collector = _Collector()
+    # Tools come first in the cached prefix; they add no tokens of their own here.
+    tools = (data.get("toolConfig") or {}).get("tools") or []
+    collector.breakpoints.extend(0 for tool in tools if "cachePoint" in tool)
     system = _system(collector, data.get("system") or [])
     config = data.get("inferenceConfig") or {}
     _maximum("inferenceConfig.temperature", config.get("temperature"), 1)
@@ -154,11 +168,18 @@ def parse_converse_request(model_id: str, body: bytes, *, stream: bool) -> Conve
         text_chars=sum(len(text) for text in collector.texts),
     )
     thinking = _thinking(model_id, data, config, forced=tool_name is not None)
+    try:
+        written, read = cache_split(collector.breakpoints)
+    except AnthropicError as error:
+        raise validation(error.message) from None
     return ConverseRequest(
         thinking=thinking,
         model_id=model_id,
         seen=seen,
-        input_tokens=math.ceil(seen.text_chars / 4) + sum(image_tokens(i) for i in seen.images),
+        input_tokens=collector.tokens() - written - read,
+        cache_write=written,
+        cache_read=read,
+        caches=bool(collector.breakpoints),
         max_tokens=config.get("maxTokens"),
         stop_sequences=tuple(config.get("stopSequences") or ()),
         tool_name=tool_name,
@@ -185,6 +206,18 @@ def _thinking(
     except AnthropicError as error:
         raise validation(f"{MODEL_ERRORS}{error.message}") from None
     return thinking is not None
+
+
+def _aside(collector: _Collector, path: str, block: Mapping[str, Any]) -> bool:
+    """Reads a block that is no part of the prompt's content (reasoning sent back, a cache
+    point); False for the others."""
+    if "reasoningContent" in block:
+        _reasoning(f"{path}.reasoningContent", block["reasoningContent"])
+        return True
+    if "cachePoint" in block:
+        collector.breakpoints.append(collector.tokens())
+        return True
+    return False
 
 
 def _reasoning(path: str, block: Mapping[str, Any]) -> None:
@@ -224,8 +257,13 @@ def _maximum(path: str, value: object, high: float) -> None:
 
 
 def _system(collector: _Collector, blocks: Sequence[Mapping[str, Any]]) -> list[str]:
-    texts = [block["text"] for block in blocks if "text" in block]
-    collector.texts.extend(texts)
+    texts = []
+    for block in blocks:
+        if "text" in block:
+            texts.append(block["text"])
+            collector.texts.append(block["text"])
+        elif "cachePoint" in block:
+            collector.breakpoints.append(collector.tokens())
     return [text for text in texts if text.strip()]
 
 
@@ -299,8 +337,7 @@ def _message(
         if "toolResult" in block:
             ids.append(_tool_result(collector, f"{path}.toolResult", block["toolResult"]))
             continue
-        if "reasoningContent" in block:
-            _reasoning(f"{path}.reasoningContent", block["reasoningContent"])
+        if _aside(collector, path, block):
             continue
         asks = True
         if "text" in block:
@@ -310,13 +347,13 @@ def _message(
                     "to the text field, and try again."
                 )
             texts.append(block["text"])
+            collector.texts.append(block["text"])
         elif "image" in block:
             if role != "user":
                 raise validation(f"{path}: images are only allowed in user messages.")
             collector.images.append(_image(f"{path}.image", block["image"]))
         elif "toolUse" in block:
             ids.append(_tool_use(f"{path}.toolUse", block["toolUse"]))
-    collector.texts.extend(texts)
     if role == "user" and asks:
         collector.asked = " ".join(texts)
     _pair(collector, i, role, tuple(ids))

@@ -50,6 +50,10 @@ class Reasoning(msgspec.Struct, frozen=True):
     enabled: bool = True
     effort: Effort | None = None
     budget_tokens: int | None = None
+    show: bool | None = None
+    """Whether the thoughts' text comes back (Anthropic's ``display``, Gemini's
+    ``includeThoughts``); None: Anthropic's default, and shown where the gateway must
+    choose (Gemini)."""
 
     @property
     def budget(self) -> int:

@@ -37,6 +37,11 @@ from aperture.providers._anthropic_spec import ANTHROPIC_IMAGES
 from aperture.providers._json_body import verbatim
 
 IMAGE_MEDIA_TYPES = ANTHROPIC_IMAGES.accepted
+DEFAULT_MAX_TOKENS = 4096
+"""Sent when the client gave no ``max_tokens``: Anthropic requires the field."""
+MIN_THINKING_BUDGET = 1024
+"""Anthropic refuses a smaller ``budget_tokens``."""
+_DISPLAY = {True: "summarized", False: "omitted"}
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",
@@ -183,10 +188,6 @@ def _thought(thought: Thought) -> dict[str, Any]:
     return {"type": "thinking", "thinking": thought.text, "signature": thought.signature}
 
 
-MIN_THINKING_BUDGET = 1024
-"""Anthropic refuses a smaller ``budget_tokens``."""
-
-
 def thinking(request: ChatRequest, max_tokens: int | None) -> tuple[dict[str, Any] | None, int]:
     """The ``thinking`` field and the ``max_tokens`` to send with it.
 
@@ -204,13 +205,15 @@ def thinking(request: ChatRequest, max_tokens: int | None) -> tuple[dict[str, An
         return {"type": "disabled"}, default
     if _unsigned_tool_turn(request.messages):
         return None, default
+    display = {} if reasoning.show is None else {"display": _DISPLAY[reasoning.show]}
     if reasoning.budget_tokens is not None:
-        return {"type": "enabled", "budget_tokens": reasoning.budget_tokens}, default
+        return {"type": "enabled", "budget_tokens": reasoning.budget_tokens, **display}, default
     if reasoning.effort is None:
-        return {"type": "adaptive"}, default
+        return {"type": "adaptive", **display}, default
     budget = EFFORT_BUDGETS.get(reasoning.effort, MIN_THINKING_BUDGET)
     if max_tokens is None:
-        return {"type": "enabled", "budget_tokens": budget}, budget + DEFAULT_MAX_TOKENS
+        field = {"type": "enabled", "budget_tokens": budget, **display}
+        return field, budget + DEFAULT_MAX_TOKENS
     budget = min(budget, max_tokens - 1)
     if budget < MIN_THINKING_BUDGET:
         raise InvalidRequestError(
@@ -218,7 +221,7 @@ def thinking(request: ChatRequest, max_tokens: int | None) -> tuple[dict[str, An
             f"than max_tokens: ask for more than {MIN_THINKING_BUDGET} tokens to reason.",
             param="max_tokens",
         )
-    return {"type": "enabled", "budget_tokens": budget}, max_tokens
+    return {"type": "enabled", "budget_tokens": budget, **display}, max_tokens
 
 
 def _unsigned_tool_turn(messages: tuple[Message, ...]) -> bool:
@@ -227,10 +230,6 @@ def _unsigned_tool_turn(messages: tuple[Message, ...]) -> bool:
             signed = any(t.signature or t.redacted for t in message.reasoning or ())
             return bool(message.tool_calls) and not signed
     return False
-
-
-DEFAULT_MAX_TOKENS = 4096
-"""Sent when the client gave no ``max_tokens``: Anthropic requires the field."""
 
 
 def _tool_input(arguments: str, param: str) -> dict[str, Any]:

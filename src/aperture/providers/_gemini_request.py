@@ -366,7 +366,10 @@ def _thinking(request: ChatRequest) -> dict[str, Any] | None:
     if not reasoning.enabled:
         return {"thinkingBudget": 0}
     dynamic = reasoning.budget_tokens is None and reasoning.effort is None
-    return {"thinkingBudget": -1 if dynamic else reasoning.budget, "includeThoughts": True}
+    return {
+        "thinkingBudget": -1 if dynamic else reasoning.budget,
+        "includeThoughts": reasoning.show is not False,
+    }
 
 
 def _response_format(response_format: ResponseFormat | None) -> dict[str, Any]:

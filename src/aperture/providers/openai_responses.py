@@ -7,9 +7,9 @@ calls become ``function_call`` items and tool turns ``function_call_output`` ite
 kept at OpenAI (``store: false``): the gateway sends the whole conversation every time and
 keeps its own (``previous_response_id`` on the client's side). Chat-only fields a client may
 have sent (``extra``) have no place in this API, which refuses unknown ones, so only the few
-that mean the same here go on; the canonical reasoning goes as ``reasoning.effort``. The
-model's reasoning items are not read back (nor earlier thoughts sent): another provider's
-signed thoughts mean nothing to OpenAI, and its own come encrypted. Sampling hints
+that mean the same here go on; canonical ``reasoning`` goes as ``reasoning.effort`` (a budget as
+the effort it reaches), and the answer's ``reasoning`` items come back as thoughts (their
+summary, and ``encrypted_content`` as the signature). Sampling hints
 it lacks (``seed``, the penalties) are left out; what would change the answer's shape (``n``
 above 1, ``stop``, audio and video parts) is refused before the call. ``logprobs`` is asked
 for as ``include: ["message.output_text.logprobs"]`` and read from each ``output_text``.
@@ -37,6 +37,7 @@ from aperture.model import (
     StreamEvent,
     Target,
     Text,
+    Thought,
     Tool,
     ToolCall,
     Usage,
@@ -71,6 +72,8 @@ class _Item(_In, kw_only=True):
     type: str
     id: str | None = None
     content: list[_Part] | None = None
+    summary: list[_Part] | None = None
+    encrypted_content: str | None = None
     call_id: str | None = None
     name: str | None = None
     arguments: str | None = None
@@ -150,8 +153,13 @@ class OpenAIResponsesProvider(OpenAIProvider):
         refusal: list[str] = []
         calls: list[ToolCall] = []
         tokens: list[WireToken] = []
+        thoughts: list[Thought] = []
         for item in response.output:
-            if item.type == "message":
+            if item.type == "reasoning":
+                summary = "".join(p.text or "" for p in item.summary or ())
+                if summary or item.encrypted_content:
+                    thoughts.append(Thought(summary, item.encrypted_content))
+            elif item.type == "message":
                 for part in item.content or ():
                     if part.type == "output_text" and part.text:
                         content.append(part.text)
@@ -167,6 +175,7 @@ class OpenAIResponsesProvider(OpenAIProvider):
             refusal="".join(refusal) or None,
             finish_reason=_finish(response, bool(calls)),
             logprobs=from_tokens(tokens) if tokens else None,
+            reasoning=tuple(thoughts) or None,
         )
         return ChatResponse(
             id=response.id,

@@ -185,13 +185,17 @@ def _thought(block: wire.ThinkingBlock | wire.RedactedThinkingBlock) -> Thought:
 
 def _reasoning(thinking: wire.ThinkingParam | None) -> Reasoning | None:
     match thinking:
-        case wire.ThinkingEnabled(budget_tokens=budget):
-            return Reasoning(budget_tokens=budget)
-        case wire.ThinkingAdaptive():
-            return Reasoning()
+        case wire.ThinkingEnabled(budget_tokens=budget, display=display):
+            return Reasoning(budget_tokens=budget, show=_shown(display))
+        case wire.ThinkingAdaptive(display=display):
+            return Reasoning(show=_shown(display))
         case wire.ThinkingDisabled():
             return Reasoning(enabled=False)
     return None
+
+
+def _shown(display: str | None) -> bool | None:
+    return None if display is None else display == "summarized"
 
 
 def _system(system: str | list[wire.TextBlock]) -> Message:
