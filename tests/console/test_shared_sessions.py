@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import msgspec
@@ -27,6 +28,7 @@ from tests.contract.services import (  # noqa: F401
     fresh_postgres_url,
     postgres_server,
 )
+from tests.faultproxy import FaultProxy, proxied_url
 from tests.servers import serve_together
 
 
@@ -122,3 +124,33 @@ def test_a_restart_keeps_the_session(
     with instance(gateway_settings, database, tmp_path / "a") as again:
         assert keys(again, session) == 200
         assert httpx.get(f"{again}/console/overview", cookies={COOKIE: session}).status_code == 200
+
+
+def test_with_the_database_down_sign_in_is_503_and_a_cached_session_goes_on(
+    gateway_settings: Settings, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    postgres: str = request.getfixturevalue("fresh_postgres_url")
+    with FaultProxy(*_address(postgres)) as proxy:
+        database = proxied_url(postgres, proxy)
+        settings = instance_settings(gateway_settings, database, tmp_path / "spool")
+        settings = msgspec.structs.replace(
+            settings,
+            storage=msgspec.structs.replace(settings.storage, database_timeout_s=1.0),
+        )
+        with serve_together(*create_apps(settings)) as (_, admin):
+            session, _ = sign_in(admin)
+            proxy.down()
+            refused = httpx.post(f"{admin}/console/signin", data={"key": "sk-master"}, timeout=30)
+            assert refused.status_code == 503
+            assert "session store cannot be reached" in refused.text
+            assert "set-cookie" not in refused.headers
+            # The page needs only the session, which this instance has cached.
+            page = httpx.get(f"{admin}/console/overview", cookies={COOKIE: session}, timeout=30)
+            assert page.status_code == 200
+            proxy.heal()
+            assert keys(admin, session) == 200
+
+
+def _address(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    return parts.hostname or "127.0.0.1", parts.port or 5432
