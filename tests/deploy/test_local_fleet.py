@@ -9,17 +9,21 @@ import signal
 import socket
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 
 from aperture.console.sessions import COOKIE
 from tests.api.test_control_plane import eventually
+from tests.contract.services import drop_schema, schema_url
 
 _ROOT = Path(__file__).resolve().parents[2]
 _MASTER = "fleet-master-key-" + "x" * 24
+_POSTGRES = "postgresql://127.0.0.1:5432/test"
 
 
 def _reachable(port: int) -> bool:
@@ -54,8 +58,12 @@ def fleet(tmp_path: Path) -> Iterator[tuple[Path, int]]:
             pytest.fail(reason)
         pytest.skip(reason)
     base = _free_base()
+    # A schema of the fleet's own: the shared database's public schema may hold any state
+    # (another checkout's migrations), and the fleet's keys and budgets must not leak out.
+    schema = f"aperture_fleet_{uuid.uuid4().hex[:12]}"
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("APERTURE_")},
+        "FLEET_DATABASE": schema_url(_POSTGRES, schema),
         "APERTURE_MASTER_KEY": _MASTER,
         "APERTURE": str(Path(sys.executable).with_name("aperture")),
     }
@@ -74,6 +82,7 @@ def fleet(tmp_path: Path) -> Iterator[tuple[Path, int]]:
         subprocess.run(
             [str(_ROOT / "deploy" / "local-fleet"), "stop", str(tmp_path)], env=env, timeout=30
         )
+        anyio.run(drop_schema, _POSTGRES, schema)
 
 
 def _chat(base: int, key: str, **extra: object) -> httpx.Response:

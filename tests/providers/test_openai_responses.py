@@ -19,6 +19,7 @@ from aperture.model import (
     Image,
     Message,
     NamedToolChoice,
+    Reasoning,
     ResponseFormat,
     Target,
     Text,
@@ -66,8 +67,8 @@ REQUEST = ChatRequest(
     tool_choice=NamedToolChoice("look"),
     response_format=ResponseFormat("json_schema", {"name": "s", "schema": {"type": "object"}}),
     stream=True,
+    reasoning=Reasoning(effort="low"),
     extra={
-        "reasoning_effort": msgspec.Raw(b'"low"'),
         "modalities": msgspec.Raw(b'["text"]'),
         "metadata": msgspec.Raw(b'{"a": "b"}'),
     },
@@ -114,6 +115,13 @@ def test_the_body_is_a_responses_request_the_sdk_types() -> None:
     # Chat-only fields have no place here; nothing is kept at OpenAI.
     assert "modalities" not in body and body["store"] is False
     assert (body["max_output_tokens"], body["stream"]) == (300, True)
+    assert "include" not in body
+    asked = msgspec.structs.replace(REQUEST, logprobs=True, top_logprobs=3)
+    body = json.loads(
+        provider_for("openai", "responses").build_request(asked, target("openai")).body
+    )
+    check(body)
+    assert (body["include"], body["top_logprobs"]) == (["message.output_text.logprobs"], 3)
 
 
 @pytest.mark.parametrize(

@@ -338,7 +338,7 @@ async def _definition(
     if isinstance(value, ModelSettings) and value.wire is not None:
         kind = next(p.kind for p in services.settings.providers if p.name == value.provider)
         try:
-            spec_for(kind).adapter_for(value.wire)
+            spec_for(kind).wire_named(value.wire)
         except LookupError as exc:
             raise InvalidRequestError(f"{exc}.", param="wire") from exc
     return value

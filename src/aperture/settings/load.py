@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import msgspec
 import yaml
 
+from aperture.settings import extras
 from aperture.settings._governance_checks import governance_problems
 from aperture.settings.demo import include_demo
 from aperture.settings.fetch_allow import parse_allow_entry
@@ -340,6 +341,8 @@ def _check_kind(provider: ProviderSettings, path: str) -> list[Problem]:
     if provider.base_url is None and spec.base_url_needed is not None:
         need = f"{provider.kind} needs {spec.base_url_needed} as base_url"
         return [Problem(f"{path}.base_url", need)]
+    if provider.kind == "bedrock" and not extras.installed("bedrock"):
+        return [Problem(f"{path}.kind", extras.needs("bedrock"))]
     return []
 
 
@@ -400,7 +403,7 @@ def _check_wire(settings: Settings, provider: str, wire: str, path: str) -> list
     if spec is None:
         return []  # the provider or its kind is reported already
     try:
-        spec.adapter_for(wire)
+        spec.wire_named(wire)
     except LookupError as exc:
         return [Problem(path, str(exc))]
     return []
