@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -16,6 +17,8 @@ import anyio
 import httpx
 import pytest
 
+from aperture.console.sessions import COOKIE
+from tests.api.test_control_plane import eventually
 from tests.contract.services import drop_schema, schema_url
 
 _ROOT = Path(__file__).resolve().parents[2]
@@ -139,3 +142,30 @@ def test_a_budget_holds_across_the_instances(fleet: tuple[Path, int]) -> None:
     log = (directory / "logs" / "upstreams.log").read_text().splitlines()
     chats = [line.split() for line in log if line.endswith((" 200", " 429"))][-40:]
     assert len({addr for addr, _ in chats}) == 3  # every instance saw the shared budget
+
+
+def test_a_console_session_is_honoured_and_ended_by_every_instance(
+    fleet: tuple[Path, int],
+) -> None:
+    _, base = fleet
+    admins = [f"http://127.0.0.1:{base + p}" for p in (2, 4, 6)]
+    with httpx.Client(base_url=admins[0], timeout=30) as client:
+        signed_in = client.post("/console/signin", data={"key": _MASTER})
+        assert signed_in.status_code == 303, signed_in.text
+        page = client.get("/console/overview")
+    token = re.search(r'name="csrf-token" content="([^"]+)"', page.text)
+    assert token is not None
+    cookies = {COOKIE: client.cookies[COOKIE]}
+
+    def keys(admin: str) -> int:
+        return httpx.get(f"{admin}/v1/admin/keys", cookies=cookies, timeout=30).status_code
+
+    # Made on instance 1, known to all three: the session lives in the shared PostgreSQL.
+    assert [keys(admin) for admin in admins] == [200, 200, 200]
+    out = httpx.post(
+        f"{admins[2]}/console/signout", data={"csrf": token.group(1)}, cookies=cookies, timeout=30
+    )
+    assert out.status_code == 303
+    assert keys(admins[2]) == 401
+    # The others trust their cached copy for auth.console_cache_s (2 s) at most.
+    eventually(lambda: keys(admins[0]) == 401 and keys(admins[1]) == 401)

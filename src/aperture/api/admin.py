@@ -24,7 +24,7 @@ from aperture.api.models import model_entry
 from aperture.api.openapi import admin_document
 from aperture.api.playground import Traces, playground_routes
 from aperture.api.render import routing_error, store_unavailable
-from aperture.console import Sessions, console_routes
+from aperture.console import console_routes
 from aperture.dialects.decoding import decode_request
 from aperture.dialects.openai.outbound import render_error
 from aperture.errors import (
@@ -101,7 +101,6 @@ def create_admin_app() -> Starlette:
         ],
         exception_handlers={HTTPException: _http_error, StorageError: _storage_error},
     )
-    app.state.console_sessions = Sessions()
     app.state.playground_traces = Traces()
     return app
 

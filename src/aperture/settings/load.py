@@ -17,7 +17,7 @@ from aperture.settings import extras
 from aperture.settings._governance_checks import governance_problems
 from aperture.settings.demo import include_demo
 from aperture.settings.fetch_allow import parse_allow_entry
-from aperture.settings.schema import ProviderSettings, Settings
+from aperture.settings.schema import AuthSettings, ProviderSettings, Settings
 
 __all__ = ["ConfigError", "Problem", "load_settings", "parse_settings"]
 
@@ -274,6 +274,8 @@ def _check_meaning(settings: Settings, decoded: _Decoded) -> list[Problem]:
     )
     if not settings.responses.retention_hours > 0:
         problems.append(Problem("responses.retention_hours", "must be positive"))
+    if settings.auth is not None:
+        problems.extend(_console_problems(settings.auth))
     images = settings.images
     problems.extend(
         Problem(f"images.{field}", "must be positive")
@@ -310,6 +312,17 @@ def _check_meaning(settings: Settings, decoded: _Decoded) -> list[Problem]:
     problems.extend(
         Problem(path, msg) for path, msg in governance_problems(settings.governance, decoded.at)
     )
+    return problems
+
+
+def _console_problems(auth: AuthSettings) -> list[Problem]:
+    problems = [
+        Problem(f"auth.{field}", "must be positive")
+        for field in ("console_idle_s", "console_max_s")
+        if not getattr(auth, field) > 0
+    ]
+    if not auth.console_cache_s >= 0:
+        problems.append(Problem("auth.console_cache_s", "must not be negative"))
     return problems
 
 

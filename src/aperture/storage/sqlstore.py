@@ -30,6 +30,7 @@ from aperture.storage.records import (
     ApiKey,
     AuditEvent,
     AuditQuery,
+    ConsoleSession,
     Document,
     ResponseBlob,
     StoredResponse,
@@ -42,6 +43,7 @@ from aperture.storage.tables import (
     api_keys,
     audit_events,
     changes,
+    console_sessions,
     model_documents,
     response_blobs,
     response_images,
@@ -512,6 +514,61 @@ class SqlResponseStore:
         )
 
 
+class SqlConsoleSessions:
+    def __init__(self, db: SqlDatabase) -> None:
+        self._db = db
+
+    async def create(self, session: ConsoleSession) -> None:
+        async with self._db.write() as conn:
+            inserted = await conn.execute(
+                self._db.insert_ignoring(console_sessions)
+                .values(msgspec.structs.asdict(session))
+                .returning(console_sessions.c.id_hash)
+            )
+            if inserted.first() is None:
+                raise RecordExistsError("a console session with that id already exists")
+
+    async def get(self, id_hash: bytes, *, now: datetime) -> ConsoleSession | None:
+        t = console_sessions
+        async with self._db.read() as conn:
+            row = (
+                await conn.execute(sa.select(t).where(t.c.id_hash == id_hash, t.c.idle_until > now))
+            ).first()
+        if row is None:
+            return None
+        session = ConsoleSession(
+            id_hash=bytes(row.id_hash),
+            principal=row.principal,
+            csrf=row.csrf,
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+            idle_until=row.idle_until,
+        )
+        return session if session.live_at(now) else None
+
+    async def touch(self, id_hash: bytes, *, idle_until: datetime) -> bool:
+        t = console_sessions
+        until = sa.case((t.c.expires_at < idle_until, t.c.expires_at), else_=idle_until)
+        async with self._db.write() as conn:
+            updated = await conn.execute(
+                sa.update(t).where(t.c.id_hash == id_hash).values(idle_until=until)
+            )
+        return bool(updated.rowcount)
+
+    async def delete(self, id_hash: bytes) -> bool:
+        t = console_sessions
+        async with self._db.write() as conn:
+            gone = await conn.execute(sa.delete(t).where(t.c.id_hash == id_hash))
+        return bool(gone.rowcount)
+
+    async def purge(self, before: datetime) -> int:
+        t = console_sessions
+        # idle_until never passes expires_at, so it alone says when a session ended.
+        async with self._db.write() as conn:
+            gone = await conn.execute(sa.delete(t).where(t.c.idle_until <= before))
+        return int(gone.rowcount)
+
+
 def open_stores(db: SqlDatabase) -> Database:
     """Every database role over one ``SqlDatabase``."""
     return Database(
@@ -521,6 +578,7 @@ def open_stores(db: SqlDatabase) -> Database:
         audit=SqlAuditStore(db),
         ledger=SqlUsageLedger(db),
         responses=SqlResponseStore(db),
+        sessions=SqlConsoleSessions(db),
         close=db.close,
     )
 
