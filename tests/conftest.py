@@ -7,12 +7,21 @@ from collections.abc import Iterator
 import httpx
 import openai
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from aperture.app import create_app
 from aperture.emulator import create_emulator_app
 from aperture.settings import Settings, parse_settings
 from tests.servers import serve
 from tests.upstreams import Recorder, SlowStream, image_server_app
+
+# The suite shares a small, loaded machine: a property holds or fails on its examples, never
+# on how long one took to run or to generate.
+hypothesis_settings.register_profile(
+    "aperture", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.load_profile("aperture")
 
 GATEWAY_CONFIG = """
 server: {max_body_bytes: 3000000}

@@ -108,7 +108,14 @@ def cluster(
                 gateway_settings,
                 auth=AuthSettings(master_key="sk-master", key_pepper="pepper"),
                 storage=StorageSettings(
-                    database=fresh_postgres_url, redis=redis_server, spool_dir=str(tmp_path / name)
+                    database=fresh_postgres_url,
+                    redis=redis_server,
+                    spool_dir=str(tmp_path / name),
+                    # These tests are about shared counting, not outages: on a loaded machine
+                    # a healthy Redis or database may answer late, and must not count as down.
+                    redis_timeout_s=30.0,
+                    database_timeout_s=30.0,
+                    ledger_timeout_s=30.0,
                 ),
                 governance=GovernanceSettings(prices=(PRICE,)),
             )

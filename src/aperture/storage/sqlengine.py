@@ -32,15 +32,27 @@ class SqlDatabase:
     block, from taking a pooled connection to the last reply, ends within it (a server that
     stopped answering is cut off, and its connection dropped): the driver's own timeouts each
     bound one step, and a checkout may take several (pre-ping, reconnect, query).
+
+    With ``uncancellable`` a block once begun runs to its end even if its caller is cancelled
+    (the cancellation lands as it ends), for a driver that cannot be cut off mid-query: a
+    cancelled aiosqlite call makes SQLAlchemy close the connection twice at once, which can
+    leave a task waiting forever on a thread that already stopped, and the event loop then
+    never closes (the app's shutdown hangs). The driver's own timeouts must then bound it.
     """
 
     def __init__(
-        self, *, reader: AsyncEngine, writer: AsyncEngine, deadline_s: float | None = None
+        self,
+        *,
+        reader: AsyncEngine,
+        writer: AsyncEngine,
+        deadline_s: float | None = None,
+        uncancellable: bool = False,
     ) -> None:
         self.reader = reader
         self.writer = writer
         self.dialect = writer.dialect.name
         self._deadline_s = deadline_s
+        self._uncancellable = uncancellable
         # OSError: asyncpg raises refused connections and connect timeouts unwrapped.
         self._errors = (SQLAlchemyError, OSError)
 
@@ -51,7 +63,7 @@ class SqlDatabase:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         try:
-            with anyio.fail_after(self._deadline_s):
+            with anyio.fail_after(self._deadline_s), self._whole():
                 async with self.reader.connect() as conn:
                     yield conn
         except TimeoutError as exc:  # ours, or the driver's command timeout
@@ -63,13 +75,16 @@ class SqlDatabase:
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """One transaction: committed when the block ends, rolled back if it raises."""
         try:
-            with anyio.fail_after(self._deadline_s):
+            with anyio.fail_after(self._deadline_s), self._whole():
                 async with self.writer.begin() as conn:
                     yield conn
         except TimeoutError as exc:  # ours, or the driver's command timeout
             raise self._late() from exc
         except self._errors as exc:
             raise self._failed(exc) from exc
+
+    def _whole(self) -> anyio.CancelScope:
+        return anyio.CancelScope(shield=self._uncancellable)
 
     def _late(self) -> StorageError:
         within = f" within {self._deadline_s:g}s" if self._deadline_s is not None else " in time"

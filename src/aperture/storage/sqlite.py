@@ -78,13 +78,14 @@ def connect(url: str, *, timeout_s: float | None = None) -> SqlDatabase:
     """Engines for the file at ``url``; nothing is opened until first use.
 
     ``timeout_s`` bounds the wait for the lock and for a pooled connection. The file is
-    local, so SQLite's own wait is deadline enough: no query is cut off mid-way (aiosqlite
-    would go on running it in its thread).
+    local, so SQLite's own wait is deadline enough: no query is cut off mid-way, not even by
+    a cancelled caller (aiosqlite would go on running it in its thread).
     """
     address = engine_url(url)
     return SqlDatabase(
         reader=_engine(address, writer=False, timeout_s=timeout_s),
         writer=_engine(address, writer=True, timeout_s=timeout_s),
+        uncancellable=True,
     )
 
 
