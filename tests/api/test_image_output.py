@@ -300,6 +300,7 @@ def test_url_answers_and_text_models_are_refused(sdk: openai.OpenAI) -> None:
         sdk.images.generate(model="gemini-text", prompt=PROMPT)
     assert isinstance(caught.value.body, dict)
     assert caught.value.body["code"] == "unsupported_capability"
+    assert caught.value.body["param"] == "model"
 
 
 # The Responses API: the image_generation tool asks; image_generation_call items answer.
@@ -342,7 +343,12 @@ def test_responses_streams_a_picture_with_the_sdk_s_events(sdk: openai.OpenAI) -
 def test_responses_relays_an_openai_compatible_router_s_streamed_image(
     sdk: openai.OpenAI,
 ) -> None:
-    with sdk.responses.stream(model="routed-draw", input=PROMPT, tools=DRAW_TOOL) as stream:
+    with sdk.responses.stream(
+        model="routed-draw",
+        input=PROMPT,
+        tools=DRAW_TOOL,
+        tool_choice={"type": "image_generation"},
+    ) as stream:
         final = stream.get_final_response()
     (call,) = [item for item in final.output if item.type == "image_generation_call"]
     assert base64.b64decode(call.result or "") == ROUTER_PNG
