@@ -1,5 +1,6 @@
 """The embedded default a newcomer gets from ./scripts/serve, served for real."""
 
+import base64
 from collections.abc import Iterator
 
 import msgspec
@@ -86,3 +87,13 @@ def test_the_readme_logprobs_example_works_on_the_demo(demo_url: str) -> None:
     assert len(answer.choices) == 2
     content = answer.choices[0].logprobs.content  # type: ignore[union-attr]
     assert content and all(len(token.top_logprobs) == 3 for token in content)
+
+
+def test_the_readme_responses_image_example_works_on_the_demo(demo_url: str) -> None:
+    client = openai.OpenAI(base_url=f"{demo_url}/v1", api_key="unused", max_retries=0)
+    drawn = client.responses.create(
+        model="demo-draw", input="A lighthouse at dusk", tools=[{"type": "image_generation"}]
+    )
+    (call,) = [item for item in drawn.output if item.type == "image_generation_call"]
+    assert base64.b64decode(call.result or "", validate=True).startswith(b"\x89PNG")
+    assert "A lighthouse at dusk" in drawn.output_text

@@ -300,3 +300,67 @@ def test_url_answers_and_text_models_are_refused(sdk: openai.OpenAI) -> None:
         sdk.images.generate(model="gemini-text", prompt=PROMPT)
     assert isinstance(caught.value.body, dict)
     assert caught.value.body["code"] == "unsupported_capability"
+    assert caught.value.body["param"] == "model"
+
+
+# The Responses API: the image_generation tool asks; image_generation_call items answer.
+
+DRAW_TOOL: Any = [{"type": "image_generation", "output_format": "png"}]
+
+
+def test_responses_relays_a_picture_as_an_image_generation_call(
+    sdk: openai.OpenAI, gateways: tuple[str, str]
+) -> None:
+    raw = sdk.responses.with_raw_response.create(model="draw", input=PROMPT, tools=DRAW_TOOL)
+    response = raw.parse()
+    assert PROMPT in response.output_text
+    (call,) = [item for item in response.output if item.type == "image_generation_call"]
+    assert call.status == "completed" and call.id.startswith("ig_")
+    assert call.output_format == "png"
+    assert base64.b64decode(call.result or "", validate=True) == draw_picture(PROMPT)
+    event = _audit(gateways[1], raw.headers["x-request-id"])
+    assert [i["sha256"] for i in event["generated_images"]] == [
+        hashlib.sha256(draw_picture(PROMPT)).hexdigest()
+    ]
+
+
+def test_responses_streams_a_picture_with_the_sdk_s_events(sdk: openai.OpenAI) -> None:
+    with sdk.responses.stream(model="draw", input=PROMPT, tools=DRAW_TOOL) as stream:
+        kinds = [event.type for event in stream]
+        final = stream.get_final_response()
+    image_events = [k for k in kinds if k.startswith("response.image_generation_call.")]
+    assert image_events == [
+        "response.image_generation_call.in_progress",
+        "response.image_generation_call.generating",
+        "response.image_generation_call.completed",
+    ]
+    assert kinds[-1] == "response.completed"
+    assert PROMPT in final.output_text
+    (call,) = [item for item in final.output if item.type == "image_generation_call"]
+    assert base64.b64decode(call.result or "") == draw_picture(PROMPT)
+
+
+def test_responses_relays_an_openai_compatible_router_s_streamed_image(
+    sdk: openai.OpenAI,
+) -> None:
+    with sdk.responses.stream(
+        model="routed-draw",
+        input=PROMPT,
+        tools=DRAW_TOOL,
+        tool_choice={"type": "image_generation"},
+    ) as stream:
+        final = stream.get_final_response()
+    (call,) = [item for item in final.output if item.type == "image_generation_call"]
+    assert base64.b64decode(call.result or "") == ROUTER_PNG
+
+
+def test_responses_refuses_the_image_tool_for_a_model_that_cannot_draw(
+    sdk: openai.OpenAI,
+) -> None:
+    lookup: Any = {"type": "function", "name": "lookup", "parameters": {"type": "object"}}
+    with pytest.raises(openai.BadRequestError) as caught:
+        sdk.responses.create(model="gemini-text", input=PROMPT, tools=[lookup, *DRAW_TOOL])
+    error = caught.value.body
+    assert isinstance(error, dict)
+    assert (error["code"], error["param"]) == ("unsupported_capability", "tools[1]")
+    assert "draw" in error["message"]

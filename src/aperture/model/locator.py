@@ -16,6 +16,8 @@ class FieldLocator(Protocol):
     """The path of the field that set ``reasoning``."""
     logprobs: str
     """The field that asks for token logprobs (``logprobs``; Responses' ``include``)."""
+    image_output: str
+    """The field that asks for image output (``modalities``; Responses' ``tools[i]``)."""
 
     def image(self, message: int, part: int) -> str:
         """The path of the URL (or data) of the image at ``messages[message].content[part]``."""
@@ -31,6 +33,7 @@ class OpenAILocator:
 
     reasoning = "reasoning_effort"
     logprobs = "logprobs"
+    image_output = "modalities"
 
     def __init__(self, max_tokens: str = "max_tokens") -> None:
         self.max_tokens = max_tokens
@@ -50,6 +53,7 @@ class ShiftedLocator:
         self.max_tokens = inner.max_tokens
         self.reasoning = inner.reasoning
         self.logprobs = inner.logprobs
+        self.image_output = inner.image_output
         self._inner, self._start, self._count, self._label = inner, start, count, label
 
     def image(self, message: int, part: int) -> str:

@@ -50,7 +50,7 @@ def needed_capabilities(request: ChatRequest) -> dict[str, tuple[str, str]]:
             if need is not None and need[0] not in needed:
                 needed[need[0]] = (need[1], f"{m}:{p}")
     if request.wants_images:
-        needed["image_output"] = ("requests for image output", "modalities")
+        needed["image_output"] = ("requests for image output", "@image_output")
     if request.tools and request.tool_choice != "none":
         needed["tools"] = ("tools", "tools")
     if request.logprobs:
@@ -176,6 +176,8 @@ class CheckCapabilities:
             param = ctx.locator.reasoning
         elif where == "@logprobs":
             param = ctx.locator.logprobs
+        elif where == "@image_output":
+            param = ctx.locator.image_output
         else:
             param = where
         if capability == "documents" and not self._extract:

@@ -44,6 +44,7 @@ class MappedLocator:
     max_tokens = "max_tokens"
     reasoning = "thinking"
     logprobs = "logprobs"  # Messages has no such field; never asked from this dialect
+    image_output = "modalities"  # likewise
 
     def __init__(self) -> None:
         self.paths: dict[tuple[int, int], str] = {}

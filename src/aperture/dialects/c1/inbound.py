@@ -56,6 +56,7 @@ class C1Locator:
     max_tokens = "max_tokens"
     reasoning = "reasoning"
     logprobs = "logprobs"
+    image_output = "modalities"
 
     def __init__(self, *, has_system: bool, message_parts: int | None) -> None:
         self._user_index = 1 if has_system else 0

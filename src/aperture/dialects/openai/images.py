@@ -82,6 +82,7 @@ class ImagesLocator:
     max_tokens = "n"
     reasoning = "model"
     logprobs = "logprobs"  # the Images API has no such field
+    image_output = "model"  # the model named is what cannot draw
 
     def __init__(self, images: int = 0, mask: bool = False) -> None:
         self._images, self._mask = images, mask

@@ -49,6 +49,7 @@ class InputLocator:
 
     def __init__(self) -> None:
         self.paths: dict[tuple[int, int], str] = {}
+        self.image_output = "tools"
 
     def image(self, message: int, part: int) -> str:
         path = self.paths.get((message, part), "input")
@@ -79,6 +80,15 @@ def parse_responses_request(body: bytes) -> tuple[ChatRequest, InputLocator]:
     if not messages:
         raise InvalidRequestError("input must hold at least one item.", param="input")
     effort = request.reasoning.effort if request.reasoning is not None else None
+    tools = [t for t in request.tools or () if isinstance(t, wire.FunctionTool)]
+    extra: dict[str, msgspec.Raw] = {}
+    for i, tool in enumerate(request.tools or ()):
+        if isinstance(tool, wire.ImageGenerationTool):
+            # What Chat Completions' ``modalities`` says, so every provider's adapter reads one
+            # canonical ask (``ChatRequest.wants_images``).
+            extra["modalities"] = _TEXT_AND_IMAGE
+            locator.image_output = f"tools[{i}]"
+            break
     return (
         ChatRequest(
             model=request.model,
@@ -87,8 +97,8 @@ def parse_responses_request(body: bytes) -> tuple[ChatRequest, InputLocator]:
             temperature=request.temperature,
             top_p=request.top_p,
             user=request.user or request.safety_identifier,
-            tools=tuple(Tool(t.name, t.description, t.parameters, t.strict) for t in request.tools)
-            if request.tools
+            tools=tuple(Tool(t.name, t.description, t.parameters, t.strict) for t in tools)
+            if tools
             else None,
             tool_choice=_tool_choice(request.tool_choice),
             parallel_tool_calls=request.parallel_tool_calls,
@@ -102,9 +112,13 @@ def parse_responses_request(body: bytes) -> tuple[ChatRequest, InputLocator]:
             reasoning=Reasoning(enabled=effort != "none", effort=effort)
             if effort is not None
             else None,
+            extra=extra,
         ),
         locator,
     )
+
+
+_TEXT_AND_IMAGE = msgspec.Raw(b'["text","image"]')
 
 
 def _thread(request: wire.ResponsesRequest, instructions: int) -> Thread | None:
@@ -254,9 +268,13 @@ def _tool_output(output: str | list[Any], path: str) -> str:
     return "\n".join(texts)
 
 
-def _tool_choice(choice: str | wire.FunctionChoice | None) -> ToolChoice | None:
+def _tool_choice(
+    choice: str | wire.FunctionChoice | wire.ImageGenerationChoice | None,
+) -> ToolChoice | None:
     if isinstance(choice, wire.FunctionChoice):
         return NamedToolChoice(choice.name)
+    if isinstance(choice, wire.ImageGenerationChoice):
+        return None  # the image_generation tool already asks for the image
     return choice  # type: ignore[return-value]  # the wire Literal is the canonical Literal
 
 

@@ -4,10 +4,12 @@ A Responses answer is a list of output items: one ``reasoning`` item per thought
 model (its text as a ``summary_text``, its signature as ``encrypted_content``, which the
 client sends back to continue; a redacted thought has no summary and its payload, marked
 with ``REDACTED_PREFIX``, as ``encrypted_content``), the assistant's message (its text as an
-``output_text`` part, a refusal as a ``refusal`` part) and one ``function_call`` item per tool
-call. A stream is the typed event sequence the official SDKs' helpers accumulate: the
-response's lifecycle (``created``, ``in_progress``, then ``completed``, ``incomplete`` or
-``failed``) around each item's ``added`` / deltas / ``done``, numbered by ``sequence_number``.
+``output_text`` part, a refusal as a ``refusal`` part), one ``function_call`` item per tool
+call and one ``image_generation_call`` item per image the model made (its base64 as
+``result``; asked with the ``image_generation`` tool). A stream is the typed event sequence
+the official SDKs' helpers accumulate: the response's lifecycle (``created``,
+``in_progress``, then ``completed``, ``incomplete`` or ``failed``) around each item's
+``added`` / deltas / ``done``, numbered by ``sequence_number``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from aperture.model import (
     ChatResponse,
     Delta,
     Finish,
+    GeneratedImage,
     StreamEvent,
     Thought,
     TokenLogprob,
@@ -80,6 +83,8 @@ def render_response(response: ChatResponse, model: str) -> bytes:
             output.append(
                 _call_item(_item_id("fc", rid, k), call.id, call.name, call.arguments, "completed")
             )
+        for k, image in enumerate(choice.images or ()):
+            output.append(_image_item(_item_id("ig", rid, k), "completed", image))
     return _encode(
         _response(rid, response.created, model, _status(reason), output, response.usage, reason)
     )
@@ -185,6 +190,19 @@ def _call_item(id: str, call_id: str, name: str, arguments: str, status: str) ->
     }
 
 
+def _image_item(id: str, status: str, image: GeneratedImage | None = None) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "id": id,
+        "type": "image_generation_call",
+        "status": status,
+        "result": image.data if image is not None else None,
+    }
+    if image is not None:
+        # ``image/png`` -> ``png``: the SDK's ``output_format`` vocabulary.
+        item["output_format"] = image.mime.removeprefix("image/")
+    return item
+
+
 def _error_code(error: GatewayError) -> str:
     # The SDK types ``response.error.code`` as a closed set; the gateway's own code is in
     # the message's ``error`` event before it.
@@ -222,6 +240,7 @@ class ResponsesStreamRenderer:
         self._thinking: int | None = None
         self._thinking_text: list[str] = []
         self._thoughts = 0
+        self._images = 0
         self._reason: FinishReason | None = None
         self._usage: Usage | None = None
 
@@ -243,7 +262,34 @@ class ResponsesStreamRenderer:
                 self._usage = usage
             case _:
                 pass
+        if isinstance(event, Delta) and event.images:
+            for image in event.images:
+                out += self._image(image)
         return b"".join(out)
+
+    def _image(self, image: GeneratedImage) -> list[bytes]:
+        """An ``image_generation_call`` item, opened and closed at once: providers send each
+        image whole, so there is no partial image to relay."""
+        out = self._close_thinking()
+        out += self._close_message()
+        out += self._close_calls()
+        position = len(self._output)
+        id = _item_id("ig", self._id, self._images)
+        self._images += 1
+        where = {"item_id": id, "output_index": position}
+        out.append(
+            self._sse(
+                "response.output_item.added",
+                {"output_index": position, "item": _image_item(id, "in_progress")},
+            )
+        )
+        out.append(self._sse("response.image_generation_call.in_progress", where))
+        out.append(self._sse("response.image_generation_call.generating", where))
+        out.append(self._sse("response.image_generation_call.completed", where))
+        item = _image_item(id, "completed", image)
+        self._output.append(item)
+        out.append(self._sse("response.output_item.done", {"output_index": position, "item": item}))
+        return out
 
     def _thought(self, thought: Thought) -> list[bytes]:
         """A reasoning item per thought: its summary text streams as one summary part; its

@@ -90,8 +90,32 @@ class FunctionTool(_Wire, tag="function", tag_field="type", kw_only=True):
     strict: bool | None = None
 
 
+class ImageGenerationTool(_Wire, tag="image_generation", tag_field="type", kw_only=True):
+    """OpenAI's built-in tool: asks the answer to hold images (Chat's ``modalities``).
+
+    The picture comes from the model the request names, as its provider makes it: the
+    settings below are accepted for the SDK's sake, and are not passed on, since Gemini's
+    and OpenAI-compatible image models have no such knobs on a chat turn.
+    """
+
+    action: Literal["generate", "edit", "auto"] | None = None
+    background: str | None = None
+    input_fidelity: str | None = None
+    model: str | None = None
+    moderation: str | None = None
+    output_compression: int | None = None
+    output_format: str | None = None
+    partial_images: int | None = None
+    quality: str | None = None
+    size: str | None = None
+
+
 class FunctionChoice(_Wire, tag="function", tag_field="type", kw_only=True):
     name: str
+
+
+class ImageGenerationChoice(_Wire, tag="image_generation", tag_field="type", kw_only=True):
+    pass
 
 
 class TextFormatText(_Wire, tag="text", tag_field="type", kw_only=True):
@@ -125,8 +149,10 @@ class ResponsesRequest(_Wire, kw_only=True):
     # Items stay plain JSON values here; ``inbound`` decodes each with its own path.
     input: str | list[dict[str, Any]]
     instructions: str | None = None
-    tools: list[FunctionTool] | None = None
-    tool_choice: Literal["auto", "none", "required"] | FunctionChoice | None = None
+    tools: list[FunctionTool | ImageGenerationTool] | None = None
+    tool_choice: (
+        Literal["auto", "none", "required"] | FunctionChoice | ImageGenerationChoice | None
+    ) = None
     parallel_tool_calls: bool | None = None
     text: TextConfig | None = None
     max_output_tokens: int | None = None
