@@ -7,53 +7,20 @@ without node and npm the test is skipped, except under ``CI=true``, where it fai
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-from pathlib import Path
-
-import pytest
-
 from tests import sample_images
-from tests.contract.services import in_ci
+from tests.node.harness import run_script
 
-HERE = Path(__file__).parent
 JPEG_URI = sample_images.data_uri(sample_images.jpeg(64, 48), "image/jpeg")
 
 
-@pytest.fixture(scope="module")
-def node() -> str:
-    found = shutil.which("node"), shutil.which("npm")
-    if None in found:
-        message = "node and npm are needed for the Node SDK tests (install Node.js >= 20)"
-        if in_ci():
-            pytest.fail(f"{message}. CI=true requires them.", pytrace=False)
-        pytest.skip(message)
-    if not (HERE / "node_modules" / "openai").is_dir():
-        subprocess.run(
-            [str(found[1]), "ci", "--no-audit", "--no-fund"],
-            cwd=HERE,
-            check=True,
-            capture_output=True,
-            timeout=300,
-        )
-    return str(found[0])
-
-
 def test_responses_through_the_node_sdk(node: str, gateway_url: str) -> None:
-    env = {
-        **os.environ,
-        "APERTURE_URL": f"{gateway_url}/v1",
-        "APERTURE_MODEL": "demo-vision",
-        # An environment variable, not an argument: command lines have a length limit.
-        "APERTURE_IMAGE": JPEG_URI,
-    }
-    run = subprocess.run(
-        [node, "responses.mjs"], cwd=HERE, env=env, capture_output=True, text=True, timeout=60
+    result = run_script(
+        node,
+        "responses.mjs",
+        APERTURE_URL=f"{gateway_url}/v1",
+        APERTURE_MODEL="demo-vision",
+        APERTURE_IMAGE=JPEG_URI,
     )
-    assert run.returncode == 0, run.stderr
-    result = json.loads(run.stdout)
     created = result["created"]
     assert created["id"].startswith("resp_") and created["status"] == "completed"
     assert created["text"].startswith("Saw 1 image: #1 image/jpeg 64x48")
