@@ -1,0 +1,57 @@
+"""The Vercel AI SDK (``ai`` with ``@ai-sdk/openai`` and ``@ai-sdk/anthropic``) through the
+gateway: ``generateText`` and ``streamText`` with ``openai(model)`` (its default, the Responses
+API), ``openai.chat(model)`` and ``createAnthropic({baseURL})``: an image part, a tool the SDK
+runs between two steps, and a refusal as the SDK's ``APICallError``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tests import sample_images
+from tests.node.harness import run_script
+
+
+def test_generate_and_stream_text_through_the_vercel_ai_sdk(
+    node: str, gateway_url: str, tmp_path: Path
+) -> None:
+    image = tmp_path / "photo.jpg"
+    image.write_bytes(sample_images.jpeg(64, 48))
+    result = run_script(
+        node,
+        "vercel.mjs",
+        APERTURE_URL=f"{gateway_url}/v1",
+        APERTURE_MODEL="demo-vision",
+        APERTURE_CLAUDE="claude-vision",
+        APERTURE_IMAGE_FILE=str(image),
+    )
+    assert result["warnings"] == []  # no setting was dropped by any of the three
+    # The SDK ran the tool once per API, with the arguments the model gave.
+    assert result["calls"] == [{"text": "What is the weather?"}] * 3
+    for api in ("responses", "chat", "anthropic"):
+        check(api, result[api])
+
+
+def check(api: str, got: dict[str, Any]) -> None:
+    seen = "Saw 1 image: #1 image/jpeg 64x48 detail=auto."
+    generated = got["generated"]
+    assert generated["text"] == f'{seen} Asked: "Describe this image." System: "Be brief."', api
+    assert generated["finish"] == "stop"
+    assert generated["usage"]["input"] > 0 and generated["usage"]["output"] > 0
+    if api != "anthropic":  # an OpenAI upstream counts the image's 85 + 170 tokens
+        assert generated["usage"]["input"] > 255
+
+    streamed = got["streamed"]
+    assert streamed["text"] == streamed["deltas"] == f'{seen} Asked: "Stream it."', api
+    assert streamed["finish"] == "stop" and streamed["usage"] > 0
+
+    tools = got["tools"]
+    assert tools["steps"] == ["tool-calls", "stop"], api
+    assert tools["calls"] == [["weather", {"text": "What is the weather?"}]]
+    assert tools["results"] == ["sunny"]
+    assert tools["text"] == 'Saw no images. Asked: "What is the weather?"'
+
+    error = got["error"]
+    assert (error["isAPICallError"], error["status"]) == (True, 400), api
+    assert error["body"]["error"]["code"] == "unsupported_capability"
+    assert "'demo-text' does not accept images" in error["body"]["error"]["message"]
