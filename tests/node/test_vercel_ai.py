@@ -1,28 +1,44 @@
 """The Vercel AI SDK (``ai`` with ``@ai-sdk/openai`` and ``@ai-sdk/anthropic``) through the
 gateway: ``generateText`` and ``streamText`` with ``openai(model)`` (its default, the Responses
 API), ``openai.chat(model)`` and ``createAnthropic({baseURL})``: an image part, a tool the SDK
-runs between two steps, and a refusal as the SDK's ``APICallError``."""
+runs between two steps, the next turn built from the answer's messages (``item_reference`` on
+the Responses API) and a refusal as the SDK's ``APICallError``."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from tests import sample_images
 from tests.node.harness import run_script
+from tests.upstreams import Recorder
+
+
+def followups(bodies: list[bytes]) -> list[dict[str, Any]]:
+    """The bodies whose last turn is the follow-up question."""
+    found = []
+    for raw in bodies:
+        body = json.loads(raw)
+        last = body["messages"][-1]["content"]
+        text = last if isinstance(last, str) else " ".join(p.get("text", "") for p in last)
+        if text == "And again?":
+            found.append(body)
+    return found
 
 
 def test_generate_and_stream_text_through_the_vercel_ai_sdk(
-    node: str, gateway_url: str, tmp_path: Path
+    node: str, gateway_url: str, recorder: tuple[Recorder, str], tmp_path: Path
 ) -> None:
     image = tmp_path / "photo.jpg"
     image.write_bytes(sample_images.jpeg(64, 48))
+    before = len(recorder[0].bodies)
     result = run_script(
         node,
         "vercel.mjs",
         APERTURE_URL=f"{gateway_url}/v1",
-        APERTURE_MODEL="demo-vision",
-        APERTURE_CLAUDE="claude-vision",
+        APERTURE_MODEL="recorded-vision",
+        APERTURE_CLAUDE="claude-recorded",
         APERTURE_IMAGE_FILE=str(image),
     )
     assert result["warnings"] == []  # no setting was dropped by any of the three
@@ -30,6 +46,16 @@ def test_generate_and_stream_text_through_the_vercel_ai_sdk(
     assert result["calls"] == [{"text": "What is the weather?"}] * 3
     for api in ("responses", "chat", "anthropic"):
         check(api, result[api])
+    # Each follow-up reached its provider with the earlier answer's text as the assistant turn
+    # (the Responses one through the item the SDK named by id).
+    answer = result["responses"]["generated"]["text"]
+    sent = followups(recorder[0].bodies[before:])
+    assert len(sent) == 3
+    for body in sent:
+        assistant = next(m for m in body["messages"] if m["role"] == "assistant")
+        content = assistant["content"]
+        text = content if isinstance(content, str) else content[0]["text"]
+        assert text == answer
 
 
 def check(api: str, got: dict[str, Any]) -> None:
@@ -37,6 +63,8 @@ def check(api: str, got: dict[str, Any]) -> None:
     generated = got["generated"]
     assert generated["text"] == f'{seen} Asked: "Describe this image." System: "Be brief."', api
     assert generated["finish"] == "stop"
+    assert got["followed"] == 'Saw 1 image: #1 image/jpeg 64x48 detail=auto. Asked: "And again?"'
+
     assert generated["usage"]["input"] > 0 and generated["usage"]["output"] > 0
     if api != "anthropic":  # an OpenAI upstream counts the image's 85 + 170 tokens
         assert generated["usage"]["input"] > 255

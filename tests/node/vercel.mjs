@@ -45,6 +45,14 @@ for (const [name, model] of Object.entries(models)) {
   const generated = await generateText({
     model, system: "Be brief.", messages: asking("Describe this image."), ...common,
   });
+  // The next turn as apps build it: the answer's own messages, then a new question. With
+  // openai(model) the SDK names the kept answer's item (item_reference) instead of its text.
+  const followed = await generateText({
+    model,
+    messages: [...asking("Describe this image."), ...generated.response.messages,
+      { role: "user", content: "And again?" }],
+    ...common,
+  });
   const streamed = streamText({ model, messages: asking("Stream it."), ...common });
   let deltas = "";
   for await (const delta of streamed.textStream) deltas += delta;
@@ -75,6 +83,7 @@ for (const [name, model] of Object.entries(models)) {
       finish: generated.finishReason,
       usage: { input: generated.usage.inputTokens, output: generated.usage.outputTokens },
     },
+    followed: followed.text,
     streamed: {
       text: await streamed.text,
       deltas,
