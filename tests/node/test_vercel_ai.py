@@ -1,8 +1,8 @@
 """The Vercel AI SDK (``ai`` with ``@ai-sdk/openai`` and ``@ai-sdk/anthropic``) through the
 gateway: ``generateText`` and ``streamText`` with ``openai(model)`` (its default, the Responses
 API), ``openai.chat(model)`` and ``createAnthropic({baseURL})``: an image part, a tool the SDK
-runs between two steps, the next turn built from the answer's messages (``item_reference`` on
-the Responses API) and a refusal as the SDK's ``APICallError``."""
+runs between two steps, ``generateObject``, the next turn built from the answer's messages
+(``item_reference`` on the Responses API) and a refusal as the SDK's ``APICallError``."""
 
 from __future__ import annotations
 
@@ -78,6 +78,8 @@ def check(api: str, got: dict[str, Any]) -> None:
     assert tools["calls"] == [["weather", {"text": "What is the weather?"}]]
     assert tools["results"] == ["sunny"]
     assert tools["text"] == 'Saw no images. Asked: "What is the weather?"'
+
+    assert got["object"] == {"images": 0, "asked": "Count the images."}, api
 
     error = got["error"]
     assert (error["isAPICallError"], error["status"]) == (True, 400), api

@@ -2,7 +2,9 @@
 // Responses API, the SDK's default), openai.chat(model) (Chat Completions) and
 // createAnthropic (Messages), each with an image part. Prints one JSON object.
 import { readFileSync } from "node:fs";
-import { APICallError, generateText, jsonSchema, stepCountIs, streamText, tool } from "ai";
+import {
+  APICallError, generateObject, generateText, jsonSchema, stepCountIs, streamText, tool,
+} from "ai";
 import { createOpenAI } from "@ai-sdk/openai";
 import { createAnthropic } from "@ai-sdk/anthropic";
 
@@ -67,6 +69,18 @@ for (const [name, model] of Object.entries(models)) {
     }),
     ...common,
   });
+  // Structured output: text.format, response_format and output_config.format by API.
+  const { object } = await generateObject({
+    model,
+    prompt: "Count the images.",
+    schema: jsonSchema({
+      type: "object",
+      properties: { images: { type: "integer" }, asked: { type: "string" } },
+      required: ["images", "asked"],
+      additionalProperties: false,
+    }),
+    ...common,
+  });
   let error = null;
   try {
     await generateText({ ...common, model, messages: asking("x"), ...textOnly(name) });
@@ -96,6 +110,7 @@ for (const [name, model] of Object.entries(models)) {
       results: stepped.steps.flatMap((step) => step.toolResults.map((r) => r.output)),
       text: stepped.text,
     },
+    object,
     error,
   };
 }

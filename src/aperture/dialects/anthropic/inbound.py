@@ -24,6 +24,7 @@ from aperture.model import (
     NamedToolChoice,
     Part,
     Reasoning,
+    ResponseFormat,
     Text,
     Thought,
     Tool,
@@ -112,6 +113,7 @@ def _to_chat(
             ),
             stream=bool(request.stream),
             reasoning=_reasoning(request.thinking),
+            response_format=_format(request.output_config),
             # Anthropic streams always end with usage; the renderer needs it.
             include_usage=True,
             extra=extra,
@@ -179,6 +181,14 @@ def _thought(block: wire.ThinkingBlock | wire.RedactedThinkingBlock) -> Thought:
     if isinstance(block, wire.RedactedThinkingBlock):
         return Thought(redacted=block.data)
     return Thought(block.thinking, block.signature)
+
+
+def _format(config: wire.OutputConfig | None) -> ResponseFormat | None:
+    """Anthropic's structured output as the canonical JSON schema format (OpenAI's shape, with
+    the name OpenAI requires and Anthropic does not have)."""
+    if config is None or config.format is None:
+        return None
+    return ResponseFormat("json_schema", {"name": "output", "schema": config.format.schema})
 
 
 def _reasoning(thinking: wire.ThinkingParam | None) -> Reasoning | None:
