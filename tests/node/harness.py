@@ -1,8 +1,10 @@
 """Running the Node scripts of this folder: the packages of package-lock.json installed with
-``npm ci`` when any is missing, and a script run with its JSON output returned."""
+``npm ci`` when node_modules was not installed from this very lockfile, and a script run with
+its JSON output returned."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -12,9 +14,16 @@ from typing import Any
 HERE = Path(__file__).parent
 
 
+# Written after ``npm ci``: the lockfile's digest, so a changed lockfile installs again.
+STAMP = HERE / "node_modules" / ".aperture-lockfile-sha256"
+
+
+def _lockfile_digest() -> str:
+    return hashlib.sha256((HERE / "package-lock.json").read_bytes()).hexdigest()
+
+
 def installed() -> bool:
-    wanted = json.loads((HERE / "package.json").read_text())["dependencies"]
-    return all((HERE / "node_modules" / name / "package.json").is_file() for name in wanted)
+    return STAMP.is_file() and STAMP.read_text() == _lockfile_digest()
 
 
 def install(npm: str) -> None:
@@ -25,6 +34,7 @@ def install(npm: str) -> None:
         capture_output=True,
         timeout=300,
     )
+    STAMP.write_text(_lockfile_digest())
 
 
 def run_script(node: str, script: str, **env: str) -> Any:
