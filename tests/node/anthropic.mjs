@@ -59,6 +59,36 @@ const answered = await client.messages.create({
   ],
 });
 
+// The stream helper with a tool: its input arrives as JSON deltas.
+const toolStream = client.messages.stream({
+  model: "demo-vision",
+  max_tokens: 300,
+  tools,
+  tool_choice: { type: "any" },
+  messages: [question],
+});
+let inputJson = "";
+toolStream.on("inputJson", (delta) => { inputJson += delta; });
+const streamedCall = await toolStream.finalMessage();
+
+// Structured output (output_config.format) with the SDK's parse helper, on two kinds.
+const schema = {
+  type: "object",
+  properties: { images: { type: "integer" }, asked: { type: "string" } },
+  required: ["images", "asked"],
+  additionalProperties: false,
+};
+const parsed = {};
+for (const model of ["claude-vision", "demo-vision"]) {
+  const answer = await client.messages.parse({
+    model,
+    max_tokens: 300,
+    output_config: { format: { type: "json_schema", schema } },
+    messages: [{ role: "user", content: "Count the images." }],
+  });
+  parsed[model] = answer.parsed_output;
+}
+
 const documentBlock = {
   type: "document",
   source: { type: "base64", media_type: "application/pdf", data: pdf },
@@ -107,6 +137,8 @@ console.log(JSON.stringify({
   created: { text: text(created), stop: created.stop_reason, usage: created.usage, model: created.model },
   streamed: { text: text(streamed), deltas: streamedText, first: kinds[0], last: kinds.at(-1), usage: streamed.usage, stop: streamed.stop_reason },
   tool: { stop: call.stop_reason, id: use.id, name: use.name, input: use.input, answer: text(answered) },
+  streamedTool: { json: inputJson, stop: streamedCall.stop_reason, content: streamedCall.content },
+  parsed,
   documents,
   counted,
   errors,

@@ -67,6 +67,25 @@ const afterTool = await client.chat.completions.create({
   messages: [...runner.messages, { role: "user", content: "What did it say?" }],
 });
 
+// Structured output with the parse helper: response_format json_schema, parsed back.
+const parsed = await client.chat.completions.parse({
+  model,
+  messages: [{ role: "user", content: "Count the images." }],
+  response_format: {
+    type: "json_schema",
+    json_schema: {
+      name: "count",
+      strict: true,
+      schema: {
+        type: "object",
+        properties: { images: { type: "integer" }, asked: { type: "string" } },
+        required: ["images", "asked"],
+        additionalProperties: false,
+      },
+    },
+  },
+});
+
 const errors = {};
 for (const [name, request] of Object.entries({
   unsupported: { model: "demo-text", messages: [{ role: "user", content: images }] },
@@ -108,5 +127,6 @@ console.log(JSON.stringify({
     roles: runner.messages.map((m) => m.role),
     after: afterTool.choices[0].message.content,
   },
+  parsed: parsed.choices[0].message.parsed,
   errors,
 }));

@@ -1,6 +1,7 @@
 """The official ``@anthropic-ai/sdk`` npm package through the gateway's Messages API: a base64
-image, the ``messages.stream`` helper, a tool round trip, a PDF document block, count_tokens
-and the SDK's typed errors carrying the gateway's error body."""
+image, the ``messages.stream`` helper (text and tool input deltas), a tool round trip,
+``messages.parse`` with structured output, a PDF document block, count_tokens and the SDK's
+typed errors carrying the gateway's error body."""
 
 from __future__ import annotations
 
@@ -75,6 +76,15 @@ def test_messages_through_the_node_sdk(
     result_block = turn["messages"][2]["content"][0]
     assert result_block["tool_use_id"] == tool["id"]
     assert turn["messages"][1]["content"][0]["type"] == "tool_use"
+
+    streamed_tool = result["streamedTool"]
+    assert json.loads(streamed_tool["json"]) == {"text": "Use the tool."}
+    assert streamed_tool["stop"] == "tool_use"
+    assert [(b["type"], b["name"], b["input"]) for b in streamed_tool["content"]] == [
+        ("tool_use", "describe", {"text": "Use the tool."})
+    ]
+    asked = {"images": 0, "asked": "Count the images."}
+    assert result["parsed"] == {"claude-vision": asked, "demo-vision": asked}
 
     # Anthropic gets the document block itself; a vision model without documents, its page.
     documents = result["documents"]

@@ -1,6 +1,7 @@
 """The official ``openai`` npm package through the gateway: ``responses.create``, the
 ``responses.stream`` helper and ``previous_response_id``; Chat Completions with several images,
-``stream: true``, the ``chat.completions.stream`` helper, ``runTools`` and typed errors.
+``stream: true``, the ``chat.completions.stream`` helper, ``runTools``, ``parse`` and typed
+errors.
 
 The package is installed here from package-lock.json (``npm ci``) when node_modules is absent;
 without node and npm the test is skipped, except under ``CI=true``, where it fails.
@@ -72,6 +73,8 @@ def test_chat_completions_through_the_node_sdk(node: str, gateway_url: str) -> N
     assert tools["args"] == {"text": "Describe the weather."}
     assert (tools["result"], tools["roles"]) == ("sunny", ["user", "assistant", "tool"])
     assert tools["after"] == 'Saw no images. Asked: "What did it say?"'
+
+    assert result["parsed"] == {"images": 0, "asked": "Count the images."}
 
     unsupported = result["errors"]["unsupported"]
     assert (unsupported["class"], unsupported["isBadRequest"], unsupported["status"]) == (
