@@ -144,6 +144,32 @@ def test_item_references_bring_back_kept_output_items(
     assert turns[2]["content"][0]["tool_use_id"] == call.call_id
 
 
+def test_item_references_to_a_streamed_answer(
+    client: openai.OpenAI, recorder: tuple[Recorder, str]
+) -> None:
+    tools: list[Any] = [{"type": "function", "name": "describe", "parameters": {"type": "object"}}]
+    with client.responses.stream(
+        model="demo-vision", input="Use the tool.", tools=tools, tool_choice="required"
+    ) as stream:
+        (call,) = stream.get_final_response().output
+    with client.responses.stream(model="demo-vision", input="Hello.") as stream:
+        (message,) = stream.get_final_response().output
+    client.responses.create(
+        model="recorded-vision",
+        tools=tools,
+        input=[
+            {"type": "item_reference", "id": message.id},
+            {"type": "item_reference", "id": call.id},
+            {"type": "function_call_output", "call_id": call.call_id, "output": "done"},
+        ],
+    )
+    assistant, tool = json.loads(recorder[0].bodies[-1])["messages"]
+    assert assistant["content"] == 'Saw no images. Asked: "Hello."'
+    assert assistant["tool_calls"][0]["id"] == call.call_id
+    assert assistant["tool_calls"][0]["function"]["name"] == "describe"
+    assert tool == {"role": "tool", "content": "done", "tool_call_id": call.call_id}
+
+
 def test_item_references_to_nothing_kept_are_not_found(client: openai.OpenAI) -> None:
     unstored = client.responses.create(model="demo-vision", input="hi", store=False)
     for item_id in ("nothing", "msg_nothing_0", unstored.output[0].id, f"fc_{unstored.id[5:]}_0"):
