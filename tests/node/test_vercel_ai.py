@@ -1,18 +1,23 @@
 """The Vercel AI SDK (``ai`` with ``@ai-sdk/openai`` and ``@ai-sdk/anthropic``) through the
 gateway: ``generateText`` and ``streamText`` with ``openai(model)`` (its default, the Responses
 API), ``openai.chat(model)`` and ``createAnthropic({baseURL})``: an image part, a tool the SDK
-runs between two steps, ``generateObject``, the next turn built from the answer's messages
-(``item_reference`` on the Responses API) and a refusal as the SDK's ``APICallError``."""
+runs between two steps, a PDF file part, ``generateObject``, the next turn built from the
+answer's messages (``item_reference`` on the Responses API) and a refusal as the SDK's
+``APICallError``."""
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
 
 from tests import sample_images
+from tests.documents.pdfs import text_pdf
 from tests.node.harness import run_script
 from tests.upstreams import Recorder
+
+REPORT = text_pdf("Quarterly report")
 
 
 def followups(bodies: list[bytes]) -> list[dict[str, Any]]:
@@ -30,8 +35,9 @@ def followups(bodies: list[bytes]) -> list[dict[str, Any]]:
 def test_generate_and_stream_text_through_the_vercel_ai_sdk(
     node: str, gateway_url: str, recorder: tuple[Recorder, str], tmp_path: Path
 ) -> None:
-    image = tmp_path / "photo.jpg"
+    image, pdf = tmp_path / "photo.jpg", tmp_path / "report.pdf"
     image.write_bytes(sample_images.jpeg(64, 48))
+    pdf.write_bytes(REPORT)
     before = len(recorder[0].bodies)
     result = run_script(
         node,
@@ -40,6 +46,7 @@ def test_generate_and_stream_text_through_the_vercel_ai_sdk(
         APERTURE_MODEL="recorded-vision",
         APERTURE_CLAUDE="claude-recorded",
         APERTURE_IMAGE_FILE=str(image),
+        APERTURE_PDF_FILE=str(pdf),
     )
     assert result["warnings"] == []  # no setting was dropped by any of the three
     # The SDK ran the tool once per API, with the arguments the model gave.
@@ -49,6 +56,16 @@ def test_generate_and_stream_text_through_the_vercel_ai_sdk(
     # Each follow-up reached its provider with the earlier answer's text as the assistant turn
     # (the Responses one through the item the SDK named by id).
     answer = result["responses"]["generated"]["text"]
+    # The PDF reached Anthropic as the document block it was.
+    documents = [
+        block
+        for raw in recorder[0].bodies[before:]
+        for message in json.loads(raw).get("messages", [])
+        if isinstance(message["content"], list)
+        for block in message["content"]
+        if block.get("type") == "document"
+    ]
+    assert [base64.b64decode(d["source"]["data"]) for d in documents] == [REPORT]
     sent = followups(recorder[0].bodies[before:])
     assert len(sent) == 3
     for body in sent:
@@ -79,6 +96,11 @@ def check(api: str, got: dict[str, Any]) -> None:
     assert tools["results"] == ["sunny"]
     assert tools["text"] == 'Saw no images. Asked: "What is the weather?"'
 
+    if api == "anthropic":
+        assert got["document"] == 'Saw no images. Asked: "Summarise."'
+    else:  # an OpenAI-compatible upstream without documents gets the page as an image
+        assert got["document"].startswith("Saw 1 image: #1 image/png 1224x1584 detail=auto.")
+        assert "[report.pdf, 1 page]" in got["document"]
     assert got["object"] == {"images": 0, "asked": "Count the images."}, api
 
     error = got["error"]

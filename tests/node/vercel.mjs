@@ -16,6 +16,7 @@ globalThis.AI_SDK_LOG_WARNINGS = ({ warnings: some, provider }) => {
 
 const baseURL = process.env.APERTURE_URL;
 const image = readFileSync(process.env.APERTURE_IMAGE_FILE);
+const pdf = readFileSync(process.env.APERTURE_PDF_FILE);
 const openai = createOpenAI({ baseURL, apiKey: "unused" });
 const anthropic = createAnthropic({ baseURL, apiKey: "unused" });
 // The same provider with a text-only model: an image is refused, as the SDK's APICallError.
@@ -69,6 +70,18 @@ for (const [name, model] of Object.entries(models)) {
     }),
     ...common,
   });
+  // A PDF file part: input_file, a file part or a document block by API.
+  const summarised = await generateText({
+    model,
+    messages: [{
+      role: "user",
+      content: [
+        { type: "text", text: "Summarise." },
+        { type: "file", data: pdf, mediaType: "application/pdf", filename: "report.pdf" },
+      ],
+    }],
+    ...common,
+  });
   // Structured output: text.format, response_format and output_config.format by API.
   const { object } = await generateObject({
     model,
@@ -111,6 +124,7 @@ for (const [name, model] of Object.entries(models)) {
       text: stepped.text,
     },
     object,
+    document: summarised.text,
     error,
   };
 }
