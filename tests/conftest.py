@@ -83,6 +83,7 @@ models:
      capabilities: [vision]}
   - {name: failing-midstream, provider: emu-midstream, upstream_model: emulator-vision,
      capabilities: [vision]}
+  - {name: reasoner, provider: recorded, upstream_model: o4-mini}
 """
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from aperture.api.playground import elide_base64
+from aperture.api.playground import elide_base64, shown_url
 from aperture.settings import Settings
 from tests import sample_images
 from tests.api.test_control_plane import MASTER, Gateway, eventually, locked, run_gateway
@@ -209,6 +209,18 @@ def test_the_playground_answers_errors_in_the_dialect_and_needs_an_admin(
     assert as_plain.status_code == 401
     missing = gateway.admin_call("GET", "/v1/admin/playground/req_nope")
     assert missing.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://api.example.com/v1/chat", "https://api.example.com/v1/chat"),
+        ("https://user:secret@h.example:8443/v1?key=abc", "https://h.example:8443/v1?…"),
+        ("http://[::1]:9/v1", "http://[::1]:9/v1"),
+    ],
+)
+def test_the_upstream_url_is_shown_without_credentials(url: str, shown: str) -> None:
+    assert shown_url(url) == shown
 
 
 def test_base64_is_elided_wherever_it_sits() -> None:

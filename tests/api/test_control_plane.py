@@ -377,6 +377,21 @@ def test_models_are_added_live_and_listed(gateway: Gateway) -> None:
     assert gateway.chat("sk-master", model="added-live").status_code == 404
 
 
+def test_a_model_added_live_may_use_the_responses_wire(gateway: Gateway) -> None:
+    model = {"name": "live-responses", "provider": "emu", "upstream_model": "emulator-vision",
+             "capabilities": ["vision"], "wire": "responses"}  # fmt: skip
+    assert gateway.admin_call("POST", "/v1/admin/models", json=model).status_code == 201
+    response = gateway.chat("sk-master", model="live-responses")
+    assert response.status_code == 200, response.text
+    assert "#1 image/jpeg 64x48" in response.json()["choices"][0]["message"]["content"]
+    assert gateway.admin_call("DELETE", "/v1/admin/models/live-responses").status_code == 200
+    refused = gateway.admin_call(
+        "POST", "/v1/admin/models", json={**model, "provider": "claude-emu"}
+    )
+    assert refused.status_code == 400
+    assert refused.json()["error"]["param"] == "wire"
+
+
 def test_routes_survive_a_restart_and_reach_every_instance(
     gateway_settings: Settings,
     fresh_postgres_url: str,  # noqa: F811

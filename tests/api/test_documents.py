@@ -114,6 +114,11 @@ def test_a_text_only_model_refuses_documents(client: openai.OpenAI) -> None:
         )
     assert isinstance(refused.value.body, dict)
     assert refused.value.body["code"] == "unsupported_capability"
+    assert refused.value.body["param"] == "messages[0].content[0]"
+    # Those that read PDFs, and every vision model (it gets the pages).
+    message = refused.value.body["message"]
+    assert "claude-vision" in message and "demo-vision" in message
+    assert "text_only: extract" in message
 
 
 # --- Every dialect to every kind, with what the emulators received -----------------------
@@ -360,3 +365,38 @@ def test_a_mile_wide_page_is_refused_before_rendering(docs: openai.OpenAI) -> No
     assert isinstance(refused.value.body, dict)
     assert refused.value.body["code"] == "document_too_large"
     assert refused.value.body["param"] == "messages[0].content[0]"
+
+
+def test_count_tokens_counts_the_pages_a_vision_model_would_see(
+    docs_claude: anthropic.Anthropic,
+) -> None:
+    block = {
+        "type": "document",
+        "source": {"type": "base64", "media_type": "application/pdf", "data": b64(REPORT)},
+    }
+    plain = [{"role": "user", "content": "Summarise."}]
+    with_pdf = [{"role": "user", "content": [block, {"type": "text", "text": "Summarise."}]}]
+    before = docs_claude.messages.count_tokens(model="pages-vision", messages=plain)  # type: ignore[arg-type]
+    after = docs_claude.messages.with_raw_response.count_tokens(
+        model="pages-vision",
+        messages=with_pdf,  # type: ignore[arg-type]
+    )
+    assert after.headers["x-aperture-token-count"] == "estimate"
+    # The two rendered pages at OpenAI's tile rule, 765 each.
+    assert after.parse().input_tokens - before.input_tokens == 2 * 765
+
+
+def test_a_stream_to_a_vision_model_carries_the_pages_too(
+    docs: openai.OpenAI, upstream: tuple[Recorder, str]
+) -> None:
+    with docs.chat.completions.with_streaming_response.create(
+        model="pages-vision",
+        stream=True,
+        messages=[{"role": "user", "content": [file_part(REPORT)]}],  # type: ignore[list-item]
+    ) as response:
+        assert response.headers["x-aperture-document-tokens"] == str(2 * 765)
+        text = "".join(
+            chunk.choices[0].delta.content or "" for chunk in response.parse() if chunk.choices
+        )
+    assert "Saw 2 images" in text
+    assert len(page_images(sent(upstream[0]))) == 2

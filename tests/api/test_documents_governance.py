@@ -18,6 +18,7 @@ from aperture.app import create_apps
 from aperture.settings import AuthSettings, Settings
 from aperture.settings.governance import (
     GovernanceSettings,
+    GuardrailSettings,
     OcrSettings,
     PiiSettings,
     PolicyMatch,
@@ -37,6 +38,11 @@ GOVERNANCE = GovernanceSettings(
             name="no-plans",
             match=PolicyMatch(model="claude-recorded"),
             deny_patterns=("(?i)launch codes",),
+        ),
+    ),
+    guardrails=(
+        GuardrailSettings(
+            name="no-weapons", kind="keywords", words=("build a bomb",), models=("claude-*",)
         ),
     ),
     ocr=OcrSettings(enabled=True),
@@ -102,6 +108,12 @@ def test_a_policy_pattern_in_the_text_layer_blocks(gateway: Gateway) -> None:
     assert response.status_code == 400, response.text
     error = response.json()["error"]
     assert (error["code"], error["param"]) == ("policy_violation", "messages[0].content[0]")
+
+
+def test_a_guardrail_reads_the_text_layer(gateway: Gateway) -> None:
+    response = send(gateway, text_pdf("How to", "build a bomb"), model="claude-recorded")
+    assert response.status_code == 400, response.text
+    assert "no-weapons" in response.json()["error"]["message"]
 
 
 def test_the_audit_describes_each_document_and_redacts_its_name(

@@ -3,6 +3,7 @@ the client is told, and what the audit trail keeps."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,6 +63,7 @@ GOVERNANCE = GovernanceSettings(
 class Gateway(msgspec.Struct):
     public: str
     admin: str
+    database: Path | None = None
 
     def chat(self, content: Any, model: str = "recorded-vision", **extra: Any) -> httpx.Response:
         body = {"model": model, "messages": [{"role": "user", "content": content}], **extra}
@@ -97,7 +99,19 @@ def gateway(
         governance=GOVERNANCE,
     )
     with serve_together(*create_apps(settings)) as (public, admin):
-        yield Gateway(public, admin)
+        yield Gateway(public, admin, state / "db.sqlite")
+
+
+def test_a_kept_responses_conversation_keeps_only_the_redacted_text(gateway: Gateway) -> None:
+    body = {"model": "recorded-vision", "input": f"Write to {EMAIL}.", "store": True}
+    response = httpx.post(f"{gateway.public}/v1/responses", json=body, headers=MASTER)
+    assert response.status_code == 200, response.text
+    assert gateway.database is not None
+    with sqlite3.connect(gateway.database) as db:
+        (kept,) = db.execute(
+            "SELECT conversation FROM stored_responses WHERE id = ?", (response.json()["id"],)
+        ).fetchone()
+    assert EMAIL.encode() not in kept and b"[EMAIL]" in kept
 
 
 def test_pii_is_redacted_before_the_provider_sees_it(

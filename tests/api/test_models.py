@@ -18,6 +18,9 @@ def test_include_meta_shows_capabilities_and_limits(http: httpx.Client) -> None:
     assert vision["_meta"]["aliases"] == ["vision-alias"]
     assert pro["_meta"]["limits"]["min_max_tokens"] == 200
     assert data["two-images"]["_meta"]["limits"]["max_images"] == 2
+    # Claude Sonnet 4.5 thinks; Claude 2.1 does not (the anthropic kind's known models).
+    assert data["claude-vision"]["_meta"]["capabilities"]["reasoning"] is True
+    assert data["claude-text"]["_meta"]["capabilities"]["reasoning"] is False
     assert "_meta" not in http.get("/v1/models").json()["data"][0]
 
 

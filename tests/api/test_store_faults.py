@@ -251,3 +251,33 @@ def test_a_database_fault_loses_no_ledger_row_and_answers_admin_calls_503(
     costs = sum(r.json()["usage"]["total_tokens"] for r in admitted)
     assert line["ledger"]["tokens"] == costs, "the spooled rows reached the ledger"
     _assert_one_row_each(gateway.database, [r.headers["x-request-id"] for r in admitted])
+
+
+@pytest.mark.parametrize("fault", ["down", "reset"])
+def test_a_database_fault_answers_responses_but_continues_none_until_it_heals(
+    behind_postgres_proxy: Gateway, fault: str
+) -> None:
+    gateway = behind_postgres_proxy
+    url = f"{gateway.public}/v1/responses"
+
+    def respond(**body: Any) -> httpx.Response:
+        return httpx.post(url, json={"model": "demo-text", **body}, headers=MASTER, timeout=60)
+
+    kept = respond(input="Remember me.")
+    assert kept.status_code == 200, kept.text
+
+    _fault(gateway.proxy, fault)
+    # The answer still goes out (its record is lost, and logged); continuing needs the store.
+    unkept = respond(input="Not kept.")
+    assert unkept.status_code == 200, unkept.text
+    refused = respond(input="And?", previous_response_id=kept.json()["id"])
+    assert refused.status_code in (200, 503), refused.text
+    if fault != "reset":  # a reset costs one connection; then the pool reconnects
+        assert refused.status_code == 503
+    if refused.status_code == 503:
+        assert refused.json()["error"]["code"] == "service_unavailable"
+        assert refused.headers["retry-after"] == "1"
+
+    gateway.proxy.heal()
+    continued = _until_ok(lambda: respond(input="And?", previous_response_id=kept.json()["id"]))
+    assert 'Asked: "And?"' in continued.json()["output"][0]["content"][0]["text"]

@@ -287,3 +287,165 @@ def test_gemini_thoughts_reach_a_chat_completions_client(client: openai.OpenAI) 
     usage = completion.usage
     assert usage is not None and usage.completion_tokens_details is not None
     assert usage.completion_tokens_details.reasoning_tokens
+
+
+def test_openai_reasoning_models_get_reasoning_effort_from_either_dialect(
+    client: openai.OpenAI, claude: anthropic.Anthropic, recorder: tuple[Recorder, str]
+) -> None:
+    rec, _ = recorder
+    completion = client.chat.completions.create(
+        model="reasoner",
+        reasoning_effort="high",
+        messages=[{"role": "user", "content": "Why is the sky blue?"}],
+    )
+    assert json.loads(rec.bodies[-1])["reasoning_effort"] == "high"
+    usage = completion.usage
+    assert usage is not None and usage.completion_tokens_details is not None
+    assert usage.completion_tokens_details.reasoning_tokens == 64
+    # A Messages budget becomes the effort it reaches (8192 <= 9000 < 16384: medium).
+    claude.messages.create(
+        model="reasoner",
+        max_tokens=12000,
+        thinking={"type": "enabled", "budget_tokens": 9000},
+        messages=ask(),
+    )
+    sent = json.loads(rec.bodies[-1])
+    assert sent["reasoning_effort"] == "medium"
+    assert "thinking" not in sent
+
+
+def test_a_model_configured_without_reasoning_refuses_reasoning_effort(
+    client: openai.OpenAI,
+) -> None:
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(
+            model="demo-vision",
+            reasoning_effort="low",
+            messages=[{"role": "user", "content": "Hi"}],
+        )
+    body = refused.value.body
+    assert isinstance(body, dict)
+    assert (body["code"], body["param"]) == ("unsupported_capability", "reasoning_effort")
+
+
+def test_a_streamed_gemini_answer_brings_its_thoughts_and_signature(
+    claude: anthropic.Anthropic,
+) -> None:
+    with claude.messages.stream(
+        model="gemini-vision", max_tokens=4000, thinking=THINK, messages=ask()
+    ) as stream:
+        final = stream.get_final_message()
+    thoughts = [block for block in final.content if isinstance(block, ThinkingBlock)]
+    assert "Why is the sky blue?" in thoughts[0].thinking
+    # Gemini signs the answer's last part: its signature arrives after the text.
+    assert any(block.signature for block in thoughts)
+    assert any(isinstance(block, TextBlock) for block in final.content)
+
+
+def test_gemini_refuses_a_budget_outside_its_range(claude: anthropic.Anthropic) -> None:
+    with pytest.raises(anthropic.BadRequestError) as refused:
+        claude.messages.create(
+            model="gemini-vision",
+            max_tokens=8000,
+            thinking={"type": "enabled", "budget_tokens": 30000},
+            messages=ask(),
+        )
+    assert "thinking budget" in str(refused.value)
+
+
+def test_a_chat_completions_tool_loop_keeps_the_signed_reasoning(client: openai.OpenAI) -> None:
+    tools: Any = [
+        {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
+    ]
+    question: Any = {"role": "user", "content": "Why is the sky blue?"}
+    first = client.chat.completions.create(
+        model="gemini-vision",
+        reasoning_effort="low",
+        tools=tools,
+        tool_choice="required",
+        messages=[question],
+    )
+    message = first.choices[0].message
+    assert message.tool_calls
+    details = (message.model_extra or {})["reasoning_details"]
+    assert details[0]["type"] == "reasoning.text"
+    assert details[0]["signature"]
+    # The assistant message goes back as it came, its reasoning_details with it.
+    turn = message.model_dump(exclude_none=True)
+    result: Any = {"role": "tool", "tool_call_id": message.tool_calls[0].id, "content": "ok"}
+    again = client.chat.completions.create(
+        model="gemini-vision",
+        reasoning_effort="low",
+        tools=tools,
+        messages=[question, turn, result],
+    )
+    assert again.choices[0].message.content
+    # Gemini checks the signature it gave that call: a changed one is refused.
+    turn["reasoning_details"] = [{**details[0], "signature": "dGFtcGVyZWQ="}]
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(
+            model="gemini-vision",
+            reasoning_effort="low",
+            tools=tools,
+            messages=[question, turn, result],
+        )
+
+
+def test_a_streamed_chat_completion_ends_each_signed_thought_with_its_details(
+    client: openai.OpenAI,
+) -> None:
+    stream = client.chat.completions.create(
+        model="claude-vision",
+        reasoning_effort="low",
+        stream=True,
+        messages=[{"role": "user", "content": "Why is the sky blue?"}],
+    )
+    text, details = [], []
+    for chunk in stream:
+        for choice in chunk.choices:
+            extra = choice.delta.model_extra or {}
+            text.append(extra.get("reasoning_content") or "")
+            details += extra.get("reasoning_details") or []
+    thought = "".join(text)
+    # One item, whole: what the client sends back with the next turn.
+    assert details == [
+        {
+            "type": "reasoning.text",
+            "text": thought,
+            "signature": signature_for(thought),
+            "index": 0,
+        }
+    ]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_redacted_thought_round_trips_through_responses(
+    client: openai.OpenAI, recorder: tuple[Recorder, str], stream: bool
+) -> None:
+    rec, _ = recorder
+    if stream:
+        with client.responses.stream(
+            model="claude-recorded", input=REDACTED_TRIGGER, reasoning={"effort": "low"}
+        ) as events:
+            response = events.get_final_response()
+    else:
+        response = client.responses.create(
+            model="claude-recorded", input=REDACTED_TRIGGER, reasoning={"effort": "low"}
+        )
+    sealed = response.output[0]
+    assert sealed.type == "reasoning"
+    assert sealed.summary == []
+    assert sealed.encrypted_content is not None
+    data = sealed.encrypted_content.removeprefix("redacted_thinking:")
+    client.responses.create(
+        model="claude-recorded",
+        reasoning={"effort": "low"},
+        input=[
+            {"role": "user", "content": REDACTED_TRIGGER},
+            sealed.model_dump(exclude_none=True),  # type: ignore[list-item]
+            {"role": "assistant", "content": response.output_text},
+            {"role": "user", "content": "And at sunset?"},
+        ],
+    )
+    turn = json.loads(rec.bodies[-1])["messages"][1]["content"]
+    assert turn[0] == {"type": "redacted_thinking", "data": data}

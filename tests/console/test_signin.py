@@ -151,6 +151,8 @@ def test_static_files_are_only_the_console_assets(gateway: Gateway, name: str) -
 
 def test_an_open_gateway_says_the_console_needs_a_master_key(gateway_settings: Settings) -> None:
     with serve_together(*create_apps(gateway_settings)) as (_, admin):
+        page = httpx.get(f"{admin}/console/signin")
         answer = httpx.post(f"{admin}/console/signin", data={"key": "anything"})
+    assert page.status_code == 200 and "runs open" in page.text
     assert answer.status_code == 403
     assert "auth.master_key" in answer.text and "set-cookie" not in answer.headers

@@ -17,6 +17,7 @@ import pytest
 from aperture.app import create_app
 from aperture.emulator import create_emulator_app
 from aperture.providers.registry import spec_for
+from aperture.providers.spec import ProviderSpec
 from aperture.settings import parse_settings
 from tests import sample_images
 from tests.servers import serve
@@ -196,10 +197,18 @@ def test_a_mid_stream_error(gateway: str, kind: str) -> None:
     assert "[DONE]" not in lines[-1]
 
 
+def _own_api(kind: str) -> ProviderSpec | None:
+    """The spec whose features a kind's entry gets: none for a model on another wire (its
+    logprobs and choices are the kind's own API's); azure-v1 is Azure's own API."""
+    name, _, variant = kind.partition("-")
+    return None if variant == "responses" else spec_for(name)
+
+
 def test_logprobs(sdk: openai.OpenAI, kind: str) -> None:
     """Every kind whose spec says it returns logprobs relays them, stream and not; the rest
     refuse before any call."""
-    support = spec_for(kind).logprobs
+    own_api = _own_api(kind)
+    support = own_api.logprobs if own_api is not None else None
     messages = [user("Hello")]
     if support is None:
         with pytest.raises(openai.BadRequestError) as caught:
@@ -235,7 +244,8 @@ def test_logprobs(sdk: openai.OpenAI, kind: str) -> None:
 
 def test_several_choices(sdk: openai.OpenAI, kind: str) -> None:
     messages = [user("Hello")]
-    if spec_for(kind).max_choices < 2:
+    own_api = _own_api(kind)
+    if own_api is None or own_api.max_choices < 2:
         with pytest.raises(openai.BadRequestError) as caught:
             sdk.chat.completions.create(model=kind, messages=messages, n=2)  # type: ignore[arg-type]
         assert isinstance(caught.value.body, dict)

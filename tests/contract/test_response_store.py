@@ -59,6 +59,8 @@ async def test_a_kept_response_reads_back_with_its_images(store: ResponseStore) 
     response, blobs = found
     assert response == stored(1, png)
     assert blobs == {png.sha256: png}
+    found = await store.get("resp_1", now=T0, images=False)
+    assert found is not None and found == (stored(1, png), {})
 
 
 async def test_unknown_and_expired_responses_are_not_found(store: ResponseStore) -> None:

@@ -1,4 +1,6 @@
+import base64
 import json
+from typing import Annotated
 
 import msgspec
 import pytest
@@ -127,3 +129,126 @@ def test_every_error_is_bounded_whatever_its_maker_passed() -> None:
     assert len(error.message) < MESSAGE_CHARS + 40
     assert str(error) == error.message
     assert error.param is not None and len(error.param) < PARAM_CHARS + 40
+
+
+# ---- large base64 strings are cut out before decoding and put back
+
+
+class Part(msgspec.Struct):
+    kind: str
+    url: str = ""
+    blob: bytes = b""
+
+
+class Spliced(msgspec.Struct, frozen=True):
+    model: str
+    parts: list[Part]
+    extra: dict[str, object] = {}
+    pair: tuple[str, ...] = ()
+
+
+SPLICED = msgspec.json.Decoder(Spliced)
+B64 = base64.b64encode(bytes(range(256)) * 400).decode()  # 136 KB, over the cut threshold
+
+
+def test_large_base64_strings_decode_exactly_wherever_they_are() -> None:
+    value = {
+        "model": "m",
+        "parts": [{"kind": "a", "url": "data:image/png;base64," + B64}, {"kind": "b", "url": B64}],
+        "extra": {"nested": [B64, {"deep": "data:application/pdf;base64," + B64}]},
+        "pair": [B64, "x"],
+    }
+    body = json.dumps(value).encode()
+    assert decoding._scan(body, splice=True)[1], "the strings are cut out"
+    decoded, keys = decode_request(body, SPLICED)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(decoding, "_SPLICE_MIN", len(body) + 1)  # the plain path only
+        assert decoded == decode_request(body, SPLICED)[0]
+    assert keys == ["model", "parts", "extra", "pair"]
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        B64[:-1] + "!",  # not base64: decoded as any string
+        B64.replace("/", "\\/"),  # a JSON escape inside: decoded as any string
+        "data:image/png;base64," + B64 + "=",  # bad padding after a header
+        "é" + B64,  # not ASCII
+    ],
+)
+def test_strings_that_are_not_plain_base64_decode_as_sent(payload: str) -> None:
+    body = json.dumps({"model": "m", "parts": [{"kind": "a", "url": payload}]}).encode()
+    body = body.replace(b"\\\\/", b"\\/")  # the escaped slash as a client sends it
+    decoded, _ = decode_request(body, SPLICED)
+    assert decoded.parts[0].url == json.loads(body)["parts"][0]["url"]
+
+
+def test_a_bytes_field_still_gets_its_decoded_bytes() -> None:
+    body = json.dumps({"model": "m", "parts": [{"kind": "a", "blob": B64}]}).encode()
+    decoded, _ = decode_request(body, SPLICED)
+    assert decoded.parts[0].blob == bytes(range(256)) * 400
+
+
+@pytest.mark.parametrize(
+    ("body", "error", "param"),
+    [
+        (
+            b'{"model":"m","parts":[{"kind":"a","url":"' + B64.encode() + b'"}',
+            InvalidJsonError,
+            None,
+        ),
+        (b'{"model":"m","parts":[{"kind":"a","url":"' + B64.encode(), InvalidJsonError, None),
+        (
+            b'{"model":"m","parts":[{"kind":1,"url":"' + B64.encode() + b'"}]}',
+            InvalidRequestError,
+            "parts[0].kind",
+        ),
+        (
+            b'{"model":"m","model":"n","parts":[{"kind":"a","url":"' + B64.encode() + b'"}]}',
+            InvalidJsonError,
+            "model",
+        ),
+        (
+            b'{"model":"m","parts":[{"kind":"a","url":"' + B64.encode() + b'","x\xff":1}]}',
+            InvalidJsonError,
+            None,
+        ),
+    ],
+)
+def test_errors_with_a_large_string_are_the_plain_decoders(
+    body: bytes, error: type[InvalidRequestError], param: str | None
+) -> None:
+    with pytest.raises(error) as spliced:
+        decode_request(body, SPLICED)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(decoding, "_SPLICE_MIN", len(body) + 1)  # the plain path only
+        with pytest.raises(error) as plain:
+            decode_request(body, SPLICED)
+    assert (spliced.value.message, spliced.value.param) == (plain.value.message, param)
+
+
+def test_a_raw_value_holding_a_large_string_decodes_as_sent() -> None:
+    body = json.dumps({"a": B64, "b": [B64]}).encode()
+    decoded, _ = decode_request(body, msgspec.json.Decoder(dict[str, msgspec.Raw]))
+    assert msgspec.json.decode(decoded["b"]) == [B64]
+
+
+class Limited(msgspec.Struct):
+    model: str
+    parts: list[dict[str, Annotated[str, msgspec.Meta(max_length=100)]]]
+
+
+def test_a_type_that_limits_strings_sees_every_string_itself() -> None:
+    body = json.dumps({"model": "m", "parts": [{"url": B64}]}).encode()
+    with pytest.raises(InvalidRequestError) as caught:
+        decode_request(body, msgspec.json.Decoder(Limited))
+    assert caught.value.param == "parts[0][...]"  # msgspec names a dict value so
+
+
+def test_the_dialects_limit_no_string_so_their_images_are_cut_out() -> None:
+    from aperture.dialects.anthropic.inbound import _DECODER as anthropic
+    from aperture.dialects.openai.inbound import _DECODER as openai
+    from aperture.dialects.responses.inbound import _DECODER as responses
+
+    for decoder in (openai, anthropic, responses):
+        assert not decoding._constrains_strings(decoder.type)

@@ -16,6 +16,9 @@ from PIL import Image
 from starlette.testclient import TestClient
 
 from aperture.emulator import create_emulator_app
+from aperture.emulator.openai import build_reply
+from aperture.emulator.openai_errors import OpenAIError
+from aperture.emulator.openai_request import parse_chat_request
 
 URL = "/openai/v1/chat/completions"
 AUTH = {"authorization": "Bearer test-key"}
@@ -558,3 +561,20 @@ def test_fault_midstream(client: TestClient) -> None:
         }
     }
     assert len(chunks) == 4
+
+
+def test_reasoning_effort_is_for_reasoning_models_and_counted_as_reasoning_tokens() -> None:
+    def body(model: str, effort: str) -> bytes:
+        messages = [{"role": "user", "content": "Hi"}]
+        return json.dumps(
+            {"model": model, "reasoning_effort": effort, "messages": messages}
+        ).encode()
+
+    usage = build_reply(parse_chat_request(body("o4-mini", "low"))).usage
+    assert usage["completion_tokens_details"] == {"reasoning_tokens": 16}
+    with pytest.raises(OpenAIError) as refused:
+        parse_chat_request(body("emulator-vision", "low"))
+    assert refused.value.code == "unsupported_parameter"
+    with pytest.raises(OpenAIError) as invalid:
+        parse_chat_request(body("o4-mini", "extreme"))
+    assert invalid.value.code == "invalid_value"

@@ -58,8 +58,8 @@ def test_the_longest_builtin_prefix_wins(model: str, expected: str) -> None:
 def test_a_mini_model_is_not_priced_as_its_big_sibling() -> None:
     table = PriceTable()
     mini, big = table.price("gpt-4o-mini"), table.price("gpt-4o")
-    assert mini == Price(0.15, 0.60, 0.15)
-    assert big == Price(2.50, 10.00, 2.50)
+    assert mini == Price(0.15, 0.60, 0.15, cache_read=0.075, cache_write=0.15)
+    assert big == Price(2.50, 10.00, 2.50, cache_read=1.25, cache_write=2.50)
 
 
 @pytest.mark.parametrize(
@@ -152,3 +152,39 @@ def test_images_a_model_makes_are_charged_at_the_output_image_price() -> None:
     assert gemini is not None
     # 20 text tokens out at $2.50/M and 1290 image tokens out at $30/M.
     assert gemini.cost_micros(0, 1310, 0, 1290) == 50 + 38700
+
+
+def test_cache_reads_and_writes_are_priced_at_their_own_rates() -> None:
+    price = Price(input=2.0, output=8.0, image=2.0, cache_read=0.5, cache_write=2.5)
+    # 100 fresh, 600 read, 300 written; 10 output.
+    cost = price.cost_micros(1000, 10, 0, cache_read_tokens=600, cache_write_tokens=300)
+    assert cost == 100 * 2 + 600 * 0.5 + 300 * 2.5 + 10 * 8
+    # Unset cache rates are the input rate; cached tokens never exceed the prompt.
+    plain = Price(input=2.0, output=8.0, image=2.0)
+    assert plain.cost_micros(100, 0, 0, cache_read_tokens=500) == 200
+
+
+@pytest.mark.parametrize(
+    ("model", "read", "write"),
+    [
+        ("claude-sonnet-4-5", 0.30, 3.75),
+        ("gpt-4o", 1.25, 2.50),
+        ("gpt-5", 0.125, 1.25),
+        ("gemini-2.5-flash", 0.03, 0.30),
+    ],
+)
+def test_the_builtin_table_has_each_providers_cache_rates(
+    model: str, read: float, write: float
+) -> None:
+    price = PriceTable().price(model)
+    assert price is not None
+    assert (price.cache_read, price.cache_write) == (read, write)
+
+
+def test_configured_cache_prices_override() -> None:
+    table = PriceTable(
+        [PriceSettings(model="mine", input=1.0, output=1.0, cache_read=0.1, cache_write=1.5)]
+    )
+    price = table.price("mine")
+    assert price is not None
+    assert (price.cache_read, price.cache_write) == (0.1, 1.5)

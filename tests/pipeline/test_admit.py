@@ -262,3 +262,55 @@ async def test_settle_runs_once() -> None:
     await gate.admission.settle(ctx, outcome)
     assert len(await gate.rows("r1")) == 1
     assert await gate.state(who) == BudgetState(BudgetCharge(0, 10), BudgetCharge())
+
+
+async def test_documents_are_held_at_the_dearest_target_in_the_form_it_takes_them() -> None:
+    import base64
+
+    from aperture.governance.estimate import document_tokens
+    from aperture.pipeline import IntakeDocuments, PdfWork, TargetLimits
+    from aperture.settings import DocumentSettings
+    from tests.documents.pdfs import text_pdf
+
+    settings = parse_settings(CONFIG, {})
+    limits = TargetLimits(settings.providers)
+    intake = IntakeDocuments(DocumentSettings(), PdfWork(None), target_limits=limits)
+    gate = Gate()
+    ctx = gate.context("r1", principal(tpm=100_000))
+    uri = "data:application/pdf;base64," + base64.b64encode(text_pdf("One", "Two")).decode()
+    request = chat(text("Summarise."), {"type": "file", "file": {"file_data": uri}})
+    request = await intake(ctx, request)
+    await gate.admit(ctx, request)
+    letter = ((612.0, 792.0),) * 2
+    each = [
+        document_tokens(
+            "native", o.target, letter, limits(o.target), image_count=0, max_pixels=4_200_000
+        )
+        for o in ctx.options
+    ]
+    assert ctx.document_estimate == max(each) > 2 * 1500
+    assert ctx.prompt_estimate == text_tokens(request) + max(each)
+
+
+async def test_cache_reads_and_writes_are_charged_at_the_providers_cache_rates() -> None:
+    gate = Gate()
+    who = principal(budget_usd=10.0)
+    ctx = gate.context("r1", who, model="mixed")
+    await gate.admit(ctx, chat(text("hi"), max_tokens=100))
+    claude = ctx.options[1].target
+    # Anthropic's shape: of 5000 prompt tokens, 3000 read from the cache and 1000 written.
+    usage = Usage(
+        prompt_tokens=5000, completion_tokens=100, cached_tokens=3000, cache_creation_tokens=1000
+    )
+    await gate.admission.settle(ctx, ended(target=claude, usage=usage))
+    (row,) = await gate.rows("r1")
+    # Sonnet: $3/M input, reads at 0.1x ($0.30/M), writes at 1.25x ($3.75/M), $15/M output.
+    assert row.amount_micros == 1000 * 3 + 3000 * 0.3 + 1000 * 3.75 + 100 * 15
+
+
+async def test_a_token_count_is_neither_counted_nor_held() -> None:
+    gate = Gate()
+    ctx = gate.context("r1", principal(tpm=10, budget_tokens=10))
+    ctx.counting = True
+    await gate.admit(ctx, chat(text("a long prompt " * 100)))
+    assert (ctx.ticket, ctx.hold) == (None, None)

@@ -16,6 +16,7 @@ from aperture.model import (
     Delta,
     Finish,
     StreamEvent,
+    Thought,
     TokenLogprob,
     UsageReport,
 )
@@ -334,3 +335,49 @@ async def test_redacted_answers_lose_their_logprobs() -> None:
     assert stream is not None
     sent = stream.event(Delta(index=0, content=f"Write to {EMAIL}.", logprobs=tokens))
     assert all(isinstance(e, Delta) and e.logprobs is None for e in sent)
+
+
+# --- thoughts --------------------------------------------------------------------------------
+
+
+async def test_thoughts_are_screened_and_a_redacted_one_loses_its_signature() -> None:
+    ctx = context()
+    thoughts = (Thought(f"Mail {EMAIL} later.", "c2ln"), Thought("Nothing here.", "b3Ro"))
+    choice = Choice(index=0, content="Done.", reasoning=thoughts)
+    result = await screen().complete(ctx, ChatResponse("c1", "chat", 0, (choice,)))
+    # The provider would refuse an altered thought back: unsigned, it is not sent back.
+    assert result.choices[0].reasoning == (
+        Thought("Mail [EMAIL] later."),
+        Thought("Nothing here.", "b3Ro"),
+    )
+    with pytest.raises(PiiDetectedError) as blocked:
+        await screen("block").complete(context(), ChatResponse("c1", "chat", 0, (choice,)))
+    assert blocked.value.param == "choices[0].message.reasoning[0]"
+
+
+async def test_streamed_thoughts_are_redacted_across_chunks_before_the_answer() -> None:
+    stream = screen().stream(context())
+    assert stream is not None
+    events: list[StreamEvent] = [Delta(index=0, role="assistant", content="")]
+    events += [Delta(index=0, thought=Thought(piece)) for piece in chunks(STORY)]
+    events += [Delta(index=0, thought=Thought(signature="c2ln")), Delta(index=0, content="Ok.")]
+    sent = run(stream, [*events, Finish(0, "stop")])
+    thought = "".join(e.thought.text for e in sent if isinstance(e, Delta) and e.thought)
+    assert thought == STORY.replace(PHONE, "[PHONE]")
+    # Altered, the thought goes without its signature; the answer follows it.
+    assert not any(isinstance(e, Delta) and e.thought and e.thought.signature for e in sent)
+    assert contents(sent) == ["Ok."]
+
+
+async def test_a_clean_streamed_thought_keeps_its_signature() -> None:
+    stream = screen().stream(context())
+    assert stream is not None
+    events = [
+        Delta(index=0, thought=Thought("Light scatters.")),
+        Delta(index=0, thought=Thought(signature="c2ln")),
+    ]
+    sent = run(stream, events)
+    assert sent[-1] == Delta(index=0, thought=Thought(signature="c2ln"))
+    assert "".join(e.thought.text for e in sent if isinstance(e, Delta) and e.thought) == (
+        "Light scatters."
+    )

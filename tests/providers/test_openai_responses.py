@@ -11,8 +11,9 @@ import pytest
 from openai.types.responses.response_create_params import ResponseCreateParamsStreaming
 from pydantic import TypeAdapter
 
-from aperture.errors import UpstreamError
+from aperture.errors import UnsupportedCapabilityError, UpstreamError
 from aperture.model import (
+    Audio,
     ChatRequest,
     File,
     Image,
@@ -190,3 +191,18 @@ models: [{name: m, provider: a, wire: responses}]
     with pytest.raises(ConfigError) as caught:
         parse_settings(config, {})
     assert "models[0].wire" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("change", "param"),
+    [
+        ({"n": 2}, "n"),
+        ({"stop": ("END",)}, "stop"),
+        ({"messages": (Message("user", (Audio("AAAA", "wav"),)),)}, "messages"),
+    ],
+)
+def test_what_the_responses_api_cannot_say_is_refused(change: dict[str, Any], param: str) -> None:
+    request = msgspec.structs.replace(REQUEST, **change)
+    with pytest.raises(UnsupportedCapabilityError) as caught:
+        provider_for("openai", "responses").build_request(request, target("openai"))
+    assert caught.value.param == param

@@ -139,3 +139,9 @@ def test_store_deadlines_must_be_positive() -> None:
         "storage.ledger_timeout_s: must be positive",
         "storage.database_timeout_s: must be positive",
     ]
+
+
+def test_the_responses_retention_must_be_positive() -> None:
+    assert problems("responses: {retention_hours: 0}") == [
+        "responses.retention_hours: must be positive"
+    ]

@@ -37,6 +37,7 @@ from aperture.errors import (
 )
 from aperture.governance.budgets import BudgetBook, BudgetLine
 from aperture.governance.keys import Principal
+from aperture.providers.registry import spec_for
 from aperture.services import Services
 from aperture.settings import ModelSettings, RouteSettings
 from aperture.storage import (
@@ -335,6 +336,12 @@ async def _definition(
             raise InvalidRequestError(
                 f"Unknown provider {quote(provider)} (configured: {', '.join(known)}).", param=param
             )
+    if isinstance(value, ModelSettings) and value.wire is not None:
+        kind = next(p.kind for p in services.settings.providers if p.name == value.provider)
+        try:
+            spec_for(kind).adapter_for(value.wire)
+        except LookupError as exc:
+            raise InvalidRequestError(f"{exc}.", param="wire") from exc
     return value
 
 

@@ -26,6 +26,7 @@ _CAPABILITIES = (
     "json_mode",
     "logprobs",
     "choices",
+    "reasoning",
 )
 
 

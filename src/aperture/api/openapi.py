@@ -100,6 +100,8 @@ def public_document() -> dict[str, Any]:
                 CountTokensRequest,
             ),
             ("post", "/v1/responses", "OpenAI Responses", ResponsesRequest),
+            ("get", "/v1/responses/{response_id}", "A kept Responses answer", None),
+            ("delete", "/v1/responses/{response_id}", "Forget a kept Responses answer", None),
             ("post", "/c1/chat", "One message and an images array", C1ChatRequest),
             ("post", "/v1/images/generations", "OpenAI Images: generate", ImageGenerationRequest),
             ("post", "/v1/images/edits", "OpenAI Images: edit (multipart/form-data)", None),

@@ -8,7 +8,8 @@ the admin port rather than sent from the browser to the public port so the key n
 reaches the page (the session holds it) and no cross-origin access has to be opened.
 
 While it runs, an upstream tap records each attempt's request as built for its target,
-base64 elided and no headers (they carry the provider's credentials);
+base64 elided, with no headers (they carry the provider's credentials) and no userinfo or
+query in the URL;
 ``GET /v1/admin/playground/{request_id}`` answers them. Kept in memory, the last few only.
 """
 
@@ -18,6 +19,7 @@ import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 from starlette.requests import Request
@@ -32,7 +34,7 @@ from aperture.errors import GatewayError, NotFoundError, quote
 from aperture.model import ChatRequest, Target
 from aperture.providers import provider_for
 
-__all__ = ["Traces", "elide_base64", "playground_routes"]
+__all__ = ["Traces", "elide_base64", "playground_routes", "shown_url"]
 
 _DIALECTS = {
     "chat": ("/v1/chat/completions", chat_endpoint(OPENAI)),
@@ -62,7 +64,7 @@ class Trace:
             {
                 "target": _target_key(target),
                 "method": built.method,
-                "url": built.url,
+                "url": shown_url(built.url),
                 "body": _shown_body(built.body),
             }
         )
@@ -111,6 +113,17 @@ def _shown_body(body: bytes) -> Any:
         return elide_base64(msgspec.json.decode(body))
     except msgspec.DecodeError:
         return f"({len(body)} bytes, not JSON)"
+
+
+def shown_url(url: str) -> str:
+    """``url`` without userinfo or query: a base URL may carry credentials in either."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    shown = urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    return f"{shown}?…" if parts.query else shown
 
 
 def _target_key(target: Target) -> str:

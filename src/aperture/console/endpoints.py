@@ -87,23 +87,25 @@ async def _page(request: Request) -> Response:
     return _html(render_page(page, session.csrf))
 
 
+_OPEN_GATEWAY = (
+    "The console needs auth.master_key, and this gateway runs open. Set it in the config "
+    "(or APERTURE_MASTER_KEY for the built-in demo) and restart."
+)
+
+
 async def _signin(request: Request) -> Response:
+    services: Services | None = getattr(request.app.state, "services", None)
     if request.method == "GET":
-        return _html(render_signin())
+        # An open gateway says so at once, rather than after a key has been typed.
+        open_gateway = services is not None and not services.auth_required
+        return _html(render_signin(_OPEN_GATEWAY if open_gateway else None))
     if not _same_origin(request):
         return _html(render_signin("Sign in from the console's own page."), 403)
     key = (await _form(request)).get("key", "").strip()
-    services: Services | None = getattr(request.app.state, "services", None)
     if services is None:
         return _html(render_signin("The gateway is starting; try again in a moment."), 503)
     if not services.auth_required:
-        return _html(
-            render_signin(
-                "The console needs auth.master_key, and this gateway runs open. Set it in the "
-                "config (or APERTURE_MASTER_KEY for the built-in demo) and restart."
-            ),
-            403,
-        )
+        return _html(render_signin(_OPEN_GATEWAY), 403)
     try:
         admin = bool(key) and (await services.keys.authenticate(key)).is_admin
     except InvalidApiKeyError:

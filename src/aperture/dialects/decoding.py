@@ -6,15 +6,26 @@ field would otherwise reach a provider, or a later ``.decode()``, as a 500), dee
 out-of-range numbers, wrong types and duplicate top-level keys (a provider that keeps the
 first of two ``model`` keys would run a model the gateway never authorised). Messages quote
 what the client sent only through ``errors.quote`` / ``errors.clip``: bounded.
+
+Large base64 strings (images, documents: megabytes each) are not scanned by the JSON
+decoder: each is cut out of the body (``_splice_out``), validated as strict base64 at SIMD
+speed, and put back as one ``str`` made straight from the body's bytes. Any failure decodes
+the body as sent, so every error and its ``param`` is the one the plain decoder gives.
 """
 
 from __future__ import annotations
 
+import binascii
 import codecs
 import re
-from typing import Any, TypeVar
+import secrets
+from collections.abc import Callable, Hashable, Iterable
+from functools import cache
+from typing import Any, NamedTuple, TypeVar, cast
 
 import msgspec
+import msgspec.inspect
+import pybase64
 
 from aperture.errors import InvalidJsonError, InvalidRequestError, clip, quote
 
@@ -30,6 +41,11 @@ _MISSING = re.compile(r"Object missing required field `([^`]+)`")
 # UTF-8 is checked in windows: each window's text is dropped at once, so a 20 MB body costs
 # one 1 MB string at a time rather than a 20 MB copy.
 _UTF8_WINDOW = 1 << 20
+# Strings this long are cut out before decoding when they are base64; below it the JSON
+# decoder's own scan costs less than the cut. Bodies shorter than it are never scanned.
+_SPLICE_MIN = 64 * 1024
+# A data URI's header (``data:image/jpeg;base64,``) is short; a longer one is decoded plainly.
+_DATA_URI_HEADER = re.compile(rb"data:[ -+\--~]{1,200},")
 
 
 def decode_request(body: bytes, decoder: msgspec.json.Decoder[T]) -> tuple[T, list[str]]:
@@ -41,6 +57,12 @@ def decode_request(body: bytes, decoder: msgspec.json.Decoder[T]) -> tuple[T, li
     """
     if not body.strip():
         raise InvalidJsonError("The request body is empty; send a JSON object.")
+    if len(body) >= _SPLICE_MIN and not _constrains_strings(cast(Hashable, decoder.type)):
+        spliced, scanned = _decode_spliced(body, decoder)
+        if spliced is not None:
+            return spliced
+    else:
+        scanned = None
     check_utf8(body)
     try:
         value = decoder.decode(body)
@@ -53,7 +75,8 @@ def decode_request(body: bytes, decoder: msgspec.json.Decoder[T]) -> tuple[T, li
         raise InvalidJsonError("The body is not valid UTF-8.") from exc
     except RecursionError as exc:
         raise InvalidJsonError("The body is nested too deeply to be a chat request.") from exc
-    keys = top_level_keys(body)
+    # The splice's scan found the keys already (the body is JSON, so they are right).
+    keys = scanned if scanned is not None else top_level_keys(body)
     if len(keys) != len(set(keys)):
         seen: set[str] = set()
         duplicate = next(k for k in keys if k in seen or seen.add(k))  # type: ignore[func-returns-value]
@@ -61,6 +84,144 @@ def decode_request(body: bytes, decoder: msgspec.json.Decoder[T]) -> tuple[T, li
             f"The key {quote(duplicate)} appears more than once.", param=duplicate
         )
     return value, keys
+
+
+class _Cut(NamedTuple):
+    token: str
+    start: int
+    end: int
+
+
+def _decode_spliced(
+    body: bytes, decoder: msgspec.json.Decoder[T]
+) -> tuple[tuple[T, list[str]] | None, list[str] | None]:
+    """The body decoded with its large base64 strings cut out and put back, or None when
+    there is none, or anything at all is off (the caller then decodes the body as sent);
+    and the top-level keys the scan found, when it could scan the body."""
+    try:
+        keys, cuts = _scan(body, splice=True)
+    except (ValueError, IndexError, AttributeError):  # not JSON: the decoder says how
+        return None, None
+    if not cuts:
+        return None, keys
+    parts: list[bytes | memoryview] = []
+    view, at = memoryview(body), 0
+    for cut in cuts:
+        parts += (view[at : cut.start], cut.token.encode())
+        at = cut.end
+    parts.append(view[at:])
+    rest = b"".join(parts)
+    if not rest.isascii():
+        # The cut strings are ASCII; UTF-8 elsewhere is checked as for any body (and a bad
+        # byte named at its place in the body as sent).
+        check_utf8(body)
+    try:
+        value = decoder.decode(rest)
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+        return None, keys
+    # The cut bytes are ASCII (strict base64, checked): one copy each, straight into a str.
+    restored = {cut.token: str(view[cut.start : cut.end], "ascii") for cut in cuts}
+    found = _restore(value, restored)
+    if found is _UNRESTORABLE or restored:  # a token not found where it was put
+        return None, keys
+    if len(keys) != len(set(keys)):
+        return None, keys  # the plain path names the repeated key
+    return (found, keys), keys
+
+
+_UNRESTORABLE: Any = object()
+
+
+@cache
+def _constrains_strings(kind: Any) -> bool:
+    """Whether ``kind`` limits a string's length or pattern anywhere: a cut-out string's
+    stand-in would be checked instead of the string, so such a body is decoded as sent."""
+    seen: set[int] = set()
+
+    def walk(info: Any) -> bool:
+        if id(info) in seen:
+            return False
+        seen.add(id(info))
+        if isinstance(info, msgspec.inspect.StrType):
+            return any(v is not None for v in (info.min_length, info.max_length, info.pattern))
+        if isinstance(info, msgspec.inspect.StructType | msgspec.inspect.DataclassType):
+            return any(walk(f.type) for f in info.fields)
+        children = [getattr(info, a, None) for a in ("item_type", "key_type", "value_type")]
+        children += list(getattr(info, "types", None) or ())
+        children += list(getattr(info, "item_types", None) or ())
+        return any(walk(c) for c in children if c is not None)
+
+    return walk(msgspec.inspect.type_info(kind))
+
+
+def _restore(value: Any, restored: dict[str, str]) -> Any:
+    """``value`` with every cut token replaced by its string; each token is popped when
+    found, so one left over (or met twice) shows. A Raw value would hide a token inside
+    JSON text: the whole value is then refused."""
+    if type(value) is str:
+        if len(value) == _TOKEN_CHARS and value in restored:
+            return restored.pop(value)
+        return value
+    if isinstance(value, msgspec.Struct):
+        return _restore_items(value, value.__struct_fields__, getattr, _set_field, restored)
+    if isinstance(value, list):
+        return _restore_items(value, range(len(value)), _get_item, _set_item, restored)
+    if isinstance(value, dict):
+        return _restore_items(value, list(value), _get_item, _set_item, restored)
+    if isinstance(value, tuple):
+        items = [_restore(item, restored) for item in value]
+        return _UNRESTORABLE if any(i is _UNRESTORABLE for i in items) else tuple(items)
+    if isinstance(value, msgspec.Raw):
+        return _UNRESTORABLE
+    return value
+
+
+def _restore_items(
+    value: Any,
+    names: Iterable[Any],
+    get: Callable[[Any, Any], Any],
+    put: Callable[[Any, Any, Any], None],
+    restored: dict[str, str],
+) -> Any:
+    for name in names:
+        item = get(value, name)
+        new = _restore(item, restored)
+        if new is _UNRESTORABLE:
+            return new
+        if new is not item:
+            put(value, name, new)
+    return value
+
+
+def _get_item(value: Any, key: Any) -> Any:
+    return value[key]
+
+
+def _set_item(value: Any, key: Any, item: Any) -> None:
+    value[key] = item
+
+
+def _set_field(value: Any, name: str, item: Any) -> None:
+    msgspec.structs.force_setattr(value, name, item)
+
+
+# The token that stands in for a cut string: random per request, so a client cannot send one.
+_TOKEN_CHARS = 40
+
+
+def _spliceable(body: bytes, start: int, end: int) -> bool:
+    """Whether the string body[start:end] is strict base64, bare or after a data URI header:
+    then it holds no escape, quote or control character, and its JSON value is its bytes."""
+    view = memoryview(body)[start:end]
+    if body.find(b"\\", start, end) >= 0:
+        return False
+    header = _DATA_URI_HEADER.match(body, start, min(end, start + 256))
+    payload = view[header.end() - start :] if header is not None else view
+    try:
+        pybase64.b64decode(payload, validate=True)
+    except (ValueError, TypeError, binascii.Error):
+        return False
+    return True
 
 
 def convert_at(value: Any, type: type[T], path: str) -> T:
@@ -116,7 +277,13 @@ def top_level_keys(body: bytes) -> list[str]:
     are skipped with ``bytes.find``, so a multi-megabyte base64 value costs one memchr-speed
     scan rather than a loop over its characters.
     """
+    return _scan(body, splice=False)[0]
+
+
+def _scan(body: bytes, *, splice: bool) -> tuple[list[str], list[_Cut]]:
+    """The top-level keys and, with ``splice``, the strings to cut out (see _spliceable)."""
     keys: list[str] = []
+    cuts: list[_Cut] = []
     depth, pos = 0, 0
     search = _TOKEN.search
     while (match := search(body, pos)) is not None:
@@ -131,17 +298,21 @@ def top_level_keys(body: bytes) -> list[str]:
             end = _string_end(body, pos)
             if depth == 1 and body[_WHITESPACE.match(body, end + 1).end()] == 0x3A:  # type: ignore[union-attr]
                 keys.append(_decode_key(body[pos:end]))
+            elif splice and end - pos >= _SPLICE_MIN and _spliceable(body, pos, end):
+                cuts.append(_Cut(secrets.token_hex(_TOKEN_CHARS // 2), pos, end))
             pos = end + 1
         elif char in b"{[":
             depth += 1
         else:
             depth -= 1
-    return keys
+    return keys, cuts
 
 
 def _string_end(body: bytes, pos: int) -> int:
     while True:
         quote = body.find(b'"', pos)
+        if quote < 0:  # only a body that is not JSON (scanned before it is decoded)
+            raise ValueError("unterminated string")
         backslash = quote - 1
         while body[backslash] == 0x5C:
             backslash -= 1

@@ -41,5 +41,7 @@ def rendered_size(
     ``long_edge`` and at most ``max_pixels`` in all (never scaled past ``MAX_SCALE``)."""
     scale = min(long_edge / max(width_pt, height_pt), MAX_SCALE)
     scale = min(scale, math.sqrt(max_pixels / (width_pt * height_pt)))
-    # PDFium rounds the bitmap size the same way (FPDF_RenderPageBitmap takes ints).
-    return max(1, round(width_pt * scale)), max(1, round(height_pt * scale)), scale
+    # A hair under: the bitmap's sides are rounded up (pypdfium2's PdfPage.render takes the
+    # ceiling, as here), and 792 * (1568 / 792) must not come out as 1569.
+    scale *= 1 - 1e-9
+    return max(1, math.ceil(width_pt * scale)), max(1, math.ceil(height_pt * scale)), scale

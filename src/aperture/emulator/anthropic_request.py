@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 import msgspec
 
@@ -21,6 +20,13 @@ from aperture.emulator.anthropic_errors import (
     unknown_tag,
     wrong_type,
 )
+from aperture.emulator.anthropic_images import (
+    IMAGE_MEDIA_TYPES,
+    MAX_IMAGE_BASE64_CHARS,
+    base64_image,
+    image_tokens,
+    url_image,
+)
 from aperture.emulator.anthropic_thinking import (
     REDACTED_TRIGGER,
     ThinkingConfig,
@@ -29,8 +35,8 @@ from aperture.emulator.anthropic_thinking import (
     read_thinking,
     tool_turn_error,
 )
-from aperture.emulator.describe import URL_IMAGE_TOKENS, Seen, SeenImage, one_line
-from aperture.emulator.images import ImageRejected, Rejection, inspect_base64
+from aperture.emulator.anthropic_tools import read_tools, tool_breakpoints
+from aperture.emulator.describe import Seen, SeenImage, one_line
 
 __all__ = [
     "IMAGE_MEDIA_TYPES",
@@ -41,10 +47,6 @@ __all__ = [
     "parse_messages_request",
 ]
 
-IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
-MAX_IMAGE_BASE64_CHARS = 5 * 1024 * 1024
-"""Anthropic measures the 5 MB limit on the base64 string, not on the decoded bytes."""
-MAX_IMAGE_SIDE = 8000
 MANY_IMAGES = 20
 MANY_IMAGES_MAX_SIDE = 2000
 MAX_IMAGES = 100
@@ -104,8 +106,6 @@ ROLE_BLOCKS: Mapping[str, tuple[str, ...]] = {
     "assistant": ("text", "tool_use", "thinking", "redacted_thinking"),
 }
 TOOL_RESULT_BLOCKS = ("text", "image", "document")
-TOOL_CHOICES = ("auto", "any", "tool", "none")
-MEDIA_TYPES_TEXT = "'image/jpeg', 'image/png', 'image/gif' or 'image/webp'"
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,13 +155,6 @@ class _Collector:
             self.breakpoints.append(self.tokens())
 
 
-def image_tokens(image: SeenImage) -> int:
-    """Anthropic's patch formula, ⌈w/28⌉·⌈h/28⌉; a URL image, never fetched, costs a flat rate."""
-    if image.is_url:
-        return URL_IMAGE_TOKENS
-    return math.ceil(image.width / 28) * math.ceil(image.height / 28)
-
-
 def parse_messages_request(body: bytes, *, counting: bool = False) -> MessagesRequest:
     """Validate a request body (of ``count_tokens`` when ``counting``).
 
@@ -188,7 +181,7 @@ def parse_messages_request(body: bytes, *, counting: bool = False) -> MessagesRe
         raise invalid("messages: at least one message is required")
     collector = _Collector()
     # Tools come first in the cached prefix; they add no tokens of their own here.
-    collector.breakpoints.extend(0 for _ in range(_tool_breakpoints(data.get("tools"))))
+    collector.breakpoints.extend(0 for _ in range(tool_breakpoints(data.get("tools"))))
     _read_system(collector, data.get("system"))
     for i, message in enumerate(messages):
         _read_message(collector, messages, i, message)
@@ -200,13 +193,16 @@ def parse_messages_request(body: bytes, *, counting: bool = False) -> MessagesRe
         system=" ".join(collector.system) if collector.system else None,
         text_chars=sum(len(text) for text in collector.texts),
     )
-    tool_name = _read_tools(data)
+    tool_name = read_tools(data)
     thinking = read_thinking(data, model, None if counting else max_tokens)
     if thinking is not None:
         check_sampling(data, forced_tool=tool_name is not None)
         last = collector.last_assistant
         if last is not None and last[2] and not last[1]:
             raise tool_turn_error(last[0])
+    if read_cache_control(data, "body"):
+        # Automatic caching: a breakpoint after the last cacheable block.
+        collector.breakpoints.append(collector.tokens())
     written, read = cache_split(collector.breakpoints)
     return MessagesRequest(
         model=model,
@@ -466,57 +462,12 @@ def _image(collector: _Collector, path: str, block: Mapping[str, object]) -> Non
         raise wrong_type(f"{path}.source", "a valid dictionary")
     kind = _required(source, "type", f"{path}.source")
     if kind == "url":
-        collector.images.append(_url_image(f"{path}.source.url", source))
+        collector.images.append(url_image(f"{path}.source.url", source))
     elif kind == "base64":
-        collector.images.append(_base64_image(f"{path}.source.base64", source))
+        collector.images.append(base64_image(f"{path}.source.base64", source))
     else:
         raise unknown_tag(f"{path}.source", kind, ("base64", "url"))
     collector.image_paths.append(f"{path}.source")
-
-
-def _url_image(path: str, source: Mapping[str, object]) -> SeenImage:
-    url = _required(source, "url", path)
-    if not isinstance(url, str):
-        raise wrong_type(f"{path}.url", "a valid string")
-    parts = urlsplit(url)
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise wrong_type(f"{path}.url", "a valid URL")
-    return SeenImage(detail="auto", host=parts.hostname)
-
-
-def _base64_image(path: str, source: Mapping[str, object]) -> SeenImage:
-    declared = _required(source, "media_type", path)
-    if declared not in IMAGE_MEDIA_TYPES:
-        raise wrong_type(f"{path}.media_type", MEDIA_TYPES_TEXT)
-    data = _required(source, "data", path)
-    if not isinstance(data, str):
-        raise wrong_type(f"{path}.data", "a valid string")
-    if len(data) > MAX_IMAGE_BASE64_CHARS:
-        raise invalid(
-            f"{path}: image exceeds 5 MB maximum: {len(data)} bytes > "
-            f"{MAX_IMAGE_BASE64_CHARS} bytes"
-        )
-    try:
-        # Anthropic reads the first frame of an animated GIF instead of refusing it.
-        image = inspect_base64(
-            str(declared),
-            data,
-            detail="auto",
-            accepted=frozenset(IMAGE_MEDIA_TYPES),
-            allow_animated=True,
-        )
-    except ImageRejected as rejected:
-        if rejected.reason is Rejection.MISMATCH:
-            raise invalid(
-                f"{path}.data: Image does not match the provided media type {declared}"
-            ) from None
-        raise invalid(f"{path}.data: Could not process image") from None
-    if max(image.width, image.height) > MAX_IMAGE_SIDE:
-        raise invalid(
-            f"{path}.data: At least one of the image dimensions exceed max allowed size: "
-            f"{MAX_IMAGE_SIDE} pixels"
-        )
-    return image
 
 
 def _check_image_limits(collector: _Collector) -> None:
@@ -531,68 +482,6 @@ def _check_image_limits(collector: _Collector) -> None:
                 f"{path}: At least one of the image dimensions exceed max allowed size for "
                 f"many-image requests: {MANY_IMAGES_MAX_SIDE} pixels"
             )
-
-
-def _read_tools(data: Mapping[str, object]) -> str | None:
-    tools, choice = data.get("tools"), data.get("tool_choice")
-    names = _tool_names(tools) if tools is not None else []
-    if choice is None:
-        return None
-    if not isinstance(choice, dict):
-        raise wrong_type("tool_choice", "a valid dictionary")
-    kind = _required(choice, "type", "tool_choice")
-    if kind not in TOOL_CHOICES:
-        raise unknown_tag("tool_choice", kind, TOOL_CHOICES)
-    disable = choice.get("disable_parallel_tool_use")
-    if disable is not None and not isinstance(disable, bool):
-        raise wrong_type(f"tool_choice.{kind}.disable_parallel_tool_use", "a valid boolean")
-    if kind in ("auto", "none"):
-        return None
-    if not names:
-        raise invalid("tool_choice: tool_choice may only be specified while providing tools")
-    if kind == "any":
-        return names[0]
-    name = _required(choice, "name", "tool_choice.tool")
-    if not isinstance(name, str):
-        raise wrong_type("tool_choice.tool.name", "a valid string")
-    if name not in names:
-        raise invalid(f"tool_choice.tool.name: Tool '{name}' not found in tools")
-    return name
-
-
-def _tool_breakpoints(tools: object) -> int:
-    if not isinstance(tools, list):
-        return 0  # ``_tool_names`` reports the wrong type
-    return sum(
-        read_cache_control(tool, f"tools.{k}")
-        for k, tool in enumerate(tools)
-        if isinstance(tool, dict)
-    )
-
-
-def _tool_names(tools: object) -> list[str]:
-    if not isinstance(tools, list):
-        raise wrong_type("tools", "a valid list")
-    names = []
-    for k, tool in enumerate(tools):
-        path = f"tools.{k}"
-        if not isinstance(tool, dict):
-            raise wrong_type(path, "a valid dictionary")
-        name = _required(tool, "name", path)
-        if not isinstance(name, str):
-            raise wrong_type(f"{path}.name", "a valid string")
-        names.append(name)
-        if tool.get("type", "custom") not in ("custom", None):
-            continue  # a server tool (web search, code execution...): no schema of ours
-        schema = _required(tool, "input_schema", path)
-        if not isinstance(schema, dict):
-            raise wrong_type(f"{path}.input_schema", "a valid dictionary")
-        if schema.get("type") != "object":
-            raise wrong_type(f"{path}.input_schema.type", "'object'")
-        description = tool.get("description")
-        if description is not None and not isinstance(description, str):
-            raise wrong_type(f"{path}.description", "a valid string")
-    return names
 
 
 def _json_mode(data: Mapping[str, object], system: str | None) -> bool:

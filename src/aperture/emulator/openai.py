@@ -30,6 +30,7 @@ from aperture.emulator.describe import (
 from aperture.emulator.faults import FAULT_HEADER, FaultScript, parse_faults
 from aperture.emulator.logprobs import token_logprobs
 from aperture.emulator.openai_errors import OpenAIError
+from aperture.emulator.openai_options import REASONING_TOKENS
 from aperture.emulator.openai_request import ChatRequest, parse_chat_request
 
 __all__ = ["MODELS", "RECEIVED_HEADER", "authorized", "chat_completions", "routes"]
@@ -141,15 +142,17 @@ def build_reply(chat: ChatRequest, choice: int = 0) -> Reply:
 
     With ``n`` choices, choice ``i`` > 0 ends its text with ``(choice i)``."""
     seen = chat.seen
+    reasoning = REASONING_TOKENS.get(chat.reasoning_effort or "none", 0)
     if chat.tool_name is not None:
         arguments = msgspec.json.encode({"text": seen.asked}).decode()
         call = ToolCall(f"call_{short_hash(seen.asked)}", chat.tool_name, arguments)
-        return Reply(None, call, "tool_calls", _usage(seen, TOOL_CALL_TOKENS))
+        return Reply(None, call, "tool_calls", _usage(seen, TOOL_CALL_TOKENS, reasoning))
     text = describe_json(seen) if chat.json_mode else describe(seen)
     if choice and not chat.json_mode:
         text = f"{text} (choice {choice})"
     text, cut = truncate_words(text, chat.max_words)
-    return Reply(text, None, "length" if cut else "stop", _usage(seen, word_count(text)))
+    usage = _usage(seen, word_count(text), reasoning)
+    return Reply(text, None, "length" if cut else "stop", usage)
 
 
 def build_replies(chat: ChatRequest) -> list[Reply]:
@@ -291,15 +294,19 @@ def _tool_call_json(call: ToolCall, *, index: int | None) -> dict[str, object]:
     return body if index is None else {"index": index, **body}
 
 
-def _usage(seen: Seen, completion: int) -> dict[str, object]:
+def _usage(seen: Seen, completion: int, reasoning: int = 0) -> dict[str, object]:
     prompt = prompt_tokens(seen)
     image_tokens = sum(image.tokens() for image in seen.images)
-    return {
+    usage: dict[str, object] = {
         "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
+        "completion_tokens": completion + reasoning,
+        "total_tokens": prompt + completion + reasoning,
         "prompt_tokens_details": {"cached_tokens": 0, "image_tokens": image_tokens},
     }
+    if reasoning:
+        # Reasoning models think in tokens the answer does not show, counted in completion.
+        usage["completion_tokens_details"] = {"reasoning_tokens": reasoning}
+    return usage
 
 
 def received_header(chat: ChatRequest) -> str:

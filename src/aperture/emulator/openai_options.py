@@ -16,9 +16,11 @@ from aperture.emulator.openai_errors import (
 
 __all__ = [
     "MAX_N",
+    "REASONING_TOKENS",
     "STANDARD_FIELDS",
     "Sampling",
     "read_max_tokens",
+    "read_reasoning_effort",
     "read_response_format",
     "read_sampling",
     "read_stream",
@@ -150,6 +152,30 @@ def read_stream(data: Mapping[str, object]) -> tuple[bool, bool]:
     if not isinstance(include_usage, bool):
         raise invalid_type("stream_options.include_usage", "a boolean", include_usage)
     return stream, include_usage
+
+
+REASONING_TOKENS = {"none": 0, "minimal": 8, "low": 16, "medium": 32, "high": 64, "xhigh": 128}
+"""The emulated reasoning model's hidden reasoning per effort, counted in completion tokens as
+OpenAI counts them (``completion_tokens_details.reasoning_tokens``); its text is never sent."""
+_REASONING_MODELS = ("o1", "o3", "o4", "gpt-5")
+
+
+def read_reasoning_effort(data: Mapping[str, object], model: str) -> str | None:
+    """The effort, for the reasoning models (o-series, GPT-5, and any ``*reasoning*`` name);
+    other models refuse the parameter, as OpenAI's do."""
+    effort = data.get("reasoning_effort")
+    if effort is None:
+        return None
+    if not isinstance(effort, str) or effort not in REASONING_TOKENS:
+        raise invalid_value("reasoning_effort", str(effort), tuple(REASONING_TOKENS))
+    if not (model.startswith(_REASONING_MODELS) or "reasoning" in model):
+        raise OpenAIError(
+            400,
+            "Unsupported parameter: 'reasoning_effort' is not supported with this model.",
+            param="reasoning_effort",
+            code="unsupported_parameter",
+        )
+    return effort
 
 
 def read_max_tokens(data: Mapping[str, object]) -> int | None:

@@ -31,6 +31,7 @@ from aperture.emulator.openai_options import (
     STANDARD_FIELDS,
     Sampling,
     read_max_tokens,
+    read_reasoning_effort,
     read_response_format,
     read_sampling,
     read_stream,
@@ -65,6 +66,7 @@ class ChatRequest:
     """Set when ``tool_choice`` forces a call: the tool the answer calls."""
     extra_fields: tuple[str, ...]
     sampling: Sampling
+    reasoning_effort: str | None = None
 
 
 @dataclass(slots=True)
@@ -124,6 +126,7 @@ def parse_chat_request(body: bytes, *, strict: bool = True) -> ChatRequest:
         tool_name=read_tools(data),
         extra_fields=extra_fields,
         sampling=read_sampling(data),
+        reasoning_effort=read_reasoning_effort(data, model),
     )
 
 

@@ -126,6 +126,7 @@ class File(msgspec.Struct, frozen=True, tag="file"):
     filename: str | None = None
     url: str | None = None
     inline: InlineDocument | None = None
+    cache: CacheMark | None = None
 
     @property
     def base64(self) -> str:
@@ -274,6 +275,9 @@ class ChatRequest(msgspec.Struct, frozen=True):
     """Set by the Responses dialect, unless the request neither continues nor is kept."""
     reasoning: Reasoning | None = None
     """Anthropic's ``thinking`` or OpenAI's reasoning effort; None: the model's default."""
+    cache: CacheMark | None = None
+    """Automatic prompt caching (Anthropic's top-level ``cache_control``): a breakpoint after
+    the last cacheable block, wherever that is."""
 
     @property
     def wants_reasoning(self) -> bool:

@@ -134,6 +134,8 @@ def build_pipeline(
         Step(EnforcePolicy(gov.policy, after_intake=True)) if gov.policy else None,  # sizes, OCR
         Step(ScreenPii(gov.pii, gov.pii_action)) if gov.pii else None,  # block, or redact
         Step(PreCallGuardrails(gov.guardrails)) if gov.guardrails else None,
+        # What a kept conversation keeps is what the provider may see: redacted, checked.
+        Step(continuation.capture) if continuation else None,
         # Rate limits and budget holds, last: a refusal before costs no quota. Its after-step
         # settles what it took, however the request ends.
         Step(gov.admission, after=gov.admission) if gov.admission else None,

@@ -106,7 +106,14 @@ class Admission(After):
         image = attempt.reported_image_tokens or (attempt.image_tokens if ctx.images else 0)
         made = usage.output_image_tokens or 0
         amount = (
-            price.cost_micros(usage.prompt_tokens, usage.completion_tokens, image, made)
+            price.cost_micros(
+                usage.prompt_tokens,
+                usage.completion_tokens,
+                image,
+                made,
+                cache_read_tokens=usage.cached_tokens or 0,
+                cache_write_tokens=usage.cache_creation_tokens or 0,
+            )
             if price
             else 0
         )

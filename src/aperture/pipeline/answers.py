@@ -17,7 +17,7 @@ import msgspec
 from aperture.errors import PiiDetectedError
 from aperture.governance.guardrails import Guardrails, raise_if_blocked
 from aperture.governance.pii import PiiScanner, StreamRedactor
-from aperture.model import ChatResponse, Delta, Finish, StreamEvent
+from aperture.model import ChatResponse, Choice, Delta, Finish, StreamEvent, Thought
 from aperture.pipeline.context import RequestContext
 from aperture.pipeline.screening import guard_findings
 from aperture.pipeline.step import After
@@ -61,6 +61,8 @@ class AnswerScreen(After):
         scanner = self._scanner
         if scanner is not None:
             for i, choice in enumerate(response.choices):
+                if choice.reasoning:
+                    choices[i] = choice = self._thoughts(ctx, scanner, choice, i)
                 if not choice.content:
                     continue
                 findings = scanner.scan(choice.content)
@@ -76,6 +78,22 @@ class AnswerScreen(After):
                     choices[i] = msgspec.structs.replace(choice, content=clean, logprobs=None)
         await self.judge(ctx, [c.content for c in choices if c.content])
         return msgspec.structs.replace(response, choices=tuple(choices))
+
+    def _thoughts(self, ctx: RequestContext, scanner: PiiScanner, choice: Choice, i: int) -> Choice:
+        """The model's thoughts are part of its answer: screened alike. A redacted thought
+        loses its signature (the provider would refuse it altered), so it is not sent back."""
+        thoughts = []
+        for k, thought in enumerate(choice.reasoning or ()):
+            findings = scanner.scan(thought.text) if thought.text else []
+            if findings:
+                kinds: dict[PiiDetector, int] = {}
+                for finding in findings:
+                    kinds[finding.kind] = kinds.get(finding.kind, 0) + 1
+                self.found(ctx, kinds, f"choices[{i}].message.reasoning[{k}]")
+                if self._action == "redact":
+                    thought = Thought(scanner.redact(thought.text, findings))
+            thoughts.append(thought)
+        return msgspec.structs.replace(choice, reasoning=tuple(thoughts))
 
     def stream(self, ctx: RequestContext) -> StreamScreen | None:
         return StreamScreen(self, ctx) if self.needed(ctx) else None
@@ -118,6 +136,9 @@ class StreamScreen:
         self._ctx = ctx
         self._redactors: dict[int, StreamRedactor] = {}
         self._texts: dict[int, list[str]] = {}
+        # Per choice: the redactor of the thought being streamed, and whether it redacted.
+        self._thinking: dict[int, StreamRedactor] = {}
+        self._altered: set[int] = set()
 
     def event(self, event: StreamEvent) -> list[StreamEvent]:
         """What to send for ``event``: possibly nothing yet, possibly held-back text first.
@@ -125,6 +146,11 @@ class StreamScreen:
         Raises:
             PiiDetectedError: PII in the answer with action ``block``.
         """
+        if isinstance(event, Delta) and event.thought is not None:
+            return self._thought(event)
+        if isinstance(event, Delta) and event.content and event.index in self._thinking:
+            # The answer has begun: the thinking held back goes first.
+            return [*self._release_thought(event.index, ended=False), *self.event(event)]
         if isinstance(event, Delta) and event.content:
             self._texts.setdefault(event.index, []).append(event.content)
             redactor = self._redactor(event.index)
@@ -138,8 +164,21 @@ class StreamScreen:
             # is redacted: a redacting stream carries no logprobs.
             return [msgspec.structs.replace(event, content=released or None, logprobs=None)]
         if isinstance(event, Finish):
-            return [*self._release(event.index), event]
+            held = self._release_thought(event.index, ended=True)
+            return [*held, *self._release(event.index), event]
         return [event]
+
+    def _release_thought(self, index: int, *, ended: bool) -> list[StreamEvent]:
+        """A thought's held text, when the answer begins or the choice ``ended`` (its
+        signature, if one follows, is still dropped if the thought was altered)."""
+        redactor = self._thinking.pop(index, None)
+        if ended:
+            self._altered.discard(index)
+        if redactor is None:
+            return []
+        rest = redactor.flush()
+        self._check_thought(redactor, index)
+        return [Delta(index=index, thought=Thought(rest))] if rest else []
 
     async def finish(self) -> list[StreamEvent]:
         """The text still held, then the post guardrails' verdict on the whole answer.
@@ -159,6 +198,35 @@ class StreamScreen:
                     self._screen.found(self._ctx, kinds, f"choices[{index}].delta.content")
         await self._screen.judge(self._ctx, list(texts.values()))
         return held
+
+    def _thought(self, event: Delta) -> list[StreamEvent]:
+        """Thinking text through its own redactor; what it held is released before the
+        signature that ends the thought, which is dropped if the thought was altered."""
+        thought = event.thought
+        assert thought is not None
+        scanner = self._screen.scanner
+        if scanner is None or self._screen.action == "log" or thought.redacted is not None:
+            return [event]
+        index = event.index
+        redactor = self._thinking.setdefault(index, StreamRedactor(scanner))
+        if thought.text:
+            released = redactor.feed(thought.text)
+            self._check_thought(redactor, index)
+            return [Delta(index=index, thought=Thought(released))] if released else []
+        rest = redactor.flush()
+        self._check_thought(redactor, index)
+        del self._thinking[index]
+        out: list[StreamEvent] = [Delta(index=index, thought=Thought(rest))] if rest else []
+        if index not in self._altered:
+            out.append(event)
+        self._altered.discard(index)
+        return out
+
+    def _check_thought(self, redactor: StreamRedactor, index: int) -> None:
+        if redactor.detected:
+            found, redactor.detected = dict(redactor.detected), {}
+            self._altered.add(index)
+            self._screen.found(self._ctx, found, f"choices[{index}].delta.reasoning")
 
     def _redactor(self, index: int) -> StreamRedactor | None:
         scanner = self._screen.scanner

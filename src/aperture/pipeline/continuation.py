@@ -7,9 +7,11 @@ of kept answers that the input names by id (``item_reference``) are filled in fi
 after this step sees the whole conversation, so the images it holds pass intake, capability
 checks and normalisation for the new model as if the client had sent them again.
 
-On the way back, the answer is captured as the client got it and the conversation with its
-answer is written, with its images by content hash, shielded like the audit, before the
-answer's last bytes leave (a client continues at once). ``store: false`` writes nothing.
+Just before dispatch (``capture``), the new turns to keep are taken as the provider may see
+them, after PII redaction. On the way back, the answer is captured as the client got it, and
+the conversation with its answer is written, with its images by content hash, shielded like
+the audit, before the answer's last bytes leave (a client continues at once). ``store:
+false`` writes nothing.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ _ANSWER = msgspec.json.Decoder(ChatResponse)
 _encode = msgspec.json.Encoder().encode
 # Expired answers are never served (reads check the time); the purge only frees the space.
 _PURGE_EVERY_S = 3600.0
+_RETRY = {"retry-after": "1"}
 
 
 def owner_of(principal: Principal) -> str:
@@ -102,18 +105,19 @@ class ResponseArchive:
         Raises:
             ServiceUnavailableError: the database failed.
         """
-        found = await self._read(principal, response_id)
+        found = await self._read(principal, response_id, images=False)
         return None if found is None else found[0]
 
     async def _read(
-        self, principal: Principal, response_id: str
+        self, principal: Principal, response_id: str, *, images: bool = True
     ) -> tuple[StoredResponse, dict[str, ResponseBlob]] | None:
         try:
-            found = await self._store.get(response_id, now=self._clock())
+            found = await self._store.get(response_id, now=self._clock(), images=images)
         except StorageError as exc:
             raise ServiceUnavailableError(
                 "Stored responses cannot be read right now; retry shortly.",
                 param="previous_response_id",
+                headers=_RETRY,
             ) from exc
         if found is None or found[0].owner != owner_of(principal):
             return None
@@ -161,7 +165,7 @@ class ResponseArchive:
             choice = answers[item.response]
             message = out[item.message]
             if item.part == "thought":
-                kept = [t for t in (choice.reasoning or ()) if t.redacted is None] if choice else []
+                kept = list(choice.reasoning or ()) if choice else []
                 thoughts = list(message.reasoning or ())
                 if item.index < len(kept):
                     thoughts[item.slot] = kept[item.index]
@@ -205,7 +209,7 @@ class ResponseArchive:
             return await self._store.delete(response_id)
         except StorageError as exc:
             raise ServiceUnavailableError(
-                "Stored responses cannot be deleted right now; retry shortly."
+                "Stored responses cannot be deleted right now; retry shortly.", headers=_RETRY
             ) from exc
 
     async def keep(self, ctx: RequestContext, conversation: Conversation, model: str) -> None:
@@ -290,6 +294,14 @@ class Continuation(After):
         head = request.messages[: thread.instructions]
         messages = (*head, *restored, *conversation.new)
         return msgspec.structs.replace(request, messages=messages)
+
+    async def capture(self, ctx: RequestContext, request: ChatRequest) -> ChatRequest:
+        """The stage, just before dispatch, that takes the new turns to keep as the provider
+        may see them: with personal data redacted and documents checked."""
+        conversation = ctx.conversation
+        if conversation is not None and conversation.store:
+            conversation.new = request.messages[conversation.start :]
+        return request
 
     async def answer(self, ctx: RequestContext, response: ChatResponse) -> ChatResponse:
         conversation = ctx.conversation

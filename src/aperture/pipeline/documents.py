@@ -185,7 +185,7 @@ class IntakeDocuments:
         if isinstance(facts, PdfProblem):
             raise _problem(facts, limits, param)
         info = describe(decoded, facts.pages)
-        checked = File(file.file_id, decoded.uri, file.filename, file.url, info)
+        checked = File(file.file_id, decoded.uri, file.filename, file.url, info, file.cache)
         return _Checked(checked, CheckedDocument(info, decoded.data, facts.sizes, file.filename))
 
     async def _read(self, ctx: RequestContext) -> None:
@@ -219,11 +219,17 @@ async def read_text(
     pages = list(await work.texts(document.data, settings.max_pages, settings.max_text_chars))
     blank = tuple(i for i, text in enumerate(pages) if not text)[: settings.render_max_pages]
     if ocr is not None and blank:
-        with anyio.fail_after(settings.render_timeout_s):
-            images = await work.render(
-                document.data, blank, _OCR_LONG_EDGE, settings.render_max_pixels, _OCR_LIMITS
-            )
-        for index, image in zip(blank, images, strict=True):
+        try:
+            with anyio.fail_after(settings.render_timeout_s):
+                images = await work.render(
+                    document.data, blank, _OCR_LONG_EDGE, settings.render_max_pixels, _OCR_LIMITS
+                )
+        except (TimeoutError, DecodeFailed) as exc:
+            # As for an image OCR cannot read: what it cannot draw hides nothing a text
+            # scanner could have caught.
+            log.warning("the pages without text could not be drawn for OCR: %s", exc)
+            images = []
+        for index, image in zip(blank, images, strict=False):
             try:
                 pages[index] = await ocr.read(image.data)
             except OcrError as exc:

@@ -142,7 +142,8 @@ class Exchange:
 
     async def count_tokens(self, request: ChatRequest, locator: FieldLocator) -> TokenCount:
         """``request``'s input tokens: the first target's own count where its kind has one,
-        else the gateway's estimate (text, tools and images at that target's image rule).
+        else the gateway's estimate (text, tools and images at that target's image rule,
+        documents in the form that target takes them).
         Every stage runs (key, model, capabilities, images, policy) but nothing is charged.
 
         Raises:
@@ -160,6 +161,8 @@ class Exchange:
             return TokenCount(counted, "provider")
         options = [o for o in ctx.options if o.target == attempts.target] or list(ctx.options)
         estimate = text_tokens(request) + image_tokens(request, ctx.images, options[:1])
+        # The documents as that target takes them (prepared by the count's attempt).
+        estimate += self._hooks.document_tokens
         return TokenCount(estimate, "estimate")
 
     def attempt(self) -> Attempt:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 import msgspec
 import pybase64
 
-from aperture.model import ChatResponse, Image, Message, Part
+from aperture.model import ChatResponse, File, Image, Message, Part
 from aperture.pipeline.context import RequestContext
 from aperture.storage import ResponseBlob
 
@@ -94,6 +94,9 @@ async def store_images(
                     return None
                 else:
                     part = Image(part.url, part.detail)
+            elif isinstance(part, File):
+                # Intake's findings are not kept: the next turn checks the document again.
+                part = File(part.file_id, part.file_data, part.filename, part.url)
             parts.append(part)
         stored.append(msgspec.structs.replace(message, content=tuple(parts)))
     return tuple(stored), blobs

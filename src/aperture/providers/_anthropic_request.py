@@ -34,6 +34,7 @@ from aperture.model import (
     Video,
 )
 from aperture.providers._anthropic_spec import ANTHROPIC_IMAGES
+from aperture.providers._json_body import verbatim
 
 IMAGE_MEDIA_TYPES = ANTHROPIC_IMAGES.accepted
 
@@ -78,6 +79,8 @@ def messages_body(request: ChatRequest, model: str) -> dict[str, Any]:
         body["metadata"] = {"user_id": request.user}
     if thinking_field is not None:
         body["thinking"] = thinking_field
+    if request.cache is not None:
+        body["cache_control"] = _cached({}, request.cache)["cache_control"]
     return body
 
 
@@ -279,7 +282,7 @@ def _blocks(parts: tuple[Part, ...], param: str, *, allow_images: bool) -> list[
                     "Anthropic accepts images only in user and tool messages.", param=at
                 )
             case File():
-                blocks.append(_document(part, at))
+                blocks.append(_cached(_document(part, at), part.cache))
             case Audio():
                 raise UnsupportedCapabilityError("Anthropic does not accept audio.", param=at)
             case Video():
@@ -289,7 +292,8 @@ def _blocks(parts: tuple[Part, ...], param: str, *, allow_images: bool) -> list[
 
 def _image(image: Image, param: str) -> dict[str, Any]:
     if image.inline is not None:
-        mime, data = image.inline.mime, image.base64
+        # Checked strict base64: written into the body unscanned, and never sliced off.
+        mime, data = image.inline.mime, verbatim(image.url, image.inline.payload_offset)
     elif image.is_data_uri:
         # Intake normally sets ``inline``; a bare data URI is still translated faithfully.
         uri = parse_data_uri(image.url, param=f"{param}.image_url.url")
@@ -307,8 +311,12 @@ def _image(image: Image, param: str) -> dict[str, Any]:
 
 
 def _document(file: File, param: str) -> dict[str, Any]:
-    if file.inline is not None:
-        source = {"type": "base64", "media_type": file.inline.mime, "data": file.base64}
+    if file.inline is not None and file.file_data is not None:
+        source = {
+            "type": "base64",
+            "media_type": file.inline.mime,
+            "data": verbatim(file.file_data, file.inline.payload_offset),
+        }
         return {"type": "document", "source": source}
     if file.url is not None:
         return {"type": "document", "source": {"type": "url", "url": file.url}}

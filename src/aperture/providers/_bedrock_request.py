@@ -67,6 +67,7 @@ from aperture.model import (
     Video,
 )
 from aperture.providers._anthropic_request import thinking as anthropic_thinking
+from aperture.providers._json_body import verbatim
 
 __all__ = ["IMAGE_FORMATS", "JSON_INSTRUCTION", "converse_body"]
 
@@ -110,22 +111,16 @@ def converse_body(request: ChatRequest, model: str = "") -> dict[str, Any]:
     history = _conversation(request.messages)
     if _wants_instruction(request.response_format):
         history.system.append({"text": JSON_INSTRUCTION})
+    if request.cache is not None and history.turns and history.turns[-1].blocks:
+        # Automatic caching: Converse has no such field, so the point goes after the last block.
+        _cached(history.turns[-1].blocks[-1], request.cache)
     body: dict[str, Any] = {
         "messages": [{"role": t.role, "content": _points(t.blocks)} for t in history.turns]
     }
     if history.system:
         body["system"] = _points(history.system)
-    inference: dict[str, Any] = {}
     fields, max_tokens = _reasoning_fields(request, model)
-    if max_tokens is not None:
-        inference["maxTokens"] = max_tokens
-    if request.temperature is not None:
-        inference["temperature"] = request.temperature
-    if request.top_p is not None:
-        inference["topP"] = request.top_p
-    stops = [stop for stop in request.stop or () if stop]  # Bedrock: NonEmptyString
-    if stops:
-        inference["stopSequences"] = stops
+    inference = _inference(request, max_tokens)
     if inference:
         body["inferenceConfig"] = inference
     tool_config = _tool_config(request, history)
@@ -225,6 +220,20 @@ def _points(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _inference(request: ChatRequest, max_tokens: int | None) -> dict[str, Any]:
+    inference: dict[str, Any] = {}
+    if max_tokens is not None:
+        inference["maxTokens"] = max_tokens
+    if request.temperature is not None:
+        inference["temperature"] = request.temperature
+    if request.top_p is not None:
+        inference["topP"] = request.top_p
+    stops = [stop for stop in request.stop or () if stop]  # Bedrock: NonEmptyString
+    if stops:
+        inference["stopSequences"] = stops
+    return inference
+
+
 def _reasoning_fields(request: ChatRequest, model: str) -> tuple[dict[str, Any], int | None]:
     """``additionalModelRequestFields`` for the request's reasoning, and ``maxTokens``."""
     reasoning = request.reasoning
@@ -309,7 +318,7 @@ def _blocks(parts: tuple[Part, ...], param: str, *, allow_images: bool) -> list[
                     "Bedrock accepts images only in user and tool messages.", param=at
                 )
             case File(inline=inline) if inline is not None and allow_images:
-                blocks.append({"document": _document(part, j)})
+                blocks.append(_cached({"document": _document(part, j)}, part.cache))
             case File():
                 raise UnsupportedCapabilityError(
                     "Bedrock accepts documents only as PDF data in user messages.", param=at
@@ -329,13 +338,18 @@ _NAME_DROP = re.compile(r"[^A-Za-z0-9\s\-()\[\]]+")
 def _document(file: File, index: int) -> dict[str, Any]:
     stem = (file.filename or "").rsplit(".", 1)[0]
     name = " ".join(_NAME_DROP.sub(" ", stem).split())[:200] or f"document-{index + 1}"
-    return {"format": "pdf", "name": name, "source": {"bytes": file.base64}}
+    # Only checked documents get here (inline set): strict base64, written unscanned.
+    if file.inline is None or file.file_data is None:
+        raise ValueError("not an inline document")
+    data = verbatim(file.file_data, file.inline.payload_offset)
+    return {"format": "pdf", "name": name, "source": {"bytes": data}}
 
 
 def _image(image: Image, param: str) -> dict[str, Any]:
     at = f"{param}.image_url.url"
     if image.inline is not None:
-        mime, data = image.inline.mime, image.base64
+        # Checked strict base64: written into the body unscanned.
+        mime, data = image.inline.mime, verbatim(image.url, image.inline.payload_offset)
     elif image.is_data_uri:
         # Intake normally sets ``inline``; a bare data URI is still translated faithfully.
         uri = parse_data_uri(image.url, param=at)

@@ -21,6 +21,7 @@ from aperture.model import (
     Tool,
     Video,
 )
+from aperture.providers._json_body import verbatim
 
 __all__ = ["MAX_P", "MIN_P", "build_body"]
 
@@ -97,7 +98,7 @@ def _part(part: Part, param: str) -> dict[str, Any]:
         case Image(url=url, detail=detail):
             # Inline images are already canonical data URIs with the sniffed MIME type, and
             # Cohere fetches http(s) URLs itself: the URL goes through as it is.
-            image: dict[str, Any] = {"url": url}
+            image: dict[str, Any] = {"url": verbatim(url) if part.inline is not None else url}
             if detail is not None:
                 image["detail"] = detail
             return {"type": "image_url", "image_url": image}

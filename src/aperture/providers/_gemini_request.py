@@ -76,6 +76,7 @@ from aperture.model import (
 )
 from aperture.providers._gemini_schema import to_gemini_schema
 from aperture.providers._gemini_spec import GEMINI_IMAGE_TYPES
+from aperture.providers._json_body import verbatim
 
 __all__ = ["IMAGE_MIME_TYPES", "SKIP_THOUGHT_SIGNATURE", "build_body", "tool_call_id"]
 
@@ -284,7 +285,8 @@ def _image(image: Image, param: str) -> dict[str, Any]:
     if image.inline is not None:
         mime = MIME_ALIASES.get(image.inline.mime, image.inline.mime)
         _check_image_type(mime, at)
-        return {"inlineData": {"mimeType": mime, "data": image.base64}}
+        data = verbatim(image.url, image.inline.payload_offset)  # checked: written unscanned
+        return {"inlineData": {"mimeType": mime, "data": data}}
     if image.is_data_uri:
         # Intake normally sets ``inline``; a bare data URI is still translated faithfully.
         uri = parse_data_uri(image.url, param=at)

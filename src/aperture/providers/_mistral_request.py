@@ -23,6 +23,7 @@ from aperture.model import (
     Tool,
     Video,
 )
+from aperture.providers._json_body import verbatim
 
 __all__ = ["TOOL_CALL_ID", "build_body", "mistral_tool_call_id"]
 
@@ -143,7 +144,9 @@ def _part(part: Part, param: str) -> dict[str, Any]:
     match part:
         case Text(text=text):
             return {"type": "text", "text": text}
-        case Image(url=url, detail=detail):
+        case Image(url=url, detail=detail, inline=inline):
+            if inline is not None:  # a checked, canonical data URI: written unscanned
+                url = verbatim(url)
             # The documented form is a bare string (a data URI or an http(s) URL, which
             # Mistral fetches itself); the object form is only needed to carry ``detail``.
             return {

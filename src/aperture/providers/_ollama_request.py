@@ -27,6 +27,7 @@ from aperture.model import (
     Tool,
     Video,
 )
+from aperture.providers._json_body import verbatim
 
 __all__ = ["build_body"]
 
@@ -111,10 +112,10 @@ def _content(message: Message, role: str, param: str) -> tuple[list[str], list[s
     return texts, images
 
 
-def _image_data(image: Image, param: str) -> str:
+def _image_data(image: Image, param: str) -> Any:
     """The bare base64 payload: Ollama's ``images`` entries take no ``data:`` prefix."""
-    if image.inline is not None:
-        return image.base64
+    if image.inline is not None:  # checked strict base64: written into the body unscanned
+        return verbatim(image.url, image.inline.payload_offset)
     if image.is_data_uri:
         # Intake normally sets ``inline``; a bare data URI is still translated faithfully.
         uri = parse_data_uri(image.url, param=f"{param}.image_url.url")

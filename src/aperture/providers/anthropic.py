@@ -60,6 +60,7 @@ from aperture.providers._anthropic_request import (
     messages_body,
 )
 from aperture.providers._anthropic_spec import DEFAULT_BASE_URL
+from aperture.providers._json_body import encode_body
 from aperture.providers._status import ErrorClass, body_text, classify_status, malformed
 from aperture.providers._stream import StreamAssembler
 from aperture.upstream import Framing, SseEvent, UpstreamRequest
@@ -182,7 +183,9 @@ class _TokenCount(_In, kw_only=True):
 
 
 # What ``/v1/messages/count_tokens`` takes of a Messages body (MessageCountTokensParams).
-_COUNTED_FIELDS = frozenset({"model", "messages", "system", "thinking", "tools", "tool_choice"})
+_COUNTED_FIELDS = frozenset(
+    {"model", "messages", "system", "thinking", "tools", "tool_choice", "cache_control"}
+)
 
 _COUNT = msgspec.json.Decoder(_TokenCount)
 _MESSAGE = msgspec.json.Decoder(_Message)
@@ -235,7 +238,7 @@ class AnthropicProvider:
         if provider.api_key:
             headers["x-api-key"] = provider.api_key
         base = (provider.base_url or DEFAULT_BASE_URL).rstrip("/")
-        return UpstreamRequest(f"{base}{path}", headers, msgspec.json.encode(body))
+        return UpstreamRequest(f"{base}{path}", headers, encode_body(body))
 
     def parse_response(self, body: bytes, target: Target) -> ChatResponse:
         try:

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-import msgspec
-
 from aperture.model import ChatRequest, Target
+from aperture.providers._json_body import encode_body
 from aperture.providers.openai import OpenAIProvider
 from aperture.providers.openai_responses import OpenAIResponsesProvider, responses_body
 from aperture.upstream import UpstreamRequest
@@ -66,4 +65,4 @@ class AzureResponsesProvider(OpenAIResponsesProvider):
         headers = {"Content-Type": "application/json", **provider.headers}
         if provider.api_key:
             headers["api-key"] = provider.api_key
-        return UpstreamRequest(url, headers, msgspec.json.encode(responses_body(request, target)))
+        return UpstreamRequest(url, headers, encode_body(responses_body(request, target)))

@@ -23,7 +23,6 @@ from datetime import datetime
 from typing import ClassVar
 from urllib.parse import quote
 
-import msgspec
 from botocore.credentials import ReadOnlyCredentials
 
 from aperture.errors import UpstreamError
@@ -36,6 +35,7 @@ from aperture.providers._bedrock_wire import (
     error_name,
     parse_converse_response,
 )
+from aperture.providers._json_body import encode_body
 from aperture.upstream import Framing, UpstreamRequest
 
 __all__ = [
@@ -169,4 +169,4 @@ class BedrockProvider:
 
 
 def _encode(body: object) -> bytes:
-    return msgspec.json.encode(body)
+    return encode_body(body)

@@ -52,6 +52,7 @@ from aperture.model import (
 )
 from aperture.providers._cohere_request import build_body
 from aperture.providers._cohere_spec import DEFAULT_BASE_URL
+from aperture.providers._json_body import encode_body
 from aperture.providers._status import body_text, classify_status, malformed
 from aperture.providers._stream import StreamAssembler
 from aperture.upstream import Framing, SseEvent, UpstreamRequest
@@ -183,7 +184,7 @@ class CohereProvider:
         if provider.api_key:
             headers["Authorization"] = f"Bearer {provider.api_key}"
         base = (provider.base_url or DEFAULT_BASE_URL).rstrip("/")
-        return UpstreamRequest(f"{base}/v2/chat", headers, msgspec.json.encode(body))
+        return UpstreamRequest(f"{base}/v2/chat", headers, encode_body(body))
 
     def parse_response(self, body: bytes, target: Target) -> ChatResponse:
         try:

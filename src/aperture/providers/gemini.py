@@ -24,8 +24,6 @@ from collections.abc import Mapping
 from typing import ClassVar
 from urllib.parse import quote
 
-import msgspec
-
 from aperture.errors import UpstreamError
 from aperture.model import (
     ChatRequest,
@@ -49,6 +47,7 @@ from aperture.providers._gemini_response import (
     to_usage,
 )
 from aperture.providers._gemini_spec import DEFAULT_BASE_URL
+from aperture.providers._json_body import encode_body
 from aperture.providers._stream import StreamAssembler
 from aperture.upstream import Framing, SseEvent, UpstreamRequest
 
@@ -73,7 +72,7 @@ class GeminiProvider:
             headers["x-goog-api-key"] = provider.api_key
         method = "streamGenerateContent?alt=sse" if request.stream else "generateContent"
         url = f"{_base(provider.base_url)}/{_model_path(target.upstream_model)}:{method}"
-        return UpstreamRequest(url, headers, msgspec.json.encode(build_body(request)))
+        return UpstreamRequest(url, headers, encode_body(build_body(request)))
 
     def parse_response(self, body: bytes, target: Target) -> ChatResponse:
         response = decode_response(body, target)

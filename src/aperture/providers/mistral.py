@@ -47,6 +47,7 @@ from aperture.model import (
     ToolCallDelta,
     Usage,
 )
+from aperture.providers._json_body import encode_body
 from aperture.providers._logprobs import WireLogprobs, from_tokens
 from aperture.providers._mistral_request import build_body, mistral_tool_call_id
 from aperture.providers._mistral_spec import DEFAULT_BASE_URL
@@ -146,7 +147,7 @@ class MistralProvider:
         if provider.api_key:
             headers["Authorization"] = f"Bearer {provider.api_key}"
         base = (provider.base_url or DEFAULT_BASE_URL).rstrip("/").removesuffix("/v1")
-        return UpstreamRequest(f"{base}/v1/chat/completions", headers, msgspec.json.encode(body))
+        return UpstreamRequest(f"{base}/v1/chat/completions", headers, encode_body(body))
 
     def parse_response(self, body: bytes, target: Target) -> ChatResponse:
         try:

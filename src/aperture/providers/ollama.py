@@ -53,6 +53,7 @@ from aperture.model import (
     ToolCall,
     Usage,
 )
+from aperture.providers._json_body import encode_body
 from aperture.providers._logprobs import WireToken, from_tokens
 from aperture.providers._ollama_request import build_body
 from aperture.providers._ollama_spec import DEFAULT_BASE_URL
@@ -116,7 +117,7 @@ class OllamaProvider:
             # Ollama itself has no auth; a key is for Ollama's cloud or a proxy in front.
             headers["Authorization"] = f"Bearer {provider.api_key}"
         base = (provider.base_url or DEFAULT_BASE_URL).rstrip("/")
-        return UpstreamRequest(f"{base}/api/chat", headers, msgspec.json.encode(body))
+        return UpstreamRequest(f"{base}/api/chat", headers, encode_body(body))
 
     def parse_response(self, body: bytes, target: Target) -> ChatResponse:
         try:

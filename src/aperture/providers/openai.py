@@ -43,6 +43,7 @@ from aperture.model import (
     Usage,
     Video,
 )
+from aperture.providers._json_body import encode_body, verbatim
 from aperture.providers._logprobs import WireLogprobs, WireToken, from_tokens
 from aperture.providers._openai_images import build_images_body, images_path
 from aperture.providers._status import ErrorClass, body_text, classify_status, malformed
@@ -230,7 +231,7 @@ class OpenAIProvider:
         if provider.api_key:
             headers["Authorization"] = f"Bearer {provider.api_key}"
         base = (provider.base_url or spec_for(provider.kind).base_url or "").rstrip("/")
-        return UpstreamRequest(f"{base}/chat/completions", headers, msgspec.json.encode(body))
+        return UpstreamRequest(f"{base}/chat/completions", headers, encode_body(body))
 
     def _images_request(
         self, request: ChatRequest, task: ImageTask, target: Target
@@ -372,8 +373,9 @@ def _part(part: Part) -> dict[str, Any]:
     match part:
         case Text(text=text):
             return {"type": "text", "text": text}
-        case Image(url=url, detail=detail):
-            image: dict[str, Any] = {"url": url}
+        case Image(url=url, detail=detail, inline=inline):
+            # A checked image's data URI is canonical and strict base64: written unscanned.
+            image: dict[str, Any] = {"url": verbatim(url) if inline is not None else url}
             if detail is not None:
                 image["detail"] = detail
             return {"type": "image_url", "image_url": image}

@@ -7,7 +7,9 @@ calls become ``function_call`` items and tool turns ``function_call_output`` ite
 kept at OpenAI (``store: false``): the gateway sends the whole conversation every time and
 keeps its own (``previous_response_id`` on the client's side). Chat-only fields a client may
 have sent (``extra``) have no place in this API, which refuses unknown ones, so only the few
-that mean the same here go on (``reasoning_effort`` as ``reasoning.effort``).
+that mean the same here go on (``reasoning_effort`` as ``reasoning.effort``). Sampling hints
+it lacks (``seed``, the penalties) are left out; what would change the answer's shape (``n``
+above 1, ``stop``, audio and video parts) is refused before the call.
 
 Errors have the same envelope as Chat Completions', so ``parse_error`` is OpenAI's.
 """
@@ -18,7 +20,7 @@ from typing import Any
 
 import msgspec
 
-from aperture.errors import UpstreamError
+from aperture.errors import UnsupportedCapabilityError, UpstreamError
 from aperture.model import (
     ChatRequest,
     ChatResponse,
@@ -32,10 +34,12 @@ from aperture.model import (
     StreamEvent,
     Target,
     Text,
+    Tool,
     ToolCall,
     Usage,
 )
 from aperture.model.response import FinishReason
+from aperture.providers._json_body import encode_body, verbatim
 from aperture.providers._status import ErrorClass, classify_status, malformed
 from aperture.providers._stream import StreamAssembler
 from aperture.providers.openai import OpenAIProvider
@@ -115,7 +119,6 @@ class _Event(_In, kw_only=True):
 
 _RESPONSE = msgspec.json.Decoder(_Response)
 _EVENT = msgspec.json.Decoder(_Event)
-_encode = msgspec.json.Encoder().encode
 
 
 class OpenAIResponsesProvider(OpenAIProvider):
@@ -127,7 +130,7 @@ class OpenAIResponsesProvider(OpenAIProvider):
         if provider.api_key:
             headers["Authorization"] = f"Bearer {provider.api_key}"
         base = (provider.base_url or spec_for(provider.kind).base_url or "").rstrip("/")
-        body = _encode(responses_body(request, target))
+        body = encode_body(responses_body(request, target))
         return UpstreamRequest(f"{base}/responses", headers, body)
 
     def parse_response(self, body: bytes, target: Target) -> ChatResponse:
@@ -169,7 +172,12 @@ class OpenAIResponsesProvider(OpenAIProvider):
 
 
 def responses_body(request: ChatRequest, target: Target) -> dict[str, Any]:
-    """The Responses API request body for ``request`` (Azure's is the same)."""
+    """The Responses API request body for ``request`` (Azure's is the same).
+
+    Raises:
+        UnsupportedCapabilityError: ``n`` above 1, ``stop``, or audio or video input.
+    """
+    _refuse_the_unsayable(request)
     body: dict[str, Any] = {
         "model": target.upstream_model,
         "input": [item for m in request.messages for item in _items(m)],
@@ -182,17 +190,7 @@ def responses_body(request: ChatRequest, target: Target) -> dict[str, Any]:
         if value is not None:
             body[field] = value
     if request.tools is not None:
-        body["tools"] = [
-            {
-                "type": "function",
-                "name": t.name,
-                **({"description": t.description} if t.description is not None else {}),
-                "parameters": t.parameters,
-                # Chat Completions' default; the Responses API would otherwise assume strict.
-                "strict": bool(t.strict),
-            }
-            for t in request.tools
-        ]
+        body["tools"] = [_tool(t) for t in request.tools]
     choice = request.tool_choice
     if isinstance(choice, NamedToolChoice):
         body["tool_choice"] = {"type": "function", "name": choice.name}
@@ -209,6 +207,30 @@ def responses_body(request: ChatRequest, target: Target) -> dict[str, Any]:
         if field in extra:
             body[field] = msgspec.json.decode(extra[field])
     return body
+
+
+def _refuse_the_unsayable(request: ChatRequest) -> None:
+    if request.n is not None and request.n > 1:
+        raise UnsupportedCapabilityError(
+            "The Responses API returns one answer per request; n must be 1.", param="n"
+        )
+    if request.stop:
+        raise UnsupportedCapabilityError(
+            "The Responses API has no stop sequences; leave stop out for this model.",
+            param="stop",
+        )
+
+
+def _tool(tool: Tool) -> dict[str, Any]:
+    described = {"description": tool.description} if tool.description is not None else {}
+    return {
+        "type": "function",
+        "name": tool.name,
+        **described,
+        "parameters": tool.parameters,
+        # Chat Completions' default; the Responses API would otherwise assume strict.
+        "strict": bool(tool.strict),
+    }
 
 
 def _format(request: ChatRequest) -> dict[str, Any]:
@@ -253,17 +275,20 @@ def _part(part: Part) -> dict[str, Any]:
     match part:
         case Text(text=text):
             return {"type": "input_text", "text": text}
-        case Image(url=url, detail=detail):
+        case Image(url=url, detail=detail, inline=inline):
             # The API requires ``detail``; "auto" is what it means when a client leaves it out.
-            return {"type": "input_image", "image_url": url, "detail": detail or "auto"}
+            image_url = verbatim(url) if inline is not None else url  # checked: unscanned
+            return {"type": "input_image", "image_url": image_url, "detail": detail or "auto"}
         case File(file_id=file_id, file_data=data, filename=filename, inline=inline):
             if filename is None and inline is not None:
                 filename = "document.pdf"
             values = {"file_id": file_id, "file_data": data, "filename": filename}
             return {"type": "input_file", **{k: v for k, v in values.items() if v is not None}}
-    # Audio and video have no input part on the Responses API; capability checks keep them
-    # from models configured with it.
-    return {"type": "input_text", "text": ""}
+    raise UnsupportedCapabilityError(
+        "The Responses API takes no audio or video input; send it to a model served through "
+        "Chat Completions.",
+        param="messages",
+    )
 
 
 def _finish(response: _Response, called: bool) -> FinishReason:

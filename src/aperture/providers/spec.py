@@ -189,14 +189,19 @@ class ProviderSpec(msgspec.Struct, frozen=True, kw_only=True):
     max_choices: int = 1
     """The most choices one request may ask for (``n``); above 1 its models have ``choices``."""
 
-    def carried(self, capabilities: frozenset[str], upstream_model: str) -> frozenset[str]:
+    def carried(
+        self, capabilities: frozenset[str], upstream_model: str, wire: str | None = None
+    ) -> frozenset[str]:
         """``capabilities`` (declared or known) as this kind's API can serve them: without
-        the media it cannot carry, with the features it adds (``logprobs``, ``choices``)."""
+        the media it cannot carry, with the features it adds (``logprobs``, ``choices``).
+        Those features are the kind's own API's: a model on another ``wire`` gets neither."""
         out = set(capabilities)
         if self.audio is None:
             out.discard("audio")
         if self.video is None:
             out.discard("video")
+        if wire is not None:
+            return frozenset(out)
         logprobs = self.logprobs
         if logprobs is not None and not any(
             fnmatch.fnmatchcase(upstream_model, p) for p in logprobs.except_models

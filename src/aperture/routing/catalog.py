@@ -206,6 +206,7 @@ def _entry(model: ModelSettings, provider: ProviderSettings, url_policy: UrlPoli
         frozenset(model.capabilities)
         if model.capabilities is not None
         else known_capabilities(provider.kind, upstream) or frozenset(),
+        model.wire,
     )
     return ModelEntry(
         name=model.name,

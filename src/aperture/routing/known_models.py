@@ -30,7 +30,7 @@ def known_capabilities(kind: str, upstream_model: str) -> frozenset[str] | None:
 
 
 def carried_capabilities(
-    kind: str, upstream_model: str, capabilities: frozenset[str]
+    kind: str, upstream_model: str, capabilities: frozenset[str], wire: str | None = None
 ) -> frozenset[str]:
     """What a model with ``capabilities`` can do through its kind's API (``ProviderSpec.carried``):
     an OpenAI model declared for video still cannot get a video through OpenAI's API.
@@ -38,4 +38,4 @@ def carried_capabilities(
     Raises:
         LookupError: no such kind.
     """
-    return spec_for(kind).carried(capabilities, upstream_model)
+    return spec_for(kind).carried(capabilities, upstream_model, wire)

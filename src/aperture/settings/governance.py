@@ -87,6 +87,10 @@ class PriceSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=T
     image: float | None = None
     # USD per million tokens of images the model makes; defaults to output.
     output_image: float | None = None
+    # USD per million prompt tokens read from the provider's prompt cache; defaults to input.
+    cache_read: float | None = None
+    # USD per million prompt tokens written to the provider's prompt cache; defaults to input.
+    cache_write: float | None = None
 
 
 class PolicyMatch(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import msgspec
 import yaml
 
+from aperture.settings import extras
 from aperture.settings._governance_checks import governance_problems
 from aperture.settings.demo import include_demo
 from aperture.settings.fetch_allow import parse_allow_entry
@@ -327,6 +328,8 @@ def _check_kind(provider: ProviderSettings, path: str) -> list[Problem]:
     if provider.base_url is None and spec.base_url_needed is not None:
         need = f"{provider.kind} needs {spec.base_url_needed} as base_url"
         return [Problem(f"{path}.base_url", need)]
+    if provider.kind == "bedrock" and not extras.installed("bedrock"):
+        return [Problem(f"{path}.kind", extras.needs("bedrock"))]
     return []
 
 
@@ -386,11 +389,11 @@ def _check_wire(settings: Settings, provider: str, wire: str, path: str) -> list
     spec = SPECS.get(kind) if kind is not None else None
     if spec is None:
         return []  # the provider or its kind is reported already
-    offered = [name for name, _ in spec.wires]
-    if wire in offered:
-        return []
-    listed = ", ".join(offered) if offered else f"none: {kind} has one API"
-    return [Problem(path, f"provider kind {kind!r} has no wire {wire!r} ({listed})")]
+    try:
+        spec.adapter_for(wire)
+    except LookupError as exc:
+        return [Problem(path, str(exc))]
+    return []
 
 
 def _is_http_url(url: str) -> bool:

@@ -244,9 +244,10 @@ class ResponseStore(Protocol):
     """
 
     async def get(
-        self, response_id: str, *, now: datetime
+        self, response_id: str, *, now: datetime, images: bool = True
     ) -> tuple[StoredResponse, dict[str, ResponseBlob]] | None:
-        """The response unless unknown or expired at ``now``, with its image blobs by digest.
+        """The response unless unknown or expired at ``now``, with its image blobs by digest
+        (none read when ``images`` is false: reading the answer back needs no image).
 
         Raises:
             StorageError: the backend failed.

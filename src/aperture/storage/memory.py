@@ -199,12 +199,12 @@ class MemoryResponseStore:
         self._blobs: dict[str, ResponseBlob] = {}
 
     async def get(
-        self, response_id: str, *, now: datetime
+        self, response_id: str, *, now: datetime, images: bool = True
     ) -> tuple[StoredResponse, dict[str, ResponseBlob]] | None:
         found = self._responses.get(response_id)
         if found is None or found.expires_at <= now:
             return None
-        return found, {d: self._blobs[d] for d in found.images}
+        return found, {d: self._blobs[d] for d in found.images} if images else {}
 
     async def put(self, response: StoredResponse, blobs: Sequence[ResponseBlob]) -> None:
         if response.id in self._responses:
@@ -236,10 +236,6 @@ class MemoryResponseStore:
         named = {d for r in self._responses.values() for d in r.images}
         for digest in set(digests) - named:
             self._blobs.pop(digest, None)
-
-    def blob_count(self) -> int:
-        """How many image blobs are kept (for tests)."""
-        return len(self._blobs)
 
 
 class MemoryCounters:

@@ -55,6 +55,17 @@ __all__ = ["open_migrated", "open_stores"]
 _EXPORT_PAGE = 500
 _MODELS = msgspec.json.Decoder(tuple[str, ...])
 _EVENT = msgspec.json.Decoder(AuditEvent)
+_JSON = msgspec.json.Encoder()
+
+
+def _encode(event: AuditEvent) -> str:
+    return _JSON.encode(event).decode()
+
+
+_SQLITE_AUDIT_INSERT = (
+    f"INSERT OR IGNORE INTO {audit_events.name} ({', '.join(c.name for c in audit_events.c)})"
+    f" VALUES ({', '.join('?' for _ in audit_events.c)})"
+)
 
 
 class _Unchanged(Exception):
@@ -228,23 +239,25 @@ class SqlAuditStore:
         self._db = db
 
     async def append(self, events: Sequence[AuditEvent]) -> int:
-        rows = {
-            e.request_id: {
-                "request_id": e.request_id,
-                "ts_ms": e.timestamp_ms,
-                "key_id": e.key_id,
-                "tenant": e.tenant,
-                "model": e.model,
-                "status": e.status,
-                "body": msgspec.json.encode(e).decode(),
-            }
-            for e in reversed(events)  # reversed: the first of duplicate ids wins, as in SQL
-        }
+        # reversed: the first of duplicate ids wins, as in SQL
+        rows = {e.request_id: e for e in reversed(events)}
         if not rows:
             return 0
-        insert = self._db.insert_ignoring(audit_events).returning(audit_events.c.request_id)
+        values = [
+            (e.request_id, e.timestamp_ms, e.key_id, e.tenant, e.model, e.status, _encode(e))
+            for e in rows.values()
+        ]
         async with self._db.write() as conn:
-            result = await conn.execute(insert, list(rows.values()))
+            if self._db.dialect == "sqlite":
+                # One prepared statement for the batch (the hot path's writer): the
+                # rowcount of an executemany is the rows it inserted.
+                result = await conn.exec_driver_sql(_SQLITE_AUDIT_INSERT, values)
+                return max(0, result.rowcount)
+            insert = self._db.insert_ignoring(audit_events).returning(audit_events.c.request_id)
+            columns = [c.name for c in audit_events.c]
+            result = await conn.execute(
+                insert, [dict(zip(columns, v, strict=True)) for v in values]
+            )
             return len(result.all())
 
     def _select(self, query: AuditQuery) -> sa.Select[str]:
@@ -380,7 +393,7 @@ class SqlResponseStore:
         self._db = db
 
     async def get(
-        self, response_id: str, *, now: datetime
+        self, response_id: str, *, now: datetime, images: bool = True
     ) -> tuple[StoredResponse, dict[str, ResponseBlob]] | None:
         t, links, blobs = stored_responses, response_images, response_blobs
         async with self._db.read() as conn:
@@ -391,12 +404,19 @@ class SqlResponseStore:
             if row is None:
                 return None
             # The images ride along with the one lookup, on the same connection.
-            images = await conn.execute(
-                sa.select(blobs)
+            wanted = blobs.c if images else (blobs.c.sha256,)
+            linked = await conn.execute(
+                sa.select(*wanted)
                 .join(links, links.c.sha256 == blobs.c.sha256)
                 .where(links.c.response_id == response_id)
             )
-            kept = {b.sha256: ResponseBlob(b.sha256, b.mime, bytes(b.data)) for b in images}
+            rows = linked.all()
+            digests = tuple(sorted(b.sha256 for b in rows))
+            kept = (
+                {b.sha256: ResponseBlob(b.sha256, b.mime, bytes(b.data)) for b in rows}
+                if images
+                else {}
+            )
         stored = StoredResponse(
             id=row.id,
             owner=row.owner,
@@ -406,7 +426,7 @@ class SqlResponseStore:
             expires_at=row.expires_at,
             conversation=bytes(row.conversation),
             answer=bytes(row.answer),
-            images=tuple(sorted(kept)),
+            images=digests,
         )
         return stored, kept
 

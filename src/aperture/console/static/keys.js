@@ -36,7 +36,8 @@ async function load() {
       el("td", {}, key.models ? key.models.join(", ") : "all"),
       el("td", {}, `${key.rpm ?? "∞"} / ${key.tpm ?? "∞"}`),
       el("td", {}, budgetText(byKey.get(key.id))),
-      el("td", { class: revoked || expired ? "bad" : "ok" }, revoked ? `revoked ${fmt.time(key.revoked_at)}` : expired ? "expired" : "active"),
+      el("td", { class: revoked || expired ? "bad" : "ok" }, revoked ? `revoked ${fmt.time(key.revoked_at)}`
+        : expired ? "expired" : key.expires_at ? `active until ${fmt.time(key.expires_at)}` : "active"),
       el("td", {}, revoked ? null : el("button", {
         type: "button", class: "danger", "aria-label": `Revoke ${key.name}`, onclick: () => revoke(key),
       }, "Revoke")));
@@ -82,6 +83,7 @@ form.addEventListener("submit", async (event) => {
   if (number(f.usd.value) !== null || number(f.tokens.value) !== null) {
     body.budget = { usd: number(f.usd.value), tokens: number(f.tokens.value), period: f.period.value };
   }
+  if (f.expires.value) body.expires_at = new Date(f.expires.value).toISOString();
   const button = form.querySelector("button[type=submit]");
   button.disabled = true;
   try {

@@ -3,7 +3,12 @@ import { admin, el, emptyRow, fmt, notice, replace } from "./api.js";
 
 const EVERY_MS = 2000;
 const KEEP = 150; // five minutes of readings
-const history = [];
+const WINDOW_S = 300;
+// Kept for the browser tab's session, so coming back to the page keeps the window.
+const STORE = "aperture.overview";
+const history = (() => {
+  try { return JSON.parse(sessionStorage.getItem(STORE)) ?? []; } catch { return []; }
+})();
 
 const sum = (values) => Object.values(values ?? {}).reduce((a, b) => a + b, 0);
 const byId = (id) => document.getElementById(id);
@@ -105,8 +110,12 @@ function spark() {
 
 async function poll() {
   try {
-    history.push(await admin("GET", "/v1/admin/stats"));
-    if (history.length > KEEP) history.shift();
+    const reading = await admin("GET", "/v1/admin/stats");
+    // A restarted gateway counts from zero: readings from before it make no rates.
+    if (history.length && sum(reading.requests) < sum(history[history.length - 1].requests)) history.length = 0;
+    history.push(reading);
+    while (history.length > KEEP || reading.time - history[0].time > WINDOW_S) history.shift();
+    try { sessionStorage.setItem(STORE, JSON.stringify(history)); } catch { /* full: the window stays in memory */ }
     notice("");
     render();
   } catch (error) {

@@ -76,6 +76,7 @@ def parse_count_request(body: bytes) -> tuple[ChatRequest, MappedLocator]:
         tools=counted.tools,
         tool_choice=counted.tool_choice,
         thinking=counted.thinking,
+        cache_control=counted.cache_control,
     )
     chat, locator = _to_chat(request, extra_fields(body, keys, wire.COUNT_FIELDS))
     return msgspec.structs.replace(chat, max_tokens=None, include_usage=False), locator
@@ -114,6 +115,7 @@ def _to_chat(
             stream=bool(request.stream),
             reasoning=_reasoning(request.thinking),
             response_format=_format(request.output_config),
+            cache=_mark(request.cache_control),
             # Anthropic streams always end with usage; the renderer needs it.
             include_usage=True,
             extra=extra,
@@ -226,14 +228,15 @@ def _image(
 
 
 def _document(block: wire.DocumentBlock) -> Part:
-    source, title = block.source, block.title
+    source, title, mark = block.source, block.title, _mark(block.cache_control)
     if isinstance(source, wire.PlainTextSource):
         # A plain-text document is text to every model: sent as a text part.
-        return Text(f"{title}\n\n{source.data}" if title else source.data)
+        return Text(f"{title}\n\n{source.data}" if title else source.data, mark)
     if isinstance(source, wire.UrlSource):
-        return File(filename=title, url=source.url)
+        return File(filename=title, url=source.url, cache=mark)
     # Intake checks the bytes (strict base64, %PDF-, pages) and corrects the type.
-    return File(file_data=f"data:{source.media_type};base64,{source.data}", filename=title)
+    data = f"data:{source.media_type};base64,{source.data}"
+    return File(file_data=data, filename=title, cache=mark)
 
 
 def _field(source: wire.Base64Source | wire.UrlSource) -> str:

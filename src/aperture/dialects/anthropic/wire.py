@@ -150,6 +150,7 @@ class MessagesRequest(_Wire, kw_only=True):
     stream: bool | None = None
     thinking: ThinkingParam | None = None
     output_config: OutputConfig | None = None
+    cache_control: CacheControl | None = None
 
 
 MODELLED_FIELDS = frozenset(f.encode_name for f in msgspec.structs.fields(MessagesRequest))
@@ -165,6 +166,7 @@ class CountTokensRequest(_Wire, kw_only=True):
     tools: list[ToolParam] | None = None
     tool_choice: ToolChoiceParam | None = None
     thinking: ThinkingParam | None = None
+    cache_control: CacheControl | None = None
 
 
 COUNT_FIELDS = frozenset(f.encode_name for f in msgspec.structs.fields(CountTokensRequest))

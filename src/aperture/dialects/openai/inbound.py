@@ -183,8 +183,23 @@ def _assistant(message: wire.AssistantMessage) -> Message:
         if message.tool_calls
         else None
     )
-    thoughts = (Thought(message.reasoning_content),) if message.reasoning_content else None
-    return Message("assistant", content, name=message.name, tool_calls=calls, reasoning=thoughts)
+    return Message(
+        "assistant", content, name=message.name, tool_calls=calls, reasoning=_thoughts(message)
+    )
+
+
+def _thoughts(message: wire.AssistantMessage) -> tuple[Thought, ...] | None:
+    """Signed ``reasoning_details`` when the client kept them, else ``reasoning_content``."""
+    if message.reasoning_details:
+        thoughts = tuple(
+            Thought(redacted=d.data)
+            if d.type == "reasoning.encrypted" and d.data
+            else Thought(d.text or "", d.signature)
+            for d in message.reasoning_details
+            if d.type in ("reasoning.text", "reasoning.encrypted")
+        )
+        return thoughts or None
+    return (Thought(message.reasoning_content),) if message.reasoning_content else None
 
 
 def _text_content(content: wire.TextContent) -> str | tuple[Part, ...]:

@@ -59,6 +59,9 @@ class MessageOut(msgspec.Struct, kw_only=True):
     reasoning_content: str | msgspec.UnsetType = msgspec.UNSET
     """The model's thinking, as DeepSeek, vLLM and OpenRouter put it; left out when none
     (OpenAI's own models never return their reasoning here)."""
+    reasoning_details: list[dict[str, object]] | msgspec.UnsetType = msgspec.UNSET
+    """The same thoughts with their signatures, as OpenRouter returns them, for a client to
+    send back with the next turn; left out when no thought is signed."""
 
 
 class TopLogprobOut(msgspec.Struct, kw_only=True):
@@ -90,6 +93,7 @@ class ChoiceOut(msgspec.Struct, kw_only=True):
 
 class PromptDetails(_Out, kw_only=True):
     cached_tokens: int | None = None
+    cache_write_tokens: int | None = None
     image_tokens: int | None = None
 
 
@@ -122,6 +126,7 @@ class DeltaOut(_Out, kw_only=True):
     tool_calls: list[ToolCallOut] | None = None
     images: list[ImageOut] | None = None
     reasoning_content: str | None = None
+    reasoning_details: list[dict[str, object]] | None = None
 
 
 class ChunkChoice(msgspec.Struct, kw_only=True):
@@ -174,6 +179,7 @@ def render_response(response: ChatResponse, model: str) -> bytes:
                 else None,
                 images=_images(c.images) or msgspec.UNSET,
                 reasoning_content=_reasoning_text(c.reasoning) or msgspec.UNSET,
+                reasoning_details=_reasoning_details(c.reasoning) or msgspec.UNSET,
             ),
             finish_reason=c.finish_reason,
             logprobs=logprobs_out(c.logprobs),
@@ -194,9 +200,14 @@ def render_response(response: ChatResponse, model: str) -> bytes:
 
 
 def _usage(usage: Usage) -> UsageOut:
+    cache = (usage.cached_tokens, usage.cache_creation_tokens)
     prompt = (
-        PromptDetails(cached_tokens=usage.cached_tokens, image_tokens=usage.image_tokens)
-        if usage.cached_tokens is not None or usage.image_tokens is not None
+        PromptDetails(
+            cached_tokens=usage.cached_tokens,
+            cache_write_tokens=usage.cache_creation_tokens,
+            image_tokens=usage.image_tokens,
+        )
+        if cache != (None, None) or usage.image_tokens is not None
         else None
     )
     completion = (
@@ -226,17 +237,28 @@ class StreamRenderer:
     """Renders canonical stream events as SSE ``chat.completion.chunk`` lines.
 
     ``include_usage`` decides whether the final usage chunk is sent, as the client asked.
+    Thinking streams as ``reasoning_content``; when a thought is signed (or redacted), one
+    ``reasoning_details`` item carries it whole, signature included, for the client to send
+    back as the non-streamed answer's would be.
     """
 
     def __init__(self, *, id: str, created: int, model: str, include_usage: bool) -> None:
         self._id, self._created, self._model = id, created, model
         self._include_usage = include_usage
+        self._thought: list[str] = []  # the current thought's text so far
+        self._thoughts = 0
 
     def event(self, event: StreamEvent) -> bytes:
         choice: ChunkChoice
         match event:
-            case Delta(thought=Thought(text="")):
-                return b""  # a signature or a redacted thought: nothing this shape can carry
+            case Delta(thought=Thought(text="") as thought):
+                detail = self._signed(thought)
+                if detail is None:
+                    return b""
+                choice = ChunkChoice(index=event.index, delta=DeltaOut(reasoning_details=detail))
+            case Delta(thought=Thought(text=text)) if text:
+                self._thought.append(text)
+                choice = ChunkChoice(index=event.index, delta=_delta(event))
             case Delta():
                 choice = ChunkChoice(
                     index=event.index, delta=_delta(event), logprobs=logprobs_out(event.logprobs)
@@ -248,6 +270,18 @@ class StreamRenderer:
                     return b""
                 return self._chunk([], _usage(usage))
         return self._chunk([choice], None)
+
+    def _signed(self, thought: Thought) -> list[dict[str, object]] | None:
+        """The whole thought a signature (or a redacted payload) ends, as one detail."""
+        text, self._thought = "".join(self._thought), []
+        if thought.redacted is None and not thought.signature:
+            return None
+        whole = Thought(text, thought.signature, thought.redacted)
+        details = _reasoning_details((whole,))
+        for detail in details:
+            detail["index"] = self._thoughts
+        self._thoughts += 1
+        return details
 
     def _chunk(self, choices: list[ChunkChoice], usage: UsageOut | None) -> bytes:
         chunk = ChatCompletionChunk(
@@ -292,6 +326,22 @@ def _delta(event: Delta) -> DeltaOut:
         images=_images(event.images),
         reasoning_content=event.thought.text or None if event.thought is not None else None,
     )
+
+
+def _reasoning_details(thoughts: tuple[Thought, ...] | None) -> list[dict[str, object]]:
+    if not thoughts or not any(t.signature or t.redacted for t in thoughts):
+        return []
+    details: list[dict[str, object]] = []
+    for index, thought in enumerate(thoughts):
+        if thought.redacted is not None:
+            details.append({"type": "reasoning.encrypted", "data": thought.redacted})
+        else:
+            detail: dict[str, object] = {"type": "reasoning.text", "text": thought.text}
+            if thought.signature:
+                detail["signature"] = thought.signature
+            details.append(detail)
+        details[-1]["index"] = index
+    return details
 
 
 def _reasoning_text(thoughts: tuple[Thought, ...] | None) -> str | None:

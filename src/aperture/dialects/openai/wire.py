@@ -93,6 +93,16 @@ class UserMessage(_Wire, tag="user", tag_field="role", kw_only=True):
     name: str | None = None
 
 
+class ReasoningDetail(_Wire, kw_only=True):
+    """OpenRouter's ``reasoning_details`` item: a thought with its signature
+    (``reasoning.text``), or an encrypted one (``reasoning.encrypted``)."""
+
+    type: str
+    text: str | None = None
+    signature: str | None = None
+    data: str | None = None
+
+
 class AssistantMessage(_Wire, tag="assistant", tag_field="role", kw_only=True):
     content: str | list[TextPart | RefusalPart] | None = None
     name: str | None = None
@@ -100,6 +110,8 @@ class AssistantMessage(_Wire, tag="assistant", tag_field="role", kw_only=True):
     refusal: str | None = None
     # The model's reasoning, as DeepSeek, vLLM and OpenRouter return it and take it back.
     reasoning_content: str | None = None
+    # The same with signatures, which the provider that signed them wants back.
+    reasoning_details: list[ReasoningDetail] | None = None
 
 
 class ToolMessage(_Wire, tag="tool", tag_field="role", kw_only=True):

@@ -19,6 +19,7 @@ import msgspec
 from aperture.dialects.decoding import convert_at, decode_request
 from aperture.dialects.openai.inbound import FORBIDDEN_FIELDS, check_logprobs
 from aperture.dialects.responses import wire
+from aperture.dialects.responses.outbound import REDACTED_PREFIX
 from aperture.errors import InvalidRequestError, ItemNotFoundError, quote
 from aperture.model import (
     ChatRequest,
@@ -257,7 +258,10 @@ def _convert_items(
                 # The summary and the signature (``encrypted_content``) this gateway sent go
                 # back to the provider that made them; from another, it has nothing to check.
                 texts = [s["text"] for s in summary or () if isinstance(s, dict) and "text" in s]
-                turns.thoughts.append(Thought("\n\n".join(map(str, texts)), signature))
+                if signature is not None and signature.startswith(REDACTED_PREFIX):
+                    turns.thoughts.append(Thought(redacted=signature.removeprefix(REDACTED_PREFIX)))
+                else:
+                    turns.thoughts.append(Thought("\n\n".join(map(str, texts)), signature))
 
 
 def _message(item: wire.MessageItem, path: str, index: int, locator: InputLocator) -> Message:

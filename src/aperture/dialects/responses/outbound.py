@@ -2,8 +2,8 @@
 
 A Responses answer is a list of output items: one ``reasoning`` item per thought of the
 model (its text as a ``summary_text``, its signature as ``encrypted_content``, which the
-client sends back to continue; redacted thoughts have no text and are left out), the
-assistant's message (its text as an
+client sends back to continue; a redacted thought has no summary and its payload, marked
+with ``REDACTED_PREFIX``, as ``encrypted_content``), the assistant's message (its text as an
 ``output_text`` part, a refusal as a ``refusal`` part) and one ``function_call`` item per tool
 call. A stream is the typed event sequence the official SDKs' helpers accumulate: the
 response's lifecycle (``created``, ``in_progress``, then ``completed``, ``incomplete`` or
@@ -32,7 +32,17 @@ from aperture.model import (
 )
 from aperture.model.response import FinishReason
 
-__all__ = ["ResponsesStreamRenderer", "render_error", "render_response", "response_id"]
+__all__ = [
+    "REDACTED_PREFIX",
+    "ResponsesStreamRenderer",
+    "render_error",
+    "render_response",
+    "response_id",
+]
+
+REDACTED_PREFIX = "redacted_thinking:"
+"""Marks the ``encrypted_content`` of a redacted thought (Anthropic's ``redacted_thinking``),
+so that the item sent back is one again, not a signature."""
 
 _encode = msgspec.json.Encoder().encode
 
@@ -57,9 +67,8 @@ def render_response(response: ChatResponse, model: str) -> bytes:
         choice = response.choices[0]
         reason = choice.finish_reason
         done = "incomplete" if reason in _INCOMPLETE else "completed"
-        thoughts = [t for t in choice.reasoning or () if t.redacted is None]
-        for k, thought in enumerate(thoughts):
-            output.append(_reasoning_item(_item_id("rs", rid, k), thought.text, thought.signature))
+        for k, thought in enumerate(choice.reasoning or ()):
+            output.append(_reasoning_item(_item_id("rs", rid, k), *_sealed(thought)))
         content: list[dict[str, Any]] = []
         if choice.content:
             content.append(_text_part(choice.content, choice.logprobs))
@@ -114,7 +123,7 @@ def _usage(usage: Usage) -> dict[str, Any]:
         "input_tokens": usage.prompt_tokens,
         "input_tokens_details": {
             "cached_tokens": usage.cached_tokens or 0,
-            "cache_write_tokens": 0,
+            "cache_write_tokens": usage.cache_creation_tokens or 0,
         },
         "output_tokens": usage.completion_tokens,
         "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens or 0},
@@ -144,6 +153,13 @@ def _logprobs(tokens: Sequence[TokenLogprob] | None) -> list[Any]:
 
 def _message_item(id: str, content: list[dict[str, Any]], status: str) -> dict[str, Any]:
     return {"id": id, "type": "message", "role": "assistant", "status": status, "content": content}
+
+
+def _sealed(thought: Thought) -> tuple[str, str | None]:
+    """A thought's summary text and ``encrypted_content``."""
+    if thought.redacted is not None:
+        return "", REDACTED_PREFIX + thought.redacted
+    return thought.text, thought.signature
 
 
 def _reasoning_item(id: str, text: str, signature: str | None) -> dict[str, Any]:
@@ -232,9 +248,12 @@ class ResponsesStreamRenderer:
     def _thought(self, thought: Thought) -> list[bytes]:
         """A reasoning item per thought: its summary text streams as one summary part; its
         signature closes it."""
-        if thought.redacted is not None:
-            return []
         out: list[bytes] = []
+        if thought.redacted is not None:
+            # Whole in one event: its item opens and closes at once.
+            out += self._close_thinking()
+            out += self._thought(Thought())
+            return out + self._close_thinking(REDACTED_PREFIX + thought.redacted)
         if self._thinking is None:
             out += self._close_message()
             out += self._close_calls()
