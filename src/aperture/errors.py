@@ -33,8 +33,10 @@ enter (``raise ... from``) and rendered once, where they leave, in the client's 
     ├── CsrfError                        403 csrf_failed              (console: no CSRF token)
     ├── NotFoundError                    404 not_found                (no such endpoint or record)
     │   ├── ModelNotFoundError           404 model_not_found
-    │   └── PreviousResponseNotFoundError 404 previous_response_not_found (unknown, expired,
-    │                                        another tenant's, or sent with store: false)
+    │   ├── PreviousResponseNotFoundError 404 previous_response_not_found (unknown, expired,
+    │   │                                    another tenant's, or sent with store: false)
+    │   └── ItemNotFoundError            404 item_not_found           (an item_reference to an
+    │                                        output item of no kept answer)
     ├── ConflictError                    409 conflict                 (admin: the id exists)
     ├── RateLimitExceededError           429 rate_limit_exceeded
     ├── BudgetExceededError              429 budget_exceeded
@@ -80,6 +82,7 @@ __all__ = [
     "InvalidApiKeyError",
     "InvalidJsonError",
     "InvalidRequestError",
+    "ItemNotFoundError",
     "MaxTokensBelowMinimumError",
     "MediaTooLargeError",
     "MethodNotAllowedError",
@@ -317,6 +320,11 @@ class PreviousResponseNotFoundError(NotFoundError):
     # OpenAI's own type and code for it, so clients that branch on them keep working.
     type = "invalid_request_error"
     code = "previous_response_not_found"
+
+
+class ItemNotFoundError(NotFoundError):
+    type = "invalid_request_error"
+    code = "item_not_found"
 
 
 class ConflictError(GatewayError):

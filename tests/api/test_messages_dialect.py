@@ -184,3 +184,35 @@ def test_a_mid_stream_error_is_an_anthropic_error_event(gateway_url: str) -> Non
         lines = list(response.iter_lines())
     assert "event: error" in lines
     assert "message_stop" not in "\n".join(lines)
+
+
+SCHEMA: Any = {
+    "type": "object",
+    "properties": {"images": {"type": "integer"}, "asked": {"type": "string"}},
+    "required": ["images", "asked"],
+    "additionalProperties": False,
+}
+
+
+def test_structured_output_reaches_every_kind(
+    claude: anthropic.Anthropic, recorder: tuple[Recorder, str]
+) -> None:
+    # output_config.format is what the Vercel AI SDK's generateObject sends.
+    rec, _ = recorder
+    for model in ("claude-recorded", "recorded-vision"):
+        message = claude.messages.create(
+            model=model,
+            max_tokens=100,
+            output_config={"format": {"type": "json_schema", "schema": SCHEMA}},
+            messages=[{"role": "user", "content": "Hi"}],
+        )
+        assert json.loads(message.content[0].text) == {"images": 0, "asked": "Hi"}  # type: ignore[union-attr]
+        sent = json.loads(rec.bodies[-1])
+        assert "output_config" not in sent
+        if model == "claude-recorded":  # Anthropic's JSON mode: the schema in the instruction
+            assert json.dumps(SCHEMA, separators=(",", ":")) in sent["system"]
+        else:
+            assert sent["response_format"] == {
+                "type": "json_schema",
+                "json_schema": {"name": "output", "schema": SCHEMA},
+            }

@@ -135,6 +135,79 @@ def test_a_continued_turn_carries_the_signed_thoughts_back(
     assert turn[0] == {"type": "thinking", "thinking": summary, "signature": signature_for(summary)}
 
 
+def test_item_references_bring_back_kept_output_items(
+    client: openai.OpenAI, recorder: tuple[Recorder, str]
+) -> None:
+    # What the Vercel AI SDK sends for earlier turns when answers are kept (its default).
+    tools: list[Any] = [{"type": "function", "name": "describe", "parameters": {"type": "object"}}]
+    said = client.responses.create(
+        model="claude-recorded", input="Hello.", reasoning={"effort": "low"}
+    )
+    thought, message = said.output
+    called = client.responses.create(
+        model="demo-vision", input="Use the tool.", tools=tools, tool_choice="required"
+    )
+    (call,) = called.output
+    answer = client.responses.create(
+        model="claude-recorded",
+        tools=tools,
+        reasoning={"effort": "low"},
+        input=[
+            {"role": "user", "content": "Hello."},
+            {"type": "item_reference", "id": thought.id},
+            {"type": "item_reference", "id": message.id},
+            {"type": "item_reference", "id": call.id},
+            {"type": "function_call_output", "call_id": call.call_id, "output": "done"},
+        ],
+    )
+    assert answer.status == "completed"
+    turns = json.loads(recorder[0].bodies[-1])["messages"]
+    thinking, text, use = turns[1]["content"]
+    assert thinking["type"] == "thinking" and thinking["signature"] == thought.encrypted_content
+    assert text == {"type": "text", "text": said.output_text}
+    assert (use["type"], use["id"], use["name"]) == ("tool_use", call.call_id, "describe")
+    assert turns[2]["content"][0]["tool_use_id"] == call.call_id
+
+
+def test_item_references_to_a_streamed_answer(
+    client: openai.OpenAI, recorder: tuple[Recorder, str]
+) -> None:
+    tools: list[Any] = [{"type": "function", "name": "describe", "parameters": {"type": "object"}}]
+    with client.responses.stream(
+        model="demo-vision", input="Use the tool.", tools=tools, tool_choice="required"
+    ) as stream:
+        (call,) = stream.get_final_response().output
+    with client.responses.stream(model="demo-vision", input="Hello.") as stream:
+        (message,) = stream.get_final_response().output
+    client.responses.create(
+        model="recorded-vision",
+        tools=tools,
+        input=[
+            {"type": "item_reference", "id": message.id},
+            {"type": "item_reference", "id": call.id},
+            {"type": "function_call_output", "call_id": call.call_id, "output": "done"},
+        ],
+    )
+    assistant, tool = json.loads(recorder[0].bodies[-1])["messages"]
+    assert assistant["content"] == 'Saw no images. Asked: "Hello."'
+    assert assistant["tool_calls"][0]["id"] == call.call_id
+    assert assistant["tool_calls"][0]["function"]["name"] == "describe"
+    assert tool == {"role": "tool", "content": "done", "tool_call_id": call.call_id}
+
+
+def test_item_references_to_nothing_kept_are_not_found(client: openai.OpenAI) -> None:
+    unstored = client.responses.create(model="demo-vision", input="hi", store=False)
+    for item_id in ("nothing", "msg_nothing_0", unstored.output[0].id, f"fc_{unstored.id[5:]}_0"):
+        with pytest.raises(openai.NotFoundError) as caught:
+            client.responses.create(
+                model="demo-vision",
+                input=[{"type": "item_reference", "id": item_id}, {"role": "user", "content": "x"}],
+            )
+        error = caught.value.response.json()["error"]
+        assert (error["code"], error["param"]) == ("item_not_found", "input[0].id"), item_id
+        assert error["message"].startswith("Item with id ")
+
+
 def test_unknown_and_unstored_responses_are_not_found(client: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError) as caught:
         client.responses.create(

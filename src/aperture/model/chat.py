@@ -209,17 +209,36 @@ class ImageTask(msgspec.Struct, frozen=True):
     input_fidelity: str | None = None
 
 
+class StoredItem(msgspec.Struct, frozen=True):
+    """A piece of a kept answer that the client names instead of sending it again (the
+    Responses API's ``item_reference``), to be filled in before anything reads the request.
+
+    Message ``message`` of the request holds a stand-in at ``slot``: its content (``text``),
+    its ``slot``-th tool call (``tool_call``) or thought (``thought``). It is replaced by the
+    ``index``-th such piece of answer ``response``; ``param`` names the reference for errors.
+    """
+
+    message: int
+    part: Literal["text", "tool_call", "thought"]
+    slot: int
+    response: str
+    index: int
+    param: str
+
+
 class Thread(msgspec.Struct, frozen=True):
     """Where a request stands in a conversation the gateway keeps (the Responses API's).
 
     ``previous`` is the stored answer it continues (``previous_response_id``); ``store`` asks
     for its own answer to be kept; the first ``instructions`` messages came from the request's
-    ``instructions``, which apply to this turn only and are never carried on.
+    ``instructions``, which apply to this turn only and are never carried on; ``items`` are
+    the pieces of kept answers its input names by id.
     """
 
     previous: str | None = None
     store: bool = True
     instructions: int = 0
+    items: tuple[StoredItem, ...] = ()
 
 
 class ChatRequest(msgspec.Struct, frozen=True):

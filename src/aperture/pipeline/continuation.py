@@ -2,7 +2,8 @@
 
 On the way in, a request that continues a stored answer gets that conversation put before
 its new input (one read, by primary key), after its own ``instructions``, which are never
-carried on; a stored answer of another tenant is as unknown as one never made. Everything
+carried on; a stored answer of another tenant is as unknown as one never made. Output items
+of kept answers that the input names by id (``item_reference``) are filled in first. Everything
 after this step sees the whole conversation, so the images it holds pass intake, capability
 checks and normalisation for the new model as if the client had sent them again.
 
@@ -23,7 +24,12 @@ from functools import partial
 import anyio
 import msgspec
 
-from aperture.errors import PreviousResponseNotFoundError, ServiceUnavailableError, quote
+from aperture.errors import (
+    ItemNotFoundError,
+    PreviousResponseNotFoundError,
+    ServiceUnavailableError,
+    quote,
+)
 from aperture.governance.keys import Principal
 from aperture.model import (
     ChatRequest,
@@ -33,6 +39,7 @@ from aperture.model import (
     Finish,
     Image,
     Message,
+    StoredItem,
     StreamEvent,
     Thought,
     ToolCall,
@@ -71,6 +78,12 @@ def _not_found(response_id: str) -> PreviousResponseNotFoundError:
         f"Previous response with id {quote(response_id)} not found.",
         param="previous_response_id",
     )
+
+
+def _item_not_found(item: StoredItem) -> ItemNotFoundError:
+    kind = {"text": "msg", "tool_call": "fc", "thought": "rs"}[item.part]
+    item_id = f"{kind}_{item.response.removeprefix('resp_')}_{item.index}"
+    return ItemNotFoundError(f"Item with id {quote(item_id)} not found.", param=item.param)
 
 
 class ResponseArchive:
@@ -129,6 +142,57 @@ class ResponseArchive:
             return prior, transcript.restore(prior, blobs)
         except KeyError:  # a blob the foreign key should have kept: treat as gone
             raise _not_found(response_id) from None
+
+    async def fill(
+        self, principal: Principal, messages: tuple[Message, ...], items: tuple[StoredItem, ...]
+    ) -> tuple[Message, ...]:
+        """``messages`` with each stand-in replaced by the kept answer's piece it names (one
+        read per answer). A named thought the answer did not keep is left out: reasoning is
+        the provider's to check, and none is better than an empty one.
+
+        Raises:
+            ItemNotFoundError: the answer is unknown, expired or someone else's, or has no
+                such piece.
+            ServiceUnavailableError: the database failed.
+        """
+        answers: dict[str, Choice | None] = {}
+        out = list(messages)
+        dropped: set[tuple[int, int]] = set()
+        for item in items:
+            if item.response not in answers:
+                stored = await self.find(principal, item.response)
+                answer = self.answer(stored) if stored is not None else None
+                answers[item.response] = answer.choices[0] if answer and answer.choices else None
+            choice = answers[item.response]
+            message = out[item.message]
+            if item.part == "thought":
+                kept = list(choice.reasoning or ()) if choice else []
+                thoughts = list(message.reasoning or ())
+                if item.index < len(kept):
+                    thoughts[item.slot] = kept[item.index]
+                elif choice is None:
+                    raise _item_not_found(item)
+                else:
+                    dropped.add((item.message, item.slot))
+                out[item.message] = msgspec.structs.replace(message, reasoning=tuple(thoughts))
+                continue
+            if item.part == "text":
+                text = (choice.content or choice.refusal) if choice else None
+                if not text:
+                    raise _item_not_found(item)
+                out[item.message] = msgspec.structs.replace(message, content=text)
+                continue
+            calls = (choice.tool_calls or ()) if choice else ()
+            if item.index >= len(calls):
+                raise _item_not_found(item)
+            placed = list(message.tool_calls or ())
+            placed[item.slot] = calls[item.index]
+            out[item.message] = msgspec.structs.replace(message, tool_calls=tuple(placed))
+        for at, slot in sorted(dropped, reverse=True):
+            reasoning = list(out[at].reasoning or ())
+            del reasoning[slot]
+            out[at] = msgspec.structs.replace(out[at], reasoning=tuple(reasoning) or None)
+        return tuple(out)
 
     def answer(self, stored: StoredResponse) -> ChatResponse:
         """A kept answer, to render again."""
@@ -209,6 +273,9 @@ class Continuation(After):
         thread = request.thread
         if thread is None:
             return request
+        if thread.items:
+            filled = await self._archive.fill(ctx.principal, request.messages, thread.items)
+            request = msgspec.structs.replace(request, messages=filled)
         conversation = Conversation(
             response_id=f"resp_{ctx.request_id.removeprefix('req_')}",
             owner=owner_of(ctx.principal),

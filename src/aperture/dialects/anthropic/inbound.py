@@ -24,6 +24,7 @@ from aperture.model import (
     NamedToolChoice,
     Part,
     Reasoning,
+    ResponseFormat,
     Text,
     Thought,
     Tool,
@@ -114,6 +115,7 @@ def _to_chat(
             ),
             stream=bool(request.stream),
             reasoning=_reasoning(request.thinking),
+            response_format=_format(request.output_config),
             cache=_mark(request.cache_control),
             # Anthropic streams always end with usage; the renderer needs it.
             include_usage=True,
@@ -182,6 +184,14 @@ def _thought(block: wire.ThinkingBlock | wire.RedactedThinkingBlock) -> Thought:
     if isinstance(block, wire.RedactedThinkingBlock):
         return Thought(redacted=block.data)
     return Thought(block.thinking, block.signature)
+
+
+def _format(config: wire.OutputConfig | None) -> ResponseFormat | None:
+    """Anthropic's structured output as the canonical JSON schema format (OpenAI's shape, with
+    the name OpenAI requires and Anthropic does not have)."""
+    if config is None or config.format is None:
+        return None
+    return ResponseFormat("json_schema", {"name": "output", "schema": config.format.schema})
 
 
 def _reasoning(thinking: wire.ThinkingParam | None) -> Reasoning | None:

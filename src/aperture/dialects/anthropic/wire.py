@@ -126,6 +126,16 @@ class Metadata(_Wire, kw_only=True):
     user_id: str | None = None
 
 
+class JsonSchemaFormat(_Wire, tag="json_schema", tag_field="type", kw_only=True):
+    schema: dict[str, Any]
+
+
+class OutputConfig(_Wire, kw_only=True):
+    # Structured outputs (what the Vercel AI SDK's generateObject sends). ``effort`` is not
+    # modelled: like any field this gateway does not know, it is not sent to the provider.
+    format: JsonSchemaFormat | None = None
+
+
 class MessagesRequest(_Wire, kw_only=True):
     model: str
     max_tokens: int
@@ -139,6 +149,7 @@ class MessagesRequest(_Wire, kw_only=True):
     metadata: Metadata | None = None
     stream: bool | None = None
     thinking: ThinkingParam | None = None
+    output_config: OutputConfig | None = None
     cache_control: CacheControl | None = None
 
 

@@ -2,14 +2,17 @@
 
 ``instructions`` becomes the leading system turn; a run of ``function_call`` items becomes
 one assistant turn with its tool calls (joined to the assistant message before it, if any);
-each ``function_call_output`` becomes a tool turn. The locator maps every canonical part back
-to its place in ``input``, so an image refused anywhere in the pipeline is named as
-``input[2].content[1].image_url``.
+each ``function_call_output`` becomes a tool turn. An ``item_reference`` to an output item of
+a kept answer becomes a stand-in in its place (an assistant turn, a tool call or a thought)
+that the continuation step fills from the store, as ``Thread.items`` says. The locator maps
+every canonical part back to its place in ``input``, so an image refused anywhere in the
+pipeline is named as ``input[2].content[1].image_url``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, Literal
 
 import msgspec
 
@@ -17,7 +20,7 @@ from aperture.dialects.decoding import convert_at, decode_request
 from aperture.dialects.openai.inbound import FORBIDDEN_FIELDS, check_logprobs
 from aperture.dialects.responses import wire
 from aperture.dialects.responses.outbound import REDACTED_PREFIX
-from aperture.errors import InvalidRequestError, quote
+from aperture.errors import InvalidRequestError, ItemNotFoundError, quote
 from aperture.model import (
     ChatRequest,
     File,
@@ -27,6 +30,7 @@ from aperture.model import (
     Part,
     Reasoning,
     ResponseFormat,
+    StoredItem,
     Text,
     Thought,
     Thread,
@@ -70,13 +74,14 @@ def parse_responses_request(body: bytes) -> tuple[ChatRequest, InputLocator]:
     check_logprobs(True, request.top_logprobs, top_field="top_logprobs")
     locator = InputLocator()
     messages: list[Message] = []
+    items: list[StoredItem] = []
     if request.instructions:
         messages.append(Message("system", request.instructions))
     instructions = len(messages)
     if isinstance(request.input, str):
         messages.append(Message("user", request.input))
     else:
-        _convert_items(request.input, messages, locator)
+        _convert_items(request.input, messages, items, locator)
     if not messages:
         raise InvalidRequestError("input must hold at least one item.", param="input")
     effort = request.reasoning.effort if request.reasoning is not None else None
@@ -108,7 +113,7 @@ def parse_responses_request(body: bytes) -> tuple[ChatRequest, InputLocator]:
             top_logprobs=request.top_logprobs,
             # A Responses stream always ends with the usage in ``response.completed``.
             include_usage=True,
-            thread=_thread(request, instructions),
+            thread=_thread(request, instructions, tuple(items)),
             reasoning=Reasoning(enabled=effort != "none", effort=effort)
             if effort is not None
             else None,
@@ -121,12 +126,14 @@ def parse_responses_request(body: bytes) -> tuple[ChatRequest, InputLocator]:
 _TEXT_AND_IMAGE = msgspec.Raw(b'["text","image"]')
 
 
-def _thread(request: wire.ResponsesRequest, instructions: int) -> Thread | None:
+def _thread(
+    request: wire.ResponsesRequest, instructions: int, items: tuple[StoredItem, ...]
+) -> Thread | None:
     # Answers are kept unless the client says not to, as OpenAI's are.
     store = request.store is not False
-    if request.previous_response_id is None and not store:
+    if request.previous_response_id is None and not store and not items:
         return None
-    return Thread(request.previous_response_id, store, instructions)
+    return Thread(request.previous_response_id, store, instructions, items)
 
 
 _LOGPROBS = "message.output_text.logprobs"
@@ -163,11 +170,88 @@ def _check_fields(keys: list[str], request: wire.ResponsesRequest) -> None:
         )
 
 
+# The ids ``outbound`` gives output items: kind, the response id's tail, the item's index.
+_ITEM_ID = re.compile(r"(msg|fc|rs)_(.+)_(\d+)")
+_PARTS: dict[str, Literal["text", "tool_call", "thought"]] = {
+    "msg": "text",
+    "fc": "tool_call",
+    "rs": "thought",
+}
+
+
+def _reference(item_id: str, path: str) -> StoredItem:
+    """The kept answer's piece ``item_id`` names (its message and slot are set by the caller).
+
+    Raises:
+        ItemNotFoundError: not an id this gateway gives.
+    """
+    match = _ITEM_ID.fullmatch(item_id)
+    if match is None:
+        raise ItemNotFoundError(f"Item with id {quote(item_id)} not found.", param=f"{path}.id")
+    kind, tail, index = match.groups()
+    return StoredItem(0, _PARTS[kind], 0, f"resp_{tail}", int(index), f"{path}.id")
+
+
+class _Turns:
+    """The canonical turns, built item by item."""
+
+    def __init__(self, messages: list[Message], items: list[StoredItem]) -> None:
+        self.messages = messages
+        self.items = items
+        self.thoughts: list[Thought] = []  # reasoning waiting for the assistant turn it led to
+        # The referenced ones among them, with their place in ``thoughts``.
+        self.waiting: list[tuple[int, StoredItem]] = []
+
+    def attach(self, at: int) -> tuple[Thought, ...] | None:
+        """The waiting thoughts, for message ``at``; referenced ones are named for filling."""
+        for slot, stored in self.waiting:
+            self.items.append(msgspec.structs.replace(stored, message=at, slot=slot))
+        attached = tuple(self.thoughts) or None
+        self.thoughts.clear()
+        self.waiting.clear()
+        return attached
+
+    def message(self, message: Message) -> None:
+        if message.role == "assistant" and self.thoughts:
+            message = msgspec.structs.replace(message, reasoning=self.attach(len(self.messages)))
+        self.messages.append(message)
+
+    def call(self, call: ToolCall) -> int:
+        """Put ``call`` on the assistant turn it belongs to; its place among its calls."""
+        last = self.messages[-1] if self.messages else None
+        if last is not None and last.role == "assistant" and not self.thoughts:
+            calls = (*(last.tool_calls or ()), call)
+            self.messages[-1] = msgspec.structs.replace(last, tool_calls=calls)
+            return len(calls) - 1
+        at = len(self.messages)
+        self.messages.append(
+            Message("assistant", None, tool_calls=(call,), reasoning=self.attach(at))
+        )
+        return 0
+
+    def reference(self, stored: StoredItem) -> None:
+        """A stand-in for the kept piece ``stored`` names, filled (or dropped) later."""
+        if stored.part == "thought":
+            self.waiting.append((len(self.thoughts), stored))
+            self.thoughts.append(Thought())
+        elif stored.part == "text":
+            at = len(self.messages)
+            self.messages.append(Message("assistant", None, reasoning=self.attach(at)))
+            self.items.append(msgspec.structs.replace(stored, message=at))
+        else:
+            slot = self.call(ToolCall("", "", ""))
+            at = len(self.messages) - 1
+            self.items.append(msgspec.structs.replace(stored, message=at, slot=slot))
+
+
 def _convert_items(
-    items: list[dict[str, Any]], messages: list[Message], locator: InputLocator
+    raws: list[dict[str, Any]],
+    messages: list[Message],
+    items: list[StoredItem],
+    locator: InputLocator,
 ) -> None:
-    thoughts: list[Thought] = []  # reasoning items waiting for the assistant turn they led to
-    for i, raw in enumerate(items):
+    turns = _Turns(messages, items)
+    for i, raw in enumerate(raws):
         path = f"input[{i}]"
         if not isinstance(raw, dict):
             raise InvalidRequestError("Each input item must be an object.", param=path)
@@ -177,29 +261,11 @@ def _convert_items(
         item: wire.InputItem = convert_at(raw, wire.InputItem, path)  # type: ignore[arg-type]
         match item:
             case wire.MessageItem():
-                message = _message(item, path, len(messages), locator)
-                if message.role == "assistant" and thoughts:
-                    message = msgspec.structs.replace(message, reasoning=tuple(thoughts))
-                    thoughts = []
-                messages.append(message)
+                turns.message(_message(item, path, len(messages), locator))
+            case wire.ItemReference(id=item_id):
+                turns.reference(_reference(item_id, path))
             case wire.FunctionCallItem(call_id=call_id, name=name, arguments=arguments):
-                call = ToolCall(call_id, name, arguments)
-                last = messages[-1] if messages else None
-                if last is not None and last.role == "assistant" and not thoughts:
-                    messages[-1] = Message(
-                        "assistant",
-                        last.content,
-                        name=last.name,
-                        tool_calls=(*(last.tool_calls or ()), call),
-                        reasoning=last.reasoning,
-                    )
-                else:
-                    messages.append(
-                        Message(
-                            "assistant", None, tool_calls=(call,), reasoning=tuple(thoughts) or None
-                        )
-                    )
-                    thoughts = []
+                turns.call(ToolCall(call_id, name, arguments))
             case wire.FunctionCallOutputItem(call_id=call_id, output=output):
                 messages.append(Message("tool", _tool_output(output, path), tool_call_id=call_id))
             case wire.ReasoningItem(summary=summary, encrypted_content=signature):
@@ -207,9 +273,9 @@ def _convert_items(
                 # back to the provider that made them; from another, it has nothing to check.
                 texts = [s["text"] for s in summary or () if isinstance(s, dict) and "text" in s]
                 if signature is not None and signature.startswith(REDACTED_PREFIX):
-                    thoughts.append(Thought(redacted=signature.removeprefix(REDACTED_PREFIX)))
+                    turns.thoughts.append(Thought(redacted=signature.removeprefix(REDACTED_PREFIX)))
                 else:
-                    thoughts.append(Thought("\n\n".join(map(str, texts)), signature))
+                    turns.thoughts.append(Thought("\n\n".join(map(str, texts)), signature))
 
 
 def _message(item: wire.MessageItem, path: str, index: int, locator: InputLocator) -> Message:

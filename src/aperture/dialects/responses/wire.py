@@ -80,7 +80,13 @@ class ReasoningItem(_Wire, tag="reasoning", tag_field="type", kw_only=True):
     status: str | None = None
 
 
-InputItem = MessageItem | FunctionCallItem | FunctionCallOutputItem | ReasoningItem
+class ItemReference(_Wire, tag="item_reference", tag_field="type", kw_only=True):
+    # An output item of a kept answer, by its id: what the Vercel AI SDK sends for earlier
+    # assistant turns when the answers are stored (its default).
+    id: str
+
+
+InputItem = MessageItem | FunctionCallItem | FunctionCallOutputItem | ReasoningItem | ItemReference
 
 
 class FunctionTool(_Wire, tag="function", tag_field="type", kw_only=True):
