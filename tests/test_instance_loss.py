@@ -136,7 +136,7 @@ def test_a_killed_instance_has_its_holds_settled_by_the_survivor(
         assert created.status_code == 201, created.text
         key_id, secret = created.json()["id"], created.json()["key"]
         auth = {"authorization": f"Bearer {secret}"}
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60  # a loaded CI machine polls late
         while httpx.get(f"{doomed.public}/v1/models", headers=auth).status_code != 200:
             assert time.monotonic() < deadline, "the key never reached the first instance"
             time.sleep(0.05)
@@ -167,7 +167,7 @@ def test_a_killed_instance_has_its_holds_settled_by_the_survivor(
         doomed_process.send_signal(signal.SIGKILL)
         doomed_process.wait(timeout=10)
 
-        deadline = time.monotonic() + 20  # the TTL is 1 s: "within seconds", generously
+        deadline = time.monotonic() + 60  # the TTL is 1 s: "within seconds", generously
         while (line := _budget(survivor, key_id))["reserved"]["tokens"] != 0:
             assert time.monotonic() < deadline, f"holds still reserved: {line}"
             time.sleep(0.1)
