@@ -1,6 +1,8 @@
 # Aperture from this repository: slim, non-root, with a health check.
-#   docker build -t aperture .                       # the core
+#   docker build -t aperture .                       # the core, with Bedrock and PII
 #   docker build --build-arg EXTRAS=ocr,otel -t aperture .   # OCR (adds tesseract) and traces
+# Versions come from requirements.lock (scripts/lock regenerates it); Bedrock (bedrock) and
+# the PII phone detector (pii) are always in the image.
 # The config is read from /etc/aperture/aperture.yaml (mount it); secrets come from the
 # environment through ${VAR} references in that file.
 ARG PYTHON_VERSION=3.12
@@ -8,11 +10,13 @@ ARG PYTHON_VERSION=3.12
 FROM python:${PYTHON_VERSION}-slim AS build
 ARG EXTRAS=""
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements.lock ./
 COPY src ./src
 RUN python -m venv /opt/aperture \
  && /opt/aperture/bin/pip install --no-cache-dir --disable-pip-version-check \
-      ".${EXTRAS:+[$EXTRAS]}"
+      -r requirements.lock \
+ && /opt/aperture/bin/pip install --no-cache-dir --disable-pip-version-check \
+      ".[bedrock,pii${EXTRAS:+,$EXTRAS}]"
 
 FROM python:${PYTHON_VERSION}-slim
 ARG EXTRAS=""

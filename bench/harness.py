@@ -45,6 +45,12 @@ APERTURE_BIN = Path(os.environ.get("APERTURE_BIN", ROOT / ".venv" / "bin" / "ape
 LITELLM_VENV = BENCH / ".venv-litellm"
 LITELLM_BIN = LITELLM_VENV / "bin" / "litellm"
 TOOLS_VENV = BENCH / ".venv-tools"
+FLOORS_VENV = BENCH / ".venv-floors"
+PORTKEY_START = (BENCH / ".node-portkey" / "node_modules" / "@portkey-ai" / "gateway" / "build"
+                 / "start-server.js")
+# The bare pass-through floors (bench/floor_proxy.py): server x client, scenario (a) only.
+FLOORS = (("uvicorn", "aiohttp"), ("uvicorn", "pyreqwest"), ("granian", "aiohttp"),
+          ("granian", "pyreqwest"))
 PY_SPY = TOOLS_VENV / "bin" / "py-spy"
 
 HOST = "127.0.0.1"
@@ -56,6 +62,8 @@ UP_PACED = 18093  # SSE stream: first event after 50 ms, then 10 content events 
 UP_ANTHROPIC = 18094  # canned Anthropic Messages answer at /v1/messages
 APERTURE_PORT = 18100
 LITELLM_PORT = 18200
+PORTKEY_PORT = 18250
+FLOOR_PORT = 18300  # the bare pass-through floors, one at a time
 UPSTREAM_MODEL = "bench-upstream"
 # LiteLLM refuses to start without a master key, so both gateways get the same one and every
 # client (the direct path too, where nginx ignores it) sends it.
@@ -64,7 +72,7 @@ UPSTREAM_DELAY_S = 0.050
 PACED_CHUNKS = 10
 PACED_GAP_S = 0.010
 
-CONTENDERS = ("direct", "aperture", "litellm")
+CONTENDERS = ("direct", "aperture", "portkey", "litellm")
 
 
 # --------------------------------------------------------------------------- settings
@@ -94,6 +102,8 @@ class Plan:
     default_logs: bool = True
     profile: bool = True
     litellm: bool = True
+    portkey: bool = True
+    floors: bool = True
 
     @classmethod
     def quick(cls) -> Plan:
@@ -290,10 +300,10 @@ def wait_quiet(threshold: float, max_wait: float) -> dict[str, float]:
 
 
 def http_request(port: int, method: str, path: str, body: bytes | None = None,
-                 timeout: float = 30.0) -> tuple[int, bytes]:
+                 timeout: float = 30.0, extra: dict[str, str] | None = None) -> tuple[int, bytes]:
     conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
     try:
-        headers = {"Authorization": f"Bearer {MASTER_KEY}"}
+        headers = {"Authorization": f"Bearer {MASTER_KEY}", **(extra or {})}
         if body is not None:
             headers["Content-Type"] = "application/json"
         conn.request(method, path, body=body, headers=headers)
@@ -331,10 +341,13 @@ def wait_ready(proc: subprocess.Popen[bytes], port: int, path: str, timeout: flo
 
 
 def run_wrk(url: str, script: str, args: list[str], *, threads: int, conns: int,
-            duration_s: float, timeout_s: int = 10) -> dict[str, Any]:
+            duration_s: float, timeout_s: int = 10,
+            extra: dict[str, str] | None = None) -> dict[str, Any]:
+    headers = [x for k, v in (extra or {}).items() for x in ("-H", f"{k}: {v}")]
     argv = [
         "wrk", f"-t{threads}", f"-c{conns}", f"-d{duration_s}s", f"--timeout={timeout_s}s",
-        "-H", f"Authorization: Bearer {MASTER_KEY}", "-s", str(LUA / script), url, "--", *args,
+        "-H", f"Authorization: Bearer {MASTER_KEY}", *headers, "-s", str(LUA / script), url,
+        "--", *args,
     ]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=duration_s + 60)
     line = next((x for x in proc.stdout.splitlines() if x.startswith("BENCH_JSON ")), None)
@@ -345,7 +358,7 @@ def run_wrk(url: str, script: str, args: list[str], *, threads: int, conns: int,
     lat = {k: v / 1000 for k, v in raw["latency_us"].items()}  # -> ms
     errors = raw["errors"]
     return {
-        "tool": " ".join(["wrk", *argv[1:5], "-s", script]),
+        "tool": " ".join(["wrk", *argv[1:5], "-s", script]),  # headers left out
         "duration_s": round(seconds, 2),
         "requests": raw["requests"],
         "rps": round(raw["requests"] / seconds, 1),
@@ -359,7 +372,7 @@ def run_wrk(url: str, script: str, args: list[str], *, threads: int, conns: int,
 
 
 async def _streams(port: int, body: bytes, concurrency: int, rounds: int,
-                   cap_s: float = 1e9) -> dict[str, Any]:
+                   cap_s: float = 1e9, extra: dict[str, str] | None = None) -> dict[str, Any]:
     import aiohttp
 
     url = f"http://{HOST}:{port}/v1/chat/completions"
@@ -371,7 +384,8 @@ async def _streams(port: int, body: bytes, concurrency: int, rounds: int,
         t0 = time.perf_counter()
         first: float | None = None
         received = bytearray()
-        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {MASTER_KEY}"}
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {MASTER_KEY}",
+                   **(extra or {})}
         async with session.post(url, data=body, headers=headers) as response:
             async for chunk in response.content.iter_any():
                 if first is None and chunk.strip():
@@ -629,6 +643,8 @@ class Gateway:
     health: str
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Extra request headers per body kind (Portkey is configured per request)."""
 
 
 def aperture_gateway(config: Path, log_level: str, workers: int = 1) -> Gateway:
@@ -649,6 +665,44 @@ def litellm_gateway(config: Path, log_level: str | None) -> Gateway:
         "--num_workers", "1"], env)
 
 
+def portkey_headers() -> dict[str, dict[str, str]]:
+    """Portkey routes each request by its headers: provider and custom host per body kind
+    (the client's ``Authorization`` is forwarded to the upstream, which ignores it)."""
+    def openai(port: int) -> dict[str, str]:
+        return {"x-portkey-provider": "openai",
+                "x-portkey-custom-host": f"http://{HOST}:{port}/v1"}
+
+    return {"text": openai(UP_FAST), "slow": openai(UP_SLOW), "stream": openai(UP_STREAM),
+            "paced": openai(UP_PACED), "vision": openai(UP_FAST),
+            "vision_anthropic": {"x-portkey-provider": "anthropic",
+                                 "x-portkey-custom-host": f"http://{HOST}:{UP_ANTHROPIC}/v1"}}
+
+
+def portkey_gateway() -> Gateway:
+    # --headless and NODE_ENV=production: no console UI, no log streaming to it.
+    return Gateway("portkey", PORTKEY_PORT, "/", [
+        "node", str(PORTKEY_START), f"--port={PORTKEY_PORT}", "--headless"],
+        {"NODE_ENV": "production"}, portkey_headers())
+
+
+def floor_gateway(server: str, client: str) -> Gateway:
+    return Gateway(f"floor-{server}-{client}", FLOOR_PORT, "/healthz", [
+        str(FLOORS_VENV / "bin" / "python"), str(BENCH / "floor_proxy.py"), "--server", server,
+        "--client", client, "--port", str(FLOOR_PORT), "--upstream", f"http://{HOST}:{UP_FAST}"])
+
+
+def tree_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and its descendants (threads included)."""
+    total = 0
+    for each in tree(pid):
+        try:
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / HZ
+
+
 # --------------------------------------------------------------------------- the run
 
 
@@ -661,6 +715,10 @@ class Bench:
         self.aperture_anthropic = False
         self.aperture_anthropic_reason = ""
         self.quiet_spent = 0.0
+        self.headers: dict[str, dict[str, dict[str, str]]] = {}  # contender -> kind -> headers
+
+    def hdr(self, contender: str, kind: str) -> dict[str, str]:
+        return self.headers.get(contender, {}).get(kind, {})
 
     # ---- setup
 
@@ -676,7 +734,8 @@ class Bench:
             leftover.unlink()
         shutil.rmtree(WORK / ".aperture-spool", ignore_errors=True)
         busy = [p for p in (UP_FAST, UP_SLOW, UP_STREAM, UP_PACED, UP_ANTHROPIC,
-                            APERTURE_PORT, LITELLM_PORT) if not port_free(p)]
+                            APERTURE_PORT, LITELLM_PORT, PORTKEY_PORT, FLOOR_PORT)
+                if not port_free(p)]
         if busy:
             raise SystemExit(f"bench: ports already in use on {HOST}: {busy}")
         jpeg, meta = make_jpeg(self.plan.vision_target_bytes)
@@ -686,7 +745,8 @@ class Bench:
                              "stream": UPSTREAM_MODEL, "paced": UPSTREAM_MODEL},
                   "aperture": {"text": "bench-text", "slow": "bench-slow",
                                "stream": "bench-stream", "paced": "bench-paced"}}
-        models["litellm"] = models["aperture"]
+        for other in ("litellm", "portkey", *(f"floor-{s}-{c}" for s, c in FLOORS)):
+            models[other] = models["aperture"]
         for contender, names in models.items():
             bodies = {
                 "text": chat_body(names["text"]),
@@ -761,7 +821,9 @@ class Bench:
     def check(self, contender: str, port: int, scenario: str, path: str) -> str | None:
         """None when the contender answers 200 (and a whole stream); else the reason."""
         try:
-            status, data = http_request(port, "POST", path, self.body(contender, scenario).read_bytes())
+            status, data = http_request(port, "POST", path,
+                                        self.body(contender, scenario).read_bytes(),
+                                        extra=self.hdr(contender, scenario))
         except OSError as exc:
             reason = f"request failed: {exc!r}"
         else:
@@ -778,14 +840,19 @@ class Bench:
         p = self.plan
         url = f"http://{HOST}:{port}/v1/chat/completions"
         body = str(self.body(contender, "text"))
+        extra = self.hdr(contender, "text")
         run_wrk(url, "post.lua", [body], threads=p.throughput_threads, conns=p.throughput_conns,
-                duration_s=p.warmup_s)
+                duration_s=p.warmup_s, extra=extra)
+        cpu_before = tree_cpu_s(pid) if pid else 0.0
         with RssSampler(pid) as rss:
             result = self.measured(lambda: run_wrk(
                 url, "post.lua", [body], threads=p.throughput_threads,
-                conns=p.throughput_conns, duration_s=p.throughput_s))
+                conns=p.throughput_conns, duration_s=p.throughput_s, extra=extra))
         if pid:
             result["rss_max_mb"] = round(rss.max_kb / 1024, 1)
+            # CPU per request: what a busy machine disturbs least (every thread, children).
+            result["cpu_ms_per_request"] = round(
+                1000 * (tree_cpu_s(pid) - cpu_before) / max(1, result["requests"]), 4)
         log(f"  ({scenario}) {contender}: {result['rps']} req/s, p50 "
             f"{result['latency_ms']['p50']} ms, p99 {result['latency_ms']['p99']} ms, "
             f"errors {result['error_count']}")
@@ -795,9 +862,12 @@ class Bench:
         p = self.plan
         url = f"http://{HOST}:{port}/v1/chat/completions"
         args = [str(self.body(contender, "slow")), str(p.paced_rate)]
-        run_wrk(url, "paced.lua", args, threads=1, conns=p.paced_conns, duration_s=p.warmup_s)
+        extra = self.hdr(contender, "slow")
+        run_wrk(url, "paced.lua", args, threads=1, conns=p.paced_conns, duration_s=p.warmup_s,
+                extra=extra)
         result = self.measured(lambda: run_wrk(url, "paced.lua", args, threads=1,
-                                               conns=p.paced_conns, duration_s=p.paced_s))
+                                               conns=p.paced_conns, duration_s=p.paced_s,
+                                               extra=extra))
         result["target_rps"] = p.paced_rate
         log(f"  (b) {contender}: {result['rps']} req/s, p50 {result['latency_ms']['p50']} ms, "
             f"p99 {result['latency_ms']['p99']} ms, errors {result['error_count']}")
@@ -806,9 +876,10 @@ class Bench:
     def streams(self, contender: str, port: int, scenario: str) -> None:
         kind = "stream" if scenario == "c_stream_instant" else "paced"
         body = self.body(contender, kind).read_bytes()
+        extra = self.hdr(contender, kind)
         result = self.measured(lambda: asyncio.run(
             _streams(port, body, self.plan.streams, self.plan.stream_rounds,
-                     self.plan.stream_cap_s)))
+                     self.plan.stream_cap_s, extra)))
         log(f"  ({scenario}) {contender}: TTFB p50 {result['ttfb_ms'].get('p50')} ms, "
             f"total p50 {result['total_ms'].get('p50')} ms, failures {result['failures']}")
         self.record(scenario, contender, result)
@@ -819,13 +890,14 @@ class Bench:
         body_kind = "vision_anthropic" if scenario == "d_vision_anthropic" else "vision"
         url = f"http://{HOST}:{port}{path}"
         body = str(self.body(contender, body_kind))
-        run_wrk(url, "post.lua", [body], threads=1, conns=1, duration_s=1)
+        extra = self.hdr(contender, body_kind)
+        run_wrk(url, "post.lua", [body], threads=1, conns=1, duration_s=1, extra=extra)
         gate = self.quiet()
         if pid:
             reset_peak(pid)
         with RssSampler(pid) as rss, CpuMeter() as meter:
             result = run_wrk(url, "post.lua", [body], threads=1, conns=1,
-                             duration_s=self.plan.vision_s)
+                             duration_s=self.plan.vision_s, extra=extra)
         result["other_cpu_cores"] = meter.other_cores
         result["bench_cpu_cores"] = meter.bench_cores
         result["quiet_wait_s"] = gate["waited_s"]
@@ -889,6 +961,7 @@ class Bench:
             self.record(scenario, "direct", result)
 
     def start_gateway(self, gw: Gateway, log_name: str) -> tuple[subprocess.Popen[bytes], float]:
+        self.headers[gw.name] = gw.headers
         t0 = time.perf_counter()
         proc = self.procs.start(gw.name, gw.argv, gw.env, log_name=log_name)
         ready_s = wait_ready(proc, gw.port, gw.health, started=t0)
@@ -920,7 +993,7 @@ class Bench:
                 self.streams(name, gw.port, "c_stream_paced")
             if usable["vision"]:
                 self.vision(name, gw.port, pid, "d_vision_openai")
-            anthropic_ok = name == "litellm" or self.aperture_anthropic
+            anthropic_ok = name in ("litellm", "portkey") or self.aperture_anthropic
             if anthropic_ok:
                 if self.check(name, gw.port, "vision_anthropic", "/v1/chat/completions") is None:
                     self.vision(name, gw.port, pid, "d_vision_anthropic")
@@ -948,6 +1021,27 @@ class Bench:
         finally:
             self.procs.stop(proc)
 
+    def run_floor(self, gw: Gateway) -> None:
+        """A bare pass-through proxy (bench/floor_proxy.py): scenario (a) and its RSS only."""
+        log(f"{gw.name}: starting")
+        try:
+            proc, ready_s = self.start_gateway(gw, gw.name)
+        except RuntimeError as exc:
+            self.record("a_throughput", gw.name, {"na": f"did not start: {exc}"})
+            return
+        try:
+            if self.check(gw.name, gw.port, "text", "/v1/chat/completions") is None:
+                self.warm(gw.name, gw.port, {"text": True})
+                self.throughput(gw.name, gw.port, proc.pid, "a_throughput")
+            else:
+                self.record("a_throughput", gw.name, {
+                    "na": "check failed: " + self.results["checks"][gw.name]["text"][:200]})
+            self.record("f_memory", gw.name, {
+                "first_start_ready_s": round(ready_s, 3),
+                "idle_rss_mb": round(tree_kb(proc.pid, "VmRSS") / 1024, 1)})
+        finally:
+            self.procs.stop(proc)
+
     def warm(self, name: str, port: int, usable: dict[str, bool]) -> None:
         """Lazy imports, JITs and pools: every request kind a few times, then a short load."""
         t0 = time.perf_counter()
@@ -955,11 +1049,12 @@ class Bench:
             if ok:
                 data = self.body(name, kind).read_bytes()
                 for _ in range(3 if kind == "vision" else 10):
-                    http_request(port, "POST", "/v1/chat/completions", data)
+                    http_request(port, "POST", "/v1/chat/completions", data,
+                                 extra=self.hdr(name, kind))
         if usable["text"]:
             run_wrk(f"http://{HOST}:{port}/v1/chat/completions", "post.lua",
                     [str(self.body(name, "text"))], threads=1, conns=8,
-                    duration_s=self.plan.gateway_warmup_s)
+                    duration_s=self.plan.gateway_warmup_s, extra=self.hdr(name, "text"))
         log(f"  {name}: warmed up in {time.perf_counter() - t0:.1f}s")
 
     def run_default_logs(self, gw: Gateway, label: str) -> None:
@@ -1054,11 +1149,20 @@ class Bench:
         self.results["meta"]["aperture_anthropic"] = (
             "available" if self.aperture_anthropic else self.aperture_anthropic_reason)
         self.run_direct()
+        if self.plan.floors:
+            if (FLOORS_VENV / "bin" / "python").exists():
+                for server, client in FLOORS:
+                    self.run_floor(floor_gateway(server, client))
+            else:
+                self.results["notes"].append(f"floors not run: no {FLOORS_VENV}")
         ap = aperture_gateway(self.aperture_yaml, "warning")
         self.run_gateway(ap)
         if self.plan.default_logs:
             self.run_default_logs(aperture_gateway(self.aperture_yaml, "info"),
                                   "info (the CLI default)")
+        pk = portkey_gateway()
+        if self.plan.portkey:
+            self.run_gateway(pk)
         lt = litellm_gateway(self.litellm_yaml, "WARNING")
         if self.plan.litellm:
             self.run_gateway(lt)
@@ -1068,6 +1172,8 @@ class Bench:
         self.summarize_image_curve()
         log("cold starts")
         self.cold_starts(ap)
+        if self.plan.portkey:
+            self.cold_starts(pk)
         if self.plan.litellm:
             self.cold_starts(lt)
         if self.plan.profile:
@@ -1291,6 +1397,13 @@ def machine_meta(plan: Plan) -> dict[str, Any]:
         "litellm": _cmd([str(LITELLM_VENV / "bin" / "python"), "-c",
                          "import importlib.metadata as m; print('litellm', m.version('litellm'),"
                          "'| uvicorn', m.version('uvicorn'), '| uvloop', m.version('uvloop'))"]),
+        "portkey": "@portkey-ai/gateway " + (json.loads(
+            (PORTKEY_START.parent.parent / "package.json").read_text())["version"]
+            if PORTKEY_START.exists() else "missing") + " on " + _cmd(["node", "--version"]),
+        "floors": _cmd([str(FLOORS_VENV / "bin" / "python"), "-c",
+                        "import importlib.metadata as m; print(', '.join(f'{p} ' + m.version(p)"
+                        " for p in ('uvicorn', 'httptools', 'granian', 'aiohttp', 'pyreqwest')))"]
+                       ) if (FLOORS_VENV / "bin" / "python").exists() else "missing",
         "wrk": _cmd(["wrk", "-v"]).splitlines()[0] if shutil.which("wrk") else "missing",
         "nginx": _cmd(["nginx", "-v"]),
         "plan": plan.__dict__,
@@ -1327,6 +1440,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short smoke run (not for publishing)")
     parser.add_argument("--no-litellm", action="store_true", help="skip the LiteLLM proxy")
+    parser.add_argument("--no-portkey", action="store_true", help="skip the Portkey gateway")
+    parser.add_argument("--no-floors", action="store_true",
+                        help="skip the bare pass-through floors (bench/floor_proxy.py)")
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile")
     parser.add_argument("--no-default-logs", action="store_true",
                         help="skip the (a) re-run at each gateway's default log level")
@@ -1336,6 +1452,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     plan = Plan.quick() if args.quick else Plan()
     plan.litellm = not args.no_litellm
+    plan.portkey = not args.no_portkey
+    plan.floors = not args.no_floors
     plan.profile = not args.no_profile
     plan.default_logs = not args.no_default_logs
 

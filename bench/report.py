@@ -13,6 +13,10 @@ from typing import Any
 import image_scenarios
 
 NA = "n/a"
+# Every contender measured in every scenario, and the gateways among them.
+CONTENDERS = ("direct", "aperture", "portkey", "litellm")
+GATEWAYS = ("aperture", "portkey", "litellm")
+NAMES = {"direct": "direct", "aperture": "Aperture", "portkey": "Portkey", "litellm": "LiteLLM"}
 
 
 def _get(d: Any, *keys: str) -> Any:
@@ -24,7 +28,7 @@ def _get(d: Any, *keys: str) -> Any:
 
 
 class Row:
-    """One table row: a metric for direct / Aperture / LiteLLM, and how to compare it."""
+    """One table row: a metric for each contender, and how to compare it."""
 
     def __init__(self, scenario: str, metric: str, values: dict[str, Any], *,
                  better: str, unit: str, ratio_direct: bool = True, digits: int = 1,
@@ -66,7 +70,7 @@ def _lat(scen: dict[str, Any], contender: str, key: str, *path: str) -> Any:
 def build_rows(results: dict[str, Any]) -> list[Row]:
     s = results.get("scenarios", {})
     rows: list[Row] = []
-    cs = ("direct", "aperture", "litellm")
+    cs = CONTENDERS
 
     a = s.get("a_throughput", {})
     rows.append(Row("(a) throughput, small text, c=64", "requests/s",
@@ -77,6 +81,10 @@ def build_rows(results: dict[str, Any]) -> list[Row]:
     rows.append(Row("(a) throughput, small text, c=64", "latency p99",
                     {c: _lat(a, c, "latency_ms", "p99") for c in cs}, better="lower", unit="ms",
                     digits=2))
+    rows.append(Row("(a) throughput, small text, c=64", "gateway CPU per request",
+                    {"direct": None, **{c: _lat(a, c, "cpu_ms_per_request") for c in GATEWAYS}},
+                    better="lower", unit="ms", ratio_direct=False, digits=3,
+                    notes={"direct": "—"}))
     rows.append(Row("(a) throughput, small text, c=64", "errors (non-2xx, socket)",
                     {c: _lat(a, c, "error_count") for c in cs}, better="lower", unit="",
                     digits=0, ratio_direct=False))
@@ -84,7 +92,7 @@ def build_rows(results: dict[str, Any]) -> list[Row]:
     if ad:
         rows.append(Row("(a′) same, each gateway at its default log level", "requests/s",
                         {"direct": _lat(a, "direct", "rps"),
-                         **{c: _lat(ad, c, "rps") for c in ("aperture", "litellm")}},
+                         **{c: _lat(ad, c, "rps") for c in GATEWAYS}},
                         better="higher", unit="req/s", digits=0))
 
     b = s.get("b_paced_50ms", {})
@@ -122,7 +130,7 @@ def build_rows(results: dict[str, Any]) -> list[Row]:
     rows.append(Row(label, "latency p99", {c: _lat(d, c, "latency_ms", "p99") for c in cs},
                     better="lower", unit="ms", digits=1))
     rows.append(Row(label, "gateway peak RSS during it", {
-        "direct": None, **{c: _lat(d, c, "peak_rss_mb") for c in ("aperture", "litellm")}},
+        "direct": None, **{c: _lat(d, c, "peak_rss_mb") for c in GATEWAYS}},
         better="lower", unit="MB", ratio_direct=False, digits=0, notes={"direct": "—"}))
     da = s.get("d_vision_anthropic", {})
     label = "(d′) vision, same image → Anthropic Messages upstream"
@@ -130,12 +138,12 @@ def build_rows(results: dict[str, Any]) -> list[Row]:
                     better="lower", unit="ms", digits=1,
                     notes={"direct": "n/a"}))
     rows.append(Row(label, "gateway peak RSS during it", {
-        "direct": None, **{c: _lat(da, c, "peak_rss_mb") for c in ("aperture", "litellm")}},
+        "direct": None, **{c: _lat(da, c, "peak_rss_mb") for c in GATEWAYS}},
         better="lower", unit="MB", ratio_direct=False, digits=0, notes={"direct": "—"}))
 
     e = s.get("e_cold_start", {})
     rows.append(Row("(e) cold start: spawn → health 200", "median of runs", {
-        "direct": None, **{c: _lat(e, c, "median_ms") for c in ("aperture", "litellm")}},
+        "direct": None, **{c: _lat(e, c, "median_ms") for c in GATEWAYS}},
         better="lower", unit="ms", ratio_direct=False, digits=0, notes={"direct": "—"}))
 
     f = s.get("f_memory", {})
@@ -144,24 +152,127 @@ def build_rows(results: dict[str, Any]) -> list[Row]:
                         ("loaded RSS (max during (a))", "loaded_rss_mb"),
                         ("session peak RSS", "session_peak_rss_mb")):
         rows.append(Row("(f) memory of the gateway process", metric, {
-            "direct": None, **{c: _lat(f, c, key) for c in ("aperture", "litellm")}},
+            "direct": None, **{c: _lat(f, c, key) for c in GATEWAYS}},
             better="lower", unit="MB", ratio_direct=False, digits=0, notes={"direct": "—"}))
     return rows
 
 
 def table(rows: list[Row]) -> str:
-    out = ["| scenario | metric | unit | better | direct | Aperture | LiteLLM | "
-           "Aperture/LiteLLM | Aperture/direct |",
-           "|---|---|---|---|---:|---:|---:|---:|---:|"]
+    out = ["| scenario | metric | unit | better | direct | Aperture | Portkey | LiteLLM | "
+           "Aperture/Portkey | Aperture/LiteLLM | Aperture/direct |",
+           "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     last = None
     for r in rows:
         scen = r.scenario if r.scenario != last else "″"
         last = r.scenario
         out.append(
             f"| {scen} | {r.metric} | {r.unit} | {r.better} | {r.cell('direct')} | "
-            f"{r.cell('aperture')} | {r.cell('litellm')} | {r.ratio('aperture', 'litellm')} | "
+            f"{r.cell('aperture')} | {r.cell('portkey')} | {r.cell('litellm')} | "
+            f"{r.ratio('aperture', 'portkey')} | {r.ratio('aperture', 'litellm')} | "
             f"{r.ratio('aperture', 'direct') if r.ratio_direct else '—'} |")
     return "\n".join(out)
+
+
+def _floors(results: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(name, req/s, CPU ms per request) of each bare pass-through floor measured."""
+    a = results.get("scenarios", {}).get("a_throughput", {})
+    return [(name, _lat(a, name, "rps"), _lat(a, name, "cpu_ms_per_request"))
+            for name in a if name.startswith("floor-")]
+
+
+def floors_table(results: dict[str, Any]) -> str:
+    """Scenario (a) against the bare pass-through proxies: each stack's own ceiling."""
+    a = results.get("scenarios", {}).get("a_throughput", {})
+    ours, ours_cpu = _lat(a, "aperture", "rps"), _lat(a, "aperture", "cpu_ms_per_request")
+    floors = _floors(results)
+    if not floors:
+        return "Not run (`--no-floors`, or no `bench/.venv-floors`).\n"
+    out = ["| bare proxy (server + client) | req/s | CPU per request (ms) | Aperture/floor req/s "
+           "| Aperture − floor CPU (ms) |", "|---|---:|---:|---:|---:|"]
+
+    def fmt(v: Any, digits: int) -> str:
+        return f"{v:,.{digits}f}" if isinstance(v, int | float) else str(v or NA)
+
+    for name, rps, cpu in floors:
+        ratio = f"{ours / rps:.2f}×" if isinstance(ours, int | float) and isinstance(
+            rps, int | float) and rps > 0 else "—"
+        extra = f"{ours_cpu - cpu:.3f}" if isinstance(ours_cpu, int | float) and isinstance(
+            cpu, int | float) else "—"
+        label = name.removeprefix("floor-").replace("-", " + ")
+        mark = " (Aperture's stack)" if label == "uvicorn + aiohttp" else ""
+        out.append(f"| {label}{mark} | {fmt(rps, 0)} | {fmt(cpu, 3)} | {ratio} | {extra} |")
+    out.append(f"| **Aperture** (uvicorn + aiohttp, the whole gateway) | {fmt(ours, 0)} | "
+               f"{fmt(ours_cpu, 3)} | 1.00× of itself | — |")
+    return "\n".join(out) + "\n"
+
+
+def readme_table(results: dict[str, Any]) -> str:
+    """The summary for the README: one row per scenario, one column per contender."""
+    s = results.get("scenarios", {})
+
+    def v(scen: str, c: str, *path: str, digits: int = 1) -> str:
+        x = _lat(s.get(scen, {}), c, *path)
+        if isinstance(x, int | float):
+            return f"{x:,.{digits}f}"
+        return "n/a" if x is None else "n/a"
+
+    def added(c: str, pct: str) -> str:
+        b = s.get("b_paced_50ms", {})
+        x, base = _lat(b, c, "latency_ms", pct), _get(b.get("direct", {}), "latency_ms", pct)
+        if isinstance(x, int | float) and isinstance(base, int | float):
+            return f"{x - base:.2f}"
+        return "n/a"
+
+    def ttfb_added(c: str) -> str:
+        t = s.get("c_stream_instant", {})
+        x, base = _lat(t, c, "ttfb_ms", "p50"), _get(t.get("direct", {}), "ttfb_ms", "p50")
+        if isinstance(x, int | float) and isinstance(base, int | float):
+            return f"{x - base:.1f}"
+        return "n/a"
+
+    def vis(c: str, scen: str) -> str:
+        d = s.get(scen, {})
+        x, base = _lat(d, c, "latency_ms", "p50"), _get(d.get("direct", {}), "latency_ms", "p50")
+        if isinstance(x, int | float) and isinstance(base, int | float):
+            return f"{x - base:.1f}"
+        return "n/a"
+
+    def seconds(c: str) -> str:
+        ms = _lat(s.get("e_cold_start", {}), c, "median_ms")
+        return f"{ms / 1000:.2f}" if isinstance(ms, int | float) else "n/a"
+
+    floor = _lat(s.get("a_throughput", {}), "floor-uvicorn-aiohttp", "rps")
+    lines = ["| scenario | Aperture | Portkey | LiteLLM | direct |", "|---|---:|---:|---:|---:|",
+             "| (a) small text, c=64, req/s per process | "
+             + " | ".join(v("a_throughput", c, "rps", digits=0) for c in GATEWAYS)
+             + f" | {v('a_throughput', 'direct', 'rps', digits=0)} |",
+             "| (a) CPU per request, ms | "
+             + " | ".join(v("a_throughput", c, "cpu_ms_per_request", digits=3) for c in GATEWAYS)
+             + " | — |",
+             "| (b) added latency p50 / p99 at 100 req/s, 50 ms upstream, ms | "
+             + " | ".join(f"{added(c, 'p50')} / {added(c, 'p99')}" for c in GATEWAYS) + " | — |",
+             "| (c) 100 streams, TTFB added p50, ms | "
+             + " | ".join(ttfb_added(c) for c in GATEWAYS)
+             + f" | {v('c_stream_instant', 'direct', 'ttfb_ms', 'p50')} |",
+             "| (d) 4 MB image data URI, added p50, ms | "
+             + " | ".join(vis(c, "d_vision_openai") for c in GATEWAYS)
+             + f" | {v('d_vision_openai', 'direct', 'latency_ms', 'p50')} |",
+             "| (d′) same image translated to Anthropic, added p50, ms | "
+             + " | ".join(vis(c, "d_vision_anthropic") for c in GATEWAYS) + " | — |",
+             "| (e) cold start to first 200, s | "
+             + " | ".join(seconds(c) for c in GATEWAYS) + " | — |",
+             "| (f) RSS idle / after (a), MB | "
+             + " | ".join(f"{v('f_memory', c, 'idle_rss_mb', digits=0)} / "
+                          f"{v('f_memory', c, 'loaded_rss_mb', digits=0)}" for c in GATEWAYS)
+             + " | — |"]
+    ours = _lat(s.get("a_throughput", {}), "aperture", "rps")
+    pk = _lat(s.get("a_throughput", {}), "portkey", "rps")
+    ratios = []
+    if isinstance(ours, int | float) and isinstance(pk, int | float) and pk > 0:
+        ratios.append(f"(a) Aperture/Portkey {ours / pk:.2f}× (target ≥ 2×)")
+    if isinstance(ours, int | float) and isinstance(floor, int | float) and floor > 0:
+        ratios.append(f"Aperture/bare uvicorn + aiohttp proxy {ours / floor:.2f}× (target ≥ 0.8×)")
+    return "\n".join(lines) + ("\n\n" + "; ".join(ratios) + "." if ratios else "") + "\n"
 
 
 def _profile_md(profile: dict[str, Any] | None) -> str:
@@ -208,11 +319,11 @@ def _rounds(results: dict[str, Any]) -> str:
 
 
 def _interference(results: dict[str, Any]) -> str:
-    rows = ["| scenario | direct | Aperture | LiteLLM |", "|---|---:|---:|---:|"]
+    rows = ["| scenario | direct | Aperture | Portkey | LiteLLM |", "|---|---:|---:|---:|---:|"]
     worst = 0.0
     for scen, entries in results.get("scenarios", {}).items():
         cells = []
-        for c in ("direct", "aperture", "litellm"):
+        for c in CONTENDERS:
             v = _get(entries, c, "other_cpu_cores")
             if isinstance(v, int | float):
                 worst = max(worst, v)
@@ -247,10 +358,15 @@ def markdown(results: dict[str, Any]) -> str:
         check_lines.append(f"- {contender}: " + ("all pre-checks answered 200" if not bad else
                                                  "; ".join(f"{k}: {v}" for k, v in bad.items())))
     dl = results.get("scenarios", {}).get("a_throughput_default_logs", {})
-    return f"""# Aperture vs LiteLLM vs direct — benchmark results{quick}
+    return f"""# Aperture vs Portkey vs LiteLLM vs direct — benchmark results{quick}
 
 Produced by `bench/run` on {meta.get('date')} in one run of {meta.get('wall_s')} s. Every
 number below comes from that run, on one machine, against the same local upstream.
+
+## Summary (for the README)
+
+{readme_table(results)}
+## Every figure
 
 ![chart](chart.png)
 
@@ -270,6 +386,13 @@ the ratio is translated over pass-through at the same bytes.
 
 {image_scenarios.markdown(results)}
 
+## The bare pass-through floors, scenario (a)
+
+A proxy that reads the body, forwards it unchanged on a pooled connection and answers the
+upstream's bytes (`bench/floor_proxy.py`), with no gateway work at all: the ceiling each
+server + client stack leaves, measured with the same load in the same run.
+
+{floors_table(results)}
 ## Machine and versions
 
 - {meta.get('nproc')} CPUs: {meta.get('cpu')}; {meta.get('memory_gb')} GB RAM; {meta.get('os')},
@@ -283,11 +406,16 @@ the ratio is translated over pass-through at the same bytes.
   `litellm --num_workers 1`, no database, `LITELLM_LOCAL_MODEL_COST_MAP=True`,
   `LITELLM_LOG=WARNING` (the same log level as Aperture; it also silences uvicorn's access log).
   Its default install has no `httptools`, so its uvicorn parses HTTP with `h11`.
+- Portkey gateway: `{meta.get('portkey')}` (npm, in `bench/.node-portkey`), `node
+  start-server.js --headless` with `NODE_ENV=production`, routed per request by
+  `x-portkey-provider` and `x-portkey-custom-host` headers (no config file, no logging
+  backend).
+- Floors: `{meta.get('floors')}` (`bench/.venv-floors`), one process each.
 - Load: `{meta.get('wrk')}`; upstream: `{meta.get('nginx')}`.
 
 ## Method
 
-- **Upstream** (all three contenders hit the same one): {up.get('server')}. Ports:
+- **Upstream** (every contender hits the same one): {up.get('server')}. Ports:
   {', '.join(f"{k} :{v}" for k, v in (up.get('ports') or {}).items())}. Each reads the whole
   request body first (`echo_read_request_body`; a `return 200` that answers before the body is
   read would make 5 MB uploads meaningless) and answers a canned Chat Completions JSON at once,
@@ -301,7 +429,7 @@ the ratio is translated over pass-through at the same bytes.
   `master_key` and every client sends `Authorization: Bearer <key>` (nginx ignores it).
 - **Direct** = the same request bodies sent straight to the upstream (model name changed to the
   upstream's). The gateways are configured with the same providers and `bench-*` model names.
-  Aperture and LiteLLM run one at a time (the other is stopped), after a warm-up.
+  The gateways run one at a time (the others are stopped), after a warm-up.
 - **(a)** `wrk -t{plan.get('throughput_threads')} -c{plan.get('throughput_conns')}
   -d{plan.get('throughput_s')}s` after a {plan.get('warmup_s')} s warm-up; closed loop, small
   text request (`bench/lua/post.lua`). (a′) repeats it with Aperture's default `--log-level info`
@@ -320,7 +448,7 @@ the ratio is translated over pass-through at the same bytes.
   least 2, when a contender needs more than {plan.get('stream_cap_s')} s: rounds run —
   {_rounds(results)}). TTFB = from
   sending the request to the first non-empty body chunk; total = until the stream ends. The
-  client runs on the same 2 CPUs as everything else, which inflates all three equally.
+  client runs on the same 2 CPUs as everything else, which inflates every contender equally.
 - **(d)** a real {img.get('bytes', 0) / 1e6:.2f} MB JPEG of random noise
   ({img.get('width')}×{img.get('height')}, quality {img.get('quality')}, so it does not
   compress) as a base64 data URI; request body {img.get('body_bytes', 0) / 1e6:.2f} MB.
@@ -367,10 +495,11 @@ def chart(results: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     s = results.get("scenarios", {})
-    colors = {"direct": "#9e9e9e", "aperture": "#1f77b4", "litellm": "#ff7f0e"}
-    labels = {"direct": "direct", "aperture": "Aperture", "litellm": "LiteLLM"}
+    colors = {"direct": "#9e9e9e", "aperture": "#1f77b4", "portkey": "#2ca02c",
+              "litellm": "#ff7f0e"}
+    labels = NAMES
     fig, axes = plt.subplots(2, 3, figsize=(16, 9))
-    fig.suptitle(f"Aperture vs LiteLLM vs direct — {results.get('meta', {}).get('date')} "
+    fig.suptitle(f"Aperture vs Portkey vs LiteLLM vs direct — {results.get('meta', {}).get('date')} "
                  f"({results.get('meta', {}).get('nproc')} CPUs, one worker each)")
 
     def num(x: Any) -> float:
@@ -400,7 +529,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
     def g(scen: str, c: str, *keys: str) -> Any:
         return _get(s.get(scen, {}).get(c, {}), *keys)
 
-    cs = ("direct", "aperture", "litellm")
+    cs = CONTENDERS
     bars(axes[0][0], ["log level warning", "default log level"],
          {c: [g("a_throughput", c, "rps"),
               g("a_throughput_default_logs", c, "rps") if c != "direct" else None] for c in cs},
@@ -408,7 +537,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
     base = {p: g("b_paced_50ms", "direct", "latency_ms", p) for p in ("p50", "p99")}
     added = {c: [num(g("b_paced_50ms", c, "latency_ms", p)) - num(base[p])
                  if isinstance(g("b_paced_50ms", c, "latency_ms", p), int | float) else None
-                 for p in ("p50", "p99")] for c in ("aperture", "litellm")}
+                 for p in ("p50", "p99")] for c in GATEWAYS}
     bars(axes[0][1], ["p50", "p99"], added, "(b) added latency at 100 req/s (lower is better)",
          "ms over direct")
     bars(axes[0][2], ["instant TTFB p50", "instant total p50", "paced TTFB p50",
@@ -421,12 +550,12 @@ def chart(results: dict[str, Any], path: Path) -> None:
               g("d_vision_anthropic", c, "latency_ms", "p50")] for c in cs},
          "(d) 4 MB JPEG data URI, sequential (lower is better; log scale)", "ms", log=True)
     bars(axes[1][1], ["cold start"],
-         {c: [num(g("e_cold_start", c, "median_ms")) / 1000] for c in ("aperture", "litellm")},
+         {c: [num(g("e_cold_start", c, "median_ms")) / 1000] for c in GATEWAYS},
          "(e) spawn → health 200 (lower is better)", "seconds")
     bars(axes[1][2], ["idle", "loaded (a)", "vision peak", "session peak"],
          {c: [g("f_memory", c, "idle_rss_mb"), g("f_memory", c, "loaded_rss_mb"),
               g("d_vision_openai", c, "peak_rss_mb"), g("f_memory", c, "session_peak_rss_mb")]
-          for c in ("aperture", "litellm")}, "(f) gateway RSS (lower is better)", "MB")
+          for c in GATEWAYS}, "(f) gateway RSS (lower is better)", "MB")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -27,12 +27,16 @@ from typing import Any, ClassVar
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from aperture.api.body import TIMED_OUT
+from aperture.api.departure import Departure
 from aperture.settings import ServerSettings
 
 __all__ = ["DeadlineProtocol", "deadline_protocol"]
 
 # What a slow reader must take per idle period: a byte a second is not reading.
 _MIN_PROGRESS_BYTES = 64 * 1024
+
+# Below this, the head and body are joined into one buffer; above, written as two.
+_JOIN_BELOW = 64 * 1024
 
 _REQUEST_TIMEOUT = (
     b"HTTP/1.1 408 Request Timeout\r\n"
@@ -55,6 +59,42 @@ def deadline_protocol(server: ServerSettings) -> type[DeadlineProtocol]:
     return Bound
 
 
+class _HeadWithBody:
+    """The transport as one response writes to it: a head that announces a Content-Length
+    waits for the body's first write and leaves with it, so a small answer is one write
+    (one ``send``, one wake-up of the client) where uvicorn makes two.
+
+    Only such a head is held: its body write follows at once (an empty body is written as
+    ``b""``), while a chunked head (a stream) or ``100 Continue`` goes out as it comes.
+    """
+
+    __slots__ = ("_held", "_transport")
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._held: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            if len(data) < _JOIN_BELOW:
+                self._transport.write(held + data)
+            else:  # no copy of a large body
+                self._transport.writelines((held, data))
+        elif data.startswith(b"HTTP/1.1 ") and b"\r\ncontent-length: " in data:
+            self._held = data
+        else:
+            self._transport.write(data)
+
+    def close(self) -> None:
+        self._held = None  # a head without its body is no answer
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class DeadlineProtocol(HttpToolsProtocol):
     header_timeout_s: ClassVar[float] = 10.0
     body_timeout_s: ClassVar[float] = 30.0
@@ -65,6 +105,7 @@ class DeadlineProtocol(HttpToolsProtocol):
         self._read_timer: asyncio.TimerHandle | None = None
         self._write_timer: asyncio.TimerHandle | None = None
         self._begun = False  # a byte of the current request has arrived
+        self._departure: Departure | None = None  # the current request's
 
     # Reads -----------------------------------------------------------------------------
 
@@ -81,7 +122,13 @@ class DeadlineProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._disarm_read()
+        # In the scope before the application's task (started below) first runs.
+        self._departure = Departure()
+        self._departure.install(self.scope)  # type: ignore[arg-type]  # our own key
         super().on_headers_complete()
+        cycle: RequestResponseCycle | None = self.cycle
+        if cycle is not None and self.scope["method"] != "HEAD":
+            cycle.transport = _HeadWithBody(self.transport)  # type: ignore[assignment]
         # Cancelled by on_message_complete, in this same feed for a request without a body.
         self._arm_read(self.body_timeout_s, self._body_late)
 
@@ -166,3 +213,5 @@ class DeadlineProtocol(HttpToolsProtocol):
         self._disarm_read()
         self._disarm_write()
         super().connection_lost(exc)
+        if self._departure is not None:
+            self._departure.leave()

@@ -14,6 +14,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from aperture.governance.budgets import BudgetBook
+from aperture.governance.console_sessions import ConsoleSessions, LiveSession
 from aperture.governance.guardrails import Ask, Guardrails
 from aperture.governance.keys import KeyRing
 from aperture.governance.ocr import OcrReader
@@ -48,7 +49,7 @@ from aperture.routing.live import LiveCatalog
 from aperture.routing.retry import RetryPolicy
 from aperture.routing.router import Router
 from aperture.routing.sync import CatalogSync
-from aperture.settings import Settings
+from aperture.settings import AuthSettings, Settings
 from aperture.storage import RedisOptions, Storage, open_storage
 from aperture.storage.audit_writer import AuditWriter
 from aperture.storage.ledger_writer import LedgerWriter
@@ -56,7 +57,8 @@ from aperture.tracing import NO_TRACER, Tracer
 from aperture.upstream import UpstreamClient
 from aperture.upstream.fetch import FetchPolicy, ImageFetcher
 
-__all__ = ["Services", "open_services"]
+# The console stands on the services, never on governance: its sessions come through here.
+__all__ = ["ConsoleSessions", "LiveSession", "Services", "open_services"]
 
 log = logging.getLogger("aperture")
 
@@ -73,6 +75,7 @@ class Services:
     fetcher: ImageFetcher
     storage: Storage
     keys: KeyRing
+    console_sessions: ConsoleSessions
     audit: AuditWriter
     metrics: Metrics
     admission: Admission
@@ -124,6 +127,14 @@ async def open_services(
     pepper = (auth.key_pepper if auth else None) or master or "aperture-open-gateway"
     keys = KeyRing(storage.keys, pepper.encode(), master)
     await keys.refresh(force=True)
+    signin = auth or AuthSettings()
+    console_sessions = ConsoleSessions(
+        storage.sessions,
+        keys,
+        idle_s=signin.console_idle_s,
+        max_s=signin.console_max_s,
+        cache_s=signin.console_cache_s,
+    )
     audit = AuditWriter(storage.audit, Path(settings.storage.spool_dir))
     await audit.start(group)
     stack.push_async_callback(audit.stop)
@@ -193,6 +204,7 @@ async def open_services(
         fetcher=fetcher,
         storage=storage,
         keys=keys,
+        console_sessions=console_sessions,
         audit=audit,
         metrics=metrics,
         admission=admission,

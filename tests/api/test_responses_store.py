@@ -14,6 +14,7 @@ import openai
 import pytest
 
 from aperture.app import create_app, create_apps
+from aperture.emulator.anthropic_thinking import signature_for
 from aperture.settings import AuthSettings, Settings
 from aperture.settings.schema import StorageSettings
 from tests import sample_images
@@ -108,6 +109,30 @@ def test_a_tool_call_continues_with_its_output(
     sent = json.loads(recorder[0].bodies[-1])["messages"]
     assert sent[1]["tool_calls"][0]["id"] == call.call_id
     assert sent[2] == {"role": "tool", "content": "done", "tool_call_id": call.call_id}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_continued_turn_carries_the_signed_thoughts_back(
+    client: openai.OpenAI, recorder: tuple[Recorder, str], stream: bool
+) -> None:
+    ask_first = {"model": "claude-recorded", "input": "Why?", "reasoning": {"effort": "low"}}
+    if stream:
+        with client.responses.stream(**ask_first) as streamed:  # type: ignore[arg-type]
+            first = streamed.get_final_response()
+    else:
+        first = client.responses.create(**ask_first)  # type: ignore[arg-type]
+    reasoning = first.output[0]
+    assert reasoning.type == "reasoning"
+    summary = reasoning.summary[0].text
+    client.responses.create(
+        model="claude-recorded",
+        reasoning={"effort": "low"},
+        previous_response_id=first.id,
+        input="And at sunset?",
+    )
+    turn = json.loads(recorder[0].bodies[-1])["messages"][1]["content"]
+    # Anthropic wants its signed thinking back unaltered with the turn it led to.
+    assert turn[0] == {"type": "thinking", "thinking": summary, "signature": signature_for(summary)}
 
 
 def test_unknown_and_unstored_responses_are_not_found(client: openai.OpenAI) -> None:

@@ -118,31 +118,58 @@ async def used(limits: Limits, key: str, *, limit: int, window_s: float) -> int:
 # Sliding windows
 
 
+class Stamp:
+    """When a call ran, as the interval around it: on a real clock a member is stamped, and a
+    refusal computed, at some moment between the call's start and its return."""
+
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+        self.start = self.end = backend.now()
+
+    async def __aenter__(self) -> Stamp:
+        self.start = self._backend.now()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        self.end = self._backend.now()
+
+
+def assert_retry_after(
+    backend: Backend, retry_after_s: float | None, entered: Stamp, refused: Stamp
+) -> None:
+    """``retry_after_s`` is when the member stamped during ``entered`` leaves a 1 s window,
+    counted from the refusal computed during ``refused``, within the clock's tolerance."""
+    assert retry_after_s is not None
+    earliest = 1.0 - (refused.end - entered.start) - backend.tolerance
+    latest = 1.0 - (refused.start - entered.end) + backend.tolerance
+    assert earliest <= retry_after_s <= latest
+
+
 async def test_the_window_moves_exactly(backend: Backend) -> None:
     limits, key = backend.limits, fresh()
 
     async def hit(member: str) -> WindowAdmission:
         return await limits.acquire(key, member, 1, limit=5, window_s=1.0)
 
-    start = backend.now()
-    assert [(await hit(m)).used for m in "abc"] == [1, 2, 3]
+    async with Stamp(backend) as first:
+        assert (await hit("a")).used == 1
+    assert [(await hit(m)).used for m in "bc"] == [2, 3]
     await backend.sleep(0.5)
-    later = backend.now()
-    assert [(await hit(m)).admitted for m in "de"] == [True, True]
+    async with Stamp(backend) as later:
+        assert (await hit("d")).admitted
+    assert (await hit("e")).admitted
 
-    refused = await hit("f")
+    async with Stamp(backend) as asked:
+        refused = await hit("f")
     assert (refused.admitted, refused.used) == (False, 5)
-    assert refused.retry_after_s == pytest.approx(
-        1.0 - (backend.now() - start), abs=backend.tolerance
-    )
+    assert_retry_after(backend, refused.retry_after_s, first, asked)
 
     await backend.sleep(0.6)  # a, b and c slid out; d and e are still in the last second
     assert [(await hit(m)).used for m in "ghi"] == [3, 4, 5]
-    refused = await hit("j")
+    async with Stamp(backend) as asked:
+        refused = await hit("j")
     assert not refused.admitted
-    assert refused.retry_after_s == pytest.approx(
-        1.0 - (backend.now() - later), abs=backend.tolerance
-    )
+    assert_retry_after(backend, refused.retry_after_s, later, asked)
 
 
 async def test_costs_are_weighed_and_retry_after_waits_for_enough_to_slide_out(
@@ -153,22 +180,20 @@ async def test_costs_are_weighed_and_retry_after_waits_for_enough_to_slide_out(
     async def take(member: str, cost: int) -> WindowAdmission:
         return await limits.acquire(key, member, cost, limit=10, window_s=1.0)
 
-    start = backend.now()
-    assert await take("a", 4) == WindowAdmission(True, 4)
+    async with Stamp(backend) as first:
+        assert await take("a", 4) == WindowAdmission(True, 4)
     await backend.sleep(0.3)
-    second = backend.now()
-    assert await take("b", 4) == WindowAdmission(True, 8)
+    async with Stamp(backend) as second:
+        assert await take("b", 4) == WindowAdmission(True, 8)
     await backend.sleep(0.3)
 
-    fits_when_a_leaves = await take("c", 5)
+    async with Stamp(backend) as asked:
+        fits_when_a_leaves = await take("c", 5)
     assert (fits_when_a_leaves.admitted, fits_when_a_leaves.used) == (False, 8)
-    assert fits_when_a_leaves.retry_after_s == pytest.approx(
-        1.0 - (backend.now() - start), abs=backend.tolerance
-    )
-    fits_when_b_leaves = await take("d", 7)
-    assert fits_when_b_leaves.retry_after_s == pytest.approx(
-        1.0 - (backend.now() - second), abs=backend.tolerance
-    )
+    assert_retry_after(backend, fits_when_a_leaves.retry_after_s, first, asked)
+    async with Stamp(backend) as asked:
+        fits_when_b_leaves = await take("d", 7)
+    assert_retry_after(backend, fits_when_b_leaves.retry_after_s, second, asked)
     assert await take("e", 11) == WindowAdmission(False, 8, None)  # never fits
     assert await take("f", 2) == WindowAdmission(True, 10)
     assert await take("g", 0) == WindowAdmission(True, 10)

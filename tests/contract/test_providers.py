@@ -17,7 +17,7 @@ import pytest
 from aperture.app import create_app
 from aperture.emulator import create_emulator_app
 from aperture.providers.registry import spec_for
-from aperture.providers.spec import ProviderSpec
+from aperture.providers.spec import OtherWire, ProviderSpec
 from aperture.settings import parse_settings
 from tests import sample_images
 from tests.servers import serve
@@ -36,12 +36,18 @@ KINDS = {
     "cohere": ("cohere", "command-a-vision-07-2025"),
     "ollama": ("ollama", "llava:13b"),
     # An OpenAI-compatible preset (vLLM here; xai, groq, deepseek... speak the same wire).
-    "vllm": ("openai/v1", "emulator-vision"),
+    "vllm": ("vllm/v1", "emulator-vision"),
 }
 FAULTS = {"503": "status=503", "429": "status=429", "quota": "quota", "midstream": "midstream"}
 
 JPEG = sample_images.data_uri(sample_images.jpeg(64, 48), "image/jpeg")
 PNG = sample_images.data_uri(sample_images.png(30, 20), "image/png")
+
+
+def api_of(entry: str) -> ProviderSpec | OtherWire:
+    """The spec of an entry's kind, or of its other wire (``openai-responses``)."""
+    kind, _, variant = entry.partition("-")
+    return spec_for(kind).wire_named(variant if variant == "responses" else None)
 
 
 def config(emulator: str) -> str:
@@ -197,18 +203,10 @@ def test_a_mid_stream_error(gateway: str, kind: str) -> None:
     assert "[DONE]" not in lines[-1]
 
 
-def _own_api(kind: str) -> ProviderSpec | None:
-    """The spec whose features a kind's entry gets: none for a model on another wire (its
-    logprobs and choices are the kind's own API's); azure-v1 is Azure's own API."""
-    name, _, variant = kind.partition("-")
-    return None if variant == "responses" else spec_for(name)
-
-
 def test_logprobs(sdk: openai.OpenAI, kind: str) -> None:
     """Every kind whose spec says it returns logprobs relays them, stream and not; the rest
     refuse before any call."""
-    own_api = _own_api(kind)
-    support = own_api.logprobs if own_api is not None else None
+    support = api_of(kind).logprobs
     messages = [user("Hello")]
     if support is None:
         with pytest.raises(openai.BadRequestError) as caught:
@@ -244,8 +242,7 @@ def test_logprobs(sdk: openai.OpenAI, kind: str) -> None:
 
 def test_several_choices(sdk: openai.OpenAI, kind: str) -> None:
     messages = [user("Hello")]
-    own_api = _own_api(kind)
-    if own_api is None or own_api.max_choices < 2:
+    if api_of(kind).max_choices < 2:
         with pytest.raises(openai.BadRequestError) as caught:
             sdk.chat.completions.create(model=kind, messages=messages, n=2)  # type: ignore[arg-type]
         assert isinstance(caught.value.body, dict)

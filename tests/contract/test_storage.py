@@ -20,6 +20,7 @@ from aperture.storage import (
     AuditImage,
     AuditQuery,
     AuditUsage,
+    ConsoleSession,
     RecordExistsError,
     RecordNotFoundError,
     Storage,
@@ -397,6 +398,72 @@ async def test_ledger_totals_sum_spend_kinds_within_the_filters(storage: Storage
     assert await storage.ledger.totals(key_id="nobody") == UsageTotals()
 
 
+# --- console sessions -----------------------------------------------------------------------
+
+
+def console_session(n: int, **fields: object) -> ConsoleSession:
+    values: dict[str, object] = {
+        "id_hash": bytes([n]) * 32,
+        "principal": f"key{n}",
+        "csrf": f"csrf-{n}",
+        "created_at": T0,
+        "expires_at": T0 + timedelta(hours=24),
+        "idle_until": T0 + timedelta(hours=8),
+    }
+    values.update(fields)
+    return msgspec.convert(values, ConsoleSession, from_attributes=False, strict=False)
+
+
+async def test_a_console_session_comes_back_by_its_hash_with_every_field(
+    storage: Storage,
+) -> None:
+    session = console_session(1)
+    await storage.sessions.create(session)
+    assert await storage.sessions.get(session.id_hash, now=T0) == session
+    assert await storage.sessions.get(bytes(32), now=T0) is None
+    with pytest.raises(RecordExistsError):
+        await storage.sessions.create(console_session(1, principal="other"))
+    assert await storage.sessions.get(session.id_hash, now=T0) == session
+
+
+async def test_a_console_session_ends_at_its_idle_or_its_absolute_end(storage: Storage) -> None:
+    idle = console_session(1)
+    capped = console_session(2, expires_at=T0 + timedelta(hours=1))
+    for session in (idle, capped):
+        await storage.sessions.create(session)
+    hour = timedelta(hours=1)
+    assert await storage.sessions.get(capped.id_hash, now=T0 + hour) is None
+    assert await storage.sessions.get(idle.id_hash, now=T0 + 8 * hour - timedelta(seconds=1))
+    assert await storage.sessions.get(idle.id_hash, now=T0 + 8 * hour) is None
+
+
+async def test_touching_moves_the_idle_end_but_never_past_the_absolute_end(
+    storage: Storage,
+) -> None:
+    session = console_session(1)
+    await storage.sessions.create(session)
+    assert await storage.sessions.touch(session.id_hash, idle_until=T0 + timedelta(hours=12))
+    moved = await storage.sessions.get(session.id_hash, now=T0 + timedelta(hours=10))
+    assert moved is not None and moved.idle_until == T0 + timedelta(hours=12)
+    assert await storage.sessions.touch(session.id_hash, idle_until=T0 + timedelta(hours=30))
+    capped = await storage.sessions.get(session.id_hash, now=T0)
+    assert capped is not None and capped.idle_until == session.expires_at
+    assert not await storage.sessions.touch(bytes(32), idle_until=T0)
+
+
+async def test_signing_out_and_purging_forget_console_sessions(storage: Storage) -> None:
+    ended = console_session(1, idle_until=T0 + timedelta(minutes=5))
+    live, out = console_session(2), console_session(3)
+    for session in (ended, live, out):
+        await storage.sessions.create(session)
+    assert await storage.sessions.delete(out.id_hash)
+    assert not await storage.sessions.delete(out.id_hash)
+    assert await storage.sessions.get(out.id_hash, now=T0) is None
+    assert await storage.sessions.purge(T0 + timedelta(hours=1)) == 1
+    assert await storage.sessions.get(ended.id_hash, now=T0) is None  # gone, not just ended
+    assert await storage.sessions.get(live.id_hash, now=T0) == live
+
+
 # --- several instances over one database ---------------------------------------------------
 
 
@@ -420,3 +487,18 @@ async def test_a_second_instance_sees_changes_through_the_versions(
         revoked = await one.keys.get_by_hash(key(1).key_hash)
         assert revoked is not None
         assert revoked.revoked_at == T0
+
+
+async def test_a_console_session_made_by_one_instance_is_known_to_another(
+    shared_database_url: str,
+) -> None:
+    url = shared_database_url
+    async with (
+        await open_storage(url, None, migrate=True) as one,
+        await open_storage(url, None, migrate=True) as two,
+    ):
+        session = console_session(7)
+        await one.sessions.create(session)
+        assert await two.sessions.get(session.id_hash, now=T0) == session
+        assert await two.sessions.delete(session.id_hash)
+        assert await one.sessions.get(session.id_hash, now=T0) is None

@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 
+from aperture.console.sessions import COOKIE
+from tests.api.test_control_plane import eventually
+from tests.contract.services import drop_schema, schema_url
+
 _ROOT = Path(__file__).resolve().parents[2]
 _MASTER = "fleet-master-key-" + "x" * 24
+_POSTGRES = "postgresql://127.0.0.1:5432/test"
 
 
 def _reachable(port: int) -> bool:
@@ -50,8 +58,12 @@ def fleet(tmp_path: Path) -> Iterator[tuple[Path, int]]:
             pytest.fail(reason)
         pytest.skip(reason)
     base = _free_base()
+    # A schema of the fleet's own: the shared database's public schema may hold any state
+    # (another checkout's migrations), and the fleet's keys and budgets must not leak out.
+    schema = f"aperture_fleet_{uuid.uuid4().hex[:12]}"
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("APERTURE_")},
+        "FLEET_DATABASE": schema_url(_POSTGRES, schema),
         "APERTURE_MASTER_KEY": _MASTER,
         "APERTURE": str(Path(sys.executable).with_name("aperture")),
     }
@@ -70,6 +82,7 @@ def fleet(tmp_path: Path) -> Iterator[tuple[Path, int]]:
         subprocess.run(
             [str(_ROOT / "deploy" / "local-fleet"), "stop", str(tmp_path)], env=env, timeout=30
         )
+        anyio.run(drop_schema, _POSTGRES, schema)
 
 
 def _chat(base: int, key: str, **extra: object) -> httpx.Response:
@@ -129,3 +142,30 @@ def test_a_budget_holds_across_the_instances(fleet: tuple[Path, int]) -> None:
     log = (directory / "logs" / "upstreams.log").read_text().splitlines()
     chats = [line.split() for line in log if line.endswith((" 200", " 429"))][-40:]
     assert len({addr for addr, _ in chats}) == 3  # every instance saw the shared budget
+
+
+def test_a_console_session_is_honoured_and_ended_by_every_instance(
+    fleet: tuple[Path, int],
+) -> None:
+    _, base = fleet
+    admins = [f"http://127.0.0.1:{base + p}" for p in (2, 4, 6)]
+    with httpx.Client(base_url=admins[0], timeout=30) as client:
+        signed_in = client.post("/console/signin", data={"key": _MASTER})
+        assert signed_in.status_code == 303, signed_in.text
+        page = client.get("/console/overview")
+    token = re.search(r'name="csrf-token" content="([^"]+)"', page.text)
+    assert token is not None
+    cookies = {COOKIE: client.cookies[COOKIE]}
+
+    def keys(admin: str) -> int:
+        return httpx.get(f"{admin}/v1/admin/keys", cookies=cookies, timeout=30).status_code
+
+    # Made on instance 1, known to all three: the session lives in the shared PostgreSQL.
+    assert [keys(admin) for admin in admins] == [200, 200, 200]
+    out = httpx.post(
+        f"{admins[2]}/console/signout", data={"csrf": token.group(1)}, cookies=cookies, timeout=30
+    )
+    assert out.status_code == 303
+    assert keys(admins[2]) == 401
+    # The others trust their cached copy for auth.console_cache_s (2 s) at most.
+    eventually(lambda: keys(admins[0]) == 401 and keys(admins[1]) == 401)

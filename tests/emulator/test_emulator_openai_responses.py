@@ -141,3 +141,32 @@ def test_azure_wants_its_key_and_an_api_version(http: TestClient) -> None:
     path = "/azure/openai/deployments/emulator-vision/chat/completions?api-version=v"
     assert http.post(path, json=chat, headers=keyed).status_code == 200
     assert http.post("/azure/openai/v1/responses", json=body, headers=keyed).status_code == 200
+
+
+def test_logprobs_come_when_included(sdk: openai.OpenAI, http: TestClient) -> None:
+    body: dict[str, Any] = {
+        "model": "emulator-vision",
+        "input": "Say hi.",
+        "include": ["message.output_text.logprobs"],
+        "top_logprobs": 2,
+    }
+    answer = http.post("/openai/v1/responses", json=body, headers={"authorization": "Bearer x"})
+    parsed = Response.model_validate(answer.json())
+    part = parsed.output[0].content[0]  # type: ignore[union-attr]
+    assert part.type == "output_text" and part.logprobs
+    assert "".join(t.token for t in part.logprobs) == part.text
+    assert all(len(t.top_logprobs) == 2 for t in part.logprobs)
+    lines = http.post(
+        "/openai/v1/responses", json={**body, "stream": True}, headers={"authorization": "Bearer x"}
+    ).text.splitlines()
+    events = [
+        EVENTS.validate_python(json.loads(line[6:])) for line in lines if line[:6] == "data: "
+    ]
+    deltas = [e for e in events if e.type == "response.output_text.delta"]
+    assert "".join(t.token for e in deltas for t in e.logprobs) == part.text
+    refused = http.post(
+        "/openai/v1/responses",
+        json={**body, "include": ["everything"]},
+        headers={"authorization": "Bearer x"},
+    )
+    assert refused.json()["error"]["param"] == "include[0]"

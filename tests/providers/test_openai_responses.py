@@ -116,6 +116,13 @@ def test_the_body_is_a_responses_request_the_sdk_types() -> None:
     # Chat-only fields have no place here; nothing is kept at OpenAI.
     assert "modalities" not in body and body["store"] is False
     assert (body["max_output_tokens"], body["stream"]) == (300, True)
+    assert "include" not in body
+    asked = msgspec.structs.replace(REQUEST, logprobs=True, top_logprobs=3)
+    body = json.loads(
+        provider_for("openai", "responses").build_request(asked, target("openai")).body
+    )
+    check(body)
+    assert (body["include"], body["top_logprobs"]) == (["message.output_text.logprobs"], 3)
 
 
 @pytest.mark.parametrize(

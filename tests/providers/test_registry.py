@@ -46,15 +46,16 @@ def test_every_wire_runs_the_contract_suite() -> None:
     wires = {spec.wire for spec in LISTED}
     contract = {SPECS[name.partition("-")[0]].wire for name in CONTRACT_KINDS}
     assert contract == wires
-    offered = {f"{spec.kind}-{wire}" for spec in LISTED for wire, _ in spec.wires}
+    offered = {f"{spec.kind}-{wire.name}" for spec in LISTED for wire in spec.wires}
     assert offered <= set(CONTRACT_KINDS)
 
 
 @ALL
 def test_each_offered_wire_has_an_adapter(spec: ProviderSpec) -> None:
-    for wire, adapter in spec.wires:
-        module, _, name = adapter.partition(":")
-        assert type(provider_for(spec.kind, wire)) is getattr(importlib.import_module(module), name)
+    for wire in spec.wires:
+        module, _, name = wire.adapter.partition(":")
+        adapter = getattr(importlib.import_module(module), name)
+        assert type(provider_for(spec.kind, wire.name)) is adapter
     with pytest.raises(LookupError, match="no wire 'carrier-pigeon'"):
         provider_for(spec.kind, "carrier-pigeon")
 

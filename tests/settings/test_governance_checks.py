@@ -145,3 +145,12 @@ def test_the_responses_retention_must_be_positive() -> None:
     assert problems("responses: {retention_hours: 0}") == [
         "responses.retention_hours: must be positive"
     ]
+
+
+def test_console_session_times_must_be_positive() -> None:
+    found = problems("auth: {console_idle_s: 0, console_max_s: -1, console_cache_s: -2}")
+    assert found == [
+        "auth.console_idle_s: must be positive",
+        "auth.console_max_s: must be positive",
+        "auth.console_cache_s: must not be negative",
+    ]

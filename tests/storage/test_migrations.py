@@ -25,6 +25,7 @@ TABLES = {
     "api_keys",
     "audit_events",
     "changes",
+    "console_sessions",
     "models",
     "response_blobs",
     "response_images",

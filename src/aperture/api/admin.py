@@ -24,7 +24,7 @@ from aperture.api.models import model_entry
 from aperture.api.openapi import admin_document
 from aperture.api.playground import Traces, playground_routes
 from aperture.api.render import routing_error, store_unavailable
-from aperture.console import Sessions, console_routes
+from aperture.console import console_routes
 from aperture.dialects.decoding import decode_request
 from aperture.dialects.openai.outbound import render_error
 from aperture.errors import (
@@ -101,7 +101,6 @@ def create_admin_app() -> Starlette:
         ],
         exception_handlers={HTTPException: _http_error, StorageError: _storage_error},
     )
-    app.state.console_sessions = Sessions()
     app.state.playground_traces = Traces()
     return app
 
@@ -339,7 +338,7 @@ async def _definition(
     if isinstance(value, ModelSettings) and value.wire is not None:
         kind = next(p.kind for p in services.settings.providers if p.name == value.provider)
         try:
-            spec_for(kind).adapter_for(value.wire)
+            spec_for(kind).wire_named(value.wire)
         except LookupError as exc:
             raise InvalidRequestError(f"{exc}.", param="wire") from exc
     return value

@@ -6,33 +6,35 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from aperture.api.auth import presented_key
-from aperture.console import Sessions, session_key
+from aperture.console import console_session
 from aperture.errors import AdminDisabledError, CsrfError, GatewayError, InvalidApiKeyError
-from aperture.governance.keys import INVALID_KEY_MESSAGE
+from aperture.governance.keys import INVALID_KEY_MESSAGE, Principal
 from aperture.services import Services
 
-__all__ = ["admin_key", "admin_services", "refusal_headers"]
+__all__ = ["admin_principal", "admin_services", "refusal_headers"]
 
 
-def admin_key(request: Request) -> str | None:
-    """The key this admin call presents: its header's, else its console session's.
+async def admin_principal(request: Request, services: Services) -> Principal | None:
+    """Who this admin call is: its header key's principal, else its console session's.
 
     A header wins: a script with a key never depends on a cookie the browser happens to hold.
 
     Raises:
+        InvalidApiKeyError: the header's key is not valid.
         CsrfError: a session's state-changing call without the session's CSRF token.
+        ServiceUnavailableError: the key or session store cannot be asked.
     """
     key = presented_key(request)
     if key is not None:
-        return key
-    sessions: Sessions | None = getattr(request.app.state, "console_sessions", None)
-    if sessions is None:
-        return None
-    return session_key(sessions, request.method, request.cookies, request.headers)
+        return await services.keys.authenticate(key)
+    session = await console_session(
+        services.console_sessions, request.method, request.cookies, request.headers
+    )
+    return None if session is None else session.principal
 
 
-async def admin_services(request: Request) -> tuple[Services, str]:
-    """The services, and the admin key the call was authenticated with.
+async def admin_services(request: Request) -> tuple[Services, Principal]:
+    """The services, and the admin principal the call was authenticated as.
 
     Raises:
         GatewayError: starting up (500), the gateway runs open (403 ``admin_disabled``), no
@@ -49,10 +51,10 @@ async def admin_services(request: Request) -> tuple[Services, str]:
             "auth.master_key in the config (or APERTURE_MASTER_KEY for the built-in demo), "
             "restart, and send it as `Authorization: Bearer <key>`."
         )
-    key = admin_key(request)
-    if key is None or not (await services.keys.authenticate(key)).is_admin:
+    principal = await admin_principal(request, services)
+    if principal is None or not principal.is_admin:
         raise InvalidApiKeyError(INVALID_KEY_MESSAGE)
-    return services, key
+    return services, principal
 
 
 def refusal_headers(error: GatewayError) -> dict[str, str]:

@@ -21,7 +21,7 @@ from starlette.responses import Response
 
 from aperture.api.auth import authenticate
 from aperture.api.body import ClientDisconnect, read_body
-from aperture.api.departure import unless_departed
+from aperture.api.departure import Departure, unless_departed
 from aperture.api.drain import Drain
 from aperture.api.render import error_response
 from aperture.api.streaming import SseResponse
@@ -163,7 +163,10 @@ def chat_endpoint(dialect: ClientDialect) -> Callable[[Request], Awaitable[Respo
             del body  # the raw bytes are no longer needed; big images live in `chat` now
             # From here the client can only leave: every wait below ends when it does.
             return await unless_departed(
-                request.receive, drain, _answer(exchange, chat, locator, dialect, drain)
+                request.receive,
+                drain,
+                _answer(exchange, chat, locator, dialect, drain),
+                Departure.of(request.scope),
             )
         except GatewayError as error:
             response = error_response(error, exchange.ctx.request_id, dialect.render_error)

@@ -50,13 +50,21 @@ class Drain:
     def cancelled_on_cut(self) -> Iterator[anyio.CancelScope]:
         """A cancel scope that the cut cancels (at once, if it has already happened)."""
         with anyio.CancelScope() as scope:
-            if self.cutting:
-                scope.cancel()
-            self._on_cut.add(scope)
+            self.cancel_on_cut(scope)
             try:
                 yield scope
             finally:
-                self._on_cut.discard(scope)
+                self.forget(scope)
+
+    def cancel_on_cut(self, scope: anyio.CancelScope) -> None:
+        """Have the cut cancel ``scope`` (at once, if it has already happened) until
+        ``forget``; for a scope that is cancelled for other reasons too."""
+        if self.cutting:
+            scope.cancel()
+        self._on_cut.add(scope)
+
+    def forget(self, scope: anyio.CancelScope) -> None:
+        self._on_cut.discard(scope)
 
     @property
     def cutting(self) -> bool:

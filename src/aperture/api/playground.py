@@ -1,11 +1,12 @@
 """The console's playground: a request through the real public pipeline, and what it sent.
 
 ``POST /v1/admin/playground/{dialect}`` takes a body of that dialect (``chat``, ``messages``,
-``responses``, ``c1``) and runs it through the same endpoint the public port serves, with the
-admin key of the caller as its key: the same intake, normalisation, routing, governance,
-budgets and audit as any client's request, under the operator's own name. It is served on
-the admin port rather than sent from the browser to the public port so the key never
-reaches the page (the session holds it) and no cross-origin access has to be opened.
+``responses``, ``c1``) and runs it through the same endpoint the public port serves, as the
+caller's admin principal (handed over in the scope, ``auth.PRINCIPAL``): the same intake,
+normalisation, routing, governance, budgets and audit as any client's request, under the
+operator's own key. It is served on the admin port rather than sent from the browser to the
+public port so no key reaches the page (a session holds only the key's id) and no
+cross-origin access has to be opened.
 
 While it runs, an upstream tap records each attempt's request as built for its target,
 base64 elided, with no headers (they carry the provider's credentials) and no userinfo or
@@ -28,6 +29,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aperture.api.admin_auth import admin_services, refusal_headers
+from aperture.api.auth import PRINCIPAL
 from aperture.api.chat import ANTHROPIC, C1, OPENAI, RESPONSES, UPSTREAM_TAP, chat_endpoint
 from aperture.dialects.openai.outbound import render_error
 from aperture.errors import GatewayError, NotFoundError, quote
@@ -141,7 +143,7 @@ def _error(error: GatewayError) -> Response:
 
 async def _send(request: Request) -> ASGIApp:
     try:
-        _, key = await admin_services(request)
+        _, principal = await admin_services(request)
         found = _DIALECTS.get(request.path_params["dialect"])
         if found is None:
             raise NotFoundError(
@@ -154,8 +156,9 @@ async def _send(request: Request) -> ASGIApp:
     path, endpoint = found
     trace = Trace()
     # The public endpoint's own request: its path, the JSON body as sent, the caller's
-    # admin key as its key, and nothing else of the browser's (no cookie reaches it).
-    headers = [(b"content-type", b"application/json"), (b"authorization", f"Bearer {key}".encode())]
+    # admin principal as its caller, and nothing else of the browser's (no cookie or
+    # header reaches it).
+    headers = [(b"content-type", b"application/json")]
     length = request.headers.get("content-length")
     if length is not None:
         headers.append((b"content-length", length.encode("latin-1")))
@@ -166,6 +169,7 @@ async def _send(request: Request) -> ASGIApp:
         "query_string": b"",
         "headers": headers,
         UPSTREAM_TAP: trace.tap,
+        PRINCIPAL: principal,
     }
     answer = await endpoint(Request(scope, request.receive))
     return _Traced(answer, trace, request.app.state.playground_traces)

@@ -2,11 +2,11 @@
 routes, playground.
 
 Server-rendered pages (``pages``) and small ES modules (``static/``, no build step, no CDN),
-behind a sign-in that keeps the admin key server-side (``sessions``). The pages change
+behind a sign-in kept server-side, in the shared database (``sessions``). The pages change
 nothing themselves: their scripts call the admin API with the session.
 """
 
 from aperture.console.endpoints import console_routes
-from aperture.console.sessions import CSRF_HEADER, Session, Sessions, session_key
+from aperture.console.sessions import CSRF_HEADER, console_session
 
-__all__ = ["CSRF_HEADER", "Session", "Sessions", "console_routes", "session_key"]
+__all__ = ["CSRF_HEADER", "console_routes", "console_session"]

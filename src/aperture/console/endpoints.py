@@ -14,9 +14,14 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from aperture.console.pages import PAGES, render_page, render_signin, static_asset
-from aperture.console.sessions import Sessions, cookie_header, expired_cookie_header
+from aperture.console.sessions import (
+    COOKIE,
+    cookie_header,
+    csrf_matches,
+    expired_cookie_header,
+)
 from aperture.errors import GatewayError, InvalidApiKeyError
-from aperture.services import Services
+from aperture.services import LiveSession, Services
 
 __all__ = ["console_routes"]
 
@@ -41,7 +46,7 @@ _PAGE_HEADERS = {
 
 
 def console_routes() -> list[BaseRoute]:
-    """The console under ``/console``; ``app.state.console_sessions`` holds its sessions."""
+    """The console under ``/console``; ``services.console_sessions`` holds its sessions."""
     return [
         Route("/console", _home, methods=["GET"]),
         Route("/console/signin", _signin, methods=["GET", "POST"]),
@@ -51,9 +56,28 @@ def console_routes() -> list[BaseRoute]:
     ]
 
 
-def _sessions(request: Request) -> Sessions:
-    sessions: Sessions = request.app.state.console_sessions
-    return sessions
+class _NoSession(Exception):
+    """The page cannot tell whether the browser is signed in: the answer is this page."""
+
+    def __init__(self, page: Response) -> None:
+        self.page = page
+
+
+async def _session(request: Request) -> LiveSession | None:
+    """The browser's live session, or None.
+
+    Raises:
+        _NoSession: starting up, or the session store cannot answer (503 with the reason).
+    """
+    services: Services | None = getattr(request.app.state, "services", None)
+    if services is None:
+        return None
+    try:
+        return await services.console_sessions.get(request.cookies.get(COOKIE))
+    except GatewayError as error:
+        raise _NoSession(
+            _html(render_signin(error.message), error.status_code, dict(error.headers))
+        ) from error
 
 
 def _secure(request: Request) -> bool:
@@ -72,7 +96,11 @@ def _redirect(to: str, cookie: str | None = None) -> Response:
 
 
 async def _home(request: Request) -> Response:
-    if _sessions(request).of(request.cookies) is None:
+    try:
+        session = await _session(request)
+    except _NoSession as away:
+        return away.page
+    if session is None:
         return _redirect("/console/signin")
     return _redirect("/console/overview")
 
@@ -81,7 +109,10 @@ async def _page(request: Request) -> Response:
     page = _PAGES.get(request.path_params["page"])
     if page is None:
         return _html(render_signin("There is no such console page."), 404)
-    session = _sessions(request).of(request.cookies)
+    try:
+        session = await _session(request)
+    except _NoSession as away:
+        return away.page
     if session is None:
         return _redirect("/console/signin")
     return _html(render_page(page, session.csrf))
@@ -107,28 +138,37 @@ async def _signin(request: Request) -> Response:
     if not services.auth_required:
         return _html(render_signin(_OPEN_GATEWAY), 403)
     try:
-        admin = bool(key) and (await services.keys.authenticate(key)).is_admin
+        principal = await services.keys.authenticate(key) if key else None
     except InvalidApiKeyError:
-        admin = False
+        principal = None
     except GatewayError as error:  # the key store is away: say so, not "wrong key"
-        return _html(render_signin(error.message), error.status_code)
-    if not admin:
+        return _html(render_signin(error.message), error.status_code, dict(error.headers))
+    if principal is None or not principal.is_admin:
         log.info("console sign-in refused")
         return _html(render_signin("That is not the master key or a valid admin key."), 401)
-    session = _sessions(request).open(key)
-    return _redirect("/console/overview", cookie_header(session, secure=_secure(request)))
+    try:
+        opened = await services.console_sessions.open(principal)
+    except GatewayError as error:  # the session store is away: nobody is signed in
+        return _html(render_signin(error.message), error.status_code, dict(error.headers))
+    return _redirect("/console/overview", cookie_header(opened.id, secure=_secure(request)))
 
 
 async def _signout(request: Request) -> Response:
-    sessions = _sessions(request)
-    session = sessions.of(request.cookies)
+    try:
+        session = await _session(request)
+    except _NoSession as away:
+        return away.page
     form = await _form(request)
     if session is not None and (
-        not _same_origin(request) or not session.csrf_matches(form.get("csrf"))
+        not _same_origin(request) or not csrf_matches(session, form.get("csrf"))
     ):
         return _html(render_signin("Sign out from the console's own page."), 403)
     if session is not None:
-        sessions.close(session.id)
+        services: Services = request.app.state.services
+        try:
+            await services.console_sessions.close(session)
+        except GatewayError as error:
+            return _html(render_signin(error.message), error.status_code, dict(error.headers))
     return _redirect("/console/signin", expired_cookie_header(secure=_secure(request)))
 
 

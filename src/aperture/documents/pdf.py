@@ -7,11 +7,7 @@ runs unchanged in a decode worker, where an exception would reach the gateway on
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Literal, NamedTuple
-
-# pypdfium2 ships no type information; this module is the one place that calls it.
-import pypdfium2 as pdfium  # type: ignore[import-untyped]
-import pypdfium2.raw as pdfium_c  # type: ignore[import-untyped]
+from typing import Any, Literal, NamedTuple
 
 from aperture.documents.forms import rendered_size
 
@@ -26,6 +22,16 @@ __all__ = [
 ]
 
 Problem = Literal["malformed", "encrypted", "too_many_pages", "page_too_large"]
+
+
+def _pdfium() -> tuple[Any, Any]:
+    """PDFium, loaded at the first PDF: a gateway that is never sent one never pays the
+    quarter-second its import costs at start (and pypdfium2 ships no type information;
+    this module is the one place that calls it)."""
+    import pypdfium2 as pdfium  # type: ignore[import-untyped]
+    import pypdfium2.raw as pdfium_c  # type: ignore[import-untyped]
+
+    return pdfium, pdfium_c
 
 
 class PdfFacts(NamedTuple):
@@ -55,6 +61,7 @@ def inspect_pdf(data: bytes, max_pages: int, max_side_pt: float) -> PdfFacts | P
     only; a page size is read from the page's dictionary. So a file claiming thousands of
     pages, or pages a mile wide, is refused for the cost of reading its skeleton.
     """
+    pdfium, pdfium_c = _pdfium()
     try:
         document = pdfium.PdfDocument(data)
     except pdfium.PdfiumError as exc:
@@ -100,6 +107,7 @@ def pdf_text(data: bytes, max_pages: int, max_chars: int) -> str:
 def page_texts(data: bytes, max_pages: int, max_chars: int) -> tuple[str, ...]:
     """The text layer of each of the first ``max_pages`` pages (an empty string for a page
     without one, a scan), stopping once ``max_chars`` characters are read."""
+    pdfium, _ = _pdfium()
     out: list[str] = []
     size = 0
     document = pdfium.PdfDocument(data)
@@ -130,6 +138,7 @@ def render_pages(
     pixels and at most ``max_pixels`` in all, one at a time (a caller encoding each before
     the next keeps one bitmap in memory). Never scaled up past 2x (144 dpi): a small page
     gains nothing from more pixels than its content has."""
+    pdfium, _ = _pdfium()
     document = pdfium.PdfDocument(data)
     try:
         for index in pages:

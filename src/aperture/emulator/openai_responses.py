@@ -29,6 +29,7 @@ from aperture.emulator.describe import (
     word_count,
 )
 from aperture.emulator.faults import FAULT_HEADER, parse_faults
+from aperture.emulator.logprobs import token_logprobs
 from aperture.emulator.openai_errors import OpenAIError
 from aperture.emulator.openai_responses_request import ResponsesCall, parse_responses_request
 
@@ -76,14 +77,30 @@ def _answer(call: ResponsesCall, rid: str) -> tuple[list[dict[str, Any]], dict[s
     text = describe_json(seen) if call.json_mode else describe(seen)
     text, cut = truncate_words(text, call.max_words)
     status = "incomplete" if cut else "completed"
+    logprobs = _tokens(text, call.logprobs) if call.logprobs is not None else []
     message = {
         "id": f"msg_{suffix}",
         "type": "message",
         "role": "assistant",
         "status": status,
-        "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}],
+        "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": logprobs}],
     }
     return [message], _usage(seen, word_count(text)), status
+
+
+def _tokens(text: str, top: int) -> list[dict[str, Any]]:
+    """``output_text.logprobs`` as OpenAI sends them (the SDK's ``Logprob``)."""
+    return [
+        {
+            "token": t.token,
+            "logprob": t.logprob,
+            "bytes": list(t.token.encode()),
+            "top_logprobs": [
+                {"token": a, "logprob": p, "bytes": list(a.encode())} for a, p in t.top
+            ],
+        }
+        for t in token_logprobs(text, top)
+    ]
 
 
 def _usage(seen: Seen, output: int) -> dict[str, Any]:
@@ -147,8 +164,9 @@ async def _events(response: dict[str, Any], *, midstream: bool) -> AsyncIterator
         if item["type"] == "message":
             part = item["content"][0]
             where = {"item_id": item["id"], "output_index": index, "content_index": 0}
-            empty = {**part, "text": ""}
+            empty = {**part, "text": "", "logprobs": []}
             yield sse("response.content_part.added", {**where, "part": empty})
+            tokens = part["logprobs"]
             for sent, piece in enumerate(stream_pieces(part["text"])):
                 if midstream and sent == MIDSTREAM_EVENTS:
                     yield sse("error", {"code": "server_error", "message": MIDSTREAM_ERROR})
@@ -160,8 +178,14 @@ async def _events(response: dict[str, Any], *, midstream: bool) -> AsyncIterator
                     yield sse("response.failed", {"response": failed})
                     return
                 await asyncio.sleep(0)
-                yield sse("response.output_text.delta", {**where, "delta": piece, "logprobs": []})
-            yield sse("response.output_text.done", {**where, "text": part["text"], "logprobs": []})
+                # The emulator's tokens are its stream pieces: one token per delta.
+                piece_logprobs = tokens[sent : sent + 1]
+                yield sse(
+                    "response.output_text.delta",
+                    {**where, "delta": piece, "logprobs": piece_logprobs},
+                )
+            done = {**where, "text": part["text"], "logprobs": tokens}
+            yield sse("response.output_text.done", done)
             yield sse("response.content_part.done", {**where, "part": part})
         else:
             where = {"item_id": item["id"], "output_index": index}

@@ -48,6 +48,13 @@ DETAILS = ("low", "high", "auto", "original")
 FORMATS = ("text", "json_schema", "json_object")
 TOOL_CHOICES = ("none", "auto", "required")
 MIN_OUTPUT_TOKENS = 16
+# ResponseIncludable (openai/types/responses/response_includable.py).
+INCLUDABLE = (
+    "file_search_call.results", "web_search_call.results", "web_search_call.action.sources",
+    "message.input_image.image_url", "computer_call_output.output.image_url",
+    "code_interpreter_call.outputs", "reasoning.encrypted_content",
+    "message.output_text.logprobs",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +67,8 @@ class ResponsesCall:
     tool_name: str | None
     """Set when ``tool_choice`` forces a call: the tool the answer calls."""
     instructions: str | None
+    logprobs: int | None = None
+    """With ``include: ["message.output_text.logprobs"]``: how many alternatives (top_logprobs)."""
 
 
 @dataclass(slots=True)
@@ -125,6 +134,7 @@ def parse_responses_request(body: bytes) -> ResponsesCall:
         json_mode=_text_format(data, collector.texts),
         tool_name=_tools(data),
         instructions=instructions,
+        logprobs=_logprobs(data),
     )
 
 
@@ -246,6 +256,28 @@ def _read_image(param: str, part: Mapping[str, object]) -> SeenImage:
         raise bad_image_url(f"{param}.image_url", f"the unsupported URL scheme '{scheme}'")
     # The emulator counts tiles as for Chat Completions; "original" costs like "high".
     return read_data_uri(f"{param}.image_url", url, "high" if detail == "original" else detail)
+
+
+def _logprobs(data: Mapping[str, object]) -> int | None:
+    include = data.get("include") or []
+    if not isinstance(include, list):
+        raise invalid_type("include", "an array", include)
+    for i, value in enumerate(include):
+        if value not in INCLUDABLE:
+            raise invalid_value(f"include[{i}]", str(value), INCLUDABLE)
+    top = data.get("top_logprobs")
+    if top is not None and (
+        isinstance(top, bool) or not isinstance(top, int) or not 0 <= top <= 20
+    ):
+        raise OpenAIError(
+            400,
+            f"Invalid 'top_logprobs': expected an integer between 0 and 20, but got {top}.",
+            param="top_logprobs",
+            code="invalid_value",
+        )
+    if "message.output_text.logprobs" not in include:
+        return None
+    return top or 0
 
 
 def _check_sampling(data: Mapping[str, object]) -> None:

@@ -13,7 +13,6 @@ import re
 from collections.abc import Iterator
 from typing import Protocol
 
-from phonenumbers import Leniency, PhoneMetadata, PhoneNumberMatcher
 from stdnum import iban, luhn
 
 __all__ = [
@@ -77,6 +76,8 @@ _PHONE_CONTEXT = 4
 
 
 def _min_digits(region: str) -> int:
+    from phonenumbers import PhoneMetadata
+
     metadata = PhoneMetadata.metadata_for_region(region)
     lengths = metadata.general_desc.possible_length if metadata and metadata.general_desc else ()
     return max(_PHONE_MIN_DIGITS, min(lengths, default=_PHONE_MIN_DIGITS))
@@ -91,6 +92,12 @@ class PhoneDetector:
     """
 
     def __init__(self, regions: tuple[str, ...]) -> None:
+        # Imported here, by the one detector that needs it: libphonenumber is the ``pii``
+        # extra (phonenumberslite), and a gateway without the phone detector never loads it.
+        from phonenumbers import Leniency, PhoneNumberMatcher
+
+        self._matcher = PhoneNumberMatcher
+        self._valid = Leniency.VALID
         # "ZZ" (unknown region) still matches numbers written with a leading +.
         self._regions = tuple((region, _min_digits(region)) for region in regions or ("ZZ",))
 
@@ -138,7 +145,7 @@ class PhoneDetector:
                 continue
             found = [
                 (start + match.start, start + match.end)
-                for match in PhoneNumberMatcher(window, region, leniency=Leniency.VALID)
+                for match in self._matcher(window, region, leniency=self._valid)
             ]
             spans.extend(found)
             if any(s == start and e >= end for s, e in found):

@@ -115,7 +115,15 @@ class KeyRing:
         # twenty times the hashing itself on a cache-cold request path.
         self._keyed = hmac.new(pepper, digestmod=hashlib.sha256)
         self._master = self._digest(master_key) if master_key else None
+        # Names the master key in stored references (console sessions) without revealing
+        # it: a new master key, or a new pepper, no longer matches, so those sessions end.
+        self._master_ref = (
+            "master:" + self._digest("aperture-reference:" + master_key).hex()[:16]
+            if master_key
+            else None
+        )
         self._by_hash: dict[bytes, ApiKey] = {}
+        self._by_id: dict[str, ApiKey] = {}
         self._version = -1
         self._timeout_s = lookup_timeout_s
         # One reload at a time, so an older list can never replace a newer one.
@@ -192,6 +200,7 @@ class KeyRing:
                 return
             keys = await self._store.list()
             self._by_hash = {k.key_hash: k for k in keys}
+            self._by_id = {k.id: k for k in keys}
             self._version = version
             # Whatever was absent may exist now; the next miss asks again.
             self._absent.clear()
@@ -234,6 +243,40 @@ class KeyRing:
             key = await self._missed(presented, digest)
         if not key.usable_at(datetime.now(UTC)):
             raise InvalidApiKeyError(INVALID_KEY_MESSAGE)
+        return Principal(key)
+
+    def reference(self, principal: Principal) -> str:
+        """How a stored record names ``principal``: the key's id, or the master key's tag."""
+        if principal.key is not None:
+            return principal.key.id
+        if self._master_ref is None:
+            raise ValueError("an open gateway has no principal to refer to")
+        return self._master_ref
+
+    async def resolve(self, reference: str) -> Principal | None:
+        """The admin principal a stored ``reference`` names, from the cache; None once the
+        key is revoked, expired, no longer an admin key, or unknown (or the master key has
+        changed). A key id not cached yet (issued a moment ago elsewhere) catches up first.
+
+        Raises:
+            ServiceUnavailableError: the key is not cached and the store cannot be asked.
+        """
+        if reference.startswith("master:"):
+            matches = self._master_ref is not None and hmac.compare_digest(
+                reference, self._master_ref
+            )
+            return Principal() if matches else None
+        key = self._by_id.get(reference)
+        if key is None:
+            try:
+                await self._catch_up.run()
+            except StorageError as exc:
+                raise ServiceUnavailableError(
+                    _UNAVAILABLE_MESSAGE, headers={"retry-after": "1"}
+                ) from exc
+            key = self._by_id.get(reference)
+        if key is None or not key.admin or not key.usable_at(datetime.now(UTC)):
+            return None
         return Principal(key)
 
     async def _missed(self, presented: str, digest: bytes) -> ApiKey:

@@ -34,6 +34,7 @@ from aperture.model import (
     Image,
     Message,
     StreamEvent,
+    Thought,
     ToolCall,
     Usage,
     UsageReport,
@@ -274,10 +275,14 @@ class _Capture:
         self._heads: dict[int, tuple[str, str]] = {}
         self._reason: FinishReason | None = None
         self._usage: Usage | None = None
+        self._thoughts: list[Thought] = []
+        self._thinking: list[str] = []  # the open thought's text
 
     def event(self, event: StreamEvent) -> list[StreamEvent]:
         match event:
             case Delta(index=0) as delta:
+                if delta.thought is not None:
+                    self._thought(delta.thought)
                 if delta.content:
                     self._text.append(delta.content)
                 if delta.refusal:
@@ -294,7 +299,25 @@ class _Capture:
                 pass
         return [event]
 
+    def _thought(self, thought: Thought) -> None:
+        # Text pieces build the open thought; its signature ends it; a redacted one is whole.
+        if thought.redacted is not None:
+            self._close_thought()
+            self._thoughts.append(thought)
+            return
+        if thought.text:
+            self._thinking.append(thought.text)
+        if thought.signature is not None:
+            self._thoughts.append(Thought("".join(self._thinking), thought.signature))
+            self._thinking = []
+
+    def _close_thought(self) -> None:
+        if self._thinking:
+            self._thoughts.append(Thought("".join(self._thinking)))
+            self._thinking = []
+
     async def finish(self) -> list[StreamEvent]:
+        self._close_thought()
         calls = tuple(
             ToolCall(self._heads[i][0], self._heads[i][1], "".join(self._calls[i]))
             for i in sorted(self._calls)
@@ -305,6 +328,7 @@ class _Capture:
             tool_calls=calls or None,
             refusal="".join(self._refusal) or None,
             finish_reason=self._reason,
+            reasoning=tuple(self._thoughts) or None,
         )
         created = int(datetime.now(UTC).timestamp())
         self._conversation.answer = ChatResponse(

@@ -110,7 +110,13 @@ def answer_turn(answer: ChatResponse) -> Message | None:
     text = choice.content or choice.refusal
     if not text and not choice.tool_calls:
         return None
-    return Message("assistant", text or None, tool_calls=choice.tool_calls or None)
+    # Thoughts stay with their turn: Anthropic wants signed ones back with a tool result.
+    return Message(
+        "assistant",
+        text or None,
+        tool_calls=choice.tool_calls or None,
+        reasoning=choice.reasoning or None,
+    )
 
 
 def kept_answer(answer: ChatResponse) -> ChatResponse:

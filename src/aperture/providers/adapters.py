@@ -22,6 +22,6 @@ def provider_for(kind: str, wire: str | None = None) -> Provider:
     Raises:
         LookupError: an unknown kind, or a wire the kind does not offer.
     """
-    module, _, name = spec_for(kind).adapter_for(wire).partition(":")
+    module, _, name = spec_for(kind).wire_named(wire).adapter.partition(":")
     adapter: Provider = getattr(importlib.import_module(module), name)()
     return adapter

@@ -11,7 +11,8 @@ that mean the same here go on; canonical ``reasoning`` goes as ``reasoning.effor
 the effort it reaches), and the answer's ``reasoning`` items come back as thoughts (their
 summary, and ``encrypted_content`` as the signature). Sampling hints
 it lacks (``seed``, the penalties) are left out; what would change the answer's shape (``n``
-above 1, ``stop``, audio and video parts) is refused before the call.
+above 1, ``stop``, audio and video parts) is refused before the call. ``logprobs`` is asked
+for as ``include: ["message.output_text.logprobs"]`` and read from each ``output_text``.
 
 Errors have the same envelope as Chat Completions', so ``parse_error`` is OpenAI's.
 """
@@ -43,6 +44,7 @@ from aperture.model import (
 )
 from aperture.model.response import FinishReason
 from aperture.providers._json_body import encode_body, verbatim
+from aperture.providers._logprobs import WireToken, from_tokens
 from aperture.providers._status import ErrorClass, classify_status, malformed
 from aperture.providers._stream import StreamAssembler
 from aperture.providers.openai import OpenAIProvider
@@ -63,6 +65,7 @@ class _Part(_In, kw_only=True):
     type: str
     text: str | None = None
     refusal: str | None = None
+    logprobs: list[WireToken] | None = None
 
 
 class _Item(_In, kw_only=True):
@@ -114,6 +117,7 @@ class _Response(_In, kw_only=True):
 class _Event(_In, kw_only=True):
     type: str
     delta: str | None = None
+    logprobs: list[WireToken] | None = None
     item_id: str | None = None
     output_index: int = 0
     item: _Item | None = None
@@ -148,6 +152,7 @@ class OpenAIResponsesProvider(OpenAIProvider):
         content: list[str] = []
         refusal: list[str] = []
         calls: list[ToolCall] = []
+        tokens: list[WireToken] = []
         thoughts: list[Thought] = []
         for item in response.output:
             if item.type == "reasoning":
@@ -158,6 +163,7 @@ class OpenAIResponsesProvider(OpenAIProvider):
                 for part in item.content or ():
                     if part.type == "output_text" and part.text:
                         content.append(part.text)
+                        tokens += part.logprobs or ()
                     elif part.type == "refusal" and part.refusal:
                         refusal.append(part.refusal)
             elif item.type == "function_call":
@@ -168,6 +174,7 @@ class OpenAIResponsesProvider(OpenAIProvider):
             tool_calls=tuple(calls) or None,
             refusal="".join(refusal) or None,
             finish_reason=_finish(response, bool(calls)),
+            logprobs=from_tokens(tokens) if tokens else None,
             reasoning=tuple(thoughts) or None,
         )
         return ChatResponse(
@@ -200,21 +207,20 @@ def responses_body(request: ChatRequest, target: Target) -> dict[str, Any]:
         value = getattr(request, field)
         if value is not None:
             body[field] = value
-    if request.tools is not None:
-        body["tools"] = [_tool(t) for t in request.tools]
-    choice = request.tool_choice
-    if isinstance(choice, NamedToolChoice):
-        body["tool_choice"] = {"type": "function", "name": choice.name}
-    elif choice is not None:
-        body["tool_choice"] = choice
+    body.update(_tools(request))
     if request.response_format is not None and request.response_format.type != "text":
         body["text"] = {"format": _format(request)}
     if request.stream:
         body["stream"] = True
-    extra = request.extra
+    if request.logprobs:
+        body["include"] = ["message.output_text.logprobs"]
+        if request.top_logprobs is not None:
+            body["top_logprobs"] = request.top_logprobs
     reasoning = request.reasoning
     if reasoning is not None and (reasoning.enabled or reasoning.effort is not None):
+        # A thinking budget goes as the effort it reaches (model/reasoning.py).
         body["reasoning"] = {"effort": reasoning.level}
+    extra = request.extra
     for field in _SAME_FIELDS:
         if field in extra:
             body[field] = msgspec.json.decode(extra[field])
@@ -231,6 +237,18 @@ def _refuse_the_unsayable(request: ChatRequest) -> None:
             "The Responses API has no stop sequences; leave stop out for this model.",
             param="stop",
         )
+
+
+def _tools(request: ChatRequest) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if request.tools is not None:
+        out["tools"] = [_tool(t) for t in request.tools]
+    choice = request.tool_choice
+    if isinstance(choice, NamedToolChoice):
+        out["tool_choice"] = {"type": "function", "name": choice.name}
+    elif choice is not None:
+        out["tool_choice"] = choice
+    return out
 
 
 def _tool(tool: Tool) -> dict[str, Any]:
@@ -350,6 +368,10 @@ class _StreamParser:
     def _event(self, parsed: _Event) -> None:
         asm = self._asm
         match parsed.type:
+            case "response.output_text.delta" if parsed.logprobs:
+                asm.role()
+                logprobs = from_tokens(parsed.logprobs)
+                asm.delta(Delta(index=0, content=parsed.delta or None, logprobs=logprobs))
             case "response.output_text.delta":
                 asm.text(parsed.delta)
             case "response.refusal.delta" if parsed.delta:

@@ -18,6 +18,7 @@ from aperture.providers.spec import (
     KnownModel,
     LogprobSupport,
     MediaLimits,
+    OtherWire,
     ProviderSpec,
 )
 from aperture.settings import Capability
@@ -36,6 +37,8 @@ __all__ = [
 ]
 
 OPENAI_ADAPTER = "aperture.providers.openai:OpenAIProvider"
+# The Responses API as an upstream: no audio or video parts, one answer; logprobs as asked.
+_RESPONSES_ADAPTER = "aperture.providers.openai_responses:OpenAIResponsesProvider"
 
 _OPENAI_IMAGES = ImageLimits(
     max_images=500, effective_long_edge=2048, low_detail_long_edge=512, max_side=12000
@@ -91,7 +94,7 @@ OPENAI = ProviderSpec(
     api_key_env="OPENAI_API_KEY",
     demo_models=("gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "gpt-5", "gpt-5-mini"),
     # Some models (the pro ones) are served only at /v1/responses.
-    wires=(("responses", "aperture.providers.openai_responses:OpenAIResponsesProvider"),),
+    wires=(OtherWire(name="responses", adapter=_RESPONSES_ADAPTER, logprobs=_OPENAI_LOGPROBS),),
 )
 
 AZURE = ProviderSpec(
@@ -107,7 +110,13 @@ AZURE = ProviderSpec(
     fetches_urls=True,
     image_tokens="openai",
     known_models=_OPENAI_MODELS,
-    wires=(("responses", "aperture.providers.azure:AzureResponsesProvider"),),
+    wires=(
+        OtherWire(
+            name="responses",
+            adapter="aperture.providers.azure:AzureResponsesProvider",
+            logprobs=_OPENAI_LOGPROBS,
+        ),
+    ),
 )
 
 # The kinds that speak OpenAI's Chat Completions with OpenAI's adapter; each differs only in

@@ -28,6 +28,7 @@ __all__ = [
     "KnownModel",
     "LogprobSupport",
     "MediaLimits",
+    "OtherWire",
     "ProviderSpec",
     "TokenRule",
 ]
@@ -133,6 +134,19 @@ class MediaLimits(msgspec.Struct, frozen=True, kw_only=True):
     """Where the limits come from, for whoever revisits them."""
 
 
+class OtherWire(msgspec.Struct, frozen=True, kw_only=True):
+    """Another API of a kind, chosen per model (``wire``), and what it carries; the kind's
+    image limits, token rule and known models apply to it as to the kind's own."""
+
+    name: str
+    adapter: str
+    """The adapter class, ``"module:Class"``, imported on first use."""
+    audio: MediaLimits | None = None
+    video: MediaLimits | None = None
+    logprobs: LogprobSupport | None = None
+    max_choices: int = 1
+
+
 class ProviderSpec(msgspec.Struct, frozen=True, kw_only=True):
     """Everything known about one provider kind; the fields without a default are required."""
 
@@ -161,24 +175,6 @@ class ProviderSpec(msgspec.Struct, frozen=True, kw_only=True):
     """Models the demo offers when that key is present."""
     documents: DocumentLimits | None = None
     """Native PDF input; its vision models then have the ``documents`` capability."""
-    wires: tuple[tuple[str, str], ...] = ()
-    """Other APIs of the kind a model may be configured to use (a model's ``wire``), each
-    with its adapter, ``(name, "module:Class")``; ``adapter`` serves every other model."""
-
-    def adapter_for(self, wire: str | None) -> str:
-        """The adapter serving models with ``wire`` (None: the kind's own).
-
-        Raises:
-            LookupError: the kind has no such wire.
-        """
-        if wire is None:
-            return self.adapter
-        for name, adapter in self.wires:
-            if name == wire:
-                return adapter
-        offered = ", ".join(name for name, _ in self.wires) or "none"
-        raise LookupError(f"provider kind {self.kind!r} has no wire {wire!r} (offered: {offered})")
-
     audio: MediaLimits | None = None
     """Audio parts its API takes (on its models with ``audio``); None: it carries none, so no
     model of the kind has the ``audio`` capability, whatever the config says."""
@@ -188,25 +184,45 @@ class ProviderSpec(msgspec.Struct, frozen=True, kw_only=True):
     """Token log probabilities; its models then have the ``logprobs`` capability."""
     max_choices: int = 1
     """The most choices one request may ask for (``n``); above 1 its models have ``choices``."""
+    wires: tuple[OtherWire, ...] = ()
+    """Other APIs of the kind a model may be configured to use (a model's ``wire``); the
+    fields above describe the kind's own, which serves every other model."""
+
+    def wire_named(self, wire: str | None) -> ProviderSpec | OtherWire:
+        """What serves models with ``wire``: the kind itself for None.
+
+        Raises:
+            LookupError: the kind has no such wire.
+        """
+        if wire is None:
+            return self
+        for other in self.wires:
+            if other.name == wire:
+                return other
+        offered = ", ".join(w.name for w in self.wires) or "none"
+        raise LookupError(f"provider kind {self.kind!r} has no wire {wire!r} (offered: {offered})")
 
     def carried(
         self, capabilities: frozenset[str], upstream_model: str, wire: str | None = None
     ) -> frozenset[str]:
-        """``capabilities`` (declared or known) as this kind's API can serve them: without
-        the media it cannot carry, with the features it adds (``logprobs``, ``choices``).
-        Those features are the kind's own API's: a model on another ``wire`` gets neither."""
+        """``capabilities`` (declared or known) as this kind's API (or its ``wire``) can serve
+        them: without the media it cannot carry, with the features it adds (``logprobs``,
+        ``choices``).
+
+        Raises:
+            LookupError: the kind has no such wire.
+        """
+        api = self.wire_named(wire)
         out = set(capabilities)
-        if self.audio is None:
+        if api.audio is None:
             out.discard("audio")
-        if self.video is None:
+        if api.video is None:
             out.discard("video")
-        if wire is not None:
-            return frozenset(out)
-        logprobs = self.logprobs
+        logprobs = api.logprobs
         if logprobs is not None and not any(
             fnmatch.fnmatchcase(upstream_model, p) for p in logprobs.except_models
         ):
             out.add("logprobs")
-        if self.max_choices > 1:
+        if api.max_choices > 1:
             out.add("choices")
         return frozenset(out)

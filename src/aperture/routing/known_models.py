@@ -36,6 +36,6 @@ def carried_capabilities(
     an OpenAI model declared for video still cannot get a video through OpenAI's API.
 
     Raises:
-        LookupError: no such kind.
+        LookupError: no such kind, or no such wire of it.
     """
     return spec_for(kind).carried(capabilities, upstream_model, wire)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 
+from aperture.settings import extras
 from aperture.settings.governance import (
     GovernanceSettings,
     GuardrailSettings,
@@ -47,6 +48,9 @@ def governance_problems(
         findings.extend(_check_guardrail(guardrail, path))
     for i, limit in enumerate(governance.limits):
         findings.extend(_check_limit(limit, at("governance.limits", i)))
+    pii = governance.pii
+    if pii is not None and "phone" in pii.detectors and not extras.installed("pii"):
+        findings.append(("governance.pii.detectors", extras.needs("pii")))
     return findings
 
 

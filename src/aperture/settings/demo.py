@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import msgspec
 
+from aperture.settings import extras
 from aperture.settings.schema import (
     Capability,
     ModelConstraints,
@@ -32,7 +33,12 @@ def include_demo(settings: Settings) -> Settings:
     if not settings.demo:
         return settings
     taken = {p.name for p in settings.providers}
-    providers = [p for p in demo_providers(settings.server.port) if p.name not in taken]
+    providers = [
+        p
+        for p in demo_providers(settings.server.port)
+        # Without the bedrock extra the demo has no Bedrock, rather than failing its check.
+        if p.name not in taken and (p.kind != "bedrock" or extras.installed("bedrock"))
+    ]
     ours = {p.name for p in providers}
     names = {name for m in settings.models for name in (m.name, *m.aliases)}
     models = [m for m in demo_models() if m.name not in names and m.provider in ours]

@@ -13,10 +13,11 @@ from urllib.parse import urlsplit
 import msgspec
 import yaml
 
+from aperture.settings import extras
 from aperture.settings._governance_checks import governance_problems
 from aperture.settings.demo import include_demo
 from aperture.settings.fetch_allow import parse_allow_entry
-from aperture.settings.schema import ProviderSettings, Settings
+from aperture.settings.schema import AuthSettings, ProviderSettings, Settings
 
 __all__ = ["ConfigError", "Problem", "load_settings", "parse_settings"]
 
@@ -273,6 +274,8 @@ def _check_meaning(settings: Settings, decoded: _Decoded) -> list[Problem]:
     )
     if not settings.responses.retention_hours > 0:
         problems.append(Problem("responses.retention_hours", "must be positive"))
+    if settings.auth is not None:
+        problems.extend(_console_problems(settings.auth))
     images = settings.images
     problems.extend(
         Problem(f"images.{field}", "must be positive")
@@ -312,6 +315,17 @@ def _check_meaning(settings: Settings, decoded: _Decoded) -> list[Problem]:
     return problems
 
 
+def _console_problems(auth: AuthSettings) -> list[Problem]:
+    problems = [
+        Problem(f"auth.{field}", "must be positive")
+        for field in ("console_idle_s", "console_max_s")
+        if not getattr(auth, field) > 0
+    ]
+    if not auth.console_cache_s >= 0:
+        problems.append(Problem("auth.console_cache_s", "must not be negative"))
+    return problems
+
+
 def _check_kind(provider: ProviderSettings, path: str) -> list[Problem]:
     """The kind is one the provider registry lists, and its base_url is usable for it."""
     # Imported here: providers import settings (a target carries its provider's settings),
@@ -327,6 +341,8 @@ def _check_kind(provider: ProviderSettings, path: str) -> list[Problem]:
     if provider.base_url is None and spec.base_url_needed is not None:
         need = f"{provider.kind} needs {spec.base_url_needed} as base_url"
         return [Problem(f"{path}.base_url", need)]
+    if provider.kind == "bedrock" and not extras.installed("bedrock"):
+        return [Problem(f"{path}.kind", extras.needs("bedrock"))]
     return []
 
 
@@ -387,7 +403,7 @@ def _check_wire(settings: Settings, provider: str, wire: str, path: str) -> list
     if spec is None:
         return []  # the provider or its kind is reported already
     try:
-        spec.adapter_for(wire)
+        spec.wire_named(wire)
     except LookupError as exc:
         return [Problem(path, str(exc))]
     return []

@@ -78,6 +78,13 @@ class AuthSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=Tr
     # Keyed-hash secret for stored API keys; defaults to the master key, so set it before
     # rotating the master key or every issued key stops working.
     key_pepper: str | None = None
+    # A console session unused this long ends (seconds; a working day by default).
+    console_idle_s: float = 8 * 3600.0
+    # A console session ends this long after sign-in however much it is used (seconds).
+    console_max_s: float = 24 * 3600.0
+    # How long an instance trusts its copy of a console session before reading the database
+    # again: a sign-out on one instance is honoured by every other within this (seconds).
+    console_cache_s: float = 2.0
 
 
 class StorageSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):

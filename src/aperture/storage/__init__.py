@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from aperture.storage.base import (
     AuditStore,
+    ConsoleSessionStore,
     Counters,
     DocumentStore,
     KeyStore,
@@ -37,6 +38,7 @@ from aperture.storage.records import (
     BudgetScope,
     BudgetState,
     ClaimedHold,
+    ConsoleSession,
     Document,
     ResponseBlob,
     StoredResponse,
@@ -62,6 +64,8 @@ __all__ = [
     "BudgetScope",
     "BudgetState",
     "ClaimedHold",
+    "ConsoleSession",
+    "ConsoleSessionStore",
     "Counters",
     "Document",
     "DocumentStore",

@@ -57,7 +57,7 @@ class AuditWriter:
         self,
         store: AuditStore,
         spool_dir: Path,
-        batch_size: int = 100,
+        batch_size: int = 500,
         flush_interval_s: float = 0.5,
         *,
         queue_size: int = 10_000,
@@ -168,6 +168,17 @@ class AuditWriter:
             return False
         with anyio.move_on_after(self._flush_interval_s):
             while len(self._batch) < self._batch_size:
+                # What is queued is taken without a checkpoint per event; only an empty
+                # queue is waited on.
+                try:
+                    while len(self._batch) < self._batch_size:
+                        self._batch.append(receive.receive_nowait())
+                except anyio.WouldBlock:
+                    pass
+                except anyio.EndOfStream:
+                    return True
+                if len(self._batch) >= self._batch_size:
+                    break
                 try:
                     self._batch.append(await receive.receive())
                 except anyio.EndOfStream:

@@ -27,6 +27,7 @@ from aperture.storage.records import (
     BudgetScope,
     BudgetState,
     ClaimedHold,
+    ConsoleSession,
     Document,
     ResponseBlob,
     StoredResponse,
@@ -37,6 +38,7 @@ from aperture.storage.records import (
 
 __all__ = [
     "AuditStore",
+    "ConsoleSessionStore",
     "Counters",
     "Database",
     "DocumentStore",
@@ -283,6 +285,51 @@ class ResponseStore(Protocol):
         ...
 
 
+class ConsoleSessionStore(Protocol):
+    """Console sign-ins, by the hash of their id, shared by every instance on the database."""
+
+    async def create(self, session: ConsoleSession) -> None:
+        """Keep a new session.
+
+        Raises:
+            RecordExistsError: a session with that id hash exists.
+            StorageError: the backend failed.
+        """
+        ...
+
+    async def get(self, id_hash: bytes, *, now: datetime) -> ConsoleSession | None:
+        """The session unless unknown, signed out, or past either of its ends at ``now``.
+
+        Raises:
+            StorageError: the backend failed.
+        """
+        ...
+
+    async def touch(self, id_hash: bytes, *, idle_until: datetime) -> bool:
+        """Move the session's idle end on (capped at its absolute end); True if it exists.
+
+        Raises:
+            StorageError: the backend failed.
+        """
+        ...
+
+    async def delete(self, id_hash: bytes) -> bool:
+        """Sign the session out; True if it existed.
+
+        Raises:
+            StorageError: the backend failed.
+        """
+        ...
+
+    async def purge(self, before: datetime) -> int:
+        """Forget every session that ended before ``before``; returns how many went.
+
+        Raises:
+            StorageError: the backend failed.
+        """
+        ...
+
+
 class Counters(Protocol):
     """Shared integer counters and flags; every key carries a TTL, so nothing lives forever."""
 
@@ -487,6 +534,7 @@ class Database:
     audit: AuditStore
     ledger: UsageLedger
     responses: ResponseStore
+    sessions: ConsoleSessionStore
     close: Closer
 
 
@@ -500,6 +548,7 @@ class Storage:
     audit: AuditStore
     ledger: UsageLedger
     responses: ResponseStore
+    sessions: ConsoleSessionStore
     counters: Counters
     limits: Limits
     closers: tuple[Closer, ...] = ()

@@ -20,6 +20,7 @@ from aperture.storage.records import (
     ApiKey,
     AuditEvent,
     AuditQuery,
+    ConsoleSession,
     Document,
     ResponseBlob,
     StoredResponse,
@@ -30,6 +31,7 @@ from aperture.storage.records import (
 
 __all__ = [
     "MemoryAuditStore",
+    "MemoryConsoleSessions",
     "MemoryCounters",
     "MemoryDocumentStore",
     "MemoryKeyStore",
@@ -238,6 +240,37 @@ class MemoryResponseStore:
             self._blobs.pop(digest, None)
 
 
+class MemoryConsoleSessions:
+    def __init__(self) -> None:
+        self._by_hash: dict[bytes, ConsoleSession] = {}
+
+    async def create(self, session: ConsoleSession) -> None:
+        if session.id_hash in self._by_hash:
+            raise RecordExistsError("a console session with that id already exists")
+        self._by_hash[session.id_hash] = session
+
+    async def get(self, id_hash: bytes, *, now: datetime) -> ConsoleSession | None:
+        session = self._by_hash.get(id_hash)
+        return session if session is not None and session.live_at(now) else None
+
+    async def touch(self, id_hash: bytes, *, idle_until: datetime) -> bool:
+        session = self._by_hash.get(id_hash)
+        if session is None:
+            return False
+        until = min(idle_until, session.expires_at)
+        self._by_hash[id_hash] = msgspec.structs.replace(session, idle_until=until)
+        return True
+
+    async def delete(self, id_hash: bytes) -> bool:
+        return self._by_hash.pop(id_hash, None) is not None
+
+    async def purge(self, before: datetime) -> int:
+        ended = [h for h, s in self._by_hash.items() if not s.live_at(before)]
+        for id_hash in ended:
+            del self._by_hash[id_hash]
+        return len(ended)
+
+
 class MemoryCounters:
     """Counters for one process; ``clock`` is injectable so expiry is testable without sleeping."""
 
@@ -311,6 +344,7 @@ async def open_database(
         audit=MemoryAuditStore(),
         ledger=MemoryUsageLedger(),
         responses=MemoryResponseStore(),
+        sessions=MemoryConsoleSessions(),
         close=_close,
     )
 

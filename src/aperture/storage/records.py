@@ -32,6 +32,7 @@ __all__ = [
     "BudgetScope",
     "BudgetState",
     "ClaimedHold",
+    "ConsoleSession",
     "Document",
     "ResponseBlob",
     "StoredResponse",
@@ -435,3 +436,32 @@ class ResponseBlob(msgspec.Struct, frozen=True):
     sha256: str
     mime: str
     data: bytes
+
+
+class ConsoleSession(msgspec.Struct, frozen=True, kw_only=True):
+    """A console sign-in as stored: never the session id itself, never a key's secret.
+
+    The browser's cookie holds the id; the store keeps only its SHA-256, so reading the table
+    signs no one in. ``principal`` names who signed in, and is resolved again through the key
+    cache on every use, so revoking the key ends the session wherever it is used.
+    """
+
+    id_hash: bytes
+    """SHA-256 of the session id in the cookie."""
+    principal: str
+    """The admin key's id, or ``master:<fingerprint>`` for the master key."""
+    csrf: str
+    """The token state-changing calls must echo in ``x-csrf-token``."""
+    created_at: datetime
+    expires_at: datetime
+    """The absolute end: no use extends it."""
+    idle_until: datetime
+    """The end if unused; each use moves it on, never past ``expires_at``."""
+
+    def __post_init__(self) -> None:
+        _require_utc(self.created_at, "created_at")
+        _require_utc(self.expires_at, "expires_at")
+        _require_utc(self.idle_until, "idle_until")
+
+    def live_at(self, now: datetime) -> bool:
+        return now < self.expires_at and now < self.idle_until

@@ -140,6 +140,7 @@ async def open_storage(
         audit=database.audit,
         ledger=database.ledger,
         responses=database.responses,
+        sessions=database.sessions,
         counters=counters,
         limits=limits,
         closers=(database.close, close_counters),

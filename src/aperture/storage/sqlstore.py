@@ -30,6 +30,7 @@ from aperture.storage.records import (
     ApiKey,
     AuditEvent,
     AuditQuery,
+    ConsoleSession,
     Document,
     ResponseBlob,
     StoredResponse,
@@ -42,6 +43,7 @@ from aperture.storage.tables import (
     api_keys,
     audit_events,
     changes,
+    console_sessions,
     model_documents,
     response_blobs,
     response_images,
@@ -55,6 +57,17 @@ __all__ = ["open_migrated", "open_stores"]
 _EXPORT_PAGE = 500
 _MODELS = msgspec.json.Decoder(tuple[str, ...])
 _EVENT = msgspec.json.Decoder(AuditEvent)
+_JSON = msgspec.json.Encoder()
+
+
+def _encode(event: AuditEvent) -> str:
+    return _JSON.encode(event).decode()
+
+
+_SQLITE_AUDIT_INSERT = (
+    f"INSERT OR IGNORE INTO {audit_events.name} ({', '.join(c.name for c in audit_events.c)})"
+    f" VALUES ({', '.join('?' for _ in audit_events.c)})"
+)
 
 
 class _Unchanged(Exception):
@@ -228,23 +241,25 @@ class SqlAuditStore:
         self._db = db
 
     async def append(self, events: Sequence[AuditEvent]) -> int:
-        rows = {
-            e.request_id: {
-                "request_id": e.request_id,
-                "ts_ms": e.timestamp_ms,
-                "key_id": e.key_id,
-                "tenant": e.tenant,
-                "model": e.model,
-                "status": e.status,
-                "body": msgspec.json.encode(e).decode(),
-            }
-            for e in reversed(events)  # reversed: the first of duplicate ids wins, as in SQL
-        }
+        # reversed: the first of duplicate ids wins, as in SQL
+        rows = {e.request_id: e for e in reversed(events)}
         if not rows:
             return 0
-        insert = self._db.insert_ignoring(audit_events).returning(audit_events.c.request_id)
+        values = [
+            (e.request_id, e.timestamp_ms, e.key_id, e.tenant, e.model, e.status, _encode(e))
+            for e in rows.values()
+        ]
         async with self._db.write() as conn:
-            result = await conn.execute(insert, list(rows.values()))
+            if self._db.dialect == "sqlite":
+                # One prepared statement for the batch (the hot path's writer): the
+                # rowcount of an executemany is the rows it inserted.
+                result = await conn.exec_driver_sql(_SQLITE_AUDIT_INSERT, values)
+                return max(0, result.rowcount)
+            insert = self._db.insert_ignoring(audit_events).returning(audit_events.c.request_id)
+            columns = [c.name for c in audit_events.c]
+            result = await conn.execute(
+                insert, [dict(zip(columns, v, strict=True)) for v in values]
+            )
             return len(result.all())
 
     def _select(self, query: AuditQuery) -> sa.Select[str]:
@@ -499,6 +514,61 @@ class SqlResponseStore:
         )
 
 
+class SqlConsoleSessions:
+    def __init__(self, db: SqlDatabase) -> None:
+        self._db = db
+
+    async def create(self, session: ConsoleSession) -> None:
+        async with self._db.write() as conn:
+            inserted = await conn.execute(
+                self._db.insert_ignoring(console_sessions)
+                .values(msgspec.structs.asdict(session))
+                .returning(console_sessions.c.id_hash)
+            )
+            if inserted.first() is None:
+                raise RecordExistsError("a console session with that id already exists")
+
+    async def get(self, id_hash: bytes, *, now: datetime) -> ConsoleSession | None:
+        t = console_sessions
+        async with self._db.read() as conn:
+            row = (
+                await conn.execute(sa.select(t).where(t.c.id_hash == id_hash, t.c.idle_until > now))
+            ).first()
+        if row is None:
+            return None
+        session = ConsoleSession(
+            id_hash=bytes(row.id_hash),
+            principal=row.principal,
+            csrf=row.csrf,
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+            idle_until=row.idle_until,
+        )
+        return session if session.live_at(now) else None
+
+    async def touch(self, id_hash: bytes, *, idle_until: datetime) -> bool:
+        t = console_sessions
+        until = sa.case((t.c.expires_at < idle_until, t.c.expires_at), else_=idle_until)
+        async with self._db.write() as conn:
+            updated = await conn.execute(
+                sa.update(t).where(t.c.id_hash == id_hash).values(idle_until=until)
+            )
+        return bool(updated.rowcount)
+
+    async def delete(self, id_hash: bytes) -> bool:
+        t = console_sessions
+        async with self._db.write() as conn:
+            gone = await conn.execute(sa.delete(t).where(t.c.id_hash == id_hash))
+        return bool(gone.rowcount)
+
+    async def purge(self, before: datetime) -> int:
+        t = console_sessions
+        # idle_until never passes expires_at, so it alone says when a session ended.
+        async with self._db.write() as conn:
+            gone = await conn.execute(sa.delete(t).where(t.c.idle_until <= before))
+        return int(gone.rowcount)
+
+
 def open_stores(db: SqlDatabase) -> Database:
     """Every database role over one ``SqlDatabase``."""
     return Database(
@@ -508,6 +578,7 @@ def open_stores(db: SqlDatabase) -> Database:
         audit=SqlAuditStore(db),
         ledger=SqlUsageLedger(db),
         responses=SqlResponseStore(db),
+        sessions=SqlConsoleSessions(db),
         close=db.close,
     )
 

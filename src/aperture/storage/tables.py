@@ -176,3 +176,16 @@ response_images = sa.Table(
     sa.Column("sha256", sa.Text, sa.ForeignKey("response_blobs.sha256"), primary_key=True),
     sa.Index("ix_response_images_sha256", "sha256"),
 )
+
+# Console sign-ins: only the SHA-256 of the cookie's id, and the key's id, never a secret.
+console_sessions = sa.Table(
+    "console_sessions",
+    metadata,
+    sa.Column("id_hash", sa.LargeBinary, primary_key=True),
+    sa.Column("principal", sa.Text, nullable=False),
+    sa.Column("csrf", sa.Text, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+    sa.Column("idle_until", UtcDateTime, nullable=False),
+    sa.Index("ix_console_sessions_idle_until", "idle_until"),
+)
