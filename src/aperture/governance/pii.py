@@ -11,20 +11,14 @@ Offsets count code points, as Python string indices do.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
 import msgspec
 
-from aperture.governance._pii_detectors import (
-    CardDetector,
-    Detector,
-    EmailDetector,
-    IbanDetector,
-    IpDetector,
-    PhoneDetector,
-    SecretDetector,
-)
-from aperture.governance._pii_national_ids import NationalIdDetector
 from aperture.settings.governance import ALL_PII_DETECTORS, PiiDetector, PiiSettings
+
+if TYPE_CHECKING:
+    from aperture.governance._pii_detectors import Detector
 
 __all__ = ["PLACEHOLDERS", "Finding", "PiiScanner", "StreamRedactor"]
 
@@ -46,6 +40,18 @@ class Finding(msgspec.Struct, frozen=True, gc=False):
 
 
 def _detector(kind: PiiDetector, settings: PiiSettings) -> Detector:
+    # Imported here, when a scanner is built: a gateway without PII scanning starts without
+    # the detectors and their national-id checksum library.
+    from aperture.governance._pii_detectors import (
+        CardDetector,
+        EmailDetector,
+        IbanDetector,
+        IpDetector,
+        PhoneDetector,
+        SecretDetector,
+    )
+    from aperture.governance._pii_national_ids import NationalIdDetector
+
     match kind:
         case "email":
             return EmailDetector()

@@ -1,23 +1,13 @@
-"""Pillow set-up shared by intake and normalisation: the format allowlist and HEIF support."""
+"""Pillow, with HEIF support registered: imported inside the functions that decode, so that
+the gateway starts without Pillow and loads it with the first image that needs pixels."""
 
 from __future__ import annotations
 
 import pillow_heif
+from PIL import Image, ImageOps
 
-__all__ = ["PILLOW_FORMATS"]
+__all__ = ["Image", "ImageOps"]
 
 # Registering the HEIF opener adds HEIC/HEIF decoding to Pillow; it is opened, like every
-# format, only through an explicit allowlist, never Pillow's whole plugin set.
+# format, only through the allowlist in ``aperture.images.formats``.
 pillow_heif.register_heif_opener()
-
-PILLOW_FORMATS = {
-    "image/png": "PNG",
-    "image/jpeg": "JPEG",
-    "image/gif": "GIF",
-    "image/webp": "WEBP",
-    "image/bmp": "BMP",
-    "image/tiff": "TIFF",
-    "image/heic": "HEIF",
-    "image/heif": "HEIF",
-    "image/avif": "AVIF",
-}

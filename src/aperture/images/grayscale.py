@@ -10,10 +10,12 @@ import io
 import math
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from PIL import Image
+from aperture.images.formats import PILLOW_FORMATS
 
-from aperture.images._pillow import PILLOW_FORMATS
+if TYPE_CHECKING:
+    from PIL import Image
 
 __all__ = ["GrayPixels", "grayscale", "grayscale_pixels"]
 
@@ -28,6 +30,8 @@ def grayscale(data: bytes, max_pixels: int) -> Image.Image:
         ValueError: the bytes are not an image in a format intake accepts.
         MemoryError: decoding it needs more memory than there is.
     """
+    from aperture.images._pillow import Image  # Pillow loads with the first image
+
     try:
         with warnings.catch_warnings():
             # Intake has already applied the gateway's own pixel limit.
@@ -58,6 +62,8 @@ class GrayPixels:
     pixels: bytes
 
     def image(self) -> Image.Image:
+        from aperture.images._pillow import Image  # Pillow loads with the first image
+
         return Image.frombytes("L", (self.width, self.height), self.pixels)
 
 

@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import io
 import warnings
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import pybase64
-from PIL import Image as PILImage
 
 from aperture.errors import ImageDecodeError, ImageTooLargeError, UnsupportedImageFormatError
-from aperture.images._pillow import PILLOW_FORMATS
+from aperture.images.formats import PILLOW_FORMATS
 from aperture.media.datauri import parse_data_uri
 from aperture.media.sniff import sniff, sniff_non_image
 from aperture.model import InlineImage
+
+if TYPE_CHECKING:
+    from PIL import Image as PILImage
 
 __all__ = ["ImageLimits", "Inspected", "inspect_bytes", "inspect_data_uri"]
 
@@ -152,6 +154,8 @@ def _decode_base64(uri: str, offset: int, param: str) -> bytes:
 
 def _measure(data: bytes, mime: str, param: str) -> tuple[int, int]:
     """Width and height from the header alone; Pillow's open() does not decode pixels."""
+    from aperture.images._pillow import Image as PILImage  # Pillow loads with the first image
+
     try:
         with warnings.catch_warnings():
             # Our own pixel limit applies; Pillow's warning would only be noise here.

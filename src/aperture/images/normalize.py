@@ -11,12 +11,13 @@ from __future__ import annotations
 import io
 import math
 import warnings
-from typing import Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
-from PIL import Image, ImageOps
-
-from aperture.images._pillow import PILLOW_FORMATS
+from aperture.images.formats import PILLOW_FORMATS
 from aperture.images.limits import TargetImageLimits
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 __all__ = [
     "NormalizeOptions",
@@ -142,6 +143,8 @@ def plan(
 
 def run_pixel_job(job: PixelJob) -> Normalized:
     """Decode (reduced where the format allows), convert, resize and re-encode."""
+    from aperture.images._pillow import Image  # Pillow loads with the first image
+
     with warnings.catch_warnings():
         # Intake has applied the gateway's own pixel limit; Pillow's lower one only warns.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -167,6 +170,8 @@ def _target_long_edge(
 def _reencode(
     data: bytes, mime: str, frames: int, limits: TargetImageLimits, long_edge: int | None
 ) -> Normalized:
+    from aperture.images._pillow import Image, ImageOps  # Pillow loads with the first image
+
     changes: list[str] = []
     source = Image.open(io.BytesIO(data), formats=[PILLOW_FORMATS[mime]])
     if frames > 1 and not limits.animated:
@@ -323,6 +328,8 @@ def _note_downscaled(changes: list[str]) -> None:
 
 
 def _resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    from aperture.images._pillow import Image  # Pillow loads with the first image
+
     # reducing_gap first shrinks by an integer factor with a box filter: the same look to a
     # vision model, several times faster on a 24-megapixel photo. Hamming (support 1) keeps
     # bicubic's sharpness on a downscale (the encoded sizes differ by 2%) at 15% less CPU.
@@ -346,6 +353,8 @@ def _encode(image: Image.Image, mime: str, *, quality: int) -> bytes:
 
 
 def _flatten(image: Image.Image) -> Image.Image:
+    from aperture.images._pillow import Image  # Pillow loads with the first image
+
     if not _has_alpha(image):
         return image.convert("RGB")
     # JPEG has no alpha: composite on white, as browsers show transparent areas.
@@ -384,6 +393,8 @@ def _jpeg_has_metadata(data: bytes) -> bool:
 
 
 def _jpeg_orientation(data: bytes) -> int | None:
+    from aperture.images._pillow import Image  # Pillow loads with the first image
+
     with Image.open(io.BytesIO(data), formats=["JPEG"]) as image:
         value = image.getexif().get(_ORIENTATION)
     return value if isinstance(value, int) else None

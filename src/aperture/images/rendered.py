@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
-from PIL import Image
-
 from aperture.images.limits import TargetImageLimits
 from aperture.images.normalize import Normalized, fit_bytes
 
@@ -39,6 +37,8 @@ def page_mime(limits: TargetImageLimits) -> str:
 
 def encode_bitmaps(bitmaps: Iterable[RgbBitmap], limits: TargetImageLimits) -> list[Normalized]:
     """Each bitmap encoded within the target's byte cap (fewer pixels only if it must)."""
+    from aperture.images._pillow import Image  # Pillow loads with the first page
+
     mime = page_mime(limits)
     out: list[Normalized] = []
     for bitmap in bitmaps:

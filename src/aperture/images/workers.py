@@ -212,6 +212,7 @@ def _serve(conn: Connection, memory_bytes: int, cpu_s: int) -> None:
     if hard == resource.RLIM_INFINITY or memory_bytes < hard:
         resource.setrlimit(_LIMIT, (memory_bytes, memory_bytes))
     # Imported before the first job so that it does not count against the job's CPU time.
+    importlib.import_module("aperture.images._pillow")
     importlib.import_module("aperture.images.normalize")
     importlib.import_module("aperture.images.grayscale")
     importlib.import_module("aperture.images.rendered")
