@@ -136,7 +136,13 @@ UPSTREAM_TAP = "aperture.upstream_tap"
 
 
 def new_request_id() -> str:
-    return f"req_{secrets.token_hex(12)}"
+    """``req_``, the milliseconds since the epoch (12 hex digits), then 64 random bits.
+
+    Time first, so ids made later sort later: the audit table's primary key then grows at
+    its end. Random ids land all over the index, and on a table of a few hundred thousand
+    events that more than doubles what the SQLite writer spends on each insert.
+    """
+    return f"req_{time.time_ns() // 1_000_000:012x}{secrets.token_hex(8)}"
 
 
 def chat_endpoint(dialect: ClientDialect) -> Callable[[Request], Awaitable[Response | SseResponse]]:
