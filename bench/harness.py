@@ -911,10 +911,13 @@ class Bench:
 
     def image_curve(self, contender: str, port: int, *, translated: bool) -> None:
         """(g): the image cost-growth curve and the translated path (image_scenarios.py)."""
-        def measure(url: str, body: str) -> dict[str, Any]:
-            run_wrk(url, "post.lua", [body], threads=1, conns=1, duration_s=1)
+        def measure(url: str, body: str, translated_point: bool) -> dict[str, Any]:
+            # Portkey routes by headers: the pass-through points go to the OpenAI-shaped
+            # upstream, the translated ones to the Anthropic one, as in (d) and (d').
+            extra = self.hdr(contender, "vision_anthropic" if translated_point else "vision")
+            run_wrk(url, "post.lua", [body], threads=1, conns=1, duration_s=1, extra=extra)
             return self.measured(lambda: run_wrk(url, "post.lua", [body], threads=1, conns=1,
-                                                 duration_s=self.plan.curve_s))
+                                                 duration_s=self.plan.curve_s, extra=extra))
 
         points = image_scenarios.run(contender, port, WORK, direct_ports=(UP_FAST, UP_ANTHROPIC),
                                      translated=translated, measure=measure)
