@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import latency_probe as lp
 
-PORT = 18370
+PORT = 18370 + lp.PORT_OFFSET
 EVENT = (
     'data: {"id":"c","object":"chat.completion.chunk","created":0,"model":"m",'
     '"choices":[{"index":0,"delta":{"content":"tok "}}]}\\n\\n'
