@@ -107,6 +107,9 @@ def server_config(
         lifespan=lifespan,
         loop=loop,
         http=deadline_protocol(server),
+        # No API speaks WebSocket: an upgrade is answered as plain HTTP, and the websockets
+        # library is not imported (~20 ms of cold start).
+        ws="none",
         access_log=False,
         # Nothing reads the client's address, so X-Forwarded-* is neither trusted nor
         # parsed; and the answer does not name the server software.
@@ -126,6 +129,8 @@ class _Servers:
         from aperture.api.drain import Drain
         from aperture.runtime import freeze_heap
 
+        both = self
+
         class _Server(uvicorn.Server):
             # One handler for both servers (``stop_on_signal``) instead of each its own.
             def capture_signals(self) -> contextlib.nullcontext[None]:  # type: ignore[override]
@@ -133,8 +138,10 @@ class _Servers:
 
             async def startup(self, sockets: list[socket.socket] | None = None) -> None:
                 await super().startup(sockets)
-                if self.started:
-                    freeze_heap()  # what startup built lives as long as the process
+                # What startup built lives as long as the process; once, when the last of
+                # the two is up: each full collection costs the cold start ~30 ms.
+                if all(each.started for each in both.servers):
+                    freeze_heap()
 
         server = settings.server
         self.drain = Drain()
