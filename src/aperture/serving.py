@@ -107,9 +107,6 @@ def server_config(
         lifespan=lifespan,
         loop=loop,
         http=deadline_protocol(server),
-        # No API speaks WebSocket: an upgrade is answered as plain HTTP, and the websockets
-        # library is not imported (~20 ms of cold start).
-        ws="none",
         access_log=False,
         # Nothing reads the client's address, so X-Forwarded-* is neither trusted nor
         # parsed; and the answer does not name the server software.
