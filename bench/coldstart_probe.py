@@ -12,6 +12,10 @@ The upstream is a tiny canned chat.completion server in this process (a thread),
 ports, so the probe can run beside a benchmark.
 
     .venv/bin/python bench/coldstart_probe.py --runs 7
+    # against main, interleaved: main's code byte-compiled, and main as the bench ran it
+    git archive main src | tar -x -C /tmp/main-src
+    .venv/bin/python bench/coldstart_probe.py --runs 8 --versus-src /tmp/main-src/src \
+        --versus-bin /work/main/.venv/bin/aperture
 """
 
 from __future__ import annotations
@@ -96,9 +100,11 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def one_start(argv: list[str], cwd: Path, port: int, chat: bytes) -> dict[str, Any]:
+def one_start(argv: list[str], cwd: Path, port: int, chat: bytes,
+              env: dict[str, str] | None = None) -> dict[str, Any]:
     t0 = time.perf_counter()
-    proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
     try:
         health = None
         health_cpu = 0.0
@@ -143,47 +149,78 @@ def main() -> None:
     parser.add_argument(
         "--source", action="store_true", help="do not byte-compile Aperture first (as bench did)"
     )
+    parser.add_argument(
+        "--versus-src", action="append", default=[], metavar="DIR",
+        help="also time the package in DIR/aperture (e.g. `git archive <commit> src`, "
+             "byte-compiled here) with this venv; runs interleave, so load drifts alike",
+    )
+    parser.add_argument(
+        "--versus-bin", action="append", default=[], metavar="BIN",
+        help="also time another aperture executable, as it is (no byte-compiling)",
+    )
     parser.add_argument("--anthropic", action="store_true", help="the anthropic provider too")
     args = parser.parse_args()
 
     if not args.source:
         harness.compile_aperture_bytecode()
+    python = str(Path(args.bin).parent / "python")
+    variants: dict[str, tuple[list[str], dict[str, str]]] = {args.bin: ([args.bin], {})}
+    for src in args.versus_src:
+        subprocess.run([python, "-m", "compileall", "-q", f"{src}/aperture"], check=True,
+                       stdout=subprocess.DEVNULL)
+        variants[src] = ([python, "-m", "aperture"], {"PYTHONPATH": src})
+    for other in args.versus_bin:
+        variants[other] = ([other], {})
+
     up = _Upstream((harness.HOST, 0), _Handler)
     up_port = up.server_address[1]
     threading.Thread(target=up.serve_forever, daemon=True).start()
     for name in ("UP_FAST", "UP_SLOW", "UP_STREAM", "UP_PACED", "UP_ANTHROPIC"):
         setattr(harness, name, up_port)
-    port, admin = free_port(), free_port()
     import yaml
 
-    work = Path(tempfile.mkdtemp(prefix="aperture-coldstart-"))
-    config = work / "aperture.yaml"
-    config.write_text(yaml.safe_dump(harness.aperture_config(args.anthropic), sort_keys=False))
-    argv = [args.bin, "serve", "--config", str(config), "--host", harness.HOST, "--port",
-            str(port), "--admin-port", str(admin), "--log-level", "warning"]
     chat = harness.chat_body("bench-text")
+    plans = {}
+    for label, (command, env) in variants.items():
+        work = Path(tempfile.mkdtemp(prefix="aperture-coldstart-"))
+        config = work / "aperture.yaml"
+        config.write_text(yaml.safe_dump(harness.aperture_config(args.anthropic), sort_keys=False))
+        port, admin = free_port(), free_port()
+        argv = [*command, "serve", "--config", str(config), "--host", harness.HOST, "--port",
+                str(port), "--admin-port", str(admin), "--log-level", "warning"]
+        plans[label] = (argv, {**os.environ, **env}, work, port)
+
+    def start(label: str) -> dict[str, Any]:
+        argv, env, work, port = plans[label]
+        return one_start(argv, work, port, chat, env)
+
     try:
-        first = one_start(argv, work, port, chat)
-        runs = [one_start(argv, work, port, chat) for _ in range(args.runs)]
+        firsts = {label: start(label) for label in plans}
+        runs: dict[str, list[dict[str, Any]]] = {label: [] for label in plans}
+        for _ in range(args.runs):
+            for label in plans:
+                runs[label].append(start(label))
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        for _, _, work, _ in plans.values():
+            shutil.rmtree(work, ignore_errors=True)
         up.shutdown()
 
-    def med(key: str) -> float:
-        return round(statistics.median(r[key] for r in runs), 1)
+    for label, done in runs.items():
+        def med(key: str) -> float:
+            return round(statistics.median(r[key] for r in done), 1)  # noqa: B023
 
-    print(json.dumps({
-        "first_run_fresh_db": {k: round(v, 1) for k, v in first.items()},
-        "runs_health_ms": [round(r["health_ms"], 1) for r in runs],
-        "runs_first_chat_ms": [round(r["first_chat_ms"], 1) for r in runs],
-        "median_health_ms": med("health_ms"),
-        "median_first_chat_ms": med("first_chat_ms"),
-        "runs_health_cpu_ms": [round(r["health_cpu_ms"], 1) for r in runs],
-        "median_health_cpu_ms": med("health_cpu_ms"),
-        "median_first_chat_cpu_ms": med("first_chat_cpu_ms"),
-        "median_idle_rss_mb": med("idle_rss_mb"),
-        "loadavg": os.getloadavg(),
-    }, indent=1))
+        print(json.dumps({
+            "variant": label,
+            "first_run_fresh_db": {k: round(v, 1) for k, v in firsts[label].items()},
+            "runs_health_ms": [round(r["health_ms"], 1) for r in done],
+            "runs_health_cpu_ms": [round(r["health_cpu_ms"], 1) for r in done],
+            "median_health_ms": med("health_ms"),
+            "median_first_chat_ms": med("first_chat_ms"),
+            "median_health_cpu_ms": med("health_cpu_ms"),
+            "median_first_chat_cpu_ms": med("first_chat_cpu_ms"),
+            "median_idle_rss_mb": med("idle_rss_mb"),
+        }, indent=1))
+    print(json.dumps({"loadavg_at_end": os.getloadavg()}))
 
 
 if __name__ == "__main__":
