@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import gc
 import sys
 
@@ -28,11 +27,10 @@ def tune_allocator() -> bool:
     """
     if not sys.platform.startswith("linux"):
         return False
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
     try:
-        libc = ctypes.CDLL(name)
+        # The process's own symbols, libc's among them: ``ctypes.util.find_library`` would
+        # run ``ldconfig -p`` in a child process to find the same library (~7 ms of start).
+        libc = ctypes.CDLL(None)
         mallopt = libc.mallopt
     except (OSError, AttributeError):  # not glibc (musl has no mallopt)
         return False
@@ -48,6 +46,10 @@ def freeze_heap() -> None:
     Called once the server has started. A full collection otherwise walks every object the
     imports and the startup made, hundreds of thousands, pausing whichever requests are in
     flight; requests allocate and free their own objects, which stay collectable.
+
+    Nothing is collected first, and the collector is turned back on (``aperture serve``
+    pauses it for the start): the start leaves ~2,000 garbage objects, well under 1 MB,
+    while a full collection of the ~90,000 it keeps costs 30-60 ms of the cold start.
     """
-    gc.collect()
     gc.freeze()
+    gc.enable()
