@@ -14,6 +14,7 @@ import pybase64
 from aperture.errors import ImageDecodeError, ImageTooLargeError, UnsupportedImageFormatError
 from aperture.images.formats import PILLOW_FORMATS
 from aperture.media.datauri import parse_data_uri
+from aperture.media.dimensions import jpeg_size
 from aperture.media.sniff import sniff, sniff_non_image
 from aperture.model import InlineImage
 
@@ -154,6 +155,12 @@ def _decode_base64(uri: str, offset: int, param: str) -> bytes:
 
 def _measure(data: bytes, mime: str, param: str) -> tuple[int, int]:
     """Width and height from the header alone; Pillow's open() does not decode pixels."""
+    read = jpeg_size(data) if mime == "image/jpeg" else None
+    if read is not None:
+        width, height = read
+        if width <= 0 or height <= 0:
+            raise ImageDecodeError(f"The {mime} image has no pixels.", param=param)
+        return width, height
     from aperture.images._pillow import Image as PILImage  # Pillow loads with the first image
 
     try:
