@@ -20,6 +20,7 @@ import anyio
 from aperture.governance.budgets import Hold
 from aperture.governance.keys import Principal
 from aperture.governance.ratelimit import Ticket
+from aperture.media.payloads import Payloads
 from aperture.model import (
     ChatRequest,
     ChatResponse,
@@ -106,6 +107,9 @@ class RequestContext:
     texts: tuple[str, ...] = ()
     """The request's text portions, for the audit trail: written by the exchange, redacted
     by ``ScreenPii``."""
+    payloads: Payloads = field(default_factory=Payloads)
+    """The image data URIs the body's decoder already decoded: filled by the endpoint's
+    parse, taken by ``IntakeImages``, dropped with ``decoded``."""
     decoded: dict[tuple[int, int], bytes] = field(default_factory=dict)
     """Decoded image bytes by (message, part), for normalisation: written by
     ``IntakeImages``, dropped by ``Record`` with the request."""
