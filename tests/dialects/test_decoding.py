@@ -175,6 +175,7 @@ def test_large_base64_strings_decode_exactly_wherever_they_are() -> None:
         B64.replace("/", "\\/"),  # a JSON escape inside: decoded as any string
         "data:image/png;base64," + B64 + "=",  # bad padding after a header
         "é" + B64,  # not ASCII
+        "data:image/p\\ng;base64," + B64,  # a JSON escape inside the data URI's header
     ],
 )
 def test_strings_that_are_not_plain_base64_decode_as_sent(payload: str) -> None:

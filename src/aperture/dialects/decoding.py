@@ -231,10 +231,11 @@ def _spliceable(body: bytes, start: int, end: int, *, keep: bool) -> _Cut | None
     URI header (then it holds no escape, quote or control character, and its JSON value is
     its bytes), with its decoded bytes when ``keep`` and it is an image data URI."""
     view = memoryview(body)[start:end]
-    if body.find(b"\\", start, end) >= 0:
-        return None
     header = _DATA_URI_HEADER.match(body, start, min(end, start + 256))
     offset = header.end() - start if header is not None else 0
+    # Strict base64 holds no backslash (the decode below refuses one): only a header may.
+    if body.find(b"\\", start, start + offset) >= 0:
+        return None
     try:
         data: bytes = pybase64.b64decode(view[offset:], validate=True)
     except (ValueError, TypeError, binascii.Error):
