@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, ClassVar
 
+from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from aperture.api.body import TIMED_OUT
@@ -140,7 +141,21 @@ class DeadlineProtocol(HttpToolsProtocol):
             self._disarm_read()
             self.transport.close()
             return
-        super().on_body(body)
+        if cycle is None or cycle.body or (self.parser.should_upgrade() and self._should_upgrade()):
+            held: bytes | bytearray | None = cycle.body if cycle is not None else None
+            if cycle is not None and type(held) is bytes:
+                cycle.body = bytearray(held)  # a held chunk: appends stay amortised
+            super().on_body(body)
+            return
+        # uvicorn appends every chunk to a bytearray and hands ``bytes(bytearray)`` to the
+        # application: two copies of each chunk. The first chunk is held as it came, and
+        # ``bytes()`` of a bytes object is that object: no copy while the application keeps
+        # up (reading pauses above 64 KiB, so it nearly always does); a second chunk before
+        # it reads turns the buffer back into a bytearray, as uvicorn had it.
+        cycle.body = body  # type: ignore[assignment]  # read through bytes(), which takes both
+        if len(body) > HIGH_WATER_LIMIT:
+            self.flow.pause_reading()
+        cycle.message_event.set()
 
     def on_message_complete(self) -> None:
         self._disarm_read()

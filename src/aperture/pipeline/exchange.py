@@ -205,6 +205,7 @@ class Exchange:
                 except Exception as exc:
                     failure = failure or exc
         self.ctx.decoded.clear()
+        self.ctx.payloads.clear()
         self.ctx.documents.clear()
         if failure is not None:
             raise failure

@@ -15,6 +15,7 @@ from aperture.dialects.anthropic import wire
 from aperture.dialects.decoding import decode_request
 from aperture.dialects.openai.inbound import extra_fields
 from aperture.errors import InvalidRequestError
+from aperture.media.payloads import Payloads
 from aperture.model import (
     CacheMark,
     ChatRequest,
@@ -58,9 +59,11 @@ class MappedLocator:
         return path.rsplit(".source", 1)[0]
 
 
-def parse_messages_request(body: bytes) -> tuple[ChatRequest, MappedLocator]:
+def parse_messages_request(
+    body: bytes, payloads: Payloads | None = None
+) -> tuple[ChatRequest, MappedLocator]:
     """Decode a Messages body into the canonical request and its field locator."""
-    request, keys = decode_request(body, _DECODER)
+    request, keys = decode_request(body, _DECODER, payloads)
     if request.max_tokens < 1:
         raise InvalidRequestError("max_tokens must be at least 1.", param="max_tokens")
     return _to_chat(request, extra_fields(body, keys, wire.MODELLED_FIELDS))
