@@ -284,3 +284,40 @@ def test_a_body_decoded_as_sent_keeps_nothing() -> None:
     with pytest.raises(InvalidJsonError):
         decode_request(body, SPLICED, payloads)
     assert len(payloads) == 0
+
+
+def test_a_messages_image_is_decoded_once_and_found_under_the_data_uri_it_becomes() -> None:
+    from aperture.dialects.anthropic.inbound import parse_messages_request
+    from aperture.model.chat import Image
+
+    jpeg = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 400
+    data = base64.b64encode(jpeg).decode()
+    source = {"type": "base64", "media_type": "image/jpeg", "data": data}
+    pdf = {"type": "base64", "media_type": "application/pdf", "data": B64}
+    body = {
+        "model": "m",
+        "max_tokens": 5,
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image", "source": source},
+                    {"type": "document", "source": pdf},
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": "t",
+                        "content": [{"type": "image", "source": source}],
+                    },
+                ],
+            }
+        ],
+    }
+    payloads = Payloads()
+    request, _ = parse_messages_request(json.dumps(body).encode(), payloads)
+    images = [p for m in request.messages for p in m.content if isinstance(p, Image)]
+    assert len(images) == 2
+    for image in images:
+        kept = payloads.take(image.url)
+        assert kept is not None, "intake finds the decoded bytes under the data URI"
+        assert image.url[kept.offset :] == data and kept.data == jpeg
+    assert len(payloads) == 0, "the document's bytes are not held: its intake decodes them"

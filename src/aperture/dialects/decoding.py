@@ -52,12 +52,18 @@ _IMAGE_URI = b"data:image/"
 
 
 def decode_request(
-    body: bytes, decoder: msgspec.json.Decoder[T], payloads: Payloads | None = None
+    body: bytes,
+    decoder: msgspec.json.Decoder[T],
+    payloads: Payloads | None = None,
+    *,
+    bare: bool = False,
 ) -> tuple[T, list[str]]:
     """Decode ``body`` and return the object with its top-level keys in order.
 
     With ``payloads``, every large image data URI put back whole is kept there with what
-    its base64 decoded to (the splice had to decode it to check it), for intake to take.
+    its base64 decoded to (the splice had to decode it to check it), for intake to take;
+    with ``bare`` too, every large bare base64 string (a dialect whose images come as bare
+    base64 re-keys them to the data URIs it makes, and drops the rest).
 
     Raises:
         InvalidJsonError: not JSON, nested too deeply, or a top-level key repeated.
@@ -66,7 +72,7 @@ def decode_request(
     if not body.strip():
         raise InvalidJsonError("The request body is empty; send a JSON object.")
     if len(body) >= _SPLICE_MIN and not _constrains_strings(cast(Hashable, decoder.type)):
-        spliced, scanned = _decode_spliced(body, decoder, payloads)
+        spliced, scanned = _decode_spliced(body, decoder, payloads, bare=bare)
         if spliced is not None:
             return spliced
     else:
@@ -105,13 +111,13 @@ class _Cut(NamedTuple):
 
 
 def _decode_spliced(
-    body: bytes, decoder: msgspec.json.Decoder[T], payloads: Payloads | None
+    body: bytes, decoder: msgspec.json.Decoder[T], payloads: Payloads | None, *, bare: bool
 ) -> tuple[tuple[T, list[str]] | None, list[str] | None]:
     """The body decoded with its large base64 strings cut out and put back, or None when
     there is none, or anything at all is off (the caller then decodes the body as sent);
     and the top-level keys the scan found, when it could scan the body."""
     try:
-        keys, cuts = _scan(body, splice=True, keep=payloads is not None)
+        keys, cuts = _scan(body, splice=True, keep=payloads is not None, bare=bare)
     except (ValueError, IndexError, AttributeError):  # not JSON: the decoder says how
         return None, None
     if not cuts:
@@ -226,10 +232,11 @@ def _set_field(value: Any, name: str, item: Any) -> None:
 _TOKEN_CHARS = 40
 
 
-def _spliceable(body: bytes, start: int, end: int, *, keep: bool) -> _Cut | None:
+def _spliceable(body: bytes, start: int, end: int, *, keep: bool, bare: bool) -> _Cut | None:
     """The cut for the string body[start:end] if it is strict base64, bare or after a data
     URI header (then it holds no escape, quote or control character, and its JSON value is
-    its bytes), with its decoded bytes when ``keep`` and it is an image data URI."""
+    its bytes), with its decoded bytes when ``keep`` and it is an image data URI (or, with
+    ``bare``, bare base64)."""
     view = memoryview(body)[start:end]
     header = _DATA_URI_HEADER.match(body, start, min(end, start + 256))
     offset = header.end() - start if header is not None else 0
@@ -240,7 +247,7 @@ def _spliceable(body: bytes, start: int, end: int, *, keep: bool) -> _Cut | None
         data: bytes = pybase64.b64decode(view[offset:], validate=True)
     except (ValueError, TypeError, binascii.Error):
         return None
-    image = keep and header is not None and body.startswith(_IMAGE_URI, start)
+    image = keep and (body.startswith(_IMAGE_URI, start) if header is not None else bare)
     token = secrets.token_hex(_TOKEN_CHARS // 2)
     return _Cut(token, start, end, offset, data if image else None)
 
@@ -301,7 +308,9 @@ def top_level_keys(body: bytes) -> list[str]:
     return _scan(body, splice=False)[0]
 
 
-def _scan(body: bytes, *, splice: bool, keep: bool = False) -> tuple[list[str], list[_Cut]]:
+def _scan(
+    body: bytes, *, splice: bool, keep: bool = False, bare: bool = False
+) -> tuple[list[str], list[_Cut]]:
     """The top-level keys and, with ``splice``, the strings to cut out (see _spliceable)."""
     keys: list[str] = []
     cuts: list[_Cut] = []
@@ -320,7 +329,7 @@ def _scan(body: bytes, *, splice: bool, keep: bool = False) -> tuple[list[str], 
             if depth == 1 and body[_WHITESPACE.match(body, end + 1).end()] == 0x3A:  # type: ignore[union-attr]
                 keys.append(_decode_key(body[pos:end]))
             elif splice and end - pos >= _SPLICE_MIN:
-                cut = _spliceable(body, pos, end, keep=keep)
+                cut = _spliceable(body, pos, end, keep=keep, bare=bare)
                 if cut is not None:
                     cuts.append(cut)
             pos = end + 1

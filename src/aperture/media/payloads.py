@@ -45,5 +45,18 @@ class Payloads:
             return None
         return item[1]
 
+    def rekey(self, text: str, made: str) -> None:
+        """Move what ``text`` decoded to ``made``, a string that ends with it (a data URI a
+        dialect built around bare base64), so intake finds it there."""
+        item = self._items.pop(id(text), None)
+        if item is None or item[0] is not text:
+            return
+        offset, data = item[1]
+        self.keep(made, len(made) - len(text) + offset, data)
+
+    def drop(self, text: str) -> None:
+        """Forget what ``text`` decoded to: no image, nothing will take it."""
+        self.take(text)
+
     def clear(self) -> None:
         self._items.clear()
