@@ -71,6 +71,9 @@ MASTER_KEY = "sk-bench-" + "5f1c0a7e9d3b4c2a8e6f0b1d7c9a3e5f2b4d6c8a0e1f3a5c7e9b
 UPSTREAM_DELAY_S = 0.050
 PACED_CHUNKS = 10
 PACED_GAP_S = 0.010
+# The upstream's writes per stream (each flushed apart): the instant stream is one write; the
+# paced one is the role event, each content event, then the finish, usage and [DONE] together.
+STREAM_WRITES = {"c_stream_instant": 1, "c_stream_paced": 1 + PACED_CHUNKS + 1}
 
 CONTENDERS = ("direct", "aperture", "portkey", "litellm")
 
@@ -378,6 +381,7 @@ async def _streams(port: int, body: bytes, concurrency: int, rounds: int,
     url = f"http://{HOST}:{port}/v1/chat/completions"
     ttfb: list[float] = []
     total: list[float] = []
+    after_first: list[float] = []  # from the first byte to the end: the chunks that follow
     failures: list[str] = []
 
     async def one(session: aiohttp.ClientSession) -> tuple[float, float] | str:
@@ -417,6 +421,7 @@ async def _streams(port: int, body: bytes, concurrency: int, rounds: int,
                 elif round_no > 0:
                     ttfb.append(outcome[0] * 1000)
                     total.append(outcome[1] * 1000)
+                    after_first.append((outcome[1] - outcome[0]) * 1000)
             await asyncio.sleep(0.2)
     return {
         "tool": f"python asyncio+aiohttp client, {concurrency} concurrent streams x "
@@ -427,6 +432,8 @@ async def _streams(port: int, body: bytes, concurrency: int, rounds: int,
         "failure_examples": failures[:3],
         "ttfb_ms": _pcts(ttfb),
         "total_ms": _pcts(total),
+        "after_first_ms": _pcts(after_first),
+        "streams_served": concurrency * (done_rounds + 1),  # round 0 is served too
     }
 
 
@@ -873,16 +880,44 @@ class Bench:
             f"p99 {result['latency_ms']['p99']} ms, errors {result['error_count']}")
         self.record("b_paced_50ms", contender, result)
 
-    def streams(self, contender: str, port: int, scenario: str) -> None:
+    def streams(self, contender: str, port: int, scenario: str, pid: int | None = None) -> None:
         kind = "stream" if scenario == "c_stream_instant" else "paced"
         body = self.body(contender, kind).read_bytes()
         extra = self.hdr(contender, kind)
+        cpu_before = tree_cpu_s(pid) if pid else 0.0
         result = self.measured(lambda: asyncio.run(
             _streams(port, body, self.plan.streams, self.plan.stream_rounds,
                      self.plan.stream_cap_s, extra)))
+        if pid:
+            result["cpu_ms_per_stream"] = round(
+                1000 * (tree_cpu_s(pid) - cpu_before) / max(1, result["streams_served"]), 4)
         log(f"  ({scenario}) {contender}: TTFB p50 {result['ttfb_ms'].get('p50')} ms, "
             f"total p50 {result['total_ms'].get('p50')} ms, failures {result['failures']}")
         self.record(scenario, contender, result)
+
+    def summarize_chunks(self, contender: str) -> None:
+        """The per-chunk overhead of streams, apart from the stream's start: the same events
+        in one upstream write (c1) or in twelve (c2)."""
+        s = self.results["scenarios"]
+        instant = s.get("c_stream_instant", {}).get(contender, {})
+        paced = s.get("c_stream_paced", {}).get(contender, {})
+        direct = s.get("c_stream_paced", {}).get("direct", {})
+        following = STREAM_WRITES["c_stream_paced"] - 1
+        out: dict[str, Any] = {"upstream_writes_c1": STREAM_WRITES["c_stream_instant"],
+                               "upstream_writes_c2": STREAM_WRITES["c_stream_paced"]}
+        ours = paced.get("after_first_ms", {}).get("p50")
+        base = direct.get("after_first_ms", {}).get("p50")
+        if ours is not None and base is not None:
+            # From the first byte to the end, beyond what the direct path takes (the pacing).
+            out["added_ms_per_chunk"] = round((ours - base) / following, 3)
+        a, b = instant.get("cpu_ms_per_stream"), paced.get("cpu_ms_per_stream")
+        if a is not None and b is not None:
+            writes = STREAM_WRITES["c_stream_paced"] - STREAM_WRITES["c_stream_instant"]
+            out["cpu_ms_per_chunk"] = round((b - a) / writes, 4)
+        if len(out) > 2:
+            self.record("c_stream_chunks", contender, out)
+            log(f"  (c) {contender} per chunk: added {out.get('added_ms_per_chunk')} ms, CPU "
+                f"{out.get('cpu_ms_per_chunk')} ms")
 
     def vision(self, contender: str, port: int, pid: int | None, scenario: str) -> None:
         path = "/v1/messages" if (contender == "direct" and scenario == "d_vision_anthropic") \
@@ -988,9 +1023,10 @@ class Bench:
             if usable["slow"]:
                 self.paced(name, gw.port)
             if usable["stream"]:
-                self.streams(name, gw.port, "c_stream_instant")
+                self.streams(name, gw.port, "c_stream_instant", pid)
             if usable["paced"]:
-                self.streams(name, gw.port, "c_stream_paced")
+                self.streams(name, gw.port, "c_stream_paced", pid)
+            self.summarize_chunks(name)
             if usable["vision"]:
                 self.vision(name, gw.port, pid, "d_vision_openai")
             anthropic_ok = name in ("litellm", "portkey") or self.aperture_anthropic
@@ -1397,9 +1433,7 @@ def machine_meta(plan: Plan) -> dict[str, Any]:
         "litellm": _cmd([str(LITELLM_VENV / "bin" / "python"), "-c",
                          "import importlib.metadata as m; print('litellm', m.version('litellm'),"
                          "'| uvicorn', m.version('uvicorn'), '| uvloop', m.version('uvloop'))"]),
-        "portkey": "@portkey-ai/gateway " + (json.loads(
-            (PORTKEY_START.parent.parent / "package.json").read_text())["version"]
-            if PORTKEY_START.exists() else "missing") + " on " + _cmd(["node", "--version"]),
+        "portkey": _portkey_version(),
         "floors": _cmd([str(FLOORS_VENV / "bin" / "python"), "-c",
                         "import importlib.metadata as m; print(', '.join(f'{p} ' + m.version(p)"
                         " for p in ('uvicorn', 'httptools', 'granian', 'aiohttp', 'pyreqwest')))"]
@@ -1414,6 +1448,19 @@ def machine_meta(plan: Plan) -> dict[str, Any]:
             "delay_s": UPSTREAM_DELAY_S, "paced_chunks": PACED_CHUNKS, "paced_gap_s": PACED_GAP_S,
         },
     }
+
+
+def _portkey_version() -> str:
+    modules = BENCH / ".node-portkey" / "node_modules"
+
+    def version(package: str) -> str:
+        try:
+            return str(json.loads((modules / package / "package.json").read_text())["version"])
+        except (OSError, ValueError, KeyError):
+            return "missing"
+
+    return (f"@portkey-ai/gateway {version('@portkey-ai/gateway')} (@hono/node-server "
+            f"{version('@hono/node-server')}) on " + _cmd(["node", "--version"]))
 
 
 def status_like(path: str, key: str) -> int:
