@@ -470,9 +470,11 @@ server + client stack leaves, measured with the same load in the same run.
   Gateway CPU per stream = the gateway process tree's user + system CPU (`/proc`) over the
   scenario, divided by the streams served (the discarded round included). *Per chunk*: both
   scenarios carry the same 14 events, which the instant upstream writes at once and the paced
-  one in 12 writes; added latency per chunk = (the p50 of each stream's time from its first
-  byte to its end, minus the direct path's) / 11, and CPU per chunk = (c2's CPU per stream
-  minus c1's) / 11.
+  one in 12 writes; CPU per chunk = (c2's CPU per stream minus c1's) / 11; added latency per
+  chunk = (the p50 of each stream's time from its first byte to its end, minus the direct
+  path's) / 11, from the paced stream sent one at a time ({plan.get('single_stream_rounds')}
+  rounds; under 100 at once a gateway that starts late finds the paced events already
+  waiting and relays them in a burst, which would hide the per-chunk cost).
 - **(d)** a real {img.get('bytes', 0) / 1e6:.2f} MB JPEG of random noise
   ({img.get('width')}×{img.get('height')}, quality {img.get('quality')}, so it does not
   compress) as a base64 data URI; request body {img.get('body_bytes', 0) / 1e6:.2f} MB.
