@@ -138,6 +138,11 @@ def main() -> int:
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
                 spy.wait(timeout=30)
+            if not ours["ttfb_ms"] or not direct["ttfb_ms"]:
+                print(
+                    f"({kind}) no samples: {direct['failure_examples']} {ours['failure_examples']}"
+                )
+                continue
             streams = ours["streams_served"]
             chunks = len(harness._sse_events())
             print(
