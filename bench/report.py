@@ -128,7 +128,7 @@ def build_rows(results: dict[str, Any]) -> list[Row]:
                         notes={"direct": "—"}))
     chunks = s.get("c_stream_chunks", {})
     label = "(c) per chunk: c2's 12 upstream writes against c1's one, same events"
-    rows.append(Row(label, "added latency per chunk after the first",
+    rows.append(Row(label, "added latency of a chunk (one paced stream at a time)",
                     {"direct": None, **{c: _lat(chunks, c, "added_ms_per_chunk") for c in GATEWAYS}},
                     better="lower", unit="ms", ratio_direct=False, digits=3,
                     notes={"direct": "—"}))
@@ -470,11 +470,12 @@ server + client stack leaves, measured with the same load in the same run.
   Gateway CPU per stream = the gateway process tree's user + system CPU (`/proc`) over the
   scenario, divided by the streams served (the discarded round included). *Per chunk*: both
   scenarios carry the same 14 events, which the instant upstream writes at once and the paced
-  one in 12 writes; CPU per chunk = (c2's CPU per stream minus c1's) / 11; added latency per
-  chunk = (the p50 of each stream's time from its first byte to its end, minus the direct
-  path's) / 11, from the paced stream sent one at a time ({plan.get('single_stream_rounds')}
-  rounds; under 100 at once a gateway that starts late finds the paced events already
-  waiting and relays them in a burst, which would hide the per-chunk cost).
+  one in 12 writes; CPU per chunk = (c2's CPU per stream minus c1's) / 11. Added latency per
+  chunk = how much later than on the direct path the last chunk of the paced stream arrives
+  (total p50 minus the direct total p50), the stream sent one at a time
+  ({plan.get('single_stream_rounds')} rounds): its chunks come 10 ms apart, so a gateway that
+  keeps up relays each as it comes and the last one's delay is what a chunk costs (under 100
+  streams at once the paced events wait for a gateway that starts late and leave in a burst).
 - **(d)** a real {img.get('bytes', 0) / 1e6:.2f} MB JPEG of random noise
   ({img.get('width')}×{img.get('height')}, quality {img.get('quality')}, so it does not
   compress) as a base64 data URI; request body {img.get('body_bytes', 0) / 1e6:.2f} MB.
