@@ -39,6 +39,8 @@ _MIN_PROGRESS_BYTES = 64 * 1024
 # Below this, the head and body are joined into one buffer; above, written as two.
 _JOIN_BELOW = 64 * 1024
 
+_EVENT_STREAM = b"\r\ncontent-type: text/event-stream"
+
 _REQUEST_TIMEOUT = (
     b"HTTP/1.1 408 Request Timeout\r\n"
     b"content-type: text/plain; charset=utf-8\r\n"
@@ -65,8 +67,11 @@ class _HeadWithBody:
     waits for the body's first write and leaves with it, so a small answer is one write
     (one ``send``, one wake-up of the client) where uvicorn makes two.
 
-    Only such a head is held: its body write follows at once (an empty body is written as
-    ``b""``), while a chunked head (a stream) or ``100 Continue`` goes out as it comes.
+    Such a head is held because its body write follows at once (an empty body is written as
+    ``b""``). So do a stream's first events, which have arrived before its head is sent:
+    an event-stream head waits for them too, but one loop turn at most (a filter may hold
+    the first events back, and the client must not wait for the head). Any other chunked
+    head, or ``100 Continue``, goes out as it comes.
     """
 
     __slots__ = ("_held", "_transport")
@@ -85,8 +90,17 @@ class _HeadWithBody:
                 self._transport.writelines((held, data))
         elif data.startswith(b"HTTP/1.1 ") and b"\r\ncontent-length: " in data:
             self._held = data
+        elif data.startswith(b"HTTP/1.1 ") and _EVENT_STREAM in data:
+            self._held = data
+            asyncio.get_running_loop().call_soon(self._release)
         else:
             self._transport.write(data)
+
+    def _release(self) -> None:
+        # The stream's head, if no event has taken it along by now.
+        held, self._held = self._held, None
+        if held is not None and not self._transport.is_closing():
+            self._transport.write(held)
 
     def close(self) -> None:
         self._held = None  # a head without its body is no answer

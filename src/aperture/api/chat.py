@@ -269,7 +269,12 @@ def _stream(
     # before its first step never runs its ``finally``, and would leave the upstream call
     # open and the budget hold reserved.
     return SseResponse(
-        stream.relay(renderer), _routed_headers(exchange), close, drain=drain, farewell=farewell
+        stream.relay(renderer),
+        _routed_headers(exchange),
+        close,
+        drain=drain,
+        farewell=farewell,
+        last=lambda: stream.last,
     )
 
 
