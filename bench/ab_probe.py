@@ -45,7 +45,9 @@ def main() -> int:
     (probe.WORK / "nginx.conf").write_text(probe.nginx_conf())
     nginx = ["nginx", "-c", str(probe.WORK / "nginx.conf"), "-p", str(probe.WORK / "nginx")]
     trees = {"base": args.base.resolve(), "new": args.new.resolve()}
-    ports = {"base": (18410, 18411), "new": (18420, 18421)}
+    ports = {name: (first + probe.PORT_OFFSET, first + probe.PORT_OFFSET + 1)
+             for name, first in (("base", 18410), ("new", 18420))}
+    probe.require_free(*(port for pair in ports.values() for port in pair))
     with contextlib.ExitStack() as stack:
         stack.enter_context(probe.process(nginx, "nginx.log"))
         gateways = {}

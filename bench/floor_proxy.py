@@ -7,8 +7,9 @@ It answers ``POST /v1/chat/completions`` (and ``GET /healthz``) by reading the b
 sending it unchanged to ``<upstream>/v1/chat/completions`` on a pooled keep-alive
 connection, and answering the upstream's status and bytes as ``application/json``:
 what any gateway must do at least, so ``gateway req/s / floor req/s`` says how much of the
-stack's ceiling the gateway's own work leaves. Streams are not relayed (the floor is for
-scenario (a)).
+stack's ceiling the gateway's own work leaves. With the ``aiohttp`` client, a request whose
+body asks for ``"stream":true`` is relayed as it comes, chunk by chunk (the floor of scenario
+(c), ``bench/stream_probe.py --floor``).
 
 Servers: ``uvicorn`` (httptools, uvloop, Aperture's), ``granian`` (Rust, ASGI interface).
 Clients: ``aiohttp`` (Aperture's), ``pyreqwest`` (Rust, reqwest/hyper).
@@ -26,11 +27,14 @@ Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Forward = Callable[[bytes], Awaitable[tuple[int, bytes]]]
+Relay = Callable[[bytes, Send], Awaitable[None]]
 
 _JSON = [(b"content-type", b"application/json")]
 
 
-def _aiohttp_client(upstream: str) -> tuple[Callable[[], Awaitable[None]], Forward]:
+def _aiohttp_client(
+    upstream: str,
+) -> tuple[Callable[[], Awaitable[None]], Forward, Relay | None]:
     import aiohttp
 
     url = f"{upstream}/v1/chat/completions"
@@ -44,10 +48,25 @@ def _aiohttp_client(upstream: str) -> tuple[Callable[[], Awaitable[None]], Forwa
         async with session[0].post(url, data=body, headers=_JSON_HEADERS) as response:
             return response.status, await response.read()
 
-    return start, forward
+    async def relay(body: bytes, send: Send) -> None:
+        async with session[0].post(url, data=body, headers=_JSON_HEADERS) as response:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": response.status,
+                    "headers": [(b"content-type", b"text/event-stream")],
+                }
+            )
+            async for chunk in response.content.iter_any():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    return start, forward, relay
 
 
-def _pyreqwest_client(upstream: str) -> tuple[Callable[[], Awaitable[None]], Forward]:
+def _pyreqwest_client(
+    upstream: str,
+) -> tuple[Callable[[], Awaitable[None]], Forward, Relay | None]:
     from pyreqwest.client import ClientBuilder
 
     url = f"{upstream}/v1/chat/completions"
@@ -61,7 +80,7 @@ def _pyreqwest_client(upstream: str) -> tuple[Callable[[], Awaitable[None]], For
         response = await request.send()
         return response.status, bytes(await response.bytes())
 
-    return start, forward
+    return start, forward, None
 
 
 _JSON_HEADERS = {"content-type": "application/json"}
@@ -69,7 +88,7 @@ _CLIENTS = {"aiohttp": _aiohttp_client, "pyreqwest": _pyreqwest_client}
 
 
 def make_app(client: str, upstream: str) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
-    start, forward = _CLIENTS[client](upstream)
+    start, forward, relay = _CLIENTS[client](upstream)
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -90,7 +109,11 @@ def make_app(client: str, upstream: str) -> Callable[[Scope, Receive, Send], Awa
                 message = await receive()
                 chunks.append(message.get("body", b""))
                 more = message.get("more_body", False)
-            status, answer = await forward(b"".join(chunks))
+            body = b"".join(chunks)
+            if relay is not None and b'"stream":true' in body:
+                await relay(body, send)
+                return
+            status, answer = await forward(body)
         headers = [*_JSON, (b"content-length", str(len(answer)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": answer})

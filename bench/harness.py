@@ -71,6 +71,9 @@ MASTER_KEY = "sk-bench-" + "5f1c0a7e9d3b4c2a8e6f0b1d7c9a3e5f2b4d6c8a0e1f3a5c7e9b
 UPSTREAM_DELAY_S = 0.050
 PACED_CHUNKS = 10
 PACED_GAP_S = 0.010
+# The upstream's writes per stream (each flushed apart): the instant stream is one write; the
+# paced one is the role event, each content event, then the finish, usage and [DONE] together.
+STREAM_WRITES = {"c_stream_instant": 1, "c_stream_paced": 1 + PACED_CHUNKS + 1}
 
 CONTENDERS = ("direct", "aperture", "portkey", "litellm")
 
@@ -89,6 +92,7 @@ class Plan:
     paced_s: int = 15
     streams: int = 100
     stream_rounds: int = 5
+    single_stream_rounds: int = 20  # one paced stream at a time: the per-chunk latency
     vision_s: int = 10
     curve_s: int = 6  # per point of the image cost-growth curve (g)
     vision_target_bytes: int = 4_000_000
@@ -108,7 +112,8 @@ class Plan:
     @classmethod
     def quick(cls) -> Plan:
         return cls(
-            throughput_s=4, warmup_s=1, paced_s=4, stream_rounds=2, vision_s=3, curve_s=2,
+            throughput_s=4, warmup_s=1, paced_s=4, stream_rounds=2, single_stream_rounds=8,
+            vision_s=3, curve_s=2,
             cold_runs=1,
             profile_s=3, gateway_warmup_s=2, quiet_max_wait_s=3, quiet_budget_s=20,
         )
@@ -319,6 +324,20 @@ def port_free(port: int) -> bool:
         return s.connect_ex((HOST, port)) != 0
 
 
+def compile_aperture_bytecode() -> None:
+    """Byte-compile Aperture's package, as ``pip install`` of a wheel (the Docker image) does.
+
+    The checkout's editable install is otherwise compiled from source at every start when
+    PYTHONDONTWRITEBYTECODE is set (as on this machine): 0.2-0.4 s of each cold start that no
+    installed gateway pays. The other contenders' packages were compiled by pip.
+    """
+    python = APERTURE_BIN.parent / "python"
+    if not python.exists():
+        return
+    subprocess.run([str(python), "-c", "import aperture, compileall, os; compileall.compile_dir("
+                    "os.path.dirname(aperture.__file__), quiet=1)"], check=True)
+
+
 def wait_ready(proc: subprocess.Popen[bytes], port: int, path: str, timeout: float = 90.0,
                started: float | None = None) -> float:
     """Seconds from ``started`` until ``GET path`` answers 200 (polled every 10 ms)."""
@@ -378,6 +397,7 @@ async def _streams(port: int, body: bytes, concurrency: int, rounds: int,
     url = f"http://{HOST}:{port}/v1/chat/completions"
     ttfb: list[float] = []
     total: list[float] = []
+    after_first: list[float] = []  # from the first byte to the end: the chunks that follow
     failures: list[str] = []
 
     async def one(session: aiohttp.ClientSession) -> tuple[float, float] | str:
@@ -417,6 +437,7 @@ async def _streams(port: int, body: bytes, concurrency: int, rounds: int,
                 elif round_no > 0:
                     ttfb.append(outcome[0] * 1000)
                     total.append(outcome[1] * 1000)
+                    after_first.append((outcome[1] - outcome[0]) * 1000)
             await asyncio.sleep(0.2)
     return {
         "tool": f"python asyncio+aiohttp client, {concurrency} concurrent streams x "
@@ -427,6 +448,8 @@ async def _streams(port: int, body: bytes, concurrency: int, rounds: int,
         "failure_examples": failures[:3],
         "ttfb_ms": _pcts(ttfb),
         "total_ms": _pcts(total),
+        "after_first_ms": _pcts(after_first),
+        "streams_served": concurrency * (done_rounds + 1),  # round 0 is served too
     }
 
 
@@ -733,6 +756,7 @@ class Bench:
         for leftover in WORK.glob("aperture.db*"):
             leftover.unlink()
         shutil.rmtree(WORK / ".aperture-spool", ignore_errors=True)
+        compile_aperture_bytecode()
         busy = [p for p in (UP_FAST, UP_SLOW, UP_STREAM, UP_PACED, UP_ANTHROPIC,
                             APERTURE_PORT, LITELLM_PORT, PORTKEY_PORT, FLOOR_PORT)
                 if not port_free(p)]
@@ -873,16 +897,49 @@ class Bench:
             f"p99 {result['latency_ms']['p99']} ms, errors {result['error_count']}")
         self.record("b_paced_50ms", contender, result)
 
-    def streams(self, contender: str, port: int, scenario: str) -> None:
+    def streams(self, contender: str, port: int, scenario: str, pid: int | None = None) -> None:
         kind = "stream" if scenario == "c_stream_instant" else "paced"
         body = self.body(contender, kind).read_bytes()
         extra = self.hdr(contender, kind)
+        concurrency, rounds = self.plan.streams, self.plan.stream_rounds
+        if scenario == "c_stream_single":
+            concurrency, rounds = 1, self.plan.single_stream_rounds
+        cpu_before = tree_cpu_s(pid) if pid else 0.0
         result = self.measured(lambda: asyncio.run(
-            _streams(port, body, self.plan.streams, self.plan.stream_rounds,
-                     self.plan.stream_cap_s, extra)))
+            _streams(port, body, concurrency, rounds, self.plan.stream_cap_s, extra)))
+        if pid:
+            result["cpu_ms_per_stream"] = round(
+                1000 * (tree_cpu_s(pid) - cpu_before) / max(1, result["streams_served"]), 4)
         log(f"  ({scenario}) {contender}: TTFB p50 {result['ttfb_ms'].get('p50')} ms, "
             f"total p50 {result['total_ms'].get('p50')} ms, failures {result['failures']}")
         self.record(scenario, contender, result)
+
+    def summarize_chunks(self, contender: str) -> None:
+        """The per-chunk overhead of streams, apart from the stream's start: the same events
+        in one upstream write (c1) or in twelve (c2)."""
+        s = self.results["scenarios"]
+        instant = s.get("c_stream_instant", {}).get(contender, {})
+        paced = s.get("c_stream_paced", {}).get(contender, {})
+        out: dict[str, Any] = {"upstream_writes_c1": STREAM_WRITES["c_stream_instant"],
+                               "upstream_writes_c2": STREAM_WRITES["c_stream_paced"]}
+        # Latency from one paced stream at a time: its chunks come 10 ms apart, so a gateway
+        # that keeps up relays each as it comes, and the last one's delay over the direct
+        # path is what a chunk costs (its start is in the TTFB). Under 100 streams at once,
+        # or after a gateway holds its first chunk back, the paced events wait and leave in
+        # a burst, which hides it.
+        single = s.get("c_stream_single", {})
+        ours = single.get(contender, {}).get("total_ms", {}).get("p50")
+        base = single.get("direct", {}).get("total_ms", {}).get("p50")
+        if ours is not None and base is not None:
+            out["added_ms_per_chunk"] = round(ours - base, 3)
+        a, b = instant.get("cpu_ms_per_stream"), paced.get("cpu_ms_per_stream")
+        if a is not None and b is not None:
+            writes = STREAM_WRITES["c_stream_paced"] - STREAM_WRITES["c_stream_instant"]
+            out["cpu_ms_per_chunk"] = round((b - a) / writes, 4)
+        if len(out) > 2:
+            self.record("c_stream_chunks", contender, out)
+            log(f"  (c) {contender} per chunk: added {out.get('added_ms_per_chunk')} ms, CPU "
+                f"{out.get('cpu_ms_per_chunk')} ms")
 
     def vision(self, contender: str, port: int, pid: int | None, scenario: str) -> None:
         path = "/v1/messages" if (contender == "direct" and scenario == "d_vision_anthropic") \
@@ -911,10 +968,13 @@ class Bench:
 
     def image_curve(self, contender: str, port: int, *, translated: bool) -> None:
         """(g): the image cost-growth curve and the translated path (image_scenarios.py)."""
-        def measure(url: str, body: str) -> dict[str, Any]:
-            run_wrk(url, "post.lua", [body], threads=1, conns=1, duration_s=1)
+        def measure(url: str, body: str, translated_point: bool) -> dict[str, Any]:
+            # Portkey routes by headers: the pass-through points go to the OpenAI-shaped
+            # upstream, the translated ones to the Anthropic one, as in (d) and (d').
+            extra = self.hdr(contender, "vision_anthropic" if translated_point else "vision")
+            run_wrk(url, "post.lua", [body], threads=1, conns=1, duration_s=1, extra=extra)
             return self.measured(lambda: run_wrk(url, "post.lua", [body], threads=1, conns=1,
-                                                 duration_s=self.plan.curve_s))
+                                                 duration_s=self.plan.curve_s, extra=extra))
 
         points = image_scenarios.run(contender, port, WORK, direct_ports=(UP_FAST, UP_ANTHROPIC),
                                      translated=translated, measure=measure)
@@ -950,12 +1010,16 @@ class Bench:
         self.image_curve("direct", 0, translated=True)
 
     def _direct_streams(self) -> None:
-        for scenario, port in (("c_stream_instant", UP_STREAM), ("c_stream_paced", UP_PACED)):
+        for scenario, port in (("c_stream_instant", UP_STREAM), ("c_stream_paced", UP_PACED),
+                               ("c_stream_single", UP_PACED)):
             kind = "stream" if scenario == "c_stream_instant" else "paced"
             body = self.body("direct", kind).read_bytes()
-            result = self.measured(lambda port=port, body=body: asyncio.run(
-                _streams(port, body, self.plan.streams, self.plan.stream_rounds,
-                         self.plan.stream_cap_s)))
+            concurrency, rounds = self.plan.streams, self.plan.stream_rounds
+            if scenario == "c_stream_single":
+                concurrency, rounds = 1, self.plan.single_stream_rounds
+            result = self.measured(lambda port=port, body=body, n=concurrency, r=rounds:
+                                   asyncio.run(_streams(port, body, n, r,
+                                                        self.plan.stream_cap_s)))
             log(f"  ({scenario}) direct: TTFB p50 {result['ttfb_ms'].get('p50')} ms, "
                 f"total p50 {result['total_ms'].get('p50')} ms, failures {result['failures']}")
             self.record(scenario, "direct", result)
@@ -988,9 +1052,11 @@ class Bench:
             if usable["slow"]:
                 self.paced(name, gw.port)
             if usable["stream"]:
-                self.streams(name, gw.port, "c_stream_instant")
+                self.streams(name, gw.port, "c_stream_instant", pid)
             if usable["paced"]:
-                self.streams(name, gw.port, "c_stream_paced")
+                self.streams(name, gw.port, "c_stream_paced", pid)
+                self.streams(name, gw.port, "c_stream_single")
+            self.summarize_chunks(name)
             if usable["vision"]:
                 self.vision(name, gw.port, pid, "d_vision_openai")
             anthropic_ok = name in ("litellm", "portkey") or self.aperture_anthropic
@@ -1397,9 +1463,7 @@ def machine_meta(plan: Plan) -> dict[str, Any]:
         "litellm": _cmd([str(LITELLM_VENV / "bin" / "python"), "-c",
                          "import importlib.metadata as m; print('litellm', m.version('litellm'),"
                          "'| uvicorn', m.version('uvicorn'), '| uvloop', m.version('uvloop'))"]),
-        "portkey": "@portkey-ai/gateway " + (json.loads(
-            (PORTKEY_START.parent.parent / "package.json").read_text())["version"]
-            if PORTKEY_START.exists() else "missing") + " on " + _cmd(["node", "--version"]),
+        "portkey": _portkey_version(),
         "floors": _cmd([str(FLOORS_VENV / "bin" / "python"), "-c",
                         "import importlib.metadata as m; print(', '.join(f'{p} ' + m.version(p)"
                         " for p in ('uvicorn', 'httptools', 'granian', 'aiohttp', 'pyreqwest')))"]
@@ -1414,6 +1478,19 @@ def machine_meta(plan: Plan) -> dict[str, Any]:
             "delay_s": UPSTREAM_DELAY_S, "paced_chunks": PACED_CHUNKS, "paced_gap_s": PACED_GAP_S,
         },
     }
+
+
+def _portkey_version() -> str:
+    modules = BENCH / ".node-portkey" / "node_modules"
+
+    def version(package: str) -> str:
+        try:
+            return str(json.loads((modules / package / "package.json").read_text())["version"])
+        except (OSError, ValueError, KeyError):
+            return "missing"
+
+    return (f"@portkey-ai/gateway {version('@portkey-ai/gateway')} (@hono/node-server "
+            f"{version('@hono/node-server')}) on " + _cmd(["node", "--version"]))
 
 
 def status_like(path: str, key: str) -> int:

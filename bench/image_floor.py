@@ -27,7 +27,7 @@ import latency_probe as lp
 from image_cost import body_for, noise_jpeg
 
 TICK = os.sysconf("SC_CLK_TCK")
-FLOOR_PORT = 18402
+FLOOR_PORT = 18402 + lp.PORT_OFFSET
 
 
 def bare_app(*, receive_only: bool) -> object:

@@ -116,8 +116,8 @@ def prepare(work: Path, upstream_model: str) -> dict[str, Any]:
 
 
 def run(contender: str, port: int, work: Path, *, direct_ports: tuple[int, int],
-        translated: bool, measure: Callable[[str, str], dict[str, Any]]) -> dict[str, Any]:
-    """Every point against one contender; ``measure(url, body_path)`` runs wrk.
+        translated: bool, measure: Callable[[str, str, bool], dict[str, Any]]) -> dict[str, Any]:
+    """Every point against one contender; ``measure(url, body_path, translated)`` runs wrk.
 
     ``direct_ports`` is (OpenAI-shaped upstream, Anthropic upstream) for the direct path;
     ``translated`` says whether this gateway has an Anthropic provider to translate to.
@@ -134,7 +134,7 @@ def run(contender: str, port: int, work: Path, *, direct_ports: tuple[int, int],
         else:
             target, path = port, "/v1/chat/completions"
         body = str(work / "bodies" / f"curve-{who}-{point.key}.json")
-        out[point.key] = measure(f"http://127.0.0.1:{target}{path}", body)
+        out[point.key] = measure(f"http://127.0.0.1:{target}{path}", body, point.translated)
     return out
 
 
@@ -151,12 +151,19 @@ def summarize(curve: dict[str, dict[str, Any]], mb: Callable[[Point], float]) ->
             got, base = points.get(point.key, {}), direct.get(point.key, {})
             if "latency_ms" not in got or "latency_ms" not in base:
                 continue
+            failed = got.get("error_count", 0)
+            if failed:
+                # An error answers faster than a proxied image: no figure, the failure shown.
+                rows[point.key] = {"failed": f"{failed} errors in {got.get('requests', 0)} "
+                                             "requests", "errors": failed}
+                continue
             added = got["latency_ms"]["p50"] - base["latency_ms"]["p50"]
             rows[point.key] = {"added_p50_ms": round(added, 2),
                                "added_ms_per_mb": round(added / mb(point), 2),
                                "errors": got.get("error_count", 0)}
         for translated, passthrough in PAIRS.items():
-            if translated in rows and passthrough in rows and rows[passthrough]["added_p50_ms"] > 0:
+            both = [rows.get(translated, {}), rows.get(passthrough, {})]
+            if all("added_p50_ms" in row for row in both) and both[1]["added_p50_ms"] > 0:
                 rows[translated]["ratio_to_passthrough"] = round(
                     rows[translated]["added_p50_ms"] / rows[passthrough]["added_p50_ms"], 2)
         summary[contender] = rows
@@ -180,6 +187,9 @@ def markdown(results: dict[str, Any]) -> str:
             row = summary.get(g, {}).get(point.key)
             if row is None:
                 cells += ["n/a", "n/a"]
+                continue
+            if "failed" in row:
+                cells += [f"failed: {row['failed']}", "—"]
                 continue
             ratio = row.get("ratio_to_passthrough")
             cells += [f"{row['added_p50_ms']:.2f}" + (f" ({ratio}× pass-through)" if ratio else ""),

@@ -34,6 +34,7 @@ import os
 import random
 import signal
 import statistics
+import socket
 import subprocess
 import sys
 import time
@@ -50,8 +51,10 @@ APERTURE_BIN = Path(os.environ.get("APERTURE_BIN", ROOT / ".venv" / "bin" / "ape
 PY_SPY = BENCH / ".venv-tools" / "bin" / "py-spy"
 
 HOST = "127.0.0.1"
-# Ports apart from the harness's (180xx, 181xx), so both can run at once.
-UP_FAST, UP_SLOW, APERTURE_PORT, ADMIN_PORT = 18390, 18391, 18400, 18401
+# Ports apart from the harness's (180xx, 181xx), so both can run at once; two probes at once
+# (two checkouts) need different BENCH_PORT_OFFSETs, or the second would measure the first's.
+PORT_OFFSET = int(os.environ.get("BENCH_PORT_OFFSET", "0"))
+UP_FAST, UP_SLOW, APERTURE_PORT, ADMIN_PORT = (p + PORT_OFFSET for p in (18390, 18391, 18400, 18401))
 KEY = "sk-bench-probe-0123456789abcdef"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -75,7 +78,19 @@ COMPLETION = json.dumps(
 )
 
 
+def require_free(*ports: int) -> None:
+    """Stop before measuring anything if another process (another probe) holds a port."""
+    for port in ports:
+        with socket.socket() as probe_socket:
+            if probe_socket.connect_ex((HOST, port)) == 0:
+                raise SystemExit(
+                    f"port {port} is taken (another bench run?); set BENCH_PORT_OFFSET=N "
+                    "to move this run's ports by N"
+                )
+
+
 def nginx_conf() -> str:
+    require_free(UP_FAST, UP_SLOW)
     (WORK / "nginx").mkdir(parents=True, exist_ok=True)
 
     def server(port: int, delay: str) -> str:

@@ -122,6 +122,20 @@ def build_rows(results: dict[str, Any]) -> list[Row]:
                              ("total p99", ("total_ms", "p99"))):
             rows.append(Row(label, metric, {c: _lat(c_, c, *path) for c in cs}, better="lower",
                             unit="ms", digits=1))
+        rows.append(Row(label, "gateway CPU per stream",
+                        {"direct": None, **{c: _lat(c_, c, "cpu_ms_per_stream") for c in GATEWAYS}},
+                        better="lower", unit="ms", ratio_direct=False, digits=3,
+                        notes={"direct": "—"}))
+    chunks = s.get("c_stream_chunks", {})
+    label = "(c) per chunk: c2's 12 upstream writes against c1's one, same events"
+    rows.append(Row(label, "added latency of a chunk (one paced stream at a time)",
+                    {"direct": None, **{c: _lat(chunks, c, "added_ms_per_chunk") for c in GATEWAYS}},
+                    better="lower", unit="ms", ratio_direct=False, digits=3,
+                    notes={"direct": "—"}))
+    rows.append(Row(label, "gateway CPU per chunk",
+                    {"direct": None, **{c: _lat(chunks, c, "cpu_ms_per_chunk") for c in GATEWAYS}},
+                    better="lower", unit="ms", ratio_direct=False, digits=4,
+                    notes={"direct": "—"}))
 
     d = s.get("d_vision_openai", {})
     label = "(d) vision, 4 MB JPEG data URI → OpenAI-compatible, sequential"
@@ -254,6 +268,10 @@ def readme_table(results: dict[str, Any]) -> str:
              "| (c) 100 streams, TTFB added p50, ms | "
              + " | ".join(ttfb_added(c) for c in GATEWAYS)
              + f" | {v('c_stream_instant', 'direct', 'ttfb_ms', 'p50')} |",
+             "| (c) per chunk: added latency / gateway CPU, ms | "
+             + " | ".join(f"{v('c_stream_chunks', c, 'added_ms_per_chunk', digits=3)} / "
+                          f"{v('c_stream_chunks', c, 'cpu_ms_per_chunk', digits=3)}"
+                          for c in GATEWAYS) + " | — |",
              "| (d) 4 MB image data URI, added p50, ms | "
              + " | ".join(vis(c, "d_vision_openai") for c in GATEWAYS)
              + f" | {v('d_vision_openai', 'direct', 'latency_ms', 'p50')} |",
@@ -449,6 +467,15 @@ server + client stack leaves, measured with the same load in the same run.
   {_rounds(results)}). TTFB = from
   sending the request to the first non-empty body chunk; total = until the stream ends. The
   client runs on the same 2 CPUs as everything else, which inflates every contender equally.
+  Gateway CPU per stream = the gateway process tree's user + system CPU (`/proc`) over the
+  scenario, divided by the streams served (the discarded round included). *Per chunk*: both
+  scenarios carry the same 14 events, which the instant upstream writes at once and the paced
+  one in 12 writes; CPU per chunk = (c2's CPU per stream minus c1's) / 11. Added latency per
+  chunk = how much later than on the direct path the last chunk of the paced stream arrives
+  (total p50 minus the direct total p50), the stream sent one at a time
+  ({plan.get('single_stream_rounds')} rounds): its chunks come 10 ms apart, so a gateway that
+  keeps up relays each as it comes and the last one's delay is what a chunk costs (under 100
+  streams at once the paced events wait for a gateway that starts late and leave in a burst).
 - **(d)** a real {img.get('bytes', 0) / 1e6:.2f} MB JPEG of random noise
   ({img.get('width')}×{img.get('height')}, quality {img.get('quality')}, so it does not
   compress) as a base64 data URI; request body {img.get('body_bytes', 0) / 1e6:.2f} MB.

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, ClassVar
 
+from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from aperture.api.body import TIMED_OUT
@@ -37,6 +38,8 @@ _MIN_PROGRESS_BYTES = 64 * 1024
 
 # Below this, the head and body are joined into one buffer; above, written as two.
 _JOIN_BELOW = 64 * 1024
+
+_EVENT_STREAM = b"\r\ncontent-type: text/event-stream"
 
 _REQUEST_TIMEOUT = (
     b"HTTP/1.1 408 Request Timeout\r\n"
@@ -64,8 +67,11 @@ class _HeadWithBody:
     waits for the body's first write and leaves with it, so a small answer is one write
     (one ``send``, one wake-up of the client) where uvicorn makes two.
 
-    Only such a head is held: its body write follows at once (an empty body is written as
-    ``b""``), while a chunked head (a stream) or ``100 Continue`` goes out as it comes.
+    Such a head is held because its body write follows at once (an empty body is written as
+    ``b""``). So do a stream's first events, which have arrived before its head is sent:
+    an event-stream head waits for them too, but one loop turn at most (a filter may hold
+    the first events back, and the client must not wait for the head). Any other chunked
+    head, or ``100 Continue``, goes out as it comes.
     """
 
     __slots__ = ("_held", "_transport")
@@ -84,8 +90,17 @@ class _HeadWithBody:
                 self._transport.writelines((held, data))
         elif data.startswith(b"HTTP/1.1 ") and b"\r\ncontent-length: " in data:
             self._held = data
+        elif data.startswith(b"HTTP/1.1 ") and _EVENT_STREAM in data:
+            self._held = data
+            asyncio.get_running_loop().call_soon(self._release)
         else:
             self._transport.write(data)
+
+    def _release(self) -> None:
+        # The stream's head, if no event has taken it along by now.
+        held, self._held = self._held, None
+        if held is not None and not self._transport.is_closing():
+            self._transport.write(held)
 
     def close(self) -> None:
         self._held = None  # a head without its body is no answer
@@ -140,7 +155,21 @@ class DeadlineProtocol(HttpToolsProtocol):
             self._disarm_read()
             self.transport.close()
             return
-        super().on_body(body)
+        if cycle is None or cycle.body or (self.parser.should_upgrade() and self._should_upgrade()):
+            held: bytes | bytearray | None = cycle.body if cycle is not None else None
+            if cycle is not None and type(held) is bytes:
+                cycle.body = bytearray(held)  # a held chunk: appends stay amortised
+            super().on_body(body)
+            return
+        # uvicorn appends every chunk to a bytearray and hands ``bytes(bytearray)`` to the
+        # application: two copies of each chunk. The first chunk is held as it came, and
+        # ``bytes()`` of a bytes object is that object: no copy while the application keeps
+        # up (reading pauses above 64 KiB, so it nearly always does); a second chunk before
+        # it reads turns the buffer back into a bytearray, as uvicorn had it.
+        cycle.body = body  # type: ignore[assignment]  # read through bytes(), which takes both
+        if len(body) > HIGH_WATER_LIMIT:
+            self.flow.pause_reading()
+        cycle.message_event.set()
 
     def on_message_complete(self) -> None:
         self._disarm_read()

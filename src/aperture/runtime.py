@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import gc
 import sys
 
@@ -29,11 +28,10 @@ def tune_allocator() -> bool:
     """
     if not sys.platform.startswith("linux"):
         return False
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
     try:
-        libc = ctypes.CDLL(name)
+        # The process's own symbols, libc's among them: ``ctypes.util.find_library`` would
+        # run ``ldconfig -p`` in a child process to find the same library (~7 ms of start).
+        libc = ctypes.CDLL(None)
         mallopt = libc.mallopt
     except (OSError, AttributeError):  # not glibc (musl has no mallopt)
         return False
@@ -49,8 +47,11 @@ def freeze_heap() -> None:
     Called once the server has started. A full collection otherwise walks every object the
     imports and the startup made, hundreds of thousands, pausing whichever requests are in
     flight; requests allocate and free their own objects, which stay collectable.
+
+    Nothing is collected first, and the collector is turned back on (``aperture serve``
+    pauses it for the start): the start leaves ~2,000 garbage objects, well under 1 MB,
+    while a full collection of the ~90,000 it keeps costs 30-60 ms of the cold start.
     """
-    gc.collect()
     gc.freeze()
     # A young collection runs each time 700 more tracked objects are alive than were: a
     # few times per small request, as its parse, pipeline and answer objects come and go,
@@ -59,3 +60,4 @@ def freeze_heap() -> None:
     # rare (measured: near a tenth of a small request's CPU went to them at 64 in flight), and
     # the few cycles a request leaves (an exception's traceback) wait a little longer.
     gc.set_threshold(_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+    gc.enable()

@@ -97,7 +97,11 @@ async def open_services(
         options.database,
         options.redis,
         migrate=True,
-        redis=RedisOptions(timeout_s=options.redis_timeout_s, retry_s=options.redis_retry_s),
+        redis=RedisOptions(
+            timeout_s=options.redis_timeout_s,
+            retry_s=options.redis_retry_s,
+            prefix=options.redis_prefix,
+        ),
         database_timeout_s=options.database_timeout_s,
     )
     stack.push_async_callback(storage.close)

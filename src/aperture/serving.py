@@ -126,6 +126,8 @@ class _Servers:
         from aperture.api.drain import Drain
         from aperture.runtime import freeze_heap
 
+        both = self
+
         class _Server(uvicorn.Server):
             # One handler for both servers (``stop_on_signal``) instead of each its own.
             def capture_signals(self) -> contextlib.nullcontext[None]:  # type: ignore[override]
@@ -133,8 +135,10 @@ class _Servers:
 
             async def startup(self, sockets: list[socket.socket] | None = None) -> None:
                 await super().startup(sockets)
-                if self.started:
-                    freeze_heap()  # what startup built lives as long as the process
+                # What startup built lives as long as the process; once, when the last of
+                # the two is up: each full collection costs the cold start ~30 ms.
+                if all(each.started for each in both.servers):
+                    freeze_heap()
 
         server = settings.server
         self.drain = Drain()

@@ -18,6 +18,7 @@ from aperture.errors import (
     clip,
     quote,
 )
+from aperture.media.payloads import Payloads
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(),
@@ -174,6 +175,7 @@ def test_large_base64_strings_decode_exactly_wherever_they_are() -> None:
         B64.replace("/", "\\/"),  # a JSON escape inside: decoded as any string
         "data:image/png;base64," + B64 + "=",  # bad padding after a header
         "é" + B64,  # not ASCII
+        "data:image/p\\ng;base64," + B64,  # a JSON escape inside the data URI's header
     ],
 )
 def test_strings_that_are_not_plain_base64_decode_as_sent(payload: str) -> None:
@@ -252,3 +254,70 @@ def test_the_dialects_limit_no_string_so_their_images_are_cut_out() -> None:
 
     for decoder in (openai, anthropic, responses):
         assert not decoding._constrains_strings(decoder.type)
+
+
+def test_image_data_uris_put_back_whole_are_kept_decoded_for_intake() -> None:
+    image = "data:image/png;base64," + B64
+    value = {
+        "model": "m",
+        "parts": [{"kind": "a", "url": image}, {"kind": "b", "url": B64}],
+        "extra": {
+            "doc": "data:application/pdf;base64," + B64,
+            "small": "data:image/png;base64,AA==",
+        },
+    }
+    payloads = Payloads()
+    decoded, _ = decode_request(json.dumps(value).encode(), SPLICED, payloads)
+    assert len(payloads) == 1, "only the large image data URI: not bare base64, not a document"
+    url = decoded.parts[0].url
+    assert payloads.take("".join(url)) is None, "an equal string is not the one decoded"
+    kept = payloads.take(url)
+    assert kept is not None
+    assert (kept.offset, kept.data) == (len("data:image/png;base64,"), bytes(range(256)) * 400)
+    assert payloads.take(url) is None, "taken once"
+
+
+def test_a_body_decoded_as_sent_keeps_nothing() -> None:
+    image = "data:image/png;base64," + B64
+    body = b'{"model":"m","model":"n","parts":[{"kind":"a","url":"' + image.encode() + b'"}]}'
+    payloads = Payloads()
+    with pytest.raises(InvalidJsonError):
+        decode_request(body, SPLICED, payloads)
+    assert len(payloads) == 0
+
+
+def test_a_messages_image_is_decoded_once_and_found_under_the_data_uri_it_becomes() -> None:
+    from aperture.dialects.anthropic.inbound import parse_messages_request
+    from aperture.model.chat import Image
+
+    jpeg = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 400
+    data = base64.b64encode(jpeg).decode()
+    source = {"type": "base64", "media_type": "image/jpeg", "data": data}
+    pdf = {"type": "base64", "media_type": "application/pdf", "data": B64}
+    body = {
+        "model": "m",
+        "max_tokens": 5,
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image", "source": source},
+                    {"type": "document", "source": pdf},
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": "t",
+                        "content": [{"type": "image", "source": source}],
+                    },
+                ],
+            }
+        ],
+    }
+    payloads = Payloads()
+    request, _ = parse_messages_request(json.dumps(body).encode(), payloads)
+    images = [p for m in request.messages for p in m.content if isinstance(p, Image)]
+    assert len(images) == 2
+    for image in images:
+        kept = payloads.take(image.url)
+        assert kept is not None, "intake finds the decoded bytes under the data URI"
+        assert image.url[kept.offset :] == data and kept.data == jpeg
+    assert len(payloads) == 0, "the document's bytes are not held: its intake decodes them"

@@ -4,16 +4,18 @@ done twice however many ticks (or survivors) run."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pytest
 
+from aperture.errors import ServiceUnavailableError
 from aperture.governance.budgets import BudgetBook
 from aperture.governance.reclaim import INSTANCE_LOST, Reclaimer, new_instance_id
-from aperture.storage import AuditQuery, UsageRow
+from aperture.storage import AuditQuery, StorageError, UsageRow
 from aperture.storage.memory import MemoryAuditStore, MemoryUsageLedger
 from aperture.storage.memory_limits import MemoryLimits
-from aperture.storage.records import BudgetCharge, BudgetState
+from aperture.storage.records import BudgetCharge, BudgetDecision, BudgetScope, BudgetState
 from tests.governance.fakes import principal
 
 pytestmark = pytest.mark.anyio
@@ -90,6 +92,80 @@ async def test_a_lost_instance_is_settled_once_by_the_survivors() -> None:
     (line,) = lost.lines(who)
     assert await limits.state(line.key.key) == BudgetState(BudgetCharge(790, 940), BudgetCharge())
     assert await limits.lost() == []
+
+
+class CutOff(MemoryLimits):
+    """A budget store whose link to one instance breaks mid-call while ``cut``: a reserve is
+    applied but its reply never comes, and no later call gets through."""
+
+    cut = False
+
+    async def reserve(
+        self,
+        request_id: str,
+        scopes: Sequence[BudgetScope],
+        estimate: BudgetCharge,
+        *,
+        hold_s: float,
+        owner: str | None = None,
+        note: bytes = b"",
+    ) -> BudgetDecision:
+        decision = await super().reserve(
+            request_id, scopes, estimate, hold_s=hold_s, owner=owner, note=note
+        )
+        if self.cut:
+            raise StorageError("reply lost")
+        return decision
+
+    async def settle(
+        self,
+        request_id: str,
+        scopes: Sequence[BudgetScope],
+        actual: BudgetCharge,
+        *,
+        owner: str | None = None,
+    ) -> bool:
+        if self.cut:
+            raise StorageError("unreachable")
+        return await super().settle(request_id, scopes, actual, owner=owner)
+
+
+async def test_a_hold_of_a_request_refused_while_the_store_was_cut_off_is_charged_nothing() -> None:
+    # The instance is alive but cannot reach the store: it refuses the request (budgets fail
+    # closed) and cannot release the hold the store took, nor beat, so a survivor takes it
+    # for lost. The survivor must find the refusal, not charge the estimate.
+    clock = Clock()
+    limits, ledger, audit = CutOff(clock), MemoryUsageLedger(), MemoryAuditStore()
+    book = BudgetBook(limits, ledger, {}, clock=lambda: NOW, instance="partitioned")
+    await limits.beat("partitioned", ttl_s=5)
+    who = principal(budget_tokens=10_000)
+    (line,) = book.lines(who)
+    await limits.seed(line.key, BudgetCharge())
+    limits.cut = True
+    with pytest.raises(ServiceUnavailableError):
+        await book.reserve("refused", who, BudgetCharge(700, 700), model="m")
+    assert await limits.state(line.key.key) == BudgetState(BudgetCharge(), BudgetCharge(700, 700))
+    assert [(r.kind, r.source, r.amount_micros) for r in await ledger.for_request("refused")] == [
+        ("settle", "refused", 0)
+    ]
+
+    limits.cut = False  # the survivor's own link works
+    survivor = Reclaimer(
+        limits,
+        ledger,
+        audit,
+        BudgetBook(limits, ledger, {}, clock=lambda: NOW, instance="b"),
+        instance="b",
+        heartbeat_s=1,
+        ttl_s=5,
+        clock=lambda: NOW,
+    )
+    clock.now += 6
+    assert await survivor.tick() == 1
+    assert await limits.state(line.key.key) == BudgetState(BudgetCharge(), BudgetCharge())
+    assert len(await ledger.for_request("refused")) == 1
+    await book.flush()  # the deferred release, once the link heals, changes nothing
+    assert await limits.state(line.key.key) == BudgetState(BudgetCharge(), BudgetCharge())
 
 
 def test_instance_ids_are_unique_and_safe_in_a_redis_hash_tag() -> None:

@@ -94,3 +94,25 @@ def test_animated_images_report_their_frames() -> None:
         sample_images.data_uri(sample_images.gif(frames=4), "image/gif"), LIMITS, param=PARAM
     )
     assert info.frames == 4
+
+
+def test_bytes_the_decoder_already_decoded_are_checked_like_any_others() -> None:
+    from aperture.media.payloads import Payload
+
+    data = sample_images.jpeg(40, 30)
+    uri = sample_images.data_uri(data, "image/jpeg")
+    offset = len("data:image/jpeg;base64,")
+    kept = inspect_data_uri(uri, LIMITS, param=PARAM, decoded=Payload(offset, data))
+    assert kept == inspect_data_uri(uri, LIMITS, param=PARAM)
+    assert kept.data is data, "not decoded a second time"
+    # Bytes that are no image are refused as if intake had decoded them itself.
+    with pytest.raises(ImageDecodeError):
+        inspect_data_uri(uri, LIMITS, param=PARAM, decoded=Payload(offset, b"not an image"))
+    # Kept for another offset, they are not this payload: it is decoded afresh.
+    elsewhere = inspect_data_uri(uri, LIMITS, param=PARAM, decoded=Payload(offset - 1, b"?"))
+    assert elsewhere.data == data
+    # And the byte limit still holds, before anything is used.
+    with pytest.raises(ImageTooLargeError):
+        inspect_data_uri(
+            uri, LIMITS._replace(max_bytes=100), param=PARAM, decoded=Payload(offset, data)
+        )

@@ -100,6 +100,13 @@ models:
     ]
 
 
+@pytest.mark.parametrize("prefix", ["", "a{b}:", "my prefix:"])
+def test_a_redis_prefix_that_would_break_the_keys_is_refused(prefix: str) -> None:
+    assert problems(f'storage: {{redis_prefix: "{prefix}"}}\n') == [
+        "storage.redis_prefix: must be non-empty, without braces or whitespace"
+    ]
+
+
 def test_invalid_yaml_says_where() -> None:
     (found,) = problems("server: {port: 1\n")
     assert found.startswith("<root>: not valid YAML: line")

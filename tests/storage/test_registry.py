@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import anyio
@@ -10,6 +11,7 @@ import pytest
 from aperture.storage import StorageError, migrate, open_storage, postgres, sqlite
 from aperture.storage.memory import MemoryCounters
 from aperture.storage.redis_counters import RedisCounters
+from aperture.storage.registry import RedisOptions
 
 pytestmark = pytest.mark.anyio
 
@@ -59,6 +61,22 @@ async def test_a_redis_url_selects_redis_counters_without_connecting() -> None:
         assert isinstance(storage.counters, RedisCounters)
         with pytest.raises(StorageError, match="redis failed"):
             await storage.counters.incr("k", ttl_s=1)
+
+
+async def test_deployments_on_one_redis_keep_apart_by_prefix(redis_server: str) -> None:
+    tag = uuid.uuid4().hex[:8]
+    first, second = (RedisOptions(prefix=f"aperture-{tag}-{n}:") for n in (1, 2))
+    async with (
+        await open_storage("memory://", redis_server, redis=first) as one,
+        await open_storage("memory://", redis_server, redis=second) as other,
+    ):
+        assert (await one.counters.incr("rpm", ttl_s=30)).value == 1
+        assert (await one.counters.incr("rpm", ttl_s=30)).value == 2
+        assert (await other.counters.incr("rpm", ttl_s=30)).value == 1
+        await one.limits.beat("i-1", ttl_s=0.001)
+        await anyio.sleep(0.01)
+        assert await one.limits.lost() == ["i-1"]
+        assert await other.limits.lost() == []
 
 
 async def test_a_relative_sqlite_path_is_relative_to_the_working_directory(

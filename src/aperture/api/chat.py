@@ -34,6 +34,7 @@ from aperture.dialects.openai.inbound import parse_chat_request
 from aperture.dialects.responses import outbound as responses_outbound
 from aperture.dialects.responses.inbound import parse_responses_request
 from aperture.errors import GatewayError
+from aperture.media.payloads import Payloads
 from aperture.model import ChatRequest, ChatResponse
 from aperture.model.locator import FieldLocator
 from aperture.pipeline import AnswerStream, Exchange, StreamRenderer
@@ -58,7 +59,9 @@ class ClientDialect(NamedTuple):
     """How one client API shape is parsed and rendered."""
 
     name: str
-    parse: Callable[[bytes], tuple[ChatRequest, FieldLocator]]
+    parse: Callable[[bytes, Payloads], tuple[ChatRequest, FieldLocator]]
+    """The body to the canonical request; image data the decoder decoded goes to the
+    ``Payloads`` (the request context's), for intake."""
     render_response: Callable[[ChatResponse, str], bytes]
     stream_renderer: Callable[[str, int, str, bool], StreamRenderer]
     render_error: Callable[[GatewayError], bytes]
@@ -94,7 +97,7 @@ ANTHROPIC = ClientDialect(
 )
 
 
-def _no_form(body: bytes) -> tuple[ChatRequest, FieldLocator]:
+def _no_form(body: bytes, payloads: Payloads) -> tuple[ChatRequest, FieldLocator]:
     raise AssertionError("parse_form reads this dialect")  # pragma: no cover
 
 
@@ -165,7 +168,7 @@ def chat_endpoint(dialect: ClientDialect) -> Callable[[Request], Awaitable[Respo
                 content_type = request.headers.get("content-type", "")
                 chat, locator = dialect.parse_form(body, content_type)
             else:
-                chat, locator = dialect.parse(body)
+                chat, locator = dialect.parse(body, exchange.ctx.payloads)
             del body  # the raw bytes are no longer needed; big images live in `chat` now
             # From here the client can only leave: every wait below ends when it does.
             return await unless_departed(
@@ -274,7 +277,12 @@ def _stream(
     # before its first step never runs its ``finally``, and would leave the upstream call
     # open and the budget hold reserved.
     return SseResponse(
-        stream.relay(renderer), _routed_headers(exchange), close, drain=drain, farewell=farewell
+        stream.relay(renderer),
+        _routed_headers(exchange),
+        close,
+        drain=drain,
+        farewell=farewell,
+        last=lambda: stream.last,
     )
 
 

@@ -28,6 +28,7 @@ import msgspec.inspect
 import pybase64
 
 from aperture.errors import InvalidJsonError, InvalidRequestError, clip, quote
+from aperture.media.payloads import Payloads
 
 __all__ = ["check_utf8", "convert_at", "decode_request", "top_level_keys"]
 
@@ -46,10 +47,23 @@ _UTF8_WINDOW = 1 << 20
 _SPLICE_MIN = 64 * 1024
 # A data URI's header (``data:image/jpeg;base64,``) is short; a longer one is decoded plainly.
 _DATA_URI_HEADER = re.compile(rb"data:[ -+\--~]{1,200},")
+# The data URIs whose decoded bytes intake takes (``Payloads``): images, as sent.
+_IMAGE_URI = b"data:image/"
 
 
-def decode_request(body: bytes, decoder: msgspec.json.Decoder[T]) -> tuple[T, list[str]]:
+def decode_request(
+    body: bytes,
+    decoder: msgspec.json.Decoder[T],
+    payloads: Payloads | None = None,
+    *,
+    bare: bool = False,
+) -> tuple[T, list[str]]:
     """Decode ``body`` and return the object with its top-level keys in order.
+
+    With ``payloads``, every large image data URI put back whole is kept there with what
+    its base64 decoded to (the splice had to decode it to check it), for intake to take;
+    with ``bare`` too, every large bare base64 string (a dialect whose images come as bare
+    base64 re-keys them to the data URIs it makes, and drops the rest).
 
     Raises:
         InvalidJsonError: not JSON, nested too deeply, or a top-level key repeated.
@@ -58,7 +72,7 @@ def decode_request(body: bytes, decoder: msgspec.json.Decoder[T]) -> tuple[T, li
     if not body.strip():
         raise InvalidJsonError("The request body is empty; send a JSON object.")
     if len(body) >= _SPLICE_MIN and not _constrains_strings(cast(Hashable, decoder.type)):
-        spliced, scanned = _decode_spliced(body, decoder)
+        spliced, scanned = _decode_spliced(body, decoder, payloads, bare=bare)
         if spliced is not None:
             return spliced
     else:
@@ -90,16 +104,20 @@ class _Cut(NamedTuple):
     token: str
     start: int
     end: int
+    header: int
+    """The data URI header's length (0 for bare base64): where the base64 starts."""
+    data: bytes | None
+    """What an image data URI's base64 decoded to; None for any other string."""
 
 
 def _decode_spliced(
-    body: bytes, decoder: msgspec.json.Decoder[T]
+    body: bytes, decoder: msgspec.json.Decoder[T], payloads: Payloads | None, *, bare: bool
 ) -> tuple[tuple[T, list[str]] | None, list[str] | None]:
     """The body decoded with its large base64 strings cut out and put back, or None when
     there is none, or anything at all is off (the caller then decodes the body as sent);
     and the top-level keys the scan found, when it could scan the body."""
     try:
-        keys, cuts = _scan(body, splice=True)
+        keys, cuts = _scan(body, splice=True, keep=payloads is not None, bare=bare)
     except (ValueError, IndexError, AttributeError):  # not JSON: the decoder says how
         return None, None
     if not cuts:
@@ -120,12 +138,17 @@ def _decode_spliced(
     except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
         return None, keys
     # The cut bytes are ASCII (strict base64, checked): one copy each, straight into a str.
-    restored = {cut.token: str(view[cut.start : cut.end], "ascii") for cut in cuts}
+    texts = [str(view[cut.start : cut.end], "ascii") for cut in cuts]
+    restored = {cut.token: text for cut, text in zip(cuts, texts, strict=True)}
     found = _restore(value, restored)
     if found is _UNRESTORABLE or restored:  # a token not found where it was put
         return None, keys
     if len(keys) != len(set(keys)):
         return None, keys  # the plain path names the repeated key
+    if payloads is not None:
+        for cut, text in zip(cuts, texts, strict=True):
+            if cut.data is not None:
+                payloads.keep(text, cut.header, cut.data)
     return (found, keys), keys
 
 
@@ -209,19 +232,24 @@ def _set_field(value: Any, name: str, item: Any) -> None:
 _TOKEN_CHARS = 40
 
 
-def _spliceable(body: bytes, start: int, end: int) -> bool:
-    """Whether the string body[start:end] is strict base64, bare or after a data URI header:
-    then it holds no escape, quote or control character, and its JSON value is its bytes."""
+def _spliceable(body: bytes, start: int, end: int, *, keep: bool, bare: bool) -> _Cut | None:
+    """The cut for the string body[start:end] if it is strict base64, bare or after a data
+    URI header (then it holds no escape, quote or control character, and its JSON value is
+    its bytes), with its decoded bytes when ``keep`` and it is an image data URI (or, with
+    ``bare``, bare base64)."""
     view = memoryview(body)[start:end]
-    if body.find(b"\\", start, end) >= 0:
-        return False
     header = _DATA_URI_HEADER.match(body, start, min(end, start + 256))
-    payload = view[header.end() - start :] if header is not None else view
+    offset = header.end() - start if header is not None else 0
+    # Strict base64 holds no backslash (the decode below refuses one): only a header may.
+    if body.find(b"\\", start, start + offset) >= 0:
+        return None
     try:
-        pybase64.b64decode(payload, validate=True)
+        data: bytes = pybase64.b64decode(view[offset:], validate=True)
     except (ValueError, TypeError, binascii.Error):
-        return False
-    return True
+        return None
+    image = keep and (body.startswith(_IMAGE_URI, start) if header is not None else bare)
+    token = secrets.token_hex(_TOKEN_CHARS // 2)
+    return _Cut(token, start, end, offset, data if image else None)
 
 
 def convert_at(value: Any, type: type[T], path: str) -> T:
@@ -280,7 +308,9 @@ def top_level_keys(body: bytes) -> list[str]:
     return _scan(body, splice=False)[0]
 
 
-def _scan(body: bytes, *, splice: bool) -> tuple[list[str], list[_Cut]]:
+def _scan(
+    body: bytes, *, splice: bool, keep: bool = False, bare: bool = False
+) -> tuple[list[str], list[_Cut]]:
     """The top-level keys and, with ``splice``, the strings to cut out (see _spliceable)."""
     keys: list[str] = []
     cuts: list[_Cut] = []
@@ -298,8 +328,10 @@ def _scan(body: bytes, *, splice: bool) -> tuple[list[str], list[_Cut]]:
             end = _string_end(body, pos)
             if depth == 1 and body[_WHITESPACE.match(body, end + 1).end()] == 0x3A:  # type: ignore[union-attr]
                 keys.append(_decode_key(body[pos:end]))
-            elif splice and end - pos >= _SPLICE_MIN and _spliceable(body, pos, end):
-                cuts.append(_Cut(secrets.token_hex(_TOKEN_CHARS // 2), pos, end))
+            elif splice and end - pos >= _SPLICE_MIN:
+                cut = _spliceable(body, pos, end, keep=keep, bare=bare)
+                if cut is not None:
+                    cuts.append(cut)
             pos = end + 1
         elif char in b"{[":
             depth += 1

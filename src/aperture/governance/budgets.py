@@ -252,7 +252,8 @@ class BudgetBook:
         except BaseException as exc:
             # A store failure, or a cancellation, may have come after the hold was taken
             # (the reply was lost): give it back, or it would stay reserved for an hour.
-            await self._release(request_id, scopes)
+            if not await self._release(request_id, scopes):
+                await self._record_refusal(request_id, principal, model)
             if not isinstance(exc, StorageError):
                 raise
             log.error("budget store failed: %s", exc)
@@ -278,9 +279,32 @@ class BudgetBook:
                 await anyio.sleep(_STORE_RETRY_S * 2**attempt)
         raise AssertionError("unreachable")
 
-    async def _release(self, request_id: str, scopes: tuple[BudgetScope, ...]) -> None:
+    async def _release(self, request_id: str, scopes: tuple[BudgetScope, ...]) -> bool:
+        """Give a hold back; False when the store could not be told (the release is deferred)."""
         with anyio.CancelScope(shield=True):
-            await self._settle_counters(request_id, scopes, BudgetCharge())
+            released = await self._settle_counters(request_id, scopes, BudgetCharge())
+        return released
+
+    async def _record_refusal(
+        self, request_id: str, principal: Principal, model: str | None
+    ) -> None:
+        """Leave a zero settle row for a refused request whose hold may still be in the store.
+
+        While the store is unreachable this instance cannot beat either, so the survivors may
+        take it for lost and reclaim the hold before the deferred release lands; finding this
+        row, they charge nothing instead of the admission estimate for a request never served.
+        """
+        row = UsageRow(
+            request_id=request_id,
+            kind="settle",
+            created_at=self._clock(),
+            key_id=principal.key_id,
+            tenant=principal.tenant,
+            model=model,
+            source="refused",
+        )
+        with anyio.CancelScope(shield=True):
+            await self._append(row)
 
     async def _seed(self, line: BudgetLine) -> None:
         await self._limits.seed(line.key, await line.ledger_totals(self._ledger))
@@ -315,18 +339,20 @@ class BudgetBook:
 
     async def _settle_counters(
         self, request_id: str, scopes: tuple[BudgetScope, ...], actual: BudgetCharge
-    ) -> None:
+    ) -> bool:
+        """Settle the counters now (True) or keep the settle for ``flush`` (False)."""
         for attempt in range(_STORE_TRIES):
             try:
                 await self._limits.settle(request_id, scopes, actual, owner=self._instance)
-                return
+                return True
             except StorageError as exc:
                 if attempt == _STORE_TRIES - 1:
                     # Kept for ``flush``: the hold would otherwise stay reserved until it lapses.
                     log.error("budget settle failed for %s (retried later): %s", request_id, exc)
                     self._defer(request_id, scopes, actual)
-                    return
+                    return False
                 await anyio.sleep(_STORE_RETRY_S * 2**attempt)
+        raise AssertionError("unreachable")
 
     def _defer(
         self, request_id: str, scopes: tuple[BudgetScope, ...], actual: BudgetCharge

@@ -14,6 +14,8 @@ import pybase64
 from aperture.errors import ImageDecodeError, ImageTooLargeError, UnsupportedImageFormatError
 from aperture.images.formats import PILLOW_FORMATS
 from aperture.media.datauri import parse_data_uri
+from aperture.media.dimensions import jpeg_size
+from aperture.media.payloads import Payload
 from aperture.media.sniff import sniff, sniff_non_image
 from aperture.model import InlineImage
 
@@ -39,11 +41,14 @@ class Inspected(NamedTuple):
     """The decoded bytes, for normalisation; never logged or stored."""
 
 
-def inspect_data_uri(uri: str, limits: ImageLimits, *, param: str) -> Inspected:
+def inspect_data_uri(
+    uri: str, limits: ImageLimits, *, param: str, decoded: Payload | None = None
+) -> Inspected:
     """Validate a data URI and return it in canonical form with what intake learned.
 
     When the client already declared the right type, its own string is returned and no
-    copy of the payload is made.
+    copy of the payload is made. ``decoded`` is what the request decoder already decoded
+    of this very string (strictly, as here): used when it starts where the payload does.
 
     Raises:
         ImageDecodeError: no MIME prefix, invalid base64, or bytes that are not an image.
@@ -58,7 +63,10 @@ def inspect_data_uri(uri: str, limits: ImageLimits, *, param: str) -> Inspected:
             f"Image is about {encoded_len // 4 * 3} bytes; the limit is {limits.max_bytes} bytes.",
             param=param,
         )
-    data = _decode_base64(uri, offset, param)
+    if decoded is not None and decoded.offset == offset:
+        data = decoded.data
+    else:
+        data = _decode_base64(uri, offset, param)
     info = inspect_bytes(data, limits, param=param, declared=declared)
     if uri[5 : 5 + len(info.mime)] != info.mime or offset != len(info.mime) + 13:
         prefix = f"data:{info.mime};base64,"
@@ -154,6 +162,12 @@ def _decode_base64(uri: str, offset: int, param: str) -> bytes:
 
 def _measure(data: bytes, mime: str, param: str) -> tuple[int, int]:
     """Width and height from the header alone; Pillow's open() does not decode pixels."""
+    read = jpeg_size(data) if mime == "image/jpeg" else None
+    if read is not None:
+        width, height = read
+        if width <= 0 or height <= 0:
+            raise ImageDecodeError(f"The {mime} image has no pixels.", param=param)
+        return width, height
     from aperture.images._pillow import Image as PILImage  # Pillow loads with the first image
 
     try:

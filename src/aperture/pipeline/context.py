@@ -21,6 +21,7 @@ import msgspec
 from aperture.governance.budgets import Hold
 from aperture.governance.keys import Principal
 from aperture.governance.ratelimit import Ticket
+from aperture.media.payloads import Payloads
 from aperture.model import (
     ChatRequest,
     ChatResponse,
@@ -107,6 +108,9 @@ class RequestContext:
     texts: tuple[str, ...] = ()
     """The request's text portions, for the audit trail: written by the exchange, redacted
     by ``ScreenPii``."""
+    payloads: Payloads = field(default_factory=Payloads)
+    """The image data URIs the body's decoder already decoded: filled by the endpoint's
+    parse, taken by ``IntakeImages``, dropped with ``decoded``."""
     decoded: dict[tuple[int, int], bytes] = field(default_factory=dict)
     """Decoded image bytes by (message, part), for normalisation: written by
     ``IntakeImages``, dropped by ``Record`` with the request."""
@@ -161,6 +165,21 @@ class RequestContext:
                 digest = await anyio.to_thread.run_sync(_sha256, data, limiter=limiter)
             self.image_hashes[at] = digest
         return digest
+
+    async def image_digests(self) -> dict[tuple[int, int], str]:
+        """sha256 of every image's bytes, those not yet hashed in one worker-thread call: a
+        request of sixteen images pays one thread hop, not sixteen."""
+        missing = [at for at in self.images if at not in self.image_hashes]
+        if len(missing) > 1:
+            datas = [self.decoded[at] for at in missing]
+            if sum(len(data) for data in datas) < _THREAD_HASH_BYTES:
+                digests = [_sha256(data) for data in datas]
+            else:
+                digests = await anyio.to_thread.run_sync(_sha256_all, datas)
+            self.image_hashes.update(zip(missing, digests, strict=True))
+        for at in self.images:
+            await self.image_digest(at)  # one image alone, or hashed above: no second hop
+        return {at: self.image_hashes[at] for at in self.images}
 
 
 class Try(msgspec.Struct, frozen=True):
@@ -218,3 +237,7 @@ class Outcome(msgspec.Struct, frozen=True):
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def _sha256_all(datas: list[bytes]) -> list[str]:
+    return [_sha256(data) for data in datas]

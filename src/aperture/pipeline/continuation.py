@@ -61,6 +61,7 @@ _ANSWER = msgspec.json.Decoder(ChatResponse)
 _encode = msgspec.json.Encoder().encode
 # Expired answers are never served (reads check the time); the purge only frees the space.
 _PURGE_EVERY_S = 3600.0
+_FIRST_PURGE_AFTER_S = 30.0
 _RETRY = {"retry-after": "1"}
 
 
@@ -252,6 +253,8 @@ class ResponseArchive:
 
     async def purge_periodically(self) -> None:
         """Forget expired answers now and then, for the app's lifetime."""
+        # Not during the start: its write transaction would hold up the first requests.
+        await anyio.sleep(_FIRST_PURGE_AFTER_S)
         while True:
             try:
                 gone = await self._store.purge(self._clock())

@@ -205,6 +205,7 @@ class Exchange:
                 except Exception as exc:
                     failure = failure or exc
         self.ctx.decoded.clear()
+        self.ctx.payloads.clear()
         self.ctx.documents.clear()
         if failure is not None:
             raise failure
@@ -266,25 +267,47 @@ class AnswerStream:
         # Until the stream reaches its end, it is one the client left.
         self._status = 499
         self._code: str | None = "client_disconnected"
+        self._last = False
+
+    @property
+    def last(self) -> bool:
+        """The piece ``relay`` has just yielded is its last: the response may end with it
+        (one write for the last events and the end of the body)."""
+        return self._last
 
     async def relay(self, renderer: StreamRenderer) -> AsyncGenerator[bytes, None]:
-        """The stream's events in the client's dialect, then its end, or one error event."""
+        """The stream's events in the client's dialect, then its end, or one error event.
+
+        One piece per batch of the provider's events: what arrived together leaves in one
+        write. The batch that ends the stream goes with the stream's end when no filter is
+        left to finish (a filter's finish may wait, and must not hold back what arrived).
+        """
+        stream, noted, filters = self._stream, self._exchange._noted, self._filters
+        tail: list[bytes] = []
         try:
-            async for event in self._stream.events():
-                self._exchange._noted(event)
-                if not self._filters:
-                    yield renderer.event(event)
+            async for batch in stream.batches():
+                pieces: list[bytes] = []
+                for event in batch:
+                    noted(event)
+                    if not filters:
+                        pieces.append(renderer.event(event))
+                        continue
+                    pieces.extend(renderer.event(e) for e in self._filtered(event))
+                if stream.complete and not filters:
+                    tail = pieces  # the end follows without another read
                     continue
-                for screened in self._filtered(event):
-                    yield renderer.event(screened)
+                yield b"".join(pieces)
             for held in await self._finish():
-                yield renderer.event(held)
-            yield renderer.done()
+                tail.append(renderer.event(held))
+            tail.append(renderer.done())
+            self._last = True
+            yield b"".join(tail)
             self._status, self._code = 200, None
         except GatewayError as error:
             # Headers are sent: one in-band error event, and never a fake [DONE].
             self._status, self._code = error.status_code, error.code
-            yield renderer.error(error)
+            self._last = True
+            yield b"".join([*tail, renderer.error(error)])
 
     async def close(self, *, shutting_down: bool = False) -> None:
         """Close the provider's stream and end the exchange with how the stream ended.

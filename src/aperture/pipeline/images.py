@@ -17,6 +17,7 @@ import msgspec
 from aperture.errors import ImageDecodeError, ImageUrlNotAllowedError, ImageUrlNotSupportedError
 from aperture.images import ImageLimits, Inspected, data_uri_for, inspect_bytes, inspect_data_uri
 from aperture.images.limits import CONVERTIBLE_MIME_TYPES, TargetImageLimits
+from aperture.media.payloads import Payload
 from aperture.model import ChatRequest, Image, InlineImage, Message, Part, Target
 from aperture.pipeline.context import RequestContext
 from aperture.settings import ImageSettings, UrlPolicy
@@ -74,7 +75,7 @@ class IntakeImages:
             replaced: dict[tuple[int, int], Image] = {}
             for m, p, image in images:
                 param = ctx.locator.image(m, p)
-                checked = await self._check(image, policy, param)
+                checked = await self._check(image, policy, param, ctx.payloads.take(image.url))
                 if checked is None:
                     continue
                 replaced[m, p] = Image(checked.url, image.detail, checked.info, image.cache)
@@ -84,10 +85,19 @@ class IntakeImages:
                 _describe(span, len(images), ctx.images.values())
             return replace_images(request, replaced)
 
-    async def _check(self, image: Image, policy: UrlPolicy, param: str) -> Inspected | None:
+    async def _check(
+        self, image: Image, policy: UrlPolicy, param: str, decoded: Payload | None
+    ) -> Inspected | None:
         if image.is_data_uri:
             return await self._offload(
-                len(image.url), inspect_data_uri, image.url, self._limits, param=param
+                # Decoded already, an image leaves only its headers to read, but for a
+                # GIF's walk over its 255-byte sub-blocks.
+                len(image.url) if decoded is None or decoded.data[:3] == b"GIF" else 0,
+                inspect_data_uri,
+                image.url,
+                self._limits,
+                param=param,
+                decoded=decoded,
             )
         scheme = urlsplit(image.url).scheme.lower() if ":" in image.url[:16] else ""
         if scheme in ("http", "https"):

@@ -47,10 +47,11 @@ def text_portions(request: ChatRequest) -> tuple[str, ...]:
 async def image_descriptors(ctx: RequestContext) -> list[dict[str, Any]]:
     """sha256, mime, size and source of every image, as the client sent it; never bytes."""
     descriptors = []
+    digests = await ctx.image_digests()
     for at, info in ctx.images.items():
         descriptors.append(
             {
-                "sha256": await ctx.image_digest(at),
+                "sha256": digests[at],
                 "mime": info.mime,
                 "width": info.width,
                 "height": info.height,

@@ -22,7 +22,12 @@ __all__ = ["Dispatcher", "EventStream"]
 
 
 class EventStream:
-    """A provider stream whose status was a success, as canonical events; ``aclose()`` it."""
+    """A provider stream whose status was a success, as canonical events; ``aclose()`` it.
+
+    Read in batches: the events of one chunk from the provider arrive together, so they
+    travel together, and a stream sent at once leaves in one write rather than one per
+    event. Nothing waits for more: a batch is what one read brought, never more.
+    """
 
     def __init__(
         self,
@@ -37,38 +42,59 @@ class EventStream:
         self._provider = provider
         self._name = name
         self._max_event_bytes = max_event_bytes
-        self._events = self._read()
+        self._batches = self._read()
         self._first: list[StreamEvent] = []
 
+    @property
+    def complete(self) -> bool:
+        """The provider has sent the stream's end: no batch follows the one just read."""
+        return self._parser.done
+
     async def prime(self) -> None:
-        """Read the first event now, so an early failure raises before anything is relayed."""
-        async for event in self._events:
-            self._first.append(event)
+        """Read the first events now, so an early failure raises before anything is relayed."""
+        async for batch in self._batches:
+            self._first = batch
             return
 
     async def events(self) -> AsyncIterator[StreamEvent]:
-        for event in self._first:
-            yield event
-        self._first = []
-        async for event in self._events:
-            yield event
-
-    async def _read(self) -> AsyncIterator[StreamEvent]:
-        decoder = frame_decoder(self._provider.stream_framing, self._max_event_bytes)
-        async for chunk in self._stream.chunks():
-            with self._framing():
-                frames = decoder.feed(chunk)
-            for frame in frames:
-                for event in self._parser.feed(frame):
-                    yield event
-            if self._parser.done:
-                return
-        with self._framing():
-            frames = decoder.flush()  # a last NDJSON line without its newline still counts
-        for frame in frames:
-            for event in self._parser.feed(frame):
+        async for batch in self.batches():
+            for event in batch:
                 yield event
-        if not self._parser.done and not self._provider.stream_ends_with_body:
+
+    async def batches(self) -> AsyncIterator[list[StreamEvent]]:
+        """The events, a batch (never empty) per chunk the provider sent."""
+        if self._first:
+            first, self._first = self._first, []
+            yield first
+        async for batch in self._batches:
+            yield batch
+
+    async def _read(self) -> AsyncIterator[list[StreamEvent]]:
+        decoder = frame_decoder(self._provider.stream_framing, self._max_event_bytes)
+        parser = self._parser
+        batch: list[StreamEvent] = []
+        try:
+            async for chunk in self._stream.chunks():
+                with self._framing():
+                    frames = decoder.feed(chunk)
+                for frame in frames:
+                    batch.extend(parser.feed(frame))
+                if batch:
+                    ready, batch = batch, []
+                    yield ready
+                if parser.done:
+                    return
+            with self._framing():
+                frames = decoder.flush()  # a last NDJSON line without its newline still counts
+            for frame in frames:
+                batch.extend(parser.feed(frame))
+        except Exception:
+            if batch:  # what parsed before the failure still goes first
+                yield batch
+            raise
+        if batch:
+            yield batch
+        if not parser.done and not self._provider.stream_ends_with_body:
             raise UpstreamUnavailableError(
                 f"{self._name} ended the stream before it was complete.", provider=self._name
             )
@@ -87,7 +113,7 @@ class EventStream:
 
     async def aclose(self) -> None:
         try:
-            await self._events.aclose()  # type: ignore[attr-defined]  # an async generator
+            await self._batches.aclose()  # type: ignore[attr-defined]  # an async generator
         finally:
             await self._stream.aclose()
 

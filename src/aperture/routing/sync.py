@@ -49,13 +49,22 @@ class CatalogSync:
 
     async def seed(self) -> None:
         """Write the config's routes and models that the store does not hold yet."""
-        for route in self._settings.routes:
-            with contextlib.suppress(RecordExistsError):
-                await self._routes.put(route.id, _encode(route), mode="create")
-        for model in self._settings.models:
-            with contextlib.suppress(RecordExistsError):
-                await self._models.put(model.name, _encode(model), mode="create")
+        # One read instead of a write transaction per entry at every start; another instance
+        # seeding at the same moment still meets ``RecordExistsError``.
+        await self._seed(self._routes, [(route.id, route) for route in self._settings.routes])
+        await self._seed(self._models, [(model.name, model) for model in self._settings.models])
         await self.refresh(force=True)
+
+    @staticmethod
+    async def _seed(store: DocumentStore, entries: Sequence[tuple[str, object]]) -> None:
+        if not entries:
+            return
+        held = {doc.id for doc in await store.list()}
+        for doc_id, entry in entries:
+            if doc_id not in held:
+                held.add(doc_id)  # the first of two with one name wins, as before
+                with contextlib.suppress(RecordExistsError):
+                    await store.put(doc_id, _encode(entry), mode="create")
 
     async def refresh(self, *, force: bool = False) -> None:
         """Rebuild the catalog if either store changed since the last build."""

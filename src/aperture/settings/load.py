@@ -17,7 +17,7 @@ from aperture.settings import extras
 from aperture.settings._governance_checks import governance_problems
 from aperture.settings.demo import include_demo
 from aperture.settings.fetch_allow import parse_allow_entry
-from aperture.settings.schema import AuthSettings, ProviderSettings, Settings
+from aperture.settings.schema import AuthSettings, ProviderSettings, Settings, StorageSettings
 
 __all__ = ["ConfigError", "Problem", "load_settings", "parse_settings"]
 
@@ -240,6 +240,25 @@ def _kind_of(value: Any) -> str:
     return names.get(type(value), repr(value))
 
 
+def _check_storage(storage: StorageSettings) -> list[Problem]:
+    problems: list[Problem] = []
+    if not storage.heartbeat_s > 0:
+        problems.append(Problem("storage.heartbeat_s", "must be positive"))
+    if not storage.instance_ttl_s > storage.heartbeat_s:
+        problems.append(Problem("storage.instance_ttl_s", "must be longer than heartbeat_s"))
+    if not storage.redis_prefix or any(c in storage.redis_prefix for c in "{} \t\r\n"):
+        # Braces would break the keys' hash tags (which keep a script's keys on one slot).
+        problems.append(
+            Problem("storage.redis_prefix", "must be non-empty, without braces or whitespace")
+        )
+    problems.extend(
+        Problem(f"storage.{field}", "must be positive")
+        for field in ("redis_timeout_s", "redis_retry_s", "ledger_timeout_s", "database_timeout_s")
+        if not getattr(storage, field) > 0
+    )
+    return problems
+
+
 def _check_meaning(settings: Settings, decoded: _Decoded) -> list[Problem]:
     """Cross-field rules: references resolve, names are unique, values are usable."""
     problems: list[Problem] = []
@@ -262,16 +281,7 @@ def _check_meaning(settings: Settings, decoded: _Decoded) -> list[Problem]:
     )
     if server.metrics_token is not None and not server.metrics_token.strip():
         problems.append(Problem("server.metrics_token", "must not be empty (omit it instead)"))
-    storage = settings.storage
-    if not storage.heartbeat_s > 0:
-        problems.append(Problem("storage.heartbeat_s", "must be positive"))
-    if not storage.instance_ttl_s > storage.heartbeat_s:
-        problems.append(Problem("storage.instance_ttl_s", "must be longer than heartbeat_s"))
-    problems.extend(
-        Problem(f"storage.{field}", "must be positive")
-        for field in ("redis_timeout_s", "redis_retry_s", "ledger_timeout_s", "database_timeout_s")
-        if not getattr(settings.storage, field) > 0
-    )
+    problems.extend(_check_storage(settings.storage))
     if not settings.responses.retention_hours > 0:
         problems.append(Problem("responses.retention_hours", "must be positive"))
     if settings.auth is not None:

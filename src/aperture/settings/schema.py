@@ -93,6 +93,9 @@ class StorageSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only
     # Redis URL shared by every instance: rate limits, budget holds, breakers; none keeps them
     # per process.
     redis: str | None = None
+    # Prefix of every Redis key: deployments sharing one Redis need their own, or each
+    # would count the other's rate limits and take the other's instances for lost.
+    redis_prefix: str = "aperture:"
     # Where audit events and ledger rows wait while the database is unreachable (one
     # directory per process).
     spool_dir: str = ".aperture-spool"

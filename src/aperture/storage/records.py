@@ -292,10 +292,12 @@ class UsageRow(msgspec.Struct, frozen=True, kw_only=True):
     amount_micros: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    source: Literal["provider", "estimated", "abandoned"] = "provider"
+    source: Literal["provider", "estimated", "abandoned", "refused"] = "provider"
     """Where the usage comes from: the provider's report, the gateway's count of what it
-    relayed, or (``abandoned``) the admission estimate, charged by a surviving instance for a
-    request whose instance was lost mid-flight."""
+    relayed, (``abandoned``) the admission estimate, charged by a surviving instance for a
+    request whose instance was lost mid-flight, or (``refused``) nothing: the request was
+    refused while the budget store could not be told, and this zero row is what a survivor
+    reclaiming its hold finds, so it charges nothing."""
 
     def __post_init__(self) -> None:
         _require_utc(self.created_at, "created_at")

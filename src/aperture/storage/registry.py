@@ -27,6 +27,8 @@ class RedisOptions:
     """Longest wait for a connection, a connect, or one command's reply."""
     retry_s: float = 1.0
     """After Redis stops answering, calls fail at once for this long, then one tries again."""
+    prefix: str = "aperture:"
+    """Prefix of every key, one per deployment sharing a Redis."""
 
 
 class _DatabaseBackend(Protocol):
@@ -61,7 +63,9 @@ def _redis_counters(url: str, options: RedisOptions) -> tuple[Counters, Limits, 
     from aperture.storage.redis_counters import RedisCounters
     from aperture.storage.redis_limits import RedisLimits
 
-    counters = RedisCounters.from_url(url, timeout_s=options.timeout_s, retry_s=options.retry_s)
+    counters = RedisCounters.from_url(
+        url, prefix=options.prefix, timeout_s=options.timeout_s, retry_s=options.retry_s
+    )
     return counters, RedisLimits(counters.link, prefix=counters.prefix), counters.close
 
 

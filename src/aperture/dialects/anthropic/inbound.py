@@ -15,6 +15,7 @@ from aperture.dialects.anthropic import wire
 from aperture.dialects.decoding import decode_request
 from aperture.dialects.openai.inbound import extra_fields
 from aperture.errors import InvalidRequestError
+from aperture.media.payloads import Payloads
 from aperture.model import (
     CacheMark,
     ChatRequest,
@@ -58,12 +59,16 @@ class MappedLocator:
         return path.rsplit(".source", 1)[0]
 
 
-def parse_messages_request(body: bytes) -> tuple[ChatRequest, MappedLocator]:
+def parse_messages_request(
+    body: bytes, payloads: Payloads | None = None
+) -> tuple[ChatRequest, MappedLocator]:
     """Decode a Messages body into the canonical request and its field locator."""
-    request, keys = decode_request(body, _DECODER)
+    # Images come as bare base64 here: the decoder keeps each, and _image moves it to the
+    # data URI it makes, so intake does not decode the image a second time.
+    request, keys = decode_request(body, _DECODER, payloads, bare=True)
     if request.max_tokens < 1:
         raise InvalidRequestError("max_tokens must be at least 1.", param="max_tokens")
-    return _to_chat(request, extra_fields(body, keys, wire.MODELLED_FIELDS))
+    return _to_chat(request, extra_fields(body, keys, wire.MODELLED_FIELDS), payloads)
 
 
 def parse_count_request(body: bytes) -> tuple[ChatRequest, MappedLocator]:
@@ -84,14 +89,16 @@ def parse_count_request(body: bytes) -> tuple[ChatRequest, MappedLocator]:
 
 
 def _to_chat(
-    request: wire.MessagesRequest, extra: dict[str, msgspec.Raw]
+    request: wire.MessagesRequest,
+    extra: dict[str, msgspec.Raw],
+    payloads: Payloads | None = None,
 ) -> tuple[ChatRequest, MappedLocator]:
     locator = MappedLocator()
     messages: list[Message] = []
     if request.system:
         messages.append(_system(request.system))
     for i, message in enumerate(request.messages):
-        messages.extend(_convert(message, i, len(messages), locator))
+        messages.extend(_convert(message, i, len(messages), locator, payloads))
     return (
         ChatRequest(
             model=request.model,
@@ -126,7 +133,11 @@ def _to_chat(
 
 
 def _convert(
-    message: wire.MessageParam, i: int, start: int, locator: MappedLocator
+    message: wire.MessageParam,
+    i: int,
+    start: int,
+    locator: MappedLocator,
+    payloads: Payloads | None,
 ) -> list[Message]:
     if isinstance(message.content, str):
         return [Message(message.role, message.content)]
@@ -142,15 +153,15 @@ def _convert(
                 parts.append(Text(text, _mark(cache)))
                 paths.append(path)
             case wire.ImageBlock(source=source, cache_control=cache):
-                parts.append(_image(source, cache))
+                parts.append(_image(source, cache, payloads))
                 paths.append(f"{path}.source.{_field(source)}")
             case wire.DocumentBlock():
-                parts.append(_document(block))
+                parts.append(_document(block, payloads))
                 paths.append(f"{path}.source.data")
             case wire.ToolUseBlock(id=id, name=name, input=arguments, cache_control=cache):
                 calls.append(ToolCall(id, name, _encode(arguments).decode(), _mark(cache)))
             case wire.ToolResultBlock():
-                text, images = _tool_result(block, path)
+                text, images = _tool_result(block, path, payloads)
                 tool_messages.append(
                     Message(
                         "tool",
@@ -224,21 +235,28 @@ def _mark(cache: wire.CacheControl | None) -> CacheMark | None:
 
 
 def _image(
-    source: wire.Base64Source | wire.UrlSource, cache: wire.CacheControl | None = None
+    source: wire.Base64Source | wire.UrlSource,
+    cache: wire.CacheControl | None,
+    payloads: Payloads | None,
 ) -> Image:
     if isinstance(source, wire.UrlSource):
         return Image(source.url, cache=_mark(cache))
     # Intake checks the bytes and corrects the type; the data URI is its common input.
-    return Image(f"data:{source.media_type};base64,{source.data}", cache=_mark(cache))
+    url = f"data:{source.media_type};base64,{source.data}"
+    if payloads is not None:
+        payloads.rekey(source.data, url)
+    return Image(url, cache=_mark(cache))
 
 
-def _document(block: wire.DocumentBlock) -> Part:
+def _document(block: wire.DocumentBlock, payloads: Payloads | None) -> Part:
     source, title, mark = block.source, block.title, _mark(block.cache_control)
     if isinstance(source, wire.PlainTextSource):
         # A plain-text document is text to every model: sent as a text part.
         return Text(f"{title}\n\n{source.data}" if title else source.data, mark)
     if isinstance(source, wire.UrlSource):
         return File(filename=title, url=source.url, cache=mark)
+    if payloads is not None:
+        payloads.drop(source.data)  # the document intake decodes its own
     # Intake checks the bytes (strict base64, %PDF-, pages) and corrects the type.
     data = f"data:{source.media_type};base64,{source.data}"
     return File(file_data=data, filename=title, cache=mark)
@@ -248,12 +266,17 @@ def _field(source: wire.Base64Source | wire.UrlSource) -> str:
     return "url" if isinstance(source, wire.UrlSource) else "data"
 
 
-def _tool_result(block: wire.ToolResultBlock, path: str) -> tuple[str, list[tuple[Image, str]]]:
+def _tool_result(
+    block: wire.ToolResultBlock, path: str, payloads: Payloads | None
+) -> tuple[str, list[tuple[Image, str]]]:
     if isinstance(block.content, str):
         return block.content, []
     texts = [b.text for b in block.content if isinstance(b, wire.TextBlock)]
     images = [
-        (_image(b.source, b.cache_control), f"{path}.content[{k}].source.{_field(b.source)}")
+        (
+            _image(b.source, b.cache_control, payloads),
+            f"{path}.content[{k}].source.{_field(b.source)}",
+        )
         for k, b in enumerate(block.content)
         if isinstance(b, wire.ImageBlock)
     ]

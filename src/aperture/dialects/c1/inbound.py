@@ -15,6 +15,7 @@ import msgspec
 from aperture.dialects.decoding import decode_request
 from aperture.dialects.openai import wire
 from aperture.dialects.openai.inbound import extra_fields, to_chat_request
+from aperture.media.payloads import Payloads
 from aperture.model import ChatRequest
 
 __all__ = ["C1Locator", "parse_c1_request"]
@@ -77,9 +78,11 @@ class C1Locator:
         return "message" if self._string else f"message[{part}]"
 
 
-def parse_c1_request(body: bytes) -> tuple[ChatRequest, C1Locator]:
+def parse_c1_request(
+    body: bytes, payloads: Payloads | None = None
+) -> tuple[ChatRequest, C1Locator]:
     """Decode a ``/c1/chat`` body into the canonical request and its field locator."""
-    request, keys = decode_request(body, _DECODER)
+    request, keys = decode_request(body, _DECODER, payloads)
     parts: list[Any] = (
         [wire.TextPart(text=request.message)]
         if isinstance(request.message, str)

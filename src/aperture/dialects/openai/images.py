@@ -25,6 +25,7 @@ import msgspec
 from aperture.dialects.decoding import decode_request
 from aperture.dialects.openai.inbound import extra_fields
 from aperture.errors import InvalidJsonError, InvalidRequestError, quote
+from aperture.media.payloads import Payloads
 from aperture.model import ChatRequest, ChatResponse, Image, ImageTask, Message, Part, Text
 
 __all__ = [
@@ -97,13 +98,15 @@ class ImagesLocator:
         return "prompt" if part == 0 else self.image(message, part)
 
 
-def parse_generation_request(body: bytes) -> tuple[ChatRequest, ImagesLocator]:
+def parse_generation_request(
+    body: bytes, payloads: Payloads | None = None
+) -> tuple[ChatRequest, ImagesLocator]:
     """A ``/v1/images/generations`` JSON body.
 
     Raises:
         InvalidJsonError, InvalidRequestError: with the offending field as ``param``.
     """
-    fields, keys = decode_request(body, _DECODER)
+    fields, keys = decode_request(body, _DECODER, payloads)
     extra = extra_fields(body, keys, _GENERATE_FIELDS)
     return _request(fields, (), None, extra), ImagesLocator()
 

@@ -7,6 +7,7 @@ import msgspec
 from aperture.dialects.decoding import decode_request
 from aperture.dialects.openai import wire
 from aperture.errors import InvalidRequestError, quote
+from aperture.media.payloads import Payloads
 from aperture.model import (
     Audio,
     ChatRequest,
@@ -63,13 +64,15 @@ FORBIDDEN_FIELDS = frozenset(
 )
 
 
-def parse_chat_request(body: bytes) -> tuple[ChatRequest, OpenAILocator]:
+def parse_chat_request(
+    body: bytes, payloads: Payloads | None = None
+) -> tuple[ChatRequest, OpenAILocator]:
     """Decode a Chat Completions body into the canonical request and its field locator.
 
     Raises:
         InvalidJsonError, InvalidRequestError: with the path of the offending field.
     """
-    request, keys = decode_request(body, _DECODER)
+    request, keys = decode_request(body, _DECODER, payloads)
     extra = extra_fields(body, keys, wire.MODELLED_FIELDS)
     return to_chat_request(request, extra), OpenAILocator(
         "max_completion_tokens" if request.max_completion_tokens is not None else "max_tokens"

@@ -21,6 +21,7 @@ from aperture.dialects.openai.inbound import FORBIDDEN_FIELDS, check_logprobs
 from aperture.dialects.responses import wire
 from aperture.dialects.responses.outbound import REDACTED_PREFIX
 from aperture.errors import InvalidRequestError, ItemNotFoundError, quote
+from aperture.media.payloads import Payloads
 from aperture.model import (
     ChatRequest,
     File,
@@ -63,13 +64,15 @@ class InputLocator:
         return self.paths.get((message, part), "input")
 
 
-def parse_responses_request(body: bytes) -> tuple[ChatRequest, InputLocator]:
+def parse_responses_request(
+    body: bytes, payloads: Payloads | None = None
+) -> tuple[ChatRequest, InputLocator]:
     """Decode a Responses body into the canonical request and its field locator.
 
     Raises:
         InvalidJsonError, InvalidRequestError: with the path of the offending field.
     """
-    request, keys = decode_request(body, _DECODER)
+    request, keys = decode_request(body, _DECODER, payloads)
     _check_fields(keys, request)
     check_logprobs(True, request.top_logprobs, top_field="top_logprobs")
     locator = InputLocator()
