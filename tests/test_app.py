@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import msgspec
@@ -35,6 +36,17 @@ def test_chat_answers_with_its_request_id(gateway: TestClient) -> None:
     assert response.headers["x-request-id"].startswith("req_")
     assert "server" not in response.headers  # the server software is not named
     assert response.json()["choices"][0]["message"]["role"] == "assistant"
+
+
+def test_later_requests_have_ids_that_sort_later(gateway: TestClient) -> None:
+    # Time first (the audit table's key then grows at its end), then random bits.
+    ids = []
+    for _ in range(3):
+        ids.append(gateway.post("/v1/chat/completions", json=BODY).headers["x-request-id"])
+        time.sleep(0.002)  # a new millisecond, so each id has a time of its own
+    assert ids == sorted(ids)
+    assert len(set(ids)) == 3
+    assert all(len(each) == len("req_") + 12 + 16 for each in ids)
 
 
 @pytest.mark.parametrize("path", ["/v1/chat/completions", "/chat/completions", "/c1/chat"])

@@ -10,6 +10,7 @@ import pytest
 
 from aperture.model.chat import InlineImage
 from aperture.storage import ApiKey, AuditEvent, AuditImage, AuditUsage, audit_time
+from aperture.storage.records import AuditClock
 
 # INTERFACES.md, "Audit event", in its order.
 AUDIT_FIELDS = (
@@ -137,6 +138,18 @@ def test_audit_time_is_utc_with_milliseconds() -> None:
     assert event(time="2026-11-20T23:33:00.123+00:00").timestamp_ms == int(
         datetime(2026, 11, 20, 23, 33, 0, 123_000, tzinfo=UTC).timestamp() * 1000
     )
+
+
+def test_the_audit_clock_writes_what_audit_time_writes() -> None:
+    moment = datetime(2026, 11, 20, 23, 33, 59, 999_999, tzinfo=UTC)
+    ns = [int(moment.timestamp()) * 10**9 + 999_999_000, 0]
+    clock = AuditClock(lambda: ns[0])
+    assert clock() == audit_time(moment) == "2026-11-20T23:33:59.999Z"
+    ns[0] += 1_000_000  # the next millisecond is the next second, the next minute
+    assert clock() == "2026-11-20T23:34:00.000Z"
+    ns[0] += 7_000_000
+    assert clock() == "2026-11-20T23:34:00.007Z"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", AuditClock()())
 
 
 @pytest.mark.parametrize(

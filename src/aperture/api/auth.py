@@ -17,10 +17,18 @@ PRINCIPAL = "aperture.principal"
 
 def presented_key(request: Request) -> str | None:
     """The key from ``x-api-key`` or ``Authorization: Bearer``, if any."""
-    key = request.headers.get("x-api-key")
-    if key:
-        return key
-    header = request.headers.get("authorization", "")
+    # One pass over the raw headers (each header's first value, as ``request.headers``
+    # reads them): a lookup there scans them all, and a missing one raises inside.
+    api_key: bytes | None = None
+    authorization: bytes | None = None
+    for name, value in request.scope["headers"]:
+        if name == b"x-api-key":
+            api_key = value if api_key is None else api_key
+        elif name == b"authorization":
+            authorization = value if authorization is None else authorization
+    if api_key:
+        return api_key.decode("latin-1")
+    header = authorization.decode("latin-1") if authorization is not None else ""
     if header[:7].lower() == "bearer ":
         return header[7:].strip() or None
     return None

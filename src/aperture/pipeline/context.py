@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import anyio
+import msgspec
 
 from aperture.governance.budgets import Hold
 from aperture.governance.keys import Principal
@@ -181,8 +182,7 @@ class RequestContext:
         return {at: self.image_hashes[at] for at in self.images}
 
 
-@dataclass(frozen=True, slots=True)
-class Try:
+class Try(msgspec.Struct, frozen=True):
     """One attempt that has ended: its target's key, ``ok`` or the error code, how long."""
 
     target: str
@@ -190,9 +190,12 @@ class Try:
     seconds: float
 
 
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    """What the request's attempts produced: nothing, for one refused before dispatch."""
+class Attempt(msgspec.Struct, frozen=True):
+    """What the request's attempts produced: nothing, for one refused before dispatch.
+
+    A frozen struct rather than a frozen dataclass, like ``Try`` and ``Outcome``: made for
+    every request, and a frozen dataclass sets each field through ``object.__setattr__``.
+    """
 
     target: Target | None = None
     """The target of the current (or last) attempt."""
@@ -218,14 +221,13 @@ class Attempt:
     """Characters of answer text relayed so far (a disconnected stream's output estimate)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(msgspec.Struct, frozen=True):
     """How a request ended, as its after-steps see it."""
 
     status: int
     code: str | None = None
     """The error code, None for an answer."""
-    attempt: Attempt = field(default_factory=Attempt)
+    attempt: Attempt = msgspec.field(default_factory=Attempt)
 
     @property
     def cut(self) -> bool:

@@ -20,9 +20,9 @@ from aperture.metrics import Metrics
 from aperture.model import ChatRequest, GeneratedImage, Text
 from aperture.pipeline.context import Attempt, Outcome, RequestContext
 from aperture.pipeline.step import After
-from aperture.storage import AuditDocument, AuditEvent, AuditImage, AuditUsage, audit_time
+from aperture.storage import AuditDocument, AuditEvent, AuditImage, AuditUsage
 from aperture.storage.audit_writer import AuditWriter
-from aperture.storage.records import AuditAttempt, AuditGeneratedImage
+from aperture.storage.records import AuditAttempt, AuditClock, AuditGeneratedImage
 
 __all__ = ["Record", "image_descriptors", "text_portions"]
 
@@ -100,14 +100,16 @@ class Record(After):
     def __init__(self, audit: AuditWriter | None = None, metrics: Metrics | None = None) -> None:
         self._audit = audit
         self._metrics = metrics
+        self._now = AuditClock()
 
     async def end(self, ctx: RequestContext, outcome: Outcome) -> None:
         elapsed_s = time.perf_counter() - ctx.started
         latency_ms = round(elapsed_s * 1000, 2)
-        images = await image_descriptors(ctx)
+        images = await image_descriptors(ctx) if ctx.images else []
         generated = await generated_descriptors(outcome.attempt)
         if self._audit is not None:
-            self._audit.submit(_audit_event(ctx, outcome, latency_ms, images, generated))
+            event = _audit_event(ctx, outcome, self._now(), latency_ms, images, generated)
+            self._audit.submit(event)
         if self._metrics is not None:
             _count(self._metrics, ctx, outcome, elapsed_s)
         if not log.isEnabledFor(logging.INFO):
@@ -153,6 +155,7 @@ def _count(metrics: Metrics, ctx: RequestContext, outcome: Outcome, elapsed_s: f
 def _audit_event(
     ctx: RequestContext,
     outcome: Outcome,
+    now: str,
     latency_ms: float,
     images: list[dict[str, Any]],
     generated: list[dict[str, Any]],
@@ -161,7 +164,7 @@ def _audit_event(
     usage, target = attempt.usage, attempt.target
     return AuditEvent(
         request_id=ctx.request_id,
-        time=audit_time(),
+        time=now,
         key_id=ctx.principal.key_id,
         tenant=ctx.principal.tenant,
         endpoint=ctx.endpoint,
@@ -180,14 +183,21 @@ def _audit_event(
         ),
         latency_ms=latency_ms,
         text=ctx.texts,
-        images=tuple(AuditImage(**image) for image in images),
-        generated_images=tuple(AuditGeneratedImage(**image) for image in generated),
-        documents=document_descriptors(ctx),
+        # Most requests have no images nor documents: no generator made for nothing.
+        images=tuple([AuditImage(**image) for image in images]) if images else (),
+        generated_images=(
+            tuple([AuditGeneratedImage(**image) for image in generated]) if generated else ()
+        ),
+        documents=document_descriptors(ctx) if ctx.documents else (),
         findings=tuple(ctx.findings),
         route=ctx.resolution.route_id if ctx.resolution else None,
         tried=tuple(
-            AuditAttempt(target=t.target, outcome=t.outcome, latency_ms=round(t.seconds * 1000, 2))
-            for t in attempt.tried
+            [
+                AuditAttempt(
+                    target=t.target, outcome=t.outcome, latency_ms=round(t.seconds * 1000, 2)
+                )
+                for t in attempt.tried
+            ]
         ),
         image_changes=attempt.image_changes,
         image_bytes_saved=attempt.image_bytes_saved,

@@ -193,7 +193,7 @@ class Router:
                 # Outside the try: a target refusing the images is not a reason to retry.
                 prepared = await hooks.prepare(attempts.request, target)
                 try:
-                    return await self._attempt(option, prepared, attempts, attempt, span)
+                    result = await self._attempt(option, prepared, attempts, attempt, span)
                 except GatewayError as error:
                     last = error
                     if not retryable(error) or number == tries:
@@ -207,6 +207,12 @@ class Router:
                     if not self._budget.try_spend():
                         raise
                     option = following
+                else:
+                    # An earlier attempt's error holds this frame in its traceback, and the
+                    # frame the error: a cycle keeping the request (its images) alive until
+                    # the cyclic collector, which runs rarely (``runtime.freeze_heap``).
+                    last = None
+                    return result
         if last is not None:
             raise last
         raise await self._all_open(resolution, ordered)

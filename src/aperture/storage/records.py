@@ -8,6 +8,8 @@ UTC string users read there, e.g. ``2026-11-20T23:33:00.123Z``; ``audit_time()``
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -19,6 +21,7 @@ __all__ = [
     "Admission",
     "ApiKey",
     "AuditAttempt",
+    "AuditClock",
     "AuditDocument",
     "AuditEvent",
     "AuditFinding",
@@ -386,6 +389,25 @@ def audit_time(when: datetime | None = None) -> str:
     moment = (when or datetime.now(UTC)).astimezone(UTC)
     # isoformat() rather than strftime(): a third cheaper, and this runs for every request.
     return moment.isoformat(timespec="milliseconds").removesuffix("+00:00") + "Z"
+
+
+class AuditClock:
+    """``audit_time()`` of now, for a caller that asks many times a second: the date and the
+    time to the second are formatted once a second, the milliseconds at each call."""
+
+    def __init__(self, clock_ns: Callable[[], int] = time.time_ns) -> None:
+        self._clock_ns = clock_ns
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(self) -> str:
+        ms = self._clock_ns() // 1_000_000
+        second, fraction = divmod(ms, 1000)
+        if second != self._second:
+            # isoformat() of a whole second has no fraction: exactly "YYYY-MM-DDTHH:MM:SS".
+            self._prefix = datetime.fromtimestamp(second, UTC).replace(tzinfo=None).isoformat()
+            self._second = second
+        return f"{self._prefix}.{fraction:03d}Z"
 
 
 def parse_audit_time(value: str) -> datetime:
