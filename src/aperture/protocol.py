@@ -155,7 +155,12 @@ class DeadlineProtocol(HttpToolsProtocol):
             self._disarm_read()
             self.transport.close()
             return
-        if cycle is None or cycle.body or (self.parser.should_upgrade() and self._should_upgrade()):
+        if (
+            cycle is None
+            or cycle.body
+            or cycle.response_complete  # uvicorn drops what comes after the answer
+            or (self.parser.should_upgrade() and self._should_upgrade())
+        ):
             held: bytes | bytearray | None = cycle.body if cycle is not None else None
             if cycle is not None and type(held) is bytes:
                 cycle.body = bytearray(held)  # a held chunk: appends stay amortised
