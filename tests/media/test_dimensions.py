@@ -58,3 +58,26 @@ def test_the_last_frame_header_before_the_scan_wins_as_in_pillow() -> None:
     data = b"\xff\xd8" + _frame_header(8, 10, 20, 3) + _frame_header(8, 30, 40, 3) + _SCAN
     with Image.open(io.BytesIO(data)) as image:
         assert jpeg_size(data) == image.size == (40, 30)
+
+
+@pytest.mark.parametrize(
+    "padding",
+    [
+        b"\xff\xfe\x00\x02" * 1_000_000,  # a million empty comments: seconds of walking
+        b"\xff" * 4_000_000 + b"\xfe\x00\x02",  # megabytes of fill bytes before one marker
+    ],
+)
+def test_a_header_made_to_be_walked_for_ever_is_left_to_pillow(padding: bytes) -> None:
+    # The walk may run on the event loop: it gives up after a few dozen segments (or fill
+    # bytes), and Pillow, in a worker thread, says what the file is.
+    data = b"\xff\xd8" + padding + _frame_header(8, 10, 20, 3) + _SCAN
+    assert jpeg_size(data) is None
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.size == (20, 10)
+
+
+def test_a_camera_jpeg_with_many_segments_is_still_read_here() -> None:
+    data = b"\xff\xd8" + b"\xff\xe1\x00\x10" + b"\x00" * 14
+    data += b"\xff\xfe\x00\x04ok" * 40 + b"\xff" * 7 + _frame_header(8, 10, 20, 3)[1:] + _SCAN
+    with Image.open(io.BytesIO(data)) as image:
+        assert jpeg_size(data) == image.size == (20, 10)

@@ -17,18 +17,25 @@ _SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 _PILLOW_BOMB_PIXELS = 2 * 89_478_485
 # Frame headers Pillow takes: 8-bit samples, one, three or four components.
 _PILLOW_COMPONENTS = frozenset({1, 3, 4})
+# A camera's JPEG has a few dozen segments before its scan. A hostile one can have millions
+# of 4-byte ones (or megabytes of fill bytes): seconds of this loop, which the caller may run
+# on the event loop. Past these, the answer is None and the caller hands it to Pillow in a
+# worker thread.
+_MAX_SEGMENTS = 128
+_MAX_FILL = 64
 
 
 def jpeg_size(data: bytes) -> tuple[int, int] | None:
     """(width, height) from the last frame header before the scan, as Pillow reads it; None
     when anything is off the plain path (the caller then asks Pillow)."""
     pos, end, size = 2, len(data), None
-    while pos < end:
-        if data[pos] != 0xFF:
+    for _ in range(_MAX_SEGMENTS):
+        if pos >= end or data[pos] != 0xFF:
             return None
-        while pos < end and data[pos] == 0xFF:  # fill bytes may precede any marker
+        most = min(end, pos + _MAX_FILL)
+        while pos < most and data[pos] == 0xFF:  # fill bytes may precede any marker
             pos += 1
-        if pos + 3 > end:
+        if pos == most or pos + 3 > end:
             return None
         marker = data[pos]
         # Below C0 (TEM, reserved) and SOI/EOI/RST here are markers Pillow calls corrupt.
@@ -47,7 +54,7 @@ def jpeg_size(data: bytes) -> tuple[int, int] | None:
             size = width, height
         pos += 1 + length
     else:
-        return None
+        return None  # no scan within _MAX_SEGMENTS
     if size is None or size[0] * size[1] > _PILLOW_BOMB_PIXELS:
         return None
     return size

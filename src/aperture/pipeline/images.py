@@ -17,6 +17,7 @@ import msgspec
 from aperture.errors import ImageDecodeError, ImageUrlNotAllowedError, ImageUrlNotSupportedError
 from aperture.images import ImageLimits, Inspected, data_uri_for, inspect_bytes, inspect_data_uri
 from aperture.images.limits import CONVERTIBLE_MIME_TYPES, TargetImageLimits
+from aperture.media.dimensions import jpeg_size
 from aperture.media.payloads import Payload
 from aperture.model import ChatRequest, Image, InlineImage, Message, Part, Target
 from aperture.pipeline.context import RequestContext
@@ -90,9 +91,8 @@ class IntakeImages:
     ) -> Inspected | None:
         if image.is_data_uri:
             return await self._offload(
-                # Decoded already, an image leaves only its headers to read, but for a
-                # GIF's walk over its 255-byte sub-blocks.
-                len(image.url) if decoded is None or decoded.data[:3] == b"GIF" else 0,
+                # Decoded already, an image leaves only its headers to read.
+                0 if decoded is not None and _short_header(decoded.data) else len(image.url),
                 inspect_data_uri,
                 image.url,
                 self._limits,
@@ -138,6 +138,15 @@ class IntakeImages:
         return await anyio.to_thread.run_sync(
             lambda: work(*args, **kw), limiter=self._limiter, abandon_on_cancel=True
         )
+
+
+def _short_header(data: bytes) -> bool:
+    """Whether intake reads these bytes' header quickly enough for the event loop: not a
+    GIF's walk over its 255-byte sub-blocks, nor Pillow's over every segment of a JPEG off
+    the plain path (``jpeg_size`` reads the plain one in microseconds, and gives up early)."""
+    if data[:3] == b"GIF":
+        return False
+    return data[:2] != b"\xff\xd8" or jpeg_size(data) is not None
 
 
 def _describe(span: Span, sent: int, found: Collection[InlineImage]) -> None:
