@@ -141,12 +141,14 @@ class IntakeImages:
 
 
 def _short_header(data: bytes) -> bool:
-    """Whether intake reads these bytes' header quickly enough for the event loop: not a
-    GIF's walk over its 255-byte sub-blocks, nor Pillow's over every segment of a JPEG off
-    the plain path (``jpeg_size`` reads the plain one in microseconds, and gives up early)."""
-    if data[:3] == b"GIF":
-        return False
-    return data[:2] != b"\xff\xd8" or jpeg_size(data) is not None
+    """Whether intake reads these bytes' header quickly enough for the event loop.
+
+    Only a plain JPEG's: ``jpeg_size`` reads its few segments in microseconds and gives up
+    early on any other. Every other format's check walks the whole file (PNG's and WebP's
+    chunks, a GIF's 255-byte sub-blocks), and a file of a million tiny chunks takes seconds:
+    a worker thread's, never the loop's.
+    """
+    return data[:2] == b"\xff\xd8" and jpeg_size(data) is not None
 
 
 def _describe(span: Span, sent: int, found: Collection[InlineImage]) -> None:
