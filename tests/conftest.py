@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 
 import httpx
@@ -94,6 +95,14 @@ models:
      capabilities: [vision]}
   - {name: reasoner, provider: recorded, upstream_model: o4-mini}
 """
+
+
+@pytest.fixture
+def no_cyclic_gc() -> Iterator[None]:
+    """The cyclic collector off: what is freed, references freed, not a collection."""
+    gc.disable()
+    yield
+    gc.enable()
 
 
 @pytest.fixture(scope="session")

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import gc
 import weakref
-from collections.abc import Iterator
 
 import pytest
 
@@ -30,13 +28,6 @@ def _refuse(refs: list[weakref.ref[_Payload]]) -> None:
         # whose traceback holds this frame (and `payload`), a cycle.
         kept.append(error)
         raise
-
-
-@pytest.fixture
-def no_cyclic_gc() -> Iterator[None]:
-    gc.disable()
-    yield
-    gc.enable()
 
 
 @pytest.mark.usefixtures("no_cyclic_gc")

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import gc
 import types
 import weakref
-from collections.abc import Iterator
 from typing import Any, cast
 
 import anyio
@@ -34,13 +32,6 @@ class _Hooks:
 
     def finished(self, key: str, outcome: str, seconds: float) -> None:
         pass
-
-
-@pytest.fixture
-def no_cyclic_gc() -> Iterator[None]:
-    gc.disable()
-    yield
-    gc.enable()
 
 
 @pytest.mark.usefixtures("no_cyclic_gc")
